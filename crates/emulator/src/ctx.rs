@@ -58,6 +58,8 @@ impl Ctx {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
+        // reqwest is built without a bundled TLS provider; make sure one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(5))
             .timeout(std::time::Duration::from_secs(60))
