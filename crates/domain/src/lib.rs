@@ -1,1 +1,9 @@
-//! tidepost-domain
+//! tidepost's domain: plain types and rules with no I/O.
+
+pub mod ids;
+pub mod platform;
+pub mod time;
+
+pub use ids::new_id;
+pub use platform::Platform;
+pub use time::now_ms;

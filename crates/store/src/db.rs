@@ -1,0 +1,233 @@
+//! The connection pool, the dialect it speaks, and migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{AnyPool, Executor};
+
+use crate::{Result, StoreError};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which SQL dialect the pool speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SQLite",
+            Dialect::Postgres => "PostgreSQL",
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+/// Where the schema stands compared with what this binary knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaState {
+    Current,
+    /// Some migrations this binary knows are not applied yet.
+    Behind { applied: i64, known: i64 },
+    /// The database has migrations this binary does not know (a newer tidepost ran on it).
+    Newer { found: i64, known: i64 },
+}
+
+/// A handle on the database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Db {
+    /// Connects to `url`: `sqlite://PATH` (the file is created if missing) or
+    /// `postgres://…` / `postgresql://…`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (dialect, url) = normalize_url(url)?;
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        let pool_options = match dialect {
+            Dialect::Sqlite => AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
+                             PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                }),
+            Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unreachable { backend: dialect.name(), reason: describe(&e) })?;
+        Ok(Self { pool, dialect })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so two writers queue on `busy_timeout` instead of failing when a
+    /// read lock is upgraded.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// Applies every migration this binary knows. Refuses a database that has newer ones.
+    pub async fn migrate(&self) -> Result<()> {
+        if let SchemaState::Newer { found, known } = self.schema_state().await? {
+            return Err(StoreError::NewerSchema { found, known });
+        }
+        self.dialect.migrator().run(&self.pool).await.map_err(|e| match e {
+            MigrateError::VersionMissing(found) => {
+                StoreError::NewerSchema { found, known: self.known_version() }
+            }
+            other => StoreError::Migrate(other.to_string()),
+        })
+    }
+
+    /// The newest migration version this binary knows.
+    pub fn known_version(&self) -> i64 {
+        self.dialect.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// Compares the applied migrations with the ones this binary knows.
+    pub async fn schema_state(&self) -> Result<SchemaState> {
+        let known = self.known_version();
+        let table_exists: bool = match self.dialect {
+            Dialect::Sqlite => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                )
+                .fetch_one(&self.pool)
+                .await?
+                    > 0
+            }
+            Dialect::Postgres => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+                )
+                .fetch_one(&self.pool)
+                .await?
+                    > 0
+            }
+        };
+        if !table_exists {
+            return Ok(SchemaState::Behind { applied: 0, known });
+        }
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")
+                .fetch_all(&self.pool)
+                .await?;
+        let applied = versions.last().copied().unwrap_or(0);
+        if let Some(found) = versions.iter().copied().find(|v| *v > known) {
+            return Ok(SchemaState::Newer { found, known });
+        }
+        let all_known_applied = self.dialect.migrator().iter().all(|m| versions.contains(&m.version));
+        Ok(if all_known_applied { SchemaState::Current } else { SchemaState::Behind { applied, known } })
+    }
+
+    /// Fails with [`StoreError::NotMigrated`] or [`StoreError::NewerSchema`] unless the schema is current.
+    pub async fn ensure_current(&self) -> Result<()> {
+        match self.schema_state().await? {
+            SchemaState::Current => Ok(()),
+            SchemaState::Behind { .. } => Err(StoreError::NotMigrated),
+            SchemaState::Newer { found, known } => Err(StoreError::NewerSchema { found, known }),
+        }
+    }
+
+    /// A trivial round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Checks the scheme and, for SQLite, asks for the file to be created when missing.
+fn normalize_url(url: &str) -> Result<(Dialect, String)> {
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "sqlite" => {
+            let mut url = url.to_string();
+            if !url.contains("mode=") {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str("mode=rwc");
+            }
+            if let Some(path) = sqlite_path(&url)
+                && let Some(parent) = std::path::Path::new(&path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| StoreError::Unreachable {
+                    backend: "SQLite",
+                    reason: format!("cannot create the folder {}: {e}", parent.display()),
+                })?;
+            }
+            Ok((Dialect::Sqlite, url))
+        }
+        "postgres" | "postgresql" => Ok((Dialect::Postgres, url.to_string())),
+        "" => Err(StoreError::InvalidUrl("expected sqlite://PATH or postgres://…".into())),
+        other => Err(StoreError::UnsupportedScheme { scheme: other.to_string() }),
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+/// Turns a connection error into a short reason without the URL (which may hold a password).
+fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "timed out connecting".to_string(),
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes() {
+        assert_eq!(normalize_url("sqlite://a.db").unwrap(), (Dialect::Sqlite, "sqlite://a.db?mode=rwc".into()));
+        assert_eq!(normalize_url("postgres://x@h/db").unwrap().0, Dialect::Postgres);
+        assert!(matches!(normalize_url("mysql://h/db"), Err(StoreError::UnsupportedScheme { .. })));
+        assert!(matches!(normalize_url("nonsense"), Err(StoreError::InvalidUrl(_))));
+    }
+}

@@ -1,0 +1,45 @@
+use thiserror::Error;
+
+/// What can go wrong in the store, in words an operator can act on. The database URL never
+/// appears here (it may carry a password).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedScheme { scheme: String },
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("cannot reach the database ({backend}): {reason}")]
+    Unreachable { backend: &'static str, reason: String },
+    #[error(
+        "the database has migration {found} which this tidepost binary does not know (it knows up to {known}); \
+         upgrade tidepost or point it at another database"
+    )]
+    NewerSchema { found: i64, known: i64 },
+    #[error("the database schema is not up to date: run `tidepost migrate`")]
+    NotMigrated,
+    #[error("migration failed: {0}")]
+    Migrate(String),
+    #[error("{what} already exists")]
+    Conflict { what: &'static str },
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// True when the error is a unique-constraint violation (two rows with the same key).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Conflict { .. } => true,
+            StoreError::Sqlx(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
+/// Maps a unique violation to [`StoreError::Conflict`] naming `what`.
+pub(crate) fn conflict_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |err| match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { what },
+        _ => StoreError::Sqlx(err),
+    }
+}
