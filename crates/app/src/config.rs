@@ -1,0 +1,494 @@
+//! Configuration: every setting tidepost reads is declared once in [`SETTINGS`], with its
+//! command-line flag, environment variables, default and documentation. Values come from flags,
+//! then the environment, then an optional `tidepost.toml`, then the default. The same table
+//! drives `tidepost config check` (secrets masked) and the generated configuration reference,
+//! so documentation and code cannot drift apart.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// One setting as the operator sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Its name, also its key in `tidepost.toml`.
+    pub name: &'static str,
+    /// The command-line flag that sets it, if any (for `serve` and the commands that share it).
+    pub flag: Option<&'static str>,
+    /// Environment variables that set it, strongest first.
+    pub env: &'static [&'static str],
+    /// The value when nothing sets it.
+    pub default: Option<&'static str>,
+    /// Masked in `config check` and never logged.
+    pub secret: bool,
+    pub doc: &'static str,
+}
+
+macro_rules! setting {
+    ($name:literal, flag: $flag:expr, env: [$($env:literal),*], default: $default:expr, secret: $secret:literal, $doc:literal) => {
+        Setting { name: $name, flag: $flag, env: &[$($env),*], default: $default, secret: $secret, doc: $doc }
+    };
+}
+
+/// Every setting tidepost reads.
+pub const SETTINGS: &[Setting] = &[
+    setting!("listen", flag: Some("--listen"), env: ["TIDEPOST_LISTEN"], default: Some("127.0.0.1:8080"), secret: false,
+        "Address the HTTP server binds (`HOST:PORT`)."),
+    setting!("database_url", flag: Some("--database"), env: ["TIDEPOST_DATABASE_URL", "DATABASE_URL"],
+        default: Some("sqlite://tidepost.db"), secret: false,
+        "`sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`. A password in the URL is masked in output."),
+    setting!("public_url", flag: None, env: ["TIDEPOST_PUBLIC_URL"], default: None, secret: false,
+        "The URL people and providers reach tidepost at (`https://…` outside sandbox mode). Defaults to `http://` + listen."),
+    setting!("sandbox", flag: Some("--sandbox"), env: ["TIDEPOST_SANDBOX"], default: Some("false"), secret: false,
+        "Run the provider emulator in-process and point TikTok and Instagram at it. Nothing leaves the machine."),
+    setting!("allow_http", flag: None, env: ["TIDEPOST_ALLOW_HTTP"], default: Some("false"), secret: false,
+        "Allow a plain `http://` public URL outside sandbox mode (local development only: cookies and tokens travel unencrypted)."),
+    setting!("tls_cert", flag: Some("--tls-cert"), env: ["TIDEPOST_TLS_CERT"], default: None, secret: false,
+        "PEM certificate chain: tidepost terminates HTTPS itself. Needs `tls_key`."),
+    setting!("tls_key", flag: Some("--tls-key"), env: ["TIDEPOST_TLS_KEY"], default: None, secret: false,
+        "PEM private key for `tls_cert`."),
+    setting!("secure_cookies", flag: None, env: ["TIDEPOST_SECURE_COOKIES"], default: None, secret: false,
+        "Force the `Secure` cookie attribute on or off. Default: on when served over HTTPS or the public URL is https."),
+    setting!("keys", flag: None, env: ["TIDEPOST_KEYS"], default: None, secret: true,
+        "Encryption keyring for secrets at rest: comma-separated `ID:KEY` entries, newest first (`tidepost keys generate`)."),
+    setting!("key_file", flag: None, env: ["TIDEPOST_KEY_FILE"], default: None, secret: false,
+        "A file holding the keyring, one `ID:KEY` entry a line, newest first. Used when `keys` is not set."),
+    setting!("data_dir", flag: None, env: ["TIDEPOST_DATA_DIR"], default: Some("data"), secret: false,
+        "Folder for media files and, in sandbox mode, the generated key file."),
+    setting!("workers", flag: None, env: ["TIDEPOST_WORKERS"], default: Some("true"), secret: false,
+        "Run background workers inside `serve` (`--no-workers` turns them off)."),
+    setting!("worker_concurrency", flag: None, env: ["TIDEPOST_WORKER_CONCURRENCY"], default: Some("4"), secret: false,
+        "How many jobs one process runs at once."),
+    setting!("log_format", flag: None, env: ["TIDEPOST_LOG_FORMAT"], default: Some("text"), secret: false,
+        "`text` (for a terminal) or `json` (one object a line)."),
+    setting!("log_level", flag: None, env: ["TIDEPOST_LOG", "RUST_LOG"], default: Some("info"), secret: false,
+        "A tracing filter, e.g. `info` or `tidepost=debug,sqlx=warn`."),
+    setting!("session_hours", flag: None, env: ["TIDEPOST_SESSION_HOURS"], default: Some("168"), secret: false,
+        "How long a sign-in lasts, in hours."),
+];
+
+/// Looks a setting up by name.
+pub fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// Where a value came from, for `config check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Flag(&'static str),
+    Env(&'static str),
+    File(PathBuf),
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+            Origin::Env(var) => write!(f, "environment {var}"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A configuration problem, in one line that names the setting.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("invalid {setting} (from {origin}): {message}")]
+    Invalid { setting: &'static str, origin: String, message: String },
+    #[error("{setting} is required: {message}")]
+    Missing { setting: &'static str, message: String },
+    #[error("cannot read the configuration file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("unknown setting {key:?} in {path}")]
+    UnknownKey { key: String, path: String },
+}
+
+/// The raw text of each setting and where it came from, before parsing.
+#[derive(Debug, Default, Clone)]
+pub struct RawSettings {
+    values: BTreeMap<&'static str, (String, Origin)>,
+}
+
+impl RawSettings {
+    /// Gathers values: `flags` (setting name → value, from the command line), then the
+    /// environment, then `file` (a TOML table of setting names), then defaults.
+    pub fn gather(
+        flags: &[(&'static str, String)],
+        env: impl Fn(&str) -> Option<String>,
+        file: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let file_values = match file {
+            Some(path) => read_file(path)?,
+            None => BTreeMap::new(),
+        };
+        let mut values = BTreeMap::new();
+        for s in SETTINGS {
+            let from_flag = flags.iter().find(|(name, _)| *name == s.name).map(|(_, v)| (v.clone(), flag_origin(s)));
+            let from_env = || {
+                s.env.iter().find_map(|var| env(var).filter(|v| !v.is_empty()).map(|v| (v, Origin::Env(var))))
+            };
+            let from_file = || {
+                file_values.get(s.name).map(|v| (v.clone(), Origin::File(file.unwrap_or(Path::new("")).into())))
+            };
+            let from_default = || s.default.map(|d| (d.to_string(), Origin::Default));
+            if let Some(found) = from_flag.or_else(from_env).or_else(from_file).or_else(from_default) {
+                values.insert(s.name, found);
+            }
+        }
+        Ok(Self { values })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&(String, Origin)> {
+        self.values.get(name)
+    }
+
+    /// Each setting with its value as `config check` shows it (secrets masked) and its origin.
+    pub fn describe(&self) -> Vec<(&'static str, String, String)> {
+        SETTINGS
+            .iter()
+            .map(|s| match self.values.get(s.name) {
+                Some((value, origin)) => (s.name, display_value(s, value), origin.to_string()),
+                None => (s.name, "(not set)".to_string(), "-".to_string()),
+            })
+            .collect()
+    }
+
+    fn parse<T>(&self, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+        match self.values.get(name) {
+            None => Ok(None),
+            Some((text, origin)) => parse(text.trim())
+                .map(Some)
+                .map_err(|message| ConfigError::Invalid { setting: name, origin: origin.to_string(), message }),
+        }
+    }
+
+    fn bool(&self, name: &'static str) -> Result<Option<bool>, ConfigError> {
+        self.parse(name, |v| match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(format!("expected true or false, got {v:?}")),
+        })
+    }
+}
+
+fn flag_origin(s: &Setting) -> Origin {
+    Origin::Flag(s.flag.unwrap_or("(flag)"))
+}
+
+fn display_value(s: &Setting, value: &str) -> String {
+    if s.secret {
+        "********".to_string()
+    } else if s.name == "database_url" {
+        mask_url_password(value)
+    } else {
+        value.to_string()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:****@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::File { path: shown.clone(), message: e.to_string() })?;
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| ConfigError::File { path: shown.clone(), message: e.message().to_string() })?;
+    let mut values = BTreeMap::new();
+    for (key, value) in table {
+        if setting(&key).is_none() {
+            return Err(ConfigError::UnknownKey { key, path: shown });
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => {
+                return Err(ConfigError::File {
+                    path: shown,
+                    message: format!("{key} must be a string, number or boolean, not {}", other.type_str()),
+                });
+            }
+        };
+        values.insert(key, text);
+    }
+    Ok(values)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where the encryption keyring comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    Inline(SecretString),
+    File(PathBuf),
+    /// Neither set: sandbox mode makes a key file in the data folder; elsewhere this is an error
+    /// for commands that need keys.
+    Unset,
+}
+
+/// The parsed configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub public_url: Url,
+    pub sandbox: bool,
+    pub allow_http: bool,
+    pub tls: Option<Tls>,
+    pub secure_cookies: bool,
+    pub keys: KeySource,
+    pub data_dir: PathBuf,
+    pub workers: bool,
+    pub worker_concurrency: usize,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub session_hours: u32,
+}
+
+impl Config {
+    pub fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
+        let listen: SocketAddr = raw
+            .parse("listen", |v| v.parse().map_err(|_| format!("expected HOST:PORT such as 127.0.0.1:8080, got {v:?}")))?
+            .ok_or(ConfigError::Missing { setting: "listen", message: "give an address such as 127.0.0.1:8080".into() })?;
+        let database_url = raw
+            .parse("database_url", |v| {
+                if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://") {
+                    Ok(v.to_string())
+                } else {
+                    Err("expected sqlite://PATH or postgres://USER@HOST/DB".into())
+                }
+            })?
+            .ok_or(ConfigError::Missing { setting: "database_url", message: "give sqlite://PATH or postgres://…".into() })?;
+        let tls_cert = raw.parse("tls_cert", |v| Ok(PathBuf::from(v)))?;
+        let tls_key = raw.parse("tls_key", |v| Ok(PathBuf::from(v)))?;
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(Tls { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Missing { setting: "tls_key", message: "tls_cert is set, give its key too".into() });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing { setting: "tls_cert", message: "tls_key is set, give its certificate too".into() });
+            }
+        };
+        let public_url = match raw.parse("public_url", |v| {
+            let url = Url::parse(v).map_err(|e| format!("not a URL ({e})"))?;
+            match url.scheme() {
+                "http" | "https" if url.host().is_some() => Ok(url),
+                _ => Err("expected an absolute http:// or https:// URL".into()),
+            }
+        })? {
+            Some(url) => url,
+            None => {
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                Url::parse(&format!("{scheme}://{listen}/")).expect("a socket address makes a valid URL")
+            }
+        };
+        let https = public_url.scheme() == "https" || tls.is_some();
+        let secure_cookies = raw.bool("secure_cookies")?.unwrap_or(https);
+        let keys = match (raw.get("keys"), raw.parse("key_file", |v| Ok(PathBuf::from(v)))?) {
+            (Some((text, _)), _) => KeySource::Inline(SecretString::from(text.clone())),
+            (None, Some(path)) => KeySource::File(path),
+            (None, None) => KeySource::Unset,
+        };
+        let log_format = raw
+            .parse("log_format", |v| match v {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err(format!("expected text or json, got {v:?}")),
+            })?
+            .unwrap_or(LogFormat::Text);
+        let worker_concurrency = raw
+            .parse("worker_concurrency", |v| match v.parse::<usize>() {
+                Ok(n) if (1..=256).contains(&n) => Ok(n),
+                _ => Err(format!("expected a whole number from 1 to 256, got {v:?}")),
+            })?
+            .unwrap_or(4);
+        let session_hours = raw
+            .parse("session_hours", |v| match v.parse::<u32>() {
+                Ok(n) if (1..=24 * 365).contains(&n) => Ok(n),
+                _ => Err(format!("expected hours from 1 to 8760, got {v:?}")),
+            })?
+            .unwrap_or(168);
+        Ok(Self {
+            listen,
+            database_url,
+            public_url,
+            sandbox: raw.bool("sandbox")?.unwrap_or(false),
+            allow_http: raw.bool("allow_http")?.unwrap_or(false),
+            tls,
+            secure_cookies,
+            keys,
+            data_dir: raw.parse("data_dir", |v| Ok(PathBuf::from(v)))?.unwrap_or_else(|| PathBuf::from("data")),
+            workers: raw.bool("workers")?.unwrap_or(true),
+            worker_concurrency,
+            log_format,
+            log_level: raw.get("log_level").map(|(v, _)| v.clone()).unwrap_or_else(|| "info".into()),
+            session_hours,
+        })
+    }
+
+    /// Whether responses are served over HTTPS (here or at a proxy in front).
+    pub fn https(&self) -> bool {
+        self.tls.is_some() || self.public_url.scheme() == "https"
+    }
+
+    /// The checks `serve` makes before it starts: outside sandbox mode, tidepost is reached over
+    /// HTTPS (its own TLS or a proxy's), unless plain HTTP is explicitly allowed.
+    pub fn check_for_serve(&self) -> Result<(), ConfigError> {
+        if !self.sandbox && !self.allow_http && !self.https() {
+            return Err(ConfigError::Invalid {
+                setting: "public_url",
+                origin: "its value or default".into(),
+                message: format!(
+                    "{} is not https: set TIDEPOST_PUBLIC_URL=https://… behind a proxy, pass --tls-cert and --tls-key, \
+                     or run with --sandbox to try tidepost locally",
+                    self.public_url
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// An absolute URL under the public URL (`path` starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        let base = self.public_url.as_str().trim_end_matches('/');
+        format!("{base}{path}")
+    }
+
+    /// The keyring text, if configured inline.
+    pub fn inline_keys(&self) -> Option<&str> {
+        match &self.keys {
+            KeySource::Inline(secret) => Some(secret.expose_secret()),
+            _ => None,
+        }
+    }
+}
+
+/// The configuration reference in Markdown, generated from [`SETTINGS`].
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         Generated from the code (`tidepost config reference`); do not edit by hand.\n\n\
+         Each setting is read from its flag, then its environment variables, then `tidepost.toml` \
+         (or the file named by `--config` / `TIDEPOST_CONFIG`), then its default.\n\n\
+         | setting | flag | environment | default | meaning |\n|---|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        let env = s.env.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ");
+        let secret = if s.secret { " Secret: never printed." } else { "" };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {}{} |\n",
+            s.name,
+            s.flag.map(|f| format!("`{f}`")).unwrap_or_else(|| "-".into()),
+            env,
+            s.default.map(|d| format!("`{d}`")).unwrap_or_else(|| "-".into()),
+            s.doc,
+            secret
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(flags: &[(&'static str, String)], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let raw = RawSettings::gather(flags, |k| env.get(k).cloned(), None)?;
+        Config::from_raw(&raw)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(&[], &[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://tidepost.db");
+        assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(!c.sandbox && c.workers && !c.secure_cookies);
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_defaults() {
+        let c = load(&[("database_url", "sqlite://flag.db".into())], &[("DATABASE_URL", "sqlite://env.db")]).unwrap();
+        assert_eq!(c.database_url, "sqlite://flag.db");
+        let c = load(&[], &[("DATABASE_URL", "sqlite://env.db"), ("TIDEPOST_DATABASE_URL", "sqlite://tp.db")]).unwrap();
+        assert_eq!(c.database_url, "sqlite://tp.db");
+    }
+
+    #[test]
+    fn errors_name_the_setting_and_origin() {
+        let err = load(&[], &[("TIDEPOST_LISTEN", "nowhere")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid listen (from environment TIDEPOST_LISTEN): expected HOST:PORT such as 127.0.0.1:8080, got \"nowhere\""
+        );
+        let err = load(&[("sandbox", "maybe".into())], &[]).unwrap_err();
+        assert_eq!(err.to_string(), "invalid sandbox (from flag --sandbox): expected true or false, got \"maybe\"");
+        let err = load(&[], &[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert!(err.to_string().starts_with("invalid database_url (from environment DATABASE_URL)"));
+        let err = load(&[("tls_cert", "c.pem".into())], &[]).unwrap_err();
+        assert_eq!(err.to_string(), "tls_key is required: tls_cert is set, give its key too");
+    }
+
+    #[test]
+    fn serve_refuses_plain_http_outside_sandbox() {
+        let c = load(&[], &[]).unwrap();
+        let err = c.check_for_serve().unwrap_err().to_string();
+        assert!(err.contains("is not https"), "{err}");
+        assert!(load(&[("sandbox", "true".into())], &[]).unwrap().check_for_serve().is_ok());
+        let https = load(&[], &[("TIDEPOST_PUBLIC_URL", "https://posts.example.com")]).unwrap();
+        assert!(https.check_for_serve().is_ok());
+        assert!(https.secure_cookies);
+    }
+
+    #[test]
+    fn secrets_and_passwords_are_masked() {
+        let env = [("TIDEPOST_KEYS", "k1:c2VjcmV0"), ("DATABASE_URL", "postgres://tp:hunter2@db/tp")];
+        let raw = RawSettings::gather(&[], |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()), None)
+            .unwrap();
+        let shown = format!("{:?}", raw.describe());
+        assert!(!shown.contains("c2VjcmV0") && !shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://tp:****@db/tp"));
+    }
+
+    #[test]
+    fn file_values_and_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tidepost.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nworker_concurrency = 8\n").unwrap();
+        let raw = RawSettings::gather(&[], |_| None, Some(&path)).unwrap();
+        let c = Config::from_raw(&raw).unwrap();
+        assert_eq!((c.listen.port(), c.worker_concurrency), (9000, 8));
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = RawSettings::gather(&[], |_| None, Some(&path)).unwrap_err().to_string();
+        assert!(err.starts_with("unknown setting \"lisen\" in "), "{err}");
+    }
+}
