@@ -1,0 +1,1 @@
+//! The AWS Lambda entry (written later).
