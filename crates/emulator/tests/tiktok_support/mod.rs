@@ -245,7 +245,7 @@ pub fn file_upload_body(size: u64, chunk_size: u64, privacy: &str) -> Value {
     json!({
         "post_info": {"title": "hello #tidepost", "privacy_level": privacy, "disable_comment": false, "brand_content_toggle": false},
         "source_info": {"source": "FILE_UPLOAD", "video_size": size, "chunk_size": chunk_size,
-                        "total_chunk_count": size / chunk_size},
+                        "total_chunk_count": size.checked_div(chunk_size).unwrap_or(0)},
     })
 }
 
