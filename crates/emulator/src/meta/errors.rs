@@ -251,7 +251,8 @@ pub fn permission_missing(code: i64, scope: &str) -> GraphError {
 }
 
 pub fn unknown_object(id: &str, method: &str) -> GraphError {
-    if id.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty() {
+    let numeric = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+    if numeric || id == "me" {
         GraphError::new(
             100,
             format!(

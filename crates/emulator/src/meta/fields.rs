@@ -67,7 +67,7 @@ fn parse_one(item: &str) -> Option<FieldSpec> {
 }
 
 /// Keeps the requested fields of `full` (absent ones are omitted, as Graph does for empty
-/// values); a field not in `known` is Graph's "nonexisting field" error.
+/// values) plus `id`; a field not in `known` is Graph's "nonexisting field" error.
 pub fn select(
     full: &Map<String, Value>,
     specs: &[FieldSpec],
@@ -82,6 +82,10 @@ pub fn select(
         if let Some(value) = full.get(&spec.name) {
             out.insert(spec.name.clone(), value.clone());
         }
+    }
+    // Graph answers a node's `id` even when it was not asked for.
+    if let Some(id) = full.get("id") {
+        out.entry("id").or_insert_with(|| id.clone());
     }
     Ok(Value::Object(out))
 }

@@ -291,3 +291,66 @@ impl Receiver {
         panic!("expected {n} webhook deliveries");
     }
 }
+
+pub const REDIRECT: &str = "https://app.tidepost.example/oauth/callback";
+
+/// Query parameters of a redirect's `Location` (fragment returned separately).
+pub fn location(
+    response: &reqwest::Response,
+) -> (std::collections::HashMap<String, String>, Option<String>) {
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("Location header");
+    let url = url::Url::parse(location).expect("absolute Location");
+    (
+        url.query_pairs().into_owned().collect(),
+        url.fragment().map(str::to_string),
+    )
+}
+
+impl Harness {
+    /// Runs Instagram Login for `account` up to a short-lived token.
+    pub async fn ig_login(&self, account: &str) -> String {
+        let form = [
+            ("client_id", "9876543210987654"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            (
+                "scope",
+                "instagram_business_basic,instagram_business_content_publish,instagram_business_manage_comments,instagram_business_manage_insights",
+            ),
+            ("state", "st"),
+            ("decision", "approve"),
+            ("account", account),
+        ];
+        let response = self
+            .http
+            .post(self.url("/meta/instagram/oauth/authorize"))
+            .form(&form)
+            .send()
+            .await
+            .expect("authorize");
+        assert_eq!(response.status(), StatusCode::FOUND);
+        let (query, _) = location(&response);
+        let code = query.get("code").expect("code").clone();
+        let token_form = [
+            ("client_id", "9876543210987654"),
+            ("client_secret", "emulator-instagram-app-secret"),
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", REDIRECT),
+            ("code", code.as_str()),
+        ];
+        let response = self
+            .http
+            .post(self.url("/meta/ig-api/oauth/access_token"))
+            .form(&token_form)
+            .send()
+            .await
+            .expect("token");
+        let (status, body) = status_json(response).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        s(&body["access_token"])
+    }
+}
