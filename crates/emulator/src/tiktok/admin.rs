@@ -85,8 +85,8 @@ async fn mint_token(State(app): State<App>, body: Bytes) -> Response {
             format!("unknown scope {unknown:?}"),
         );
     }
-    let faults = app.faults().await;
-    drop(faults);
+    // Applies a pending `revoke_all_tokens` first, so the new token outlives it.
+    app.faults().await;
     let settings = app.settings();
     let now = app.now_ms();
     let mut store = app.store();

@@ -238,7 +238,7 @@ fn chunk_index(upload: &UploadTask, chunk: ChunkHeaders) -> Result<u64, String> 
         ));
     }
     let index = chunk.first / upload.chunk_size;
-    if chunk.first % upload.chunk_size != 0 || index >= upload.total_chunk_count {
+    if !chunk.first.is_multiple_of(upload.chunk_size) || index >= upload.total_chunk_count {
         return Err("Content-Range does not start at a chunk boundary.".into());
     }
     let (first, last) = upload.chunk_range(index);
