@@ -278,3 +278,82 @@ async fn verification_handshake() {
     assert_eq!(report["ok"], false);
     assert_eq!(report["status"], 403);
 }
+
+#[tokio::test]
+async fn instagram_login_media_webhooks_use_the_instagram_app_secret() {
+    let h = Harness::start().await;
+    let files = MediaServer::start().await;
+    let (receiver, hook) = Receiver::start("emulator-verify-token").await;
+    h.admin(
+        Method::PUT,
+        "/_emulator/meta/settings",
+        json!({"webhook_url": hook}),
+    )
+    .await;
+    let token = h.ig_login("17841405822304914").await;
+    let (_, body) = h
+        .post(
+            &h.ig_graph("me/media"),
+            &[
+                ("image_url", &files.url("/image.jpg")),
+                ("access_token", &token),
+            ],
+        )
+        .await;
+    let (_, body) = h
+        .post(
+            &h.ig_graph("me/media_publish"),
+            &[("creation_id", &s(&body["id"])), ("access_token", &token)],
+        )
+        .await;
+    let media = s(&body["id"]);
+    h.admin(
+        Method::POST,
+        "/_emulator/meta/comments",
+        json!({"media_id": media, "text": "hi"}),
+    )
+    .await;
+    let deliveries = receiver.wait_for(1).await;
+    let (headers, raw) = &deliveries[0];
+    let expected = format!("sha256={}", hmac_hex("emulator-instagram-app-secret", raw));
+    assert_eq!(
+        headers["x-hub-signature-256"].to_str().expect("header"),
+        expected
+    );
+}
+
+#[tokio::test]
+async fn account_insights_per_day_and_total_value() {
+    let h = Harness::start().await;
+    let t = h.admin_token().await;
+    let url = h.graph(&format!("{}/insights", t.ig_user_id));
+    let now = 1_750_000_000i64;
+    let (since, until) = ((now - 3 * 86_400).to_string(), now.to_string());
+    let query = [
+        ("metric", "follower_count,reach"),
+        ("period", "day"),
+        ("since", since.as_str()),
+        ("until", until.as_str()),
+        ("access_token", t.access_token.as_str()),
+    ];
+    let (status, body) = h.get(&url, &query).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["values"].as_array().map(Vec::len), Some(3));
+    assert!(body["data"][1]["values"][0]["end_time"].is_string());
+    let total = [
+        ("metric_type", "total_value"),
+        ("metric", "likes,views"),
+        ("period", "day"),
+        ("access_token", t.access_token.as_str()),
+    ];
+    let (_, body) = h.get(&url, &total).await;
+    assert!(body["data"][0]["total_value"]["value"].is_u64(), "{body}");
+    let too_long = [
+        ("metric", "reach"),
+        ("since", "0"),
+        ("until", until.as_str()),
+        ("access_token", t.access_token.as_str()),
+    ];
+    let (_, body) = h.get(&url, &too_long).await;
+    assert_graph_error(&body, 100, None);
+}

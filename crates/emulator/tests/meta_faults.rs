@@ -183,3 +183,41 @@ async fn fail_processing_and_duplicate_webhooks() {
     let deliveries = receiver.wait_for(2).await;
     assert_eq!(deliveries[0].1, deliveries[1].1);
 }
+
+#[tokio::test]
+async fn dropped_rupload_leaves_the_container_waiting() {
+    let h = Harness::start().await;
+    let t = h.admin_token().await;
+    let (_, body) = h
+        .post(
+            &h.graph(&format!("{}/media", t.ig_user_id)),
+            &[
+                ("media_type", "REELS"),
+                ("upload_type", "resumable"),
+                ("access_token", &t.access_token),
+            ],
+        )
+        .await;
+    let (id, uri) = (s(&body["id"]), s(&body["uri"]));
+    h.faults(json!({"drop_upload_after_bytes": 1000})).await;
+    let response = h
+        .http
+        .post(&uri)
+        .header("Authorization", format!("OAuth {}", t.access_token))
+        .header("offset", "0")
+        .header("file_size", "50000")
+        .body(vec![7u8; 50_000])
+        .send()
+        .await
+        .expect("rupload");
+    let (status, body) = status_json(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["debug_info"]["type"], "ProcessingFailedError");
+    let (_, body) = h
+        .get(
+            &h.graph(&id),
+            &[("fields", "status_code"), ("access_token", &t.access_token)],
+        )
+        .await;
+    assert_eq!(body["status_code"], "IN_PROGRESS");
+}

@@ -416,6 +416,9 @@ async fn node_request(call: &Call, id: &str, edge: Option<&str>) -> GraphResult 
         (Node::IgUser(ig), Some("content_publishing_limit")) if get => {
             publishing::publishing_limit(call, ig)
         }
+        (Node::IgUser(ig), Some("insights")) if get => {
+            engagement::account_insights(call, &token, ig)
+        }
         (Node::Container(id), None) if get => publishing::container(call, id),
         (Node::Media(id), None) if get => publishing::media(call, id),
         (Node::Media(id), Some("children")) if get => publishing::children(call, id),

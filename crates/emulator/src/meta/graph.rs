@@ -43,6 +43,7 @@ impl Node {
                 "stories",
                 "media_publish",
                 "content_publishing_limit",
+                "insights",
                 "subscribed_apps",
             ],
             Node::Container(_) => &[],

@@ -545,7 +545,7 @@ async fn fetch_in_background(meta: Meta, id: String) {
 
 /// Starts the processing delay once no source is pending.
 fn mark_bytes_arrived(meta: &Meta, id: &str) {
-    let delay = meta.settings().video_processing_ms as i64;
+    let delay = i64::try_from(meta.settings().video_processing_ms).unwrap_or(i64::MAX);
     let now = meta.now_ms();
     meta.store(|s| {
         if let Some(container) = s.containers.get_mut(id)
@@ -555,7 +555,7 @@ fn mark_bytes_arrived(meta: &Meta, id: &str) {
                 .any(|s| matches!(s.fetch, Fetch::Pending))
         {
             container.ready_ms = if container.is_video() {
-                now + delay
+                now.saturating_add(delay)
             } else {
                 now
             };
@@ -923,12 +923,12 @@ pub fn publishing_limit(call: &Call, ig: &str) -> GraphResult {
             let secs = raw
                 .parse::<i64>()
                 .map_err(|_| errors::invalid_param("Param since must be a unix timestamp"))?;
-            if secs * 1000 < now - DAY_MS {
+            if secs.saturating_mul(1000) < now - DAY_MS {
                 return Err(errors::invalid_param(
                     "Param since must be no older than 24 hours",
                 ));
             }
-            secs * 1000
+            secs.saturating_mul(1000)
         }
     };
     let usage = call.meta.store(|s| published_since(s, ig, since_ms));

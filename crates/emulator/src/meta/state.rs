@@ -374,7 +374,7 @@ impl Store {
             expires_ms: if template.lifetime_secs == 0 {
                 0
             } else {
-                now_ms + template.lifetime_secs * 1000
+                now_ms.saturating_add(template.lifetime_secs.saturating_mul(1000))
             },
             long_lived: template.long_lived,
             state: TokenState::Active,
