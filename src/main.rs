@@ -1,1 +1,7 @@
-fn main() {}
+//! The `tidepost` binary: a thin shell that parses the command line and hands over to `cli`.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

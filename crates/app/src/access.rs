@@ -31,7 +31,9 @@ pub enum AccessError {
     WeakPassword,
     #[error("{0:?} is not a valid email address")]
     InvalidEmail(String),
-    #[error("{0:?} is not a valid workspace name: use 1 to 40 lower-case letters, digits and dashes")]
+    #[error(
+        "{0:?} is not a valid workspace name: use 1 to 40 lower-case letters, digits and dashes"
+    )]
     InvalidWorkspace(String),
     #[error("unknown workspace {0:?}")]
     UnknownWorkspace(String),
@@ -62,11 +64,16 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 
 /// An argon2id hash (PHC string) with a fresh random salt.
 pub fn hash_password(password: &str) -> String {
-    Argon2::default().hash_password(password.as_bytes()).expect("argon2 with default parameters").to_string()
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .expect("argon2 with default parameters")
+        .to_string()
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
 }
 
 /// A hash to verify against when the email is unknown, so that both paths take as long.
@@ -79,22 +86,40 @@ pub fn validate_email(email: &str) -> Result<String, AccessError> {
     let email = email.trim().to_lowercase();
     let ok = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
         })
         && !email.chars().any(|c| c.is_whitespace());
-    if ok { Ok(email) } else { Err(AccessError::InvalidEmail(email)) }
+    if ok {
+        Ok(email)
+    } else {
+        Err(AccessError::InvalidEmail(email))
+    }
 }
 
 pub fn validate_workspace_slug(slug: &str) -> Result<String, AccessError> {
     let slug = slug.trim().to_lowercase();
     let ok = (1..=40).contains(&slug.len())
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !slug.starts_with('-');
-    if ok { Ok(slug) } else { Err(AccessError::InvalidWorkspace(slug)) }
+    if ok {
+        Ok(slug)
+    } else {
+        Err(AccessError::InvalidWorkspace(slug))
+    }
 }
 
 /// Creates a user (or adds an existing one) as owner of the workspace, created if needed.
-pub async fn create_user(db: &Db, email: &str, password: &str, workspace: &str) -> Result<(User, Workspace), AccessError> {
+pub async fn create_user(
+    db: &Db,
+    email: &str,
+    password: &str,
+    workspace: &str,
+) -> Result<(User, Workspace), AccessError> {
     let email = validate_email(email)?;
     let slug = validate_workspace_slug(workspace)?;
     if password.chars().count() < 10 {
@@ -131,11 +156,18 @@ pub async fn sign_in(
     let subjects = [format!("email:{email}"), format!("client:{client}")];
     for (i, subject) in subjects.iter().enumerate() {
         // A shared address (an office, a proxy) gets more room than a single account.
-        let limit = if i == 0 { LOGIN_MAX_FAILURES } else { LOGIN_MAX_FAILURES * 4 };
-        let (failures, oldest) = login_attempts::failures_since(db, subject, now - LOGIN_WINDOW_MS).await?;
+        let limit = if i == 0 {
+            LOGIN_MAX_FAILURES
+        } else {
+            LOGIN_MAX_FAILURES * 4
+        };
+        let (failures, oldest) =
+            login_attempts::failures_since(db, subject, now - LOGIN_WINDOW_MS).await?;
         if failures >= limit {
             let retry_at = oldest.unwrap_or(now) + LOGIN_WINDOW_MS;
-            return Err(AccessError::TooManyAttempts { retry_after_secs: ((retry_at - now) / 1000).max(1) });
+            return Err(AccessError::TooManyAttempts {
+                retry_after_secs: ((retry_at - now) / 1000).max(1),
+            });
         }
     }
     let user = users::by_email(db, &email).await?;
@@ -157,7 +189,9 @@ pub async fn sign_in(
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| AccessError::UnknownWorkspace("(none: this user belongs to no workspace)".into()))?;
+        .ok_or_else(|| {
+            AccessError::UnknownWorkspace("(none: this user belongs to no workspace)".into())
+        })?;
     let token = random_token();
     let session = sessions::Session {
         token_hash: sha256_hex(&token),
@@ -168,17 +202,27 @@ pub async fn sign_in(
         expires_at: now + i64::from(session_hours) * 3_600_000,
     };
     sessions::create(db, &session).await?;
-    Ok(NewSession { token, csrf_token: session.csrf_token, workspace, user, expires_at: session.expires_at })
+    Ok(NewSession {
+        token,
+        csrf_token: session.csrf_token,
+        workspace,
+        user,
+        expires_at: session.expires_at,
+    })
 }
 
 /// The live session behind a cookie value, with its user and workspace.
-pub async fn session_from_cookie(db: &Db, token: &str) -> Result<Option<(sessions::Session, User, Workspace)>, AccessError> {
+pub async fn session_from_cookie(
+    db: &Db,
+    token: &str,
+) -> Result<Option<(sessions::Session, User, Workspace)>, AccessError> {
     let Some(session) = sessions::find_live(db, &sha256_hex(token), now_ms()).await? else {
         return Ok(None);
     };
-    let (Some(user), Some(ws)) =
-        (users::by_id(db, &session.user_id).await?, workspaces::by_id(db, &session.workspace_id).await?)
-    else {
+    let (Some(user), Some(ws)) = (
+        users::by_id(db, &session.user_id).await?,
+        workspaces::by_id(db, &session.workspace_id).await?,
+    ) else {
         return Ok(None);
     };
     Ok(Some((session, user, ws)))
@@ -198,7 +242,12 @@ pub struct CreatedKey {
 
 /// API keys look like `tp_` + 43 base64url characters; the first 12 characters are kept as a
 /// visible prefix.
-pub async fn create_api_key(db: &Db, workspace_id: &str, name: &str, scopes: &[&str]) -> Result<CreatedKey, AccessError> {
+pub async fn create_api_key(
+    db: &Db,
+    workspace_id: &str,
+    name: &str,
+    scopes: &[&str],
+) -> Result<CreatedKey, AccessError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 80 {
         return Err(AccessError::InvalidKeyName);
@@ -242,10 +291,15 @@ pub enum KeyRefusal {
 }
 
 /// Resolves a bearer token to its live API key.
-pub async fn authenticate_api_key(db: &Db, secret: &str) -> Result<Result<ApiKey, KeyRefusal>, AccessError> {
+pub async fn authenticate_api_key(
+    db: &Db,
+    secret: &str,
+) -> Result<Result<ApiKey, KeyRefusal>, AccessError> {
     let well_formed = secret.len() == 46
         && secret.starts_with("tp_")
-        && secret[3..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && secret[3..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !well_formed {
         return Ok(Err(KeyRefusal::Malformed));
     }
@@ -275,7 +329,10 @@ mod tests {
 
     #[test]
     fn input_validation() {
-        assert_eq!(validate_email(" Ada@Example.COM ").unwrap(), "ada@example.com");
+        assert_eq!(
+            validate_email(" Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
         for bad in ["", "ada", "ada@", "@x.y", "a b@c.d", "a@nodot"] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
@@ -286,37 +343,114 @@ mod tests {
     }
 
     both_backends!(sign_in_and_limits, |db: Db| async move {
-        assert!(matches!(create_user(&db, "a@b.co", "short", "w").await, Err(AccessError::WeakPassword)));
-        let (user, ws) = create_user(&db, "ada@example.com", "correct horse battery", "acme").await.unwrap();
-        let session = sign_in(&db, "ADA@example.com", "correct horse battery", "1.2.3.4", 1).await.unwrap();
-        assert_eq!((session.user.id.as_str(), session.workspace.id.as_str()), (user.id.as_str(), ws.id.as_str()));
-        let (_, found_user, found_ws) = session_from_cookie(&db, &session.token).await.unwrap().unwrap();
-        assert_eq!((found_user.id, found_ws.id), (user.id.clone(), ws.id.clone()));
+        assert!(matches!(
+            create_user(&db, "a@b.co", "short", "w").await,
+            Err(AccessError::WeakPassword)
+        ));
+        let (user, ws) = create_user(&db, "ada@example.com", "correct horse battery", "acme")
+            .await
+            .unwrap();
+        let session = sign_in(
+            &db,
+            "ADA@example.com",
+            "correct horse battery",
+            "1.2.3.4",
+            1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (session.user.id.as_str(), session.workspace.id.as_str()),
+            (user.id.as_str(), ws.id.as_str())
+        );
+        let (_, found_user, found_ws) = session_from_cookie(&db, &session.token)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found_user.id, found_ws.id),
+            (user.id.clone(), ws.id.clone())
+        );
         sign_out(&db, &session.token).await.unwrap();
-        assert!(session_from_cookie(&db, &session.token).await.unwrap().is_none());
+        assert!(
+            session_from_cookie(&db, &session.token)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         for _ in 0..LOGIN_MAX_FAILURES {
-            assert!(matches!(sign_in(&db, "ada@example.com", "nope", "5.6.7.8", 1).await, Err(AccessError::WrongCredentials)));
+            assert!(matches!(
+                sign_in(&db, "ada@example.com", "nope", "5.6.7.8", 1).await,
+                Err(AccessError::WrongCredentials)
+            ));
         }
-        let err = sign_in(&db, "ada@example.com", "correct horse battery", "5.6.7.8", 1).await.unwrap_err();
-        assert!(matches!(err, AccessError::TooManyAttempts { retry_after_secs } if retry_after_secs > 800), "{err}");
+        let err = sign_in(
+            &db,
+            "ada@example.com",
+            "correct horse battery",
+            "5.6.7.8",
+            1,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, AccessError::TooManyAttempts { retry_after_secs } if retry_after_secs > 800),
+            "{err}"
+        );
         // Unknown emails are refused the same way.
-        assert!(matches!(sign_in(&db, "nobody@example.com", "x", "9.9.9.9", 1).await, Err(AccessError::WrongCredentials)));
+        assert!(matches!(
+            sign_in(&db, "nobody@example.com", "x", "9.9.9.9", 1).await,
+            Err(AccessError::WrongCredentials)
+        ));
     });
 
     both_backends!(api_keys, |db: Db| async move {
-        let (_, ws) = create_user(&db, "ada@example.com", "correct horse battery", "acme").await.unwrap();
-        assert!(matches!(create_api_key(&db, &ws.id, "ci", &["root"]).await, Err(AccessError::UnknownScope(_))));
-        assert!(matches!(create_api_key(&db, &ws.id, " ", &[]).await, Err(AccessError::InvalidKeyName)));
-        let created = create_api_key(&db, &ws.id, "ci", &["worker", "api"]).await.unwrap();
+        let (_, ws) = create_user(&db, "ada@example.com", "correct horse battery", "acme")
+            .await
+            .unwrap();
+        assert!(matches!(
+            create_api_key(&db, &ws.id, "ci", &["root"]).await,
+            Err(AccessError::UnknownScope(_))
+        ));
+        assert!(matches!(
+            create_api_key(&db, &ws.id, " ", &[]).await,
+            Err(AccessError::InvalidKeyName)
+        ));
+        let created = create_api_key(&db, &ws.id, "ci", &["worker", "api"])
+            .await
+            .unwrap();
         assert_eq!(created.secret.len(), 46);
         assert_eq!(created.key.scopes, "api worker");
-        let key = authenticate_api_key(&db, &created.secret).await.unwrap().unwrap();
+        let key = authenticate_api_key(&db, &created.secret)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(key.workspace_id, ws.id);
-        assert_eq!(authenticate_api_key(&db, "tp_short").await.unwrap().unwrap_err(), KeyRefusal::Malformed);
+        assert_eq!(
+            authenticate_api_key(&db, "tp_short")
+                .await
+                .unwrap()
+                .unwrap_err(),
+            KeyRefusal::Malformed
+        );
         let unknown = format!("tp_{}", random_token());
-        assert_eq!(authenticate_api_key(&db, &unknown).await.unwrap().unwrap_err(), KeyRefusal::Unknown);
-        tidepost_store::api_keys::revoke(&db, &ws.id, &key.id, now_ms()).await.unwrap();
-        assert_eq!(authenticate_api_key(&db, &created.secret).await.unwrap().unwrap_err(), KeyRefusal::Revoked);
+        assert_eq!(
+            authenticate_api_key(&db, &unknown)
+                .await
+                .unwrap()
+                .unwrap_err(),
+            KeyRefusal::Unknown
+        );
+        tidepost_store::api_keys::revoke(&db, &ws.id, &key.id, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(
+            authenticate_api_key(&db, &created.secret)
+                .await
+                .unwrap()
+                .unwrap_err(),
+            KeyRefusal::Revoked
+        );
     });
 }

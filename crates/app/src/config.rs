@@ -100,9 +100,16 @@ impl fmt::Display for Origin {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("invalid {setting} (from {origin}): {message}")]
-    Invalid { setting: &'static str, origin: String, message: String },
+    Invalid {
+        setting: &'static str,
+        origin: String,
+        message: String,
+    },
     #[error("{setting} is required: {message}")]
-    Missing { setting: &'static str, message: String },
+    Missing {
+        setting: &'static str,
+        message: String,
+    },
     #[error("cannot read the configuration file {path}: {message}")]
     File { path: String, message: String },
     #[error("unknown setting {key:?} in {path}")]
@@ -129,15 +136,31 @@ impl RawSettings {
         };
         let mut values = BTreeMap::new();
         for s in SETTINGS {
-            let from_flag = flags.iter().find(|(name, _)| *name == s.name).map(|(_, v)| (v.clone(), flag_origin(s)));
+            let from_flag = flags
+                .iter()
+                .find(|(name, _)| *name == s.name)
+                .map(|(_, v)| (v.clone(), flag_origin(s)));
             let from_env = || {
-                s.env.iter().find_map(|var| env(var).filter(|v| !v.is_empty()).map(|v| (v, Origin::Env(var))))
+                s.env.iter().find_map(|var| {
+                    env(var)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (v, Origin::Env(var)))
+                })
             };
             let from_file = || {
-                file_values.get(s.name).map(|v| (v.clone(), Origin::File(file.unwrap_or(Path::new("")).into())))
+                file_values.get(s.name).map(|v| {
+                    (
+                        v.clone(),
+                        Origin::File(file.unwrap_or(Path::new("")).into()),
+                    )
+                })
             };
             let from_default = || s.default.map(|d| (d.to_string(), Origin::Default));
-            if let Some(found) = from_flag.or_else(from_env).or_else(from_file).or_else(from_default) {
+            if let Some(found) = from_flag
+                .or_else(from_env)
+                .or_else(from_file)
+                .or_else(from_default)
+            {
                 values.insert(s.name, found);
             }
         }
@@ -159,12 +182,22 @@ impl RawSettings {
             .collect()
     }
 
-    fn parse<T>(&self, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+    fn parse<T>(
+        &self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
         match self.values.get(name) {
             None => Ok(None),
-            Some((text, origin)) => parse(text.trim())
-                .map(Some)
-                .map_err(|message| ConfigError::Invalid { setting: name, origin: origin.to_string(), message }),
+            Some((text, origin)) => {
+                parse(text.trim())
+                    .map(Some)
+                    .map_err(|message| ConfigError::Invalid {
+                        setting: name,
+                        origin: origin.to_string(),
+                        message,
+                    })
+            }
         }
     }
 
@@ -204,10 +237,16 @@ pub fn mask_url_password(url: &str) -> String {
 
 fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::File { path: shown.clone(), message: e.to_string() })?;
-    let table: toml::Table =
-        text.parse().map_err(|e: toml::de::Error| ConfigError::File { path: shown.clone(), message: e.message().to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::File {
+            path: shown.clone(),
+            message: e.message().to_string(),
+        })?;
     let mut values = BTreeMap::new();
     for (key, value) in table {
         if setting(&key).is_none() {
@@ -221,7 +260,10 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
             other => {
                 return Err(ConfigError::File {
                     path: shown,
-                    message: format!("{key} must be a string, number or boolean, not {}", other.type_str()),
+                    message: format!(
+                        "{key} must be a string, number or boolean, not {}",
+                        other.type_str()
+                    ),
                 });
             }
         };
@@ -274,27 +316,45 @@ pub struct Config {
 impl Config {
     pub fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
         let listen: SocketAddr = raw
-            .parse("listen", |v| v.parse().map_err(|_| format!("expected HOST:PORT such as 127.0.0.1:8080, got {v:?}")))?
-            .ok_or(ConfigError::Missing { setting: "listen", message: "give an address such as 127.0.0.1:8080".into() })?;
+            .parse("listen", |v| {
+                v.parse()
+                    .map_err(|_| format!("expected HOST:PORT such as 127.0.0.1:8080, got {v:?}"))
+            })?
+            .ok_or(ConfigError::Missing {
+                setting: "listen",
+                message: "give an address such as 127.0.0.1:8080".into(),
+            })?;
         let database_url = raw
             .parse("database_url", |v| {
-                if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://") {
+                if v.starts_with("sqlite:")
+                    || v.starts_with("postgres://")
+                    || v.starts_with("postgresql://")
+                {
                     Ok(v.to_string())
                 } else {
                     Err("expected sqlite://PATH or postgres://USER@HOST/DB".into())
                 }
             })?
-            .ok_or(ConfigError::Missing { setting: "database_url", message: "give sqlite://PATH or postgres://…".into() })?;
+            .ok_or(ConfigError::Missing {
+                setting: "database_url",
+                message: "give sqlite://PATH or postgres://…".into(),
+            })?;
         let tls_cert = raw.parse("tls_cert", |v| Ok(PathBuf::from(v)))?;
         let tls_key = raw.parse("tls_key", |v| Ok(PathBuf::from(v)))?;
         let tls = match (tls_cert, tls_key) {
             (Some(cert), Some(key)) => Some(Tls { cert, key }),
             (None, None) => None,
             (Some(_), None) => {
-                return Err(ConfigError::Missing { setting: "tls_key", message: "tls_cert is set, give its key too".into() });
+                return Err(ConfigError::Missing {
+                    setting: "tls_key",
+                    message: "tls_cert is set, give its key too".into(),
+                });
             }
             (None, Some(_)) => {
-                return Err(ConfigError::Missing { setting: "tls_cert", message: "tls_key is set, give its certificate too".into() });
+                return Err(ConfigError::Missing {
+                    setting: "tls_cert",
+                    message: "tls_key is set, give its certificate too".into(),
+                });
             }
         };
         let public_url = match raw.parse("public_url", |v| {
@@ -307,12 +367,16 @@ impl Config {
             Some(url) => url,
             None => {
                 let scheme = if tls.is_some() { "https" } else { "http" };
-                Url::parse(&format!("{scheme}://{listen}/")).expect("a socket address makes a valid URL")
+                Url::parse(&format!("{scheme}://{listen}/"))
+                    .expect("a socket address makes a valid URL")
             }
         };
         let https = public_url.scheme() == "https" || tls.is_some();
         let secure_cookies = raw.bool("secure_cookies")?.unwrap_or(https);
-        let keys = match (raw.get("keys"), raw.parse("key_file", |v| Ok(PathBuf::from(v)))?) {
+        let keys = match (
+            raw.get("keys"),
+            raw.parse("key_file", |v| Ok(PathBuf::from(v)))?,
+        ) {
             (Some((text, _)), _) => KeySource::Inline(SecretString::from(text.clone())),
             (None, Some(path)) => KeySource::File(path),
             (None, None) => KeySource::Unset,
@@ -345,11 +409,16 @@ impl Config {
             tls,
             secure_cookies,
             keys,
-            data_dir: raw.parse("data_dir", |v| Ok(PathBuf::from(v)))?.unwrap_or_else(|| PathBuf::from("data")),
+            data_dir: raw
+                .parse("data_dir", |v| Ok(PathBuf::from(v)))?
+                .unwrap_or_else(|| PathBuf::from("data")),
             workers: raw.bool("workers")?.unwrap_or(true),
             worker_concurrency,
             log_format,
-            log_level: raw.get("log_level").map(|(v, _)| v.clone()).unwrap_or_else(|| "info".into()),
+            log_level: raw
+                .get("log_level")
+                .map(|(v, _)| v.clone())
+                .unwrap_or_else(|| "info".into()),
             session_hours,
         })
     }
@@ -401,14 +470,27 @@ pub fn reference_markdown() -> String {
          | setting | flag | environment | default | meaning |\n|---|---|---|---|---|\n",
     );
     for s in SETTINGS {
-        let env = s.env.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ");
-        let secret = if s.secret { " Secret: never printed." } else { "" };
+        let env = s
+            .env
+            .iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let secret = if s.secret {
+            " Secret: never printed."
+        } else {
+            ""
+        };
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {}{} |\n",
             s.name,
-            s.flag.map(|f| format!("`{f}`")).unwrap_or_else(|| "-".into()),
+            s.flag
+                .map(|f| format!("`{f}`"))
+                .unwrap_or_else(|| "-".into()),
             env,
-            s.default.map(|d| format!("`{d}`")).unwrap_or_else(|| "-".into()),
+            s.default
+                .map(|d| format!("`{d}`"))
+                .unwrap_or_else(|| "-".into()),
             s.doc,
             secret
         ));
@@ -421,7 +503,10 @@ mod tests {
     use super::*;
 
     fn load(flags: &[(&'static str, String)], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let raw = RawSettings::gather(flags, |k| env.get(k).cloned(), None)?;
         Config::from_raw(&raw)
     }
@@ -437,9 +522,20 @@ mod tests {
 
     #[test]
     fn flags_beat_environment_beat_defaults() {
-        let c = load(&[("database_url", "sqlite://flag.db".into())], &[("DATABASE_URL", "sqlite://env.db")]).unwrap();
+        let c = load(
+            &[("database_url", "sqlite://flag.db".into())],
+            &[("DATABASE_URL", "sqlite://env.db")],
+        )
+        .unwrap();
         assert_eq!(c.database_url, "sqlite://flag.db");
-        let c = load(&[], &[("DATABASE_URL", "sqlite://env.db"), ("TIDEPOST_DATABASE_URL", "sqlite://tp.db")]).unwrap();
+        let c = load(
+            &[],
+            &[
+                ("DATABASE_URL", "sqlite://env.db"),
+                ("TIDEPOST_DATABASE_URL", "sqlite://tp.db"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.database_url, "sqlite://tp.db");
     }
 
@@ -451,11 +547,20 @@ mod tests {
             "invalid listen (from environment TIDEPOST_LISTEN): expected HOST:PORT such as 127.0.0.1:8080, got \"nowhere\""
         );
         let err = load(&[("sandbox", "maybe".into())], &[]).unwrap_err();
-        assert_eq!(err.to_string(), "invalid sandbox (from flag --sandbox): expected true or false, got \"maybe\"");
+        assert_eq!(
+            err.to_string(),
+            "invalid sandbox (from flag --sandbox): expected true or false, got \"maybe\""
+        );
         let err = load(&[], &[("DATABASE_URL", "mysql://x")]).unwrap_err();
-        assert!(err.to_string().starts_with("invalid database_url (from environment DATABASE_URL)"));
+        assert!(
+            err.to_string()
+                .starts_with("invalid database_url (from environment DATABASE_URL)")
+        );
         let err = load(&[("tls_cert", "c.pem".into())], &[]).unwrap_err();
-        assert_eq!(err.to_string(), "tls_key is required: tls_cert is set, give its key too");
+        assert_eq!(
+            err.to_string(),
+            "tls_key is required: tls_cert is set, give its key too"
+        );
     }
 
     #[test]
@@ -463,7 +568,12 @@ mod tests {
         let c = load(&[], &[]).unwrap();
         let err = c.check_for_serve().unwrap_err().to_string();
         assert!(err.contains("is not https"), "{err}");
-        assert!(load(&[("sandbox", "true".into())], &[]).unwrap().check_for_serve().is_ok());
+        assert!(
+            load(&[("sandbox", "true".into())], &[])
+                .unwrap()
+                .check_for_serve()
+                .is_ok()
+        );
         let https = load(&[], &[("TIDEPOST_PUBLIC_URL", "https://posts.example.com")]).unwrap();
         assert!(https.check_for_serve().is_ok());
         assert!(https.secure_cookies);
@@ -471,11 +581,25 @@ mod tests {
 
     #[test]
     fn secrets_and_passwords_are_masked() {
-        let env = [("TIDEPOST_KEYS", "k1:c2VjcmV0"), ("DATABASE_URL", "postgres://tp:hunter2@db/tp")];
-        let raw = RawSettings::gather(&[], |k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()), None)
-            .unwrap();
+        let env = [
+            ("TIDEPOST_KEYS", "k1:c2VjcmV0"),
+            ("DATABASE_URL", "postgres://tp:hunter2@db/tp"),
+        ];
+        let raw = RawSettings::gather(
+            &[],
+            |k| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            },
+            None,
+        )
+        .unwrap();
         let shown = format!("{:?}", raw.describe());
-        assert!(!shown.contains("c2VjcmV0") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("hunter2"),
+            "{shown}"
+        );
         assert!(shown.contains("postgres://tp:****@db/tp"));
     }
 
@@ -488,7 +612,9 @@ mod tests {
         let c = Config::from_raw(&raw).unwrap();
         assert_eq!((c.listen.port(), c.worker_concurrency), (9000, 8));
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let err = RawSettings::gather(&[], |_| None, Some(&path)).unwrap_err().to_string();
+        let err = RawSettings::gather(&[], |_| None, Some(&path))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("unknown setting \"lisen\" in "), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod config;
+pub mod keys;
 mod state;
 
 pub use config::Config;

@@ -1,8 +1,9 @@
-//! The application handle every layer above shares: configuration and database.
+//! The application handle every layer above shares: configuration, database and keyring.
 
 use std::sync::Arc;
 
 use tidepost_store::Db;
+use tidepost_vault::Keyring;
 
 use crate::Config;
 
@@ -13,6 +14,7 @@ pub struct App(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub db: Db,
+    pub keyring: Keyring,
 }
 
 impl std::ops::Deref for App {
@@ -23,7 +25,11 @@ impl std::ops::Deref for App {
 }
 
 impl App {
-    pub fn new(config: Config, db: Db) -> Self {
-        Self(Arc::new(Inner { config, db }))
+    pub fn new(config: Config, db: Db, keyring: Keyring) -> Self {
+        Self(Arc::new(Inner {
+            config,
+            db,
+            keyring,
+        }))
     }
 }

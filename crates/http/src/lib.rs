@@ -1,1 +1,15 @@
-//! tidepost-http
+//! tidepost's HTTP surface: the web UI (`ui`), the REST API under `/api/v1` (`api`), and the
+//! operational routes (`ops`: health, readiness, metrics). [`Server`] binds its own listener
+//! (port 0 in tests), optionally terminates TLS, and serves until told to stop.
+
+pub mod api;
+mod assets;
+pub mod auth;
+pub mod error;
+mod ops;
+mod server;
+mod state;
+pub mod ui;
+
+pub use server::{Server, router};
+pub use state::{HttpState, SetupToken};

@@ -1,0 +1,30 @@
+// tidepost's small page helpers. Every page works without them; they add busy states and
+// confirmations.
+(function () {
+  "use strict";
+  // Busy state on submit: the button shows a spinner and cannot be pressed twice.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var confirmText = form.getAttribute("data-confirm");
+    if (confirmText && !window.confirm(confirmText)) {
+      event.preventDefault();
+      return;
+    }
+    var button = event.submitter || form.querySelector("button[type=submit], button:not([type])");
+    if (button) {
+      button.classList.add("busy");
+      setTimeout(function () { button.disabled = true; }, 0);
+    }
+  });
+  // Copy buttons for secrets shown once.
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest("[data-copy]");
+    if (!target) return;
+    var source = document.getElementById(target.getAttribute("data-copy"));
+    if (source && navigator.clipboard) {
+      navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+        target.textContent = "Copied";
+      });
+    }
+  });
+})();

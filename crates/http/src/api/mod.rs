@@ -1,0 +1,74 @@
+//! The REST API under `/api/v1`. Every route authenticates a [`Caller`](crate::auth::Caller)
+//! bound to one workspace, answers JSON, and reports errors as `application/problem+json`.
+
+mod keys;
+
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::error::Problem;
+use crate::state::HttpState;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/me", get(me))
+        .merge(keys::router())
+        .fallback(unknown_route)
+}
+
+async fn unknown_route() -> Problem {
+    Problem::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "unknown-route",
+        "Unknown route",
+        "no such API route",
+    )
+}
+
+/// `GET /api/v1/me`: which workspace the credential belongs to.
+async fn me(
+    caller: Caller,
+    axum::extract::State(state): axum::extract::State<HttpState>,
+) -> Result<Json<Value>, Problem> {
+    let ws = tidepost_store::workspaces::by_id(&state.app.db, &caller.workspace_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("workspace"))?;
+    let (kind, scopes) = match &caller.credential {
+        crate::auth::Credential::ApiKey { scopes, .. } => ("api_key", scopes.clone()),
+        crate::auth::Credential::Session { .. } => ("session", "api".to_string()),
+    };
+    Ok(Json(json!({
+        "workspace": {"id": ws.id, "slug": ws.slug, "name": ws.name},
+        "credential": {"kind": kind, "scopes": scopes.split_whitespace().collect::<Vec<_>>()},
+    })))
+}
+
+/// JSON bodies whose parse errors are problem+json with the parser's reason.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::MissingJsonContentType(_) => Problem::new(
+                    axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "Unsupported media type",
+                    "send the body as JSON with `Content-Type: application/json`",
+                ),
+                other => Problem::bad_request(other.body_text()),
+            }),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Who is calling: [`Viewer`] for UI pages (a session cookie, else a redirect to sign in) and
+//! [`Caller`] for the API (an API key as `Authorization: Bearer`, or the browser's session with
+//! its CSRF token in `X-CSRF-Token` for requests that change state).
+
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use tidepost_app::access::{self, secrets_equal};
+use tidepost_store::sessions::Session;
+use tidepost_store::users::User;
+use tidepost_store::workspaces::Workspace;
+
+use crate::error::{PageError, Problem};
+use crate::state::HttpState;
+
+pub const SESSION_COOKIE: &str = "tidepost_session";
+pub const LOGIN_CSRF_COOKIE: &str = "tidepost_login_csrf";
+
+/// A signed-in person looking at the UI.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub session: Session,
+    pub user: User,
+    pub workspace: Workspace,
+}
+
+impl Viewer {
+    /// Checks the CSRF token a form sent.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), PageError> {
+        if secrets_equal(&self.session.csrf_token, sent) {
+            Ok(())
+        } else {
+            Err(csrf_refused())
+        }
+    }
+
+    pub fn csrf(&self) -> &str {
+        &self.session.csrf_token
+    }
+}
+
+pub fn csrf_refused() -> PageError {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The form's security token is missing or does not match your session. Go back, reload the page and try again.",
+    )
+}
+
+async fn session_of(
+    parts: &Parts,
+    state: &HttpState,
+) -> Result<Option<Viewer>, access::AccessError> {
+    let jar = CookieJar::from_headers(&parts.headers);
+    let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
+        return Ok(None);
+    };
+    Ok(access::session_from_cookie(&state.app.db, &token)
+        .await?
+        .map(|(session, user, workspace)| Viewer {
+            session,
+            user,
+            workspace,
+        }))
+}
+
+impl FromRequestParts<HttpState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        match session_of(parts, state).await {
+            Ok(Some(viewer)) => Ok(viewer),
+            Ok(None) => {
+                let here = OriginalUri::from_request_parts(parts, state)
+                    .await
+                    .map(|u| {
+                        u.0.path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default()
+                    })
+                    .unwrap_or_default();
+                let target = if parts.method == Method::GET && safe_next(&here).is_some() {
+                    format!(
+                        "/login?next={}",
+                        url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
+                    )
+                } else {
+                    "/login".to_string()
+                };
+                Err(Redirect::to(&target).into_response())
+            }
+            Err(err) => Err(PageError::from(err).into_response()),
+        }
+    }
+}
+
+/// Only same-site relative paths are followed after sign-in (no open redirects).
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.contains(['\r', '\n', '\t'])
+        && !next.starts_with("/login")
+        && !next.starts_with("/logout");
+    ok.then_some(next)
+}
+
+/// How an API request authenticated.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    ApiKey { id: String, scopes: String },
+    Session { user_id: String },
+}
+
+/// An authenticated API caller, always bound to one workspace.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub workspace_id: String,
+    pub credential: Credential,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        match &self.credential {
+            Credential::ApiKey { scopes, .. } => scopes.split_whitespace().any(|s| s == scope),
+            // People signed in to the UI can do what the UI does, which is the `api` scope.
+            Credential::Session { .. } => scope == "api",
+        }
+    }
+
+    pub fn require_scope(&self, scope: &str) -> Result<(), Problem> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!(
+                "this API key lacks the `{scope}` scope"
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<HttpState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+            let value = value
+                .to_str()
+                .map_err(|_| Problem::unauthorized("the Authorization header is not text"))?;
+            let Some(secret) = value.strip_prefix("Bearer ").map(str::trim) else {
+                return Err(Problem::unauthorized(
+                    "use `Authorization: Bearer <API key>`",
+                ));
+            };
+            let key = access::authenticate_api_key(&state.app.db, secret)
+                .await?
+                .map_err(|refusal| Problem::unauthorized(refusal.to_string()))?;
+            let scopes = key.scopes.clone();
+            if !key.has_scope("api") && !key.has_scope("worker") {
+                return Err(Problem::forbidden("this API key has no scope"));
+            }
+            return Ok(Caller {
+                workspace_id: key.workspace_id,
+                credential: Credential::ApiKey { id: key.id, scopes },
+            });
+        }
+        let Some(viewer) = session_of(parts, state).await? else {
+            return Err(Problem::unauthorized(
+                "send an API key as `Authorization: Bearer <key>`",
+            ));
+        };
+        if !parts.method.is_safe() {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !secrets_equal(viewer.csrf(), sent) {
+                return Err(Problem::forbidden(
+                    "a signed-in browser must send its CSRF token in X-CSRF-Token",
+                ));
+            }
+        }
+        Ok(Caller {
+            workspace_id: viewer.workspace.id,
+            credential: Credential::Session {
+                user_id: viewer.user.id,
+            },
+        })
+    }
+}
+
+/// The session cookie, as `secure` demands.
+pub fn session_cookie(token: String, secure: bool, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, token))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .path("/")
+        .max_age(time_duration(max_age_secs))
+        .build()
+}
+
+/// The double-submit cookie that protects the sign-in form (there is no session yet).
+pub fn login_csrf_cookie(token: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((LOGIN_CSRF_COOKIE, token))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .path("/")
+        .max_age(time_duration(3600))
+        .build()
+}
+
+fn time_duration(secs: i64) -> cookie::time::Duration {
+    cookie::time::Duration::seconds(secs)
+}
+
+/// A cookie that removes `name`.
+pub fn removal(name: &'static str) -> Cookie<'static> {
+    Cookie::build((name, ""))
+        .path("/")
+        .max_age(time_duration(0))
+        .build()
+}

@@ -1,0 +1,239 @@
+//! Errors as clients see them: `application/problem+json` (RFC 9457) for the API with a stable
+//! `type` per kind of problem, and a readable HTML page for the UI. Internal causes go to the
+//! log with an id that the response repeats; they never reach the client.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tidepost_app::access::AccessError;
+use tidepost_store::StoreError;
+
+/// An API error. `code` becomes the stable `type` URI `urn:tidepost:problem:<code>`.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub retry_after_secs: Option<u64>,
+    pub extra: Map<String, Value>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            retry_after_secs: None,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no such {what} in this workspace"),
+        )
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+            "Invalid request",
+            detail,
+        )
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            detail,
+        );
+        p.retry_after_secs = Some(retry_after_secs);
+        p
+    }
+
+    /// A 500 whose cause is logged under a fresh id and not shown.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let id = tidepost_domain::new_id();
+        tracing::error!(error_id = %id, error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            format!(
+                "something went wrong on our side; the log has the details under error id {id}"
+            ),
+        )
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("urn:tidepost:problem:{}", self.code),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if let Value::Object(map) = &mut body {
+            map.extend(self.extra);
+        }
+        let mut response = (
+            self.status,
+            serde_json::to_string(&body).unwrap_or_default(),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict { what } => Problem::conflict(format!("{what} already exists")),
+            other => Problem::internal(other),
+        }
+    }
+}
+
+impl From<AccessError> for Problem {
+    fn from(err: AccessError) -> Self {
+        match err {
+            AccessError::Store(store) => store.into(),
+            AccessError::TooManyAttempts { retry_after_secs } => {
+                Problem::too_many_requests(err.to_string(), retry_after_secs.max(1) as u64)
+            }
+            AccessError::WrongCredentials => Problem::unauthorized(err.to_string()),
+            AccessError::UnknownWorkspace(_) => Problem::not_found("workspace"),
+            other => Problem::invalid(other.to_string()),
+        }
+    }
+}
+
+/// An error page for people.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub status: u16,
+    pub title: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub title: String,
+    pub message: String,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, title: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            title: title.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing here, or it belongs to another workspace.",
+        )
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let id = tidepost_domain::new_id();
+        tracing::error!(error_id = %id, error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            format!("This is our fault, not yours. The log has the details under error id {id}."),
+        )
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            status: self.status.as_u16(),
+            title: self.title,
+            message: self.message,
+        };
+        (self.status, page).into_response()
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(err: StoreError) -> Self {
+        PageError::internal(err)
+    }
+}
+
+impl From<AccessError> for PageError {
+    fn from(err: AccessError) -> Self {
+        match err {
+            AccessError::Store(store) => store.into(),
+            other => PageError::new(
+                StatusCode::BAD_REQUEST,
+                "That did not work",
+                other.to_string(),
+            ),
+        }
+    }
+}

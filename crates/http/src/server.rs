@@ -1,0 +1,142 @@
+//! Binding, TLS and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tidepost_app::App;
+use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::state::{HttpState, SetupToken};
+use crate::{api, assets, ops, ui};
+
+/// Requests larger than this are refused with 413, except on routes that set their own limit.
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The process-wide Prometheus recorder (installed once, even with several servers in a test).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test harness): keep ours readable anyway.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Every route tidepost serves, with its middleware.
+pub fn router(state: HttpState) -> Router {
+    let https = state.app.config.https();
+    let mut router = Router::new()
+        .merge(ui::router())
+        .nest("/api/v1", api::router())
+        .merge(ops::router())
+        .merge(assets::router())
+        .fallback(ui::not_found)
+        .layer(axum::middleware::from_fn(ops::record_metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(ops::panic_response))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data: http: https:; style-src 'self'; script-src 'self'; \
+                 form-action 'self' http: https:; frame-ancestors 'none'",
+            ),
+        ));
+    if https {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    router.with_state(state)
+}
+
+/// A bound HTTP server, not yet serving.
+pub struct Server {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    app: App,
+    router: Router,
+}
+
+impl Server {
+    /// Binds the configured address (port 0 picks a free one) and builds the router.
+    pub fn build(app: App, setup: SetupToken) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(app.config.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.listen))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let state = HttpState {
+            app: app.clone(),
+            setup,
+            metrics: metrics_handle(),
+        };
+        Ok(Self {
+            listener,
+            addr,
+            router: router(state),
+            app,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets requests in flight finish (up to 10 s).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        match &self.app.config.tls {
+            Some(tls) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let config =
+                    axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!("cannot load the TLS certificate or key: {e}")
+                        })?;
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.cancelled().await;
+                    stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+                });
+                axum_server::from_tcp_rustls(self.listener, config)?
+                    .handle(handle)
+                    .serve(service)
+                    .await?;
+            }
+            None => {
+                let listener = tokio::net::TcpListener::from_std(self.listener)?;
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! The web UI: server-rendered pages (askama templates in `templates/`), one module a page
+//! group. Every form carries the session's CSRF token; every page that takes an id looks it up
+//! within the viewer's workspace and answers 404 otherwise.
+
+mod dashboard;
+mod session;
+mod settings;
+
+use axum::Router;
+use axum::response::IntoResponse;
+
+use crate::auth::Viewer;
+use crate::error::PageError;
+use crate::state::HttpState;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .merge(session::router())
+        .merge(dashboard::router())
+        .merge(settings::router())
+}
+
+pub async fn not_found() -> impl IntoResponse {
+    PageError::not_found()
+}
+
+/// What the layout needs on every page: who is signed in, the CSRF token for its forms, the
+/// sandbox banner and which navigation item is current.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    pub user_email: Option<String>,
+    pub workspace: String,
+    pub csrf: String,
+    pub sandbox: bool,
+    pub active: &'static str,
+    pub version: &'static str,
+}
+
+impl Chrome {
+    pub fn for_viewer(state: &HttpState, viewer: &Viewer, active: &'static str) -> Self {
+        Self {
+            user_email: Some(viewer.user.email.clone()),
+            workspace: viewer.workspace.name.clone(),
+            csrf: viewer.csrf().to_string(),
+            sandbox: state.app.config.sandbox,
+            active,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    pub fn anonymous(state: &HttpState) -> Self {
+        Self {
+            user_email: None,
+            workspace: String::new(),
+            csrf: String::new(),
+            sandbox: state.app.config.sandbox,
+            active: "",
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    /// The main navigation, in order.
+    pub fn nav_items(&self) -> &'static [(&'static str, &'static str)] {
+        &[("/", "Dashboard"), ("/settings", "Settings")]
+    }
+}
+
+/// Formats a stored timestamp for a table cell.
+pub fn when(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) => {
+            tidepost_domain::time::rfc3339(ms)
+                .replace('T', " ")
+                .trim_end_matches('Z')
+                .to_string()
+                + " UTC"
+        }
+        None => "never".to_string(),
+    }
+}

@@ -1,0 +1,149 @@
+//! Settings: the workspace and its API keys (create, list, revoke).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use tidepost_app::access;
+use tidepost_store::api_keys;
+
+use super::{Chrome, when};
+use crate::auth::Viewer;
+use crate::error::PageError;
+use crate::state::HttpState;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/settings", get(settings))
+        .route("/settings/api-keys", post(create_key))
+        .route("/settings/api-keys/{id}/revoke", post(revoke_key))
+}
+
+struct KeyRow {
+    id: String,
+    name: String,
+    prefix: String,
+    scopes: String,
+    created: String,
+    last_used: String,
+    revoked: bool,
+}
+
+struct CreatedKey {
+    name: String,
+    secret: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    keys: Vec<KeyRow>,
+    created: Option<CreatedKey>,
+    error: Option<String>,
+}
+
+async fn page(
+    state: &HttpState,
+    viewer: &Viewer,
+    created: Option<CreatedKey>,
+    error: Option<String>,
+) -> Result<SettingsPage, PageError> {
+    let keys = api_keys::list(&state.app.db, &viewer.workspace.id)
+        .await?
+        .into_iter()
+        .map(|k| KeyRow {
+            revoked: k.revoked_at.is_some(),
+            created: when(Some(k.created_at)),
+            last_used: when(k.last_used_at),
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            scopes: k.scopes,
+        })
+        .collect();
+    Ok(SettingsPage {
+        chrome: Chrome::for_viewer(state, viewer, "Settings"),
+        keys,
+        created,
+        error,
+    })
+}
+
+async fn settings(
+    State(state): State<HttpState>,
+    viewer: Viewer,
+) -> Result<SettingsPage, PageError> {
+    page(&state, &viewer, None, None).await
+}
+
+#[derive(Deserialize)]
+struct CreateKeyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    worker: Option<String>,
+}
+
+async fn create_key(
+    State(state): State<HttpState>,
+    viewer: Viewer,
+    Form(form): Form<CreateKeyForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    let scopes: &[&str] = if form.worker.is_some() {
+        &["api", "worker"]
+    } else {
+        &["api"]
+    };
+    match access::create_api_key(&state.app.db, &viewer.workspace.id, &form.name, scopes).await {
+        Ok(created) => {
+            tracing::info!(key_id = %created.key.id, workspace = %viewer.workspace.slug, "API key created");
+            let created = CreatedKey {
+                name: created.key.name,
+                secret: created.secret,
+            };
+            Ok(page(&state, &viewer, Some(created), None)
+                .await?
+                .into_response())
+        }
+        Err(access::AccessError::Store(e)) => Err(e.into()),
+        Err(err) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(&state, &viewer, None, Some(err.to_string())).await?,
+        )
+            .into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn revoke_key(
+    State(state): State<HttpState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    if !api_keys::revoke(
+        &state.app.db,
+        &viewer.workspace.id,
+        &id,
+        tidepost_domain::now_ms(),
+    )
+    .await?
+    {
+        return Err(PageError::not_found());
+    }
+    tracing::info!(key_id = %id, workspace = %viewer.workspace.slug, "API key revoked");
+    Ok(Redirect::to("/settings").into_response())
+}

@@ -1,0 +1,134 @@
+//! Operations commands: migrate, users, API keys, encryption keys, configuration.
+
+use std::io::{BufRead, IsTerminal};
+
+use tidepost_app::Config;
+use tidepost_app::access;
+use tidepost_app::config::RawSettings;
+use tidepost_store::{Db, workspaces};
+
+use super::Failure;
+
+async fn connect(config: &Config) -> Result<Db, Failure> {
+    Ok(Db::connect(&config.database_url).await?)
+}
+
+pub async fn migrate(config: Config) -> Result<(), Failure> {
+    let db = connect(&config).await?;
+    db.migrate().await?;
+    println!(
+        "{} schema is up to date (migration {}).",
+        db.dialect().name(),
+        db.known_version()
+    );
+    Ok(())
+}
+
+/// The password from standard input (first line) or an interactive prompt.
+fn read_password(from_stdin: bool) -> Result<String, Failure> {
+    let password = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::Runtime(format!("cannot read the password: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let first = rpassword::prompt_password("Password: ")
+            .map_err(|e| Failure::Runtime(format!("cannot read the password: {e}")))?;
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(|e| Failure::Runtime(format!("cannot read the password: {e}")))?;
+        if first != again {
+            return Err(Failure::Usage("the two passwords differ".into()));
+        }
+        first
+    };
+    Ok(password)
+}
+
+pub async fn user_create(
+    config: Config,
+    email: &str,
+    workspace: &str,
+    password_stdin: bool,
+) -> Result<(), Failure> {
+    let password = read_password(password_stdin)?;
+    let db = connect(&config).await?;
+    db.ensure_current().await?;
+    match access::create_user(&db, email, &password, workspace).await {
+        Ok((user, ws)) => {
+            println!("Created {} as owner of workspace {}.", user.email, ws.slug);
+            Ok(())
+        }
+        Err(access::AccessError::Store(e)) if e.is_unique_violation() => {
+            Err(Failure::Usage(format!(
+                "a user with the email {} already exists",
+                email.trim().to_lowercase()
+            )))
+        }
+        Err(access::AccessError::Store(e)) => Err(e.into()),
+        Err(other) => Err(Failure::Usage(other.to_string())),
+    }
+}
+
+pub async fn apikey_create(
+    config: Config,
+    workspace: &str,
+    name: &str,
+    scopes: &[String],
+) -> Result<(), Failure> {
+    let db = connect(&config).await?;
+    db.ensure_current().await?;
+    let ws = workspaces::by_slug(&db, workspace)
+        .await?
+        .ok_or_else(|| Failure::Usage(format!("unknown workspace {workspace:?}")))?;
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    match access::create_api_key(&db, &ws.id, name, &scopes).await {
+        Ok(created) => {
+            eprintln!(
+                "API key {:?} for workspace {} (scopes: {}). It is shown only once:",
+                created.key.name, ws.slug, created.key.scopes
+            );
+            println!("{}", created.secret);
+            Ok(())
+        }
+        Err(access::AccessError::Store(e)) => Err(e.into()),
+        Err(other) => Err(Failure::Usage(other.to_string())),
+    }
+}
+
+pub fn keys_generate() -> Result<(), Failure> {
+    use tidepost_vault::secrecy::ExposeSecret;
+    println!(
+        "{}",
+        tidepost_vault::Keyring::generate_key_text().expose_secret()
+    );
+    eprintln!(
+        "Put this entry first in TIDEPOST_KEYS (or the key file), keep the old ones after it, then run `tidepost keys rotate`."
+    );
+    Ok(())
+}
+
+pub async fn keys_rotate(_config: Config) -> Result<(), Failure> {
+    Err(Failure::Runtime("not available yet".into()))
+}
+
+pub fn config_check(raw: &RawSettings) -> Result<(), Failure> {
+    let rows = raw.describe();
+    let width = rows
+        .iter()
+        .map(|(name, _, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    for (name, value, origin) in &rows {
+        println!("{name:width$}  {value}  ({origin})");
+    }
+    let config = Config::from_raw(raw)?;
+    match config.check_for_serve() {
+        Ok(()) => println!("\nThe configuration is valid for `tidepost serve`."),
+        Err(e) => {
+            println!("\nValid for operations commands, but `tidepost serve` would refuse it: {e}")
+        }
+    }
+    Ok(())
+}
