@@ -2,8 +2,10 @@
 
 pub mod ids;
 pub mod platform;
+pub mod publish;
 pub mod time;
 
 pub use ids::new_id;
 pub use platform::Platform;
+pub use publish::{PostSummary, TargetState};
 pub use time::now_ms;
