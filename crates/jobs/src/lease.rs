@@ -68,7 +68,7 @@ pub async fn claim(db: &Db, now: i64, claim: Claim<'_>) -> Result<Vec<Job>> {
 /// One statement: select the due rows (skipping rows other claimers hold on PostgreSQL) and
 /// take them. On SQLite the statement is its own write transaction, so claims never overlap.
 fn claim_sql(dialect: Dialect, kinds: usize) -> String {
-    let mut sql = format!(
+    let mut sql = String::from(
         "UPDATE jobs SET state = 'running', locked_by = $1, lease_id = $2, locked_until = $3, \
              attempts = attempts + 1, updated_at = $4, \
              last_error = CASE WHEN state = 'running' \
@@ -76,7 +76,7 @@ fn claim_sql(dialect: Dialect, kinds: usize) -> String {
                  ELSE last_error END \
          WHERE id IN (SELECT id FROM jobs \
              WHERE ((state IN ('queued', 'failed') AND run_at <= $4) \
-                 OR (state = 'running' AND locked_until <= $4))"
+                 OR (state = 'running' AND locked_until <= $4))",
     );
     if kinds > 0 {
         let params: Vec<String> = (0..kinds).map(|i| format!("${}", 6 + i)).collect();
