@@ -54,18 +54,22 @@ pub async fn insert(db: &Db, key: &ApiKey) -> Result<()> {
 }
 
 pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<ApiKey>> {
-    Ok(sqlx::query_as(select!("WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC"))
+    Ok(sqlx::query_as(select!(
+        "WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC"
+    ))
     .bind(workspace_id)
     .fetch_all(db.pool())
     .await?)
 }
 
 pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<ApiKey>> {
-    Ok(sqlx::query_as(select!("WHERE workspace_id = $1 AND id = $2"))
-    .bind(workspace_id)
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?)
+    Ok(
+        sqlx::query_as(select!("WHERE workspace_id = $1 AND id = $2"))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 /// The key with this hash, whatever its state (the caller tells revoked keys apart).

@@ -40,9 +40,15 @@ impl Dialect {
 pub enum SchemaState {
     Current,
     /// Some migrations this binary knows are not applied yet.
-    Behind { applied: i64, known: i64 },
+    Behind {
+        applied: i64,
+        known: i64,
+    },
     /// The database has migrations this binary does not know (a newer tidepost ran on it).
-    Newer { found: i64, known: i64 },
+    Newer {
+        found: i64,
+        known: i64,
+    },
 }
 
 /// A handle on the database. Cheap to clone.
@@ -58,27 +64,33 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let (dialect, url) = normalize_url(url)?;
-        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        let options =
+            AnyConnectOptions::from_str(&url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
         let pool_options = match dialect {
-            Dialect::Sqlite => AnyPoolOptions::new()
-                .max_connections(8)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        conn.execute(
-                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
+            Dialect::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
                              PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
-                        )
-                        .await?;
-                        Ok(())
+                            )
+                            .await?;
+                            Ok(())
+                        })
                     })
-                }),
+            }
             Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Unreachable { backend: dialect.name(), reason: describe(&e) })?;
+            .map_err(|e| StoreError::Unreachable {
+                backend: dialect.name(),
+                reason: describe(&e),
+            })?;
         Ok(Self { pool, dialect })
     }
 
@@ -106,17 +118,27 @@ impl Db {
         if let SchemaState::Newer { found, known } = self.schema_state().await? {
             return Err(StoreError::NewerSchema { found, known });
         }
-        self.dialect.migrator().run(&self.pool).await.map_err(|e| match e {
-            MigrateError::VersionMissing(found) => {
-                StoreError::NewerSchema { found, known: self.known_version() }
-            }
-            other => StoreError::Migrate(other.to_string()),
-        })
+        self.dialect
+            .migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| match e {
+                MigrateError::VersionMissing(found) => StoreError::NewerSchema {
+                    found,
+                    known: self.known_version(),
+                },
+                other => StoreError::Migrate(other.to_string()),
+            })
     }
 
     /// The newest migration version this binary knows.
     pub fn known_version(&self) -> i64 {
-        self.dialect.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+        self.dialect
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Compares the applied migrations with the ones this binary knows.
@@ -144,16 +166,25 @@ impl Db {
         if !table_exists {
             return Ok(SchemaState::Behind { applied: 0, known });
         }
-        let versions: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")
-                .fetch_all(&self.pool)
-                .await?;
+        let versions: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let applied = versions.last().copied().unwrap_or(0);
         if let Some(found) = versions.iter().copied().find(|v| *v > known) {
             return Ok(SchemaState::Newer { found, known });
         }
-        let all_known_applied = self.dialect.migrator().iter().all(|m| versions.contains(&m.version));
-        Ok(if all_known_applied { SchemaState::Current } else { SchemaState::Behind { applied, known } })
+        let all_known_applied = self
+            .dialect
+            .migrator()
+            .iter()
+            .all(|m| versions.contains(&m.version));
+        Ok(if all_known_applied {
+            SchemaState::Current
+        } else {
+            SchemaState::Behind { applied, known }
+        })
     }
 
     /// Fails with [`StoreError::NotMigrated`] or [`StoreError::NewerSchema`] unless the schema is current.
@@ -198,13 +229,19 @@ fn normalize_url(url: &str) -> Result<(Dialect, String)> {
             Ok((Dialect::Sqlite, url))
         }
         "postgres" | "postgresql" => Ok((Dialect::Postgres, url.to_string())),
-        "" => Err(StoreError::InvalidUrl("expected sqlite://PATH or postgres://…".into())),
-        other => Err(StoreError::UnsupportedScheme { scheme: other.to_string() }),
+        "" => Err(StoreError::InvalidUrl(
+            "expected sqlite://PATH or postgres://…".into(),
+        )),
+        other => Err(StoreError::UnsupportedScheme {
+            scheme: other.to_string(),
+        }),
     }
 }
 
 fn sqlite_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
 }
@@ -225,9 +262,21 @@ mod tests {
 
     #[test]
     fn schemes() {
-        assert_eq!(normalize_url("sqlite://a.db").unwrap(), (Dialect::Sqlite, "sqlite://a.db?mode=rwc".into()));
-        assert_eq!(normalize_url("postgres://x@h/db").unwrap().0, Dialect::Postgres);
-        assert!(matches!(normalize_url("mysql://h/db"), Err(StoreError::UnsupportedScheme { .. })));
-        assert!(matches!(normalize_url("nonsense"), Err(StoreError::InvalidUrl(_))));
+        assert_eq!(
+            normalize_url("sqlite://a.db").unwrap(),
+            (Dialect::Sqlite, "sqlite://a.db?mode=rwc".into())
+        );
+        assert_eq!(
+            normalize_url("postgres://x@h/db").unwrap().0,
+            Dialect::Postgres
+        );
+        assert!(matches!(
+            normalize_url("mysql://h/db"),
+            Err(StoreError::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            normalize_url("nonsense"),
+            Err(StoreError::InvalidUrl(_))
+        ));
     }
 }

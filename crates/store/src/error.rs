@@ -9,7 +9,10 @@ pub enum StoreError {
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
     #[error("cannot reach the database ({backend}): {reason}")]
-    Unreachable { backend: &'static str, reason: String },
+    Unreachable {
+        backend: &'static str,
+        reason: String,
+    },
     #[error(
         "the database has migration {found} which this tidepost binary does not know (it knows up to {known}); \
          upgrade tidepost or point it at another database"

@@ -10,10 +10,13 @@
 //! Every table that holds tenant data has a `workspace_id`, and every repository function that
 //! reads or writes tenant data takes the workspace id and filters by it.
 
+pub mod accounts;
 pub mod api_keys;
 mod db;
 mod error;
+pub mod events;
 pub mod login_attempts;
+pub mod oauth_states;
 pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -43,30 +43,49 @@ impl TestDb {
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let db = Db::connect(&url).await.expect("open SQLite test database");
         db.migrate().await.expect("migrate SQLite test database");
-        TestDb { db, url, _dir: Some(dir) }
+        TestDb {
+            db,
+            url,
+            _dir: Some(dir),
+        }
     }
 
     pub async fn postgres() -> TestDb {
         let url = Self::postgres_schema_url().await;
-        let db = Db::connect(&url).await.expect("connect to the PostgreSQL test schema");
+        let db = Db::connect(&url)
+            .await
+            .expect("connect to the PostgreSQL test schema");
         db.migrate().await.expect("migrate PostgreSQL test schema");
-        TestDb { db, url, _dir: None }
+        TestDb {
+            db,
+            url,
+            _dir: None,
+        }
     }
 
     /// Creates a fresh, empty schema and returns a URL whose connections use it.
     pub async fn postgres_schema_url() -> String {
-        let base = std::env::var("TIDEPOST_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_PG_URL.to_string());
-        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL tests need a server ({e}); start it with \
+        let base = std::env::var("TIDEPOST_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_TEST_PG_URL.to_string());
+        let mut admin = sqlx::PgConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL tests need a server ({e}); start it with \
                  `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` \
                  or set TIDEPOST_TEST_DATABASE_URL"
-            )
-        });
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+                )
+            });
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
         drop_stale_schemas(&mut admin, now).await;
         let schema = format!("tp_test_{now}_{:08x}", rand::rng().random::<u32>());
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin).await.expect("create test schema");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .expect("create test schema");
         let _ = admin.close().await;
         let sep = if base.contains('?') { '&' } else { '?' };
         format!("{base}{sep}options=-c%20search_path%3D{schema}")
@@ -74,15 +93,22 @@ impl TestDb {
 }
 
 async fn drop_stale_schemas(admin: &mut sqlx::PgConnection, now: u64) {
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'tp\\_test\\_%'")
-            .fetch_all(&mut *admin)
-            .await
-            .unwrap_or_default();
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'tp\\_test\\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap_or_default();
     for name in names {
-        let created = name.split('_').nth(2).and_then(|t| t.parse::<u64>().ok()).unwrap_or(now);
+        let created = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(now);
         if now.saturating_sub(created) > STALE_AFTER_SECS {
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(&mut *admin).await;
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .execute(&mut *admin)
+                .await;
         }
     }
 }

@@ -50,17 +50,21 @@ pub async fn create(db: &Db, email: &str, password_hash: &str) -> Result<User> {
 }
 
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>> {
-    Ok(sqlx::query_as("SELECT id, email, password_hash, created_at FROM users WHERE email = $1")
-        .bind(email.trim().to_lowercase())
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT id, email, password_hash, created_at FROM users WHERE email = $1")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<User>> {
-    Ok(sqlx::query_as("SELECT id, email, password_hash, created_at FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT id, email, password_hash, created_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 pub async fn set_password_hash(db: &Db, user_id: &str, password_hash: &str) -> Result<()> {
@@ -73,7 +77,9 @@ pub async fn set_password_hash(db: &Db, user_id: &str, password_hash: &str) -> R
 }
 
 pub async fn count(db: &Db) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(db.pool()).await?)
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db.pool())
+        .await?)
 }
 
 /// Adds the user to the workspace (no-op when already a member).
@@ -103,10 +109,12 @@ pub async fn workspaces_of(db: &Db, user_id: &str) -> Result<Vec<Workspace>> {
 }
 
 pub async fn is_member(db: &Db, workspace_id: &str, user_id: &str) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND user_id = $2")
-        .bind(workspace_id)
-        .bind(user_id)
-        .fetch_one(db.pool())
-        .await?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .fetch_one(db.pool())
+    .await?;
     Ok(n > 0)
 }

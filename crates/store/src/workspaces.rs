@@ -15,7 +15,12 @@ pub struct Workspace {
 }
 
 pub async fn create(db: &Db, slug: &str, name: &str) -> Result<Workspace> {
-    let ws = Workspace { id: new_id(), slug: slug.to_string(), name: name.to_string(), created_at: now_ms() };
+    let ws = Workspace {
+        id: new_id(),
+        slug: slug.to_string(),
+        name: name.to_string(),
+        created_at: now_ms(),
+    };
     sqlx::query("INSERT INTO workspaces (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&ws.id)
         .bind(&ws.slug)
@@ -28,17 +33,21 @@ pub async fn create(db: &Db, slug: &str, name: &str) -> Result<Workspace> {
 }
 
 pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<Workspace>> {
-    Ok(sqlx::query_as("SELECT id, slug, name, created_at FROM workspaces WHERE slug = $1")
-        .bind(slug)
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT id, slug, name, created_at FROM workspaces WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<Workspace>> {
-    Ok(sqlx::query_as("SELECT id, slug, name, created_at FROM workspaces WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT id, slug, name, created_at FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 /// The workspace with this slug, created if it does not exist yet.
@@ -55,5 +64,9 @@ pub async fn get_or_create(db: &Db, slug: &str, name: &str) -> Result<Workspace>
 }
 
 pub async fn list_all(db: &Db) -> Result<Vec<Workspace>> {
-    Ok(sqlx::query_as("SELECT id, slug, name, created_at FROM workspaces ORDER BY slug").fetch_all(db.pool()).await?)
+    Ok(
+        sqlx::query_as("SELECT id, slug, name, created_at FROM workspaces ORDER BY slug")
+            .fetch_all(db.pool())
+            .await?,
+    )
 }

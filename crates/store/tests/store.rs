@@ -1,6 +1,8 @@
 //! Repository tests, each run on SQLite and on PostgreSQL.
 
-use tidepost_store::{Db, SchemaState, api_keys, both_backends, login_attempts, sessions, users, workspaces};
+use tidepost_store::{
+    Db, SchemaState, api_keys, both_backends, login_attempts, sessions, users, workspaces,
+};
 
 both_backends!(migrations_are_current, |db: Db| async move {
     assert_eq!(db.schema_state().await.unwrap(), SchemaState::Current);
@@ -19,25 +21,57 @@ both_backends!(newer_schema_is_refused, |db: Db| async move {
     .await
     .unwrap();
     let err = db.migrate().await.unwrap_err().to_string();
-    assert!(err.contains("migration 99990101 which this tidepost binary does not know"), "{err}");
+    assert!(
+        err.contains("migration 99990101 which this tidepost binary does not know"),
+        "{err}"
+    );
     assert!(db.ensure_current().await.is_err());
 });
 
 both_backends!(workspaces_and_users, |db: Db| async move {
     let ws = workspaces::create(&db, "acme", "Acme").await.unwrap();
-    let dup = workspaces::create(&db, "acme", "Acme again").await.unwrap_err();
+    let dup = workspaces::create(&db, "acme", "Acme again")
+        .await
+        .unwrap_err();
     assert!(dup.is_unique_violation());
     assert_eq!(dup.to_string(), "a workspace with this slug already exists");
-    assert_eq!(workspaces::get_or_create(&db, "acme", "x").await.unwrap().id, ws.id);
+    assert_eq!(
+        workspaces::get_or_create(&db, "acme", "x")
+            .await
+            .unwrap()
+            .id,
+        ws.id
+    );
 
-    let user = users::create(&db, " Ada@Example.com ", "hash").await.unwrap();
+    let user = users::create(&db, " Ada@Example.com ", "hash")
+        .await
+        .unwrap();
     assert_eq!(user.email, "ada@example.com");
-    assert!(users::create(&db, "ada@example.com", "h").await.unwrap_err().is_unique_violation());
-    assert_eq!(users::by_email(&db, "ADA@example.com").await.unwrap().unwrap().id, user.id);
+    assert!(
+        users::create(&db, "ada@example.com", "h")
+            .await
+            .unwrap_err()
+            .is_unique_violation()
+    );
+    assert_eq!(
+        users::by_email(&db, "ADA@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        user.id
+    );
 
-    users::add_membership(&db, &ws.id, &user.id, users::Role::Owner).await.unwrap();
-    users::add_membership(&db, &ws.id, &user.id, users::Role::Owner).await.unwrap();
-    assert_eq!(users::workspaces_of(&db, &user.id).await.unwrap(), vec![ws.clone()]);
+    users::add_membership(&db, &ws.id, &user.id, users::Role::Owner)
+        .await
+        .unwrap();
+    users::add_membership(&db, &ws.id, &user.id, users::Role::Owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        users::workspaces_of(&db, &user.id).await.unwrap(),
+        vec![ws.clone()]
+    );
     assert!(users::is_member(&db, &ws.id, &user.id).await.unwrap());
     let other = workspaces::create(&db, "other", "Other").await.unwrap();
     assert!(!users::is_member(&db, &other.id, &user.id).await.unwrap());
@@ -55,8 +89,18 @@ both_backends!(sessions_expire, |db: Db| async move {
         expires_at: 2_000,
     };
     sessions::create(&db, &session).await.unwrap();
-    assert!(sessions::find_live(&db, "t1", 1_999).await.unwrap().is_some());
-    assert!(sessions::find_live(&db, "t1", 2_000).await.unwrap().is_none());
+    assert!(
+        sessions::find_live(&db, "t1", 1_999)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        sessions::find_live(&db, "t1", 2_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(sessions::delete_expired(&db, 2_000).await.unwrap(), 1);
 });
 
@@ -85,22 +129,274 @@ both_backends!(api_keys_are_workspace_scoped, |db: Db| async move {
     assert!(api_keys::revoke(&db, &a.id, &key.id, 10).await.unwrap());
     assert!(!api_keys::revoke(&db, &a.id, &key.id, 11).await.unwrap());
     let found = api_keys::find_by_hash(&db, "hash").await.unwrap().unwrap();
-    assert_eq!((found.revoked_at, found.last_used_at), (Some(10), Some(100_000)));
+    assert_eq!(
+        (found.revoked_at, found.last_used_at),
+        (Some(10), Some(100_000))
+    );
 });
 
 both_backends!(login_attempts_count_in_window, |db: Db| async move {
     for at in [10, 20, 30] {
-        login_attempts::record_failure(&db, "ada@example.com", at).await.unwrap();
+        login_attempts::record_failure(&db, "ada@example.com", at)
+            .await
+            .unwrap();
     }
-    assert_eq!(login_attempts::failures_since(&db, "ada@example.com", 15).await.unwrap(), (2, Some(20)));
+    assert_eq!(
+        login_attempts::failures_since(&db, "ada@example.com", 15)
+            .await
+            .unwrap(),
+        (2, Some(20))
+    );
     assert_eq!(login_attempts::prune(&db, 25).await.unwrap(), 2);
     login_attempts::clear(&db, "ada@example.com").await.unwrap();
-    assert_eq!(login_attempts::failures_since(&db, "ada@example.com", 0).await.unwrap(), (0, None));
+    assert_eq!(
+        login_attempts::failures_since(&db, "ada@example.com", 0)
+            .await
+            .unwrap(),
+        (0, None)
+    );
 });
 
 #[tokio::test]
 async fn unreachable_postgres_is_a_clear_error() {
-    let err = Db::connect("postgres://nobody@127.0.0.1:1/none").await.unwrap_err().to_string();
-    assert!(err.starts_with("cannot reach the database (PostgreSQL):"), "{err}");
+    let err = Db::connect("postgres://nobody@127.0.0.1:1/none")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cannot reach the database (PostgreSQL):"),
+        "{err}"
+    );
     assert!(!err.contains("nobody"), "the URL must not leak: {err}");
 }
+
+fn account(
+    workspace_id: &str,
+    id: &str,
+    provider_user_id: &str,
+) -> tidepost_store::accounts::Account {
+    tidepost_store::accounts::Account {
+        id: id.into(),
+        workspace_id: workspace_id.into(),
+        platform: "tiktok".into(),
+        provider_user_id: provider_user_id.into(),
+        display_name: "Creator".into(),
+        username: Some("creator".into()),
+        avatar_url: None,
+        status: "active".into(),
+        status_reason: None,
+        scopes: "user.info.basic".into(),
+        access_token: "v1.k.access".into(),
+        refresh_token: Some("v1.k.refresh".into()),
+        access_expires_at: Some(1_000),
+        refresh_expires_at: Some(9_000),
+        last_refreshed_at: None,
+        refresh_lease_until: None,
+        refresh_lease_by: None,
+        details: "{}".into(),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+both_backends!(
+    accounts_upsert_scope_and_refresh_lease,
+    |db: Db| async move {
+        use tidepost_store::accounts::{self, AccountStatus, Refreshed};
+        let a = workspaces::create(&db, "a", "A").await.unwrap();
+        let b = workspaces::create(&db, "b", "B").await.unwrap();
+        accounts::upsert(&db, &account(&a.id, "acc-1", "open-1"))
+            .await
+            .unwrap();
+        // Reconnecting the same identity updates the row instead of adding one.
+        let mut again = account(&a.id, "acc-other", "open-1");
+        again.display_name = "Renamed".into();
+        accounts::upsert(&db, &again).await.unwrap();
+        let list = accounts::list(&db, &a.id).await.unwrap();
+        assert_eq!(
+            (
+                list.len(),
+                list[0].id.as_str(),
+                list[0].display_name.as_str()
+            ),
+            (1, "acc-1", "Renamed")
+        );
+        assert!(accounts::get(&db, &b.id, "acc-1").await.unwrap().is_none());
+        assert!(!accounts::delete(&db, &b.id, "acc-1").await.unwrap());
+
+        // One refresh lease at a time; a stale holder cannot write.
+        assert!(
+            accounts::try_lease_refresh(&db, "acc-1", "w1", 100, 30_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !accounts::try_lease_refresh(&db, "acc-1", "w2", 200, 30_000)
+                .await
+                .unwrap()
+        );
+        let tokens = Refreshed {
+            access_token: "v1.k.new",
+            refresh_token: None,
+            access_expires_at: Some(5_000),
+            refresh_expires_at: None,
+        };
+        assert!(
+            !accounts::store_refreshed(&db, "acc-1", "w2", &tokens, 300)
+                .await
+                .unwrap()
+        );
+        assert!(
+            accounts::store_refreshed(&db, "acc-1", "w1", &tokens, 300)
+                .await
+                .unwrap()
+        );
+        let stored = accounts::get(&db, &a.id, "acc-1").await.unwrap().unwrap();
+        assert_eq!(stored.access_token, "v1.k.new");
+        assert_eq!(
+            stored.refresh_token.as_deref(),
+            Some("v1.k.refresh"),
+            "a refresh never blanks the refresh token"
+        );
+        assert!(stored.refresh_lease_by.is_none());
+        // An expired lease can be taken over.
+        assert!(
+            accounts::try_lease_refresh(&db, "acc-1", "w1", 400, 10)
+                .await
+                .unwrap()
+        );
+        assert!(
+            accounts::try_lease_refresh(&db, "acc-1", "w2", 500, 10)
+                .await
+                .unwrap()
+        );
+
+        assert_eq!(
+            accounts::due_for_refresh(&db, 6_000, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            accounts::set_status(
+                &db,
+                &a.id,
+                "acc-1",
+                AccountStatus::NeedsReauth,
+                Some("revoked"),
+                600
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            !accounts::set_status(
+                &db,
+                &a.id,
+                "acc-1",
+                AccountStatus::NeedsReauth,
+                Some("revoked"),
+                700
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            accounts::due_for_refresh(&db, 6_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            accounts::by_provider_identity(&db, "tiktok", "open-1")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+);
+
+both_backends!(oauth_states_are_single_use, |db: Db| async move {
+    use tidepost_store::oauth_states::{self, OAuthState, Refusal};
+    let ws = workspaces::create(&db, "w", "W").await.unwrap();
+    let state = |hash: &str, expires_at| OAuthState {
+        state_hash: hash.into(),
+        workspace_id: ws.id.clone(),
+        user_id: None,
+        flow: "tiktok".into(),
+        pkce_verifier: None,
+        return_to: None,
+        created_at: 0,
+        expires_at,
+        used_at: None,
+    };
+    oauth_states::insert(&db, &state("h1", 1_000))
+        .await
+        .unwrap();
+    oauth_states::insert(&db, &state("h2", 1_000))
+        .await
+        .unwrap();
+    assert!(oauth_states::consume(&db, "h1", 10).await.unwrap().is_ok());
+    assert_eq!(
+        oauth_states::consume(&db, "h1", 20)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::AlreadyUsed
+    );
+    assert_eq!(
+        oauth_states::consume(&db, "h2", 1_000)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::Expired
+    );
+    assert_eq!(
+        oauth_states::consume(&db, "nope", 10)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::Unknown
+    );
+    assert_eq!(oauth_states::prune(&db, 2_000).await.unwrap(), 2);
+});
+
+both_backends!(events_are_recorded_per_workspace, |db: Db| async move {
+    use tidepost_store::events;
+    let a = workspaces::create(&db, "a", "A").await.unwrap();
+    let b = workspaces::create(&db, "b", "B").await.unwrap();
+    events::record(
+        &db,
+        &a.id,
+        "account.connected",
+        Some("acc-1"),
+        &serde_json::json!({"x": 1}),
+    )
+    .await
+    .unwrap();
+    events::record(
+        &db,
+        &a.id,
+        "post.published",
+        Some("post-1"),
+        &serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(events::recent(&db, &a.id, None, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        events::recent(&db, &a.id, Some("acc-1"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        events::recent(&db, &b.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+});
