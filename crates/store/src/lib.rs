@@ -15,8 +15,12 @@ pub mod api_keys;
 mod db;
 mod error;
 pub mod events;
+pub mod inbound_events;
+pub mod limits;
 pub mod login_attempts;
+pub mod media;
 pub mod oauth_states;
+pub mod posts;
 pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;

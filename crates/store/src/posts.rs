@@ -1,0 +1,421 @@
+//! Posts and their targets (one post to one account). A target's `state` only changes by
+//! compare-and-set ([`set_state`]), so that concurrent updaters (the worker, status polling,
+//! webhooks) never overwrite each other; the rules of which change is allowed live in
+//! `tidepost_domain::publish`.
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use crate::{Db, Result};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Post {
+    pub id: String,
+    pub workspace_id: String,
+    pub caption: String,
+    /// `video` or `photo`.
+    pub kind: String,
+    pub media_id: Option<String>,
+    pub media_url: Option<String>,
+    /// JSON: the publish options as accepted.
+    pub options: String,
+    pub idempotency_key: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Target {
+    pub id: String,
+    pub workspace_id: String,
+    pub post_id: String,
+    pub account_id: String,
+    pub platform: String,
+    /// `direct` or `inbox`.
+    pub mode: String,
+    /// `file_upload` or `pull_from_url`.
+    pub source: String,
+    pub state: String,
+    pub bytes_total: i64,
+    pub bytes_sent: i64,
+    pub chunk_size: i64,
+    pub chunks_total: i64,
+    pub chunks_acked: i64,
+    /// Bumped each time the provider publish must be started afresh (a retry, an expired
+    /// upload URL, an init that definitely failed): names the durable init step.
+    pub init_generation: i64,
+    pub publish_id: Option<String>,
+    pub provider_status: Option<String>,
+    /// JSON array of strings.
+    pub provider_post_ids: String,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub error_retryable: i64,
+    /// Vault envelope (the upload URL is a capability).
+    #[serde(skip)]
+    pub upload_url: Option<String>,
+    pub upload_url_expires_at: Option<i64>,
+    pub init_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Target {
+    pub fn post_ids(&self) -> Vec<String> {
+        serde_json::from_str(&self.provider_post_ids).unwrap_or_default()
+    }
+}
+
+const POST_COLUMNS: &str = "id, workspace_id, caption, kind, media_id, media_url, options, idempotency_key, \
+     created_by, created_at, updated_at";
+const TARGET_COLUMNS: &str = "id, workspace_id, post_id, account_id, platform, mode, source, state, bytes_total, \
+     bytes_sent, chunk_size, chunks_total, chunks_acked, init_generation, publish_id, provider_status, \
+     provider_post_ids, error_code, error_message, error_retryable, upload_url, upload_url_expires_at, init_at, \
+     finished_at, created_at, updated_at";
+
+pub async fn insert_post_in(conn: &mut AnyConnection, p: &Post) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO posts ({POST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(&p.id)
+    .bind(&p.workspace_id)
+    .bind(&p.caption)
+    .bind(&p.kind)
+    .bind(&p.media_id)
+    .bind(&p.media_url)
+    .bind(&p.options)
+    .bind(&p.idempotency_key)
+    .bind(&p.created_by)
+    .bind(p.created_at)
+    .bind(p.updated_at)
+    .execute(conn)
+    .await
+    .map_err(crate::error::conflict_as("a post with this idempotency key"))?;
+    Ok(())
+}
+
+pub async fn insert_target_in(conn: &mut AnyConnection, t: &Target) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO post_targets ({TARGET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+    ))
+    .bind(&t.id)
+    .bind(&t.workspace_id)
+    .bind(&t.post_id)
+    .bind(&t.account_id)
+    .bind(&t.platform)
+    .bind(&t.mode)
+    .bind(&t.source)
+    .bind(&t.state)
+    .bind(t.bytes_total)
+    .bind(t.bytes_sent)
+    .bind(t.chunk_size)
+    .bind(t.chunks_total)
+    .bind(t.chunks_acked)
+    .bind(t.init_generation)
+    .bind(&t.publish_id)
+    .bind(&t.provider_status)
+    .bind(&t.provider_post_ids)
+    .bind(&t.error_code)
+    .bind(&t.error_message)
+    .bind(t.error_retryable)
+    .bind(&t.upload_url)
+    .bind(t.upload_url_expires_at)
+    .bind(t.init_at)
+    .bind(t.finished_at)
+    .bind(t.created_at)
+    .bind(t.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Post>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND id = $2"
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+pub async fn by_idempotency_key(db: &Db, workspace_id: &str, key: &str) -> Result<Option<Post>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND idempotency_key = $2"
+    ))
+    .bind(workspace_id)
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// Newest first; `before` is the id of the last post of the previous page (ids are UUIDv7, so
+/// they sort by creation).
+pub async fn list(db: &Db, workspace_id: &str, before: Option<&str>, limit: i64) -> Result<Vec<Post>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND ($2 IS NULL OR id < $2) \
+         ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(workspace_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+pub async fn targets_of(db: &Db, workspace_id: &str, post_id: &str) -> Result<Vec<Target>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {TARGET_COLUMNS} FROM post_targets WHERE workspace_id = $1 AND post_id = $2 ORDER BY id"
+    ))
+    .bind(workspace_id)
+    .bind(post_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+pub async fn target(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Target>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {TARGET_COLUMNS} FROM post_targets WHERE workspace_id = $1 AND id = $2"
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// System-wide: the target a provider publish id belongs to (webhooks name the publish, not
+/// the workspace).
+pub async fn target_by_publish_id(db: &Db, platform: &str, publish_id: &str) -> Result<Option<Target>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {TARGET_COLUMNS} FROM post_targets WHERE platform = $1 AND publish_id = $2 ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(platform)
+    .bind(publish_id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// Moves the target from `from` to `to` if it is still in `from`; false when it moved meanwhile.
+/// `finished` sets `finished_at`.
+pub async fn set_state(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    from: &str,
+    to: &str,
+    finished: bool,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE post_targets SET state = $1, updated_at = $2, \
+         finished_at = CASE WHEN $3 = 1 THEN $2 ELSE finished_at END \
+         WHERE workspace_id = $4 AND id = $5 AND state = $6",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(i64::from(finished))
+    .bind(workspace_id)
+    .bind(id)
+    .bind(from)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a failure's details (set together with the `failed` state, or as the last error of
+/// a target still retrying).
+pub async fn set_error(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    code: Option<&str>,
+    message: Option<&str>,
+    retryable: bool,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE post_targets SET error_code = $1, error_message = $2, error_retryable = $3, updated_at = $4 \
+         WHERE workspace_id = $5 AND id = $6",
+    )
+    .bind(code)
+    .bind(message)
+    .bind(i64::from(retryable))
+    .bind(now)
+    .bind(workspace_id)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Reserves the init (`init_at`) and declares the upload plan, before the provider is called.
+#[allow(clippy::too_many_arguments)]
+pub async fn reserve_init_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    id: &str,
+    bytes_total: i64,
+    chunk_size: i64,
+    chunks_total: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE post_targets SET init_at = $1, bytes_total = $2, chunk_size = $3, chunks_total = $4, updated_at = $1 \
+         WHERE workspace_id = $5 AND id = $6",
+    )
+    .bind(now)
+    .bind(bytes_total)
+    .bind(chunk_size)
+    .bind(chunks_total)
+    .bind(workspace_id)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores what init returned. Written before anything else happens with the publish.
+pub async fn set_publish(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    publish_id: &str,
+    upload_url: Option<&str>,
+    upload_url_expires_at: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE post_targets SET publish_id = $1, upload_url = $2, upload_url_expires_at = $3, chunks_acked = 0, \
+         bytes_sent = 0, updated_at = $4 WHERE workspace_id = $5 AND id = $6",
+    )
+    .bind(publish_id)
+    .bind(upload_url)
+    .bind(upload_url_expires_at)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Records that chunks `0..chunks_acked` are acknowledged (never goes down).
+pub async fn ack_chunks(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    chunks_acked: i64,
+    bytes_sent: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE post_targets SET chunks_acked = $1, bytes_sent = $2, updated_at = $3 \
+         WHERE workspace_id = $4 AND id = $5 AND chunks_acked < $1",
+    )
+    .bind(chunks_acked)
+    .bind(bytes_sent)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Forgets the provider publish so that the next run starts a new one (expired upload URL,
+/// a definite init failure, an explicit retry): bumps the init generation.
+pub async fn restart_publish(db: &Db, workspace_id: &str, id: &str, generation: i64, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE post_targets SET publish_id = NULL, upload_url = NULL, upload_url_expires_at = NULL, \
+         chunks_acked = 0, bytes_sent = 0, provider_status = NULL, init_at = NULL, \
+         init_generation = init_generation + 1, updated_at = $1 \
+         WHERE workspace_id = $2 AND id = $3 AND init_generation = $4",
+    )
+    .bind(now)
+    .bind(workspace_id)
+    .bind(id)
+    .bind(generation)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Clears the error of a target being retried.
+pub async fn clear_error(db: &Db, workspace_id: &str, id: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE post_targets SET error_code = NULL, error_message = NULL, error_retryable = 0, finished_at = NULL, \
+         updated_at = $1 WHERE workspace_id = $2 AND id = $3",
+    )
+    .bind(now)
+    .bind(workspace_id)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The provider's latest raw status and, when known, its byte progress and post ids.
+pub async fn set_provider_status(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    status: &str,
+    post_ids: Option<&[String]>,
+    now: i64,
+) -> Result<()> {
+    let ids = post_ids.map(|ids| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()));
+    sqlx::query(
+        "UPDATE post_targets SET provider_status = $1, provider_post_ids = COALESCE($2, provider_post_ids), \
+         updated_at = $3 WHERE workspace_id = $4 AND id = $5",
+    )
+    .bind(status)
+    .bind(ids)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Inits of one account in one mode since `since` that still count against a quota (not
+/// failed or cancelled), oldest first, excluding `except` (the target asking).
+pub async fn quota_inits(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    mode: &str,
+    since: i64,
+    except: Option<&str>,
+) -> Result<Vec<(String, i64, Option<String>)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, init_at, provider_status FROM post_targets WHERE account_id = $1 AND mode = $2 \
+         AND init_at IS NOT NULL AND init_at > $3 AND state NOT IN ('failed', 'cancelled') \
+         AND ($4 IS NULL OR id <> $4) ORDER BY init_at ASC",
+    )
+    .bind(account_id)
+    .bind(mode)
+    .bind(since)
+    .bind(except)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Accounts of `platform` with a direct init since `since` (oldest init of each first).
+pub async fn direct_posting_accounts(
+    conn: &mut AnyConnection,
+    platform: &str,
+    since: i64,
+) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT account_id, MIN(init_at) FROM post_targets WHERE platform = $1 AND mode = 'direct' \
+         AND init_at IS NOT NULL AND init_at > $2 AND state NOT IN ('failed', 'cancelled') \
+         GROUP BY account_id ORDER BY MIN(init_at) ASC",
+    )
+    .bind(platform)
+    .bind(since)
+    .fetch_all(conn)
+    .await?)
+}
