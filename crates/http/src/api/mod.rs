@@ -18,14 +18,26 @@ pub fn router() -> Router<HttpState> {
         .route("/me", get(me))
         .merge(keys::router())
         .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
-async fn unknown_route() -> Problem {
+/// The answer for any path under `/api` that is no route (also used by the root fallback for
+/// `/api`, `/api/v1/` and other versions, so API clients never get an HTML page).
+pub(crate) async fn unknown_route() -> Problem {
     Problem::new(
         axum::http::StatusCode::NOT_FOUND,
         "unknown-route",
         "Unknown route",
         "no such API route",
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> Problem {
+    Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("this API route does not take {method}"),
     )
 }
 

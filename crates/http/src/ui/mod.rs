@@ -7,7 +7,8 @@ mod session;
 mod settings;
 
 use axum::Router;
-use axum::response::IntoResponse;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 
 use crate::auth::Viewer;
 use crate::error::PageError;
@@ -20,8 +21,12 @@ pub fn router() -> Router<HttpState> {
         .merge(settings::router())
 }
 
-pub async fn not_found() -> impl IntoResponse {
-    PageError::not_found()
+/// Paths no route matches: an HTML page, or problem+json under `/api`.
+pub async fn not_found(uri: Uri) -> Response {
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        return crate::api::unknown_route().await.into_response();
+    }
+    PageError::not_found().into_response()
 }
 
 /// What the layout needs on every page: who is signed in, the CSRF token for its forms, the

@@ -1,0 +1,14 @@
+//! End-to-end tests of tidepost: a real server on a free port over SQLite and PostgreSQL, the
+//! built binary as a subprocess, and headless Chromium for the UI. One module per feature;
+//! `support` holds what they share.
+
+mod support;
+
+mod api;
+mod browser;
+mod cli;
+mod docs;
+mod ops;
+mod sessions;
+mod setup;
+mod tenancy;

@@ -1,0 +1,361 @@
+//! What every integration test shares: a tidepost server on a fresh database (SQLite file or
+//! PostgreSQL schema) bound to a free port, HTTP clients with their own cookie jars, and helpers
+//! that go through the real sign-in form, make users and API keys, and read problem+json.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::Value;
+use tidepost_app::access;
+use tidepost_app::config::RawSettings;
+use tidepost_app::{App, Config};
+use tidepost_http::{Server, SetupToken};
+use tidepost_store::Db;
+pub use tidepost_store::testing::Backend;
+use tidepost_store::testing::TestDb;
+use tidepost_store::users::User;
+use tidepost_store::workspaces::Workspace;
+use tidepost_vault::Keyring;
+use tidepost_vault::secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The password every test user gets (long enough for the 10-character rule).
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Declares `mod NAME { sqlite, postgres }` tests that call `async fn NAME(backend: Backend)`
+/// defined beside it, so one test body proves both backends.
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+pub(crate) use both_backends;
+
+/// reqwest is built without a default rustls provider: install ring's once per process.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A client with its own cookie jar that does not follow redirects (tests check `Location`).
+pub fn client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client")
+}
+
+/// A client without a cookie jar, for requests whose cookies the test sets by hand.
+pub fn bare_client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client")
+}
+
+/// How [`spawn_app_with`] sets the server up.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// `TIDEPOST_PUBLIC_URL` (https turns on HSTS and Secure cookies).
+    pub public_url: Option<String>,
+    /// Serve with this live first-run setup token.
+    pub setup_token: Option<String>,
+    /// Use this database (already prepared) instead of a fresh migrated one.
+    pub database_url: Option<String>,
+    /// Leave the fresh database without its schema (for readiness checks).
+    pub unmigrated: bool,
+}
+
+/// A running tidepost server. Stops when dropped.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+    pub db: Db,
+    /// A client with its own cookie jar, not signed in.
+    pub client: reqwest::Client,
+    pub setup: SetupToken,
+    shutdown: CancellationToken,
+    _task: JoinHandle<()>,
+    _test_db: Option<TestDb>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A server in sandbox mode on a fresh, migrated database of `backend`.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, Options::default()).await
+}
+
+/// A fresh, never migrated database and its URL.
+pub async fn unmigrated_db(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary folder");
+            let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => (TestDb::postgres_schema_url().await, None),
+    }
+}
+
+pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
+    install_crypto();
+    let (db, db_url, test_db, dir) = if let Some(url) = &options.database_url {
+        let db = Db::connect(url)
+            .await
+            .expect("connect to the given database");
+        (db, url.clone(), None, None)
+    } else if options.unmigrated {
+        let (url, dir) = unmigrated_db(backend).await;
+        let db = Db::connect(&url)
+            .await
+            .expect("connect to a fresh database");
+        (db, url, None, dir)
+    } else {
+        let test_db = TestDb::new(backend).await;
+        (test_db.db.clone(), test_db.url.clone(), Some(test_db), None)
+    };
+    let keys = Keyring::generate_key_text();
+    let flags = vec![
+        ("listen", "127.0.0.1:0".to_string()),
+        ("database_url", db_url.clone()),
+        ("sandbox", "true".to_string()),
+        ("workers", "false".to_string()),
+    ];
+    let public_url = options.public_url.clone();
+    let raw = RawSettings::gather(
+        &flags,
+        |name| match name {
+            "TIDEPOST_KEYS" => Some(keys.expose_secret().to_string()),
+            "TIDEPOST_PUBLIC_URL" => public_url.clone(),
+            _ => None,
+        },
+        None,
+    )
+    .expect("test settings");
+    let config = Config::from_raw(&raw).expect("test configuration");
+    let keyring = tidepost_app::keys::load_keyring(&config).expect("test keyring");
+    let app = App::new(config, db.clone(), keyring);
+    let setup = SetupToken::new(options.setup_token.clone());
+    let server = Server::build(app, setup.clone()).expect("bind a free port");
+    let addr = server.addr();
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        server.run_until_stopped(stop).await.expect("server runs");
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        db,
+        client: client(),
+        setup,
+        shutdown,
+        _task: task,
+        _test_db: test_db,
+        _dir: dir,
+    }
+}
+
+/// Someone signed in through the real form: their client (its cookie jar holds the session)
+/// and the CSRF token their pages carry.
+pub struct SignedIn {
+    pub client: reqwest::Client,
+    pub csrf: String,
+    pub workspace: Workspace,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A user who owns `workspace` (created if needed), with [`PASSWORD`].
+    pub async fn create_user(&self, email: &str, workspace: &str) -> (User, Workspace) {
+        access::create_user(&self.db, email, PASSWORD, workspace)
+            .await
+            .expect("create a test user")
+    }
+
+    /// Opens the sign-in form with `client` and returns its CSRF field (the cookie is in the jar).
+    pub async fn login_csrf(&self, client: &reqwest::Client) -> String {
+        let page = client.get(self.url("/login")).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        hidden_input(&html, "csrf").expect("the sign-in form has a csrf field")
+    }
+
+    /// Posts the sign-in form the way a browser does: fetch it, then send it back with its token.
+    pub async fn sign_in(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+        next: &str,
+    ) -> reqwest::Response {
+        let csrf = self.login_csrf(client).await;
+        client
+            .post(self.url("/login"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates `owner@WORKSPACE.example` in `workspace` and signs them in with a new client.
+    pub async fn signed_in(&self, workspace: &str) -> SignedIn {
+        let email = format!("owner@{workspace}.example");
+        let (_, workspace) = self.create_user(&email, workspace).await;
+        let client = client();
+        let response = self.sign_in(&client, &email, PASSWORD, "/").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "sign-in redirects"
+        );
+        assert_eq!(location(&response), "/");
+        let dashboard = client.get(self.url("/")).send().await.unwrap();
+        assert_eq!(dashboard.status(), StatusCode::OK);
+        let html = dashboard.text().await.unwrap();
+        let csrf = hidden_input(&html, "csrf").expect("the sign-out form carries the CSRF token");
+        SignedIn {
+            client,
+            csrf,
+            workspace,
+        }
+    }
+
+    /// An API key for `workspace_id` with `scopes` (empty: `api`); returns the secret.
+    pub async fn api_key(&self, workspace_id: &str, name: &str, scopes: &[&str]) -> String {
+        access::create_api_key(&self.db, workspace_id, name, scopes)
+            .await
+            .expect("create a test API key")
+            .secret
+    }
+
+    /// The id of the API key with this secret.
+    pub async fn key_id(&self, secret: &str) -> String {
+        tidepost_store::api_keys::find_by_hash(&self.db, &access::sha256_hex(secret))
+            .await
+            .unwrap()
+            .expect("the key exists")
+            .id
+    }
+
+    /// `GET path` with `Authorization: Bearer key`.
+    pub async fn api_get(&self, key: &str, path: &str) -> reqwest::Response {
+        bare_client()
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The `value` of `<input … name="NAME" value="…">` in a page.
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_string())
+}
+
+/// The `Location` header (panics when absent).
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .unwrap_or_else(|| panic!("no Location header (status {})", response.status()))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The `Set-Cookie` header that sets `name`, if any.
+pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+/// The value a `Set-Cookie` line sets.
+pub fn cookie_value(set_cookie: &str) -> String {
+    let pair = set_cookie.split(';').next().unwrap();
+    pair.split_once('=').unwrap().1.to_string()
+}
+
+/// Asserts an `application/problem+json` answer with `status` and `code`; returns its body.
+pub async fn problem(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status of {}", response.url());
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let url = response.url().to_string();
+    assert_eq!(
+        content_type, "application/problem+json",
+        "content type of {url}"
+    );
+    let body: Value = response.json().await.expect("a JSON problem");
+    assert_eq!(
+        body["type"],
+        format!("urn:tidepost:problem:{code}"),
+        "{body}"
+    );
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// Asserts an HTML error page with `status` whose text contains `needle`; returns the page.
+pub async fn page_error(response: reqwest::Response, status: StatusCode, needle: &str) -> String {
+    assert_eq!(response.status(), status, "status of {}", response.url());
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let html = response.text().await.unwrap();
+    assert!(html.contains(needle), "expected {needle:?} in:\n{html}");
+    html
+}

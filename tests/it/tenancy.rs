@@ -1,0 +1,309 @@
+//! Tenancy: no route ever serves, changes or reveals another workspace's object.
+//!
+//! [`ID_ROUTES`] lists every route that takes an id: each API route under `/api/v1` and each UI
+//! page. For every row the test makes an object in workspace A, calls the route as workspace B
+//! with A's id and expects 404 (never 2xx, never A's data), checks A's object is untouched, and
+//! then calls the route as A to prove the row names a real route (a misspelled row must not
+//! pass by answering 404 to everyone).
+//!
+//! **When you add a route that takes an id, add a row here** (and, for a new kind of object, an
+//! [`Object`] variant and how to make one in [`make`]). `every_id_route_is_in_the_table` scans
+//! `crates/http/src` for routes with `{…}` in their path and fails when one has no row.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The kinds of workspace objects routes take ids of.
+#[derive(Debug, Clone, Copy)]
+enum Object {
+    ApiKey,
+}
+
+/// Who calls a route: an API key (`/api/v1`) or a signed-in browser (UI pages, CSRF field sent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Surface {
+    Api,
+    Ui,
+}
+
+struct IdRoute {
+    method: &'static str,
+    /// The route template as registered, `{id}` standing for the object's id.
+    template: &'static str,
+    surface: Surface,
+    object: Object,
+}
+
+const fn row(method: &'static str, template: &'static str, object: Object) -> IdRoute {
+    let surface = if matches!(template.as_bytes(), [b'/', b'a', b'p', b'i', b'/', ..]) {
+        Surface::Api
+    } else {
+        Surface::Ui
+    };
+    IdRoute {
+        method,
+        template,
+        surface,
+        object,
+    }
+}
+
+/// Every route that takes an id. Add a row with each new route.
+const ID_ROUTES: &[IdRoute] = &[
+    row("GET", "/api/v1/api-keys/{id}", Object::ApiKey),
+    row("DELETE", "/api/v1/api-keys/{id}", Object::ApiKey),
+    row("POST", "/settings/api-keys/{id}/revoke", Object::ApiKey),
+];
+
+/// Routes with a path parameter that is not a workspace object's id.
+const NOT_TENANT_DATA: &[&str] = &["/assets/{name}"];
+
+/// Makes an object of `kind` in `workspace_id`; returns its id.
+async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> String {
+    match kind {
+        Object::ApiKey => {
+            let secret = app.api_key(workspace_id, "tenancy fixture", &[]).await;
+            app.key_id(&secret).await
+        }
+    }
+}
+
+/// What identifies the object in a response, to prove it never leaks to the other workspace.
+async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> String {
+    match kind {
+        Object::ApiKey => {
+            let key = tidepost_store::api_keys::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists");
+            key.prefix
+        }
+    }
+}
+
+/// The object's state, to prove the other workspace's call changed nothing.
+async fn state_of(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> String {
+    match kind {
+        Object::ApiKey => {
+            let key = tidepost_store::api_keys::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists");
+            format!("{} {} {:?}", key.name, key.scopes, key.revoked_at)
+        }
+    }
+}
+
+/// One workspace's ways in: an API key and a signed-in browser.
+struct Tenant {
+    key: String,
+    browser: SignedIn,
+}
+
+impl Tenant {
+    async fn new(app: &TestApp, slug: &str) -> Tenant {
+        let browser = app.signed_in(slug).await;
+        let key = app.api_key(&browser.workspace.id, "tenancy", &[]).await;
+        Tenant { key, browser }
+    }
+
+    async fn call(&self, app: &TestApp, route: &IdRoute, id: &str) -> reqwest::Response {
+        let path = route.template.replace("{id}", id);
+        let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+        match route.surface {
+            Surface::Api => bare_client()
+                .request(method, app.url(&path))
+                .bearer_auth(&self.key)
+                .send()
+                .await
+                .unwrap(),
+            Surface::Ui => {
+                let request = self.browser.client.request(method.clone(), app.url(&path));
+                let request = if method == Method::GET {
+                    request
+                } else {
+                    request.form(&[("csrf", self.browser.csrf.as_str())])
+                };
+                request.send().await.unwrap()
+            }
+        }
+    }
+}
+
+both_backends!(other_workspaces_ids_are_not_found);
+
+async fn other_workspaces_ids_are_not_found(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let a = Tenant::new(&app, "tenant-a").await;
+    let b = Tenant::new(&app, "tenant-b").await;
+    let a_ws = a.browser.workspace.id.clone();
+    for route in ID_ROUTES {
+        let what = format!("{} {}", route.method, route.template);
+        let id = make(&app, route.object, &a_ws).await;
+        let before = state_of(&app, route.object, &a_ws, &id).await;
+        let secret_bit = fingerprint(&app, route.object, &a_ws, &id).await;
+
+        let response = b.call(&app, route, &id).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{what} as another workspace: {body}"
+        );
+        assert!(!body.contains(&id), "{what} echoed the id: {body}");
+        assert!(
+            !body.contains(&secret_bit),
+            "{what} leaked the object: {body}"
+        );
+        if route.surface == Surface::Api {
+            let problem: Value = serde_json::from_str(&body).expect("problem+json");
+            assert_eq!(problem["type"], "urn:tidepost:problem:not-found", "{what}");
+        }
+        assert_eq!(
+            state_of(&app, route.object, &a_ws, &id).await,
+            before,
+            "{what} as another workspace changed the object"
+        );
+
+        // The owner gets through: the row names a live route.
+        let response = a.call(&app, route, &id).await;
+        assert!(
+            response.status().is_success() || response.status().is_redirection(),
+            "{what} as the owner: {}",
+            response.status()
+        );
+    }
+}
+
+/// Routes registered in `crates/http/src` whose path has a `{…}` parameter, with their methods.
+/// Files under `api/` are nested under `/api/v1`.
+fn registered_id_routes() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/http/src");
+    let mut found = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let relative = path.strip_prefix(&root).unwrap();
+            let prefix = if relative.starts_with("api") {
+                "/api/v1"
+            } else {
+                ""
+            };
+            let source = std::fs::read_to_string(&path).unwrap();
+            for (template, methods) in routes_in(&source) {
+                if !template.contains('{') {
+                    continue;
+                }
+                for method in methods {
+                    found.push((method, format!("{prefix}{template}")));
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `.route("PATH", get(a).post(b))` → (PATH, [GET, POST]).
+fn routes_in(source: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(".route(") {
+        rest = &rest[at + ".route(".len()..];
+        let Some(open) = rest.find('"') else { break };
+        let Some(close) = rest[open + 1..].find('"') else {
+            break;
+        };
+        let template = rest[open + 1..open + 1 + close].to_string();
+        // The handler expression runs to the parenthesis that closes `.route(`.
+        let mut depth = 1;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let handlers = &rest[open + 1 + close + 1..end];
+        let methods = ["get", "post", "put", "patch", "delete"]
+            .iter()
+            .filter(|m| {
+                handlers.match_indices(&format!("{m}(")).any(|(i, _)| {
+                    i == 0
+                        || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
+                            && handlers.as_bytes()[i - 1] != b'_'
+                })
+            })
+            .map(|m| m.to_uppercase())
+            .collect();
+        out.push((template, methods));
+        rest = &rest[end..];
+    }
+    out
+}
+
+#[test]
+fn every_id_route_is_in_the_table() {
+    let registered = registered_id_routes();
+    assert!(
+        registered.iter().any(|(_, t)| t == "/api/v1/api-keys/{id}"),
+        "the route scan found nothing; does crates/http/src still register routes with .route(…)? {registered:?}"
+    );
+    let missing: Vec<_> = registered
+        .iter()
+        .filter(|(_, template)| !NOT_TENANT_DATA.contains(&template.as_str()))
+        .filter(|(method, template)| {
+            !ID_ROUTES
+                .iter()
+                .any(|r| r.method == method && r.template == template)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes that take an id but have no row in tests/it/tenancy.rs ID_ROUTES: {missing:?}"
+    );
+    for row in ID_ROUTES {
+        assert!(
+            registered
+                .iter()
+                .any(|(m, t)| m == row.method && t == row.template),
+            "ID_ROUTES row {} {} is not a registered route",
+            row.method,
+            row.template
+        );
+    }
+}
+
+#[test]
+fn the_route_scanner_reads_handlers() {
+    let source = r#"Router::new()
+        .route("/a/{id}", delete(revoke).get(show))
+        .route("/b", get(list).post(create))
+        .route("/c/{x}/go", post(go_get))"#;
+    assert_eq!(
+        routes_in(source),
+        vec![
+            ("/a/{id}".to_string(), vec!["GET".into(), "DELETE".into()]),
+            ("/b".to_string(), vec!["GET".into(), "POST".into()]),
+            ("/c/{x}/go".to_string(), vec!["POST".into()]),
+        ]
+    );
+}
