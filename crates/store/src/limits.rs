@@ -40,13 +40,12 @@ pub async fn admit(db: &Db, key: &str, limit: u32, window_ms: i64, now: i64) -> 
         .bind(now - window_ms)
         .execute(&mut *tx)
         .await?;
-    let times: Vec<i64> = sqlx::query_scalar(
-        "SELECT at FROM rate_events WHERE key = $1 AND at > $2 ORDER BY at ASC",
-    )
-    .bind(key)
-    .bind(now - window_ms)
-    .fetch_all(&mut *tx)
-    .await?;
+    let times: Vec<i64> =
+        sqlx::query_scalar("SELECT at FROM rate_events WHERE key = $1 AND at > $2 ORDER BY at ASC")
+            .bind(key)
+            .bind(now - window_ms)
+            .fetch_all(&mut *tx)
+            .await?;
     let limit = limit.max(1) as usize;
     if times.len() >= limit {
         tx.commit().await?;

@@ -39,17 +39,21 @@ pub async fn insert_or_get(db: &Db, m: &Media) -> Result<Media> {
     .bind(m.created_at)
     .execute(db.pool())
     .await?;
-    Ok(sqlx::query_as(&format!("{SELECT} WHERE workspace_id = $1 AND sha256 = $2"))
-        .bind(&m.workspace_id)
-        .bind(&m.sha256)
-        .fetch_one(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("{SELECT} WHERE workspace_id = $1 AND sha256 = $2"))
+            .bind(&m.workspace_id)
+            .bind(&m.sha256)
+            .fetch_one(db.pool())
+            .await?,
+    )
 }
 
 pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Media>> {
-    Ok(sqlx::query_as(&format!("{SELECT} WHERE workspace_id = $1 AND id = $2"))
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("{SELECT} WHERE workspace_id = $1 AND id = $2"))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }

@@ -92,7 +92,9 @@ pub async fn insert_post_in(conn: &mut AnyConnection, p: &Post) -> Result<()> {
     .bind(p.updated_at)
     .execute(conn)
     .await
-    .map_err(crate::error::conflict_as("a post with this idempotency key"))?;
+    .map_err(crate::error::conflict_as(
+        "a post with this idempotency key",
+    ))?;
     Ok(())
 }
 
@@ -154,7 +156,12 @@ pub async fn by_idempotency_key(db: &Db, workspace_id: &str, key: &str) -> Resul
 
 /// Newest first; `before` is the id of the last post of the previous page (ids are UUIDv7, so
 /// they sort by creation).
-pub async fn list(db: &Db, workspace_id: &str, before: Option<&str>, limit: i64) -> Result<Vec<Post>> {
+pub async fn list(
+    db: &Db,
+    workspace_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Post>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND ($2 IS NULL OR id < $2) \
          ORDER BY id DESC LIMIT $3"
@@ -188,7 +195,11 @@ pub async fn target(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Targ
 
 /// System-wide: the target a provider publish id belongs to (webhooks name the publish, not
 /// the workspace).
-pub async fn target_by_publish_id(db: &Db, platform: &str, publish_id: &str) -> Result<Option<Target>> {
+pub async fn target_by_publish_id(
+    db: &Db,
+    platform: &str,
+    publish_id: &str,
+) -> Result<Option<Target>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {TARGET_COLUMNS} FROM post_targets WHERE platform = $1 AND publish_id = $2 ORDER BY id DESC LIMIT 1"
     ))
@@ -327,7 +338,13 @@ pub async fn ack_chunks(
 
 /// Forgets the provider publish so that the next run starts a new one (expired upload URL,
 /// a definite init failure, an explicit retry): bumps the init generation.
-pub async fn restart_publish(db: &Db, workspace_id: &str, id: &str, generation: i64, now: i64) -> Result<bool> {
+pub async fn restart_publish(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    generation: i64,
+    now: i64,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE post_targets SET publish_id = NULL, upload_url = NULL, upload_url_expires_at = NULL, \
          chunks_acked = 0, bytes_sent = 0, provider_status = NULL, init_at = NULL, \

@@ -1,0 +1,628 @@
+//! `tiktok.publish`: quota reservation, the posting rate limit, init as a durable step, then
+//! the chunk uploads, resumable; finally hands over to `tiktok.poll_status`.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use tidepost_domain::publish::TargetState;
+use tidepost_jobs::{JobContext, JobError, NewJob, StepState};
+use tidepost_providers::tiktok::{
+    ChunkPlan, InitPhoto, InitResult, InitVideo, PhotoMode, PhotoPostInfo, PostInfo, PostMode,
+    PrivacyLevel, TikTokClient, VideoSource,
+};
+use tidepost_providers::{ErrorKind, ProviderError};
+use tidepost_store::accounts::{self, Account};
+use tidepost_store::limits::Admission;
+use tidepost_store::posts::{self, Post, Target};
+use tidepost_store::{StoreError, media};
+use tidepost_vault::Aad;
+
+use super::{Mode, POLL_JOB, PostOptions, TargetRef, advance, limits, local_error};
+use crate::App;
+use crate::tokens::{self, TokenError};
+
+/// Attempts of one publish job (rate-limit waits count too).
+pub const MAX_ATTEMPTS: u32 = 40;
+/// TikTok's upload URLs live an hour; stop using one a little before.
+const UPLOAD_URL_TTL_MS: i64 = 55 * 60_000;
+
+/// Why a run stopped short of the end.
+#[derive(Debug)]
+enum Halt {
+    /// The target failed for good (until someone retries it).
+    Fail(ProviderError),
+    /// Try again later; `error` is the provider error behind it, if any.
+    Retry {
+        message: String,
+        after: Option<Duration>,
+        error: Option<ProviderError>,
+    },
+    /// The engine's own error (lease lost, database).
+    Job(JobError),
+    /// Nothing to do (target gone, cancelled or already finished).
+    Stop,
+}
+
+impl From<StoreError> for Halt {
+    fn from(err: StoreError) -> Self {
+        Halt::Job(JobError::from(err))
+    }
+}
+
+impl From<JobError> for Halt {
+    fn from(err: JobError) -> Self {
+        Halt::Job(err)
+    }
+}
+
+fn retry(
+    message: impl Into<String>,
+    after: Option<Duration>,
+    error: Option<ProviderError>,
+) -> Halt {
+    Halt::Retry {
+        message: message.into(),
+        after,
+        error,
+    }
+}
+
+/// What a token-wrapped call's failure means for the publish.
+fn halt_for(err: TokenError) -> Halt {
+    match err {
+        TokenError::NeedsReauth(message) => {
+            Halt::Fail(local_error("needs_reauth", message, ErrorKind::Reauth))
+        }
+        TokenError::Provider(e) => match e.kind {
+            ErrorKind::Retryable | ErrorKind::OutcomeUnknown => {
+                retry(e.message.clone(), None, Some(e))
+            }
+            ErrorKind::RateLimited => retry(e.message.clone(), e.retry_after, Some(e)),
+            ErrorKind::Reauth | ErrorKind::Permanent => Halt::Fail(e),
+        },
+        other if other.is_retryable() => retry(other.to_string(), None, None),
+        other => Halt::Fail(local_error(
+            "unavailable",
+            other.to_string(),
+            ErrorKind::Permanent,
+        )),
+    }
+}
+
+fn wait_until(until: i64, now: i64, what: &str) -> Halt {
+    let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(0).max(1));
+    retry(
+        format!(
+            "waiting {} s for the next slot of {what}",
+            wait.as_secs_f64().ceil()
+        ),
+        Some(wait),
+        None,
+    )
+}
+
+pub async fn run(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), JobError> {
+    match publish(app, ctx, r).await {
+        Ok(()) | Err(Halt::Stop) => Ok(()),
+        Err(Halt::Job(err)) => Err(err),
+        Err(Halt::Fail(err)) => {
+            tracing::info!(target_id = %r.target_id, code = %err.code, "publish failed: {}", err.message);
+            advance(
+                app,
+                &r.workspace_id,
+                &r.target_id,
+                TargetState::Failed,
+                Some(&err),
+            )
+            .await?;
+            Ok(())
+        }
+        Err(Halt::Retry {
+            message,
+            after,
+            error,
+        }) => {
+            if ctx.attempt() >= i64::from(MAX_ATTEMPTS) {
+                let err = error.unwrap_or_else(|| {
+                    local_error("gave_up", message.clone(), ErrorKind::Retryable)
+                });
+                advance(
+                    app,
+                    &r.workspace_id,
+                    &r.target_id,
+                    TargetState::Failed,
+                    Some(&err),
+                )
+                .await?;
+                return Ok(());
+            }
+            if let Some(err) = &error {
+                // Shown as the last problem while the target keeps trying.
+                posts::set_error(
+                    &app.db,
+                    &r.workspace_id,
+                    &r.target_id,
+                    Some(&err.code),
+                    Some(&err.message),
+                    true,
+                    ctx.clock().now_ms(),
+                )
+                .await?;
+            }
+            let job_error = JobError::retryable(message);
+            Err(match after {
+                Some(after) => job_error.retry_after(after),
+                None => job_error,
+            })
+        }
+    }
+}
+
+async fn load(app: &App, r: &TargetRef) -> Result<Target, Halt> {
+    let target = posts::target(&app.db, &r.workspace_id, &r.target_id)
+        .await?
+        .ok_or(Halt::Stop)?;
+    match TargetState::parse(&target.state) {
+        Some(state) if !state.is_final() => Ok(target),
+        _ => Err(Halt::Stop),
+    }
+}
+
+async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt> {
+    let mut target = load(app, r).await?;
+    let account = accounts::get(&app.db, &r.workspace_id, &target.account_id)
+        .await?
+        .ok_or_else(|| {
+            Halt::Fail(local_error(
+                "account_disconnected",
+                "The TikTok account was disconnected before the post was published.",
+                ErrorKind::Permanent,
+            ))
+        })?;
+    let post = posts::get(&app.db, &r.workspace_id, &target.post_id)
+        .await?
+        .ok_or(Halt::Stop)?;
+    let options: PostOptions = serde_json::from_str(&post.options).unwrap_or_default();
+    let client = app
+        .tiktok()
+        .map_err(|e| retry(e.to_string(), Some(Duration::from_secs(60)), None))?
+        .clone();
+
+    for _ in 0..3 {
+        if target.publish_id.is_none() {
+            init(app, ctx, &client, &account, &post, &options, &target).await?;
+            target = load(app, r).await?;
+        }
+        if target.source == "file_upload" && target.chunks_acked < target.chunks_total {
+            match upload(app, ctx, &client, &post, &target).await {
+                Err(Halt::Retry { after: Some(d), .. }) if d.is_zero() => {
+                    // The upload URL expired: a new publish starts right away.
+                    target = load(app, r).await?;
+                    continue;
+                }
+                other => other?,
+            }
+        }
+        break;
+    }
+    if target.publish_id.is_none() {
+        return Err(retry("the publish did not start; trying again", None, None));
+    }
+    advance(
+        app,
+        &r.workspace_id,
+        &r.target_id,
+        TargetState::Processing,
+        None,
+    )
+    .await?;
+    let now = ctx.clock().now_ms();
+    app.queue
+        .enqueue(
+            NewJob::new(POLL_JOB, r)
+                .workspace(&r.workspace_id)
+                .idempotency_key(format!(
+                    "{POLL_JOB}:{}:{}",
+                    target.id, target.init_generation
+                ))
+                .run_at(now),
+        )
+        .await
+        .map_err(JobError::from)?;
+    Ok(())
+}
+
+fn upload_url_aad(target_id: &str) -> Aad<'_> {
+    Aad::new("post_targets", target_id, "upload_url")
+}
+
+/// Reserves the quota, waits for a posting slot, then runs init as durable step
+/// `init-<generation>` and stores its `publish_id` (and sealed upload URL) before recording
+/// the step's outcome.
+async fn init(
+    app: &App,
+    ctx: &JobContext,
+    client: &TikTokClient,
+    account: &Account,
+    post: &Post,
+    options: &PostOptions,
+    target: &Target,
+) -> Result<(), Halt> {
+    let mode = if target.mode == "inbox" {
+        Mode::Inbox
+    } else {
+        Mode::Direct
+    };
+    let step_name = format!("init-{}", target.init_generation);
+    let now = ctx.clock().now_ms();
+    let plan = if target.source == "file_upload" {
+        Some(
+            ChunkPlan::for_size(u64::try_from(target.bytes_total).unwrap_or(0)).map_err(|e| {
+                Halt::Fail(local_error(
+                    "media_file",
+                    format!("The video cannot be uploaded: {e}."),
+                    ErrorKind::Permanent,
+                ))
+            })?,
+        )
+    } else {
+        None
+    };
+    let (chunk_size, chunks) = plan.map_or((0, 0), |p| {
+        (p.chunk_size() as i64, p.total_chunk_count() as i64)
+    });
+
+    let step = ctx.step(&step_name).await?;
+    let intent = match step {
+        StepState::Done(outcome) => {
+            // The outcome is recorded after the publish id is stored, so a done step without a
+            // stored publish id is a failed init: start the next generation.
+            if outcome.get("publish_id").is_none() {
+                posts::restart_publish(
+                    &app.db,
+                    &target.workspace_id,
+                    &target.id,
+                    target.init_generation,
+                    now,
+                )
+                .await?;
+            }
+            return Ok(());
+        }
+        StepState::OutcomeUnknown(intent) => {
+            return reconcile(app, ctx, client, account, target, intent).await;
+        }
+        StepState::New(intent) => intent,
+    };
+    // Quota and rate limit before the call; a refusal releases the intent for a new
+    // generation so the next run gets a fresh step instead of an unknown one.
+    let gate = async {
+        if let Err(err) = limits::reserve_init(
+            app,
+            account,
+            mode,
+            &target.id,
+            target.bytes_total,
+            chunk_size,
+            chunks,
+            now,
+        )
+        .await
+        {
+            return Err(match err {
+                // A quota opens in hours: the target fails with the time; the user may retry.
+                super::PublishError::Quota { message, .. } => {
+                    Halt::Fail(local_error("quota", message, ErrorKind::RateLimited))
+                }
+                super::PublishError::Store(e) => Halt::from(e),
+                other => Halt::Fail(local_error(
+                    "invalid",
+                    other.to_string(),
+                    ErrorKind::Permanent,
+                )),
+            });
+        }
+        match limits::posting_slot(app, &account.id, now).await? {
+            Admission::Admitted => Ok(()),
+            Admission::WaitUntil(until) => {
+                Err(wait_until(until, now, "TikTok's posting rate limit"))
+            }
+        }
+    }
+    .await;
+    if let Err(halt) = gate {
+        intent.record(&json!({"not_sent": true})).await?;
+        posts::restart_publish(
+            &app.db,
+            &target.workspace_id,
+            &target.id,
+            target.init_generation,
+            now,
+        )
+        .await?;
+        return Err(halt);
+    }
+
+    let result = call_init(app, client, account, post, options, target, mode, plan).await;
+    match result {
+        Ok(init) => {
+            let sealed = init.upload_url.as_ref().map(|u| {
+                app.keyring
+                    .encrypt_str(u.expose_secret(), &upload_url_aad(&target.id))
+            });
+            let expires = sealed.as_ref().map(|_| now + UPLOAD_URL_TTL_MS);
+            posts::set_publish(
+                &app.db,
+                &target.workspace_id,
+                &target.id,
+                &init.publish_id,
+                sealed.as_deref(),
+                expires,
+                now,
+            )
+            .await?;
+            intent
+                .record(&json!({"publish_id": init.publish_id}))
+                .await?;
+            tracing::info!(target_id = %target.id, publish_id = %init.publish_id, "TikTok publish started");
+            Ok(())
+        }
+        Err(TokenError::Provider(e)) if e.kind == ErrorKind::OutcomeUnknown => {
+            // The intent stays without an outcome: the next run reconciles.
+            Err(retry(e.message.clone(), None, Some(e)))
+        }
+        Err(err) => {
+            intent.record(&json!({"failed": err.to_string()})).await?;
+            posts::restart_publish(
+                &app.db,
+                &target.workspace_id,
+                &target.id,
+                target.init_generation,
+                now,
+            )
+            .await?;
+            Err(halt_for(err))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call_init(
+    app: &App,
+    client: &TikTokClient,
+    account: &Account,
+    post: &Post,
+    options: &PostOptions,
+    target: &Target,
+    mode: Mode,
+    plan: Option<ChunkPlan>,
+) -> Result<InitResult, TokenError> {
+    let privacy = PrivacyLevel::from(options.privacy_level.clone().unwrap_or_default());
+    let caption = (!options.caption.is_empty()).then(|| options.caption.clone());
+    if post.kind == "photo" {
+        let photo_mode = match mode {
+            Mode::Direct => PhotoMode::Direct(PhotoPostInfo {
+                title: None,
+                description: caption,
+                privacy_level: privacy,
+                disable_comment: options.disable_comment,
+                auto_add_music: false,
+                brand_content_toggle: options.brand_content_toggle,
+                brand_organic_toggle: options.brand_organic_toggle,
+            }),
+            Mode::Inbox => PhotoMode::Upload {
+                title: None,
+                description: caption,
+            },
+        };
+        let init = InitPhoto {
+            mode: photo_mode,
+            photo_images: options.photo_urls.clone(),
+            photo_cover_index: options.photo_cover_index,
+            is_aigc: options.is_aigc,
+        };
+        let init = &init;
+        return tokens::with_token(app, account, |token| async move {
+            client.init_photo(&token, init).await
+        })
+        .await;
+    }
+    let post_mode = match mode {
+        Mode::Direct => PostMode::Direct(PostInfo {
+            title: caption,
+            privacy_level: privacy,
+            disable_comment: options.disable_comment,
+            disable_duet: options.disable_duet,
+            disable_stitch: options.disable_stitch,
+            video_cover_timestamp_ms: options.video_cover_timestamp_ms,
+            brand_content_toggle: options.brand_content_toggle,
+            brand_organic_toggle: options.brand_organic_toggle,
+            is_aigc: options.is_aigc,
+        }),
+        Mode::Inbox => PostMode::Inbox,
+    };
+    let source = match (plan, &post.media_url) {
+        (Some(plan), _) => VideoSource::FileUpload(plan),
+        (None, Some(url)) => VideoSource::PullFromUrl(url.clone()),
+        (None, None) => {
+            return Err(TokenError::Provider(local_error(
+                "media_missing",
+                format!("post target {} has neither a file nor a URL", target.id),
+                ErrorKind::Permanent,
+            )));
+        }
+    };
+    let init = InitVideo {
+        mode: post_mode,
+        source,
+    };
+    let init = &init;
+    tokens::with_token(app, account, |token| async move {
+        client.init_video(&token, init).await
+    })
+    .await
+}
+
+/// A run before this one recorded the init intent but not its outcome.
+async fn reconcile(
+    app: &App,
+    ctx: &JobContext,
+    client: &TikTokClient,
+    account: &Account,
+    target: &Target,
+    intent: tidepost_jobs::StepIntent,
+) -> Result<(), Halt> {
+    let now = ctx.clock().now_ms();
+    if let Some(publish_id) = target.publish_id.clone() {
+        // The publish id was stored: the init happened. Confirm with a status fetch.
+        if let Admission::WaitUntil(until) = limits::status_slot(app, &account.id, now).await? {
+            return Err(wait_until(until, now, "TikTok's status limit"));
+        }
+        let id = publish_id.as_str();
+        match tokens::with_token(app, account, |token| async move {
+            client.fetch_status(&token, id).await
+        })
+        .await
+        {
+            Ok(_) => {
+                intent
+                    .record(&json!({"publish_id": publish_id, "reconciled": true}))
+                    .await?;
+                tracing::info!(target_id = %target.id, %publish_id, "init outcome reconciled from the stored publish id");
+                Ok(())
+            }
+            Err(err) => Err(halt_for(err)),
+        }
+    } else {
+        // Nothing says whether TikTok received it; sending init again could post twice.
+        intent.record(&json!({"unknown": true})).await?;
+        Err(Halt::Fail(local_error(
+            "init_outcome_unknown",
+            "TikTok may have received this post: the answer to the publish request was lost. tidepost does not send it again on its own, so that it cannot appear twice. Check the creator's TikTok profile (or inbox for drafts) and use Retry only if the post is not there.",
+            ErrorKind::OutcomeUnknown,
+        )))
+    }
+}
+
+/// Streams the remaining chunks, recording each acknowledgement.
+async fn upload(
+    app: &App,
+    ctx: &JobContext,
+    client: &TikTokClient,
+    post: &Post,
+    target: &Target,
+) -> Result<(), Halt> {
+    let now = ctx.clock().now_ms();
+    let expired = target.upload_url_expires_at.is_none_or(|at| at <= now);
+    let sealed = target.upload_url.as_deref();
+    let Some(sealed) = sealed.filter(|_| !expired) else {
+        posts::restart_publish(
+            &app.db,
+            &target.workspace_id,
+            &target.id,
+            target.init_generation,
+            now,
+        )
+        .await?;
+        return Err(retry(
+            "the upload URL expired; starting a new publish",
+            Some(Duration::ZERO),
+            None,
+        ));
+    };
+    let url: SecretString = app
+        .keyring
+        .decrypt_str(sealed, &upload_url_aad(&target.id))
+        .map_err(|e| {
+            Halt::Fail(local_error(
+                "vault",
+                format!("The upload URL cannot be decrypted: {e}"),
+                ErrorKind::Permanent,
+            ))
+        })?;
+    let media_id = post.media_id.as_deref().ok_or(Halt::Stop)?;
+    let media = media::get(&app.db, &target.workspace_id, media_id)
+        .await?
+        .ok_or_else(|| {
+            Halt::Fail(local_error(
+                "media_missing",
+                "The media file of this post is gone.",
+                ErrorKind::Permanent,
+            ))
+        })?;
+    let path = super::media::path_of(app, &media);
+    let plan = ChunkPlan::with_chunk_size(media.size_bytes as u64, target.chunk_size as u64)
+        .map_err(|e| {
+            Halt::Fail(local_error(
+                "media_file",
+                e.to_string(),
+                ErrorKind::Permanent,
+            ))
+        })?;
+    advance(
+        app,
+        &target.workspace_id,
+        &target.id,
+        TargetState::Uploading,
+        None,
+    )
+    .await?;
+    for index in target.chunks_acked as u64..plan.total_chunk_count() {
+        if ctx.lease_lost().is_cancelled() {
+            return Err(retry("the job lease was lost mid-upload", None, None));
+        }
+        let chunk = plan.chunk(index).ok_or(Halt::Stop)?;
+        // Stop between chunks when the post was cancelled meanwhile.
+        let current = posts::target(&app.db, &target.workspace_id, &target.id)
+            .await?
+            .ok_or(Halt::Stop)?;
+        if TargetState::parse(&current.state).is_none_or(TargetState::is_final) {
+            return Err(Halt::Stop);
+        }
+        match client
+            .upload_chunk(&url, &path, &chunk, &media.content_type)
+            .await
+        {
+            Ok(_) => {
+                let sent = (chunk.offset + chunk.len) as i64;
+                posts::ack_chunks(
+                    &app.db,
+                    &target.workspace_id,
+                    &target.id,
+                    index as i64 + 1,
+                    sent,
+                    ctx.clock().now_ms(),
+                )
+                .await?;
+            }
+            Err(e) if matches!(e.http_status, Some(403 | 404 | 416)) => {
+                tracing::warn!(target_id = %target.id, code = %e.code, "upload refused; starting a new publish");
+                posts::restart_publish(
+                    &app.db,
+                    &target.workspace_id,
+                    &target.id,
+                    target.init_generation,
+                    now,
+                )
+                .await?;
+                return Err(retry(e.message.clone(), Some(Duration::ZERO), Some(e)));
+            }
+            Err(e) if e.is_retryable() => {
+                let after = e.retry_after;
+                return Err(retry(
+                    format!(
+                        "chunk {} of {}: {}",
+                        index + 1,
+                        plan.total_chunk_count(),
+                        e.message
+                    ),
+                    after,
+                    Some(e),
+                ));
+            }
+            Err(e) => return Err(Halt::Fail(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! TikTok's limits, shared by every instance through the database:
+//!
+//! - posting endpoints (init): `tiktok_posting_requests_per_minute` (6) per account in a
+//!   sliding minute; excess requests wait for the window (the job is rescheduled to the
+//!   instant the next slot opens);
+//! - status fetch: 30 per minute per account, same mechanism;
+//! - quotas, checked when a post is accepted and again (under a per-account lock, reserving
+//!   the slot) right before init: direct posts per creator per 24 h, pending inbox uploads per
+//!   creator per 24 h, and for an unaudited app the distinct creators per 24 h. Each refusal
+//!   says when the next slot opens.
+//!
+//! The per-minute limits are counted per connected account: one access token is live per
+//! account at a time, so this is the per-token limit TikTok documents (a refreshed token
+//! inherits the count, which errs on the safe side).
+
+use sqlx::AnyConnection;
+use tidepost_store::accounts::Account;
+use tidepost_store::limits::{self, Admission};
+use tidepost_store::{StoreError, posts};
+
+use super::{Mode, PublishError};
+use crate::App;
+
+pub const MINUTE_MS: i64 = 60_000;
+pub const DAY_MS: i64 = 86_400_000;
+/// TikTok's documented status fetch limit per token.
+pub const STATUS_REQUESTS_PER_MINUTE: u32 = 30;
+
+pub fn posting_key(account_id: &str) -> String {
+    format!("tiktok:posting:{account_id}")
+}
+
+/// Takes a slot on the posting endpoints for `account_id`, or says when one opens.
+pub async fn posting_slot(app: &App, account_id: &str, now: i64) -> Result<Admission, StoreError> {
+    let limit = app.config.publish.tiktok_posting_requests_per_minute;
+    limits::admit(&app.db, &posting_key(account_id), limit, MINUTE_MS, now).await
+}
+
+/// Takes a slot on the status endpoint for `account_id`, or says when one opens.
+pub async fn status_slot(app: &App, account_id: &str, now: i64) -> Result<Admission, StoreError> {
+    let key = format!("tiktok:status:{account_id}");
+    limits::admit(&app.db, &key, STATUS_REQUESTS_PER_MINUTE, MINUTE_MS, now).await
+}
+
+/// Whether a new post of `mode` for `account` fits the quotas now (no reservation).
+pub async fn check_quotas(
+    app: &App,
+    account: &Account,
+    mode: Mode,
+    except: Option<&str>,
+    now: i64,
+) -> Result<(), PublishError> {
+    let mut conn = app.db.pool().acquire().await.map_err(StoreError::from)?;
+    match refusal(&mut conn, app, account, mode, except, now).await? {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Checks the quotas under the account's lock and, when they allow it, reserves the init for
+/// `target_id` (its `init_at`) together with the upload plan.
+#[allow(clippy::too_many_arguments)]
+pub async fn reserve_init(
+    app: &App,
+    account: &Account,
+    mode: Mode,
+    target_id: &str,
+    bytes_total: i64,
+    chunk_size: i64,
+    chunks_total: i64,
+    now: i64,
+) -> Result<(), PublishError> {
+    let mut tx = app.db.begin_write().await?;
+    if app.config.publish.tiktok_unaudited && mode == Mode::Direct {
+        limits::lock_in(&mut tx, app.db.dialect(), "tiktok:quota:app").await?;
+    }
+    limits::lock_in(
+        &mut tx,
+        app.db.dialect(),
+        &format!("tiktok:quota:{}", account.id),
+    )
+    .await?;
+    if let Some(err) = refusal(&mut tx, app, account, mode, Some(target_id), now).await? {
+        tx.rollback().await.map_err(StoreError::from)?;
+        return Err(err);
+    }
+    posts::reserve_init_in(
+        &mut tx,
+        &account.workspace_id,
+        target_id,
+        bytes_total,
+        chunk_size,
+        chunks_total,
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+async fn refusal(
+    conn: &mut AnyConnection,
+    app: &App,
+    account: &Account,
+    mode: Mode,
+    except: Option<&str>,
+    now: i64,
+) -> Result<Option<PublishError>, StoreError> {
+    let settings = &app.config.publish;
+    let since = now - DAY_MS;
+    let name = &account.display_name;
+    let inits = posts::quota_inits(conn, &account.id, mode.as_str(), since, except).await?;
+    match mode {
+        Mode::Direct => {
+            let cap = settings.tiktok_direct_post_daily_cap as usize;
+            if inits.len() >= cap {
+                let next = inits[inits.len() - cap].1 + DAY_MS;
+                return Ok(Some(quota(
+                    format!(
+                        "{name} reached the daily cap of {cap} direct posts through tidepost (TikTok allows about 15 a day per creator, across all apps); the next slot opens at {}",
+                        tidepost_domain::time::rfc3339(next)
+                    ),
+                    next,
+                )));
+            }
+            if settings.tiktok_unaudited {
+                let cap = settings.tiktok_unaudited_user_cap as usize;
+                let users = posts::direct_posting_accounts(conn, "tiktok", since).await?;
+                let others: Vec<&(String, i64)> =
+                    users.iter().filter(|(id, _)| *id != account.id).collect();
+                if others.len() >= cap && users.len() == others.len() {
+                    let next = others[others.len() - cap].1 + DAY_MS;
+                    return Ok(Some(quota(
+                        format!(
+                            "this TikTok app is not audited yet, so it may post for at most {cap} creators a day and that many already posted; the next slot opens at {}",
+                            tidepost_domain::time::rfc3339(next)
+                        ),
+                        next,
+                    )));
+                }
+            }
+        }
+        Mode::Inbox => {
+            let cap = settings.tiktok_pending_inbox_cap as usize;
+            let pending: Vec<i64> = inits
+                .iter()
+                .filter(|(_, _, status)| status.as_deref() != Some("PUBLISH_COMPLETE"))
+                .map(|(_, at, _)| *at)
+                .collect();
+            if pending.len() >= cap {
+                let next = pending[pending.len() - cap] + DAY_MS;
+                return Ok(Some(quota(
+                    format!(
+                        "{name} already has {cap} drafts from the last 24 hours waiting in their TikTok inbox; ask them to post or discard them, or wait until {}",
+                        tidepost_domain::time::rfc3339(next)
+                    ),
+                    next,
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn quota(message: String, next_slot_ms: i64) -> PublishError {
+    PublishError::Quota {
+        message,
+        next_slot_ms,
+    }
+}

@@ -1,0 +1,276 @@
+//! The inbound TikTok webhook: [`receive`] verifies the `TikTok-Signature` over the raw body
+//! (constant time, timestamp within the tolerance), stores the raw event under a unique dedupe
+//! key (the SHA-256 of the body) and enqueues its application, all before the sender gets its
+//! 200; [`apply`] (the `tiktok.webhook` job) moves targets forward and marks accounts whose
+//! authorization was removed.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tidepost_domain::publish::TargetState;
+use tidepost_jobs::{JobError, NewJob};
+use tidepost_providers::ErrorKind;
+use tidepost_providers::tiktok::{
+    SignatureError, TikTokEvent, parse_tiktok_webhook, verify_tiktok_signature,
+};
+use tidepost_store::inbound_events::{self, InboundEvent};
+use tidepost_store::{StoreError, accounts, posts};
+
+use super::{WEBHOOK_JOB, advance, local_error};
+use crate::App;
+use crate::tokens;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventRef {
+    pub event_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("TikTok webhooks are not configured: {0}")]
+    NotConfigured(String),
+    #[error("missing TikTok-Signature header")]
+    MissingSignature,
+    #[error("{0}")]
+    Signature(SignatureError),
+    #[error("the body is not a TikTok webhook: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Queue(String),
+}
+
+impl WebhookError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WebhookError::NotConfigured(_) => "not_configured",
+            WebhookError::MissingSignature => "missing_signature",
+            WebhookError::Signature(SignatureError::OutsideWindow { .. }) => "outside_window",
+            WebhookError::Signature(_) => "bad_signature",
+            WebhookError::Malformed(_) => "malformed",
+            WebhookError::Store(_) | WebhookError::Queue(_) => "internal",
+        }
+    }
+}
+
+/// What [`receive`] did with a delivery.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub event_id: String,
+    /// The same body was received before (applied once).
+    pub duplicate: bool,
+}
+
+/// Verifies, stores and enqueues one delivery. `now_secs` is the current unix time.
+pub async fn receive(
+    app: &App,
+    signature: Option<&str>,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<Receipt, WebhookError> {
+    let client = app
+        .tiktok()
+        .map_err(|e| WebhookError::NotConfigured(e.to_string()))?;
+    let header = signature.ok_or(WebhookError::MissingSignature)?;
+    let tolerance = app.config.publish.tiktok_webhook_tolerance_secs;
+    let signed_at =
+        verify_tiktok_signature(header, body, client.client_secret(), now_secs, tolerance)
+            .map_err(WebhookError::Signature)?;
+    let parsed = parse_tiktok_webhook(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| WebhookError::Malformed("the body is not UTF-8".into()))?;
+    let event = InboundEvent {
+        id: tidepost_domain::new_id(),
+        provider: "tiktok".into(),
+        dedupe_key: format!("tiktok:{}", hex::encode(Sha256::digest(body))),
+        event_type: parsed.event.clone(),
+        body: text,
+        signature_ts: Some(signed_at.0),
+        received_at: tidepost_domain::now_ms(),
+        applied_at: None,
+        apply_result: None,
+    };
+    let (stored, inserted) = inbound_events::insert(&app.db, &event).await?;
+    // Enqueued under the event's key: a duplicate (or a retry after a crash between the two
+    // writes) finds the same job.
+    app.queue
+        .enqueue(
+            NewJob::new(
+                WEBHOOK_JOB,
+                &EventRef {
+                    event_id: stored.id.clone(),
+                },
+            )
+            .idempotency_key(format!("{WEBHOOK_JOB}:{}", stored.id)),
+        )
+        .await
+        .map_err(|e| WebhookError::Queue(e.to_string()))?;
+    Ok(Receipt {
+        event_id: stored.id,
+        duplicate: !inserted,
+    })
+}
+
+/// Applies a stored event (the `tiktok.webhook` job). Applying twice changes nothing more.
+pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
+    let Some(event) = inbound_events::get(&app.db, &r.event_id).await? else {
+        return Ok(());
+    };
+    if event.applied_at.is_some() {
+        return Ok(());
+    }
+    let parsed = match parse_tiktok_webhook(event.body.as_bytes()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            inbound_events::mark_applied(
+                &app.db,
+                &event.id,
+                &format!("unreadable: {e}"),
+                tidepost_domain::now_ms(),
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    let result = match parsed.content {
+        TikTokEvent::AuthorizationRemoved { reason } => {
+            let found =
+                accounts::by_provider_identity(&app.db, "tiktok", &parsed.user_openid).await?;
+            let why = format!(
+                "the creator removed tidepost's access on TikTok ({})",
+                match reason {
+                    1 => "disconnected in the TikTok app",
+                    2 => "account deleted",
+                    3 => "age changed",
+                    4 => "account banned",
+                    5 => "revoked by the developer",
+                    _ => "reason unknown",
+                }
+            );
+            for account in &found {
+                tokens::mark_needs_reauth(app, account, &why).await?;
+            }
+            format!("{} account(s) marked needs_reauth", found.len())
+        }
+        TikTokEvent::PublishComplete { publish_id, .. } => {
+            on_publish(
+                app,
+                &publish_id,
+                Some("PUBLISH_COMPLETE"),
+                TargetState::Published,
+                None,
+            )
+            .await?
+        }
+        TikTokEvent::InboxDelivered { publish_id, .. } => {
+            on_publish(
+                app,
+                &publish_id,
+                Some("SEND_TO_USER_INBOX"),
+                TargetState::Published,
+                None,
+            )
+            .await?
+        }
+        TikTokEvent::PublishFailed {
+            publish_id, reason, ..
+        } => {
+            on_publish(
+                app,
+                &publish_id,
+                Some("FAILED"),
+                TargetState::Failed,
+                Some(reason),
+            )
+            .await?
+        }
+        TikTokEvent::PubliclyAvailable {
+            publish_id,
+            post_id,
+            ..
+        } => match posts::target_by_publish_id(&app.db, "tiktok", &publish_id).await? {
+            Some(target) => {
+                let mut ids = target.post_ids();
+                if !ids.contains(&post_id) {
+                    ids.push(post_id.clone());
+                }
+                let status = target
+                    .provider_status
+                    .clone()
+                    .unwrap_or_else(|| "PUBLISH_COMPLETE".into());
+                posts::set_provider_status(
+                    &app.db,
+                    &target.workspace_id,
+                    &target.id,
+                    &status,
+                    Some(&ids),
+                    tidepost_domain::now_ms(),
+                )
+                .await?;
+                advance(
+                    app,
+                    &target.workspace_id,
+                    &target.id,
+                    TargetState::Published,
+                    None,
+                )
+                .await?;
+                format!("post id {post_id} recorded")
+            }
+            None => "unknown publish".to_string(),
+        },
+        other => format!("ignored ({:?})", std::mem::discriminant(&other)),
+    };
+    inbound_events::mark_applied(&app.db, &event.id, &result, tidepost_domain::now_ms()).await?;
+    Ok(())
+}
+
+async fn on_publish(
+    app: &App,
+    publish_id: &str,
+    status: Option<&str>,
+    to: TargetState,
+    fail_reason: Option<String>,
+) -> Result<String, StoreError> {
+    let Some(target) = posts::target_by_publish_id(&app.db, "tiktok", publish_id).await? else {
+        return Ok("unknown publish".into());
+    };
+    // Never replace a later provider status with an earlier one.
+    let keep = matches!(
+        target.provider_status.as_deref(),
+        Some("PUBLISH_COMPLETE" | "FAILED")
+    );
+    if let Some(status) = status
+        && !keep
+    {
+        posts::set_provider_status(
+            &app.db,
+            &target.workspace_id,
+            &target.id,
+            status,
+            None,
+            tidepost_domain::now_ms(),
+        )
+        .await?;
+    }
+    let error = fail_reason.map(|reason| {
+        tidepost_providers::tiktok::PublishStatus {
+            status: tidepost_providers::tiktok::PublishState::Failed,
+            fail_reason: Some(reason),
+            uploaded_bytes: None,
+            downloaded_bytes: None,
+            public_post_ids: vec![],
+        }
+        .failure()
+        .unwrap_or_else(|| {
+            local_error("failed", "TikTok failed the publish.", ErrorKind::Permanent)
+        })
+    });
+    Ok(
+        match advance(app, &target.workspace_id, &target.id, to, error.as_ref()).await? {
+            Some(from) => format!("{from} -> {to}"),
+            None => format!("ignored: {} does not move to {to}", target.state),
+        },
+    )
+}

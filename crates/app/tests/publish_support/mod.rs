@@ -1,0 +1,349 @@
+//! Shared set-up of the publish tests: a migrated database (SQLite or PostgreSQL), an
+//! in-process emulator, an `App` pointed at it in sandbox mode, a connected TikTok account,
+//! and a job queue on a clock the test moves.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tidepost_app::config::RawSettings;
+use tidepost_app::providers::Providers;
+use tidepost_app::publish::{self, MediaSource, Mode, NewPost, PostOptions};
+use tidepost_app::{App, Config, tokens};
+use tidepost_emulator::{Emulator, EmulatorConfig};
+use tidepost_jobs::{Clock, Queue, Registry, drain_due};
+use tidepost_store::accounts::{self, Account};
+use tidepost_store::posts::{self, Target};
+use tidepost_store::testing::{Backend, TestDb};
+use tidepost_vault::Keyring;
+
+pub struct Harness {
+    pub app: App,
+    pub emu: Emulator,
+    pub ws: String,
+    pub account: Account,
+    pub clock: Clock,
+    pub queue: Queue,
+    pub registry: Registry,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    _db: TestDb,
+}
+
+pub async fn harness(backend: Backend) -> Harness {
+    harness_with(backend, &[], |_| {}).await
+}
+
+/// `settings`: extra tidepost settings; `tiktok`: changes to the emulator's TikTok app.
+pub async fn harness_with(
+    backend: Backend,
+    settings: &[(&'static str, &str)],
+    tiktok: impl FnOnce(&mut tidepost_emulator::tiktok::Config),
+) -> Harness {
+    let test_db = TestDb::new(backend).await;
+    let mut emu_config = EmulatorConfig {
+        auto_approve: true,
+        ..Default::default()
+    };
+    emu_config.tiktok.processing_delay_ms = 0;
+    emu_config.tiktok.moderation_delay_ms = 0;
+    tiktok(&mut emu_config.tiktok);
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), emu_config)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut flags: Vec<(&'static str, String)> = vec![
+        ("database_url", test_db.url.clone()),
+        ("data_dir", dir.path().display().to_string()),
+        ("sandbox", "true".into()),
+    ];
+    for (k, v) in settings {
+        flags.push((k, v.to_string()));
+    }
+    let raw = RawSettings::gather(&flags, |_| None, None).unwrap();
+    let config = Config::from_raw(&raw).unwrap();
+    let keyring = Keyring::parse(secrecy::ExposeSecret::expose_secret(
+        &Keyring::generate_key_text(),
+    ))
+    .unwrap();
+    let providers = Providers::from_config(&config, Some(&emu.base_url()));
+    let app = App::new(config, test_db.db.clone(), keyring, providers);
+    let ws = tidepost_store::workspaces::create(&test_db.db, "acme", "Acme")
+        .await
+        .unwrap()
+        .id;
+    let http = reqwest::Client::new();
+    let clock = Clock::system();
+    let queue = Queue::with_clock(test_db.db.clone(), clock.clone());
+    let registry = publish::register(Registry::new(), &app);
+    let mut h = Harness {
+        account: dummy_account(),
+        app,
+        emu,
+        ws,
+        clock,
+        queue,
+        registry,
+        http,
+        dir,
+        _db: test_db,
+    };
+    h.account = h.connect(None).await;
+    h
+}
+
+fn dummy_account() -> Account {
+    Account {
+        id: String::new(),
+        workspace_id: String::new(),
+        platform: String::new(),
+        provider_user_id: String::new(),
+        display_name: String::new(),
+        username: None,
+        avatar_url: None,
+        status: String::new(),
+        status_reason: None,
+        scopes: String::new(),
+        access_token: String::new(),
+        refresh_token: None,
+        access_expires_at: None,
+        refresh_expires_at: None,
+        last_refreshed_at: None,
+        refresh_lease_until: None,
+        refresh_lease_by: None,
+        details: "{}".into(),
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+impl Harness {
+    pub fn emu_url(&self, path: &str) -> String {
+        format!("{}{path}", self.emu.base_url())
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, self.emu_url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Connects an emulator creator (the default one when `None`) as a TikTok account.
+    pub async fn connect(&self, creator: Option<&str>) -> Account {
+        let body = match creator {
+            Some(c) => json!({"creator": c}),
+            None => json!({}),
+        };
+        let minted = self
+            .admin(reqwest::Method::POST, "/_emulator/tiktok/token", Some(body))
+            .await;
+        let id = tidepost_domain::new_id();
+        let now = tidepost_domain::now_ms();
+        let access = SecretString::from(minted["access_token"].as_str().unwrap().to_string());
+        let refresh = SecretString::from(minted["refresh_token"].as_str().unwrap().to_string());
+        let account = Account {
+            id: id.clone(),
+            workspace_id: self.ws.clone(),
+            platform: "tiktok".into(),
+            provider_user_id: minted["open_id"].as_str().unwrap().into(),
+            display_name: creator.unwrap_or("Tidepost Sandbox").into(),
+            status: "active".into(),
+            scopes: "user.info.basic,video.publish,video.upload".into(),
+            access_token: tokens::seal(&self.app, &id, tokens::ACCESS_TOKEN, &access),
+            refresh_token: Some(tokens::seal(
+                &self.app,
+                &id,
+                tokens::REFRESH_TOKEN,
+                &refresh,
+            )),
+            access_expires_at: Some(now + 86_400_000),
+            refresh_expires_at: Some(now + 365 * 86_400_000),
+            created_at: now,
+            updated_at: now,
+            ..dummy_account()
+        };
+        accounts::upsert(&self.app.db, &account).await.unwrap();
+        accounts::get(&self.app.db, &self.ws, &id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Writes a file of `size` pseudo-random bytes and stores it as media.
+    pub async fn media(&self, size: usize) -> (tidepost_store::media::Media, String) {
+        let mut bytes = Vec::with_capacity(size);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ size as u64;
+        while bytes.len() < size {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        bytes.truncate(size);
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let media = publish::media::store(
+            &self.app,
+            &self.ws,
+            &bytes[..],
+            "video/mp4",
+            Some("clip.mp4"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(media.sha256, sha);
+        (media, sha)
+    }
+
+    pub fn direct_options(&self, privacy: &str) -> PostOptions {
+        PostOptions {
+            caption: "hello #tidepost".into(),
+            privacy_level: Some(privacy.into()),
+            ..Default::default()
+        }
+    }
+
+    pub async fn submit_file(
+        &self,
+        media_id: &str,
+        mode: Mode,
+        options: PostOptions,
+    ) -> Result<publish::PostView, publish::PublishError> {
+        publish::submit(
+            &self.app,
+            &self.ws,
+            NewPost {
+                account_id: self.account.id.clone(),
+                mode,
+                options,
+                media: MediaSource::Stored(media_id.into()),
+                idempotency_key: None,
+                created_by: None,
+            },
+        )
+        .await
+    }
+
+    pub async fn target(&self, id: &str) -> Target {
+        posts::target(&self.app.db, &self.ws, id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    pub async fn drain(&self) -> tidepost_jobs::DrainReport {
+        drain_due(&self.queue, &self.registry, None, 200)
+            .await
+            .unwrap()
+    }
+
+    /// Moves tidepost's job clock and the emulator's clock forward together.
+    pub async fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+        self.admin(
+            reqwest::Method::POST,
+            "/_emulator/clock/advance",
+            Some(json!({"seconds": secs})),
+        )
+        .await;
+    }
+
+    /// Drains, moving the clocks on whenever nothing is due, until `target_id` is final.
+    pub async fn run_to_final(&self, target_id: &str) -> Target {
+        for _ in 0..60 {
+            let report = self.drain().await;
+            let target = self.target(target_id).await;
+            if matches!(target.state.as_str(), "published" | "failed" | "cancelled")
+                && report.claimed == 0
+            {
+                return target;
+            }
+            if report.claimed == 0 {
+                self.advance(30).await;
+            }
+        }
+        panic!(
+            "target {target_id} never finished: {:?}",
+            self.target(target_id).await
+        );
+    }
+
+    pub async fn publishes(&self) -> Vec<Value> {
+        self.admin(reqwest::Method::GET, "/_emulator/tiktok/publishes", None)
+            .await["publishes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        self.admin(
+            reqwest::Method::PUT,
+            "/_emulator/faults/tiktok",
+            Some(faults),
+        )
+        .await;
+    }
+
+    pub async fn clear_faults(&self) {
+        let response = self
+            .http
+            .delete(self.emu_url("/_emulator/faults/tiktok"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    pub async fn set_tiktok(&self, settings: Value) {
+        self.admin(
+            reqwest::Method::PUT,
+            "/_emulator/tiktok/settings",
+            Some(settings),
+        )
+        .await;
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+/// Serves `files` (path → bytes) on a local port; returns its base URL.
+pub async fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> String {
+    use axum::routing::get;
+    let mut router = axum::Router::new();
+    for (path, bytes) in files {
+        router = router.route(path, get(move || async move { bytes.clone() }));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Declares a test on both backends.
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(tidepost_store::testing::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(tidepost_store::testing::Backend::Postgres).await;
+            }
+        }
+    };
+}
