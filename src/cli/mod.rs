@@ -43,6 +43,19 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand, name = "config")]
     ConfigCmd(ConfigCommand),
+    /// Run background workers only (scale-out beside `serve --no-workers` on PostgreSQL).
+    Worker(DbArgs),
+    /// Run the jobs that are due, then exit (for cron or a serverless function).
+    RunOnce {
+        /// Only jobs of this kind (repeat for several).
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+        /// Run at most this many jobs.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Run the TikTok + Meta API emulator alone.
     Emulator(EmulatorArgs),
 }
@@ -186,6 +199,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let file = cli.config.clone();
     match cli.command {
         Command::Serve(args) => serve::serve(load(&args.flags(), file.as_deref())?).await,
+        Command::Worker(db) => serve::worker(load(&db.flags(), file.as_deref())?).await,
+        Command::RunOnce { kinds, max, db } => {
+            serve::run_once(load(&db.flags(), file.as_deref())?, kinds, max).await
+        }
         Command::Migrate(db) => ops::migrate(load(&db.flags(), file.as_deref())?).await,
         Command::User(UserCommand::Create {
             email,

@@ -54,7 +54,7 @@ pub async fn user_create(
 ) -> Result<(), Failure> {
     let password = read_password(password_stdin)?;
     let db = connect(&config).await?;
-    db.ensure_current().await?;
+    db.migrate().await?;
     match access::create_user(&db, email, &password, workspace).await {
         Ok((user, ws)) => {
             println!("Created {} as owner of workspace {}.", user.email, ws.slug);
@@ -78,7 +78,7 @@ pub async fn apikey_create(
     scopes: &[String],
 ) -> Result<(), Failure> {
     let db = connect(&config).await?;
-    db.ensure_current().await?;
+    db.migrate().await?;
     let ws = workspaces::by_slug(&db, workspace)
         .await?
         .ok_or_else(|| Failure::Usage(format!("unknown workspace {workspace:?}")))?;
@@ -109,8 +109,25 @@ pub fn keys_generate() -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn keys_rotate(_config: Config) -> Result<(), Failure> {
-    Err(Failure::Runtime("not available yet".into()))
+/// Re-encrypts every stored secret under the primary key. Servers keep running meanwhile, but
+/// must already know the new keyring (restart them with it first).
+pub async fn keys_rotate(config: Config) -> Result<(), Failure> {
+    let db = connect(&config).await?;
+    db.ensure_current().await?;
+    let keyring = tidepost_app::keys::load_keyring(&config)?;
+    let providers = tidepost_app::providers::Providers::from_config(&config, None);
+    let app = tidepost_app::App::new(config, db, keyring, providers);
+    let report = tidepost_app::connect::rotate_secrets(&app)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    println!(
+        "Re-encrypted {} secrets under key {} ({} already current, {} changed meanwhile and were left as they are).",
+        report.reencrypted,
+        app.keyring.primary_key_id(),
+        report.already_current,
+        report.skipped_changed
+    );
+    Ok(())
 }
 
 pub fn config_check(raw: &RawSettings) -> Result<(), Failure> {

@@ -1,49 +1,139 @@
-//! `tidepost serve` and `tidepost emulator`.
+//! `tidepost serve`, `tidepost worker`, `tidepost run-once` and `tidepost emulator`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tidepost_app::config::LogFormat;
-use tidepost_app::{App, Config};
+use tidepost_app::providers::Providers;
+use tidepost_app::{App, Config, work};
 use tidepost_emulator::{Emulator, EmulatorConfig};
 use tidepost_http::{Server, SetupToken};
+use tidepost_jobs::{WorkerConfig, WorkerPool};
 use tidepost_store::{Db, users};
 use tokio_util::sync::CancellationToken;
 
 use super::Failure;
 
+/// Connects, migrates and builds the application handle shared by every long-running role.
+async fn build_app(config: Config, emulator: Option<&Emulator>) -> Result<App, Failure> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let keyring = tidepost_app::keys::load_keyring(&config)?;
+    let providers = Providers::from_config(&config, emulator.map(|e| e.base_url()).as_deref());
+    Ok(App::new(config, db, keyring, providers))
+}
+
+/// Starts the embedded worker pool, which also fires the recurring sweeps.
+async fn start_workers(
+    app: &App,
+    shutdown: &CancellationToken,
+) -> Result<tokio::task::JoinHandle<tidepost_jobs::ShutdownReport>, Failure> {
+    work::ensure_schedules(app)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let config = WorkerConfig {
+        name: format!("worker@{}", app.instance_id),
+        concurrency: app.config.worker_concurrency,
+        ..WorkerConfig::default()
+    };
+    let pool = WorkerPool::new(app.queue.clone(), work::registry(app), config);
+    Ok(pool.spawn(shutdown.clone()))
+}
+
 pub async fn serve(config: Config) -> Result<(), Failure> {
     config.check_for_serve()?;
     init_tracing(config.log_format, &config.log_level);
-    let db = Db::connect(&config.database_url).await?;
-    db.migrate().await?;
-    let setup = first_run_setup(&db, &config).await?;
-    let sandbox = config.sandbox;
-    let keyring = tidepost_app::keys::load_keyring(&config)?;
-    let app = App::new(config, db.clone(), keyring);
-    let server = Server::build(app.clone(), setup.clone()).map_err(Failure::from)?;
-    let emulator = if sandbox {
+    let emulator = if config.sandbox {
         Some(start_sandbox_emulator().await?)
     } else {
         None
     };
+    let app = build_app(config, emulator.as_ref()).await?;
+    let setup = first_run_setup(&app.db).await?;
+    let server = Server::build(app.clone(), setup.clone()).map_err(Failure::from)?;
+    if let Some(emulator) = &emulator {
+        point_emulator_webhooks_at(emulator, &app).await;
+    }
     announce(&app, &server, &setup, emulator.as_ref());
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    let workers = if app.config.workers {
+        Some(start_workers(&app, &shutdown).await?)
+    } else {
+        None
+    };
     server
         .run_until_stopped(shutdown)
         .await
         .map_err(Failure::from)?;
+    if let Some(workers) = workers {
+        let report = workers
+            .await
+            .map_err(|e| Failure::Runtime(format!("worker pool crashed: {e}")))?;
+        tracing::info!(?report, "workers stopped");
+    }
     if let Some(emulator) = emulator {
         emulator.stop().await;
     }
-    db.close().await;
+    app.db.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// `tidepost worker`: background work only, for scale-out beside `serve --no-workers`.
+pub async fn worker(config: Config) -> Result<(), Failure> {
+    init_tracing(config.log_format, &config.log_level);
+    let app = build_app(config, None).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    println!(
+        "tidepost worker running ({} jobs at once); stop with Ctrl-C or SIGTERM.",
+        app.config.worker_concurrency
+    );
+    let report = start_workers(&app, &shutdown)
+        .await?
+        .await
+        .map_err(|e| Failure::Runtime(format!("worker pool crashed: {e}")))?;
+    tracing::info!(?report, "workers stopped");
+    app.db.close().await;
+    Ok(())
+}
+
+/// `tidepost run-once`: runs what is due and exits; for cron or a serverless function.
+/// Exits 0 when every job it ran succeeded, 1 when some failed (they are retried later).
+pub async fn run_once(config: Config, kinds: Vec<String>, max: usize) -> Result<(), Failure> {
+    init_tracing(config.log_format, &config.log_level);
+    let app = build_app(config, None).await?;
+    let registry = work::registry(&app);
+    if let Some(unknown) = kinds.iter().find(|k| !registry.kinds().contains(k)) {
+        return Err(Failure::Usage(format!(
+            "unknown job kind {unknown:?}; known kinds: {}",
+            registry.kinds().join(", ")
+        )));
+    }
+    work::ensure_schedules(&app)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let filter = (!kinds.is_empty()).then_some(kinds.as_slice());
+    let report = tidepost_jobs::drain_due(&app.queue, &registry, filter, max)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    app.db.close().await;
+    if report.all_ok() {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(format!(
+            "{} of {} jobs failed; they will be retried",
+            report.failed(),
+            report.claimed
+        )))
+    }
+}
+
 /// While no user exists, a one-time link lets the first person create an account.
-async fn first_run_setup(db: &Db, _config: &Config) -> Result<SetupToken, Failure> {
+async fn first_run_setup(db: &Db) -> Result<SetupToken, Failure> {
     if users::count(db).await? > 0 {
         return Ok(SetupToken::new(None));
     }
@@ -52,10 +142,36 @@ async fn first_run_setup(db: &Db, _config: &Config) -> Result<SetupToken, Failur
 
 async fn start_sandbox_emulator() -> Result<Emulator, Failure> {
     let listen: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-    let emulator = Emulator::start(listen, EmulatorConfig::default())
+    Emulator::start(listen, EmulatorConfig::default())
         .await
-        .map_err(Failure::from)?;
-    Ok(emulator)
+        .map_err(Failure::from)
+}
+
+/// Tells the emulator where tidepost receives provider webhooks (known only once bound).
+async fn point_emulator_webhooks_at(emulator: &Emulator, app: &App) {
+    let http = tidepost_providers::http_client();
+    let settings = [
+        (
+            "tiktok",
+            serde_json::json!({"webhook_url": app.config.url("/webhooks/tiktok")}),
+        ),
+        (
+            "meta",
+            serde_json::json!({"webhook_url": app.config.url("/webhooks/instagram")}),
+        ),
+    ];
+    for (provider, body) in settings {
+        let url = format!("{}/_emulator/{provider}/settings", emulator.base_url());
+        let sent = http
+            .put(&url)
+            .json(&body)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if let Err(err) = sent.and_then(|r| r.error_for_status()) {
+            tracing::warn!(%provider, error = %err, "could not configure the emulator's webhooks");
+        }
+    }
 }
 
 fn announce(app: &App, server: &Server, setup: &SetupToken, emulator: Option<&Emulator>) {

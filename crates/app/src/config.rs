@@ -67,6 +67,33 @@ pub const SETTINGS: &[Setting] = &[
         "`text` (for a terminal) or `json` (one object a line)."),
     setting!("log_level", flag: None, env: ["TIDEPOST_LOG", "RUST_LOG"], default: Some("info"), secret: false,
         "A tracing filter, e.g. `info` or `tidepost=debug,sqlx=warn`."),
+    setting!("tiktok_client_key", flag: None, env: ["TIDEPOST_TIKTOK_CLIENT_KEY", "TIKTOK_CLIENT_KEY"], default: None, secret: false,
+        "TikTok app client key (developer portal). In sandbox mode the emulator's key is used when unset."),
+    setting!("tiktok_client_secret", flag: None, env: ["TIDEPOST_TIKTOK_CLIENT_SECRET", "TIKTOK_CLIENT_SECRET"], default: None, secret: true,
+        "TikTok app client secret; also verifies TikTok webhook signatures."),
+    setting!("tiktok_redirect_uri", flag: None, env: ["TIDEPOST_TIKTOK_REDIRECT_URI", "TIKTOK_REDIRECT_URI"], default: None, secret: false,
+        "OAuth redirect URI registered with TikTok. Default: the public URL + `/oauth/tiktok/callback`."),
+    setting!("tiktok_auth_base_url", flag: None, env: ["TIDEPOST_TIKTOK_AUTH_BASE_URL"], default: Some("https://www.tiktok.com"), secret: false,
+        "Where TikTok's consent page lives (sandbox mode points it at the emulator)."),
+    setting!("tiktok_api_base_url", flag: None, env: ["TIDEPOST_TIKTOK_API_BASE_URL"], default: Some("https://open.tiktokapis.com"), secret: false,
+        "TikTok's API host (sandbox mode points it at the emulator)."),
+    setting!("token_refresh_window_secs", flag: None, env: ["TIDEPOST_TOKEN_REFRESH_WINDOW_SECS"], default: Some("3600"), secret: false,
+        "Access tokens expiring within this many seconds are refreshed by the background sweep."),
+    // Publishing (TikTok limits default to the documented values).
+    setting!("tiktok_posting_requests_per_minute", flag: None, env: ["TIDEPOST_TIKTOK_POSTING_REQUESTS_PER_MINUTE"], default: Some("6"), secret: false,
+        "Requests per minute per account on TikTok's posting endpoints, shared by every instance; excess requests wait."),
+    setting!("tiktok_direct_post_daily_cap", flag: None, env: ["TIDEPOST_TIKTOK_DIRECT_POST_DAILY_CAP"], default: Some("15"), secret: false,
+        "Direct posts per TikTok creator per rolling 24 hours."),
+    setting!("tiktok_pending_inbox_cap", flag: None, env: ["TIDEPOST_TIKTOK_PENDING_INBOX_CAP"], default: Some("5"), secret: false,
+        "Inbox uploads per TikTok creator per rolling 24 hours still waiting for the creator."),
+    setting!("tiktok_unaudited", flag: None, env: ["TIDEPOST_TIKTOK_UNAUDITED"], default: Some("false"), secret: false,
+        "The TikTok app is not audited yet: direct posts only as SELF_ONLY, to at most `tiktok_unaudited_user_cap` creators per 24 hours."),
+    setting!("tiktok_unaudited_user_cap", flag: None, env: ["TIDEPOST_TIKTOK_UNAUDITED_USER_CAP"], default: Some("5"), secret: false,
+        "Distinct creators an unaudited TikTok app may direct-post for per rolling 24 hours."),
+    setting!("tiktok_webhook_tolerance_secs", flag: None, env: ["TIDEPOST_TIKTOK_WEBHOOK_TOLERANCE_SECS"], default: Some("300"), secret: false,
+        "How far a TikTok webhook's signature timestamp may be from now, in seconds."),
+    setting!("max_upload_bytes", flag: None, env: ["TIDEPOST_MAX_UPLOAD_BYTES"], default: Some("4294967296"), secret: false,
+        "Largest media upload accepted, in bytes."),
     setting!("session_hours", flag: None, env: ["TIDEPOST_SESSION_HOURS"], default: Some("168"), secret: false,
         "How long a sign-in lasts, in hours."),
 ];
@@ -210,6 +237,14 @@ impl RawSettings {
     }
 }
 
+fn absolute_http_url(v: &str) -> Result<Url, String> {
+    let url = Url::parse(v).map_err(|e| format!("not a URL ({e})"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        _ => Err("expected an absolute http:// or https:// URL".into()),
+    }
+}
+
 fn flag_origin(s: &Setting) -> Origin {
     Origin::Flag(s.flag.unwrap_or("(flag)"))
 }
@@ -311,6 +346,62 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub session_hours: u32,
+    pub tiktok: TikTokSettings,
+    pub token_refresh_window_secs: u64,
+    pub publish: PublishSettings,
+}
+
+/// Publishing limits (see the `tiktok_*` and `max_upload_bytes` settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishSettings {
+    pub tiktok_posting_requests_per_minute: u32,
+    pub tiktok_direct_post_daily_cap: u32,
+    pub tiktok_pending_inbox_cap: u32,
+    pub tiktok_unaudited: bool,
+    pub tiktok_unaudited_user_cap: u32,
+    pub tiktok_webhook_tolerance_secs: u64,
+    pub max_upload_bytes: u64,
+}
+
+impl PublishSettings {
+    fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
+        let count = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            Ok(raw
+                .parse(name, |v| match v.parse::<u32>() {
+                    Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+                    _ => Err(format!(
+                        "expected a whole number from 1 to 100000, got {v:?}"
+                    )),
+                })?
+                .unwrap_or(default))
+        };
+        Ok(Self {
+            tiktok_posting_requests_per_minute: count("tiktok_posting_requests_per_minute", 6)?,
+            tiktok_direct_post_daily_cap: count("tiktok_direct_post_daily_cap", 15)?,
+            tiktok_pending_inbox_cap: count("tiktok_pending_inbox_cap", 5)?,
+            tiktok_unaudited: raw.bool("tiktok_unaudited")?.unwrap_or(false),
+            tiktok_unaudited_user_cap: count("tiktok_unaudited_user_cap", 5)?,
+            tiktok_webhook_tolerance_secs: u64::from(count("tiktok_webhook_tolerance_secs", 300)?),
+            max_upload_bytes: raw
+                .parse("max_upload_bytes", |v| match v.parse::<u64>() {
+                    Ok(n) if n >= 1024 => Ok(n),
+                    _ => Err(format!(
+                        "expected a number of bytes of at least 1024, got {v:?}"
+                    )),
+                })?
+                .unwrap_or(4 * 1024 * 1024 * 1024),
+        })
+    }
+}
+
+/// The TikTok app tidepost acts as.
+#[derive(Debug, Clone)]
+pub struct TikTokSettings {
+    pub client_key: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub redirect_uri: String,
+    pub auth_base_url: String,
+    pub api_base_url: String,
 }
 
 impl Config {
@@ -400,7 +491,45 @@ impl Config {
                 _ => Err(format!("expected hours from 1 to 8760, got {v:?}")),
             })?
             .unwrap_or(168);
+        let redirect_uri = raw
+            .parse("tiktok_redirect_uri", |v| {
+                absolute_http_url(v).map(|u| u.to_string())
+            })?
+            .unwrap_or_else(|| {
+                format!(
+                    "{}/oauth/tiktok/callback",
+                    public_url.as_str().trim_end_matches('/')
+                )
+            });
+        let tiktok = TikTokSettings {
+            client_key: raw
+                .get("tiktok_client_key")
+                .map(|(v, _)| v.trim().to_string()),
+            client_secret: raw
+                .get("tiktok_client_secret")
+                .map(|(v, _)| SecretString::from(v.trim().to_string())),
+            redirect_uri,
+            auth_base_url: raw
+                .parse("tiktok_auth_base_url", |v| {
+                    absolute_http_url(v).map(|u| u.to_string())
+                })?
+                .unwrap_or_default(),
+            api_base_url: raw
+                .parse("tiktok_api_base_url", |v| {
+                    absolute_http_url(v).map(|u| u.to_string())
+                })?
+                .unwrap_or_default(),
+        };
+        let token_refresh_window_secs = raw
+            .parse("token_refresh_window_secs", |v| match v.parse::<u64>() {
+                Ok(n) if (60..=30 * 86_400).contains(&n) => Ok(n),
+                _ => Err(format!("expected seconds from 60 to 2592000, got {v:?}")),
+            })?
+            .unwrap_or(3600);
         Ok(Self {
+            publish: PublishSettings::from_raw(raw)?,
+            tiktok,
+            token_refresh_window_secs,
             listen,
             database_url,
             public_url,
@@ -440,6 +569,19 @@ impl Config {
                      or run with --sandbox to try tidepost locally",
                     self.public_url
                 ),
+            });
+        }
+        self.check_redirect_uris()
+    }
+
+    /// OAuth redirect URIs must be https outside sandbox mode (unless plain HTTP is allowed).
+    fn check_redirect_uris(&self) -> Result<(), ConfigError> {
+        let redirect = &self.tiktok.redirect_uri;
+        if !self.sandbox && !self.allow_http && !redirect.starts_with("https://") {
+            return Err(ConfigError::Invalid {
+                setting: "tiktok_redirect_uri",
+                origin: "its value or default".into(),
+                message: format!("{redirect} is not https: TikTok only redirects to https URLs"),
             });
         }
         Ok(())

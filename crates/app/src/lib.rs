@@ -3,8 +3,13 @@
 
 pub mod access;
 pub mod config;
+pub mod connect;
 pub mod keys;
+pub mod providers;
+pub mod publish;
 mod state;
+pub mod tokens;
+pub mod work;
 
 pub use config::Config;
 pub use state::App;

@@ -1,11 +1,15 @@
-//! The application handle every layer above shares: configuration, database and keyring.
+//! The application handle every layer above shares: configuration, database, keyring, the
+//! provider clients and the job queue.
 
 use std::sync::Arc;
 
+use tidepost_jobs::Queue;
+use tidepost_providers::tiktok::TikTokClient;
 use tidepost_store::Db;
 use tidepost_vault::Keyring;
 
 use crate::Config;
+use crate::providers::{NotConfigured, Providers};
 
 /// Cheap to clone; one per process.
 #[derive(Clone)]
@@ -15,6 +19,10 @@ pub struct Inner {
     pub config: Config,
     pub db: Db,
     pub keyring: Keyring,
+    pub providers: Providers,
+    pub queue: Queue,
+    /// Identifies this process in leases (refresh locks).
+    pub instance_id: String,
 }
 
 impl std::ops::Deref for App {
@@ -25,11 +33,24 @@ impl std::ops::Deref for App {
 }
 
 impl App {
-    pub fn new(config: Config, db: Db, keyring: Keyring) -> Self {
+    pub fn new(config: Config, db: Db, keyring: Keyring, providers: Providers) -> Self {
+        let queue = Queue::new(db.clone());
+        let instance_id = format!(
+            "{}-{}",
+            std::process::id(),
+            &tidepost_domain::new_id()[24..]
+        );
         Self(Arc::new(Inner {
             config,
             db,
             keyring,
+            providers,
+            queue,
+            instance_id,
         }))
+    }
+
+    pub fn tiktok(&self) -> Result<&TikTokClient, NotConfigured> {
+        self.providers.tiktok()
     }
 }

@@ -100,6 +100,25 @@ impl FromRequestParts<HttpState> for Viewer {
     }
 }
 
+/// A viewer when a live session cookie came with the request, else nothing (for pages that
+/// also serve people who are not signed in, such as OAuth callbacks started through the API).
+#[derive(Debug, Clone)]
+pub struct MaybeViewer(pub Option<Viewer>);
+
+impl FromRequestParts<HttpState> for MaybeViewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        session_of(parts, state)
+            .await
+            .map(MaybeViewer)
+            .map_err(|err| PageError::from(err).into_response())
+    }
+}
+
 /// Only same-site relative paths are followed after sign-in (no open redirects).
 pub fn safe_next(next: &str) -> Option<&str> {
     let ok = next.starts_with('/')

@@ -6,10 +6,12 @@ pub mod api;
 mod assets;
 pub mod auth;
 pub mod error;
+pub mod oauth;
 mod ops;
 mod server;
 mod state;
 pub mod ui;
+pub mod webhooks;
 
 pub use server::{Server, router};
 pub use state::{HttpState, SetupToken};

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::{HttpState, SetupToken};
-use crate::{api, assets, ops, ui};
+use crate::{api, assets, oauth, ops, ui};
 
 /// Requests larger than this are refused with 413, except on routes that set their own limit.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -36,8 +36,10 @@ pub fn router(state: HttpState) -> Router {
     let https = state.app.config.https();
     let mut router = Router::new()
         .merge(ui::router())
+        .merge(oauth::router())
         .nest("/api/v1", api::router())
         .merge(ops::router())
+        .merge(crate::webhooks::router())
         .merge(assets::router())
         .fallback(ui::not_found)
         .layer(axum::middleware::from_fn(ops::record_metrics))

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`. Every route authenticates a [`Caller`](crate::auth::Caller)
 //! bound to one workspace, answers JSON, and reports errors as `application/problem+json`.
 
+mod accounts;
 mod keys;
 
 use axum::extract::FromRequest;
@@ -17,6 +18,7 @@ pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/me", get(me))
         .merge(keys::router())
+        .merge(accounts::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
 }

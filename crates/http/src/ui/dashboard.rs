@@ -1,13 +1,16 @@
-//! The dashboard: what is connected and what happens, or what to do first.
+//! The dashboard: what is connected and how it is doing, or what to do first.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use tidepost_store::accounts;
 
 use super::Chrome;
+use super::accounts::AccountCard;
 use crate::auth::Viewer;
+use crate::error::PageError;
 use crate::state::HttpState;
 
 pub fn router() -> Router<HttpState> {
@@ -18,10 +21,20 @@ pub fn router() -> Router<HttpState> {
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     chrome: Chrome,
+    cards: Vec<AccountCard>,
 }
 
-async fn dashboard(State(state): State<HttpState>, viewer: Viewer) -> DashboardPage {
-    DashboardPage {
+async fn dashboard(
+    State(state): State<HttpState>,
+    viewer: Viewer,
+) -> Result<DashboardPage, PageError> {
+    let cards = accounts::list(&state.app.db, &viewer.workspace.id)
+        .await?
+        .iter()
+        .map(AccountCard::of)
+        .collect();
+    Ok(DashboardPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Dashboard"),
-    }
+        cards,
+    })
 }

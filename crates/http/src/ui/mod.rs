@@ -2,6 +2,7 @@
 //! group. Every form carries the session's CSRF token; every page that takes an id looks it up
 //! within the viewer's workspace and answers 404 otherwise.
 
+pub mod accounts;
 mod dashboard;
 mod session;
 mod settings;
@@ -17,6 +18,7 @@ use crate::state::HttpState;
 pub fn router() -> Router<HttpState> {
     Router::new()
         .merge(session::router())
+        .merge(accounts::router())
         .merge(dashboard::router())
         .merge(settings::router())
 }
@@ -66,7 +68,11 @@ impl Chrome {
 
     /// The main navigation, in order.
     pub fn nav_items(&self) -> &'static [(&'static str, &'static str)] {
-        &[("/", "Dashboard"), ("/settings", "Settings")]
+        &[
+            ("/", "Dashboard"),
+            ("/accounts", "Accounts"),
+            ("/settings", "Settings"),
+        ]
     }
 }
 

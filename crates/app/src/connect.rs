@@ -1,0 +1,369 @@
+//! Connecting provider accounts with OAuth 2.0.
+//!
+//! [`start_tiktok`] makes a state of 32 random bytes (only its SHA-256 is stored, with the
+//! workspace, the person, the encrypted PKCE verifier and a 10-minute expiry) and returns the
+//! provider's authorize URL. [`finish_tiktok`] takes the callback's parameters, consumes the
+//! state (single use), checks it belongs to the caller's session, exchanges the code, fetches
+//! the profile, stores the encrypted tokens and records `account.connected`. Every refusal is a
+//! [`ConnectError`] whose message a person can act on, and leaves nothing half-stored.
+
+use serde_json::json;
+use tidepost_domain::{new_id, now_ms};
+use tidepost_providers::tiktok::{code_challenge, pkce_verifier};
+use tidepost_store::accounts::{self, Account, AccountStatus};
+use tidepost_store::oauth_states::{self, OAuthState, Refusal};
+use tidepost_store::{StoreError, events};
+use tidepost_vault::{Aad, VaultError};
+
+use crate::App;
+use crate::access::{random_token, sha256_hex};
+use crate::providers::NotConfigured;
+use crate::tokens::{self, ACCESS_TOKEN, REFRESH_TOKEN, secs_ms};
+
+/// The scopes tidepost asks TikTok for: the profile, direct posts and inbox uploads.
+pub const TIKTOK_SCOPES: &[&str] = &[
+    "user.info.basic",
+    "user.info.profile",
+    "video.publish",
+    "video.upload",
+];
+/// What each scope lets tidepost do, for the connect page.
+pub const TIKTOK_SCOPE_REASONS: &[(&str, &str)] = &[
+    ("user.info.basic", "see the account's name and avatar"),
+    ("user.info.profile", "see the account's username"),
+    (
+        "video.publish",
+        "publish videos and photos directly to the account",
+    ),
+    (
+        "video.upload",
+        "send videos to the account's inbox as drafts",
+    ),
+];
+/// How long a person has to approve at the provider.
+pub const STATE_TTL_MS: i64 = 10 * 60 * 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the answer from the provider has no state: start connecting again from tidepost")]
+    StateMissing,
+    #[error("this sign-in link is not known: start connecting again from tidepost")]
+    StateUnknown,
+    #[error("this sign-in link was already used: start connecting again from tidepost")]
+    StateReused,
+    #[error("this sign-in link expired (they last 10 minutes): start connecting again")]
+    StateExpired,
+    #[error(
+        "this sign-in link was started in another session or workspace: start connecting again from this one"
+    )]
+    StateFromAnotherSession,
+    #[error("you declined access on {provider}, so nothing was connected")]
+    Denied { provider: &'static str },
+    #[error("{provider} answered with an error: {message}")]
+    ProviderError {
+        provider: &'static str,
+        message: String,
+    },
+    #[error("the answer from the provider has no authorization code: start connecting again")]
+    CodeMissing,
+    #[error(
+        "{provider} did not grant {missing}, which tidepost needs to publish: connect again and allow it"
+    )]
+    ScopeMissing {
+        provider: &'static str,
+        missing: String,
+    },
+    #[error(transparent)]
+    NotConfigured(#[from] NotConfigured),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ConnectError {
+    /// Refusals caused by the request (shown as 400), as opposed to our own failures.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            ConnectError::Vault(_) | ConnectError::Store(_) | ConnectError::NotConfigured(_)
+        )
+    }
+}
+
+/// Who starts a connection: the workspace, and the signed-in person when it is the UI.
+#[derive(Debug, Clone)]
+pub struct Initiator<'a> {
+    pub workspace_id: &'a str,
+    pub user_id: Option<&'a str>,
+}
+
+fn verifier_aad(state_hash: &str) -> Aad<'_> {
+    Aad::new("oauth_states", state_hash, "pkce_verifier")
+}
+
+/// Starts connecting a TikTok account; returns the URL to send the person to.
+pub async fn start_tiktok(app: &App, who: Initiator<'_>) -> Result<String, ConnectError> {
+    let client = app.tiktok()?;
+    let state = random_token();
+    let state_hash = sha256_hex(&state);
+    let verifier = pkce_verifier();
+    let now = now_ms();
+    oauth_states::insert(
+        &app.db,
+        &OAuthState {
+            pkce_verifier: Some(
+                app.keyring
+                    .encrypt_str(&verifier, &verifier_aad(&state_hash)),
+            ),
+            state_hash,
+            workspace_id: who.workspace_id.to_string(),
+            user_id: who.user_id.map(str::to_string),
+            flow: "tiktok".into(),
+            return_to: None,
+            created_at: now,
+            expires_at: now + STATE_TTL_MS,
+            used_at: None,
+        },
+    )
+    .await?;
+    let challenge = code_challenge(&verifier);
+    Ok(client.authorize_url(
+        &app.config.tiktok.redirect_uri,
+        TIKTOK_SCOPES,
+        &state,
+        Some(&challenge),
+    ))
+}
+
+/// The query parameters of an OAuth callback.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub scopes: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// The session the callback arrived in, if any. When the flow was started from the UI, the
+/// callback must come back in the same person's session and workspace.
+#[derive(Debug, Clone, Copy)]
+pub struct CallbackSession<'a> {
+    pub workspace_id: &'a str,
+    pub user_id: &'a str,
+}
+
+/// Consumes the state and checks it belongs to this session.
+async fn claim_state(
+    app: &App,
+    callback: &Callback,
+    session: Option<CallbackSession<'_>>,
+) -> Result<OAuthState, ConnectError> {
+    let state = callback
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or(ConnectError::StateMissing)?;
+    let claimed = oauth_states::consume(&app.db, &sha256_hex(state), now_ms())
+        .await?
+        .map_err(|refusal| match refusal {
+            Refusal::Unknown => ConnectError::StateUnknown,
+            Refusal::AlreadyUsed => ConnectError::StateReused,
+            Refusal::Expired => ConnectError::StateExpired,
+        })?;
+    if let Some(owner) = claimed.user_id.as_deref() {
+        let same =
+            session.is_some_and(|s| s.user_id == owner && s.workspace_id == claimed.workspace_id);
+        if !same {
+            return Err(ConnectError::StateFromAnotherSession);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Completes a TikTok connection from its callback.
+pub async fn finish_tiktok(
+    app: &App,
+    callback: &Callback,
+    session: Option<CallbackSession<'_>>,
+) -> Result<Account, ConnectError> {
+    let claimed = claim_state(app, callback, session).await?;
+    if let Some(error) = callback.error.as_deref() {
+        return Err(match error {
+            "access_denied" => ConnectError::Denied { provider: "TikTok" },
+            other => ConnectError::ProviderError {
+                provider: "TikTok",
+                message: callback
+                    .error_description
+                    .clone()
+                    .unwrap_or_else(|| other.to_string()),
+            },
+        });
+    }
+    let code = callback
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or(ConnectError::CodeMissing)?;
+    let verifier = match &claimed.pkce_verifier {
+        Some(envelope) => Some(
+            app.keyring
+                .decrypt_str(envelope, &verifier_aad(&claimed.state_hash))?,
+        ),
+        None => None,
+    };
+    let client = app.tiktok()?;
+    let provider_error = |e: tidepost_providers::ProviderError| ConnectError::ProviderError {
+        provider: "TikTok",
+        message: e.message,
+    };
+    let tokens = client
+        .exchange_code(
+            code,
+            &app.config.tiktok.redirect_uri,
+            verifier.as_ref().map(secrecy::ExposeSecret::expose_secret),
+        )
+        .await
+        .map_err(provider_error)?;
+    let missing: Vec<&str> = ["video.publish", "video.upload"]
+        .into_iter()
+        .filter(|s| !tokens.has_scope(s))
+        .collect();
+    if missing.len() == 2 {
+        return Err(ConnectError::ScopeMissing {
+            provider: "TikTok",
+            missing: missing.join(" and "),
+        });
+    }
+    let fields = tidepost_providers::tiktok::UserFields::for_scopes(&tokens.scopes);
+    let profile = client
+        .user_info(&tokens.access_token, fields)
+        .await
+        .map_err(provider_error)?;
+    let now = now_ms();
+    let existing =
+        accounts::find(&app.db, &claimed.workspace_id, "tiktok", &tokens.open_id).await?;
+    let id = existing.map(|a| a.id).unwrap_or_else(new_id);
+    let account = Account {
+        access_token: tokens::seal(app, &id, ACCESS_TOKEN, &tokens.access_token),
+        refresh_token: Some(tokens::seal(app, &id, REFRESH_TOKEN, &tokens.refresh_token)),
+        id,
+        workspace_id: claimed.workspace_id.clone(),
+        platform: "tiktok".into(),
+        provider_user_id: tokens.open_id.clone(),
+        display_name: if profile.display_name.is_empty() {
+            "TikTok creator".into()
+        } else {
+            profile.display_name.clone()
+        },
+        username: profile.username.clone(),
+        avatar_url: profile.avatar_url.clone(),
+        status: AccountStatus::Active.as_str().into(),
+        status_reason: None,
+        scopes: tokens.scopes.join(","),
+        access_expires_at: Some(now + secs_ms(tokens.expires_in)),
+        refresh_expires_at: Some(now + secs_ms(tokens.refresh_expires_in)),
+        last_refreshed_at: Some(now),
+        refresh_lease_until: None,
+        refresh_lease_by: None,
+        details: json!({"union_id": profile.union_id}).to_string(),
+        created_at: now,
+        updated_at: now,
+    };
+    accounts::upsert(&app.db, &account).await?;
+    let stored = accounts::find(&app.db, &claimed.workspace_id, "tiktok", &tokens.open_id)
+        .await?
+        .ok_or(StoreError::Conflict {
+            what: "the account vanished while connecting; it",
+        })?;
+    events::record(
+        &app.db,
+        &stored.workspace_id,
+        "account.connected",
+        Some(&stored.id),
+        &json!({"account_id": stored.id, "platform": "tiktok", "display_name": stored.display_name}),
+    )
+    .await?;
+    tracing::info!(account_id = %stored.id, workspace_id = %stored.workspace_id, "TikTok account connected");
+    Ok(stored)
+}
+
+/// Disconnects: revokes access at the provider (best effort: a token that is already invalid
+/// needs no revoking) and deletes the account with its tokens.
+pub async fn disconnect(
+    app: &App,
+    workspace_id: &str,
+    account_id: &str,
+) -> Result<bool, ConnectError> {
+    let Some(account) = accounts::get(&app.db, workspace_id, account_id).await? else {
+        return Ok(false);
+    };
+    if account.platform == "tiktok"
+        && let Ok(client) = app.tiktok()
+        && let Ok(token) = tokens::open(app, &account, ACCESS_TOKEN)
+        && let Err(err) = client.revoke(&token).await
+    {
+        tracing::warn!(account_id = %account.id, code = %err.code, "revoking at TikTok failed; deleting the tokens anyway");
+    }
+    let deleted = accounts::delete(&app.db, workspace_id, account_id).await?;
+    if deleted {
+        events::record(
+            &app.db,
+            workspace_id,
+            "account.disconnected",
+            Some(account_id),
+            &json!({"account_id": account_id, "platform": account.platform}),
+        )
+        .await?;
+    }
+    Ok(deleted)
+}
+
+/// What `keys rotate` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RotationReport {
+    pub reencrypted: usize,
+    pub already_current: usize,
+    /// Rows that changed while being rotated (a refresh); they are already under the new key.
+    pub skipped_changed: usize,
+}
+
+/// Re-encrypts every stored secret under the keyring's primary key. Safe while servers run:
+/// each row is replaced only if it still holds what was read.
+pub async fn rotate_secrets(app: &App) -> Result<RotationReport, ConnectError> {
+    let mut report = RotationReport::default();
+    for (id, access, refresh) in accounts::all_token_envelopes(&app.db).await? {
+        let needs = app.keyring.needs_rotation(&access)
+            || refresh
+                .as_deref()
+                .is_some_and(|r| app.keyring.needs_rotation(r));
+        if !needs {
+            report.already_current += 1;
+            continue;
+        }
+        let new_access = app
+            .keyring
+            .reencrypt(&access, &Aad::new(accounts::TABLE, &id, ACCESS_TOKEN))?;
+        let new_refresh = match &refresh {
+            Some(r) => Some(
+                app.keyring
+                    .reencrypt(r, &Aad::new(accounts::TABLE, &id, REFRESH_TOKEN))?,
+            ),
+            None => None,
+        };
+        let replaced = accounts::replace_token_envelopes(
+            &app.db,
+            &id,
+            (&access, refresh.as_deref()),
+            (&new_access, new_refresh.as_deref()),
+        )
+        .await?;
+        if replaced {
+            report.reencrypted += 1;
+        } else {
+            report.skipped_changed += 1;
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,113 @@
+//! `/api/v1/accounts` and `/api/v1/connect/{platform}`: connected accounts for host
+//! applications, and the authorize URL to send their users to.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tidepost_app::connect::{self, ConnectError, Initiator};
+use tidepost_domain::time::rfc3339;
+use tidepost_store::accounts::{self, Account};
+
+use crate::auth::{Caller, Credential};
+use crate::error::Problem;
+use crate::state::HttpState;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/connect/tiktok", post(connect_tiktok))
+        .route("/accounts", get(list))
+        .route("/accounts/{id}", get(show).delete(disconnect))
+}
+
+pub fn account_json(a: &Account) -> Value {
+    json!({
+        "id": a.id,
+        "platform": a.platform,
+        "provider_user_id": a.provider_user_id,
+        "display_name": a.display_name,
+        "username": a.username,
+        "avatar_url": a.avatar_url,
+        "status": a.status,
+        "status_reason": a.status_reason,
+        "reconnect_required": a.needs_reauth(),
+        "scopes": a.scopes.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        "token": {
+            "access_expires_at": a.access_expires_at.map(rfc3339),
+            "refresh_expires_at": a.refresh_expires_at.map(rfc3339),
+            "last_refreshed_at": a.last_refreshed_at.map(rfc3339),
+        },
+        "created_at": rfc3339(a.created_at),
+    })
+}
+
+fn connect_problem(err: ConnectError) -> Problem {
+    match err {
+        ConnectError::NotConfigured(e) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider-not-configured",
+            "Provider not configured",
+            e.to_string(),
+        ),
+        other => Problem::internal(other),
+    }
+}
+
+/// `POST /api/v1/connect/tiktok`: the URL to send the creator to. The callback lands on
+/// tidepost, which stores the account in the caller's workspace.
+async fn connect_tiktok(
+    caller: Caller,
+    State(state): State<HttpState>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    caller.require_scope("api")?;
+    let user_id = match &caller.credential {
+        Credential::Session { user_id } => Some(user_id.as_str()),
+        Credential::ApiKey { .. } => None,
+    };
+    let who = Initiator {
+        workspace_id: &caller.workspace_id,
+        user_id,
+    };
+    let url = connect::start_tiktok(&state.app, who)
+        .await
+        .map_err(connect_problem)?;
+    let expires_at = rfc3339(tidepost_domain::now_ms() + connect::STATE_TTL_MS);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"authorize_url": url, "expires_at": expires_at})),
+    ))
+}
+
+async fn list(caller: Caller, State(state): State<HttpState>) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let list = accounts::list(&state.app.db, &caller.workspace_id).await?;
+    Ok(Json(
+        json!({"data": list.iter().map(account_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn show(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let account = accounts::get(&state.app.db, &caller.workspace_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("account"))?;
+    Ok(Json(account_json(&account)))
+}
+
+async fn disconnect(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require_scope("api")?;
+    match connect::disconnect(&state.app, &caller.workspace_id, &id).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(Problem::not_found("account")),
+        Err(err) => Err(connect_problem(err)),
+    }
+}

@@ -1,0 +1,68 @@
+//! OAuth callbacks. The provider sends the person back here with `code` and `state` (or an
+//! error); every refusal is a readable page and stores nothing.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tidepost_app::connect::{self, Callback, CallbackSession};
+
+use crate::auth::MaybeViewer;
+use crate::error::PageError;
+use crate::state::HttpState;
+use crate::ui::Chrome;
+
+pub fn router() -> Router<HttpState> {
+    Router::new().route("/oauth/tiktok/callback", get(tiktok_callback))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "connected.html")]
+struct ConnectedPage {
+    chrome: Chrome,
+    platform: &'static str,
+    name: String,
+}
+
+async fn tiktok_callback(
+    State(state): State<HttpState>,
+    MaybeViewer(viewer): MaybeViewer,
+    Query(callback): Query<Callback>,
+) -> Response {
+    let session = viewer.as_ref().map(|v| CallbackSession {
+        workspace_id: &v.workspace.id,
+        user_id: &v.user.id,
+    });
+    match connect::finish_tiktok(&state.app, &callback, session).await {
+        Ok(account) if viewer.is_some() => {
+            Redirect::to(&format!("/accounts/{}?connected=1", account.id)).into_response()
+        }
+        Ok(account) => ConnectedPage {
+            chrome: Chrome::anonymous(&state),
+            platform: "TikTok",
+            name: account.display_name,
+        }
+        .into_response(),
+        Err(err) if err.is_refusal() => {
+            tracing::info!(reason = %err, "TikTok connection refused");
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                "TikTok was not connected",
+                capitalize(&err.to_string()),
+            )
+            .into_response()
+        }
+        Err(err) => PageError::internal(err).into_response(),
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}
