@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
-use tidepost_app::publish::webhooks::{self, WebhookError};
+use tidepost_app::publish::webhooks;
 
 use crate::error::Problem;
 use crate::state::HttpState;
@@ -20,19 +20,27 @@ pub fn router() -> Router<HttpState> {
 }
 
 async fn tiktok(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    let signature = headers.get("tiktok-signature").and_then(|v| v.to_str().ok());
+    let signature = headers
+        .get("tiktok-signature")
+        .and_then(|v| v.to_str().ok());
     let now_secs = tidepost_domain::now_ms() / 1000;
     match webhooks::receive(&state.app, signature, &body, now_secs).await {
         Ok(receipt) => {
             metrics::counter!("tidepost_webhooks_received_total", "provider" => "tiktok", "duplicate" => receipt.duplicate.to_string())
                 .increment(1);
-            (StatusCode::OK, axum::Json(json!({"received": true, "duplicate": receipt.duplicate}))).into_response()
+            (
+                StatusCode::OK,
+                axum::Json(json!({"received": true, "duplicate": receipt.duplicate})),
+            )
+                .into_response()
         }
         Err(err) => {
             metrics::counter!("tidepost_webhooks_rejected_total", "provider" => "tiktok", "reason" => err.reason()).increment(1);
             tracing::warn!(reason = err.reason(), "TikTok webhook refused: {err}");
             match err.reason() {
-                "missing_signature" | "bad_signature" => Problem::unauthorized(err.to_string()).into_response(),
+                "missing_signature" | "bad_signature" => {
+                    Problem::unauthorized(err.to_string()).into_response()
+                }
                 "outside_window" => Problem::bad_request(err.to_string()).into_response(),
                 "malformed" => Problem::bad_request(err.to_string()).into_response(),
                 "not_configured" => Problem::not_found("webhook endpoint").into_response(),

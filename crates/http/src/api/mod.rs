@@ -3,6 +3,7 @@
 
 mod accounts;
 mod keys;
+mod posts;
 
 use axum::extract::FromRequest;
 use axum::extract::rejection::JsonRejection;
@@ -19,6 +20,7 @@ pub fn router() -> Router<HttpState> {
         .route("/me", get(me))
         .merge(keys::router())
         .merge(accounts::router())
+        .merge(posts::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
 }
