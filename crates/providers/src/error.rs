@@ -200,6 +200,19 @@ impl fmt::Display for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
+/// Why an inbound webhook's signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the signature header is malformed")]
+    Malformed,
+    #[error("the signature does not match the body")]
+    Mismatch,
+    #[error(
+        "the signature timestamp is {age_secs} s away from now, outside the {tolerance_secs} s window"
+    )]
+    OutsideWindow { age_secs: i64, tolerance_secs: u64 },
+}
+
 /// Whether repeating a call can do harm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Idempotency {

@@ -27,7 +27,7 @@ pub mod tiktok;
 
 use std::time::Duration;
 
-pub use error::{ErrorKind, ProviderError};
+pub use error::{ErrorKind, ProviderError, SignatureError};
 pub use tidepost_domain::Platform;
 
 /// Time allowed to open a TCP + TLS connection.

@@ -27,6 +27,7 @@ use tidepost_domain::Platform;
 use crate::error::{Call, ProviderError};
 use crate::http::{Answer, send};
 
+pub use crate::error::SignatureError;
 pub use api::{
     CreatorInfo, InitPhoto, InitResult, InitVideo, PhotoMode, PhotoPostInfo, PostInfo, PostMode,
     PrivacyLevel, PublishState, PublishStatus, TikTokUser, UserFields, VideoSource,
@@ -34,8 +35,7 @@ pub use api::{
 pub use oauth::{TokenSet, code_challenge, pkce_verifier};
 pub use upload::{Chunk, ChunkAck, ChunkPlan, ChunkPlanError};
 pub use webhook::{
-    SignatureError, TikTokEvent, TikTokWebhook, WebhookTimestamp, parse_tiktok_webhook,
-    verify_tiktok_signature,
+    TikTokEvent, TikTokWebhook, WebhookTimestamp, parse_tiktok_webhook, verify_tiktok_signature,
 };
 
 const PLATFORM: Platform = Platform::Tiktok;

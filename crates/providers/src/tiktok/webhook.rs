@@ -6,24 +6,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::error::SignatureError;
 use crate::ids;
 
 /// The `t` of a verified signature: when TikTok signed the delivery (unix seconds). A dedupe
 /// key should not rely on it (retries are signed anew).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WebhookTimestamp(pub i64);
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    #[error("the signature header is malformed (expected t=<unix>,s=<hex>)")]
-    Malformed,
-    #[error("the signature does not match the body")]
-    Mismatch,
-    #[error(
-        "the signature timestamp is {age_secs} s away from now, outside the {tolerance_secs} s window"
-    )]
-    OutsideWindow { age_secs: i64, tolerance_secs: u64 },
-}
 
 /// Verifies a `TikTok-Signature` header over the **raw** body: HMAC-SHA256 keyed with the
 /// client secret over `"{t}.{body}"`, compared in constant time, then `|now - t|` within

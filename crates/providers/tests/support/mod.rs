@@ -55,7 +55,12 @@ impl Harness {
             "{path}: {}",
             response.status()
         );
-        response.json().await.unwrap()
+        let text = response.text().await.unwrap();
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        }
     }
 
     pub async fn admin_put(&self, path: &str, body: Value) -> Value {
