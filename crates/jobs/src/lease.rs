@@ -1,9 +1,11 @@
 //! The lease protocol, one short statement per step; the worker pool and [`drain_due`](crate::drain_due)
 //! are built on it, and it is public for tools and benchmarks that need the raw loop.
 //!
-//! A claim moves due jobs (queued or failed with `run_at <= now`, or running with an expired
-//! lease) to `running` with `locked_by`, a fresh `lease_id` and `locked_until`, and counts an
-//! attempt. Every later write about the job (heartbeat, completion, retry, release) is fenced:
+//! A claim first gives back jobs whose lease expired (their worker was killed or stalled:
+//! `running` with `locked_until <= now` becomes `queued`, lease cleared, error noted), then
+//! moves due jobs (queued or failed with `run_at <= now`) to `running` with `locked_by`, a fresh
+//! `lease_id` and `locked_until`, and counts an attempt. Two statements rather than one with an
+//! `OR`, so that each reads its own partial index instead of sorting the whole table. Every later write about the job (heartbeat, completion, retry, release) is fenced:
 //! it changes the row only while `lease_id` is still the one this claim wrote and the job is
 //! still running, so a worker that lost its lease cannot finish a job someone else now holds.
 
@@ -50,6 +52,7 @@ pub async fn claim(db: &Db, now: i64, claim: Claim<'_>) -> Result<Vec<Job>> {
     if claim.limit == 0 || claim.kinds.is_some_and(|k| k.is_empty()) {
         return Ok(Vec::new());
     }
+    expire(db, now).await?;
     let sql = claim_sql(db.dialect(), claim.kinds.map_or(0, <[String]>::len));
     let mut query = sqlx::query_as::<_, Job>(&sql)
         .bind(claim.worker)
@@ -65,18 +68,27 @@ pub async fn claim(db: &Db, now: i64, claim: Claim<'_>) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
+/// Gives back every job whose lease expired at `now`; returns how many.
+pub async fn expire(db: &Db, now: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'queued', \
+             last_error = 'lease expired: worker ' || COALESCE(locked_by, '?') || ' stopped before finishing', \
+             locked_by = NULL, lease_id = NULL, locked_until = NULL, updated_at = $1 \
+         WHERE state = 'running' AND locked_until <= $1",
+    )
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// One statement: select the due rows (skipping rows other claimers hold on PostgreSQL) and
 /// take them. On SQLite the statement is its own write transaction, so claims never overlap.
 fn claim_sql(dialect: Dialect, kinds: usize) -> String {
     let mut sql = String::from(
         "UPDATE jobs SET state = 'running', locked_by = $1, lease_id = $2, locked_until = $3, \
-             attempts = attempts + 1, updated_at = $4, \
-             last_error = CASE WHEN state = 'running' \
-                 THEN 'lease expired: worker ' || COALESCE(locked_by, '?') || ' stopped before finishing' \
-                 ELSE last_error END \
-         WHERE id IN (SELECT id FROM jobs \
-             WHERE ((state IN ('queued', 'failed') AND run_at <= $4) \
-                 OR (state = 'running' AND locked_until <= $4))",
+             attempts = attempts + 1, updated_at = $4 \
+         WHERE id IN (SELECT id FROM jobs WHERE state IN ('queued', 'failed') AND run_at <= $4",
     );
     if kinds > 0 {
         let params: Vec<String> = (0..kinds).map(|i| format!("${}", 6 + i)).collect();

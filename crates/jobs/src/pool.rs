@@ -93,11 +93,11 @@ impl WorkerPool {
         let abort = CancellationToken::new();
         let mut running = JoinSet::new();
         let mut report = RunReport::default();
-        let chores = tokio::spawn(chores(
+        let chores = AbortOnDrop(tokio::spawn(chores(
             self.queue.clone(),
             self.config.clone(),
             shutdown.clone(),
-        ));
+        )));
         tracing::info!(worker = %self.worker_id, concurrency = self.config.concurrency, "workers started");
         while let Some(permits) = free_slots(&slots, &shutdown).await {
             while let Some(done) = running.try_join_next() {
@@ -114,7 +114,7 @@ impl WorkerPool {
                 running.spawn(self.run_one(job, permit, abort.clone()));
             }
         }
-        let _ = chores.await;
+        drop(chores);
         self.shut_down(running, abort, report).await
     }
 
@@ -185,6 +185,15 @@ impl WorkerPool {
         }
         tracing::info!(worker = %self.worker_id, ?report, "workers stopped");
         report
+    }
+}
+
+/// Stops the chores when the pool stops, even when its task is aborted.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -500,7 +500,7 @@ both_backends!(steps_never_repeat_a_side_effect, |db: Db| async move {
     queue.clock().advance(Duration::from_secs(31));
     let registry = publishing(calls.clone(), seen.clone(), None);
     let report = drain_due(&queue, &registry, None, 10).await.unwrap();
-    assert_eq!(report.succeeded, 1);
+    assert_eq!(report.succeeded, 1, "{report:?} {:?}", job(&db, &id).await);
     assert_eq!(
         calls.load(Ordering::SeqCst),
         1,

@@ -10,7 +10,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tidepost_jobs::{JobContext, JobError, NewJob, Queue, Registry, WorkerConfig, WorkerPool, handler_fn};
+use tidepost_jobs::{
+    JobContext, JobError, NewJob, Queue, Registry, WorkerConfig, WorkerPool, handler_fn,
+};
 use tidepost_store::Db;
 use tidepost_store::testing::TestDb;
 use tokio::process::{Child, Command};
@@ -51,25 +53,43 @@ async fn four_workers_in_two_processes_run_each_job_exactly_once() {
             .unwrap();
         assert!(status.success(), "a worker process failed: {status}");
     }
-    eprintln!("{JOBS} jobs in {:?} (a killed holding {} jobs)", started.elapsed(), held.len());
+    eprintln!(
+        "{JOBS} jobs in {:?} (a killed holding {} jobs)",
+        started.elapsed(),
+        held.len()
+    );
 
     let unfinished: i64 = scalar(&db, "SELECT COUNT(*) FROM jobs WHERE state <> 'succeeded'").await;
     assert_eq!(unfinished, 0);
     let effects: i64 = scalar(&db, "SELECT COUNT(*) FROM effects").await;
-    let total_runs: i64 = scalar(&db, "SELECT CAST(COALESCE(SUM(runs), 0) AS BIGINT) FROM effects").await;
+    let total_runs: i64 = scalar(
+        &db,
+        "SELECT CAST(COALESCE(SUM(runs), 0) AS BIGINT) FROM effects",
+    )
+    .await;
     let doubled: i64 = scalar(&db, "SELECT COUNT(*) FROM effects WHERE runs <> 1").await;
-    assert_eq!((effects, total_runs, doubled), (JOBS as i64, JOBS as i64, 0), "each side effect exactly once");
+    assert_eq!(
+        (effects, total_runs, doubled),
+        (JOBS as i64, JOBS as i64, 0),
+        "each side effect exactly once"
+    );
 
     // The jobs a held when it was killed ran again elsewhere.
     for id in &held {
         let (attempts, last_error): (i64, String) =
             sqlx::query_as("SELECT attempts, COALESCE(last_error, '') FROM jobs WHERE id = $1")
-        .bind(id)
-        .fetch_one(db.pool())
-        .await
-        .unwrap();
-        assert!(attempts >= 2, "job {id} held by the killed worker ran again ({attempts} attempts)");
-        assert!(last_error.contains("lease expired: worker a:"), "{last_error}");
+                .bind(id)
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert!(
+            attempts >= 2,
+            "job {id} held by the killed worker ran again ({attempts} attempts)"
+        );
+        assert!(
+            last_error.contains("lease expired: worker a:"),
+            "{last_error}"
+        );
     }
 }
 
@@ -77,7 +97,9 @@ async fn four_workers_in_two_processes_run_each_job_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a worker process for the multi-process test, which starts it"]
 async fn worker_process() {
-    let Ok(url) = std::env::var(URL_ENV) else { return };
+    let Ok(url) = std::env::var(URL_ENV) else {
+        return;
+    };
     let name = std::env::var(NAME_ENV).unwrap_or_else(|_| "worker".into());
     let db = Db::connect(&url).await.expect("connect");
     let registry = Registry::new().register("count", handler_fn(count));
@@ -95,7 +117,11 @@ async fn worker_process() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let left: i64 = scalar(&db, "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'failed', 'running')").await;
+        let left: i64 = scalar(
+            &db,
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'failed', 'running')",
+        )
+        .await;
         if left == 0 {
             break;
         }
@@ -125,14 +151,23 @@ async fn enqueue_all(db: &Db) {
     let mut tx = db.begin_write().await.unwrap();
     for n in 0..JOBS {
         let sleep_ms = if n % SLOW_EVERY == 0 { 400 } else { 0 };
-        queue.enqueue_in(&mut tx, NewJob::new("count", &Count { sleep_ms })).await.unwrap();
+        queue
+            .enqueue_in(&mut tx, NewJob::new("count", &Count { sleep_ms }))
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
 }
 
 fn spawn_worker(url: &str, name: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "worker_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "worker_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(URL_ENV, url)
         .env(NAME_ENV, name)
         .stdout(Stdio::null())

@@ -26,7 +26,8 @@ CREATE TABLE jobs (
     finished_at      BIGINT
 );
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key);
-CREATE INDEX jobs_due ON jobs (priority DESC, run_at) WHERE state IN ('queued', 'failed');
+-- Claims read this index in order (priority, then run_at) and stop after a few rows.
+CREATE INDEX jobs_due ON jobs (priority DESC, run_at, id) WHERE state IN ('queued', 'failed');
 CREATE INDEX jobs_lease ON jobs (locked_until) WHERE state = 'running';
 CREATE INDEX jobs_state_kind ON jobs (state, kind);
 CREATE INDEX jobs_workspace ON jobs (workspace_id, state);
