@@ -21,7 +21,8 @@ pub fn registry(app: &App) -> Registry {
     let sweep_policy = RetryPolicy::new(3, Duration::from_secs(5), Duration::from_secs(60));
     let refresh_app = app.clone();
     let prune_app = app.clone();
-    Registry::new()
+    let registry = crate::publish::register(Registry::new(), app);
+    registry
         .register_with(
             REFRESH_SWEEP,
             sweep_policy,

@@ -2,6 +2,7 @@
 //! bound to one workspace, answers JSON, and reports errors as `application/problem+json`.
 
 mod accounts;
+pub(crate) mod jobs;
 mod keys;
 mod posts;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<HttpState> {
         .merge(keys::router())
         .merge(accounts::router())
         .merge(posts::router())
+        .merge(jobs::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -4,6 +4,8 @@
 
 pub mod accounts;
 mod dashboard;
+mod jobs;
+mod posts;
 mod session;
 mod settings;
 
@@ -20,6 +22,8 @@ pub fn router() -> Router<HttpState> {
         .merge(session::router())
         .merge(accounts::router())
         .merge(dashboard::router())
+        .merge(jobs::router())
+        .merge(posts::router())
         .merge(settings::router())
 }
 
@@ -71,6 +75,8 @@ impl Chrome {
         &[
             ("/", "Dashboard"),
             ("/accounts", "Accounts"),
+            ("/posts", "Posts"),
+            ("/jobs", "Jobs"),
             ("/settings", "Settings"),
         ]
     }

@@ -1,0 +1,231 @@
+//! `/api/v1/jobs`: the workspace's background jobs (list, counts, one with its steps, retry,
+//! cancel), and `POST /api/v1/jobs/run-due`, which lets an external scheduler drive the workers
+//! (allowed only to API keys with the `worker` scope).
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tidepost_domain::time::rfc3339;
+use tidepost_jobs::admin::{self, Filter, Page, Scope};
+use tidepost_jobs::{Job, JobState};
+
+use crate::auth::Caller;
+use crate::error::Problem;
+use crate::state::HttpState;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/jobs", get(list))
+        .route("/jobs/counts", get(counts))
+        .route("/jobs/run-due", post(run_due))
+        .route("/jobs/{id}", get(show))
+        .route("/jobs/{id}/retry", post(retry))
+        .route("/jobs/{id}/cancel", post(cancel))
+}
+
+pub fn job_json(job: &Job) -> Value {
+    json!({
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state.as_str(),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "last_error": job.last_error,
+        "run_at": rfc3339(job.run_at),
+        "created_at": rfc3339(job.created_at),
+        "updated_at": rfc3339(job.updated_at),
+        "finished_at": job.finished_at.map(rfc3339),
+    })
+}
+
+fn jobs_error(err: tidepost_jobs::Error) -> Problem {
+    Problem::internal(err)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    kind: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let job_state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<JobState>().map_err(|_| {
+            Problem::invalid(format!(
+                "unknown state {s:?}: use queued, running, succeeded, failed, dead or cancelled"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::invalid("limit must be from 1 to 200"));
+    }
+    let filter = Filter {
+        state: job_state,
+        kind: q.kind.filter(|k| !k.is_empty()),
+    };
+    let page = Page {
+        limit,
+        after: q.after.filter(|a| !a.is_empty()),
+    };
+    let jobs = admin::list(
+        &state.app.db,
+        Scope::Workspace(&caller.workspace_id),
+        &filter,
+        &page,
+    )
+    .await
+    .map_err(jobs_error)?;
+    let next = (jobs.len() == limit as usize)
+        .then(|| jobs.last().map(|j| j.id.clone()))
+        .flatten();
+    Ok(Json(
+        json!({"data": jobs.iter().map(job_json).collect::<Vec<_>>(), "next_cursor": next}),
+    ))
+}
+
+async fn counts(caller: Caller, State(state): State<HttpState>) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let counts = admin::counts(&state.app.db, Scope::Workspace(&caller.workspace_id))
+        .await
+        .map_err(jobs_error)?;
+    Ok(Json(json!({"data": counts})))
+}
+
+async fn show(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let scope = Scope::Workspace(&caller.workspace_id);
+    let job = admin::get(&state.app.db, scope, &id)
+        .await
+        .map_err(jobs_error)?
+        .ok_or_else(|| Problem::not_found("job"))?;
+    let steps = admin::steps(&state.app.db, scope, &id)
+        .await
+        .map_err(jobs_error)?;
+    let mut out = job_json(&job);
+    out["steps"] = json!(steps
+        .iter()
+        .map(|s| json!({"name": s.name, "state": s.state, "attempt": s.attempt, "updated_at": rfc3339(s.updated_at)}))
+        .collect::<Vec<_>>());
+    Ok(Json(out))
+}
+
+async fn retry(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    act(caller, state, id, Action::Retry).await
+}
+
+async fn cancel(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    act(caller, state, id, Action::Cancel).await
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Action {
+    Retry,
+    Cancel,
+}
+
+/// Retries or cancels a job of the workspace; a job in the wrong state is a 409 that says why.
+pub(crate) async fn apply(
+    state: &HttpState,
+    workspace_id: &str,
+    id: &str,
+    action: Action,
+) -> Result<Job, Problem> {
+    let scope = Scope::Workspace(workspace_id);
+    let db = &state.app.db;
+    let job = admin::get(db, scope, id)
+        .await
+        .map_err(jobs_error)?
+        .ok_or_else(|| Problem::not_found("job"))?;
+    let done = match action {
+        Action::Retry => admin::retry(&state.app.queue, scope, id).await,
+        Action::Cancel => admin::cancel(&state.app.queue, scope, id).await,
+    }
+    .map_err(jobs_error)?;
+    if !done {
+        let what = match action {
+            Action::Retry => "only failed or dead jobs can be retried",
+            Action::Cancel => "only jobs waiting to run can be cancelled",
+        };
+        return Err(Problem::conflict(format!(
+            "{what}; this one is {}",
+            job.state.as_str()
+        )));
+    }
+    admin::get(db, scope, id)
+        .await
+        .map_err(jobs_error)?
+        .ok_or_else(|| Problem::not_found("job"))
+}
+
+async fn act(
+    caller: Caller,
+    state: HttpState,
+    id: String,
+    action: Action,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    Ok(Json(job_json(
+        &apply(&state, &caller.workspace_id, &id, action).await?,
+    )))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunDue {
+    #[serde(default)]
+    kinds: Vec<String>,
+    max: Option<usize>,
+}
+
+/// Runs the jobs that are due (every workspace's: this is the workers' trigger, not a tenant
+/// view) and reports what happened.
+async fn run_due(
+    caller: Caller,
+    State(state): State<HttpState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("worker")?;
+    let body: RunDue = if body.iter().all(u8::is_ascii_whitespace) {
+        RunDue::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Problem::bad_request(format!("the body is not valid JSON for this route: {e}"))
+        })?
+    };
+    let max = body.max.unwrap_or(100);
+    if !(1..=1000).contains(&max) {
+        return Err(Problem::invalid("max must be from 1 to 1000"));
+    }
+    let registry = tidepost_app::work::registry(&state.app);
+    if let Some(unknown) = body.kinds.iter().find(|k| !registry.kinds().contains(k)) {
+        return Err(Problem::invalid(format!("unknown job kind {unknown:?}")));
+    }
+    let kinds = (!body.kinds.is_empty()).then_some(body.kinds.as_slice());
+    let report = tidepost_jobs::drain_due(&state.app.queue, &registry, kinds, max)
+        .await
+        .map_err(jobs_error)?;
+    Ok(Json(json!({"report": report, "all_ok": report.all_ok()})))
+}
