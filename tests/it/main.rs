@@ -8,6 +8,7 @@ mod api;
 mod browser;
 mod cli;
 mod docs;
+mod jobs;
 mod ops;
 mod sessions;
 mod setup;
