@@ -1,0 +1,324 @@
+//! Posts: the upload form (`/posts/new`), the history (`/posts`) and one post (`/posts/{id}`).
+//!
+//! The form follows TikTok's Content Sharing guidelines: the creator's nickname and avatar
+//! from `creator_info`, a privacy select with only the creator's options and no preselected
+//! value, interaction toggles off, the creator's maximum duration. `upload.js` sends the file
+//! to `POST /api/v1/posts` with `XMLHttpRequest` (a real progress bar from `upload.onprogress`:
+//! bytes received by tidepost), then polls `GET /api/v1/posts/{id}` for the bytes sent to
+//! TikTok and the processing state.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use tidepost_app::publish::{self, PublishError};
+use tidepost_domain::{PostSummary, TargetState};
+use tidepost_store::{accounts, posts};
+
+use super::{Chrome, when};
+use crate::auth::Viewer;
+use crate::error::PageError;
+use crate::state::HttpState;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/posts", get(history))
+        .route("/posts/new", get(new_post))
+        .route("/posts/{id}", get(detail))
+        .route("/posts/{id}/cancel", post(cancel))
+        .route("/posts/{id}/targets/{target}/retry", post(retry))
+}
+
+fn page_error(err: PublishError) -> PageError {
+    match err {
+        PublishError::NotFound(_) => PageError::not_found(),
+        PublishError::Store(e) => PageError::from(e),
+        other => PageError::new(
+            axum::http::StatusCode::CONFLICT,
+            "That did not work",
+            other.to_string(),
+        ),
+    }
+}
+
+struct AccountOption {
+    id: String,
+    name: String,
+    selected: bool,
+}
+
+struct Creator {
+    nickname: String,
+    username: String,
+    avatar_url: String,
+    privacy_options: Vec<(String, String)>,
+    comment_disabled: bool,
+    duet_disabled: bool,
+    stitch_disabled: bool,
+    max_duration: u32,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "post_new.html")]
+struct NewPostPage {
+    chrome: Chrome,
+    accounts: Vec<AccountOption>,
+    creator: Option<Creator>,
+    creator_error: Option<String>,
+    max_upload_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct NewQuery {
+    account: Option<String>,
+}
+
+fn privacy_label(level: &str) -> String {
+    match level {
+        "PUBLIC_TO_EVERYONE" => "Everyone".into(),
+        "MUTUAL_FOLLOW_FRIENDS" => "Friends (followers you follow back)".into(),
+        "FOLLOWER_OF_CREATOR" => "Followers".into(),
+        "SELF_ONLY" => "Only me".into(),
+        other => other.to_string(),
+    }
+}
+
+async fn new_post(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Query(q): Query<NewQuery>,
+) -> Result<Response, PageError> {
+    let all: Vec<_> = accounts::list(&state.app.db, &viewer.workspace.id)
+        .await?
+        .into_iter()
+        .filter(|a| a.platform == "tiktok" && !a.needs_reauth())
+        .collect();
+    let chosen = q
+        .account
+        .as_deref()
+        .and_then(|id| all.iter().find(|a| a.id == id))
+        .or(all.first());
+    let account_id = chosen.map(|a| a.id.clone()).unwrap_or_default();
+    let (creator, creator_error) = match chosen {
+        None => (None, None),
+        Some(account) => match publish::creator_info(&state.app, account).await {
+            Ok(info) => (
+                Some(Creator {
+                    nickname: info.nickname.clone(),
+                    username: info.username.clone(),
+                    avatar_url: info.avatar_url.clone(),
+                    privacy_options: info
+                        .privacy_level_options
+                        .iter()
+                        .map(|p| (p.as_str().to_string(), privacy_label(p.as_str())))
+                        .collect(),
+                    comment_disabled: info.comment_disabled,
+                    duet_disabled: info.duet_disabled,
+                    stitch_disabled: info.stitch_disabled,
+                    max_duration: info.max_video_post_duration_sec,
+                }),
+                None,
+            ),
+            Err(err) => (None, Some(err.to_string())),
+        },
+    };
+    let page = NewPostPage {
+        chrome: Chrome::for_viewer(&state, &viewer, "Posts"),
+        accounts: all
+            .iter()
+            .map(|a| AccountOption {
+                id: a.id.clone(),
+                name: a.display_name.clone(),
+                selected: a.id == account_id,
+            })
+            .collect(),
+        creator,
+        creator_error,
+        max_upload_bytes: state.app.config.publish.max_upload_bytes,
+    };
+    Ok(page.into_response())
+}
+
+struct PostRow {
+    id: String,
+    caption: String,
+    kind: String,
+    summary: String,
+    states: String,
+    created: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "posts.html")]
+struct HistoryPage {
+    chrome: Chrome,
+    rows: Vec<PostRow>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    after: Option<String>,
+}
+
+async fn history(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, PageError> {
+    let ws = &viewer.workspace.id;
+    let list = posts::list(&state.app.db, ws, q.after.as_deref(), 25).await?;
+    let mut rows = Vec::new();
+    for post in &list {
+        let targets = posts::targets_of(&state.app.db, ws, &post.id).await?;
+        let states: Vec<TargetState> = targets
+            .iter()
+            .filter_map(|t| TargetState::parse(&t.state))
+            .collect();
+        rows.push(PostRow {
+            id: post.id.clone(),
+            caption: if post.caption.is_empty() {
+                "(no caption)".into()
+            } else {
+                post.caption.clone()
+            },
+            kind: post.kind.clone(),
+            summary: PostSummary::of(&states).as_str().replace('_', " "),
+            states: targets
+                .iter()
+                .map(|t| format!("{} ({})", t.state, t.mode))
+                .collect::<Vec<_>>()
+                .join(", "),
+            created: when(Some(post.created_at)),
+        });
+    }
+    let next = (list.len() == 25)
+        .then(|| list.last().map(|p| p.id.clone()))
+        .flatten();
+    Ok(HistoryPage {
+        chrome: Chrome::for_viewer(&state, &viewer, "Posts"),
+        rows,
+        next,
+    }
+    .into_response())
+}
+
+struct TargetRow {
+    id: String,
+    account: String,
+    mode: String,
+    state: String,
+    progress: String,
+    provider_status: String,
+    publish_id: String,
+    post_ids: Vec<String>,
+    error: Option<String>,
+    retryable: bool,
+    cancellable: bool,
+    published: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "post_detail.html")]
+struct DetailPage {
+    chrome: Chrome,
+    id: String,
+    caption: String,
+    kind: String,
+    summary: String,
+    created: String,
+    targets: Vec<TargetRow>,
+    live: bool,
+}
+
+async fn detail(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let ws = &viewer.workspace.id;
+    let view = publish::get(&state.app, ws, &id)
+        .await
+        .map_err(page_error)?;
+    let mut targets = Vec::new();
+    for t in &view.targets {
+        let account = accounts::get(&state.app.db, ws, &t.account_id)
+            .await?
+            .map(|a| a.display_name)
+            .unwrap_or_else(|| "(disconnected account)".into());
+        let target_state = TargetState::parse(&t.state).unwrap_or(TargetState::Failed);
+        targets.push(TargetRow {
+            id: t.id.clone(),
+            account,
+            mode: if t.mode == "inbox" {
+                "Draft in the creator's inbox".into()
+            } else {
+                "Direct post".into()
+            },
+            state: t.state.clone(),
+            progress: if t.bytes_total > 0 {
+                format!("{} of {} bytes sent to TikTok", t.bytes_sent, t.bytes_total)
+            } else {
+                "TikTok downloads the media itself".into()
+            },
+            provider_status: t.provider_status.clone().unwrap_or_default(),
+            publish_id: t.publish_id.clone().unwrap_or_default(),
+            post_ids: t.post_ids(),
+            error: t.error_message.clone(),
+            retryable: target_state == TargetState::Failed,
+            cancellable: target_state.cancellable(),
+            published: target_state == TargetState::Published,
+        });
+    }
+    let states: Vec<TargetState> = view
+        .targets
+        .iter()
+        .filter_map(|t| TargetState::parse(&t.state))
+        .collect();
+    let live = states.iter().any(|s| !s.is_final());
+    Ok(DetailPage {
+        chrome: Chrome::for_viewer(&state, &viewer, "Posts"),
+        id: view.post.id.clone(),
+        caption: view.post.caption.clone(),
+        kind: view.post.kind.clone(),
+        summary: PostSummary::of(&states).as_str().replace('_', " "),
+        created: when(Some(view.post.created_at)),
+        targets,
+        live,
+    }
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn cancel(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    publish::cancel(&state.app, &viewer.workspace.id, &id)
+        .await
+        .map_err(page_error)?;
+    Ok(Redirect::to(&format!("/posts/{id}")).into_response())
+}
+
+async fn retry(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Path((id, target)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    publish::retry(&state.app, &viewer.workspace.id, &id, &target)
+        .await
+        .map_err(page_error)?;
+    Ok(Redirect::to(&format!("/posts/{id}")).into_response())
+}
