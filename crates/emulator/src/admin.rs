@@ -18,7 +18,10 @@ use crate::faults::{FaultSet, Provider};
 
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
-        .route("/_emulator/faults/{provider}", put(set_faults).get(get_faults).delete(clear_faults))
+        .route(
+            "/_emulator/faults/{provider}",
+            put(set_faults).get(get_faults).delete(clear_faults),
+        )
         .route("/_emulator/clock", get(get_clock))
         .route("/_emulator/clock/advance", post(advance_clock))
         .route("/_emulator/requests", get(requests).delete(clear_requests))
@@ -27,11 +30,14 @@ pub fn router(ctx: Ctx) -> Router {
         .with_state(ctx)
 }
 
-fn parse_provider(name: &str) -> Result<Provider, Response> {
+fn parse_provider(name: &str) -> Result<Provider, Box<Response>> {
     match name {
         "tiktok" => Ok(Provider::Tiktok),
         "meta" | "instagram" => Ok(Provider::Meta),
-        other => Err((StatusCode::NOT_FOUND, Json(json!({"error": format!("unknown provider {other:?}")})))
+        other => Err((
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("unknown provider {other:?}")})),
+        )
             .into_response()),
     }
 }
@@ -43,21 +49,25 @@ async fn set_faults(
 ) -> Response {
     let provider = match parse_provider(&provider) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match body {
         Ok(Json(set)) => {
             ctx.faults.set(provider, set.clone());
             Json(set).into_response()
         }
-        Err(rejection) => (StatusCode::BAD_REQUEST, Json(json!({"error": rejection.body_text()}))).into_response(),
+        Err(rejection) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": rejection.body_text()})),
+        )
+            .into_response(),
     }
 }
 
 async fn get_faults(State(ctx): State<Ctx>, Path(provider): Path<String>) -> Response {
     match parse_provider(&provider) {
         Ok(p) => Json(ctx.faults.get(p)).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -67,7 +77,7 @@ async fn clear_faults(State(ctx): State<Ctx>, Path(provider): Path<String>) -> R
             ctx.faults.set(p, FaultSet::default());
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -80,7 +90,10 @@ struct Advance {
     seconds: u64,
 }
 
-async fn advance_clock(State(ctx): State<Ctx>, Json(advance): Json<Advance>) -> Json<serde_json::Value> {
+async fn advance_clock(
+    State(ctx): State<Ctx>,
+    Json(advance): Json<Advance>,
+) -> Json<serde_json::Value> {
     ctx.clock.advance(Duration::from_secs(advance.seconds));
     Json(json!({"now_ms": ctx.clock.now_ms(), "offset_ms": ctx.clock.offset_ms()}))
 }

@@ -12,7 +12,9 @@ pub struct Clock {
 impl Clock {
     /// Milliseconds since the Unix epoch, emulated.
     pub fn now_ms(&self) -> i64 {
-        let real = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
         real.as_millis() as i64 + self.offset_ms.load(Ordering::Relaxed)
     }
 
@@ -22,7 +24,8 @@ impl Clock {
     }
 
     pub fn advance(&self, by: Duration) {
-        self.offset_ms.fetch_add(by.as_millis() as i64, Ordering::Relaxed);
+        self.offset_ms
+            .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
     }
 
     pub fn offset_ms(&self) -> i64 {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::{meta, tiktok};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EmulatorConfig {
     /// Folder for received upload bytes. `None`: a temporary folder removed at exit.
     pub data_dir: Option<PathBuf>,
@@ -12,15 +12,4 @@ pub struct EmulatorConfig {
     pub auto_approve: bool,
     pub tiktok: tiktok::Config,
     pub meta: meta::Config,
-}
-
-impl Default for EmulatorConfig {
-    fn default() -> Self {
-        Self {
-            data_dir: None,
-            auto_approve: false,
-            tiktok: tiktok::Config::default(),
-            meta: meta::Config::default(),
-        }
-    }
 }

@@ -54,7 +54,9 @@ impl Ctx {
                 (dir.clone(), None)
             }
             None => {
-                let temp = tempfile::Builder::new().prefix("tidepost-emulator-").tempdir()?;
+                let temp = tempfile::Builder::new()
+                    .prefix("tidepost-emulator-")
+                    .tempdir()?;
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
@@ -96,7 +98,12 @@ pub async fn record_request(State(ctx): State<Ctx>, req: Request, next: Next) ->
     let path = req.uri().path().to_string();
     let response = next.run(req).await;
     if !path.starts_with("/_emulator") {
-        let entry = LoggedRequest { at_ms: ctx.clock.now_ms(), method, path, status: response.status().as_u16() };
+        let entry = LoggedRequest {
+            at_ms: ctx.clock.now_ms(),
+            method,
+            path,
+            status: response.status().as_u16(),
+        };
         let mut log = ctx.requests.lock().expect("request log lock");
         if log.len() >= 10_000 {
             log.drain(..1_000);

@@ -56,13 +56,21 @@ impl Emulator {
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { stop.cancelled().await });
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(err) = serve.await {
                 tracing::error!(%err, "emulator server stopped");
             }
         });
-        Ok(Self { addr, ctx, shutdown, task })
+        Ok(Self {
+            addr,
+            ctx,
+            shutdown,
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -91,5 +99,8 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(tiktok::router(ctx.clone()))
         .merge(meta::router(ctx.clone()))
         .merge(admin::router(ctx.clone()))
-        .layer(axum::middleware::from_fn_with_state(ctx, ctx::record_request))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx,
+            ctx::record_request,
+        ))
 }

@@ -83,7 +83,12 @@ impl WebhookSender {
 
     /// Sends whatever is held for reordering, newest first.
     pub fn flush_held(&self) {
-        let mut batch: Vec<Webhook> = self.held.lock().expect("held webhooks lock").drain(..).collect();
+        let mut batch: Vec<Webhook> = self
+            .held
+            .lock()
+            .expect("held webhooks lock")
+            .drain(..)
+            .collect();
         batch.reverse();
         let this = self.clone();
         tokio::spawn(async move {
@@ -104,13 +109,16 @@ impl WebhookSender {
                 Ok(response) => Some(response.status().as_u16()),
                 Err(_) => None,
             };
-            self.attempts.lock().expect("attempts lock").push(DeliveryAttempt {
-                provider: webhook.provider,
-                url: webhook.url.clone(),
-                body: String::from_utf8_lossy(&webhook.body).into_owned(),
-                attempt,
-                status,
-            });
+            self.attempts
+                .lock()
+                .expect("attempts lock")
+                .push(DeliveryAttempt {
+                    provider: webhook.provider,
+                    url: webhook.url.clone(),
+                    body: String::from_utf8_lossy(&webhook.body).into_owned(),
+                    attempt,
+                    status,
+                });
             if status.is_some_and(|s| (200..300).contains(&s)) {
                 return;
             }
