@@ -40,9 +40,10 @@ async fn start_workers(
     Ok(pool.spawn(shutdown.clone()))
 }
 
-pub async fn serve(config: Config) -> Result<(), Failure> {
+pub async fn serve(mut config: Config) -> Result<(), Failure> {
     config.check_for_serve()?;
     init_tracing(config.log_format, &config.log_level);
+    pick_free_port(&mut config)?;
     let emulator = if config.sandbox {
         Some(start_sandbox_emulator().await?)
     } else {
@@ -130,6 +131,24 @@ pub async fn run_once(config: Config, kinds: Vec<String>, max: usize) -> Result<
             report.claimed
         )))
     }
+}
+
+/// `--listen HOST:0` asks for any free port: pick it before anything is built from the
+/// configuration, so that the public URL derived from the listen address (the setup link, OAuth
+/// redirect and webhook URLs) names the real port rather than 0.
+fn pick_free_port(config: &mut Config) -> Result<(), Failure> {
+    if config.listen.port() != 0 {
+        return Ok(());
+    }
+    let port = std::net::TcpListener::bind(config.listen)
+        .and_then(|probe| probe.local_addr())
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", config.listen)))?
+        .port();
+    config.listen.set_port(port);
+    if config.public_url.port() == Some(0) {
+        let _ = config.public_url.set_port(Some(port));
+    }
+    Ok(())
 }
 
 /// While no user exists, a one-time link lets the first person create an account.

@@ -9,6 +9,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::Value;
 use tidepost_app::access;
 use tidepost_app::config::RawSettings;
+use tidepost_app::providers::Providers;
 use tidepost_app::{App, Config};
 use tidepost_http::{Server, SetupToken};
 use tidepost_store::Db;
@@ -158,7 +159,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     .expect("test settings");
     let config = Config::from_raw(&raw).expect("test configuration");
     let keyring = tidepost_app::keys::load_keyring(&config).expect("test keyring");
-    let app = App::new(config, db.clone(), keyring);
+    // No emulator here: tests that need providers start one and configure it themselves.
+    let providers = Providers::from_config(&config, None);
+    let app = App::new(config, db.clone(), keyring, providers);
     let setup = SetupToken::new(options.setup_token.clone());
     let server = Server::build(app, setup.clone()).expect("bind a free port");
     let addr = server.addr();
