@@ -34,11 +34,13 @@ fn parse_provider(name: &str) -> Result<Provider, Box<Response>> {
     match name {
         "tiktok" => Ok(Provider::Tiktok),
         "meta" | "instagram" => Ok(Provider::Meta),
-        other => Err((
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("unknown provider {other:?}")})),
-        )
-            .into_response()),
+        other => Err(Box::new(
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": format!("unknown provider {other:?}")})),
+            )
+                .into_response(),
+        )),
     }
 }
 
