@@ -25,6 +25,8 @@ enum Object {
     Account,
     /// A post with one target (`{id}` is the post, `{target}` its target).
     Post,
+    /// A queued background job of the workspace.
+    Job,
 }
 
 /// Who calls a route: an API key (`/api/v1`) or a signed-in browser (UI pages, CSRF field sent).
@@ -73,6 +75,14 @@ const ID_ROUTES: &[IdRoute] = &[
         "/api/v1/posts/{id}/targets/{target}/retry",
         Object::Post,
     ),
+    row("GET", "/posts/{id}", Object::Post),
+    row("POST", "/posts/{id}/cancel", Object::Post),
+    row("POST", "/posts/{id}/targets/{target}/retry", Object::Post),
+    row("GET", "/api/v1/jobs/{id}", Object::Job),
+    row("POST", "/api/v1/jobs/{id}/retry", Object::Job),
+    row("POST", "/api/v1/jobs/{id}/cancel", Object::Job),
+    row("POST", "/jobs/{id}/retry", Object::Job),
+    row("POST", "/jobs/{id}/cancel", Object::Job),
 ];
 
 /// Routes with a path parameter that is not a workspace object's id.
@@ -136,7 +146,29 @@ async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> Vec<(&'static 
             posts::insert_target_in(&mut conn, &target).await.unwrap();
             vec![("id", post.id), ("target", target.id)]
         }
+        Object::Job => {
+            let key = format!("tenancy-{}", tidepost_domain::new_id());
+            let job = tidepost_jobs::NewJob::new("housekeeping.prune", &serde_json::json!({}))
+                .workspace(workspace_id)
+                .idempotency_key(key);
+            let queued = tidepost_jobs::Queue::new(app.db.clone())
+                .enqueue(job)
+                .await
+                .unwrap();
+            vec![("id", queued.id)]
+        }
     }
+}
+
+async fn job(app: &TestApp, workspace_id: &str, id: &str) -> tidepost_jobs::Job {
+    tidepost_jobs::admin::get(
+        &app.db,
+        tidepost_jobs::admin::Scope::Workspace(workspace_id),
+        id,
+    )
+    .await
+    .unwrap()
+    .expect("the object exists")
 }
 
 async fn make_account(app: &TestApp, workspace_id: &str) -> String {
@@ -192,6 +224,10 @@ async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) 
                 .expect("the object exists");
             post.caption
         }
+        Object::Job => job(app, workspace_id, id)
+            .await
+            .idempotency_key
+            .unwrap_or_default(),
     }
 }
 
@@ -220,6 +256,10 @@ async fn state_of(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> 
                 .map(|t| format!("{} {} {}", t.state, t.init_generation, t.updated_at))
                 .collect();
             format!("{} {states:?}", post.updated_at)
+        }
+        Object::Job => {
+            let job = job(app, workspace_id, id).await;
+            format!("{} {}", job.state.as_str(), job.updated_at)
         }
     }
 }
