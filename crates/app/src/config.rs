@@ -77,6 +77,37 @@ pub const SETTINGS: &[Setting] = &[
         "Where TikTok's consent page lives (sandbox mode points it at the emulator)."),
     setting!("tiktok_api_base_url", flag: None, env: ["TIDEPOST_TIKTOK_API_BASE_URL"], default: Some("https://open.tiktokapis.com"), secret: false,
         "TikTok's API host (sandbox mode points it at the emulator)."),
+    // Instagram (Meta): Facebook Login and Instagram Login.
+    setting!("facebook_app_id", flag: None, env: ["TIDEPOST_FACEBOOK_APP_ID", "FACEBOOK_APP_ID"], default: None, secret: false,
+        "Facebook App ID (Facebook Login for Instagram professional accounts linked to a Page). In sandbox mode the emulator's app is used when unset."),
+    setting!("facebook_app_secret", flag: None, env: ["TIDEPOST_FACEBOOK_APP_SECRET", "FACEBOOK_APP_SECRET"], default: None, secret: true,
+        "Facebook App secret; also the default key of Instagram webhook signatures."),
+    setting!("instagram_app_id", flag: None, env: ["TIDEPOST_INSTAGRAM_APP_ID", "INSTAGRAM_APP_ID"], default: None, secret: false,
+        "Instagram App ID (Instagram Login, no Facebook Page needed). Default: the Facebook app."),
+    setting!("instagram_app_secret", flag: None, env: ["TIDEPOST_INSTAGRAM_APP_SECRET", "INSTAGRAM_APP_SECRET"], default: None, secret: true,
+        "Instagram App secret (Instagram Login). Default: the Facebook app secret."),
+    setting!("instagram_redirect_uri", flag: None, env: ["TIDEPOST_INSTAGRAM_REDIRECT_URI", "INSTAGRAM_REDIRECT_URI"], default: None, secret: false,
+        "OAuth redirect URI registered with Meta for both logins. Default: the public URL + `/oauth/instagram/callback`."),
+    setting!("instagram_webhook_secret", flag: None, env: ["TIDEPOST_INSTAGRAM_WEBHOOK_SECRET", "INSTAGRAM_WEBHOOK_SECRET"], default: None, secret: true,
+        "Key of `X-Hub-Signature-256` on Instagram webhooks. Default: the Facebook app secret (the Instagram app secret is also accepted)."),
+    setting!("instagram_verify_token", flag: None, env: ["TIDEPOST_INSTAGRAM_VERIFY_TOKEN", "INSTAGRAM_VERIFY_TOKEN"], default: None, secret: true,
+        "The verify token entered in Meta's dashboard for the webhook handshake (`hub.verify_token`). Without it the handshake is refused."),
+    setting!("facebook_www_base_url", flag: None, env: ["TIDEPOST_FACEBOOK_WWW_BASE_URL"], default: Some("https://www.facebook.com"), secret: false,
+        "Where the Facebook Login dialog lives (sandbox mode points it at the emulator)."),
+    setting!("facebook_graph_base_url", flag: None, env: ["TIDEPOST_FACEBOOK_GRAPH_BASE_URL"], default: Some("https://graph.facebook.com"), secret: false,
+        "The Graph API host for Facebook Login tokens."),
+    setting!("instagram_www_base_url", flag: None, env: ["TIDEPOST_INSTAGRAM_WWW_BASE_URL"], default: Some("https://www.instagram.com"), secret: false,
+        "Where the Instagram Login dialog lives."),
+    setting!("instagram_api_base_url", flag: None, env: ["TIDEPOST_INSTAGRAM_API_BASE_URL"], default: Some("https://api.instagram.com"), secret: false,
+        "Instagram Login's code exchange host."),
+    setting!("instagram_graph_base_url", flag: None, env: ["TIDEPOST_INSTAGRAM_GRAPH_BASE_URL"], default: Some("https://graph.instagram.com"), secret: false,
+        "The Graph API host for Instagram Login tokens."),
+    setting!("meta_graph_version", flag: None, env: ["TIDEPOST_META_GRAPH_VERSION"], default: Some("v22.0"), secret: false,
+        "The Graph API version tidepost pins (`vXX.X`)."),
+    setting!("instagram_refresh_window_secs", flag: None, env: ["TIDEPOST_INSTAGRAM_REFRESH_WINDOW_SECS"], default: Some("864000"), secret: false,
+        "Instagram long-lived tokens (60 days) expiring within this many seconds are extended by the background sweep (default 10 days)."),
+    setting!("media_url_ttl_secs", flag: None, env: ["TIDEPOST_MEDIA_URL_TTL_SECS"], default: Some("86400"), secret: false,
+        "How long the signed URLs tidepost gives Meta to fetch uploaded media stay valid, in seconds."),
     setting!("token_refresh_window_secs", flag: None, env: ["TIDEPOST_TOKEN_REFRESH_WINDOW_SECS"], default: Some("3600"), secret: false,
         "Access tokens expiring within this many seconds are refreshed by the background sweep."),
     // Publishing (TikTok limits default to the documented values).
@@ -347,6 +378,7 @@ pub struct Config {
     pub log_level: String,
     pub session_hours: u32,
     pub tiktok: TikTokSettings,
+    pub meta: MetaSettings,
     pub token_refresh_window_secs: u64,
     pub publish: PublishSettings,
 }
@@ -402,6 +434,89 @@ pub struct TikTokSettings {
     pub redirect_uri: String,
     pub auth_base_url: String,
     pub api_base_url: String,
+}
+
+/// The Meta apps tidepost acts as (Facebook Login and Instagram Login) and their hosts.
+#[derive(Debug, Clone)]
+pub struct MetaSettings {
+    pub facebook_app_id: Option<String>,
+    pub facebook_app_secret: Option<SecretString>,
+    pub instagram_app_id: Option<String>,
+    pub instagram_app_secret: Option<SecretString>,
+    pub redirect_uri: String,
+    pub webhook_secret: Option<SecretString>,
+    pub verify_token: Option<SecretString>,
+    pub facebook_www_base_url: String,
+    pub facebook_graph_base_url: String,
+    pub instagram_www_base_url: String,
+    pub instagram_api_base_url: String,
+    pub instagram_graph_base_url: String,
+    pub graph_version: String,
+    pub refresh_window_secs: u64,
+    pub media_url_ttl_secs: u64,
+}
+
+impl MetaSettings {
+    fn from_raw(raw: &RawSettings, public_url: &Url) -> Result<Self, ConfigError> {
+        let text = |name: &'static str| raw.get(name).map(|(v, _)| v.trim().to_string());
+        let secret = |name: &'static str| text(name).map(SecretString::from);
+        let url = |name: &'static str| -> Result<String, ConfigError> {
+            Ok(raw
+                .parse(name, |v| {
+                    absolute_http_url(v).map(|u| u.as_str().trim_end_matches('/').to_string())
+                })?
+                .unwrap_or_default())
+        };
+        let redirect_uri = raw
+            .parse("instagram_redirect_uri", |v| {
+                absolute_http_url(v).map(|u| u.to_string())
+            })?
+            .unwrap_or_else(|| {
+                format!(
+                    "{}/oauth/instagram/callback",
+                    public_url.as_str().trim_end_matches('/')
+                )
+            });
+        let secs = |name: &'static str, default: u64, min: u64, max: u64| {
+            Ok::<u64, ConfigError>(
+                raw.parse(name, |v| match v.parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(format!("expected seconds from {min} to {max}, got {v:?}")),
+                })?
+                .unwrap_or(default),
+            )
+        };
+        Ok(Self {
+            facebook_app_id: text("facebook_app_id"),
+            facebook_app_secret: secret("facebook_app_secret"),
+            instagram_app_id: text("instagram_app_id"),
+            instagram_app_secret: secret("instagram_app_secret"),
+            redirect_uri,
+            webhook_secret: secret("instagram_webhook_secret"),
+            verify_token: secret("instagram_verify_token"),
+            facebook_www_base_url: url("facebook_www_base_url")?,
+            facebook_graph_base_url: url("facebook_graph_base_url")?,
+            instagram_www_base_url: url("instagram_www_base_url")?,
+            instagram_api_base_url: url("instagram_api_base_url")?,
+            instagram_graph_base_url: url("instagram_graph_base_url")?,
+            graph_version: raw
+                .parse("meta_graph_version", |v| {
+                    let ok = v.strip_prefix('v').is_some_and(|n| {
+                        n.split('.').count() == 2
+                            && n.split('.')
+                                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    });
+                    if ok {
+                        Ok(v.to_string())
+                    } else {
+                        Err(format!("expected a version such as v22.0, got {v:?}"))
+                    }
+                })?
+                .unwrap_or_else(|| "v22.0".into()),
+            refresh_window_secs: secs("instagram_refresh_window_secs", 864_000, 3600, 50 * 86_400)?,
+            media_url_ttl_secs: secs("media_url_ttl_secs", 86_400, 60, 7 * 86_400)?,
+        })
+    }
 }
 
 impl Config {
@@ -526,9 +641,11 @@ impl Config {
                 _ => Err(format!("expected seconds from 60 to 2592000, got {v:?}")),
             })?
             .unwrap_or(3600);
+        let meta = MetaSettings::from_raw(raw, &public_url)?;
         Ok(Self {
             publish: PublishSettings::from_raw(raw)?,
             tiktok,
+            meta,
             token_refresh_window_secs,
             listen,
             database_url,
@@ -576,13 +693,20 @@ impl Config {
 
     /// OAuth redirect URIs must be https outside sandbox mode (unless plain HTTP is allowed).
     fn check_redirect_uris(&self) -> Result<(), ConfigError> {
-        let redirect = &self.tiktok.redirect_uri;
-        if !self.sandbox && !self.allow_http && !redirect.starts_with("https://") {
-            return Err(ConfigError::Invalid {
-                setting: "tiktok_redirect_uri",
-                origin: "its value or default".into(),
-                message: format!("{redirect} is not https: TikTok only redirects to https URLs"),
-            });
+        let uris = [
+            ("tiktok_redirect_uri", &self.tiktok.redirect_uri, "TikTok"),
+            ("instagram_redirect_uri", &self.meta.redirect_uri, "Meta"),
+        ];
+        for (setting, redirect, provider) in uris {
+            if !self.sandbox && !self.allow_http && !redirect.starts_with("https://") {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    origin: "its value or default".into(),
+                    message: format!(
+                        "{redirect} is not https: {provider} only redirects to https URLs"
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -719,6 +843,49 @@ mod tests {
         let https = load(&[], &[("TIDEPOST_PUBLIC_URL", "https://posts.example.com")]).unwrap();
         assert!(https.check_for_serve().is_ok());
         assert!(https.secure_cookies);
+    }
+
+    #[test]
+    fn instagram_settings() {
+        let c = load(&[], &[("TIDEPOST_PUBLIC_URL", "https://posts.example.com")]).unwrap();
+        assert_eq!(
+            c.meta.redirect_uri,
+            "https://posts.example.com/oauth/instagram/callback"
+        );
+        assert_eq!(c.meta.graph_version, "v22.0");
+        let c = load(
+            &[],
+            &[
+                ("TIDEPOST_PUBLIC_URL", "https://posts.example.com"),
+                ("INSTAGRAM_REDIRECT_URI", "http://posts.example.com/cb"),
+                ("FACEBOOK_APP_ID", "123"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.meta.facebook_app_id.as_deref(), Some("123"));
+        let err = c.check_for_serve().unwrap_err().to_string();
+        assert!(err.contains("instagram_redirect_uri"), "{err}");
+        let err = load(&[], &[("TIDEPOST_META_GRAPH_VERSION", "22")]).unwrap_err();
+        assert!(err.to_string().contains("meta_graph_version"), "{err}");
+        let env = [
+            ("FACEBOOK_APP_SECRET", "fb-secret-value"),
+            ("INSTAGRAM_VERIFY_TOKEN", "vt-value"),
+        ];
+        let raw = RawSettings::gather(
+            &[],
+            |k| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            },
+            None,
+        )
+        .unwrap();
+        let shown = format!("{:?}", raw.describe());
+        assert!(
+            !shown.contains("fb-secret-value") && !shown.contains("vt-value"),
+            "{shown}"
+        );
     }
 
     #[test]

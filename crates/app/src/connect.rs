@@ -73,6 +73,22 @@ pub enum ConnectError {
         provider: &'static str,
         missing: String,
     },
+    #[error(
+        "@{username} is a personal Instagram account, and Instagram only lets apps publish for professional accounts. In the Instagram app, open Settings → Account type and tools → Switch to professional account (Business or Creator), then connect again"
+    )]
+    PersonalAccount { username: String },
+    #[error(
+        "Facebook shows no Page for this login, and Instagram publishing through Facebook goes through a Page: create a Page (or ask for a role on one), link the Instagram professional account to it in the Page's settings (Linked accounts → Instagram), then connect again — or connect with Instagram Login instead"
+    )]
+    NoPages,
+    #[error(
+        "none of your Facebook Pages has an Instagram professional account linked: link one in the Page's settings (Linked accounts → Instagram), then connect again — or connect with Instagram Login instead"
+    )]
+    NoInstagramAccount,
+    #[error("choose at least one Page and Instagram account to connect")]
+    NothingChosen,
+    #[error("{0}")]
+    NotChoosable(String),
     #[error(transparent)]
     NotConfigured(#[from] NotConfigured),
     #[error(transparent)]
@@ -102,31 +118,57 @@ fn verifier_aad(state_hash: &str) -> Aad<'_> {
     Aad::new("oauth_states", state_hash, "pkce_verifier")
 }
 
-/// Starts connecting a TikTok account; returns the URL to send the person to.
-pub async fn start_tiktok(app: &App, who: Initiator<'_>) -> Result<String, ConnectError> {
-    let client = app.tiktok()?;
+/// Stores a new single-use state for `flow` (only its SHA-256 is kept, with the workspace, the
+/// person and an expiry) and returns the state to send. `secret` (a PKCE verifier, a pending
+/// choice) is sealed into the row, bound to the state's hash.
+pub(crate) async fn new_state(
+    app: &App,
+    who: &Initiator<'_>,
+    flow: &str,
+    secret: Option<&str>,
+    ttl_ms: i64,
+) -> Result<String, ConnectError> {
     let state = random_token();
     let state_hash = sha256_hex(&state);
-    let verifier = pkce_verifier();
     let now = now_ms();
     oauth_states::insert(
         &app.db,
         &OAuthState {
-            pkce_verifier: Some(
-                app.keyring
-                    .encrypt_str(&verifier, &verifier_aad(&state_hash)),
-            ),
+            pkce_verifier: secret
+                .map(|secret| app.keyring.encrypt_str(secret, &verifier_aad(&state_hash))),
             state_hash,
             workspace_id: who.workspace_id.to_string(),
             user_id: who.user_id.map(str::to_string),
-            flow: "tiktok".into(),
+            flow: flow.into(),
             return_to: None,
             created_at: now,
-            expires_at: now + STATE_TTL_MS,
+            expires_at: now + ttl_ms,
             used_at: None,
         },
     )
     .await?;
+    Ok(state)
+}
+
+/// The secret sealed into a claimed state, if any.
+pub(crate) fn state_secret(
+    app: &App,
+    claimed: &OAuthState,
+) -> Result<Option<secrecy::SecretString>, ConnectError> {
+    match &claimed.pkce_verifier {
+        Some(envelope) => Ok(Some(
+            app.keyring
+                .decrypt_str(envelope, &verifier_aad(&claimed.state_hash))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Starts connecting a TikTok account; returns the URL to send the person to.
+pub async fn start_tiktok(app: &App, who: Initiator<'_>) -> Result<String, ConnectError> {
+    let client = app.tiktok()?;
+    let verifier = pkce_verifier();
+    let state = new_state(app, &who, "tiktok", Some(&verifier), STATE_TTL_MS).await?;
     let challenge = code_challenge(&verifier);
     Ok(client.authorize_url(
         &app.config.tiktok.redirect_uri,
@@ -154,15 +196,14 @@ pub struct CallbackSession<'a> {
     pub user_id: &'a str,
 }
 
-/// Consumes the state and checks it belongs to this session.
-async fn claim_state(
+/// Consumes the state (single use) and checks it belongs to one of `flows` and to this session.
+pub(crate) async fn claim_state(
     app: &App,
-    callback: &Callback,
+    state: Option<&str>,
+    flows: &[&str],
     session: Option<CallbackSession<'_>>,
 ) -> Result<OAuthState, ConnectError> {
-    let state = callback
-        .state
-        .as_deref()
+    let state = state
         .filter(|s| !s.is_empty())
         .ok_or(ConnectError::StateMissing)?;
     let claimed = oauth_states::consume(&app.db, &sha256_hex(state), now_ms())
@@ -172,6 +213,9 @@ async fn claim_state(
             Refusal::AlreadyUsed => ConnectError::StateReused,
             Refusal::Expired => ConnectError::StateExpired,
         })?;
+    if !flows.contains(&claimed.flow.as_str()) {
+        return Err(ConnectError::StateUnknown);
+    }
     if let Some(owner) = claimed.user_id.as_deref() {
         let same =
             session.is_some_and(|s| s.user_id == owner && s.workspace_id == claimed.workspace_id);
@@ -188,7 +232,7 @@ pub async fn finish_tiktok(
     callback: &Callback,
     session: Option<CallbackSession<'_>>,
 ) -> Result<Account, ConnectError> {
-    let claimed = claim_state(app, callback, session).await?;
+    let claimed = claim_state(app, callback.state.as_deref(), &["tiktok"], session).await?;
     if let Some(error) = callback.error.as_deref() {
         return Err(match error {
             "access_denied" => ConnectError::Denied { provider: "TikTok" },
@@ -206,13 +250,7 @@ pub async fn finish_tiktok(
         .as_deref()
         .filter(|c| !c.is_empty())
         .ok_or(ConnectError::CodeMissing)?;
-    let verifier = match &claimed.pkce_verifier {
-        Some(envelope) => Some(
-            app.keyring
-                .decrypt_str(envelope, &verifier_aad(&claimed.state_hash))?,
-        ),
-        None => None,
-    };
+    let verifier = state_secret(app, &claimed)?;
     let client = app.tiktok()?;
     let provider_error = |e: tidepost_providers::ProviderError| ConnectError::ProviderError {
         provider: "TikTok",

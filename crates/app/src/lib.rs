@@ -4,6 +4,7 @@
 pub mod access;
 pub mod config;
 pub mod connect;
+pub mod instagram;
 pub mod keys;
 pub mod providers;
 pub mod publish;

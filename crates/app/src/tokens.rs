@@ -187,10 +187,44 @@ where
     Err(TokenError::RefreshBusy)
 }
 
+/// Tokens a provider answered a refresh with.
+struct NewTokens {
+    access: SecretString,
+    /// `None`: the provider has no refresh token (Instagram's long-lived tokens).
+    refresh: Option<SecretString>,
+    access_expires_in: Option<u64>,
+    refresh_expires_in: Option<u64>,
+}
+
 async fn spend_refresh_token(app: &App, account: &Account, holder: &str) -> Result<(), TokenError> {
-    let refresh_token = open(app, account, REFRESH_TOKEN)?;
-    let answer = match account.platform.as_str() {
-        "tiktok" => app.tiktok()?.refresh(&refresh_token).await,
+    let (provider, answer) = match account.platform.as_str() {
+        "tiktok" => {
+            let refresh_token = open(app, account, REFRESH_TOKEN)?;
+            let answer = app
+                .tiktok()?
+                .refresh(&refresh_token)
+                .await
+                .map(|t| NewTokens {
+                    access: t.access_token,
+                    refresh: Some(t.refresh_token),
+                    access_expires_in: Some(t.expires_in),
+                    refresh_expires_in: Some(t.refresh_expires_in),
+                });
+            ("TikTok", answer)
+        }
+        "instagram" => {
+            // Long-lived Instagram tokens are extended with the token itself.
+            let token = open(app, account, ACCESS_TOKEN)?;
+            let answer = crate::instagram::refresh(app, account, &token)
+                .await?
+                .map(|t| NewTokens {
+                    access: t.access_token,
+                    refresh: None,
+                    access_expires_in: t.expires_in,
+                    refresh_expires_in: None,
+                });
+            ("Meta", answer)
+        }
         other => {
             return Err(TokenError::NeedsReauth(format!(
                 "refreshing {other} tokens is not supported"
@@ -199,22 +233,30 @@ async fn spend_refresh_token(app: &App, account: &Account, holder: &str) -> Resu
     };
     let tokens = match answer {
         Ok(tokens) => tokens,
+        // Instagram refuses to refresh a token younger than 24 hours: it stays valid.
+        Err(err) if err.kind == ErrorKind::Permanent && account.platform == "instagram" => {
+            tracing::info!(account_id = %account.id, code = %err.code, "refresh refused for now; the token stays valid");
+            return Err(TokenError::Provider(err));
+        }
         Err(err) if matches!(err.kind, ErrorKind::Reauth | ErrorKind::Permanent) => {
             tracing::warn!(account_id = %account.id, code = %err.code, "refresh refused; the account needs to be connected again");
-            let reason = format!("TikTok refused to refresh access ({})", err.message);
+            let reason = format!("{provider} refused to refresh access ({})", err.message);
             mark_needs_reauth(app, account, &reason).await?;
             return Err(TokenError::NeedsReauth(reason));
         }
         Err(err) => return Err(TokenError::Provider(err)),
     };
     let now = now_ms();
-    let access = seal(app, &account.id, ACCESS_TOKEN, &tokens.access_token);
-    let refresh = seal(app, &account.id, REFRESH_TOKEN, &tokens.refresh_token);
+    let access = seal(app, &account.id, ACCESS_TOKEN, &tokens.access);
+    let refresh = tokens
+        .refresh
+        .as_ref()
+        .map(|r| seal(app, &account.id, REFRESH_TOKEN, r));
     let stored = Refreshed {
         access_token: &access,
-        refresh_token: Some(&refresh),
-        access_expires_at: Some(now + secs_ms(tokens.expires_in)),
-        refresh_expires_at: Some(now + secs_ms(tokens.refresh_expires_in)),
+        refresh_token: refresh.as_deref(),
+        access_expires_at: tokens.access_expires_in.map(|s| now + secs_ms(s)),
+        refresh_expires_at: tokens.refresh_expires_in.map(|s| now + secs_ms(s)),
     };
     if !accounts::store_refreshed(&app.db, &account.id, holder, &stored, now).await? {
         // Cannot happen while the lease outlives the provider call; say so loudly if it does.
@@ -270,7 +312,16 @@ pub struct SweepReport {
 /// Refreshes every active token that expires within the configured window.
 pub async fn refresh_due(app: &App) -> Result<SweepReport, StoreError> {
     let window_ms = secs_ms(app.config.token_refresh_window_secs);
-    let due = accounts::due_for_refresh(&app.db, now_ms() + window_ms, 200).await?;
+    let mut due = accounts::due_for_refresh(&app.db, now_ms() + window_ms, 200).await?;
+    // Instagram's long-lived tokens (60 days) are extended well before they run out.
+    let instagram_window = secs_ms(app.config.meta.refresh_window_secs);
+    for account in
+        accounts::due_for_refresh_on(&app.db, "instagram", now_ms() + instagram_window, 200).await?
+    {
+        if !due.iter().any(|a| a.id == account.id) {
+            due.push(account);
+        }
+    }
     let mut report = SweepReport::default();
     for account in due {
         match refresh(app, &account.workspace_id, &account.id).await {

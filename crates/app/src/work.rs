@@ -22,6 +22,7 @@ pub fn registry(app: &App) -> Registry {
     let refresh_app = app.clone();
     let prune_app = app.clone();
     let registry = crate::publish::register(Registry::new(), app);
+    let registry = crate::instagram::register(registry, app);
     registry
         .register_with(
             REFRESH_SWEEP,

@@ -208,6 +208,24 @@ pub async fn due_for_refresh(db: &Db, before: i64, limit: i64) -> Result<Vec<Acc
     .await?)
 }
 
+/// [`due_for_refresh`] for one platform (whose tokens live longer and are renewed earlier).
+pub async fn due_for_refresh_on(
+    db: &Db,
+    platform: &str,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as(select!(
+        "WHERE status = 'active' AND platform = $1 AND access_expires_at IS NOT NULL AND access_expires_at < $2 \
+         ORDER BY access_expires_at LIMIT $3"
+    ))
+    .bind(platform)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
 /// Takes the refresh lease if nobody holds a live one.
 pub async fn try_lease_refresh(
     db: &Db,

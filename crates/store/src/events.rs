@@ -43,6 +43,34 @@ pub async fn record(
     Ok(event)
 }
 
+/// [`record`] inside a transaction (with the write that caused it).
+pub async fn record_in(
+    conn: &mut sqlx::AnyConnection,
+    workspace_id: &str,
+    kind: &str,
+    subject_id: Option<&str>,
+    payload: &serde_json::Value,
+) -> Result<Event> {
+    let event = Event {
+        id: tidepost_domain::new_id(),
+        workspace_id: workspace_id.to_string(),
+        r#type: kind.to_string(),
+        subject_id: subject_id.map(str::to_string),
+        payload: payload.to_string(),
+        created_at: tidepost_domain::now_ms(),
+    };
+    sqlx::query("INSERT INTO events (id, workspace_id, type, subject_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&event.id)
+        .bind(&event.workspace_id)
+        .bind(&event.r#type)
+        .bind(&event.subject_id)
+        .bind(&event.payload)
+        .bind(event.created_at)
+        .execute(conn)
+        .await?;
+    Ok(event)
+}
+
 /// The newest events of the workspace, optionally about one subject.
 pub async fn recent(
     db: &Db,

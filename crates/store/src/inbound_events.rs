@@ -65,6 +65,25 @@ pub async fn mark_applied(db: &Db, id: &str, result: &str, now: i64) -> Result<b
     Ok(done.rows_affected() == 1)
 }
 
+/// [`mark_applied`] inside a transaction, so that what applying wrote and the mark commit
+/// together (false: another run applied it first; roll back).
+pub async fn mark_applied_in(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    result: &str,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE inbound_events SET applied_at = $1, apply_result = $2 WHERE id = $3 AND applied_at IS NULL",
+    )
+    .bind(now)
+    .bind(result)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Events of one provider received since `since`, newest first (for the UI and tests).
 pub async fn recent(db: &Db, provider: &str, limit: i64) -> Result<Vec<InboundEvent>> {
     Ok(sqlx::query_as(&format!(

@@ -16,6 +16,7 @@ mod db;
 mod error;
 pub mod events;
 pub mod inbound_events;
+pub mod instagram;
 pub mod limits;
 pub mod login_attempts;
 pub mod media;

@@ -452,6 +452,9 @@ pub async fn submit(
 }
 
 fn publish_job(target: &Target, run_at: i64) -> NewJob {
+    if target.platform == crate::instagram::PLATFORM {
+        return crate::instagram::publish::publish_job(target, run_at);
+    }
     NewJob::new(
         PUBLISH_JOB,
         &TargetRef {

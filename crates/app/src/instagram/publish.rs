@@ -1,0 +1,1250 @@
+//! Publishing to Instagram: single images, reels (cover, share to feed), carousels (2–10
+//! images and videos) and stories, on the shared posts/targets pipeline.
+//!
+//! - [`submit`] checks the media rules before anything is sent (JPEG images up to 8 MiB with an
+//!   aspect ratio from 4:5 to 1.91:1, MP4/MOV videos, reel and story durations when known,
+//!   2–10 carousel items, caption limits), the account, and the publishing limit; then stores
+//!   the post and its target and enqueues `instagram.publish` in one transaction. Media comes
+//!   as a public URL, or as a stored upload that Meta fetches from a signed, expiring URL of
+//!   tidepost's own ([`super::media_url`]).
+//! - `instagram.publish` (this module's job) creates the containers (carousel children first,
+//!   in a durable step, then waits until they are `FINISHED`, then the parent), polls the
+//!   container with backoff until `FINISHED` (`ERROR` / `EXPIRED` are reported with the reason
+//!   and which media of which post failed; a media Meta could not fetch is retried with new
+//!   containers), checks `content_publishing_limit`, and runs `media_publish` as a durable step:
+//!   when its answer is lost or is an error (a rate limit, a timeout), the container's status
+//!   decides — `PUBLISHED` means it went out, so nothing is sent twice and a live post is never
+//!   marked failed. The media id and permalink are recorded as strings.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tidepost_domain::Platform;
+use tidepost_domain::publish::TargetState;
+use tidepost_jobs::{JobContext, JobError, NewJob, Registry, RetryPolicy, StepState, handler_fn};
+use tidepost_providers::meta::{Container, ContainerState, ContainerStatus, MediaSource};
+use tidepost_providers::{ErrorKind, ProviderError};
+use tidepost_store::StoreError;
+use tidepost_store::accounts::{self, Account};
+use tidepost_store::instagram::{self as ig_store, InstagramMedia};
+use tidepost_store::media::{self, Media};
+use tidepost_store::posts::{self, Post, Target};
+use tokio::io::AsyncReadExt;
+
+use super::{PLATFORM, host_of, media_url};
+use crate::App;
+use crate::publish::{PostView, PublishError, TargetRef, advance, check_media_url};
+use crate::tokens::{self, TokenError};
+
+pub const PUBLISH_JOB: &str = "instagram.publish";
+/// Runs of one publish job (each container poll is one).
+pub const MAX_ATTEMPTS: u32 = 60;
+/// New containers after a media fetch failure before giving up.
+const MAX_GENERATIONS: i64 = 3;
+
+const MIB: u64 = 1024 * 1024;
+const IMAGE_MAX_BYTES: u64 = 8 * MIB;
+const REEL_MAX_BYTES: u64 = 300 * MIB;
+const STORY_VIDEO_MAX_BYTES: u64 = 100 * MIB;
+
+pub(crate) fn register(registry: Registry, app: &App) -> Registry {
+    let publish_app = app.clone();
+    registry.register_with(
+        PUBLISH_JOB,
+        RetryPolicy::new(
+            MAX_ATTEMPTS,
+            Duration::from_secs(2),
+            Duration::from_secs(300),
+        ),
+        handler_fn(move |ctx, payload: TargetRef| {
+            let app = publish_app.clone();
+            async move { run(&app, &ctx, &payload).await }
+        }),
+    )
+}
+
+/// What is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaType {
+    Image,
+    Reel,
+    Carousel,
+    Story,
+}
+
+impl MediaType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaType::Image => "image",
+            MediaType::Reel => "reel",
+            MediaType::Carousel => "carousel",
+            MediaType::Story => "story",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "image" => Some(MediaType::Image),
+            "reel" => Some(MediaType::Reel),
+            "carousel" => Some(MediaType::Carousel),
+            "story" => Some(MediaType::Story),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Image,
+    Video,
+}
+
+/// One media of the post: a public URL, or stored media (`media_id`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Item {
+    pub url: Option<String>,
+    pub media_id: Option<String>,
+    /// Inferred from the stored media or the URL's extension when absent.
+    pub kind: Option<ItemKind>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Seconds, when the client knows it.
+    pub duration_sec: Option<f64>,
+}
+
+/// An Instagram post as accepted (stored as the post's options).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstagramPost {
+    pub media_type: MediaType,
+    #[serde(default)]
+    pub caption: String,
+    pub items: Vec<Item>,
+    /// Reels: a JPEG shown as the cover in the Reels tab.
+    #[serde(default)]
+    pub cover_url: Option<String>,
+    /// Reels: also show the reel in the feed.
+    #[serde(default)]
+    pub share_to_feed: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInstagramPost {
+    pub account_id: String,
+    pub post: InstagramPost,
+    pub idempotency_key: Option<String>,
+    pub created_by: Option<String>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> PublishError {
+    PublishError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+fn extension(url: &str) -> Option<String> {
+    let path = url::Url::parse(url).ok()?.path().to_string();
+    let name = path.rsplit('/').next()?;
+    let (_, ext) = name.rsplit_once('.')?;
+    Some(ext.to_ascii_lowercase())
+}
+
+fn kind_of_extension(ext: &str) -> Option<ItemKind> {
+    match ext {
+        "jpg" | "jpeg" | "png" | "webp" | "gif" | "heic" => Some(ItemKind::Image),
+        "mp4" | "mov" | "m4v" | "webm" => Some(ItemKind::Video),
+        _ => None,
+    }
+}
+
+/// The pixel size in a JPEG's SOF header, if the bytes are a JPEG.
+pub fn jpeg_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
+        return None;
+    }
+    let mut i = 2;
+    while i + 9 < bytes.len() {
+        if bytes[i] != 0xFF {
+            i += 1;
+            continue;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xD8 || marker == 0x01 || (0xD0..=0xD7).contains(&marker) || marker == 0xFF {
+            i += if marker == 0xFF { 1 } else { 2 };
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        let sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if sof {
+            let h = u16::from_be_bytes([bytes[i + 5], bytes[i + 6]]);
+            let w = u16::from_be_bytes([bytes[i + 7], bytes[i + 8]]);
+            return Some((u32::from(w), u32::from(h)));
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+/// An item with what is known of it.
+struct Resolved {
+    kind: ItemKind,
+    stored: Option<Media>,
+    /// `image/jpeg`, or the URL's extension as `ext:jpg`.
+    format: Option<String>,
+    jpeg: bool,
+    size: Option<u64>,
+    dims: Option<(u32, u32)>,
+    duration: Option<f64>,
+}
+
+async fn resolve(
+    app: &App,
+    workspace_id: &str,
+    item: &Item,
+    index: usize,
+) -> Result<Resolved, PublishError> {
+    let field = "items";
+    match (&item.url, &item.media_id) {
+        (Some(_), Some(_)) | (None, None) => Err(invalid(
+            field,
+            format!("item {}: give either a url or a media_id", index + 1),
+        )),
+        (Some(url), None) => {
+            check_media_url(field, url)?;
+            let ext = extension(url);
+            let kind = item
+                .kind
+                .or_else(|| ext.as_deref().and_then(kind_of_extension))
+                .ok_or_else(|| {
+                    invalid(
+                        field,
+                        format!(
+                            "item {}: say whether {url} is an image or a video (\"kind\")",
+                            index + 1
+                        ),
+                    )
+                })?;
+            Ok(Resolved {
+                kind,
+                stored: None,
+                jpeg: ext.as_deref().is_none_or(|e| e == "jpg" || e == "jpeg"),
+                format: ext.map(|e| format!("a .{e} file")),
+                size: None,
+                dims: item.width.zip(item.height),
+                duration: item.duration_sec,
+            })
+        }
+        (None, Some(id)) => {
+            let stored = media::get(&app.db, workspace_id, id)
+                .await?
+                .ok_or(PublishError::NotFound("media"))?;
+            let kind = if stored.kind == "video" {
+                ItemKind::Video
+            } else {
+                ItemKind::Image
+            };
+            let mut head = vec![0u8; 64 * 1024];
+            let mut read = 0;
+            if let Ok(mut file) =
+                tokio::fs::File::open(crate::publish::media::path_of(app, &stored)).await
+            {
+                while read < head.len() {
+                    match file.read(&mut head[read..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read += n,
+                    }
+                }
+            }
+            head.truncate(read);
+            let dims = jpeg_size(&head);
+            Ok(Resolved {
+                kind,
+                jpeg: dims.is_some() || stored.content_type == "image/jpeg",
+                format: Some(stored.content_type.clone()),
+                size: u64::try_from(stored.size_bytes).ok(),
+                dims: dims.or(item.width.zip(item.height)),
+                duration: item.duration_sec,
+                stored: Some(stored),
+            })
+        }
+    }
+}
+
+/// The media rules, checked before anything is sent. Each error names the rule.
+fn check_rules(post: &InstagramPost, items: &[Resolved]) -> Result<(), PublishError> {
+    let chars = post.caption.chars().count();
+    if chars > 2200 {
+        return Err(invalid(
+            "caption",
+            format!("Instagram captions are at most 2200 characters (this one has {chars})"),
+        ));
+    }
+    let hashtags = post.caption.matches('#').count();
+    if hashtags > 30 {
+        return Err(invalid(
+            "caption",
+            format!("Instagram allows at most 30 hashtags in a caption (this one has {hashtags})"),
+        ));
+    }
+    let mentions = post.caption.matches('@').count();
+    if mentions > 20 {
+        return Err(invalid(
+            "caption",
+            format!("Instagram allows at most 20 @mentions in a caption (this one has {mentions})"),
+        ));
+    }
+    let count = items.len();
+    match post.media_type {
+        MediaType::Carousel if !(2..=10).contains(&count) => {
+            return Err(invalid(
+                "items",
+                format!("a carousel has 2 to 10 images or videos (this one has {count})"),
+            ));
+        }
+        MediaType::Image | MediaType::Reel | MediaType::Story if count != 1 => {
+            return Err(invalid(
+                "items",
+                format!(
+                    "a {} has exactly one media (this one has {count}); use a carousel for several",
+                    post.media_type.as_str()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if post.media_type == MediaType::Story && !post.caption.trim().is_empty() {
+        return Err(invalid(
+            "caption",
+            "stories show no caption: leave it empty (put text on the image instead)",
+        ));
+    }
+    if post.media_type != MediaType::Reel
+        && (post.cover_url.is_some() || post.share_to_feed.is_some())
+    {
+        return Err(invalid(
+            "cover_url",
+            "a cover and share_to_feed are for reels only",
+        ));
+    }
+    if let Some(cover) = &post.cover_url {
+        check_media_url("cover_url", cover)?;
+        if extension(cover).is_some_and(|e| e != "jpg" && e != "jpeg") {
+            return Err(invalid("cover_url", "the reel cover must be a JPEG image"));
+        }
+    }
+    for (i, item) in items.iter().enumerate() {
+        let n = i + 1;
+        let what = |rule: String| invalid("items", format!("item {n}: {rule}"));
+        match (post.media_type, item.kind) {
+            (MediaType::Image, ItemKind::Video) => {
+                return Err(what(
+                    "a video cannot be an image post: publish it as a reel".into(),
+                ));
+            }
+            (MediaType::Reel, ItemKind::Image) => {
+                return Err(what("a reel is a video (MP4 or MOV), not an image".into()));
+            }
+            _ => {}
+        }
+        match item.kind {
+            ItemKind::Image => {
+                if !item.jpeg {
+                    return Err(what(format!(
+                        "Instagram only takes JPEG images, not {}",
+                        item.format.as_deref().unwrap_or("this format")
+                    )));
+                }
+                if let Some(size) = item.size
+                    && size > IMAGE_MAX_BYTES
+                {
+                    return Err(what(format!(
+                        "images are at most 8 MiB (this one is {:.1} MiB)",
+                        size as f64 / MIB as f64
+                    )));
+                }
+                if post.media_type != MediaType::Story
+                    && let Some((w, h)) = item.dims
+                    && h > 0
+                {
+                    let ratio = f64::from(w) / f64::from(h);
+                    if !(0.8 - 1e-3..=1.91 + 1e-3).contains(&ratio) {
+                        return Err(what(format!(
+                            "the aspect ratio must be between 4:5 (0.8) and 1.91:1 (this image is {w}x{h}, {ratio:.2})"
+                        )));
+                    }
+                }
+            }
+            ItemKind::Video => {
+                if let Some(format) = &item.format {
+                    let ok = [
+                        "video/mp4",
+                        "video/quicktime",
+                        "a .mp4 file",
+                        "a .mov file",
+                        "a .m4v file",
+                    ]
+                    .contains(&format.as_str());
+                    if !ok {
+                        return Err(what(format!(
+                            "Instagram takes MP4 or MOV videos, not {format}"
+                        )));
+                    }
+                }
+                let (max_bytes, min_s, max_s, label) = match post.media_type {
+                    MediaType::Reel => (
+                        REEL_MAX_BYTES,
+                        3.0,
+                        900.0,
+                        "reels last 3 seconds to 15 minutes",
+                    ),
+                    MediaType::Story => (
+                        STORY_VIDEO_MAX_BYTES,
+                        3.0,
+                        60.0,
+                        "story videos last 3 to 60 seconds",
+                    ),
+                    _ => (
+                        REEL_MAX_BYTES,
+                        3.0,
+                        60.0,
+                        "carousel videos last 3 to 60 seconds",
+                    ),
+                };
+                if let Some(size) = item.size
+                    && size > max_bytes
+                {
+                    return Err(what(format!(
+                        "this video is {:.0} MiB, over the {} MiB Instagram accepts here",
+                        size as f64 / MIB as f64,
+                        max_bytes / MIB
+                    )));
+                }
+                if let Some(d) = item.duration
+                    && !(min_s..=max_s).contains(&d)
+                {
+                    return Err(what(format!("{label} (this one lasts {d:.1} s)")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Instagram account a post goes to, checked: in this workspace, Instagram, connected.
+pub async fn instagram_account(
+    app: &App,
+    workspace_id: &str,
+    account_id: &str,
+) -> Result<Account, PublishError> {
+    let account = accounts::get(&app.db, workspace_id, account_id)
+        .await?
+        .ok_or(PublishError::NotFound("account"))?;
+    if account.platform != PLATFORM {
+        return Err(invalid(
+            "account_id",
+            "this account is not an Instagram account",
+        ));
+    }
+    if account.needs_reauth() {
+        return Err(PublishError::NeedsReauth(
+            account
+                .status_reason
+                .clone()
+                .unwrap_or_else(|| "Instagram access was revoked".into()),
+        ));
+    }
+    Ok(account)
+}
+
+/// The account's publishing limit as Meta reports it.
+pub async fn publishing_limit(
+    app: &App,
+    account: &Account,
+) -> Result<tidepost_providers::meta::PublishingLimit, TokenError> {
+    let client = app.providers.meta()?;
+    let host = host_of(account);
+    let ig = account.provider_user_id.as_str();
+    tokens::with_token(app, account, |token| async move {
+        client.publishing_limit(host, &token, ig).await
+    })
+    .await
+}
+
+/// The limit as a refusal when no post is left in the window.
+fn limit_refusal(
+    limit: &tidepost_providers::meta::PublishingLimit,
+    now: i64,
+) -> Option<(String, i64)> {
+    if limit.remaining() != Some(0) {
+        return None;
+    }
+    let window_ms = i64::try_from(limit.window_secs.unwrap_or(86_400)).unwrap_or(86_400) * 1000;
+    let frees = now + window_ms;
+    Some((
+        format!(
+            "Instagram's publishing limit is reached: {} of {} posts in the last 24 hours. A slot frees as the oldest of them leaves the rolling window, by {} at the latest.",
+            limit.quota_usage,
+            limit.quota_total.unwrap_or(limit.quota_usage),
+            tidepost_domain::time::rfc3339(frees)
+        ),
+        frees,
+    ))
+}
+
+/// Accepts an Instagram post: see the module docs.
+pub async fn submit(
+    app: &App,
+    workspace_id: &str,
+    new: NewInstagramPost,
+) -> Result<PostView, PublishError> {
+    if let Some(key) = &new.idempotency_key
+        && let Some(post) = posts::by_idempotency_key(&app.db, workspace_id, key).await?
+    {
+        let targets = posts::targets_of(&app.db, workspace_id, &post.id).await?;
+        return Ok(PostView { post, targets });
+    }
+    let account = instagram_account(app, workspace_id, &new.account_id).await?;
+    let mut resolved = Vec::with_capacity(new.post.items.len());
+    for (i, item) in new.post.items.iter().enumerate() {
+        resolved.push(resolve(app, workspace_id, item, i).await?);
+    }
+    check_rules(&new.post, &resolved)?;
+    let mut options = new.post.clone();
+    for (item, r) in options.items.iter_mut().zip(&resolved) {
+        item.kind = Some(r.kind);
+        if item.width.is_none() {
+            item.width = r.dims.map(|d| d.0);
+            item.height = r.dims.map(|d| d.1);
+        }
+    }
+    let limit = publishing_limit(app, &account).await?;
+    let now = tidepost_domain::now_ms();
+    if let Some((message, frees)) = limit_refusal(&limit, now) {
+        return Err(PublishError::Quota {
+            message,
+            next_slot_ms: frees,
+        });
+    }
+    let first_stored = resolved.iter().find_map(|r| r.stored.as_ref());
+    let bytes_total: i64 = resolved
+        .iter()
+        .filter_map(|r| r.stored.as_ref().map(|m| m.size_bytes))
+        .sum();
+    let post = Post {
+        id: tidepost_domain::new_id(),
+        workspace_id: workspace_id.to_string(),
+        caption: options.caption.clone(),
+        kind: options.media_type.as_str().into(),
+        media_id: first_stored.map(|m| m.id.clone()),
+        media_url: options.items.iter().find_map(|i| i.url.clone()),
+        options: serde_json::to_string(&options).unwrap_or_else(|_| "{}".into()),
+        idempotency_key: new.idempotency_key.clone(),
+        created_by: new.created_by.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    let target = Target {
+        id: tidepost_domain::new_id(),
+        workspace_id: workspace_id.to_string(),
+        post_id: post.id.clone(),
+        account_id: account.id.clone(),
+        platform: PLATFORM.into(),
+        mode: options.media_type.as_str().into(),
+        source: if first_stored.is_some() {
+            "upload"
+        } else {
+            "url"
+        }
+        .into(),
+        state: TargetState::Queued.as_str().into(),
+        bytes_total,
+        bytes_sent: 0,
+        chunk_size: 0,
+        chunks_total: 0,
+        chunks_acked: 0,
+        init_generation: 0,
+        publish_id: None,
+        provider_status: None,
+        provider_post_ids: "[]".into(),
+        error_code: None,
+        error_message: None,
+        error_retryable: 0,
+        upload_url: None,
+        upload_url_expires_at: None,
+        init_at: None,
+        finished_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = app.db.begin_write().await?;
+    posts::insert_post_in(&mut tx, &post).await?;
+    posts::insert_target_in(&mut tx, &target).await?;
+    app.queue
+        .enqueue_in(&mut tx, publish_job(&target, now))
+        .await
+        .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(PostView {
+        post,
+        targets: vec![target],
+    })
+}
+
+/// The job that publishes `target` (also used when a failed target is retried).
+pub fn publish_job(target: &Target, run_at: i64) -> NewJob {
+    NewJob::new(
+        PUBLISH_JOB,
+        &TargetRef {
+            workspace_id: target.workspace_id.clone(),
+            target_id: target.id.clone(),
+        },
+    )
+    .workspace(&target.workspace_id)
+    .idempotency_key(format!(
+        "{PUBLISH_JOB}:{}:{}",
+        target.id, target.init_generation
+    ))
+    .run_at(run_at)
+}
+
+// ---- the job ----
+
+fn error(code: &str, message: impl Into<String>, kind: ErrorKind) -> ProviderError {
+    ProviderError {
+        platform: Platform::Instagram,
+        kind,
+        code: code.to_string(),
+        subcode: None,
+        message: message.into(),
+        http_status: None,
+        retry_after: None,
+        usage: None,
+    }
+}
+
+#[derive(Debug)]
+enum Halt {
+    Fail(ProviderError),
+    Retry {
+        message: String,
+        after: Option<Duration>,
+        error: Option<ProviderError>,
+    },
+    Job(JobError),
+    Stop,
+}
+
+impl From<StoreError> for Halt {
+    fn from(err: StoreError) -> Self {
+        Halt::Job(JobError::from(err))
+    }
+}
+
+impl From<JobError> for Halt {
+    fn from(err: JobError) -> Self {
+        Halt::Job(err)
+    }
+}
+
+fn retry(
+    message: impl Into<String>,
+    after: Option<Duration>,
+    error: Option<ProviderError>,
+) -> Halt {
+    Halt::Retry {
+        message: message.into(),
+        after,
+        error,
+    }
+}
+
+fn halt_for(err: TokenError) -> Halt {
+    match err {
+        TokenError::NeedsReauth(message) => Halt::Fail(error(
+            "needs_reauth",
+            format!("The Instagram account must be connected again: {message}"),
+            ErrorKind::Reauth,
+        )),
+        TokenError::Provider(e) => match e.kind {
+            ErrorKind::Retryable | ErrorKind::OutcomeUnknown => {
+                retry(e.message.clone(), None, Some(e))
+            }
+            ErrorKind::RateLimited => retry(e.message.clone(), e.retry_after, Some(e)),
+            ErrorKind::Reauth | ErrorKind::Permanent => Halt::Fail(e),
+        },
+        other if other.is_retryable() => retry(other.to_string(), None, None),
+        other => Halt::Fail(error(
+            "unavailable",
+            other.to_string(),
+            ErrorKind::Permanent,
+        )),
+    }
+}
+
+/// Polling backoff: 2 s, 4 s, 8 s … up to a minute (Meta suggests about once a minute).
+fn backoff(attempt: i64) -> Duration {
+    let exp = u32::try_from(attempt.clamp(1, 6)).unwrap_or(6);
+    Duration::from_secs((1u64 << exp).min(60))
+}
+
+pub async fn run(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), JobError> {
+    match publish(app, ctx, r).await {
+        Ok(()) | Err(Halt::Stop) => Ok(()),
+        Err(Halt::Job(err)) => Err(err),
+        Err(Halt::Fail(err)) => {
+            tracing::info!(target_id = %r.target_id, code = %err.code, "Instagram publish failed: {}", err.message);
+            advance(
+                app,
+                &r.workspace_id,
+                &r.target_id,
+                TargetState::Failed,
+                Some(&err),
+            )
+            .await?;
+            Ok(())
+        }
+        Err(Halt::Retry {
+            message,
+            after,
+            error: cause,
+        }) => {
+            if ctx.attempt() >= i64::from(MAX_ATTEMPTS) {
+                let err = cause
+                    .unwrap_or_else(|| error("gave_up", message.clone(), ErrorKind::Retryable));
+                advance(
+                    app,
+                    &r.workspace_id,
+                    &r.target_id,
+                    TargetState::Failed,
+                    Some(&err),
+                )
+                .await?;
+                return Ok(());
+            }
+            if let Some(err) = &cause {
+                posts::set_error(
+                    &app.db,
+                    &r.workspace_id,
+                    &r.target_id,
+                    Some(&err.code),
+                    Some(&err.message),
+                    true,
+                    ctx.clock().now_ms(),
+                )
+                .await?;
+            }
+            let job_error = JobError::retryable(message);
+            Err(match after {
+                Some(after) => job_error.retry_after(after),
+                None => job_error,
+            })
+        }
+    }
+}
+
+async fn load(app: &App, r: &TargetRef) -> Result<Target, Halt> {
+    let target = posts::target(&app.db, &r.workspace_id, &r.target_id)
+        .await?
+        .ok_or(Halt::Stop)?;
+    match TargetState::parse(&target.state) {
+        Some(state) if !state.is_final() => Ok(target),
+        _ => Err(Halt::Stop),
+    }
+}
+
+/// Everything one run needs.
+struct Run<'a> {
+    app: &'a App,
+    ctx: &'a JobContext,
+    account: Account,
+    post: Post,
+    options: InstagramPost,
+    client: tidepost_providers::meta::MetaClient,
+}
+
+impl Run<'_> {
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, TokenError>
+    where
+        F: Fn(secrecy::SecretString) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        tokens::with_token(self.app, &self.account, f).await
+    }
+
+    fn host(&self) -> tidepost_providers::meta::GraphHost {
+        host_of(&self.account)
+    }
+
+    fn ig(&self) -> &str {
+        &self.account.provider_user_id
+    }
+
+    /// The URL Meta fetches item `i` from.
+    async fn source(&self, item: &Item) -> Result<(ItemKind, String), Halt> {
+        let kind = item.kind.unwrap_or(ItemKind::Image);
+        if let Some(url) = &item.url {
+            return Ok((kind, url.clone()));
+        }
+        let id = item.media_id.as_deref().unwrap_or_default();
+        let stored = media::get(&self.app.db, &self.post.workspace_id, id)
+            .await?
+            .ok_or_else(|| {
+                Halt::Fail(error(
+                    "media_missing",
+                    format!("A media file of post {} is gone.", self.post.id),
+                    ErrorKind::Permanent,
+                ))
+            })?;
+        Ok((kind, media_url::signed_url(self.app, &stored)))
+    }
+
+    async fn create(&self, container: &Container) -> Result<String, Halt> {
+        let (client, host, ig) = (&self.client, self.host(), self.ig());
+        self.call(|token| async move { client.create_container(host, &token, ig, container).await })
+            .await
+            .map_err(|e| self.describe(halt_for(e), None))
+    }
+
+    async fn status(&self, id: &str) -> Result<ContainerStatus, Halt> {
+        let (client, host) = (&self.client, self.host());
+        self.call(|token| async move { client.container_status(host, &token, id).await })
+            .await
+            .map_err(halt_for)
+    }
+
+    /// Names the media and the post in a failure about the media.
+    fn describe(&self, halt: Halt, item: Option<usize>) -> Halt {
+        let which = match (item, self.options.items.len()) {
+            (Some(i), _) => format!("media {} of {}", i + 1, self.options.items.len()),
+            (None, 1) => "the media".to_string(),
+            (None, _) => "the carousel".to_string(),
+        };
+        let name = |e: &mut ProviderError| {
+            let fetch = matches!(e.subcode, Some(2207003 | 2207052)) || e.code == "9004";
+            e.message = if fetch {
+                format!(
+                    "Meta could not fetch {which} of post {} from its URL (it downloads the file itself; check the URL is public and reachable): {}",
+                    self.post.id, e.message
+                )
+            } else {
+                format!("{which} of post {}: {}", self.post.id, e.message)
+            };
+        };
+        match halt {
+            Halt::Fail(mut e) => {
+                name(&mut e);
+                Halt::Fail(e)
+            }
+            Halt::Retry {
+                message,
+                after,
+                error: Some(mut e),
+            } => {
+                name(&mut e);
+                Halt::Retry {
+                    message: format!("{message} ({which})"),
+                    after,
+                    error: Some(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// A container in `ERROR` or `EXPIRED`: new containers when worth it, else fail.
+    async fn container_failed(
+        &self,
+        target: &Target,
+        status: &ContainerStatus,
+        item: Option<usize>,
+    ) -> Halt {
+        let Some(err) = status.failure() else {
+            return retry("unexpected container status", None, None);
+        };
+        let expired = status.status_code == ContainerState::Expired;
+        let retryable =
+            err.kind == ErrorKind::Retryable && target.init_generation + 1 < MAX_GENERATIONS;
+        let halt = if retryable {
+            retry(
+                err.message.clone(),
+                Some(Duration::from_secs(30)),
+                Some(err),
+            )
+        } else {
+            let mut err = err;
+            if expired {
+                err.message = format!(
+                    "{} Use Retry to publish it with new containers.",
+                    err.message
+                );
+            }
+            Halt::Fail(err)
+        };
+        let halt = self.describe(halt, item);
+        if let Halt::Retry { error: Some(e), .. } = &halt {
+            // Show the reason while new containers are made.
+            let now = self.ctx.clock().now_ms();
+            let _ = posts::set_error(
+                &self.app.db,
+                &target.workspace_id,
+                &target.id,
+                Some(&e.code),
+                Some(&e.message),
+                true,
+                now,
+            )
+            .await;
+            let _ = posts::restart_publish(
+                &self.app.db,
+                &target.workspace_id,
+                &target.id,
+                target.init_generation,
+                now,
+            )
+            .await;
+        }
+        halt
+    }
+}
+
+async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt> {
+    let target = load(app, r).await?;
+    let account = accounts::get(&app.db, &r.workspace_id, &target.account_id)
+        .await?
+        .ok_or_else(|| {
+            Halt::Fail(error(
+                "account_disconnected",
+                "The Instagram account was disconnected before the post was published.",
+                ErrorKind::Permanent,
+            ))
+        })?;
+    let post = posts::get(&app.db, &r.workspace_id, &target.post_id)
+        .await?
+        .ok_or(Halt::Stop)?;
+    let options: InstagramPost = serde_json::from_str(&post.options).map_err(|e| {
+        Halt::Fail(error(
+            "invalid_options",
+            format!("The stored post cannot be read: {e}"),
+            ErrorKind::Permanent,
+        ))
+    })?;
+    let client = app
+        .providers
+        .meta()
+        .map_err(|e| retry(e.to_string(), Some(Duration::from_secs(60)), None))?
+        .clone();
+    let run = Run {
+        app,
+        ctx,
+        account,
+        post,
+        options,
+        client,
+    };
+    let generation = target.init_generation;
+
+    // 1. Containers (carousel children first).
+    let container_id = match &target.publish_id {
+        Some(id) => id.clone(),
+        None => {
+            advance(
+                app,
+                &r.workspace_id,
+                &r.target_id,
+                TargetState::Uploading,
+                None,
+            )
+            .await?;
+            let id = create_containers(&run, &target).await?;
+            posts::set_publish(
+                &app.db,
+                &r.workspace_id,
+                &r.target_id,
+                &id,
+                None,
+                None,
+                ctx.clock().now_ms(),
+            )
+            .await?;
+            advance(
+                app,
+                &r.workspace_id,
+                &r.target_id,
+                TargetState::Processing,
+                None,
+            )
+            .await?;
+            id
+        }
+    };
+
+    // 2. Wait until the container is FINISHED (or already PUBLISHED).
+    let status = run.status(&container_id).await?;
+    let now = ctx.clock().now_ms();
+    posts::set_provider_status(
+        &app.db,
+        &r.workspace_id,
+        &r.target_id,
+        container_state(&status.status_code),
+        None,
+        now,
+    )
+    .await?;
+    let published_already = match &status.status_code {
+        ContainerState::Finished => false,
+        ContainerState::Published => true,
+        ContainerState::InProgress | ContainerState::Unknown(_) => {
+            return Err(retry(
+                "Instagram is still processing the media",
+                Some(backoff(ctx.attempt())),
+                None,
+            ));
+        }
+        ContainerState::Error | ContainerState::Expired => {
+            return Err(run.container_failed(&target, &status, None).await);
+        }
+    };
+
+    // 3. media_publish as a durable step: its answer decides only together with the
+    //    container's status.
+    let step = ctx.step(&format!("publish-{generation}")).await?;
+    let media_id: Option<String> = match step {
+        StepState::Done(outcome) => outcome
+            .get("media_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        StepState::OutcomeUnknown(intent) | StepState::New(intent) if published_already => {
+            intent.record(&json!({"reconciled": true})).await?;
+            tracing::info!(target_id = %target.id, "container already PUBLISHED: the earlier media_publish went through");
+            None
+        }
+        StepState::OutcomeUnknown(intent) | StepState::New(intent) => {
+            // The container is FINISHED (not published): publishing now cannot post twice.
+            let limit = publishing_limit(app, &run.account)
+                .await
+                .map_err(halt_for)?;
+            if let Some((message, _)) = limit_refusal(&limit, now) {
+                intent
+                    .record(&json!({"not_sent": "publishing limit"}))
+                    .await?;
+                posts::restart_publish(&app.db, &r.workspace_id, &r.target_id, generation, now)
+                    .await?;
+                return Err(Halt::Fail(error(
+                    "publishing_limit",
+                    message,
+                    ErrorKind::RateLimited,
+                )));
+            }
+            let (client, host, ig) = (&run.client, run.host(), run.ig());
+            let id = container_id.as_str();
+            match run
+                .call(|token| async move { client.publish(host, &token, ig, id).await })
+                .await
+            {
+                Ok(media_id) => {
+                    intent.record(&json!({"media_id": media_id})).await?;
+                    Some(media_id)
+                }
+                Err(err) => {
+                    // Whatever the error, the container's status says whether it went out.
+                    if let Ok(after) = run.status(&container_id).await
+                        && after.status_code == ContainerState::Published
+                    {
+                        intent.record(&json!({"reconciled": true})).await?;
+                        tracing::info!(target_id = %target.id, "media_publish answered with an error but the container is PUBLISHED");
+                        None
+                    } else {
+                        return Err(match err {
+                            TokenError::Provider(e) if e.subcode == Some(2207042) => {
+                                intent
+                                    .record(&json!({"not_sent": "publishing limit"}))
+                                    .await?;
+                                posts::restart_publish(
+                                    &app.db,
+                                    &r.workspace_id,
+                                    &r.target_id,
+                                    generation,
+                                    now,
+                                )
+                                .await?;
+                                Halt::Fail(e)
+                            }
+                            TokenError::Provider(e)
+                                if matches!(e.kind, ErrorKind::Permanent | ErrorKind::Reauth) =>
+                            {
+                                intent.record(&json!({"failed": e.message})).await?;
+                                Halt::Fail(e)
+                            }
+                            // Rate limits, timeouts, lost answers: the intent stays open and the
+                            // next run checks the container before anything is sent again.
+                            other => halt_for(other),
+                        });
+                    }
+                }
+            }
+        }
+    };
+
+    // 4. The media id and permalink.
+    let permalink = match &media_id {
+        Some(id) => {
+            let (client, host) = (&run.client, run.host());
+            let id = id.as_str();
+            run.call(|token| async move { client.media(host, &token, id).await })
+                .await
+                .ok()
+                .and_then(|m| m.permalink)
+        }
+        None => None,
+    };
+    let ids: Vec<String> = media_id.iter().cloned().collect();
+    posts::set_provider_status(
+        &app.db,
+        &r.workspace_id,
+        &r.target_id,
+        "PUBLISHED",
+        Some(&ids),
+        ctx.clock().now_ms(),
+    )
+    .await?;
+    ig_store::upsert(
+        &app.db,
+        &InstagramMedia {
+            target_id: target.id.clone(),
+            workspace_id: target.workspace_id.clone(),
+            media_id: media_id.clone(),
+            permalink,
+            media_type: run.options.media_type.as_str().into(),
+            created_at: ctx.clock().now_ms(),
+        },
+    )
+    .await?;
+    posts::clear_error(&app.db, &r.workspace_id, &r.target_id, ctx.clock().now_ms()).await?;
+    advance(
+        app,
+        &r.workspace_id,
+        &r.target_id,
+        TargetState::Published,
+        None,
+    )
+    .await?;
+    tracing::info!(target_id = %target.id, media_id = ?media_id, "Instagram post published");
+    Ok(())
+}
+
+fn container_state(state: &ContainerState) -> &str {
+    match state {
+        ContainerState::InProgress => "IN_PROGRESS",
+        ContainerState::Finished => "FINISHED",
+        ContainerState::Error => "ERROR",
+        ContainerState::Expired => "EXPIRED",
+        ContainerState::Published => "PUBLISHED",
+        ContainerState::Unknown(s) => s.as_str(),
+    }
+}
+
+/// Creates the container(s) and returns the one to publish.
+async fn create_containers(run: &Run<'_>, target: &Target) -> Result<String, Halt> {
+    let o = &run.options;
+    let caption = (!o.caption.is_empty()).then(|| o.caption.clone());
+    let first = o.items.first().ok_or(Halt::Stop)?;
+    let container = match o.media_type {
+        MediaType::Image => Container::Image {
+            image_url: run.source(first).await?.1,
+            caption,
+        },
+        MediaType::Reel => Container::Reel {
+            video_url: run.source(first).await?.1,
+            caption,
+            cover_url: o.cover_url.clone(),
+            share_to_feed: o.share_to_feed,
+        },
+        MediaType::Story => {
+            let (kind, url) = run.source(first).await?;
+            Container::Story(match kind {
+                ItemKind::Image => MediaSource::Image(url),
+                ItemKind::Video => MediaSource::Video(url),
+            })
+        }
+        MediaType::Carousel => {
+            let children = carousel_children(run, target).await?;
+            Container::Carousel { children, caption }
+        }
+    };
+    run.create(&container).await
+}
+
+/// Carousel children: created once per generation (a durable step), then awaited until each
+/// is FINISHED.
+async fn carousel_children(run: &Run<'_>, target: &Target) -> Result<Vec<String>, Halt> {
+    let name = format!("children-{}", target.init_generation);
+    let children: Vec<String> = match run.ctx.step(&name).await? {
+        StepState::Done(outcome) => {
+            serde_json::from_value(outcome["children"].clone()).unwrap_or_default()
+        }
+        // Creating containers twice is harmless (unpublished ones expire).
+        StepState::New(intent) | StepState::OutcomeUnknown(intent) => {
+            let mut ids = Vec::with_capacity(run.options.items.len());
+            for (i, item) in run.options.items.iter().enumerate() {
+                let (kind, url) = run.source(item).await?;
+                let source = match kind {
+                    ItemKind::Image => MediaSource::Image(url),
+                    ItemKind::Video => MediaSource::Video(url),
+                };
+                let id = run
+                    .create(&Container::CarouselItem(source))
+                    .await
+                    .map_err(|h| run.describe(h, Some(i)))?;
+                ids.push(id);
+            }
+            intent.record(&json!({"children": ids})).await?;
+            ids
+        }
+    };
+    for (i, child) in children.iter().enumerate() {
+        let status = run.status(child).await?;
+        match status.status_code {
+            ContainerState::Finished => {}
+            ContainerState::Error | ContainerState::Expired => {
+                return Err(run.container_failed(target, &status, Some(i)).await);
+            }
+            _ => {
+                return Err(retry(
+                    format!(
+                        "Instagram is still processing media {} of the carousel",
+                        i + 1
+                    ),
+                    Some(backoff(run.ctx.attempt())),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(children)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jpeg_sizes() {
+        let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0, 0];
+        bytes.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08, 0x05, 0x46, 0x04, 0x38]);
+        bytes.extend_from_slice(&[0; 12]);
+        assert_eq!(jpeg_size(&bytes), Some((1080, 1350)));
+        assert_eq!(jpeg_size(b"\x89PNG...."), None);
+    }
+
+    #[test]
+    fn backoff_grows_to_a_minute() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(40), Duration::from_secs(60));
+    }
+}

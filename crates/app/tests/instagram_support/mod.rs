@@ -1,0 +1,422 @@
+//! Shared set-up of the Instagram tests: a migrated database (SQLite or PostgreSQL), an
+//! in-process emulator, an `App` in sandbox mode pointed at it, a small "public" server that
+//! plays tidepost's own `GET /media/{id}/{token}` route (and serves fixture files by URL), and a
+//! job queue on a clock the test moves.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use tidepost_app::config::RawSettings;
+use tidepost_app::connect::{Callback, CallbackSession, Initiator};
+use tidepost_app::instagram::connect::{self as ig_connect, Finished};
+use tidepost_app::instagram::{self, Login};
+use tidepost_app::providers::Providers;
+use tidepost_app::{App, Config};
+use tidepost_emulator::{Emulator, EmulatorConfig};
+use tidepost_jobs::{Clock, Queue, Registry, drain_due};
+use tidepost_store::accounts::Account;
+use tidepost_store::posts::{self, Target};
+use tidepost_store::testing::{Backend, TestDb};
+use tidepost_vault::Keyring;
+
+pub const USER: &str = "user-1";
+pub const BUSINESS_PAGE: &str = "134895793791914";
+pub const CREATOR_PAGE: &str = "134895793791915";
+pub const EMPTY_PAGE: &str = "134895793791916";
+pub const BUSINESS_IG: &str = "17841405822304914";
+pub const CREATOR_IG: &str = "17841405822304915";
+pub const PERSONAL_IG: &str = "17841405822304999";
+
+pub struct Harness {
+    pub app: App,
+    pub emu: Emulator,
+    pub ws: String,
+    pub clock: Clock,
+    pub queue: Queue,
+    pub registry: Registry,
+    pub http: reqwest::Client,
+    pub no_redirects: reqwest::Client,
+    /// The "public" server: tidepost's signed media route and fixture files.
+    pub public_url: String,
+    pub dir: tempfile::TempDir,
+    _db: TestDb,
+}
+
+pub struct Options {
+    /// The emulator's dialogs approve at once (granting everything).
+    pub auto_approve: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { auto_approve: true }
+    }
+}
+
+#[derive(Clone)]
+struct PublicState {
+    app: std::sync::Arc<tokio::sync::OnceCell<App>>,
+    files: std::sync::Arc<HashMap<String, (Vec<u8>, &'static str)>>,
+}
+
+async fn signed_media(
+    State(state): State<PublicState>,
+    Path((id, token)): Path<(String, String)>,
+) -> axum::response::Response {
+    let app = state.app.get().expect("app set");
+    let now = tidepost_domain::now_ms() / 1000;
+    match instagram::media_url::open(app, &id, &token, now).await {
+        Ok(media) => {
+            let path = tidepost_app::publish::media::path_of(app, &media);
+            let bytes = tokio::fs::read(path).await.unwrap();
+            (
+                [(axum::http::header::CONTENT_TYPE, media.content_type)],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn fixture(
+    State(state): State<PublicState>,
+    Path(name): Path<String>,
+) -> axum::response::Response {
+    match state.files.get(&name) {
+        Some((bytes, ct)) => {
+            ([(axum::http::header::CONTENT_TYPE, *ct)], bytes.clone()).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A JPEG-looking file of `width` x `height` (an SOF0 header and filler).
+pub fn jpeg(width: u16, height: u16, filler: usize) -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    bytes.extend_from_slice(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+    bytes.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&[0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01]);
+    let mut x: u32 = 0x1234_5678 ^ (filler as u32);
+    for _ in 0..filler {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        bytes.push((x & 0x7F) as u8);
+    }
+    bytes.extend_from_slice(&[0xFF, 0xD9]);
+    bytes
+}
+
+pub fn mp4(size: usize) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0, 0x18];
+    bytes.extend_from_slice(b"ftypmp42");
+    bytes.resize(size, 7);
+    bytes
+}
+
+pub async fn harness(backend: Backend) -> Harness {
+    harness_with(backend, Options::default()).await
+}
+
+pub async fn harness_with(backend: Backend, options: Options) -> Harness {
+    let test_db = TestDb::new(backend).await;
+    let mut emu_config = EmulatorConfig {
+        auto_approve: options.auto_approve,
+        ..Default::default()
+    };
+    emu_config.meta.video_processing_ms = 0;
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), emu_config)
+        .await
+        .unwrap();
+    let cell = std::sync::Arc::new(tokio::sync::OnceCell::new());
+    let mut files = HashMap::new();
+    files.insert(
+        "photo.jpg".to_string(),
+        (jpeg(1080, 1080, 5000), "image/jpeg"),
+    );
+    files.insert(
+        "tall.jpg".to_string(),
+        (jpeg(1080, 1350, 4000), "image/jpeg"),
+    );
+    files.insert(
+        "cover.jpg".to_string(),
+        (jpeg(1080, 1920, 3000), "image/jpeg"),
+    );
+    files.insert("clip.mp4".to_string(), (mp4(20_000), "video/mp4"));
+    let public = PublicState {
+        app: cell.clone(),
+        files: std::sync::Arc::new(files),
+    };
+    let router = axum::Router::new()
+        .route("/media/{id}/{token}", axum::routing::get(signed_media))
+        .route("/files/{name}", axum::routing::get(fixture))
+        .with_state(public);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let public_url = format!("http://{addr}");
+    let dir = tempfile::tempdir().unwrap();
+    let flags: Vec<(&'static str, String)> = vec![
+        ("database_url", test_db.url.clone()),
+        ("data_dir", dir.path().display().to_string()),
+        ("sandbox", "true".into()),
+        ("public_url", public_url.clone()),
+    ];
+    let raw = RawSettings::gather(&flags, |_| None, None).unwrap();
+    let config = Config::from_raw(&raw).unwrap();
+    let keyring = Keyring::parse(secrecy::ExposeSecret::expose_secret(
+        &Keyring::generate_key_text(),
+    ))
+    .unwrap();
+    let providers = Providers::from_config(&config, Some(&emu.base_url()));
+    let app = App::new(config, test_db.db.clone(), keyring, providers);
+    let _ = cell.set(app.clone());
+    let ws = tidepost_store::workspaces::create(&test_db.db, "acme", "Acme")
+        .await
+        .unwrap()
+        .id;
+    let clock = Clock::system();
+    let queue = Queue::with_clock(test_db.db.clone(), clock.clone());
+    let registry = instagram::register(Registry::new(), &app);
+    Harness {
+        app,
+        emu,
+        ws,
+        clock,
+        queue,
+        registry,
+        http: reqwest::Client::new(),
+        no_redirects: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        public_url,
+        dir,
+        _db: test_db,
+    }
+}
+
+impl Harness {
+    pub fn emu_url(&self, path: &str) -> String {
+        format!("{}{path}", self.emu.base_url())
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, self.emu_url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub fn session(&self) -> Option<CallbackSession<'_>> {
+        Some(CallbackSession {
+            workspace_id: &self.ws,
+            user_id: USER,
+        })
+    }
+
+    pub fn who(&self) -> Initiator<'_> {
+        Initiator {
+            workspace_id: &self.ws,
+            user_id: Some(USER),
+        }
+    }
+
+    /// Starts `login` and returns the dialog URL.
+    pub async fn start(&self, login: Login) -> String {
+        ig_connect::start(&self.app, self.who(), login)
+            .await
+            .unwrap()
+    }
+
+    /// Follows a redirect to tidepost's callback and reads its query.
+    pub fn callback_of(&self, location: &str) -> Callback {
+        assert!(
+            location.starts_with(&self.app.config.meta.redirect_uri),
+            "{location}"
+        );
+        let url = url::Url::parse(location).unwrap();
+        let pairs: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        Callback {
+            code: pairs.get("code").cloned(),
+            state: pairs.get("state").cloned(),
+            scopes: None,
+            error: pairs.get("error").cloned(),
+            error_description: pairs.get("error_description").cloned(),
+        }
+    }
+
+    /// Auto-approving dialog: start → the callback's query.
+    pub async fn authorize(&self, login: Login) -> Callback {
+        let url = self.start(login).await;
+        let answer = self.no_redirects.get(&url).send().await.unwrap();
+        assert_eq!(
+            answer.status(),
+            302,
+            "{}",
+            answer.text().await.unwrap_or_default()
+        );
+        let location = answer.headers()["location"].to_str().unwrap().to_string();
+        self.callback_of(&location)
+    }
+
+    /// Consent page (not auto-approving): submits `form` extra fields to the dialog.
+    pub async fn decide(&self, login: Login, extra: &[(&str, &str)]) -> Callback {
+        let url = self.start(login).await;
+        let parsed = url::Url::parse(&url).unwrap();
+        let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        for (k, v) in extra {
+            form.push((k.to_string(), v.to_string()));
+        }
+        let mut action = parsed.clone();
+        action.set_query(None);
+        let answer = self
+            .no_redirects
+            .post(action.as_str())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            302,
+            "{}",
+            answer.text().await.unwrap_or_default()
+        );
+        let location = answer.headers()["location"].to_str().unwrap().to_string();
+        self.callback_of(&location)
+    }
+
+    /// Facebook Login → chooser → connects `pages`.
+    pub async fn connect_facebook(&self, pages: &[&str]) -> Vec<Account> {
+        let callback = self.authorize(Login::Facebook).await;
+        let Finished::Choose(choice) = ig_connect::finish(&self.app, &callback, self.session())
+            .await
+            .unwrap()
+        else {
+            panic!("Facebook Login leads to the chooser")
+        };
+        let ids: Vec<String> = pages.iter().map(|p| p.to_string()).collect();
+        ig_connect::choose(
+            &self.app,
+            secrecy::ExposeSecret::expose_secret(&choice.token),
+            &ids,
+            self.session(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The business account, connected through Facebook Login.
+    pub async fn business_account(&self) -> Account {
+        self.connect_facebook(&[BUSINESS_PAGE]).await.remove(0)
+    }
+
+    pub async fn target(&self, id: &str) -> Target {
+        posts::target(&self.app.db, &self.ws, id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    pub async fn drain(&self) -> tidepost_jobs::DrainReport {
+        drain_due(&self.queue, &self.registry, None, 200)
+            .await
+            .unwrap()
+    }
+
+    /// Moves tidepost's job clock and the emulator's clock forward together.
+    pub async fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+        self.admin(
+            reqwest::Method::POST,
+            "/_emulator/clock/advance",
+            Some(json!({"seconds": secs})),
+        )
+        .await;
+    }
+
+    /// Drains, moving the clocks on whenever nothing is due, until `target_id` is final.
+    pub async fn run_to_final(&self, target_id: &str) -> Target {
+        for _ in 0..80 {
+            let report = self.drain().await;
+            let target = self.target(target_id).await;
+            if matches!(target.state.as_str(), "published" | "failed" | "cancelled")
+                && report.claimed == 0
+            {
+                return target;
+            }
+            if report.claimed == 0 {
+                self.advance(30).await;
+            }
+        }
+        panic!(
+            "target {target_id} never finished: {:?}",
+            self.target(target_id).await
+        );
+    }
+
+    pub async fn emulator_media(&self) -> Value {
+        self.admin(reqwest::Method::GET, "/_emulator/meta/media", None)
+            .await
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        self.admin(reqwest::Method::PUT, "/_emulator/faults/meta", Some(faults))
+            .await;
+    }
+
+    pub async fn clear_faults(&self) {
+        let response = self
+            .http
+            .delete(self.emu_url("/_emulator/faults/meta"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    pub async fn set_meta(&self, settings: Value) {
+        self.admin(
+            reqwest::Method::PUT,
+            "/_emulator/meta/settings",
+            Some(settings),
+        )
+        .await;
+    }
+
+    pub fn file_url(&self, name: &str) -> String {
+        format!("{}/files/{name}", self.public_url)
+    }
+}
+
+/// Declares a test on both backends.
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(tidepost_store::testing::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(tidepost_store::testing::Backend::Postgres).await;
+            }
+        }
+    };
+}
