@@ -40,6 +40,8 @@ use crate::tokens::{self, TokenError};
 pub const PUBLISH_JOB: &str = "instagram.publish";
 /// Runs of one publish job (each container poll is one).
 pub const MAX_ATTEMPTS: u32 = 60;
+/// Runs that try to have Meta fetch a media before the failure is final.
+const FETCH_ATTEMPTS: i64 = 4;
 /// New containers after a media fetch failure before giving up.
 const MAX_GENERATIONS: i64 = 3;
 
@@ -807,7 +809,7 @@ impl Run<'_> {
         let (client, host, ig) = (&self.client, self.host(), self.ig());
         self.call(|token| async move { client.create_container(host, &token, ig, container).await })
             .await
-            .map_err(|e| self.describe(halt_for(e), None))
+            .map_err(halt_for)
     }
 
     async fn status(&self, id: &str) -> Result<ContainerStatus, Halt> {
@@ -846,6 +848,12 @@ impl Run<'_> {
                 error: Some(mut e),
             } => {
                 name(&mut e);
+                // Media Meta cannot fetch is tried a few times, then reported.
+                let fetch = matches!(e.subcode, Some(2207003 | 2207052)) || e.code == "9004";
+                if fetch && self.ctx.attempt() >= FETCH_ATTEMPTS {
+                    e.message = format!("{} (tried {} times)", e.message, self.ctx.attempt());
+                    return Halt::Fail(e);
+                }
                 Halt::Retry {
                     message: format!("{message} ({which})"),
                     after,
@@ -1153,6 +1161,7 @@ async fn create_containers(run: &Run<'_>, target: &Target) -> Result<String, Hal
     let o = &run.options;
     let caption = (!o.caption.is_empty()).then(|| o.caption.clone());
     let first = o.items.first().ok_or(Halt::Stop)?;
+    let single = o.media_type != MediaType::Carousel;
     let container = match o.media_type {
         MediaType::Image => Container::Image {
             image_url: run.source(first).await?.1,
@@ -1176,7 +1185,9 @@ async fn create_containers(run: &Run<'_>, target: &Target) -> Result<String, Hal
             Container::Carousel { children, caption }
         }
     };
-    run.create(&container).await
+    run.create(&container)
+        .await
+        .map_err(|h| run.describe(h, if single { Some(0) } else { None }))
 }
 
 /// Carousel children: created once per generation (a durable step), then awaited until each

@@ -50,12 +50,64 @@ pub struct Harness {
 pub struct Options {
     /// The emulator's dialogs approve at once (granting everything).
     pub auto_approve: bool,
+    /// tidepost talks to the emulator through a proxy that forwards `media_publish` but
+    /// answers it with a rate-limit error (code 4): the publish happened, its answer says no.
+    pub rate_limit_after_publish: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { auto_approve: true }
+        Self {
+            auto_approve: true,
+            rate_limit_after_publish: false,
+        }
     }
+}
+
+/// Forwards everything to `upstream`; `media_publish` is sent, then answered with code 4.
+async fn proxy(upstream: String) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, Uri};
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let client = client.clone();
+        let upstream = upstream.clone();
+        async move {
+            let url = format!(
+                "{upstream}{}",
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            );
+            let mut request = client.request(method, &url).body(body);
+            for (name, value) in &headers {
+                if name != "host" && name != "content-length" {
+                    request = request.header(name, value);
+                }
+            }
+            let answer = request.send().await.unwrap();
+            let status = answer.status();
+            let mut out = HeaderMap::new();
+            for (name, value) in answer.headers() {
+                if name != "content-length" && name != "transfer-encoding" {
+                    out.insert(name.clone(), value.clone());
+                }
+            }
+            let bytes = answer.bytes().await.unwrap();
+            if uri.path().ends_with("/media_publish") && status.is_success() {
+                let body = json!({"error": {"message": "(#4) Application request limit reached",
+                    "type": "OAuthException", "code": 4, "is_transient": true, "fbtrace_id": "proxy"}});
+                return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+            }
+            (status, out, bytes).into_response()
+        }
+    };
+    let router = axum::Router::new().fallback(handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
 }
 
 #[derive(Clone)]
@@ -176,7 +228,12 @@ pub async fn harness_with(backend: Backend, options: Options) -> Harness {
         &Keyring::generate_key_text(),
     ))
     .unwrap();
-    let providers = Providers::from_config(&config, Some(&emu.base_url()));
+    let base = if options.rate_limit_after_publish {
+        proxy(emu.base_url()).await
+    } else {
+        emu.base_url()
+    };
+    let providers = Providers::from_config(&config, Some(&base));
     let app = App::new(config, test_db.db.clone(), keyring, providers);
     let _ = cell.set(app.clone());
     let ws = tidepost_store::workspaces::create(&test_db.db, "acme", "Acme")
