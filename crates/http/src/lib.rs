@@ -6,6 +6,7 @@ pub mod api;
 mod assets;
 pub mod auth;
 pub mod error;
+pub mod instagram;
 pub mod oauth;
 mod ops;
 mod server;

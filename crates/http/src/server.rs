@@ -37,6 +37,7 @@ pub fn router(state: HttpState) -> Router {
     let mut router = Router::new()
         .merge(ui::router())
         .merge(oauth::router())
+        .merge(crate::instagram::router())
         .nest("/api/v1", api::router())
         .merge(ops::router())
         .merge(crate::webhooks::router())

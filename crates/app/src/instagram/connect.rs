@@ -146,6 +146,13 @@ pub struct Choice {
     pub expires_at: i64,
 }
 
+impl Choice {
+    /// The choice token as the chooser's form carries it.
+    pub fn form_value(&self) -> &str {
+        self.token.expose_secret()
+    }
+}
+
 /// What the callback led to.
 #[derive(Debug)]
 pub enum Finished {

@@ -21,6 +21,7 @@ pub fn router() -> Router<HttpState> {
         .route("/me", get(me))
         .merge(keys::router())
         .merge(accounts::router())
+        .merge(crate::instagram::api_router())
         .merge(posts::router())
         .merge(jobs::router())
         .fallback(unknown_route)

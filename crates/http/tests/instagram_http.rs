@@ -1,0 +1,316 @@
+//! The HTTP parts of Instagram, on both backends: the webhook handshake (right and wrong verify
+//! token), deliveries (signature right, wrong and missing; a duplicate applied once), the API
+//! connect → Facebook dialog → callback chooser page → choose round trip without a session, and
+//! the signed media URLs Meta fetches uploads from.
+
+use hmac::{Hmac, KeyInit, Mac};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tidepost_app::config::RawSettings;
+use tidepost_app::instagram::{self, media_url};
+use tidepost_app::providers::Providers;
+use tidepost_app::{App, Config};
+use tidepost_emulator::{Emulator, EmulatorConfig};
+use tidepost_http::{HttpState, SetupToken, router};
+use tidepost_jobs::{Queue, Registry, drain_due};
+use tidepost_store::testing::{Backend, TestDb};
+use tidepost_vault::Keyring;
+
+struct Env {
+    base: String,
+    app: App,
+    ws: String,
+    key: String,
+    http: reqwest::Client,
+    _emu: Emulator,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+async fn env(backend: Backend) -> Env {
+    let test_db = TestDb::new(backend).await;
+    let emu = Emulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        EmulatorConfig {
+            auto_approve: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let flags = vec![
+        ("database_url", test_db.url.clone()),
+        ("data_dir", dir.path().display().to_string()),
+        ("sandbox", "true".to_string()),
+        ("public_url", base.clone()),
+    ];
+    let config = Config::from_raw(&RawSettings::gather(&flags, |_| None, None).unwrap()).unwrap();
+    let keyring = Keyring::parse(Keyring::generate_key_text().expose_secret()).unwrap();
+    let providers = Providers::from_config(&config, Some(&emu.base_url()));
+    let app = App::new(config, test_db.db.clone(), keyring, providers);
+    let ws = tidepost_store::workspaces::create(&app.db, "acme", "Acme")
+        .await
+        .unwrap()
+        .id;
+    let key = tidepost_app::access::create_api_key(&app.db, &ws, "test", &["api"])
+        .await
+        .unwrap()
+        .secret;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .build_recorder()
+        .handle();
+    let state = HttpState {
+        app: app.clone(),
+        setup: SetupToken::new(None),
+        metrics,
+    };
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    Env {
+        base,
+        app,
+        ws,
+        key,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        _emu: emu,
+        _db: test_db,
+        _dir: dir,
+    }
+}
+
+fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn drain(app: &App) {
+    let registry = instagram::register(Registry::new(), app);
+    let queue = Queue::new(app.db.clone());
+    for _ in 0..5 {
+        drain_due(&queue, &registry, None, 100).await.unwrap();
+    }
+}
+
+/// Connects the emulator's business account through the API, the dialog, the chooser page and
+/// its form, with no session (as a host application's user would).
+async fn connect(e: &Env) -> Value {
+    let answer = e
+        .http
+        .post(format!("{}/api/v1/connect/instagram", e.base))
+        .bearer_auth(&e.key)
+        .json(&json!({"login": "facebook"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let body: Value = answer.json().await.unwrap();
+    let authorize = body["authorize_url"].as_str().unwrap();
+    assert!(
+        authorize.contains("instagram_content_publish"),
+        "{authorize}"
+    );
+    let dialog = e.http.get(authorize).send().await.unwrap();
+    assert_eq!(dialog.status(), 302);
+    let callback = dialog.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        callback.starts_with(&format!("{}/oauth/instagram/callback", e.base)),
+        "{callback}"
+    );
+    let page = e.http.get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for needle in [
+        "Tidepost Coffee",
+        "@tidepost.coffee",
+        "Tia Creates",
+        "No Instagram account",
+        "Linked accounts",
+    ] {
+        assert!(
+            html.contains(needle),
+            "{needle} missing from the chooser:\n{html}"
+        );
+    }
+    let choice = html
+        .split("name=\"choice\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let done = e
+        .http
+        .post(format!("{}/connect/instagram/choose", e.base))
+        .form(&[("choice", choice.as_str()), ("page", "134895793791914")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("connected"));
+    let list: Value = e
+        .http
+        .get(format!("{}/api/v1/accounts", e.base))
+        .bearer_auth(&e.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{list}");
+    assert_eq!(data[0]["provider_user_id"], json!("17841405822304914"));
+    data[0].clone()
+}
+
+async fn connect_round_trip(backend: Backend) {
+    let e = env(backend).await;
+    let account = connect(&e).await;
+    assert_eq!(account["platform"], json!("instagram"));
+    // A bad login value is refused.
+    let answer = e
+        .http
+        .post(format!("{}/api/v1/connect/instagram", e.base))
+        .bearer_auth(&e.key)
+        .json(&json!({"login": "myspace"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+}
+
+async fn webhooks(backend: Backend) {
+    let e = env(backend).await;
+    let url = format!("{}/webhooks/instagram", e.base);
+    // Handshake: right token echoes the challenge as text; a wrong one is refused.
+    let ok = e
+        .http
+        .get(format!("{url}?hub.mode=subscribe&hub.verify_token=emulator-verify-token&hub.challenge=1158201444"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(ok.text().await.unwrap(), "1158201444");
+    let wrong = e
+        .http
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1158201444"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+
+    let account = connect(&e).await;
+    let body = json!({"object": "instagram", "entry": [{"id": "17841405822304914", "time": 1714560000,
+        "changes": [{"field": "comments", "value": {"id": "17990000000000001", "text": "love it",
+            "from": {"id": "555", "username": "bob"}, "media": {"id": "17900000000000009", "media_product_type": "FEED"}}}]}]})
+    .to_string();
+    let post = |signature: Option<String>| {
+        let mut request = e
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(s) = signature {
+            request = request.header("x-hub-signature-256", s);
+        }
+        request.send()
+    };
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    assert_eq!(
+        post(Some(sign(b"not-the-secret", body.as_bytes())))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let good = sign(b"emulator-facebook-app-secret", body.as_bytes());
+    let first: Value = post(Some(good.clone()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["duplicate"], json!(false));
+    let second: Value = post(Some(good)).await.unwrap().json().await.unwrap();
+    assert_eq!(second["duplicate"], json!(true));
+    drain(&e.app).await;
+    let events = tidepost_store::events::recent(&e.app.db, &e.ws, None, 50)
+        .await
+        .unwrap();
+    let interactions: Vec<_> = events
+        .iter()
+        .filter(|ev| ev.r#type == "interaction.created")
+        .collect();
+    assert_eq!(interactions.len(), 1, "applied once");
+    assert!(interactions[0].payload.contains("love it"));
+    assert_eq!(
+        interactions[0].subject_id.as_deref(),
+        account["id"].as_str()
+    );
+}
+
+async fn signed_media(backend: Backend) {
+    let e = env(backend).await;
+    let bytes = b"\xFF\xD8\xFF\xE0 pretend jpeg \xFF\xD9".to_vec();
+    let media =
+        tidepost_app::publish::media::store(&e.app, &e.ws, &bytes[..], "image/jpeg", Some("a.jpg"))
+            .await
+            .unwrap();
+    let url = media_url::signed_url(&e.app, &media);
+    let answer = e.http.get(&url).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "image/jpeg");
+    assert_eq!(answer.bytes().await.unwrap().to_vec(), bytes);
+    // Tampered or moved to another id: not found. Expired: gone.
+    let tampered = url.replace("/media/", "/media/x");
+    assert_eq!(e.http.get(&tampered).send().await.unwrap().status(), 404);
+    let mut broken = url.clone();
+    let at = broken.find('?').unwrap() - 3;
+    broken.replace_range(
+        at..at + 1,
+        if &broken[at..at + 1] == "A" { "B" } else { "A" },
+    );
+    assert_eq!(e.http.get(&broken).send().await.unwrap().status(), 404);
+    let old = media_url::signed_url_until(&e.app, &media, tidepost_domain::now_ms() / 1000 - 10);
+    assert_eq!(e.http.get(&old).send().await.unwrap().status(), 410);
+}
+
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+on_both!(
+    instagram_connect_through_the_api_and_chooser,
+    connect_round_trip
+);
+on_both!(instagram_webhook_handshake_signature_dedupe, webhooks);
+on_both!(instagram_signed_media_urls, signed_media);
