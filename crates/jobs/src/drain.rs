@@ -72,10 +72,12 @@ pub async fn drain_due(
     max_jobs: usize,
 ) -> Result<RunReport> {
     schedule::tick(queue).await?;
+    lease::expire(queue.db(), queue.clock().now_ms()).await?;
     let worker = format!("drain:{}:{}", std::process::id(), short_random());
     let timing = LeaseTiming {
         lease: DRAIN_LEASE,
         heartbeat: DRAIN_LEASE / 3,
+        completer: None,
     };
     let never = CancellationToken::new();
     let mut report = RunReport::default();
@@ -94,7 +96,7 @@ pub async fn drain_due(
         report.claimed += jobs.len();
         let runs = jobs
             .into_iter()
-            .map(|job| runner::run(queue, registry, job, timing, &never));
+            .map(|job| runner::run(queue, registry, job, &timing, &never));
         for outcome in futures::future::join_all(runs).await {
             report.add(outcome);
         }

@@ -13,6 +13,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("the job payload cannot be encoded as JSON: {0}")]
     Payload(String),
+    #[error("database error: {0}")]
+    Database(String),
     #[error("the job lease was lost: another worker may hold the job now")]
     LeaseLost,
 }

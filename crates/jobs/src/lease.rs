@@ -1,11 +1,12 @@
 //! The lease protocol, one short statement per step; the worker pool and [`drain_due`](crate::drain_due)
 //! are built on it, and it is public for tools and benchmarks that need the raw loop.
 //!
-//! A claim first gives back jobs whose lease expired (their worker was killed or stalled:
-//! `running` with `locked_until <= now` becomes `queued`, lease cleared, error noted), then
-//! moves due jobs (queued or failed with `run_at <= now`) to `running` with `locked_by`, a fresh
-//! `lease_id` and `locked_until`, and counts an attempt. Two statements rather than one with an
-//! `OR`, so that each reads its own partial index instead of sorting the whole table. Every later write about the job (heartbeat, completion, retry, release) is fenced:
+//! [`expire`] gives back jobs whose lease expired (their worker was killed or stalled: `running`
+//! with `locked_until <= now` becomes `queued`, lease cleared, error noted); worker pools run it
+//! every `chores_interval` and [`drain_due`](crate::drain_due) before it claims. [`claim`]
+//! moves due jobs (queued or failed with `run_at <= now`) to `running` with `locked_by`, a
+//! fresh `lease_id` and `locked_until`, and counts an attempt. Two statements rather than one
+//! with an `OR`, so that each reads its own partial index instead of sorting the whole table. Every later write about the job (heartbeat, completion, retry, release) is fenced:
 //! it changes the row only while `lease_id` is still the one this claim wrote and the job is
 //! still running, so a worker that lost its lease cannot finish a job someone else now holds.
 
@@ -52,7 +53,6 @@ pub async fn claim(db: &Db, now: i64, claim: Claim<'_>) -> Result<Vec<Job>> {
     if claim.limit == 0 || claim.kinds.is_some_and(|k| k.is_empty()) {
         return Ok(Vec::new());
     }
-    expire(db, now).await?;
     let sql = claim_sql(db.dialect(), claim.kinds.map_or(0, <[String]>::len));
     let mut query = sqlx::query_as::<_, Job>(&sql)
         .bind(claim.worker)
@@ -124,6 +124,27 @@ pub async fn complete_in(conn: &mut AnyConnection, now: i64, lease: &Lease) -> R
              updated_at = $3, finished_at = $3 WHERE {FENCE}"
     );
     fenced(conn, &sql, lease, |q| q.bind(now)).await
+}
+
+/// Completes several jobs in one statement, each fenced by its own lease; returns the ids of
+/// the jobs completed (the others had lost their lease).
+pub async fn complete_many(db: &Db, now: i64, leases: &[Lease]) -> Result<Vec<String>> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs: Vec<String> = (0..leases.len())
+        .map(|i| format!("(id = ${} AND lease_id = ${})", 2 + 2 * i, 3 + 2 * i))
+        .collect();
+    let sql = format!(
+        "UPDATE jobs SET state = 'succeeded', locked_by = NULL, lease_id = NULL, locked_until = NULL, \
+             updated_at = $1, finished_at = $1 WHERE state = 'running' AND ({}) RETURNING id",
+        pairs.join(" OR ")
+    );
+    let mut query = sqlx::query_scalar(&sql).bind(now);
+    for lease in leases {
+        query = query.bind(&lease.job_id).bind(&lease.lease_id);
+    }
+    Ok(query.fetch_all(db.pool()).await?)
 }
 
 /// Puts the job back as `failed`, due again at `run_at`, keeping `error`.

@@ -23,6 +23,7 @@
 
 pub mod admin;
 mod clock;
+mod completer;
 mod context;
 mod drain;
 mod error;

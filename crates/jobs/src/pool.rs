@@ -9,6 +9,7 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::millis;
+use crate::completer::Completer;
 use crate::drain::short_random;
 use crate::lease::{self, Claim};
 use crate::runner::{self, LeaseTiming};
@@ -98,6 +99,11 @@ impl WorkerPool {
             self.config.clone(),
             shutdown.clone(),
         )));
+        let timing = LeaseTiming {
+            lease: self.config.lease,
+            heartbeat: self.config.heartbeat,
+            completer: Some(Completer::spawn(self.queue.clone())),
+        };
         tracing::info!(worker = %self.worker_id, concurrency = self.config.concurrency, "workers started");
         while let Some(permits) = free_slots(&slots, &shutdown).await {
             while let Some(done) = running.try_join_next() {
@@ -111,7 +117,7 @@ impl WorkerPool {
             }
             report.claimed += jobs.len();
             for (job, permit) in jobs.into_iter().zip(permits) {
-                running.spawn(self.run_one(job, permit, abort.clone()));
+                running.spawn(self.run_one(job, permit, timing.clone(), abort.clone()));
             }
         }
         drop(chores);
@@ -138,16 +144,13 @@ impl WorkerPool {
         &self,
         job: Job,
         permit: OwnedSemaphorePermit,
+        timing: LeaseTiming,
         abort: CancellationToken,
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let queue = self.queue.clone();
         let registry = self.registry.clone();
-        let timing = LeaseTiming {
-            lease: self.config.lease,
-            heartbeat: self.config.heartbeat,
-        };
         async move {
-            let outcome = runner::run(&queue, &registry, job, timing, &abort).await;
+            let outcome = runner::run(&queue, &registry, job, &timing, &abort).await;
             drop(permit);
             outcome
         }
@@ -223,7 +226,8 @@ fn settled(done: Result<Outcome, JoinError>) -> Outcome {
     })
 }
 
-/// Periodic chores beside the dispatcher: fire due schedules, sample the queue depth.
+/// Periodic chores beside the dispatcher: fire due schedules, give back expired leases, sample
+/// the queue depth.
 async fn chores(queue: Queue, config: WorkerConfig, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(config.chores_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -236,6 +240,9 @@ async fn chores(queue: Queue, config: WorkerConfig, shutdown: CancellationToken)
             && let Err(err) = schedule::tick(&queue).await
         {
             tracing::warn!("firing schedules failed: {err}");
+        }
+        if let Err(err) = lease::expire(queue.db(), queue.clock().now_ms()).await {
+            tracing::warn!("giving back expired leases failed: {err}");
         }
         match admin::queue_depth(queue.db(), queue.clock().now_ms()).await {
             Ok(depth) => metrics::queue_depth(depth),

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::millis;
+use crate::completer::Completer;
 use crate::error::Retry;
 use crate::lease::{self, Lease};
 use crate::{Job, JobContext, JobError, Queue, Registry, Result, metrics};
@@ -32,11 +33,12 @@ pub enum Outcome {
     Released,
 }
 
-/// Lease timing for runs.
-#[derive(Debug, Clone, Copy)]
+/// Lease timing for runs, and the pool's group completer when there is one.
+#[derive(Debug, Clone)]
 pub(crate) struct LeaseTiming {
     pub lease: Duration,
     pub heartbeat: Duration,
+    pub completer: Option<Completer>,
 }
 
 /// Runs `job` (just claimed) to its outcome. `abort` drops the handler and releases the job.
@@ -44,7 +46,7 @@ pub(crate) async fn run(
     queue: &Queue,
     registry: &Registry,
     job: Job,
-    timing: LeaseTiming,
+    timing: &LeaseTiming,
     abort: &CancellationToken,
 ) -> Outcome {
     let Some(lease) = Lease::of(&job) else {
@@ -70,7 +72,7 @@ async fn run_leased(
     registry: &Registry,
     job: Job,
     lease: Lease,
-    timing: LeaseTiming,
+    timing: &LeaseTiming,
     abort: &CancellationToken,
 ) -> Outcome {
     let policy = registry.policy(&job.kind);
@@ -100,7 +102,7 @@ async fn run_leased(
     match result {
         None => release(queue, &job, &lease).await,
         Some(Ok(())) if ctx.completed_by_handler() => Outcome::Succeeded,
-        Some(Ok(())) => complete(queue, &job, &lease).await,
+        Some(Ok(())) => complete(queue, &job, &lease, timing.completer.as_ref()).await,
         Some(Err(err)) => {
             let retry_after = match err.retry {
                 Retry::Yes { after } if job.attempts < max_attempts => Some(after),
@@ -122,7 +124,7 @@ async fn supervise(
     queue: &Queue,
     handler: BoxFuture<'static, Result<(), JobError>>,
     ctx: &JobContext,
-    timing: LeaseTiming,
+    timing: &LeaseTiming,
     abort: &CancellationToken,
 ) -> Option<Result<(), JobError>> {
     let mut handler = AssertUnwindSafe(handler).catch_unwind();
@@ -142,7 +144,7 @@ async fn supervise(
     }
 }
 
-async fn extend(queue: &Queue, ctx: &JobContext, timing: LeaseTiming) {
+async fn extend(queue: &Queue, ctx: &JobContext, timing: &LeaseTiming) {
     let now = queue.clock().now_ms();
     match lease::heartbeat(queue.db(), now, ctx.lease(), millis(timing.lease)).await {
         Ok(true) => {}
@@ -168,8 +170,16 @@ fn attempt_number(job: &Job) -> u32 {
     u32::try_from(job.attempts.max(1)).unwrap_or(u32::MAX)
 }
 
-async fn complete(queue: &Queue, job: &Job, lease: &Lease) -> Outcome {
-    let done = settle(|| lease::complete(queue.db(), queue.clock().now_ms(), lease)).await;
+async fn complete(
+    queue: &Queue,
+    job: &Job,
+    lease: &Lease,
+    completer: Option<&Completer>,
+) -> Outcome {
+    let done = match completer {
+        Some(completer) => settle(|| completer.complete(lease)).await,
+        None => settle(|| lease::complete(queue.db(), queue.clock().now_ms(), lease)).await,
+    };
     if done {
         tracing::debug!(job = %job.id, kind = %job.kind, "job succeeded");
         Outcome::Succeeded

@@ -353,7 +353,9 @@ both_backends!(
                 .is_empty()
         );
 
-        // w1 stops heartbeating (killed); after the lease, w2 gets the job.
+        // w1 stops heartbeating (killed); once its lease has expired, w2 gets the job.
+        assert_eq!(lease::expire(&db, T0 + 29 * SECOND).await.unwrap(), 0);
+        assert_eq!(lease::expire(&db, T0 + 30 * SECOND).await.unwrap(), 1);
         let second = lease::claim(&db, T0 + 30 * SECOND, claim_as("w2", 1))
             .await
             .unwrap()
@@ -409,6 +411,7 @@ both_backends!(lost_workers_do_not_retry_forever, |db: Db| async move {
     lease::claim(&db, T0, claim_as("killed-1", 1))
         .await
         .unwrap();
+    lease::expire(&db, T0 + 30 * SECOND).await.unwrap();
     lease::claim(&db, T0 + 30 * SECOND, claim_as("killed-2", 1))
         .await
         .unwrap();
@@ -580,6 +583,7 @@ both_backends!(
             .remove(0);
         assert_eq!(held.id, other);
         queue.clock().advance(Duration::from_secs(31));
+        lease::expire(&db, queue.clock().now_ms()).await.unwrap();
         let stolen = lease::claim(&db, queue.clock().now_ms(), claim_as("w2", 1))
             .await
             .unwrap()
