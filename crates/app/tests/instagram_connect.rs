@@ -150,6 +150,7 @@ async fn refusals(backend: Backend) {
         backend,
         Options {
             auto_approve: false,
+            ..Options::default()
         },
     )
     .await;

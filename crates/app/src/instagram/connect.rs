@@ -159,7 +159,7 @@ pub enum Finished {
     /// Facebook Login: the person picks the Page + Instagram pairs to connect.
     Choose(Choice),
     /// Instagram Login: the account is connected.
-    Connected(Account),
+    Connected(Box<Account>),
 }
 
 /// The sealed pending choice.
@@ -223,7 +223,9 @@ pub async fn finish(
     };
     match login {
         Login::Facebook => facebook(app, &who, code).await.map(Finished::Choose),
-        Login::Instagram => instagram(app, &who, code).await.map(Finished::Connected),
+        Login::Instagram => instagram(app, &who, code)
+            .await
+            .map(|a| Finished::Connected(Box::new(a))),
     }
 }
 
