@@ -83,7 +83,20 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Leave the fresh database without its schema (for readiness checks).
     pub unmigrated: bool,
+    /// Start the in-process emulator with its consent pages asking (no auto-approve), short
+    /// TikTok processing and moderation delays and its webhooks pointed at this server, and
+    /// point the providers at it. The server then listens on a port picked beforehand, so that
+    /// the OAuth redirect and webhook URLs name it.
+    pub emulator: bool,
+    /// Run background work in the test: a worker pool over the registry of `serve`, polling
+    /// every 100 ms, stopped with the server.
+    pub workers: bool,
 }
+
+/// The emulator's TikTok settings [`Options::emulator`] starts with (besides the webhook URL):
+/// processing long enough for a browser to see it, moderation short.
+pub const EMULATOR_TIKTOK_SETTINGS: &str =
+    r#"{"processing_delay_ms": 1500, "moderation_delay_ms": 500}"#;
 
 /// A running tidepost server. Stops when dropped.
 pub struct TestApp {
@@ -93,8 +106,12 @@ pub struct TestApp {
     /// A client with its own cookie jar, not signed in.
     pub client: reqwest::Client,
     pub setup: SetupToken,
+    /// The in-process emulator's base URL (`http://127.0.0.1:PORT`), with [`Options::emulator`].
+    pub emulator: Option<String>,
     shutdown: CancellationToken,
     _task: JoinHandle<()>,
+    _workers: Option<JoinHandle<tidepost_jobs::ShutdownReport>>,
+    _emulator: Option<tidepost_emulator::Emulator>,
     _test_db: Option<TestDb>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -140,8 +157,15 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         (test_db.db.clone(), test_db.url.clone(), Some(test_db), None)
     };
     let keys = Keyring::generate_key_text();
+    // With the emulator, the public URL (OAuth redirect, webhooks) must name the real port.
+    let listen = if options.emulator {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address").to_string()
+    } else {
+        "127.0.0.1:0".to_string()
+    };
     let flags = vec![
-        ("listen", "127.0.0.1:0".to_string()),
+        ("listen", listen),
         ("database_url", db_url.clone()),
         ("sandbox", "true".to_string()),
         ("workers", "false".to_string()),
@@ -159,13 +183,59 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     .expect("test settings");
     let config = Config::from_raw(&raw).expect("test configuration");
     let keyring = tidepost_app::keys::load_keyring(&config).expect("test keyring");
-    // No emulator here: tests that need providers start one and configure it themselves.
-    let providers = Providers::from_config(&config, None);
+    // Without `options.emulator`, tests that need providers start one and configure it
+    // themselves.
+    let emulator = if options.emulator {
+        let emulator = tidepost_emulator::Emulator::start(
+            "127.0.0.1:0".parse().unwrap(),
+            tidepost_emulator::EmulatorConfig {
+                auto_approve: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start the emulator");
+        Some(emulator)
+    } else {
+        None
+    };
+    let emulator_base = emulator.as_ref().map(|e| e.base_url());
+    let providers = Providers::from_config(&config, emulator_base.as_deref());
     let app = App::new(config, db.clone(), keyring, providers);
+    if let Some(base) = &emulator_base {
+        let mut settings: Value = serde_json::from_str(EMULATOR_TIKTOK_SETTINGS).unwrap();
+        settings["webhook_url"] = Value::from(app.config.url("/webhooks/tiktok"));
+        let answer = bare_client()
+            .put(format!("{base}/_emulator/tiktok/settings"))
+            .json(&settings)
+            .send()
+            .await
+            .expect("configure the emulator");
+        assert_eq!(answer.status(), StatusCode::OK, "emulator settings");
+    }
     let setup = SetupToken::new(options.setup_token.clone());
-    let server = Server::build(app, setup.clone()).expect("bind a free port");
+    let server = Server::build(app.clone(), setup.clone()).expect("bind a free port");
     let addr = server.addr();
     let shutdown = CancellationToken::new();
+    let workers = if options.workers {
+        tidepost_app::work::ensure_schedules(&app)
+            .await
+            .expect("recurring schedules");
+        let config = tidepost_jobs::WorkerConfig {
+            name: "test-worker".into(),
+            poll_interval: Duration::from_millis(100),
+            grace: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let pool = tidepost_jobs::WorkerPool::new(
+            app.queue.clone(),
+            tidepost_app::work::registry(&app),
+            config,
+        );
+        Some(pool.spawn(shutdown.clone()))
+    } else {
+        None
+    };
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         server.run_until_stopped(stop).await.expect("server runs");
@@ -175,8 +245,11 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         db,
         client: client(),
         setup,
+        emulator: emulator_base,
         shutdown,
         _task: task,
+        _workers: workers,
+        _emulator: emulator,
         _test_db: test_db,
         _dir: dir,
     }

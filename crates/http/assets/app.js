@@ -16,6 +16,22 @@
       setTimeout(function () { button.disabled = true; }, 0);
     }
   });
+  // Avatars live on the provider's CDN and may not load (offline, an expired signed URL):
+  // show the platform's initial instead of a broken image.
+  function avatarFallback(img) {
+    if (!img.hasAttribute("data-fallback") || !img.parentNode) return;
+    var dot = document.createElement("span");
+    dot.className = "dot " + (img.getAttribute("data-platform") || "");
+    dot.textContent = img.getAttribute("data-fallback");
+    dot.setAttribute("aria-hidden", "true");
+    img.parentNode.replaceChild(dot, img);
+  }
+  document.addEventListener("error", function (event) {
+    if (event.target.tagName === "IMG") avatarFallback(event.target);
+  }, true);
+  Array.prototype.forEach.call(document.querySelectorAll("img[data-fallback]"), function (img) {
+    if (img.complete && img.naturalWidth === 0) avatarFallback(img);
+  });
   // Copy buttons for secrets shown once.
   document.addEventListener("click", function (event) {
     var target = event.target.closest("[data-copy]");

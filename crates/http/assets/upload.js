@@ -31,16 +31,26 @@
     var maxBytes = Number(form.getAttribute("data-max-bytes") || "0");
     var bar = $("bar"), phase = $("phase"), detail = $("detail"), errorBox = $("upload-error");
 
+    // One bar from the first byte to published, never moving backwards: bytes received by
+    // tidepost fill 0-40 %, bytes sent to TikTok 40-85 %, processing 90 %, published 100 %.
+    var box = $("progress");
     function show(p, value, text) {
-      $("progress").hidden = false;
+      box.hidden = false;
+      box.classList.remove("failed");
       phase.textContent = p;
-      bar.value = value;
+      bar.value = Math.max(bar.value, Math.min(100, value));
       detail.textContent = text || "";
     }
     function fail(message) {
+      if (!box.hidden) {
+        box.classList.add("failed");
+        phase.textContent = "Not published";
+        detail.textContent = "";
+      }
       errorBox.textContent = message;
       errorBox.hidden = false;
       $("submit").disabled = false;
+      $("submit").classList.remove("busy");
     }
 
     var account = $("account_id");
@@ -78,34 +88,41 @@
         var post = JSON.parse(xhr.responseText);
         var t = post.targets[0];
         if (t.state === "published") {
+          box.classList.add("done");
           show("Published", 100, t.mode === "inbox" ? "The draft is in the creator's TikTok inbox." :
             "TikTok's public post id may appear only after moderation.");
           window.location = "/posts/" + encodeURIComponent(id);
           return;
         }
         if (t.state === "failed" || t.state === "cancelled") {
-          show(t.state === "failed" ? "Failed" : "Cancelled", bar.value);
-          fail(t.error ? t.error.message : "The post did not go through.");
+          fail(t.state === "cancelled" ? "The post was cancelled." :
+            (t.error ? t.error.message : "The post did not go through."));
           return;
         }
         if (t.state === "processing") {
-          show("TikTok is processing the video", 100, "This can take a minute.");
+          show("TikTok is processing the video", 90, "This can take a minute.");
         } else if (t.bytes_total > 0) {
-          var pct = Math.floor(100 * t.bytes_sent / t.bytes_total);
-          show("Sending to TikTok", pct, bytes(t.bytes_sent) + " of " + bytes(t.bytes_total) +
+          show("Sending to TikTok", 40 + Math.floor(45 * t.bytes_sent / t.bytes_total),
+            bytes(t.bytes_sent) + " of " + bytes(t.bytes_total) +
             (t.error ? " — retrying: " + t.error.message : ""));
         } else {
-          show("Waiting to start", 0, t.error ? "Retrying: " + t.error.message : "");
+          show("Waiting for a worker", 40, t.error ? "Retrying: " + t.error.message : "");
         }
         setTimeout(function () { poll(id); }, 1500);
       };
-      xhr.onerror = function () { setTimeout(function () { poll(id); }, 3000); };
+      xhr.onerror = function () {
+        detail.textContent = "Lost touch with tidepost; trying again…";
+        setTimeout(function () { poll(id); }, 3000);
+      };
       xhr.send();
     }
 
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       errorBox.hidden = true;
+      box.hidden = true;
+      box.classList.remove("failed", "done");
+      bar.value = 0;
       var chosen = file.files[0];
       if (!chosen) { fail("Choose a video file first."); return; }
       if (maxBytes && chosen.size > maxBytes) { fail("The file is larger than the " + bytes(maxBytes) + " this server accepts."); return; }
@@ -133,13 +150,13 @@
       xhr.setRequestHeader("X-CSRF-Token", csrf);
       xhr.upload.onprogress = function (ev) {
         if (ev.lengthComputable) {
-          show("Uploading to tidepost", Math.floor(100 * ev.loaded / ev.total), bytes(ev.loaded) + " of " + bytes(ev.total));
+          show("Uploading to tidepost", Math.floor(40 * ev.loaded / ev.total), bytes(ev.loaded) + " of " + bytes(ev.total));
         }
       };
       xhr.onload = function () {
         if (xhr.status !== 202 && xhr.status !== 200) { fail(problemText(xhr)); return; }
         var post = JSON.parse(xhr.responseText);
-        show("Sending to TikTok", 0);
+        show("Sending to TikTok", 40, "tidepost has the file.");
         poll(post.id);
       };
       xhr.onerror = function () { fail(problemText(xhr)); };

@@ -436,3 +436,34 @@ pub async fn direct_posting_accounts(
     .fetch_all(conn)
     .await?)
 }
+
+/// One of an account's latest targets with its post's caption (the dashboard's TikTok widget).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RecentTarget {
+    pub post_id: String,
+    pub caption: String,
+    pub kind: String,
+    pub mode: String,
+    pub state: String,
+    pub created_at: i64,
+}
+
+/// The latest `limit` targets of one account, newest first (ids are UUIDv7). Reads the
+/// account's targets through the `(account_id, …)` index.
+pub async fn recent_for_account(
+    db: &Db,
+    workspace_id: &str,
+    account_id: &str,
+    limit: i64,
+) -> Result<Vec<RecentTarget>> {
+    Ok(sqlx::query_as(
+        "SELECT t.post_id, p.caption, p.kind, t.mode, t.state, t.created_at FROM post_targets t \
+         JOIN posts p ON p.id = t.post_id \
+         WHERE t.account_id = $1 AND t.workspace_id = $2 ORDER BY t.id DESC LIMIT $3",
+    )
+    .bind(account_id)
+    .bind(workspace_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}

@@ -9,8 +9,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use tidepost_app::connect::{self, ConnectError, Initiator, TIKTOK_SCOPE_REASONS};
+use tidepost_app::publish::limits::DAY_MS;
 use tidepost_store::accounts::{self, Account};
-use tidepost_store::events;
+use tidepost_store::{StoreError, events, posts};
 
 use super::{Chrome, when};
 use crate::auth::Viewer;
@@ -43,6 +44,92 @@ pub struct AccountCard {
     pub status_reason: Option<String>,
     pub token_line: String,
     pub reconnect_href: String,
+    /// Quota left today and the latest posts (TikTok accounts, where the page asks for them).
+    pub tiktok: Option<TikTokStats>,
+}
+
+/// What a TikTok account's card adds on the dashboard and the account page: direct posts
+/// left today out of the daily cap (and when the next slot opens), drafts waiting in the
+/// creator's inbox and the latest posts. Read from tidepost's own records with indexed
+/// queries; never a call to TikTok.
+pub struct TikTokStats {
+    pub direct_cap: i64,
+    pub direct_used: i64,
+    pub direct_left: i64,
+    /// When the daily cap is reached: when the next direct post may go out.
+    pub next_slot: Option<String>,
+    pub inbox_cap: i64,
+    pub inbox_pending: i64,
+    pub recent: Vec<RecentPost>,
+}
+
+/// One of an account's latest posts, as a line of the widget.
+pub struct RecentPost {
+    pub id: String,
+    pub caption: String,
+    pub mode: &'static str,
+    pub state: String,
+    pub state_class: String,
+    pub when: String,
+}
+
+impl TikTokStats {
+    /// Reads the stats of `account` (a TikTok account) at `now`.
+    pub async fn of(state: &HttpState, account: &Account, now: i64) -> Result<Self, PageError> {
+        let settings = &state.app.config.publish;
+        let since = now - DAY_MS;
+        let (direct, inbox) = {
+            let mut conn = state
+                .app
+                .db
+                .pool()
+                .acquire()
+                .await
+                .map_err(StoreError::from)?;
+            let direct = posts::quota_inits(&mut conn, &account.id, "direct", since, None).await?;
+            let inbox = posts::quota_inits(&mut conn, &account.id, "inbox", since, None).await?;
+            (direct, inbox)
+        };
+        let direct_cap = i64::from(settings.tiktok_direct_post_daily_cap);
+        let direct_used = direct.len() as i64;
+        let direct_left = (direct_cap - direct_used).max(0);
+        // The same rule as the publish check: the (used - cap + 1)-th oldest init must leave
+        // the 24-hour window before one more fits.
+        let next_slot = (direct_left == 0 && direct_cap > 0).then(|| {
+            let at = direct[direct.len() - direct_cap as usize].1 + DAY_MS;
+            format!("{} (in {})", when(Some(at)), human_duration(at - now))
+        });
+        let inbox_pending = inbox
+            .iter()
+            .filter(|(_, _, status)| status.as_deref() != Some("PUBLISH_COMPLETE"))
+            .count() as i64;
+        let recent =
+            posts::recent_for_account(&state.app.db, &account.workspace_id, &account.id, 3)
+                .await?
+                .into_iter()
+                .map(|t| RecentPost {
+                    state_class: format!("state-{}", t.state),
+                    state: t.state.replace('_', " "),
+                    caption: if t.caption.is_empty() {
+                        format!("({} without a caption)", t.kind)
+                    } else {
+                        t.caption
+                    },
+                    mode: if t.mode == "inbox" { "draft" } else { "direct" },
+                    when: when(Some(t.created_at)),
+                    id: t.post_id,
+                })
+                .collect();
+        Ok(Self {
+            direct_cap,
+            direct_used,
+            direct_left,
+            next_slot,
+            inbox_cap: i64::from(settings.tiktok_pending_inbox_cap),
+            inbox_pending,
+            recent,
+        })
+    }
 }
 
 impl AccountCard {
@@ -85,7 +172,17 @@ impl AccountCard {
             status_reason: account.status_reason.clone(),
             token_line,
             reconnect_href: format!("/connect/{}", account.platform),
+            tiktok: None,
         }
+    }
+
+    /// The card of `account`, with its [`TikTokStats`] when it is a TikTok account.
+    pub async fn with_stats(state: &HttpState, account: &Account) -> Result<Self, PageError> {
+        let mut card = Self::of(account);
+        if account.platform == "tiktok" {
+            card.tiktok = Some(TikTokStats::of(state, account, tidepost_domain::now_ms()).await?);
+        }
+        Ok(card)
     }
 }
 
@@ -115,12 +212,12 @@ async fn connect_page(
     viewer: &Viewer,
     error: Option<String>,
 ) -> Result<ConnectTikTokPage, PageError> {
-    let cards = accounts::list(&state.app.db, &viewer.workspace.id)
-        .await?
-        .iter()
-        .filter(|a| a.platform == "tiktok")
-        .map(AccountCard::of)
-        .collect();
+    let mut cards = Vec::new();
+    for account in accounts::list(&state.app.db, &viewer.workspace.id).await? {
+        if account.platform == "tiktok" {
+            cards.push(AccountCard::with_stats(state, &account).await?);
+        }
+    }
     Ok(ConnectTikTokPage {
         chrome: Chrome::for_viewer(state, viewer, "Accounts"),
         scopes: TIKTOK_SCOPE_REASONS,
@@ -227,7 +324,7 @@ async fn detail(
         last_refresh: when(account.last_refreshed_at),
         scopes: account.scopes.replace(',', ", "),
         history,
-        card: AccountCard::of(&account),
+        card: AccountCard::with_stats(&state, &account).await?,
     })
 }
 

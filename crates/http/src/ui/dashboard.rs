@@ -1,4 +1,7 @@
-//! The dashboard: what is connected and how it is doing, or what to do first.
+//! The dashboard: what is connected and how it is doing, or what to do first. Each TikTok
+//! account's card is its widget: token health, direct posts left today, drafts waiting in the
+//! creator's inbox and the latest posts with their states (tidepost's own records only: no
+//! call to TikTok while the page loads).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -28,11 +31,10 @@ async fn dashboard(
     State(state): State<HttpState>,
     viewer: Viewer,
 ) -> Result<DashboardPage, PageError> {
-    let cards = accounts::list(&state.app.db, &viewer.workspace.id)
-        .await?
-        .iter()
-        .map(AccountCard::of)
-        .collect();
+    let mut cards = Vec::new();
+    for account in accounts::list(&state.app.db, &viewer.workspace.id).await? {
+        cards.push(AccountCard::with_stats(&state, &account).await?);
+    }
     Ok(DashboardPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Dashboard"),
         cards,

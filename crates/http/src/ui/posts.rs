@@ -147,6 +147,7 @@ struct PostRow {
     caption: String,
     kind: String,
     summary: String,
+    summary_class: &'static str,
     states: String,
     created: String,
 }
@@ -178,6 +179,7 @@ async fn history(
             .iter()
             .filter_map(|t| TargetState::parse(&t.state))
             .collect();
+        let summary = PostSummary::of(&states);
         rows.push(PostRow {
             id: post.id.clone(),
             caption: if post.caption.is_empty() {
@@ -186,7 +188,8 @@ async fn history(
                 post.caption.clone()
             },
             kind: post.kind.clone(),
-            summary: PostSummary::of(&states).as_str().replace('_', " "),
+            summary: summary.as_str().replace('_', " "),
+            summary_class: summary.as_str(),
             states: targets
                 .iter()
                 .map(|t| format!("{} ({})", t.state, t.mode))
@@ -229,6 +232,7 @@ struct DetailPage {
     caption: String,
     kind: String,
     summary: String,
+    summary_class: &'static str,
     created: String,
     targets: Vec<TargetRow>,
     live: bool,
@@ -285,6 +289,7 @@ async fn detail(
         caption: view.post.caption.clone(),
         kind: view.post.kind.clone(),
         summary: PostSummary::of(&states).as_str().replace('_', " "),
+        summary_class: PostSummary::of(&states).as_str(),
         created: when(Some(view.post.created_at)),
         targets,
         live,
