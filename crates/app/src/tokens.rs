@@ -150,7 +150,14 @@ pub async fn refresh(
     {
         return wait_for_other_refresh(app, &before, load).await;
     }
-    let result = spend_refresh_token(app, &before, &holder).await;
+    // Another task may have refreshed between our read and our lease: then its tokens are
+    // the current ones, and `before`'s refresh token is already spent.
+    let current = load().await?;
+    if current.access_token != before.access_token {
+        accounts::release_refresh(&app.db, account_id, &holder).await?;
+        return Ok(current);
+    }
+    let result = spend_refresh_token(app, &current, &holder).await;
     if result.is_err() {
         accounts::release_refresh(&app.db, account_id, &holder).await?;
     }
