@@ -107,13 +107,13 @@ where
         .access_expires_at
         .is_some_and(|at| at - EXPIRY_MARGIN_MS < now_ms())
     {
-        account = refresh(app, &account.workspace_id, &account.id).await?;
+        account = refresh_seen(app, &account).await?;
     }
     match call(open(app, &account, ACCESS_TOKEN)?).await {
         Ok(value) => Ok(value),
         Err(err) if err.kind == ErrorKind::Reauth && err.token_refresh_may_help() => {
             tracing::info!(account_id = %account.id, code = %err.code, "access token refused; refreshing once");
-            let account = refresh(app, &account.workspace_id, &account.id).await?;
+            let account = refresh_seen(app, &account).await?;
             match call(open(app, &account, ACCESS_TOKEN)?).await {
                 Ok(value) => Ok(value),
                 Err(err) if err.kind == ErrorKind::Reauth => {
@@ -131,29 +131,39 @@ where
     }
 }
 
-/// Refreshes the account's tokens under its refresh lease and returns the updated account. When
-/// another task holds the lease, waits for it to finish and returns what it stored.
+/// Refreshes the account's tokens now, under its refresh lease, and returns the updated account.
 pub async fn refresh(
     app: &App,
     workspace_id: &str,
     account_id: &str,
 ) -> Result<Account, TokenError> {
+    let current = accounts::get(&app.db, workspace_id, account_id)
+        .await?
+        .ok_or_else(|| TokenError::NeedsReauth("the account was disconnected".into()))?;
+    refresh_seen(app, &current).await
+}
+
+/// Refreshes the tokens of `seen` (the account as the caller read it), under the account's
+/// refresh lease. When another task or instance has refreshed them since `seen` was read, or
+/// holds the lease now, nothing is spent: the caller gets the tokens that task stored. So any
+/// number of callers that saw the same expiring token cause exactly one refresh.
+pub async fn refresh_seen(app: &App, seen: &Account) -> Result<Account, TokenError> {
+    let (workspace_id, account_id) = (seen.workspace_id.as_str(), seen.id.as_str());
     let holder = format!("{}:{}", app.instance_id, tidepost_domain::new_id());
     let load = || async {
         accounts::get(&app.db, workspace_id, account_id)
             .await?
             .ok_or_else(|| TokenError::NeedsReauth("the account was disconnected".into()))
     };
-    let before = load().await?;
     if !accounts::try_lease_refresh(&app.db, account_id, &holder, now_ms(), REFRESH_LEASE_MS)
         .await?
     {
-        return wait_for_other_refresh(app, &before, load).await;
+        return wait_for_other_refresh(app, seen, load).await;
     }
-    // Another task may have refreshed between our read and our lease: then its tokens are
-    // the current ones, and `before`'s refresh token is already spent.
+    // Another task may have refreshed between the caller's read and our lease: then its tokens
+    // are the current ones, and `seen`'s refresh token is already spent.
     let current = load().await?;
-    if current.access_token != before.access_token {
+    if current.access_token != seen.access_token {
         accounts::release_refresh(&app.db, account_id, &holder).await?;
         return Ok(current);
     }
@@ -164,7 +174,6 @@ pub async fn refresh(
     result?;
     load().await
 }
-
 /// Another task holds the lease: wait (bounded) until it has stored new tokens.
 async fn wait_for_other_refresh<F, Fut>(
     app: &App,
@@ -331,7 +340,7 @@ pub async fn refresh_due(app: &App) -> Result<SweepReport, StoreError> {
     }
     let mut report = SweepReport::default();
     for account in due {
-        match refresh(app, &account.workspace_id, &account.id).await {
+        match refresh_seen(app, &account).await {
             Ok(_) => report.refreshed += 1,
             Err(TokenError::NeedsReauth(_)) => report.needs_reauth += 1,
             Err(err) => {

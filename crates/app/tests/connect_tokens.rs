@@ -178,8 +178,8 @@ async fn every_refusal(backend: Backend) {
 async fn one_refresh_at_a_time(backend: Backend) {
     let h = harness(backend).await;
     let (a, b) = tokio::join!(
-        tokens::refresh(&h.app, &h.ws, &h.account.id),
-        tokens::refresh(&h.app, &h.ws, &h.account.id)
+        tokens::refresh_seen(&h.app, &h.account),
+        tokens::refresh_seen(&h.app, &h.account)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
