@@ -451,3 +451,131 @@ async fn denying_consent_shows_a_readable_page() {
         b.close().await;
     }
 }
+
+both_backends!(widget_at_the_daily_cap);
+
+/// Without a browser, on both backends: connect through the consent form over HTTP, post
+/// through the API with a daily cap of 1, and the dashboard's widget shows no direct post left,
+/// when the next slot opens, and the post with its state.
+async fn widget_at_the_daily_cap(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            emulator: true,
+            workers: true,
+            env: vec![("TIDEPOST_TIKTOK_DIRECT_POST_DAILY_CAP", "1".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let emulator = app.emulator.clone().unwrap();
+    let me = app.signed_in("acme").await;
+
+    // Connect: tidepost → the consent form (approve) → the callback.
+    let start = me
+        .client
+        .post(app.url("/connect/tiktok"))
+        .form(&[("csrf", me.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let authorize = location(&start);
+    assert!(authorize.starts_with(&emulator), "{authorize}");
+    let consent = bare_client()
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form: Vec<(String, String)> = consent
+        .split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('"').unwrap();
+            let value = rest.split("value=\"").nth(1).unwrap();
+            let value = value.split('"').next().unwrap().replace("&amp;", "&");
+            (name.to_string(), value)
+        })
+        .collect();
+    form.push(("creator".into(), CREATOR_OPEN_ID.into()));
+    form.push(("decision".into(), "approve".into()));
+    let approved = bare_client()
+        .post(format!("{emulator}/tiktok/www/v2/auth/authorize/"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&approved);
+    let landed = me.client.get(&callback).send().await.unwrap();
+    let account_path = location(&landed);
+    let account_id = account_path
+        .trim_start_matches("/accounts/")
+        .trim_end_matches("?connected=1")
+        .to_string();
+
+    // One direct post through the API, to published.
+    let key = app.api_key(&me.workspace.id, "widget", &[]).await;
+    let video = reqwest::multipart::Part::bytes(vec![7u8; 256 * 1024])
+        .file_name("tide.mp4")
+        .mime_str("video/mp4")
+        .unwrap();
+    let multipart = reqwest::multipart::Form::new()
+        .text("account_id", account_id.clone())
+        .text("mode", "direct")
+        .text("caption", CAPTION)
+        .text("privacy_level", "SELF_ONLY")
+        .part("file", video);
+    let created = bare_client()
+        .post(app.url("/api/v1/posts"))
+        .bearer_auth(&key)
+        .multipart(multipart)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::ACCEPTED);
+    let post: Value = created.json().await.unwrap();
+    let post_id = post["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now: Value = app
+            .api_get(&key, &format!("/api/v1/posts/{post_id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if now["targets"][0]["state"] == "published" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never published: {now}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let html = me
+        .client
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(r#"<strong class="direct-left">0 of 1</strong>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("Daily cap reached. The next direct post can go out at "),
+        "{html}"
+    );
+    assert!(html.contains("(in 23 hours)"), "{html}");
+    assert!(
+        html.contains(&format!(r#"<a href="/posts/{post_id}">{CAPTION}</a>"#)),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<span class="pill state-published">published</span>"#),
+        "{html}"
+    );
+}

@@ -91,6 +91,8 @@ pub struct Options {
     /// Run background work in the test: a worker pool over the registry of `serve`, polling
     /// every 100 ms, stopped with the server.
     pub workers: bool,
+    /// More environment settings (`TIDEPOST_…`, value).
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// The emulator's TikTok settings [`Options::emulator`] starts with (besides the webhook URL):
@@ -171,12 +173,16 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         ("workers", "false".to_string()),
     ];
     let public_url = options.public_url.clone();
+    let env = options.env.clone();
     let raw = RawSettings::gather(
         &flags,
         |name| match name {
             "TIDEPOST_KEYS" => Some(keys.expose_secret().to_string()),
             "TIDEPOST_PUBLIC_URL" => public_url.clone(),
-            _ => None,
+            other => env
+                .iter()
+                .find(|(name, _)| *name == other)
+                .map(|(_, value)| value.clone()),
         },
         None,
     )

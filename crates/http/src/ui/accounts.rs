@@ -44,6 +44,8 @@ pub struct AccountCard {
     pub status_reason: Option<String>,
     pub token_line: String,
     pub reconnect_href: String,
+    /// On the account's own page (no link to itself).
+    pub on_own_page: bool,
     /// Quota left today and the latest posts (TikTok accounts, where the page asks for them).
     pub tiktok: Option<TikTokStats>,
 }
@@ -172,6 +174,7 @@ impl AccountCard {
             status_reason: account.status_reason.clone(),
             token_line,
             reconnect_href: format!("/connect/{}", account.platform),
+            on_own_page: false,
             tiktok: None,
         }
     }
@@ -324,7 +327,10 @@ async fn detail(
         last_refresh: when(account.last_refreshed_at),
         scopes: account.scopes.replace(',', ", "),
         history,
-        card: AccountCard::with_stats(&state, &account).await?,
+        card: AccountCard {
+            on_own_page: true,
+            ..AccountCard::with_stats(&state, &account).await?
+        },
     })
 }
 
