@@ -86,7 +86,9 @@ const ID_ROUTES: &[IdRoute] = &[
 ];
 
 /// Routes with a path parameter that is not a workspace object's id.
-const NOT_TENANT_DATA: &[&str] = &["/assets/{name}"];
+/// `/media/{id}/{token}` is the signed, expiring URL Meta fetches media from: it is authorized by
+/// its token (a vault envelope bound to the media id), not by a workspace's credentials.
+const NOT_TENANT_DATA: &[&str] = &["/assets/{name}", "/media/{id}/{token}"];
 
 /// Makes an object of `kind` in `workspace_id`; returns the values of the template's
 /// placeholders, `id` first.

@@ -131,7 +131,7 @@ fn consent_page(
 ) -> Response {
     let hidden_fields: String = hidden_fields.iter().map(|(k, v)| hidden(k, v)).collect();
     let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title></head><body>\
          <h1>{title}</h1><form method=\"post\" action=\"{action}\">{hidden_fields}{choices}\
          <button type=\"submit\" name=\"decision\" value=\"approve\">Continue</button>\
          <button type=\"submit\" name=\"decision\" value=\"deny\">Cancel</button></form></body></html>",

@@ -305,7 +305,7 @@ fn consent_page(params: &AuthorizeParams, request: &Authorize, creators: &[Creat
 
 fn page(title: &str, body: &str) -> String {
     format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>TikTok (emulator) — {title}</title></head>\
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>TikTok (emulator) — {title}</title></head>\
          <body><h1>{title}</h1>{body}</body></html>"
     )
 }
