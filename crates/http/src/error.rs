@@ -171,6 +171,8 @@ pub struct ErrorPage {
     pub status: u16,
     pub title: String,
     pub message: String,
+    /// A way forward besides the dashboard: (link, label).
+    pub action: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -178,6 +180,7 @@ pub struct PageError {
     pub status: StatusCode,
     pub title: String,
     pub message: String,
+    pub action: Option<(String, String)>,
 }
 
 impl PageError {
@@ -186,7 +189,14 @@ impl PageError {
             status,
             title: title.into(),
             message: message.into(),
+            action: None,
         }
+    }
+
+    /// Offers a link besides "Back to the dashboard" (e.g. "Try again").
+    pub fn with_action(mut self, href: impl Into<String>, label: impl Into<String>) -> Self {
+        self.action = Some((href.into(), label.into()));
+        self
     }
 
     pub fn not_found() -> Self {
@@ -214,6 +224,7 @@ impl IntoResponse for PageError {
             status: self.status.as_u16(),
             title: self.title,
             message: self.message,
+            action: self.action,
         };
         (self.status, page).into_response()
     }

@@ -51,8 +51,9 @@ async fn tiktok_callback(
             PageError::new(
                 StatusCode::BAD_REQUEST,
                 "TikTok was not connected",
-                capitalize(&err.to_string()),
+                format!("{}.", capitalize(&err.to_string())),
             )
+            .with_action("/connect/tiktok", "Try again")
             .into_response()
         }
         Err(err) => PageError::internal(err).into_response(),
