@@ -65,7 +65,10 @@ impl TargetState {
 
     /// Published, failed and cancelled targets are finished.
     pub fn is_final(self) -> bool {
-        matches!(self, TargetState::Published | TargetState::Failed | TargetState::Cancelled)
+        matches!(
+            self,
+            TargetState::Published | TargetState::Failed | TargetState::Cancelled
+        )
     }
 
     /// How far along the pipeline a state is; finished states are furthest.
@@ -86,10 +89,17 @@ impl TargetState {
             return Err(Transition::AlreadyFinal(self));
         }
         if self == update {
-            return if update == TargetState::Uploading { Ok(update) } else { Err(Transition::Same(self)) };
+            return if update == TargetState::Uploading {
+                Ok(update)
+            } else {
+                Err(Transition::Same(self))
+            };
         }
         if update.rank() < self.rank() {
-            return Err(Transition::Backwards { from: self, to: update });
+            return Err(Transition::Backwards {
+                from: self,
+                to: update,
+            });
         }
         Ok(update)
     }
@@ -99,7 +109,10 @@ impl TargetState {
         match self {
             TargetState::Failed => Ok(TargetState::Queued),
             other if other.is_final() => Err(Transition::AlreadyFinal(other)),
-            other => Err(Transition::Backwards { from: other, to: TargetState::Queued }),
+            other => Err(Transition::Backwards {
+                from: other,
+                to: TargetState::Queued,
+            }),
         }
     }
 
@@ -192,9 +205,21 @@ mod tests {
                 assert_eq!(allowed, expected, "{from} → {to}");
             }
         }
-        assert_eq!(Processing.apply(Uploading), Err(Transition::Backwards { from: Processing, to: Uploading }));
-        assert_eq!(Published.apply(Failed), Err(Transition::AlreadyFinal(Published)));
-        assert_eq!(Failed.apply(Published), Err(Transition::AlreadyFinal(Failed)));
+        assert_eq!(
+            Processing.apply(Uploading),
+            Err(Transition::Backwards {
+                from: Processing,
+                to: Uploading
+            })
+        );
+        assert_eq!(
+            Published.apply(Failed),
+            Err(Transition::AlreadyFinal(Published))
+        );
+        assert_eq!(
+            Failed.apply(Published),
+            Err(Transition::AlreadyFinal(Failed))
+        );
     }
 
     #[test]
@@ -216,12 +241,24 @@ mod tests {
     #[test]
     fn summaries() {
         assert_eq!(PostSummary::of(&[Queued, Scheduled]), PostSummary::Pending);
-        assert_eq!(PostSummary::of(&[Queued, Uploading]), PostSummary::InProgress);
-        assert_eq!(PostSummary::of(&[Published, Published]), PostSummary::Published);
-        assert_eq!(PostSummary::of(&[Published, Failed]), PostSummary::PartlyFailed);
+        assert_eq!(
+            PostSummary::of(&[Queued, Uploading]),
+            PostSummary::InProgress
+        );
+        assert_eq!(
+            PostSummary::of(&[Published, Published]),
+            PostSummary::Published
+        );
+        assert_eq!(
+            PostSummary::of(&[Published, Failed]),
+            PostSummary::PartlyFailed
+        );
         assert_eq!(PostSummary::of(&[Failed, Cancelled]), PostSummary::Failed);
         assert_eq!(PostSummary::of(&[Cancelled]), PostSummary::Cancelled);
-        assert_eq!(PostSummary::of(&[Published, Processing]), PostSummary::InProgress);
+        assert_eq!(
+            PostSummary::of(&[Published, Processing]),
+            PostSummary::InProgress
+        );
     }
 
     fn any_state() -> impl Strategy<Value = TargetState> {
