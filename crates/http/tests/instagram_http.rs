@@ -1,7 +1,9 @@
 //! The HTTP parts of Instagram, on both backends: the webhook handshake (right and wrong verify
 //! token), deliveries (signature right, wrong and missing; a duplicate applied once), the API
 //! connect → Facebook dialog → callback chooser page → choose round trip without a session, and
-//! the signed media URLs Meta fetches uploads from.
+//! the signed media URLs Meta fetches uploads from; `POST /api/v1/posts` with an `instagram`
+//! object publishing an image (multipart upload) and a carousel (JSON, uploads and a URL)
+//! through the emulator, with the permalink shown and refusals naming the field.
 
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::ExposeSecret;
@@ -292,6 +294,175 @@ async fn signed_media(backend: Backend) {
     assert_eq!(e.http.get(&old).send().await.unwrap().status(), 410);
 }
 
+/// A JPEG-looking file of `width` x `height` (an SOF0 header and filler).
+fn jpeg(width: u16, height: u16, filler: u8) -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    bytes.extend_from_slice(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+    bytes.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&[0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01]);
+    bytes.extend(std::iter::repeat_n(filler, 3000));
+    bytes.extend_from_slice(&[0xFF, 0xD9]);
+    bytes
+}
+
+/// Runs the jobs until the post is final; returns it as `GET /api/v1/posts/{id}` shows it.
+async fn published(e: &Env, post_id: &str) -> Value {
+    for _ in 0..60 {
+        drain(&e.app).await;
+        let post: Value = e
+            .http
+            .get(format!("{}/api/v1/posts/{post_id}", e.base))
+            .bearer_auth(&e.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ["published", "failed", "cancelled", "partly_failed"]
+            .contains(&post["summary"].as_str().unwrap_or_default())
+        {
+            return post;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("post {post_id} never finished");
+}
+
+async fn api_publish(backend: Backend) {
+    let e = env(backend).await;
+    let account = connect(&e).await;
+    let account_id = account["id"].as_str().unwrap();
+    let posts = format!("{}/api/v1/posts", e.base);
+
+    // An image: the file is uploaded with the request, Meta fetches it from a signed URL.
+    let form = reqwest::multipart::Form::new()
+        .text("account_id", account_id.to_string())
+        .text("caption", "one image #tidepost")
+        .text("instagram", json!({"media_type": "image"}).to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(jpeg(1080, 1080, 1))
+                .file_name("a.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let answer = e
+        .http
+        .post(&posts)
+        .bearer_auth(&e.key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let created: Value = answer.json().await.unwrap();
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(created["kind"], json!("image"));
+    assert_eq!(created["targets"][0]["platform"], json!("instagram"));
+    let post = published(&e, created["id"].as_str().unwrap()).await;
+    assert_eq!(post["summary"], json!("published"), "{post}");
+    let target = &post["targets"][0];
+    let media_id = target["instagram"]["media_id"].as_str().unwrap();
+    assert_eq!(target["post_ids"], json!([media_id]));
+    let permalink = target["post_url"].as_str().unwrap();
+    assert!(
+        permalink.starts_with("https://www.instagram.com/p/"),
+        "{post}"
+    );
+    assert_eq!(target["instagram"]["permalink"], json!(permalink));
+
+    // A carousel: two uploads by media id and one image by URL (a signed URL of a third).
+    let mut ids = Vec::new();
+    for (w, h, fill) in [(1080, 1080, 2), (1080, 1350, 3), (1080, 1080, 4)] {
+        let media = tidepost_app::publish::media::store(
+            &e.app,
+            &e.ws,
+            &jpeg(w, h, fill)[..],
+            "image/jpeg",
+            Some("c.jpg"),
+        )
+        .await
+        .unwrap();
+        ids.push(media);
+    }
+    let url = media_url::signed_url(&e.app, &ids[2]);
+    let answer = e
+        .http
+        .post(&posts)
+        .bearer_auth(&e.key)
+        .json(&json!({"account_id": account_id, "caption": "three in one", "idempotency_key": "carousel-1",
+            "instagram": {"media_type": "carousel", "children": [
+                {"media_id": ids[0].id}, {"media_id": ids[1].id}, {"url": url, "kind": "image"}]}}))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let created: Value = answer.json().await.unwrap();
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(created["kind"], json!("carousel"));
+    let post = published(&e, created["id"].as_str().unwrap()).await;
+    assert_eq!(post["summary"], json!("published"), "{post}");
+    assert!(
+        post["targets"][0]["post_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://www.instagram.com/p/")
+    );
+    assert_eq!(post["options"]["items"].as_array().unwrap().len(), 3);
+
+    // Refusals name the field and the rule.
+    let refuse = |body: Value| {
+        let request = e.http.post(&posts).bearer_auth(&e.key).json(&body);
+        async move {
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), 422);
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+    let one = refuse(
+        json!({"account_id": account_id, "instagram": {"media_type": "carousel",
+        "items": [{"media_id": ids[0].id}]}}),
+    )
+    .await;
+    assert_eq!(one["field"], json!("instagram.items"), "{one}");
+    assert!(one["detail"].as_str().unwrap().contains("2 to 10"), "{one}");
+    let kind = refuse(
+        json!({"account_id": account_id, "instagram": {"media_type": "gif",
+        "media_id": ids[0].id}}),
+    )
+    .await;
+    assert_eq!(kind["field"], json!("instagram.media_type"), "{kind}");
+    let missing = refuse(json!({"account_id": account_id, "media_id": ids[0].id})).await;
+    assert_eq!(missing["field"], json!("instagram"), "{missing}");
+    let tiktok = refuse(
+        json!({"account_id": account_id, "privacy_level": "SELF_ONLY",
+        "instagram": {"media_type": "image", "media_id": ids[0].id}}),
+    )
+    .await;
+    assert_eq!(tiktok["field"], json!("privacy_level"), "{tiktok}");
+    let png = tidepost_app::publish::media::store(
+        &e.app,
+        &e.ws,
+        &b"\x89PNG\r\n\x1a\n not really"[..],
+        "image/png",
+        Some("p.png"),
+    )
+    .await
+    .unwrap();
+    let format = refuse(
+        json!({"account_id": account_id, "instagram": {"media_type": "image",
+        "media_id": png.id}}),
+    )
+    .await;
+    assert!(
+        format["detail"].as_str().unwrap().contains("JPEG"),
+        "{format}"
+    );
+}
+
 macro_rules! on_both {
     ($name:ident, $body:expr) => {
         mod $name {
@@ -314,3 +485,4 @@ on_both!(
 );
 on_both!(instagram_webhook_handshake_signature_dedupe, webhooks);
 on_both!(instagram_signed_media_urls, signed_media);
+on_both!(instagram_publish_through_the_api, api_publish);

@@ -153,7 +153,9 @@ fn extension(url: &str) -> Option<String> {
     let path = url::Url::parse(url).ok()?.path().to_string();
     let name = path.rsplit('/').next()?;
     let (_, ext) = name.rsplit_once('.')?;
-    Some(ext.to_ascii_lowercase())
+    // A dot inside a token or an id is no file extension.
+    ((1..=5).contains(&ext.len()) && ext.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| ext.to_ascii_lowercase())
 }
 
 fn kind_of_extension(ext: &str) -> Option<ItemKind> {

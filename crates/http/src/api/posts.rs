@@ -1,9 +1,14 @@
-//! `/api/v1/posts`: publish to TikTok and follow the result.
+//! `/api/v1/posts`: publish to TikTok or Instagram and follow the result.
 //!
 //! - `POST /posts`: JSON (`media_url` for PULL_FROM_URL, `photo_urls` for a photo post, or
 //!   `media_id` of stored media) or `multipart/form-data` with the same fields as text parts and
 //!   a `file` part, streamed to disk (never held in memory; its own body limit,
 //!   `max_upload_bytes`).
+//! - Instagram targets: an `instagram` object instead (`media_type` image, reel, carousel or
+//!   story; `items` — alias `children` — each a `url` or the `media_id` of an upload, or
+//!   `media_url` / `media_id` for one media; `cover_url` and `share_to_feed` for reels; its own
+//!   `caption` or the top-level one). In multipart, `instagram` is a text part holding that JSON
+//!   and every `file` part is stored and appended to its items in order.
 //! - `GET /posts?limit=&after=`: newest first, cursor pagination (`next_cursor`).
 //! - `GET /posts/{id}`: the post and its targets (state, bytes, error, provider ids as strings).
 //! - `POST /posts/{id}/cancel`, `POST /posts/{id}/targets/{target}/retry`.
@@ -15,10 +20,14 @@ use axum::{Json, Router};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+
+use tidepost_app::instagram::publish::{InstagramPost, Item, MediaType, NewInstagramPost};
 use tidepost_app::publish::{
     self, MediaSource, Mode, NewPost, PostOptions, PostView, PublishError,
 };
 use tidepost_domain::{PostSummary, TargetState};
+use tidepost_store::instagram::InstagramMedia;
 use tokio_util::io::StreamReader;
 
 use crate::auth::{Caller, Credential};
@@ -36,8 +45,23 @@ pub fn router() -> Router<HttpState> {
         .route("/posts/{id}/targets/{target}/retry", post(retry))
 }
 
-/// A publish error as problem+json.
+/// A publish error as problem+json (the account is a TikTok one).
 pub fn problem(err: PublishError) -> Problem {
+    problem_on(err, "tiktok")
+}
+
+/// The name a person knows a platform by.
+fn platform_name(platform: &str) -> &'static str {
+    if platform == tidepost_app::instagram::PLATFORM {
+        "Instagram"
+    } else {
+        "TikTok"
+    }
+}
+
+/// A publish error about an account of `platform` as problem+json.
+pub fn problem_on(err: PublishError, platform: &str) -> Problem {
+    let name = platform_name(platform);
     match err {
         PublishError::Invalid { field, message } => {
             Problem::invalid(format!("{field}: {message}")).with("field", field)
@@ -56,14 +80,18 @@ pub fn problem(err: PublishError) -> Problem {
             StatusCode::CONFLICT,
             "needs-reauth",
             "The account must be connected again",
-            format!("{message}; connect the TikTok account again"),
+            format!("{message}; connect the {name} account again"),
         ),
         PublishError::Provider(e) => {
             let retryable = e.is_retryable();
             Problem::new(
                 StatusCode::BAD_GATEWAY,
                 "provider-error",
-                "TikTok refused",
+                if name == "Instagram" {
+                    "Instagram refused"
+                } else {
+                    "TikTok refused"
+                },
                 e.message,
             )
             .with("provider_code", e.code)
@@ -85,8 +113,23 @@ pub fn problem(err: PublishError) -> Problem {
     }
 }
 
-/// One post as the API shows it.
-pub fn post_json(view: &PostView) -> Value {
+/// One post as the API shows it, with what is recorded of its Instagram media.
+pub async fn render(state: &HttpState, view: &PostView) -> Result<Value, Problem> {
+    let mut instagram = HashMap::new();
+    for t in &view.targets {
+        if t.platform == tidepost_app::instagram::PLATFORM
+            && let Some(m) =
+                tidepost_store::instagram::get(&state.app.db, &t.workspace_id, &t.id).await?
+        {
+            instagram.insert(t.id.clone(), m);
+        }
+    }
+    Ok(post_json(view, &instagram))
+}
+
+/// One post as the API shows it; `instagram` holds the recorded media of its Instagram
+/// targets, by target id.
+pub fn post_json(view: &PostView, instagram: &HashMap<String, InstagramMedia>) -> Value {
     let states: Vec<TargetState> = view
         .targets
         .iter()
@@ -104,6 +147,12 @@ pub fn post_json(view: &PostView) -> Value {
         "created_at": tidepost_domain::time::rfc3339(view.post.created_at),
         "targets": view.targets.iter().map(|t| {
             let post_ids = t.post_ids();
+            let ig = instagram.get(&t.id);
+            let post_url = if t.platform == tidepost_app::instagram::PLATFORM {
+                ig.and_then(|m| m.permalink.clone())
+            } else {
+                post_ids.first().map(|id| format!("https://www.tiktok.com/video/{id}"))
+            };
             json!({
                 "id": t.id,
                 "account_id": t.account_id,
@@ -118,7 +167,12 @@ pub fn post_json(view: &PostView) -> Value {
                 "publish_id": t.publish_id,
                 "provider_status": t.provider_status,
                 "post_ids": post_ids,
-                "post_url": post_ids.first().map(|id| format!("https://www.tiktok.com/video/{id}")),
+                "post_url": post_url,
+                "instagram": ig.map(|m| json!({
+                    "media_id": m.media_id,
+                    "permalink": m.permalink,
+                    "media_type": m.media_type,
+                })),
                 "error": t.error_code.as_ref().map(|code| json!({
                     "code": code,
                     "message": t.error_message,
@@ -129,6 +183,87 @@ pub fn post_json(view: &PostView) -> Value {
             })
         }).collect::<Vec<_>>(),
     })
+}
+
+/// The `instagram` object of `POST /posts`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct InstagramBody {
+    media_type: Option<String>,
+    caption: Option<String>,
+    #[serde(alias = "children")]
+    items: Vec<Item>,
+    media_url: Option<String>,
+    media_id: Option<String>,
+    cover_url: Option<String>,
+    share_to_feed: Option<bool>,
+}
+
+fn field_problem(field: &str, message: impl std::fmt::Display) -> Problem {
+    Problem::invalid(format!("{field}: {message}")).with("field", field.to_string())
+}
+
+impl InstagramBody {
+    /// The post as the app takes it; `uploads` are stored media appended to the items.
+    fn into_post(self, caption: String, uploads: Vec<String>) -> Result<InstagramPost, Problem> {
+        let media_type = match self.media_type.as_deref() {
+            None | Some("") => {
+                return Err(field_problem(
+                    "instagram.media_type",
+                    "choose what to publish: image, reel, carousel or story",
+                ));
+            }
+            Some(text) => MediaType::parse(text).ok_or_else(|| {
+                field_problem(
+                    "instagram.media_type",
+                    format!("expected image, reel, carousel or story, got {text:?}"),
+                )
+            })?,
+        };
+        let single = self.media_url.is_some() || self.media_id.is_some();
+        if single && !self.items.is_empty() {
+            return Err(field_problem(
+                "instagram.items",
+                "give the media either as items (or children) or as one media_url / media_id, not both",
+            ));
+        }
+        let mut items = self.items;
+        if self.media_url.is_some() || self.media_id.is_some() {
+            items.push(Item {
+                url: self.media_url,
+                media_id: self.media_id,
+                ..Item::default()
+            });
+        }
+        items.extend(uploads.into_iter().map(|id| Item {
+            media_id: Some(id),
+            ..Item::default()
+        }));
+        if items.is_empty() {
+            return Err(field_problem(
+                "instagram.items",
+                "add the media: items (each a url or the media_id of an upload), media_url or media_id",
+            ));
+        }
+        Ok(InstagramPost {
+            media_type,
+            caption: self.caption.unwrap_or(caption),
+            items,
+            cover_url: self.cover_url.filter(|c| !c.is_empty()),
+            share_to_feed: self.share_to_feed,
+        })
+    }
+}
+
+/// An Instagram publish error as problem+json: the app's field names are those of the
+/// `instagram` object.
+fn instagram_problem(err: PublishError) -> Problem {
+    match err {
+        PublishError::Invalid { field, message } if field != "account_id" => {
+            field_problem(&format!("instagram.{field}"), message)
+        }
+        other => problem_on(other, tidepost_app::instagram::PLATFORM),
+    }
 }
 
 /// The JSON body of `POST /posts` (multipart parts carry the same names).
@@ -152,6 +287,7 @@ struct CreatePost {
     photo_urls: Vec<String>,
     photo_cover_index: u32,
     idempotency_key: Option<String>,
+    instagram: Option<InstagramBody>,
 }
 
 impl CreatePost {
@@ -191,9 +327,31 @@ impl CreatePost {
             }
             "media_url" => self.media_url = Some(value).filter(|v| !v.is_empty()),
             "idempotency_key" => self.idempotency_key = Some(value).filter(|v| !v.is_empty()),
+            "instagram" if !value.trim().is_empty() => {
+                self.instagram =
+                    Some(serde_json::from_str(&value).map_err(|e| field_problem("instagram", e))?)
+            }
             _ => {}
         }
         Ok(())
+    }
+
+    /// A TikTok field given with an `instagram` object.
+    fn tiktok_field(&self) -> Option<&'static str> {
+        [
+            ("mode", self.mode.is_some()),
+            ("privacy_level", self.privacy_level.is_some()),
+            ("media_url", self.media_url.is_some()),
+            ("media_id", self.media_id.is_some()),
+            ("photo_urls", !self.photo_urls.is_empty()),
+            (
+                "video_cover_timestamp_ms",
+                self.video_cover_timestamp_ms.is_some(),
+            ),
+            ("duration_sec", self.duration_sec.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, given)| given.then_some(name))
     }
 
     fn into_new_post(self, media: MediaSource, created_by: Option<String>) -> NewPost {
@@ -236,12 +394,12 @@ async fn create(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let (body, media) = if is_multipart {
+    let (body, uploads) = if is_multipart {
         let mut multipart = Multipart::from_request(request, &state)
             .await
             .map_err(|e| Problem::bad_request(e.body_text()))?;
         let mut body = CreatePost::default();
-        let mut stored = None;
+        let mut stored = Vec::new();
         while let Some(field) = multipart
             .next_field()
             .await
@@ -264,7 +422,7 @@ async fn create(
                 )
                 .await
                 .map_err(problem)?;
-                stored = Some(media.id);
+                stored.push(media.id);
             } else {
                 let text = field
                     .text()
@@ -273,8 +431,30 @@ async fn create(
                 body.set(&name, text)?;
             }
         }
-        let media = match (stored, body.media_url.clone()) {
-            (Some(id), _) => MediaSource::Stored(id),
+        (body, Some(stored))
+    } else {
+        let crate::api::ApiJson(body) =
+            crate::api::ApiJson::<CreatePost>::from_request(request, &state).await?;
+        (body, None)
+    };
+    if body.account_id.is_empty() {
+        return Err(Problem::invalid(
+            "account_id: choose the TikTok or Instagram account to post to",
+        )
+        .with("field", "account_id"));
+    }
+    let account =
+        tidepost_store::accounts::get(&state.app.db, &caller.workspace_id, &body.account_id)
+            .await?;
+    let is_instagram = account
+        .as_ref()
+        .is_some_and(|a| a.platform == tidepost_app::instagram::PLATFORM);
+    if body.instagram.is_some() || is_instagram {
+        return create_instagram(&state, &caller.workspace_id, body, uploads, created_by).await;
+    }
+    let media = match uploads {
+        Some(stored) => match (stored.last(), body.media_url.clone()) {
+            (Some(id), _) => MediaSource::Stored(id.clone()),
             (None, Some(url)) => MediaSource::VideoUrl(url),
             (None, None) => {
                 return Err(Problem::invalid(
@@ -282,12 +462,8 @@ async fn create(
                 )
                 .with("field", "file"));
             }
-        };
-        (body, media)
-    } else {
-        let crate::api::ApiJson(body) =
-            crate::api::ApiJson::<CreatePost>::from_request(request, &state).await?;
-        let media = match (&body.media_id, &body.media_url, body.photo_urls.is_empty()) {
+        },
+        None => match (&body.media_id, &body.media_url, body.photo_urls.is_empty()) {
             (Some(id), None, true) => MediaSource::Stored(id.clone()),
             (None, Some(url), true) => MediaSource::VideoUrl(url.clone()),
             (None, None, false) => MediaSource::Photos,
@@ -297,15 +473,8 @@ async fn create(
                 )
                 .with("field", "media"));
             }
-        };
-        (body, media)
+        },
     };
-    if body.account_id.is_empty() {
-        return Err(
-            Problem::invalid("account_id: choose the TikTok account to post to")
-                .with("field", "account_id"),
-        );
-    }
     let view = publish::submit(
         &state.app,
         &caller.workspace_id,
@@ -313,7 +482,55 @@ async fn create(
     )
     .await
     .map_err(problem)?;
-    Ok((StatusCode::ACCEPTED, Json(post_json(&view))))
+    Ok((StatusCode::ACCEPTED, Json(render(&state, &view).await?)))
+}
+
+/// `POST /posts` to an Instagram account.
+async fn create_instagram(
+    state: &HttpState,
+    workspace_id: &str,
+    mut body: CreatePost,
+    uploads: Option<Vec<String>>,
+    created_by: Option<String>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let Some(instagram) = body.instagram.take() else {
+        return Err(field_problem(
+            "instagram",
+            "this is an Instagram account: describe the post in an `instagram` object (media_type and items)",
+        ));
+    };
+    if let Some(field) = body.tiktok_field() {
+        return Err(field_problem(
+            field,
+            "this is a TikTok field; an Instagram post takes its media in the `instagram` object",
+        ));
+    }
+    let post = instagram.into_post(
+        std::mem::take(&mut body.caption),
+        uploads.unwrap_or_default(),
+    )?;
+    let view = tidepost_app::instagram::publish::submit(
+        &state.app,
+        workspace_id,
+        NewInstagramPost {
+            account_id: body.account_id,
+            post,
+            idempotency_key: body.idempotency_key,
+            created_by,
+        },
+    )
+    .await
+    .map_err(instagram_problem)?;
+    Ok((StatusCode::ACCEPTED, Json(render(state, &view).await?)))
+}
+
+/// The platform of a post's target, for naming it in errors.
+async fn platform_of(state: &HttpState, workspace_id: &str, post_id: &str) -> String {
+    tidepost_store::posts::targets_of(&state.app.db, workspace_id, post_id)
+        .await
+        .ok()
+        .and_then(|t| t.first().map(|t| t.platform.clone()))
+        .unwrap_or_else(|| "tiktok".into())
 }
 
 #[derive(Deserialize)]
@@ -341,10 +558,16 @@ async fn list(
         let targets =
             tidepost_store::posts::targets_of(&state.app.db, &caller.workspace_id, &post.id)
                 .await?;
-        data.push(post_json(&PostView {
-            post: post.clone(),
-            targets,
-        }));
+        data.push(
+            render(
+                &state,
+                &PostView {
+                    post: post.clone(),
+                    targets,
+                },
+            )
+            .await?,
+        );
     }
     let next = (posts.len() as i64 == limit)
         .then(|| posts.last().map(|p| p.id.clone()))
@@ -358,10 +581,14 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let view = publish::get(&state.app, &caller.workspace_id, &id)
-        .await
-        .map_err(problem)?;
-    Ok(Json(post_json(&view)))
+    let view = match publish::get(&state.app, &caller.workspace_id, &id).await {
+        Ok(view) => view,
+        Err(err) => {
+            let platform = platform_of(&state, &caller.workspace_id, &id).await;
+            return Err(problem_on(err, &platform));
+        }
+    };
+    Ok(Json(render(&state, &view).await?))
 }
 
 async fn cancel(
@@ -370,10 +597,14 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let view = publish::cancel(&state.app, &caller.workspace_id, &id)
-        .await
-        .map_err(problem)?;
-    Ok(Json(post_json(&view)))
+    let view = match publish::cancel(&state.app, &caller.workspace_id, &id).await {
+        Ok(view) => view,
+        Err(err) => {
+            let platform = platform_of(&state, &caller.workspace_id, &id).await;
+            return Err(problem_on(err, &platform));
+        }
+    };
+    Ok(Json(render(&state, &view).await?))
 }
 
 async fn retry(
@@ -382,8 +613,12 @@ async fn retry(
     Path((id, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let view = publish::retry(&state.app, &caller.workspace_id, &id, &target)
-        .await
-        .map_err(problem)?;
-    Ok(Json(post_json(&view)))
+    let view = match publish::retry(&state.app, &caller.workspace_id, &id, &target).await {
+        Ok(view) => view,
+        Err(err) => {
+            let platform = platform_of(&state, &caller.workspace_id, &id).await;
+            return Err(problem_on(err, &platform));
+        }
+    };
+    Ok(Json(render(&state, &view).await?))
 }
