@@ -25,6 +25,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/upload.js"),
     ),
     (
+        "instagram_post.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/instagram_post.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_str!("../assets/favicon.svg"),

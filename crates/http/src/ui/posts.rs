@@ -6,6 +6,12 @@
 //! to `POST /api/v1/posts` with `XMLHttpRequest` (a real progress bar from `upload.onprogress`:
 //! bytes received by tidepost), then polls `GET /api/v1/posts/{id}` for the bytes sent to
 //! TikTok and the processing state.
+//!
+//! For an Instagram account the form asks for the media type instead (image, reel, carousel,
+//! story) and `instagram_post.js` checks Instagram's media rules live before anything is
+//! uploaded (JPEG images up to 8 MiB from 4:5 to 1.91:1, MP4/MOV videos and their durations,
+//! 2–10 carousel items, caption limits), then sends the files and an `instagram` part to the
+//! same API; the detail page shows the permalink once published.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -47,7 +53,16 @@ fn page_error(err: PublishError) -> PageError {
 struct AccountOption {
     id: String,
     name: String,
+    platform: &'static str,
     selected: bool,
+}
+
+/// The Instagram account the form posts as.
+struct InstagramAccount {
+    name: String,
+    username: String,
+    avatar_url: String,
+    page_name: String,
 }
 
 struct Creator {
@@ -68,6 +83,7 @@ struct NewPostPage {
     accounts: Vec<AccountOption>,
     creator: Option<Creator>,
     creator_error: Option<String>,
+    instagram: Option<InstagramAccount>,
     max_upload_bytes: u64,
 }
 
@@ -94,7 +110,10 @@ async fn new_post(
     let all: Vec<_> = accounts::list(&state.app.db, &viewer.workspace.id)
         .await?
         .into_iter()
-        .filter(|a| a.platform == "tiktok" && !a.needs_reauth())
+        .filter(|a| {
+            (a.platform == "tiktok" || a.platform == tidepost_app::instagram::PLATFORM)
+                && !a.needs_reauth()
+        })
         .collect();
     let chosen = q
         .account
@@ -102,8 +121,20 @@ async fn new_post(
         .and_then(|id| all.iter().find(|a| a.id == id))
         .or(all.first());
     let account_id = chosen.map(|a| a.id.clone()).unwrap_or_default();
+    let instagram = chosen
+        .filter(|a| a.platform == tidepost_app::instagram::PLATFORM)
+        .map(|a| {
+            let details = tidepost_app::instagram::Details::of(a);
+            InstagramAccount {
+                name: a.display_name.clone(),
+                username: a.username.clone().unwrap_or_default(),
+                avatar_url: a.avatar_url.clone().unwrap_or_default(),
+                page_name: details.page_name.unwrap_or_default(),
+            }
+        });
     let (creator, creator_error) = match chosen {
         None => (None, None),
+        Some(_) if instagram.is_some() => (None, None),
         Some(account) => match publish::creator_info(&state.app, account).await {
             Ok(info) => (
                 Some(Creator {
@@ -132,11 +163,17 @@ async fn new_post(
             .map(|a| AccountOption {
                 id: a.id.clone(),
                 name: a.display_name.clone(),
+                platform: if a.platform == tidepost_app::instagram::PLATFORM {
+                    "Instagram"
+                } else {
+                    "TikTok"
+                },
                 selected: a.id == account_id,
             })
             .collect(),
         creator,
         creator_error,
+        instagram,
         max_upload_bytes: state.app.config.publish.max_upload_bytes,
     };
     Ok(page.into_response())
@@ -212,6 +249,11 @@ async fn history(
 struct TargetRow {
     id: String,
     account: String,
+    /// "TikTok" or "Instagram".
+    platform: &'static str,
+    /// Instagram: the published media's permalink and id.
+    permalink: Option<String>,
+    media_id: Option<String>,
     mode: String,
     state: String,
     progress: String,
@@ -254,9 +296,42 @@ async fn detail(
             .map(|a| a.display_name)
             .unwrap_or_else(|| "(disconnected account)".into());
         let target_state = TargetState::parse(&t.state).unwrap_or(TargetState::Failed);
+        if t.platform == tidepost_app::instagram::PLATFORM {
+            let recorded = tidepost_store::instagram::get(&state.app.db, ws, &t.id).await?;
+            targets.push(TargetRow {
+                id: t.id.clone(),
+                account,
+                platform: "Instagram",
+                permalink: recorded.as_ref().and_then(|m| m.permalink.clone()),
+                media_id: recorded.and_then(|m| m.media_id),
+                mode: match t.mode.as_str() {
+                    "reel" => "Reel".into(),
+                    "carousel" => "Carousel".into(),
+                    "story" => "Story".into(),
+                    _ => "Image".into(),
+                },
+                state: t.state.clone(),
+                progress: if t.source == "upload" {
+                    "Meta fetches the files from tidepost's signed, expiring links".into()
+                } else {
+                    "Meta downloads the media from its URL".into()
+                },
+                provider_status: t.provider_status.clone().unwrap_or_default(),
+                publish_id: t.publish_id.clone().unwrap_or_default(),
+                post_ids: t.post_ids(),
+                error: t.error_message.clone(),
+                retryable: target_state == TargetState::Failed,
+                cancellable: target_state.cancellable(),
+                published: target_state == TargetState::Published,
+            });
+            continue;
+        }
         targets.push(TargetRow {
             id: t.id.clone(),
             account,
+            platform: "TikTok",
+            permalink: None,
+            media_id: None,
             mode: if t.mode == "inbox" {
                 "Draft in the creator's inbox".into()
             } else {
