@@ -25,7 +25,6 @@ use tidepost_domain::publish::TargetState;
 use tidepost_jobs::{JobContext, JobError, NewJob, Registry, RetryPolicy, StepState, handler_fn};
 use tidepost_providers::meta::{Container, ContainerState, ContainerStatus, MediaSource};
 use tidepost_providers::{ErrorKind, ProviderError};
-use tidepost_store::StoreError;
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::instagram::{self as ig_store, InstagramMedia};
 use tidepost_store::media::{self, Media};
@@ -34,7 +33,10 @@ use tokio::io::AsyncReadExt;
 
 use super::{PLATFORM, host_of, media_url};
 use crate::App;
-use crate::publish::{PostView, PublishError, TargetRef, advance, check_media_url};
+use crate::publish::halt::{self, Halt, load, retry};
+use crate::publish::{
+    PostView, PublishError, TargetRef, advance, check_media_url, new_target, store_and_enqueue,
+};
 use crate::tokens::{self, TokenError};
 
 pub const PUBLISH_JOB: &str = "instagram.publish";
@@ -552,51 +554,19 @@ pub async fn submit(
         created_at: now,
         updated_at: now,
     };
-    let target = Target {
-        id: tidepost_domain::new_id(),
-        workspace_id: workspace_id.to_string(),
-        post_id: post.id.clone(),
-        account_id: account.id.clone(),
-        platform: PLATFORM.into(),
-        mode: options.media_type.as_str().into(),
-        source: if first_stored.is_some() {
-            "upload"
-        } else {
-            "url"
-        }
-        .into(),
-        state: TargetState::Queued.as_str().into(),
-        bytes_total,
-        bytes_sent: 0,
-        chunk_size: 0,
-        chunks_total: 0,
-        chunks_acked: 0,
-        init_generation: 0,
-        publish_id: None,
-        provider_status: None,
-        provider_post_ids: "[]".into(),
-        error_code: None,
-        error_message: None,
-        error_retryable: 0,
-        upload_url: None,
-        upload_url_expires_at: None,
-        init_at: None,
-        finished_at: None,
-        created_at: now,
-        updated_at: now,
+    let source = if first_stored.is_some() {
+        "upload"
+    } else {
+        "url"
     };
-    let mut tx = app.db.begin_write().await?;
-    posts::insert_post_in(&mut tx, &post).await?;
-    posts::insert_target_in(&mut tx, &target).await?;
-    app.queue
-        .enqueue_in(&mut tx, publish_job(&target, now))
-        .await
-        .map_err(|e| PublishError::Unavailable(e.to_string()))?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(PostView {
-        post,
-        targets: vec![target],
-    })
+    let target = new_target(
+        &post,
+        &account,
+        options.media_type.as_str(),
+        source,
+        bytes_total,
+    );
+    store_and_enqueue(app, post, target).await
 }
 
 /// The job that publishes `target` (also used when a failed target is retried).
@@ -619,75 +589,13 @@ pub fn publish_job(target: &Target, run_at: i64) -> NewJob {
 // ---- the job ----
 
 fn error(code: &str, message: impl Into<String>, kind: ErrorKind) -> ProviderError {
-    ProviderError {
-        platform: Platform::Instagram,
-        kind,
-        code: code.to_string(),
-        subcode: None,
-        message: message.into(),
-        http_status: None,
-        retry_after: None,
-        usage: None,
-    }
-}
-
-#[derive(Debug)]
-enum Halt {
-    Fail(ProviderError),
-    Retry {
-        message: String,
-        after: Option<Duration>,
-        error: Option<ProviderError>,
-    },
-    Job(JobError),
-    Stop,
-}
-
-impl From<StoreError> for Halt {
-    fn from(err: StoreError) -> Self {
-        Halt::Job(JobError::from(err))
-    }
-}
-
-impl From<JobError> for Halt {
-    fn from(err: JobError) -> Self {
-        Halt::Job(err)
-    }
-}
-
-fn retry(
-    message: impl Into<String>,
-    after: Option<Duration>,
-    error: Option<ProviderError>,
-) -> Halt {
-    Halt::Retry {
-        message: message.into(),
-        after,
-        error,
-    }
+    halt::error_on(Platform::Instagram, code, message, kind)
 }
 
 fn halt_for(err: TokenError) -> Halt {
-    match err {
-        TokenError::NeedsReauth(message) => Halt::Fail(error(
-            "needs_reauth",
-            format!("The Instagram account must be connected again: {message}"),
-            ErrorKind::Reauth,
-        )),
-        TokenError::Provider(e) => match e.kind {
-            ErrorKind::Retryable | ErrorKind::OutcomeUnknown => {
-                retry(e.message.clone(), None, Some(e))
-            }
-            ErrorKind::RateLimited => retry(e.message.clone(), e.retry_after, Some(e)),
-            ErrorKind::Reauth | ErrorKind::Permanent => Halt::Fail(e),
-        },
-        other if other.is_retryable() => retry(other.to_string(), None, None),
-        other => Halt::Fail(error(
-            "unavailable",
-            other.to_string(),
-            ErrorKind::Permanent,
-        )),
-    }
+    halt::halt_for(Platform::Instagram, err, |message| {
+        format!("The Instagram account must be connected again: {message}")
+    })
 }
 
 /// Polling backoff: 2 s, 4 s, 8 s … up to a minute (Meta suggests about once a minute).
@@ -697,68 +605,8 @@ fn backoff(attempt: i64) -> Duration {
 }
 
 pub async fn run(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), JobError> {
-    match publish(app, ctx, r).await {
-        Ok(()) | Err(Halt::Stop) => Ok(()),
-        Err(Halt::Job(err)) => Err(err),
-        Err(Halt::Fail(err)) => {
-            tracing::info!(target_id = %r.target_id, code = %err.code, "Instagram publish failed: {}", err.message);
-            advance(
-                app,
-                &r.workspace_id,
-                &r.target_id,
-                TargetState::Failed,
-                Some(&err),
-            )
-            .await?;
-            Ok(())
-        }
-        Err(Halt::Retry {
-            message,
-            after,
-            error: cause,
-        }) => {
-            if ctx.attempt() >= i64::from(MAX_ATTEMPTS) {
-                let err = cause
-                    .unwrap_or_else(|| error("gave_up", message.clone(), ErrorKind::Retryable));
-                advance(
-                    app,
-                    &r.workspace_id,
-                    &r.target_id,
-                    TargetState::Failed,
-                    Some(&err),
-                )
-                .await?;
-                return Ok(());
-            }
-            if let Some(err) = &cause {
-                posts::set_error(
-                    &app.db,
-                    &r.workspace_id,
-                    &r.target_id,
-                    Some(&err.code),
-                    Some(&err.message),
-                    true,
-                    ctx.clock().now_ms(),
-                )
-                .await?;
-            }
-            let job_error = JobError::retryable(message);
-            Err(match after {
-                Some(after) => job_error.retry_after(after),
-                None => job_error,
-            })
-        }
-    }
-}
-
-async fn load(app: &App, r: &TargetRef) -> Result<Target, Halt> {
-    let target = posts::target(&app.db, &r.workspace_id, &r.target_id)
-        .await?
-        .ok_or(Halt::Stop)?;
-    match TargetState::parse(&target.state) {
-        Some(state) if !state.is_final() => Ok(target),
-        _ => Err(Halt::Stop),
-    }
+    let outcome = publish(app, ctx, r).await;
+    halt::settle(app, ctx, r, Platform::Instagram, MAX_ATTEMPTS, outcome).await
 }
 
 /// Everything one run needs.

@@ -5,19 +5,21 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use tidepost_domain::Platform;
 use tidepost_domain::publish::TargetState;
 use tidepost_jobs::{JobContext, JobError, NewJob, StepState};
+use tidepost_providers::ErrorKind;
 use tidepost_providers::tiktok::{
     ChunkPlan, InitPhoto, InitResult, InitVideo, PhotoMode, PhotoPostInfo, PostInfo, PostMode,
     PrivacyLevel, TikTokClient, VideoSource,
 };
-use tidepost_providers::{ErrorKind, ProviderError};
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::limits::Admission;
+use tidepost_store::media;
 use tidepost_store::posts::{self, Post, Target};
-use tidepost_store::{StoreError, media};
 use tidepost_vault::Aad;
 
+use super::halt::{self, Halt, load, retry};
 use super::{Mode, POLL_JOB, PostOptions, TargetRef, advance, limits, local_error};
 use crate::App;
 use crate::tokens::{self, TokenError};
@@ -27,67 +29,9 @@ pub const MAX_ATTEMPTS: u32 = 40;
 /// TikTok's upload URLs live an hour; stop using one a little before.
 const UPLOAD_URL_TTL_MS: i64 = 55 * 60_000;
 
-/// Why a run stopped short of the end.
-#[derive(Debug)]
-enum Halt {
-    /// The target failed for good (until someone retries it).
-    Fail(ProviderError),
-    /// Try again later; `error` is the provider error behind it, if any.
-    Retry {
-        message: String,
-        after: Option<Duration>,
-        error: Option<ProviderError>,
-    },
-    /// The engine's own error (lease lost, database).
-    Job(JobError),
-    /// Nothing to do (target gone, cancelled or already finished).
-    Stop,
-}
-
-impl From<StoreError> for Halt {
-    fn from(err: StoreError) -> Self {
-        Halt::Job(JobError::from(err))
-    }
-}
-
-impl From<JobError> for Halt {
-    fn from(err: JobError) -> Self {
-        Halt::Job(err)
-    }
-}
-
-fn retry(
-    message: impl Into<String>,
-    after: Option<Duration>,
-    error: Option<ProviderError>,
-) -> Halt {
-    Halt::Retry {
-        message: message.into(),
-        after,
-        error,
-    }
-}
-
 /// What a token-wrapped call's failure means for the publish.
 fn halt_for(err: TokenError) -> Halt {
-    match err {
-        TokenError::NeedsReauth(message) => {
-            Halt::Fail(local_error("needs_reauth", message, ErrorKind::Reauth))
-        }
-        TokenError::Provider(e) => match e.kind {
-            ErrorKind::Retryable | ErrorKind::OutcomeUnknown => {
-                retry(e.message.clone(), None, Some(e))
-            }
-            ErrorKind::RateLimited => retry(e.message.clone(), e.retry_after, Some(e)),
-            ErrorKind::Reauth | ErrorKind::Permanent => Halt::Fail(e),
-        },
-        other if other.is_retryable() => retry(other.to_string(), None, None),
-        other => Halt::Fail(local_error(
-            "unavailable",
-            other.to_string(),
-            ErrorKind::Permanent,
-        )),
-    }
+    halt::halt_for(Platform::Tiktok, err, |message| message)
 }
 
 fn wait_until(until: i64, now: i64, what: &str) -> Halt {
@@ -103,70 +47,8 @@ fn wait_until(until: i64, now: i64, what: &str) -> Halt {
 }
 
 pub async fn run(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), JobError> {
-    match publish(app, ctx, r).await {
-        Ok(()) | Err(Halt::Stop) => Ok(()),
-        Err(Halt::Job(err)) => Err(err),
-        Err(Halt::Fail(err)) => {
-            tracing::info!(target_id = %r.target_id, code = %err.code, "publish failed: {}", err.message);
-            advance(
-                app,
-                &r.workspace_id,
-                &r.target_id,
-                TargetState::Failed,
-                Some(&err),
-            )
-            .await?;
-            Ok(())
-        }
-        Err(Halt::Retry {
-            message,
-            after,
-            error,
-        }) => {
-            if ctx.attempt() >= i64::from(MAX_ATTEMPTS) {
-                let err = error.unwrap_or_else(|| {
-                    local_error("gave_up", message.clone(), ErrorKind::Retryable)
-                });
-                advance(
-                    app,
-                    &r.workspace_id,
-                    &r.target_id,
-                    TargetState::Failed,
-                    Some(&err),
-                )
-                .await?;
-                return Ok(());
-            }
-            if let Some(err) = &error {
-                // Shown as the last problem while the target keeps trying.
-                posts::set_error(
-                    &app.db,
-                    &r.workspace_id,
-                    &r.target_id,
-                    Some(&err.code),
-                    Some(&err.message),
-                    true,
-                    ctx.clock().now_ms(),
-                )
-                .await?;
-            }
-            let job_error = JobError::retryable(message);
-            Err(match after {
-                Some(after) => job_error.retry_after(after),
-                None => job_error,
-            })
-        }
-    }
-}
-
-async fn load(app: &App, r: &TargetRef) -> Result<Target, Halt> {
-    let target = posts::target(&app.db, &r.workspace_id, &r.target_id)
-        .await?
-        .ok_or(Halt::Stop)?;
-    match TargetState::parse(&target.state) {
-        Some(state) if !state.is_final() => Ok(target),
-        _ => Err(Halt::Stop),
-    }
+    let outcome = publish(app, ctx, r).await;
+    halt::settle(app, ctx, r, Platform::Tiktok, MAX_ATTEMPTS, outcome).await
 }
 
 async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt> {

@@ -13,6 +13,7 @@
 //! - [`limits`]: the shared rate limit and the quotas, kept in the database.
 //! - [`webhooks`]: the inbound TikTok webhook, stored raw and deduplicated, applied by a job.
 
+pub(crate) mod halt;
 pub mod job;
 pub mod limits;
 pub mod media;
@@ -409,13 +410,25 @@ pub async fn submit(
         created_at: now,
         updated_at: now,
     };
-    let target = Target {
+    let target = new_target(&post, &account, new.mode.as_str(), source, bytes_total);
+    store_and_enqueue(app, post, target).await
+}
+
+/// A queued target of `post` on `account`: nothing sent yet.
+pub(crate) fn new_target(
+    post: &Post,
+    account: &Account,
+    mode: &str,
+    source: &str,
+    bytes_total: i64,
+) -> Target {
+    Target {
         id: tidepost_domain::new_id(),
-        workspace_id: workspace_id.to_string(),
+        workspace_id: post.workspace_id.clone(),
         post_id: post.id.clone(),
         account_id: account.id.clone(),
-        platform: "tiktok".into(),
-        mode: new.mode.as_str().into(),
+        platform: account.platform.clone(),
+        mode: mode.into(),
         source: source.into(),
         state: TargetState::Queued.as_str().into(),
         bytes_total,
@@ -434,14 +447,22 @@ pub async fn submit(
         upload_url_expires_at: None,
         init_at: None,
         finished_at: None,
-        created_at: now,
-        updated_at: now,
-    };
+        created_at: post.created_at,
+        updated_at: post.created_at,
+    }
+}
+
+/// Stores the post and its target and enqueues the target's publish job, in one transaction.
+pub(crate) async fn store_and_enqueue(
+    app: &App,
+    post: Post,
+    target: Target,
+) -> Result<PostView, PublishError> {
     let mut tx = app.db.begin_write().await?;
     posts::insert_post_in(&mut tx, &post).await?;
     posts::insert_target_in(&mut tx, &target).await?;
     app.queue
-        .enqueue_in(&mut tx, publish_job(&target, now))
+        .enqueue_in(&mut tx, publish_job(&target, post.created_at))
         .await
         .map_err(|e| PublishError::Unavailable(e.to_string()))?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -645,14 +666,5 @@ pub(crate) fn local_error(
     message: impl Into<String>,
     kind: ErrorKind,
 ) -> ProviderError {
-    ProviderError {
-        platform: tidepost_domain::Platform::Tiktok,
-        kind,
-        code: code.to_string(),
-        subcode: None,
-        message: message.into(),
-        http_status: None,
-        retry_after: None,
-        usage: None,
-    }
+    halt::error_on(tidepost_domain::Platform::Tiktok, code, message, kind)
 }
