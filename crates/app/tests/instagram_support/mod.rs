@@ -5,24 +5,18 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use tidepost_app::config::RawSettings;
+use tidepost_app::App;
 use tidepost_app::connect::{Callback, CallbackSession, Initiator};
 use tidepost_app::instagram::connect::{self as ig_connect, Finished};
 use tidepost_app::instagram::{self, Login};
-use tidepost_app::providers::Providers;
-use tidepost_app::{App, Config};
 use tidepost_emulator::{Emulator, EmulatorConfig};
-use tidepost_jobs::{Clock, Queue, Registry, drain_due};
 use tidepost_store::accounts::Account;
-use tidepost_store::posts::{self, Target};
 use tidepost_store::testing::{Backend, TestDb};
-use tidepost_vault::Keyring;
 
 pub const USER: &str = "user-1";
 pub const BUSINESS_PAGE: &str = "134895793791914";
@@ -32,14 +26,13 @@ pub const BUSINESS_IG: &str = "17841405822304914";
 pub const CREATOR_IG: &str = "17841405822304915";
 pub const PERSONAL_IG: &str = "17841405822304999";
 
+#[path = "../job_support/mod.rs"]
+mod job_support;
+pub use job_support::Driver;
+
+/// The shared driver (app, emulator, workspace, queue, clock) and the "public" server.
 pub struct Harness {
-    pub app: App,
-    pub emu: Emulator,
-    pub ws: String,
-    pub clock: Clock,
-    pub queue: Queue,
-    pub registry: Registry,
-    pub http: reqwest::Client,
+    pub driver: Driver,
     pub no_redirects: reqwest::Client,
     /// The "public" server: tidepost's signed media route and fixture files.
     pub public_url: String,
@@ -53,6 +46,13 @@ pub struct Options {
     /// tidepost talks to the emulator through a proxy that forwards `media_publish` but
     /// answers it with a rate-limit error (code 4): the publish happened, its answer says no.
     pub rate_limit_after_publish: bool,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Driver;
+    fn deref(&self) -> &Driver {
+        &self.driver
+    }
 }
 
 impl Default for Options {
@@ -216,41 +216,23 @@ pub async fn harness_with(backend: Backend, options: Options) -> Harness {
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let public_url = format!("http://{addr}");
     let dir = tempfile::tempdir().unwrap();
-    let flags: Vec<(&'static str, String)> = vec![
-        ("database_url", test_db.url.clone()),
-        ("data_dir", dir.path().display().to_string()),
-        ("sandbox", "true".into()),
-        ("public_url", public_url.clone()),
-    ];
-    let raw = RawSettings::gather(&flags, |_| None, None).unwrap();
-    let config = Config::from_raw(&raw).unwrap();
-    let keyring = Keyring::parse(secrecy::ExposeSecret::expose_secret(
-        &Keyring::generate_key_text(),
-    ))
-    .unwrap();
-    let base = if options.rate_limit_after_publish {
-        proxy(emu.base_url()).await
+    let proxied = if options.rate_limit_after_publish {
+        Some(proxy(emu.base_url()).await)
     } else {
-        emu.base_url()
+        None
     };
-    let providers = Providers::from_config(&config, Some(&base));
-    let app = App::new(config, test_db.db.clone(), keyring, providers);
-    let _ = cell.set(app.clone());
-    let ws = tidepost_store::workspaces::create(&test_db.db, "acme", "Acme")
-        .await
-        .unwrap()
-        .id;
-    let clock = Clock::system();
-    let queue = Queue::with_clock(test_db.db.clone(), clock.clone());
-    let registry = instagram::register(Registry::new(), &app);
-    Harness {
-        app,
+    let driver = Driver::new(
+        &test_db,
         emu,
-        ws,
-        clock,
-        queue,
-        registry,
-        http: reqwest::Client::new(),
+        dir.path(),
+        vec![("public_url", public_url.clone())],
+        proxied,
+        instagram::register,
+    )
+    .await;
+    let _ = cell.set(driver.app.clone());
+    Harness {
+        driver,
         no_redirects: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -262,22 +244,6 @@ pub async fn harness_with(backend: Backend, options: Options) -> Harness {
 }
 
 impl Harness {
-    pub fn emu_url(&self, path: &str) -> String {
-        format!("{}{path}", self.emu.base_url())
-    }
-
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.http.request(method, self.emu_url(path));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
     pub fn session(&self) -> Option<CallbackSession<'_>> {
         Some(CallbackSession {
             workspace_id: &self.ws,
@@ -382,68 +348,17 @@ impl Harness {
         self.connect_facebook(&[BUSINESS_PAGE]).await.remove(0)
     }
 
-    pub async fn target(&self, id: &str) -> Target {
-        posts::target(&self.app.db, &self.ws, id)
-            .await
-            .unwrap()
-            .unwrap()
-    }
-
-    pub async fn drain(&self) -> tidepost_jobs::DrainReport {
-        drain_due(&self.queue, &self.registry, None, 200)
-            .await
-            .unwrap()
-    }
-
-    /// Moves tidepost's job clock and the emulator's clock forward together.
-    pub async fn advance(&self, secs: u64) {
-        self.clock.advance(Duration::from_secs(secs));
-        self.admin(
-            reqwest::Method::POST,
-            "/_emulator/clock/advance",
-            Some(json!({"seconds": secs})),
-        )
-        .await;
-    }
-
-    /// Drains, moving the clocks on whenever nothing is due, until `target_id` is final.
-    pub async fn run_to_final(&self, target_id: &str) -> Target {
-        for _ in 0..80 {
-            let report = self.drain().await;
-            let target = self.target(target_id).await;
-            if matches!(target.state.as_str(), "published" | "failed" | "cancelled")
-                && report.claimed == 0
-            {
-                return target;
-            }
-            if report.claimed == 0 {
-                self.advance(30).await;
-            }
-        }
-        panic!(
-            "target {target_id} never finished: {:?}",
-            self.target(target_id).await
-        );
-    }
-
     pub async fn emulator_media(&self) -> Value {
         self.admin(reqwest::Method::GET, "/_emulator/meta/media", None)
             .await
     }
 
     pub async fn set_faults(&self, faults: Value) {
-        self.admin(reqwest::Method::PUT, "/_emulator/faults/meta", Some(faults))
-            .await;
+        self.set_faults_of("meta", faults).await;
     }
 
     pub async fn clear_faults(&self) {
-        let response = self
-            .http
-            .delete(self.emu_url("/_emulator/faults/meta"))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        self.clear_faults_of("meta").await;
     }
 
     pub async fn set_meta(&self, settings: Value) {
@@ -458,22 +373,4 @@ impl Harness {
     pub fn file_url(&self, name: &str) -> String {
         format!("{}/files/{name}", self.public_url)
     }
-}
-
-/// Declares a test on both backends.
-#[macro_export]
-macro_rules! on_both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(tidepost_store::testing::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ($body)(tidepost_store::testing::Backend::Postgres).await;
-            }
-        }
-    };
 }

@@ -4,33 +4,33 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tidepost_app::config::RawSettings;
-use tidepost_app::providers::Providers;
 use tidepost_app::publish::{self, MediaSource, Mode, NewPost, PostOptions};
-use tidepost_app::{App, Config, tokens};
+use tidepost_app::tokens;
 use tidepost_emulator::{Emulator, EmulatorConfig};
-use tidepost_jobs::{Clock, Queue, Registry, drain_due};
 use tidepost_store::accounts::{self, Account};
-use tidepost_store::posts::{self, Target};
 use tidepost_store::testing::{Backend, TestDb};
-use tidepost_vault::Keyring;
 
+#[path = "../job_support/mod.rs"]
+mod job_support;
+pub use job_support::Driver;
+
+/// The shared driver (app, emulator, workspace, queue, clock) and a connected TikTok account.
 pub struct Harness {
-    pub app: App,
-    pub emu: Emulator,
-    pub ws: String,
+    pub driver: Driver,
     pub account: Account,
-    pub clock: Clock,
-    pub queue: Queue,
-    pub registry: Registry,
-    pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     _db: TestDb,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Driver;
+    fn deref(&self) -> &Driver {
+        &self.driver
+    }
 }
 
 pub async fn harness(backend: Backend) -> Harness {
@@ -55,39 +55,11 @@ pub async fn harness_with(
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut flags: Vec<(&'static str, String)> = vec![
-        ("database_url", test_db.url.clone()),
-        ("data_dir", dir.path().display().to_string()),
-        ("sandbox", "true".into()),
-    ];
-    for (k, v) in settings {
-        flags.push((k, v.to_string()));
-    }
-    let raw = RawSettings::gather(&flags, |_| None, None).unwrap();
-    let config = Config::from_raw(&raw).unwrap();
-    let keyring = Keyring::parse(secrecy::ExposeSecret::expose_secret(
-        &Keyring::generate_key_text(),
-    ))
-    .unwrap();
-    let providers = Providers::from_config(&config, Some(&emu.base_url()));
-    let app = App::new(config, test_db.db.clone(), keyring, providers);
-    let ws = tidepost_store::workspaces::create(&test_db.db, "acme", "Acme")
-        .await
-        .unwrap()
-        .id;
-    let http = reqwest::Client::new();
-    let clock = Clock::system();
-    let queue = Queue::with_clock(test_db.db.clone(), clock.clone());
-    let registry = publish::register(Registry::new(), &app);
+    let settings = settings.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let driver = Driver::new(&test_db, emu, dir.path(), settings, None, publish::register).await;
     let mut h = Harness {
         account: dummy_account(),
-        app,
-        emu,
-        ws,
-        clock,
-        queue,
-        registry,
-        http,
+        driver,
         dir,
         _db: test_db,
     };
@@ -121,22 +93,6 @@ fn dummy_account() -> Account {
 }
 
 impl Harness {
-    pub fn emu_url(&self, path: &str) -> String {
-        format!("{}{path}", self.emu.base_url())
-    }
-
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.http.request(method, self.emu_url(path));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
     /// Connects an emulator creator (the default one when `None`) as a TikTok account.
     pub async fn connect(&self, creator: Option<&str>) -> Account {
         let body = match creator {
@@ -232,50 +188,6 @@ impl Harness {
         .await
     }
 
-    pub async fn target(&self, id: &str) -> Target {
-        posts::target(&self.app.db, &self.ws, id)
-            .await
-            .unwrap()
-            .unwrap()
-    }
-
-    pub async fn drain(&self) -> tidepost_jobs::DrainReport {
-        drain_due(&self.queue, &self.registry, None, 200)
-            .await
-            .unwrap()
-    }
-
-    /// Moves tidepost's job clock and the emulator's clock forward together.
-    pub async fn advance(&self, secs: u64) {
-        self.clock.advance(Duration::from_secs(secs));
-        self.admin(
-            reqwest::Method::POST,
-            "/_emulator/clock/advance",
-            Some(json!({"seconds": secs})),
-        )
-        .await;
-    }
-
-    /// Drains, moving the clocks on whenever nothing is due, until `target_id` is final.
-    pub async fn run_to_final(&self, target_id: &str) -> Target {
-        for _ in 0..60 {
-            let report = self.drain().await;
-            let target = self.target(target_id).await;
-            if matches!(target.state.as_str(), "published" | "failed" | "cancelled")
-                && report.claimed == 0
-            {
-                return target;
-            }
-            if report.claimed == 0 {
-                self.advance(30).await;
-            }
-        }
-        panic!(
-            "target {target_id} never finished: {:?}",
-            self.target(target_id).await
-        );
-    }
-
     pub async fn publishes(&self) -> Vec<Value> {
         self.admin(reqwest::Method::GET, "/_emulator/tiktok/publishes", None)
             .await["publishes"]
@@ -285,22 +197,11 @@ impl Harness {
     }
 
     pub async fn set_faults(&self, faults: Value) {
-        self.admin(
-            reqwest::Method::PUT,
-            "/_emulator/faults/tiktok",
-            Some(faults),
-        )
-        .await;
+        self.set_faults_of("tiktok", faults).await;
     }
 
     pub async fn clear_faults(&self) {
-        let response = self
-            .http
-            .delete(self.emu_url("/_emulator/faults/tiktok"))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        self.clear_faults_of("tiktok").await;
     }
 
     pub async fn set_tiktok(&self, settings: Value) {
@@ -328,22 +229,4 @@ pub async fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{addr}")
-}
-
-/// Declares a test on both backends.
-#[macro_export]
-macro_rules! on_both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(tidepost_store::testing::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ($body)(tidepost_store::testing::Backend::Postgres).await;
-            }
-        }
-    };
 }
