@@ -527,3 +527,78 @@ async fn webhook_fault_knobs_apply() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].body, all[1].body);
 }
+
+/// Revokes `creator` through the admin API, which makes the emulator send
+/// `authorization.removed` for it.
+async fn revoke(h: &Harness, creator: &str) {
+    let response = h
+        .http
+        .post(h.admin("/tiktok/revoke"))
+        .json(&json!({"creator": creator}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn wait_count(
+    received: &std::sync::Arc<std::sync::Mutex<Vec<tiktok_support::Received>>>,
+    n: usize,
+) {
+    for _ in 0..200 {
+        if received.lock().unwrap().len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "expected {n} webhooks, got {}",
+        received.lock().unwrap().len()
+    );
+}
+
+#[tokio::test]
+async fn reordered_webhooks_arrive_newest_first() {
+    let h = Harness::start().await;
+    let (hook, received) = webhook_receiver().await;
+    h.settings(json!({"webhook_url": hook})).await;
+    h.faults(json!({"reorder_webhooks": 2})).await;
+    revoke(&h, "tidepost.private").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "the first webhook is held until its batch is full"
+    );
+    revoke(&h, "tidepost.quiet").await;
+    wait_count(&received, 2).await;
+    let order: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.json()["user_openid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "act.quietCreatorEmulator0000000000",
+            "act.privateCreatorEmulator0000000000"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn delayed_webhooks_wait_before_their_first_attempt() {
+    let h = Harness::start().await;
+    let (hook, received) = webhook_receiver().await;
+    h.settings(json!({"webhook_url": hook})).await;
+    h.faults(json!({"webhook_delay_ms": 700})).await;
+    let started = std::time::Instant::now();
+    revoke(&h, "tidepost.private").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "nothing arrives during the delay"
+    );
+    wait_count(&received, 1).await;
+    assert!(started.elapsed() >= Duration::from_millis(700));
+}
