@@ -413,6 +413,40 @@ async fn api_publish(backend: Backend) {
     );
     assert_eq!(post["options"]["items"].as_array().unwrap().len(), 3);
 
+    // The dashboard's Instagram widget: token days left, the publishing limit as Meta last
+    // reported it to the publish job (no call to Meta on page load), and the latest posts.
+    tidepost_app::access::create_user(
+        &e.app.db,
+        "ada@example.com",
+        "correct horse battery",
+        "acme",
+    )
+    .await
+    .unwrap();
+    let session = tidepost_app::access::sign_in(
+        &e.app.db,
+        "ada@example.com",
+        "correct horse battery",
+        "1.2.3.4",
+        1,
+    )
+    .await
+    .unwrap();
+    let dashboard = e
+        .http
+        .get(format!("{}/", e.base))
+        .header("cookie", format!("tidepost_session={}", session.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dashboard.status(), 200);
+    let html = dashboard.text().await.unwrap();
+    assert!(html.contains("class=\"limit-used\">1 of 100<"), "{html}");
+    assert!(
+        html.contains("days left") && html.contains("three in one"),
+        "{html}"
+    );
+
     // Refusals name the field and the rule.
     let refuse = |body: Value| {
         let request = e.http.post(&posts).bearer_auth(&e.key).json(&body);

@@ -163,6 +163,17 @@ pub async fn by_provider_identity(
     .await?)
 }
 
+/// Replaces the account's platform details (JSON text).
+pub async fn set_details(db: &Db, workspace_id: &str, id: &str, details: &str) -> Result<()> {
+    sqlx::query("UPDATE accounts SET details = $1 WHERE workspace_id = $2 AND id = $3")
+        .bind(details)
+        .bind(workspace_id)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<bool> {
     let done = sqlx::query("DELETE FROM accounts WHERE workspace_id = $1 AND id = $2")
         .bind(workspace_id)

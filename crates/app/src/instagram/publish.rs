@@ -475,11 +475,51 @@ pub async fn publishing_limit(
     let client = app.providers.meta()?;
     let host = host_of(account);
     let ig = account.provider_user_id.as_str();
-    tokens::with_token(app, account, |token| async move {
+    let limit = tokens::with_token(app, account, |token| async move {
         client.publishing_limit(host, &token, ig).await
     })
-    .await
+    .await?;
+    remember_limit(app, account, &limit).await;
+    Ok(limit)
 }
+
+/// Keeps the latest reading in the account's details, so pages can show the limit used
+/// without calling Meta. Best effort: a failure here only makes the page's figure older.
+async fn remember_limit(
+    app: &App,
+    account: &Account,
+    limit: &tidepost_providers::meta::PublishingLimit,
+) {
+    let Ok(Some(current)) = accounts::get(&app.db, &account.workspace_id, &account.id).await else {
+        return;
+    };
+    let mut details: serde_json::Value =
+        serde_json::from_str(&current.details).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(map) = details.as_object_mut() {
+        map.insert(
+            PUBLISHING_LIMIT_DETAIL.into(),
+            serde_json::json!({
+                "used": limit.quota_usage,
+                "total": limit.quota_total,
+                "checked_at": tidepost_domain::now_ms(),
+            }),
+        );
+    }
+    if let Err(err) = accounts::set_details(
+        &app.db,
+        &account.workspace_id,
+        &account.id,
+        &details.to_string(),
+    )
+    .await
+    {
+        tracing::warn!(account_id = %account.id, error = %err, "could not keep the publishing limit reading");
+    }
+}
+
+/// The key under which an Instagram account's details keep the last publishing-limit reading:
+/// `{"used", "total", "checked_at"}`.
+pub const PUBLISHING_LIMIT_DETAIL: &str = "publishing_limit";
 
 /// The limit as a refusal when no post is left in the window.
 fn limit_refusal(

@@ -48,6 +48,8 @@ pub struct AccountCard {
     pub on_own_page: bool,
     /// Quota left today and the latest posts (TikTok accounts, where the page asks for them).
     pub tiktok: Option<TikTokStats>,
+    /// Token days left, publishing limit used and the latest posts (Instagram accounts).
+    pub instagram: Option<InstagramStats>,
 }
 
 /// What a TikTok account's card adds on the dashboard and the account page: direct posts
@@ -105,23 +107,7 @@ impl TikTokStats {
             .iter()
             .filter(|(_, _, status)| status.as_deref() != Some("PUBLISH_COMPLETE"))
             .count() as i64;
-        let recent =
-            posts::recent_for_account(&state.app.db, &account.workspace_id, &account.id, 3)
-                .await?
-                .into_iter()
-                .map(|t| RecentPost {
-                    state_class: format!("state-{}", t.state),
-                    state: t.state.replace('_', " "),
-                    caption: if t.caption.is_empty() {
-                        format!("({} without a caption)", t.kind)
-                    } else {
-                        t.caption
-                    },
-                    mode: if t.mode == "inbox" { "draft" } else { "direct" },
-                    when: when(Some(t.created_at)),
-                    id: t.post_id,
-                })
-                .collect();
+        let recent = recent_posts(state, account).await?;
         Ok(Self {
             direct_cap,
             direct_used,
@@ -130,6 +116,56 @@ impl TikTokStats {
             inbox_cap: i64::from(settings.tiktok_pending_inbox_cap),
             inbox_pending,
             recent,
+        })
+    }
+}
+
+/// The account's 3 latest posts, as lines of a widget.
+async fn recent_posts(state: &HttpState, account: &Account) -> Result<Vec<RecentPost>, PageError> {
+    Ok(
+        posts::recent_for_account(&state.app.db, &account.workspace_id, &account.id, 3)
+            .await?
+            .into_iter()
+            .map(|t| RecentPost {
+                state_class: format!("state-{}", t.state),
+                state: t.state.replace('_', " "),
+                caption: if t.caption.is_empty() {
+                    format!("({} without a caption)", t.kind)
+                } else {
+                    t.caption
+                },
+                mode: if t.mode == "inbox" { "draft" } else { "direct" },
+                when: when(Some(t.created_at)),
+                id: t.post_id,
+            })
+            .collect(),
+    )
+}
+
+/// What an Instagram account's card adds: how long its token lasts, how much of Meta's
+/// publishing limit the account used at the last check (kept by the publish job: no call to
+/// Meta while the page loads), and the latest posts.
+pub struct InstagramStats {
+    pub token_days_left: Option<i64>,
+    /// (used, total, checked when), from the last reading.
+    pub limit: Option<(i64, i64, String)>,
+    pub recent: Vec<RecentPost>,
+}
+
+impl InstagramStats {
+    pub async fn of(state: &HttpState, account: &Account, now: i64) -> Result<Self, PageError> {
+        let details: serde_json::Value = serde_json::from_str(&account.details).unwrap_or_default();
+        let reading = &details[tidepost_app::instagram::publish::PUBLISHING_LIMIT_DETAIL];
+        let limit = reading["used"].as_i64().map(|used| {
+            let total = reading["total"].as_i64().unwrap_or(100);
+            (used, total, when(reading["checked_at"].as_i64()))
+        });
+        Ok(Self {
+            token_days_left: account
+                .access_expires_at
+                .map(|at| ((at - now) / 86_400_000).max(0)),
+            limit,
+            recent: recent_posts(state, account).await?,
         })
     }
 }
@@ -176,6 +212,7 @@ impl AccountCard {
             reconnect_href: format!("/connect/{}", account.platform),
             on_own_page: false,
             tiktok: None,
+            instagram: None,
         }
     }
 
@@ -184,6 +221,10 @@ impl AccountCard {
         let mut card = Self::of(account);
         if account.platform == "tiktok" {
             card.tiktok = Some(TikTokStats::of(state, account, tidepost_domain::now_ms()).await?);
+        }
+        if account.platform == "instagram" {
+            card.instagram =
+                Some(InstagramStats::of(state, account, tidepost_domain::now_ms()).await?);
         }
         Ok(card)
     }
