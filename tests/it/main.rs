@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod browser;
+mod browser_instagram;
 mod browser_tiktok;
 mod cli;
 mod docs;

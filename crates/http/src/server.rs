@@ -59,7 +59,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'self'; img-src 'self' data: http: https:; style-src 'self'; script-src 'self'; \
+                "default-src 'self'; img-src 'self' data: blob: http: https:; media-src 'self' blob:; style-src 'self'; script-src 'self'; \
                  form-action 'self' http: https:; frame-ancestors 'none'",
             ),
         ));
