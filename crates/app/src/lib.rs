@@ -10,6 +10,7 @@ pub mod providers;
 pub mod publish;
 mod state;
 pub mod tokens;
+pub mod usage;
 pub mod work;
 
 pub use config::Config;

@@ -27,6 +27,8 @@ pub struct Providers {
     /// Facebook app secret, and the Instagram app secret for Instagram Login deliveries).
     meta_webhook_secrets: Vec<SecretString>,
     meta_verify_token: Option<SecretString>,
+    /// Meta's latest call-budget figures, fed by every Meta answer.
+    meta_usage: crate::usage::UsageBoard,
 }
 
 /// A provider is not configured; the message says which settings to give.
@@ -60,8 +62,11 @@ impl Providers {
             )),
             _ => None,
         };
+        let meta_usage = crate::usage::UsageBoard::default();
         let (meta, meta_webhook_secrets, meta_verify_token) = meta_from_config(config, emulator);
+        let meta = meta.map(|client| client.with_usage_sink(meta_usage.sink()));
         Self {
+            meta_usage,
             tiktok,
             meta,
             meta_webhook_secrets,
@@ -76,6 +81,11 @@ impl Providers {
     }
 
     /// The keys an Instagram webhook signature may be made with (empty when not configured).
+    /// Meta's call-budget figures as last reported.
+    pub fn meta_usage(&self) -> &crate::usage::UsageBoard {
+        &self.meta_usage
+    }
+
     pub fn meta_webhook_secrets(&self) -> &[SecretString] {
         &self.meta_webhook_secrets
     }

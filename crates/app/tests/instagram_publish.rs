@@ -397,3 +397,71 @@ async fn media_rules(backend: Backend) {
     );
 }
 on_both!(media_rules_name_the_rule, media_rules);
+
+/// When Meta reports the call budget nearly spent, the publish job waits instead of calling
+/// (further calls would extend the block); the job stays queued for a later attempt.
+async fn usage_headers_slow_calls_down(backend: Backend) {
+    let h = harness(backend).await;
+    let account = h.business_account().await;
+    // Every call now uses a tenth of a tiny hourly budget: the usage header climbs past 80 %.
+    h.set_meta(json!({"hourly_call_budget": 10})).await;
+    let client = h.app.providers.meta().unwrap().clone();
+    let token =
+        tidepost_app::tokens::open(&h.app, &account, tidepost_app::tokens::ACCESS_TOKEN).unwrap();
+    for _ in 0..9 {
+        let _ = client.me(&token).await;
+    }
+    assert!(
+        h.app
+            .providers
+            .meta_usage()
+            .wait_for(&account.provider_user_id)
+            .is_some()
+    );
+    let view = submit(
+        &h,
+        &account,
+        post(
+            MediaType::Image,
+            "patience",
+            vec![url_item(h.file_url("photo.jpg"))],
+        ),
+    )
+    .await
+    .unwrap();
+    h.drain().await;
+    let target = h.target(&view.targets[0].id).await;
+    assert_ne!(
+        target.state, "published",
+        "no container was created while the budget was spent"
+    );
+    assert!(
+        h.emulator_media().await["containers"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let job = tidepost_jobs::admin::list(
+        &h.app.db,
+        tidepost_jobs::admin::Scope::Workspace(&h.ws),
+        &tidepost_jobs::admin::Filter {
+            state: Some(tidepost_jobs::JobState::Failed),
+            kind: None,
+        },
+        &tidepost_jobs::admin::Page::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        job[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("call budget"),
+        "{job:?}"
+    );
+}
+on_both!(
+    usage_headers_slow_calls_down_before_meta_blocks,
+    usage_headers_slow_calls_down
+);

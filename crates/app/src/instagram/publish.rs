@@ -695,7 +695,23 @@ impl Run<'_> {
         Ok((kind, media_url::signed_url(self.app, &stored)))
     }
 
+    /// Waits when Meta last reported this account's (or the app's) call budget nearly spent:
+    /// continuing to call would extend the block.
+    fn spread_calls(&self) -> Option<Halt> {
+        let (percent, wait) = self.app.providers.meta_usage().wait_for(self.ig())?;
+        Some(halt::retry(
+            format!(
+                "Meta reports {percent}% of the call budget used; waiting before the next call"
+            ),
+            Some(wait),
+            None,
+        ))
+    }
+
     async fn create(&self, container: &Container) -> Result<String, Halt> {
+        if let Some(wait) = self.spread_calls() {
+            return Err(wait);
+        }
         let (client, host, ig) = (&self.client, self.host(), self.ig());
         self.call(|token| async move { client.create_container(host, &token, ig, container).await })
             .await
