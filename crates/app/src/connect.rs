@@ -344,6 +344,9 @@ pub async fn disconnect(
     {
         tracing::warn!(account_id = %account.id, code = %err.code, "revoking at TikTok failed; deleting the tokens anyway");
     }
+    if account.platform == crate::instagram::PLATFORM {
+        crate::instagram::connect::revoke_at_meta(app, &account).await;
+    }
     let deleted = accounts::delete(&app.db, workspace_id, account_id).await?;
     if deleted {
         events::record(

@@ -344,3 +344,70 @@ async fn sweep(backend: Backend) {
     assert_eq!(report.refreshed, 0, "{report:?}");
 }
 on_both!(sweep_extends_tokens, sweep);
+
+async fn disconnect_revokes(backend: Backend) {
+    let h = harness(backend).await;
+    let meta = h.app.providers.meta().unwrap();
+    // Two pairs through one Facebook login share its token.
+    let pairs = h.connect_facebook(&[BUSINESS_PAGE, CREATOR_PAGE]).await;
+    let (business, creator) = (&pairs[0], &pairs[1]);
+    let shared = tokens::open(&h.app, creator, tokens::ACCESS_TOKEN).unwrap();
+
+    // Disconnecting one while the other still uses the login does not revoke it at Meta.
+    assert!(
+        tidepost_app::connect::disconnect(&h.app, &h.ws, &business.id)
+            .await
+            .unwrap()
+    );
+    assert!(meta.permissions(&shared).await.is_ok(), "still granted");
+
+    // The last one: DELETE /me/permissions, and the token stops working at Meta.
+    assert!(
+        tidepost_app::connect::disconnect(&h.app, &h.ws, &creator.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        accounts::list(&h.app.db, &h.ws).await.unwrap().is_empty(),
+        "the tokens are deleted"
+    );
+    let err = meta.permissions(&shared).await.unwrap_err();
+    assert_eq!(err.code, "190", "revoked at Meta: {err:?}");
+
+    // Instagram Login has nothing to revoke: the account goes, Meta is not asked.
+    let callback = h.authorize(Login::Instagram).await;
+    let Finished::Connected(ig_account) = ig_connect::finish(&h.app, &callback, h.session())
+        .await
+        .unwrap()
+    else {
+        panic!("Instagram Login connects directly")
+    };
+    let ig_token = tokens::open(&h.app, &ig_account, tokens::ACCESS_TOKEN).unwrap();
+    assert!(
+        tidepost_app::connect::disconnect(&h.app, &h.ws, &ig_account.id)
+            .await
+            .unwrap()
+    );
+    assert!(meta.me_instagram(&ig_token).await.is_ok());
+
+    // Best effort: when Meta cannot be reached the account is still disconnected.
+    let account = h.business_account().await;
+    let token = tokens::open(&h.app, &account, tokens::ACCESS_TOKEN).unwrap();
+    h.admin(
+        reqwest::Method::POST,
+        "/_emulator/meta/tokens/revoke",
+        Some(json!({"access_token": token.expose_secret()})),
+    )
+    .await;
+    assert!(
+        tidepost_app::connect::disconnect(&h.app, &h.ws, &account.id)
+            .await
+            .unwrap()
+    );
+    assert!(accounts::list(&h.app.db, &h.ws).await.unwrap().is_empty());
+    let log = events::recent(&h.app.db, &h.ws, Some(&account.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(log[0].r#type, "account.disconnected");
+}
+on_both!(disconnect_revokes_at_meta, disconnect_revokes);

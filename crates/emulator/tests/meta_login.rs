@@ -590,3 +590,44 @@ async fn token_and_request_errors() {
     let (_, body) = h.get(&me, &[("access_token", &other.access_token)]).await;
     assert_graph_error(&body, 190, Some(458));
 }
+
+#[tokio::test]
+async fn deleting_permissions_revokes_the_user_and_its_page_tokens() {
+    let h = Harness::start().await;
+    let token = h.admin_token().await;
+    let (status, body) = h
+        .get(
+            &h.graph("me/accounts"),
+            &[
+                ("fields", "id,access_token"),
+                ("access_token", &token.access_token),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let page_token = s(&body["data"][0]["access_token"]);
+    let page_id = s(&body["data"][0]["id"]);
+
+    let response = h
+        .http
+        .delete(h.graph("me/permissions"))
+        .bearer_auth(&token.access_token)
+        .send()
+        .await
+        .expect("DELETE");
+    let (status, body) = status_json(response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"success": true}));
+
+    // The user token and the Page token derived from it stop working.
+    let (status, body) = h
+        .get(&h.graph("me"), &[("access_token", &token.access_token)])
+        .await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["error"]["code"], 190, "{body}");
+    let (status, body) = h
+        .get(&h.graph(&page_id), &[("access_token", &page_token)])
+        .await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["error"]["code"], 190, "{body}");
+}

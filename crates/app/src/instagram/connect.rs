@@ -511,3 +511,43 @@ async fn store_account(
     tracing::info!(account_id = %stored.id, workspace_id = %workspace_id, login = login.as_str(), "Instagram account connected");
     Ok(stored)
 }
+
+/// On disconnect, a Facebook Login account takes tidepost's permissions back at Meta
+/// (`DELETE /me/permissions`), best effort like TikTok's revoke: a failure is logged and the
+/// tokens are deleted anyway. Skipped for Instagram Login (nothing to revoke there) and while
+/// another Instagram account of the workspace was connected through the same Facebook user,
+/// whose token the revoke would break too.
+pub async fn revoke_at_meta(app: &App, account: &Account) {
+    let details = Details::of(account);
+    if details.login() != Login::Facebook {
+        return;
+    }
+    if let Some(user) = details.facebook_user_id.as_deref() {
+        match accounts::list(&app.db, &account.workspace_id).await {
+            Ok(all) => {
+                let shared = all.iter().any(|other| {
+                    other.id != account.id
+                        && other.platform == PLATFORM
+                        && Details::of(other).facebook_user_id.as_deref() == Some(user)
+                });
+                if shared {
+                    tracing::info!(account_id = %account.id, "another account uses the same Facebook login; not revoking at Meta");
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(account_id = %account.id, error = %err, "cannot tell whether the Facebook login is shared; not revoking at Meta");
+                return;
+            }
+        }
+    }
+    let Ok(client) = app.providers.meta() else {
+        return;
+    };
+    let Ok(token) = tokens::open(app, account, ACCESS_TOKEN) else {
+        return;
+    };
+    if let Err(err) = client.revoke_permissions(&token).await {
+        tracing::warn!(account_id = %account.id, code = %err.code, "revoking at Meta failed; deleting the tokens anyway");
+    }
+}

@@ -403,6 +403,9 @@ async fn node_request(call: &Call, id: &str, edge: Option<&str>) -> GraphResult 
     match (&node, edge) {
         (Node::FbUser, None) if get => graph::fb_user(call),
         (Node::FbUser, Some("permissions")) if get => graph::permissions(call, &token),
+        (Node::FbUser, Some("permissions")) if call.method == Method::DELETE => {
+            graph::revoke_permissions(call, &token)
+        }
         (Node::FbUser, Some("accounts")) if get => graph::accounts(call, &token),
         (Node::Page(page), None) if get => graph::page(call, &token, page),
         (Node::Page(_) | Node::IgUser(_), Some("subscribed_apps")) => graph::subscribed_apps(call),

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::call::Call;
 use super::errors::{self, GraphError, GraphResult, Host};
 use super::fields::{self, paginate};
-use super::state::{IgAccount, Login, Store, Token, TokenKind};
+use super::state::{IgAccount, Login, Store, Token, TokenKind, TokenState};
 
 /// What a path id names, once the caller's access to it is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +148,30 @@ pub fn permissions(_call: &Call, token: &Token) -> GraphResult {
         .iter()
         .map(|p| json!({"permission": p, "status": "declined"}));
     Ok(json!({ "data": granted.chain(declined).collect::<Vec<_>>() }))
+}
+
+/// `DELETE /me/permissions` with a Facebook user token: the user takes back every permission
+/// the app had, so every token of that user, and every Page token derived from one, stops
+/// working (Graph error 190 from then on). Answers `{"success": true}` as Meta does.
+pub fn revoke_permissions(call: &Call, token: &Token) -> GraphResult {
+    let user = token.subject.clone();
+    call.meta.store(|s| {
+        let revoked: Vec<String> = s
+            .tokens
+            .values()
+            .filter(|t| {
+                t.login == Login::Facebook && t.kind == TokenKind::User && t.subject == user
+            })
+            .map(|t| t.value.clone())
+            .collect();
+        for t in s.tokens.values_mut() {
+            let derived = t.parent.as_ref().is_some_and(|p| revoked.contains(p));
+            if revoked.contains(&t.value) || derived {
+                t.state = TokenState::Revoked;
+            }
+        }
+    });
+    Ok(json!({ "success": true }))
 }
 
 const PAGE_FIELDS: &[&str] = &[

@@ -159,6 +159,31 @@ impl MetaClient {
         Ok(listing.data)
     }
 
+    /// Facebook Login: `DELETE /me/permissions`, which takes back every permission the user
+    /// granted the app, so the user token (and the Page tokens derived from it) stop working.
+    /// Meta answers `{"success": true}`.
+    pub async fn revoke_permissions(&self, token: &SecretString) -> Result<(), ProviderError> {
+        #[derive(Deserialize)]
+        struct Revoked {
+            #[serde(default)]
+            success: bool,
+        }
+        let request =
+            self.graph_request(Method::DELETE, GraphHost::Facebook, "me/permissions", token);
+        let answer: Revoked = self
+            .graph(Call::idempotent("meta.revoke_permissions"), request)
+            .await?;
+        if answer.success {
+            Ok(())
+        } else {
+            Err(ProviderError::unexpected(
+                super::PLATFORM,
+                200,
+                "an answer to DELETE /me/permissions without success",
+            ))
+        }
+    }
+
     /// Facebook Login: every Page of the user (all pages of the listing), with Page tokens.
     pub async fn pages(&self, token: &SecretString) -> Result<Vec<Page>, ProviderError> {
         self.pages_with_page_size(token, 100).await
