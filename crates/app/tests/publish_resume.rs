@@ -161,3 +161,30 @@ on_both!(rate_limited_init_backs_off, |backend| async move {
     assert_eq!(target.state, "published", "{target:?}");
     assert_eq!(h.publishes().await.len(), 1);
 });
+
+on_both!(
+    revoked_access_token_mid_publish_refreshes_once_and_goes_on,
+    |backend| async move {
+        let h = harness(backend).await;
+        let (media, sha) = h.media(12_000_000).await;
+        let view = h
+            .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
+            .await
+            .unwrap();
+        // TikTok now refuses every access token issued so far (refresh tokens still work): the
+        // job's init gets a 401, refreshes once under the lease, and carries on.
+        h.set_faults(serde_json::json!({"revoke_all_tokens": true}))
+            .await;
+        let target = h.run_to_final(&view.targets[0].id).await;
+        assert_eq!(target.state, "published", "{target:?}");
+        let publishes = h.publishes().await;
+        assert_eq!(publishes.len(), 1, "{publishes:?}");
+        assert_eq!(publishes[0]["sha256"], sha);
+        let account = tidepost_store::accounts::get(&h.app.db, &h.ws, &h.account.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(account.access_token, h.account.access_token, "refreshed");
+        assert_eq!(account.status, "active");
+    }
+);
