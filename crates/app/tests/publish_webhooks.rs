@@ -197,3 +197,46 @@ on_both!(
         assert!(err.to_string().contains("connected again"), "{err}");
     }
 );
+
+on_both!(
+    a_reported_failure_is_confirmed_before_the_target_fails,
+    |backend| async move {
+        let h = harness(backend).await;
+        let (media, _) = h.media(100_000).await;
+        let view = h
+            .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
+            .await
+            .unwrap();
+        let target_id = view.targets[0].id.clone();
+        let kinds = vec![publish::PUBLISH_JOB.to_string()];
+        tidepost_jobs::drain_due(&h.queue, &h.registry, Some(&kinds), 10)
+            .await
+            .unwrap();
+        let publish_id = h.target(&target_id).await.publish_id.unwrap();
+        // TikTok really failed it, and says so by webhook.
+        h.admin(
+            reqwest::Method::POST,
+            &format!("/_emulator/tiktok/publishes/{publish_id}/fail"),
+            Some(json!({"fail_reason": "duration_check_failed"})),
+        )
+        .await;
+        let b = body(
+            "post.publish.failed",
+            &h.account.provider_user_id,
+            json!({"publish_id": publish_id, "publish_type": "DIRECT_POST", "reason": "duration_check_failed"}),
+        );
+        webhooks::receive(&h.app, Some(&sign(now(), &b)), &b, now())
+            .await
+            .unwrap();
+        let target = h.run_to_final(&target_id).await;
+        assert_eq!(target.state, "failed", "{target:?}");
+        assert!(
+            target
+                .error_message
+                .as_deref()
+                .unwrap_or("")
+                .contains("duration"),
+            "{target:?}"
+        );
+    }
+);

@@ -175,16 +175,7 @@ pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
         }
         TikTokEvent::PublishFailed {
             publish_id, reason, ..
-        } => {
-            on_publish(
-                app,
-                &publish_id,
-                Some("FAILED"),
-                TargetState::Failed,
-                Some(reason),
-            )
-            .await?
-        }
+        } => confirm_failure(app, &publish_id, &reason).await?,
         TikTokEvent::PubliclyAvailable {
             publish_id,
             post_id,
@@ -224,6 +215,36 @@ pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
     };
     inbound_events::mark_applied(&app.db, &event.id, &result, tidepost_domain::now_ms()).await?;
     Ok(())
+}
+
+/// A reported failure is not applied as it stands: webhooks arrive late and out of order, and
+/// a stale `post.publish.failed` must not fail a post that TikTok published. The target's status
+/// poller asks TikTok (the source of truth) at once and applies what it answers.
+async fn confirm_failure(app: &App, publish_id: &str, reason: &str) -> Result<String, JobError> {
+    let Some(target) = posts::target_by_publish_id(&app.db, "tiktok", publish_id).await? else {
+        return Ok("unknown publish".into());
+    };
+    if TargetState::parse(&target.state).is_some_and(TargetState::is_final) {
+        return Ok(format!("ignored: already {}", target.state));
+    }
+    let job = tidepost_jobs::NewJob::new(
+        super::POLL_JOB,
+        &super::TargetRef {
+            workspace_id: target.workspace_id.clone(),
+            target_id: target.id.clone(),
+        },
+    )
+    .workspace(&target.workspace_id)
+    .idempotency_key(format!(
+        "{}:{}:{}:confirm:{publish_id}",
+        super::POLL_JOB,
+        target.id,
+        target.init_generation
+    ));
+    app.queue.enqueue(job).await.map_err(JobError::from)?;
+    Ok(format!(
+        "failure reported ({reason}); confirming with TikTok's status"
+    ))
 }
 
 async fn on_publish(
