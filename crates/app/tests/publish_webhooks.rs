@@ -230,12 +230,9 @@ on_both!(
             .unwrap();
         let target = h.run_to_final(&target_id).await;
         assert_eq!(target.state, "failed", "{target:?}");
-        assert!(
-            target
-                .error_message
-                .as_deref()
-                .unwrap_or("")
-                .contains("duration"),
+        assert_eq!(
+            target.error_code.as_deref(),
+            Some("duration_check_failed"),
             "{target:?}"
         );
     }
