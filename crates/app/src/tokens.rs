@@ -158,7 +158,7 @@ pub async fn refresh_seen(app: &App, seen: &Account) -> Result<Account, TokenErr
     if !accounts::try_lease_refresh(&app.db, account_id, &holder, now_ms(), REFRESH_LEASE_MS)
         .await?
     {
-        return wait_for_other_refresh(app, seen, load).await;
+        return wait_for_other_refresh(seen, load).await;
     }
     // Another task may have refreshed between the caller's read and our lease: then its tokens
     // are the current ones, and `seen`'s refresh token is already spent.
@@ -175,11 +175,7 @@ pub async fn refresh_seen(app: &App, seen: &Account) -> Result<Account, TokenErr
     load().await
 }
 /// Another task holds the lease: wait (bounded) until it has stored new tokens.
-async fn wait_for_other_refresh<F, Fut>(
-    app: &App,
-    before: &Account,
-    load: F,
-) -> Result<Account, TokenError>
+async fn wait_for_other_refresh<F, Fut>(before: &Account, load: F) -> Result<Account, TokenError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Account, TokenError>>,
@@ -199,7 +195,6 @@ where
             break;
         }
     }
-    let _ = app;
     Err(TokenError::RefreshBusy)
 }
 

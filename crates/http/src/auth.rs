@@ -100,6 +100,14 @@ impl FromRequestParts<HttpState> for Viewer {
     }
 }
 
+/// The body of a form whose only field is its CSRF token (sign out, revoke, cancel, retry…).
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    /// Missing is the same as wrong: [`Viewer::check_csrf`] refuses it.
+    #[serde(default)]
+    pub csrf: String,
+}
+
 /// A viewer when a live session cookie came with the request, else nothing (for pages that
 /// also serve people who are not signed in, such as OAuth callbacks started through the API).
 #[derive(Debug, Clone)]

@@ -248,3 +248,12 @@ impl From<AccessError> for PageError {
         }
     }
 }
+
+/// An error's text as the first sentence of a page: upper-case first letter.
+pub fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}

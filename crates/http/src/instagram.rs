@@ -20,7 +20,7 @@ use tidepost_domain::time::rfc3339;
 use tidepost_store::accounts;
 
 use crate::auth::{Caller, Credential, MaybeViewer, Viewer};
-use crate::error::{PageError, Problem};
+use crate::error::{PageError, Problem, capitalize};
 use crate::state::HttpState;
 use crate::ui::Chrome;
 use crate::ui::accounts::AccountCard;
@@ -38,14 +38,6 @@ pub fn router() -> Router<HttpState> {
 /// Routes under `/api/v1`.
 pub fn api_router() -> Router<HttpState> {
     Router::new().route("/connect/instagram", post(api_connect))
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
-        .unwrap_or_default()
 }
 
 #[derive(Template, WebTemplate)]

@@ -11,7 +11,7 @@ use axum::routing::get;
 use tidepost_app::connect::{self, Callback, CallbackSession};
 
 use crate::auth::MaybeViewer;
-use crate::error::PageError;
+use crate::error::{PageError, capitalize};
 use crate::state::HttpState;
 use crate::ui::Chrome;
 
@@ -58,12 +58,4 @@ async fn tiktok_callback(
         }
         Err(err) => PageError::internal(err).into_response(),
     }
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
-        .unwrap_or_default()
 }

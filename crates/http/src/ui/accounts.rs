@@ -14,7 +14,7 @@ use tidepost_store::accounts::{self, Account};
 use tidepost_store::{StoreError, events, posts};
 
 use super::{Chrome, when};
-use crate::auth::Viewer;
+use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
 
@@ -276,12 +276,6 @@ async fn connect_tiktok_page(
     viewer: Viewer,
 ) -> Result<ConnectTikTokPage, PageError> {
     connect_page(&state, &viewer, None).await
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn connect_tiktok_start(

@@ -13,7 +13,7 @@ use tidepost_jobs::admin::{self, Filter, Page, Scope};
 
 use super::{Chrome, when};
 use crate::api::jobs::{Action, apply};
-use crate::auth::Viewer;
+use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
 
@@ -159,12 +159,6 @@ async fn page(
         showing,
         notice,
     })
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn act(

@@ -25,7 +25,7 @@ use tidepost_domain::{PostSummary, TargetState};
 use tidepost_store::{accounts, posts};
 
 use super::{Chrome, when};
-use crate::auth::Viewer;
+use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
 
@@ -370,11 +370,6 @@ async fn detail(
         live,
     }
     .into_response())
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
 }
 
 async fn cancel(

@@ -13,8 +13,10 @@ use serde::Deserialize;
 use tidepost_app::access::{self, AccessError, secrets_equal};
 
 use super::Chrome;
-use crate::auth::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Viewer, csrf_refused, safe_next};
-use crate::error::PageError;
+use crate::auth::{
+    self, CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Viewer, csrf_refused, safe_next,
+};
+use crate::error::{PageError, capitalize};
 use crate::state::HttpState;
 
 pub fn router() -> Router<HttpState> {
@@ -150,12 +152,6 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn logout(
     State(state): State<HttpState>,
     viewer: Viewer,
@@ -259,13 +255,5 @@ async fn setup(
             };
             (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }
-    }
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
-        None => String::new(),
     }
 }

@@ -12,7 +12,7 @@ use tidepost_app::access;
 use tidepost_store::api_keys;
 
 use super::{Chrome, when};
-use crate::auth::Viewer;
+use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
 
@@ -119,12 +119,6 @@ async fn create_key(
         )
             .into_response()),
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn revoke_key(
