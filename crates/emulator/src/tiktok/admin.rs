@@ -4,6 +4,9 @@
 //! |---|---|---|
 //! | `POST /token` | optional `{"scopes":[…],"creator":"<open_id or username>"}` | `{"access_token","refresh_token","open_id","client_key","client_secret"}` |
 //! | `GET /creators` | | `{"creators":[…]}` (fixtures, with `privacy_level_options`) |
+//! | `POST /creators` | `{"username":"…","display_name":"…","private_account":false}` | the new creator (for tests that need many accounts) |
+//! | `GET /refreshes` | | `{"refreshes":[{"at_ms","open_id","outcome"}]}`: every refresh grant; `reused` means a spent refresh token came back |
+//! | `GET /rate-limited` | | `{"rate_limited":[{"at_ms","open_id","endpoint"}]}`: calls refused by a per-token rate limit (injected 429s excluded) |
 //! | `GET /publishes` | | `{"publishes":[…]}` |
 //! | `GET /publishes/{publish_id}` | | one publish |
 //! | `POST /publishes/{publish_id}/fail` | optional `{"fail_reason":"…"}` (default `internal`) | the publish |
@@ -24,13 +27,18 @@ use serde_json::{Value, json};
 
 use super::App;
 use super::lifecycle::{complete, fail};
-use super::state::{ALL_SCOPES, Mode, Publish, Status};
+use super::state::{ALL_SCOPES, Creator, Mode, Publish, Status};
 use super::webhooks::Event;
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/_emulator/tiktok/token", post(mint_token))
-        .route("/_emulator/tiktok/creators", get(creators))
+        .route(
+            "/_emulator/tiktok/creators",
+            get(creators).post(add_creator),
+        )
+        .route("/_emulator/tiktok/refreshes", get(refreshes))
+        .route("/_emulator/tiktok/rate-limited", get(rate_limited))
         .route("/_emulator/tiktok/publishes", get(publishes))
         .route("/_emulator/tiktok/publishes/{publish_id}", get(one_publish))
         .route(
@@ -126,6 +134,55 @@ async fn creators(State(app): State<App>) -> Json<Value> {
         })
         .collect();
     Json(json!({ "creators": creators }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NewCreator {
+    username: String,
+    display_name: Option<String>,
+    private_account: bool,
+}
+
+/// Adds a creator beside the fixtures, so a test can connect as many distinct accounts as it
+/// needs (each with its own caps and rate-limit windows, as on TikTok).
+async fn add_creator(State(app): State<App>, body: Bytes) -> Response {
+    let request: NewCreator = match parse_body(&body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let username = request.username.trim().to_string();
+    if username.is_empty()
+        || !username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    {
+        return admin_error(
+            StatusCode::BAD_REQUEST,
+            "username: letters, digits, '.' and '_' only, not empty",
+        );
+    }
+    let mut store = app.store();
+    if store.creator(&username).is_some() {
+        return admin_error(
+            StatusCode::CONFLICT,
+            format!("a creator named {username:?} exists"),
+        );
+    }
+    let display_name = request.display_name.unwrap_or_else(|| username.clone());
+    let creator = Creator::new(&username, &display_name, request.private_account);
+    let mut value = json!(creator);
+    value["privacy_level_options"] = json!(creator.privacy_level_options());
+    store.creators.push(creator);
+    (StatusCode::CREATED, Json(value)).into_response()
+}
+
+async fn refreshes(State(app): State<App>) -> Json<Value> {
+    Json(json!({ "refreshes": app.store().refresh_grants }))
+}
+
+async fn rate_limited(State(app): State<App>) -> Json<Value> {
+    Json(json!({ "rate_limited": app.store().rate_limited }))
 }
 
 /// A publish as the admin API shows it.

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::App;
 use super::errors::OAuthError;
-use super::state::{ALL_SCOPES, AuthCode, Creator, TokenPair, secs_to_ms};
+use super::state::{ALL_SCOPES, AuthCode, Creator, RefreshGrant, TokenPair, secs_to_ms};
 use super::webhooks::Event;
 
 /// Query of the consent page, also posted back by its form.
@@ -467,17 +467,33 @@ fn rotate_refresh_token(app: &App, form: &TokenForm) -> Result<TokenPair, OAuthE
     let settings = app.settings();
     let now = app.now_ms();
     let mut store = app.store();
-    let old = match store.refresh_tokens.get_mut(presented) {
+    let (outcome, old) = match store.refresh_tokens.get_mut(presented) {
         Some(t) if !t.revoked && now < t.expires_at_ms => {
             t.revoked = true;
-            t.clone()
+            t.rotated = true;
+            ("rotated", Some(t.clone()))
         }
-        _ => {
-            return Err(OAuthError::new(
-                "invalid_grant",
-                "Refresh token is invalid or expired.",
-            ));
-        }
+        Some(t) if t.rotated => ("reused", None),
+        Some(t) if t.revoked => ("revoked", None),
+        Some(_) => ("expired", None),
+        None => ("unknown", None),
+    };
+    let open_id = old.as_ref().map(|t| t.open_id.clone()).or_else(|| {
+        store
+            .refresh_tokens
+            .get(presented)
+            .map(|t| t.open_id.clone())
+    });
+    store.refresh_grants.push(RefreshGrant {
+        at_ms: now,
+        open_id,
+        outcome,
+    });
+    let Some(old) = old else {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "Refresh token is invalid or expired.",
+        ));
     };
     Ok(store.mint_tokens(
         &old.open_id,

@@ -89,6 +89,26 @@ impl Creator {
         }
     }
 
+    /// A public (or private) creator named by a test, with the sandbox creator's limits.
+    pub fn new(username: &str, display_name: &str, private_account: bool) -> Self {
+        let id: String = username
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let mut creator = Creator::fixture(
+            &format!("{id}{}", &Ctx::random_token("")[..8]),
+            username,
+            display_name,
+            private_account,
+            false,
+            false,
+            600,
+            false,
+        );
+        creator.username = username.to_string();
+        creator
+    }
+
     /// The fixture accounts; the first is the default one.
     pub fn fixtures() -> Vec<Creator> {
         vec![
@@ -161,6 +181,28 @@ pub(crate) struct RefreshToken {
     pub expires_at_ms: i64,
     /// Rotated away or revoked.
     pub revoked: bool,
+    /// Spent by a refresh grant (a later grant with it is a reuse, not a revocation).
+    pub rotated: bool,
+}
+
+/// One refresh grant as the admin API shows it, so tests can prove that no rotating refresh
+/// token was ever presented twice.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RefreshGrant {
+    pub at_ms: i64,
+    /// `None` when the presented token was never issued.
+    pub open_id: Option<String>,
+    /// `rotated` (granted), `reused` (already spent), `revoked`, `expired` or `unknown`.
+    pub outcome: &'static str,
+}
+
+/// A call refused by a per-token rate limit (not an injected one): a client that paces itself
+/// as TikTok documents never causes one.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RateLimited {
+    pub at_ms: i64,
+    pub open_id: String,
+    pub endpoint: String,
 }
 
 /// A freshly minted token pair.
@@ -349,6 +391,10 @@ pub(crate) struct Store {
     pub windows: HashMap<(String, Endpoint), VecDeque<i64>>,
     /// The `revoke_all_tokens` fault was already applied to the tokens existing when it was seen.
     pub revoke_all_applied: bool,
+    /// Every refresh grant, in order (`GET /_emulator/tiktok/refreshes`).
+    pub refresh_grants: Vec<RefreshGrant>,
+    /// Calls refused by a per-token rate limit (`GET /_emulator/tiktok/rate-limited`).
+    pub rate_limited: Vec<RateLimited>,
 }
 
 impl Store {
@@ -361,6 +407,8 @@ impl Store {
             publishes: Vec::new(),
             windows: HashMap::new(),
             revoke_all_applied: false,
+            refresh_grants: Vec::new(),
+            rate_limited: Vec::new(),
         }
     }
 
@@ -415,6 +463,7 @@ impl Store {
                 scopes: scopes.clone(),
                 expires_at_ms: now_ms + secs_to_ms(refresh_ttl),
                 revoked: false,
+                rotated: false,
             },
         );
         TokenPair {
@@ -458,6 +507,16 @@ impl Store {
             window.pop_front();
         }
         if window.len() >= endpoint.limit_per_minute() {
+            let open_id = self
+                .access_tokens
+                .get(token)
+                .map(|t| t.open_id.clone())
+                .unwrap_or_default();
+            self.rate_limited.push(RateLimited {
+                at_ms: now_ms,
+                open_id,
+                endpoint: format!("{endpoint:?}"),
+            });
             return false;
         }
         window.push_back(now_ms);
