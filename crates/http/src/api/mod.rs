@@ -4,6 +4,7 @@
 mod accounts;
 pub(crate) mod jobs;
 mod keys;
+pub mod openapi;
 mod posts;
 
 use axum::extract::FromRequest;
@@ -19,6 +20,7 @@ use crate::state::HttpState;
 pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/me", get(me))
+        .route("/openapi.json", get(openapi::openapi_json))
         .merge(keys::router())
         .merge(accounts::router())
         .merge(crate::instagram::api_router())
@@ -26,6 +28,7 @@ pub fn router() -> Router<HttpState> {
         .merge(jobs::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(openapi::problems_only))
 }
 
 /// The answer for any path under `/api` that is no route (also used by the root fallback for
@@ -49,6 +52,10 @@ async fn method_not_allowed(method: axum::http::Method) -> Problem {
 }
 
 /// `GET /api/v1/me`: which workspace the credential belongs to.
+#[utoipa::path(
+    get, path = "/api/v1/me", tag = "workspace",
+    responses((status = 200, description = "The caller's workspace and credential", body = MeDoc)),
+)]
 async fn me(
     caller: Caller,
     axum::extract::State(state): axum::extract::State<HttpState>,
@@ -64,6 +71,35 @@ async fn me(
         "workspace": {"id": ws.id, "slug": ws.slug, "name": ws.name},
         "credential": {"kind": kind, "scopes": scopes.split_whitespace().collect::<Vec<_>>()},
     })))
+}
+
+/// The answer of `GET /api/v1/me` (built with `json!` in [`me`]).
+#[derive(utoipa::ToSchema)]
+#[schema(as = Me)]
+#[allow(dead_code)]
+struct MeDoc {
+    workspace: MeWorkspaceDoc,
+    credential: MeCredentialDoc,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(as = MeWorkspace)]
+#[allow(dead_code)]
+struct MeWorkspaceDoc {
+    id: String,
+    slug: String,
+    name: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(as = MeCredential)]
+#[allow(dead_code)]
+struct MeCredentialDoc {
+    /// `api_key`, or `session` for a signed-in browser.
+    #[schema(example = "api_key")]
+    kind: String,
+    /// `api` and/or `worker`.
+    scopes: Vec<String>,
 }
 
 /// JSON bodies whose parse errors are problem+json with the parser's reason.
@@ -86,6 +122,15 @@ where
                     "Unsupported media type",
                     "send the body as JSON with `Content-Type: application/json`",
                 ),
+                // A body over the route's limit is 413 (not a 400 about its JSON).
+                other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    Problem::new(
+                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "too-large",
+                        "Request body too large",
+                        other.body_text(),
+                    )
+                }
                 other => Problem::bad_request(other.body_text()),
             }),
         }
