@@ -6,6 +6,7 @@ pub mod config;
 pub mod connect;
 pub mod instagram;
 pub mod keys;
+pub mod media;
 pub mod providers;
 pub mod publish;
 mod state;
