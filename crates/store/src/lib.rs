@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod crm;
 mod db;
 mod error;
 pub mod events;
@@ -26,6 +27,8 @@ pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 pub mod workspaces;
 
 pub use db::{Db, Dialect, SchemaState};
