@@ -26,6 +26,7 @@ pub mod posts;
 pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod uploads;
 pub mod users;
 pub mod webhook_deliveries;
 pub mod webhook_endpoints;
