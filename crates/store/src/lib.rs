@@ -16,6 +16,7 @@ pub mod crm;
 mod db;
 mod error;
 pub mod events;
+pub mod idempotency;
 pub mod inbound_events;
 pub mod instagram;
 pub mod limits;
