@@ -2,6 +2,7 @@
 //! the services the HTTP and CLI layers call. Knows nothing of HTTP.
 
 pub mod access;
+pub mod compose;
 pub mod config;
 pub mod connect;
 pub mod instagram;

@@ -23,6 +23,10 @@ pub struct Post {
     pub created_by: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the post is due (UTC ms); `None` for a post sent as soon as it was accepted.
+    pub scheduled_at: Option<i64>,
+    /// The IANA zone the schedule was given in, to show it back in that zone.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -60,24 +64,34 @@ pub struct Target {
     pub finished_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// JSON: this target's own options (the post's shared caption and media with the target's
+    /// overrides applied). `None` for a single-target post, whose options are the post's.
+    pub options: Option<String>,
+    /// When this target's job is due (UTC ms); `None` when it was sent right away.
+    pub scheduled_at: Option<i64>,
 }
 
 impl Target {
     pub fn post_ids(&self) -> Vec<String> {
         serde_json::from_str(&self.provider_post_ids).unwrap_or_default()
     }
+
+    /// The options the publish job works from: the target's own, else the post's.
+    pub fn options_or<'a>(&'a self, post: &'a Post) -> &'a str {
+        self.options.as_deref().unwrap_or(&post.options)
+    }
 }
 
 const POST_COLUMNS: &str = "id, workspace_id, caption, kind, media_id, media_url, options, idempotency_key, \
-     created_by, created_at, updated_at";
+     created_by, created_at, updated_at, scheduled_at, time_zone";
 const TARGET_COLUMNS: &str = "id, workspace_id, post_id, account_id, platform, mode, source, state, bytes_total, \
      bytes_sent, chunk_size, chunks_total, chunks_acked, init_generation, publish_id, provider_status, \
      provider_post_ids, error_code, error_message, error_retryable, upload_url, upload_url_expires_at, init_at, \
-     finished_at, created_at, updated_at";
+     finished_at, created_at, updated_at, options, scheduled_at";
 
 pub async fn insert_post_in(conn: &mut AnyConnection, p: &Post) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO posts ({POST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO posts ({POST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(&p.id)
     .bind(&p.workspace_id)
@@ -90,6 +104,8 @@ pub async fn insert_post_in(conn: &mut AnyConnection, p: &Post) -> Result<()> {
     .bind(&p.created_by)
     .bind(p.created_at)
     .bind(p.updated_at)
+    .bind(p.scheduled_at)
+    .bind(&p.time_zone)
     .execute(conn)
     .await
     .map_err(crate::error::conflict_as(
@@ -101,7 +117,7 @@ pub async fn insert_post_in(conn: &mut AnyConnection, p: &Post) -> Result<()> {
 pub async fn insert_target_in(conn: &mut AnyConnection, t: &Target) -> Result<()> {
     sqlx::query(&format!(
         "INSERT INTO post_targets ({TARGET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
     ))
     .bind(&t.id)
     .bind(&t.workspace_id)
@@ -129,6 +145,8 @@ pub async fn insert_target_in(conn: &mut AnyConnection, t: &Target) -> Result<()
     .bind(t.finished_at)
     .bind(t.created_at)
     .bind(t.updated_at)
+    .bind(&t.options)
+    .bind(t.scheduled_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -466,4 +484,168 @@ pub async fn recent_for_account(
     .bind(limit)
     .fetch_all(db.pool())
     .await?)
+}
+
+/// Which posts [`list_filtered`] returns, beside the workspace.
+#[derive(Debug, Clone, Default)]
+pub struct PostFilter {
+    /// Only posts with a target in this state (`queued`, `scheduled`, `published`, …).
+    pub target_state: Option<String>,
+    /// Only posts with a target on this account.
+    pub account_id: Option<String>,
+    /// `Some(true)`: posts still waiting for their time (a target `scheduled`); `Some(false)`:
+    /// the others (sent, on their way or finished).
+    pub scheduled: Option<bool>,
+    /// The id of the last post of the previous page.
+    pub before: Option<String>,
+}
+
+/// Newest first (ids are UUIDv7), filtered; the filters are optional and combine with AND.
+pub async fn list_filtered(
+    db: &Db,
+    workspace_id: &str,
+    filter: &PostFilter,
+    limit: i64,
+) -> Result<Vec<Post>> {
+    let scheduled = filter.scheduled.map(i64::from);
+    Ok(sqlx::query_as(&format!(
+        "SELECT {POST_COLUMNS} FROM posts p WHERE p.workspace_id = $1 AND ($2 IS NULL OR p.id < $2) \
+         AND ($3 IS NULL OR EXISTS (SELECT 1 FROM post_targets t WHERE t.post_id = p.id AND t.state = $3)) \
+         AND ($4 IS NULL OR EXISTS (SELECT 1 FROM post_targets t WHERE t.post_id = p.id AND t.account_id = $4)) \
+         AND ($5 IS NULL OR ($5 = 1) = EXISTS (SELECT 1 FROM post_targets t WHERE t.post_id = p.id \
+              AND t.state = 'scheduled')) \
+         ORDER BY p.id DESC LIMIT $6"
+    ))
+    .bind(workspace_id)
+    .bind(filter.before.as_deref())
+    .bind(filter.target_state.as_deref())
+    .bind(filter.account_id.as_deref())
+    .bind(scheduled)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// The times at which an account's targets count against a daily limit, in `(from, to)`,
+/// oldest first: a target that reached the provider counts from its init (`init_at`), one
+/// waiting for its time from `scheduled_at`, any other from its creation. Failed and cancelled
+/// targets do not count. `modes` narrows to those modes (TikTok's direct posts and inbox
+/// drafts have separate limits); `except_post` leaves out one post's targets (the post being
+/// rescheduled).
+pub async fn limit_events_in(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    modes: Option<&[&str]>,
+    from: i64,
+    to: i64,
+    except_post: Option<&str>,
+) -> Result<Vec<i64>> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT COALESCE(init_at, scheduled_at, created_at) AS at, mode FROM post_targets \
+         WHERE account_id = $1 AND state NOT IN ('failed', 'cancelled') \
+         AND COALESCE(init_at, scheduled_at, created_at) > $2 \
+         AND COALESCE(init_at, scheduled_at, created_at) < $3 \
+         AND ($4 IS NULL OR post_id <> $4) ORDER BY at ASC",
+    )
+    .bind(account_id)
+    .bind(from)
+    .bind(to)
+    .bind(except_post)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, mode)| modes.is_none_or(|m| m.contains(&mode.as_str())))
+        .map(|(at, _)| at)
+        .collect())
+}
+
+/// Moves a post that has not started to `scheduled_at` (and its zone).
+pub async fn set_schedule_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    post_id: &str,
+    scheduled_at: Option<i64>,
+    time_zone: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE posts SET scheduled_at = $1, time_zone = $2, updated_at = $3 \
+         WHERE workspace_id = $4 AND id = $5",
+    )
+    .bind(scheduled_at)
+    .bind(time_zone)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(post_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a target that has not started (`queued` or `scheduled`) to `scheduled_at` in state
+/// `state`; false when it started meanwhile.
+pub async fn set_target_schedule_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    target_id: &str,
+    scheduled_at: Option<i64>,
+    state: &str,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE post_targets SET scheduled_at = $1, state = $2, updated_at = $3 \
+         WHERE workspace_id = $4 AND id = $5 AND state IN ('queued', 'scheduled')",
+    )
+    .bind(scheduled_at)
+    .bind(state)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(target_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Changes the shared caption of a post that has not started.
+pub async fn set_caption_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    post_id: &str,
+    caption: &str,
+    options: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE posts SET caption = $1, options = $2, updated_at = $3 WHERE workspace_id = $4 AND id = $5",
+    )
+    .bind(caption)
+    .bind(options)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(post_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the options of a target that has not started; false when it started meanwhile.
+pub async fn set_target_options_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    target_id: &str,
+    options: &str,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE post_targets SET options = $1, updated_at = $2 \
+         WHERE workspace_id = $3 AND id = $4 AND state IN ('queued', 'scheduled')",
+    )
+    .bind(options)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(target_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -33,9 +33,10 @@ use tokio::io::AsyncReadExt;
 
 use super::{PLATFORM, host_of, media_url};
 use crate::App;
-use crate::publish::halt::{self, Halt, load, retry};
+use crate::publish::halt::{self, Halt, retry};
 use crate::publish::{
-    PostView, PublishError, TargetRef, advance, check_media_url, new_target, store_and_enqueue,
+    PostView, Prepared, PublishError, TargetRef, advance, check_media_url, new_target,
+    store_and_enqueue,
 };
 use crate::tokens::{self, TokenError};
 
@@ -151,7 +152,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> PublishError {
     }
 }
 
-fn extension(url: &str) -> Option<String> {
+pub(crate) fn extension(url: &str) -> Option<String> {
     let path = url::Url::parse(url).ok()?.path().to_string();
     let name = path.rsplit('/').next()?;
     let (_, ext) = name.rsplit_once('.')?;
@@ -160,7 +161,7 @@ fn extension(url: &str) -> Option<String> {
         .then(|| ext.to_ascii_lowercase())
 }
 
-fn kind_of_extension(ext: &str) -> Option<ItemKind> {
+pub(crate) fn kind_of_extension(ext: &str) -> Option<ItemKind> {
     match ext {
         "jpg" | "jpeg" | "png" | "webp" | "gif" | "heic" => Some(ItemKind::Image),
         "mp4" | "mov" | "m4v" | "webm" => Some(ItemKind::Video),
@@ -522,7 +523,7 @@ async fn remember_limit(
 pub const PUBLISHING_LIMIT_DETAIL: &str = "publishing_limit";
 
 /// The limit as a refusal when no post is left in the window.
-fn limit_refusal(
+pub(crate) fn limit_refusal(
     limit: &tidepost_providers::meta::PublishingLimit,
     now: i64,
 ) -> Option<(String, i64)> {
@@ -555,20 +556,8 @@ pub async fn submit(
         return Ok(PostView { post, targets });
     }
     let account = instagram_account(app, workspace_id, &new.account_id).await?;
-    let mut resolved = Vec::with_capacity(new.post.items.len());
-    for (i, item) in new.post.items.iter().enumerate() {
-        resolved.push(resolve(app, workspace_id, item, i).await?);
-    }
-    check_rules(&new.post, &resolved)?;
-    let mut options = new.post.clone();
-    for (item, r) in options.items.iter_mut().zip(&resolved) {
-        item.kind = Some(r.kind);
-        if item.width.is_none() {
-            item.width = r.dims.map(|d| d.0);
-            item.height = r.dims.map(|d| d.1);
-        }
-    }
-    let limit = publishing_limit(app, &account).await?;
+    let prepared = prepare(app, workspace_id, account, &new.post).await?;
+    let limit = publishing_limit(app, &prepared.account).await?;
     let now = tidepost_domain::now_ms();
     if let Some((message, frees)) = limit_refusal(&limit, now) {
         return Err(PublishError::Quota {
@@ -576,37 +565,65 @@ pub async fn submit(
             next_slot_ms: frees,
         });
     }
+    let post = prepared.post(
+        workspace_id,
+        new.idempotency_key.clone(),
+        new.created_by.clone(),
+        now,
+    );
+    let target = new_target(
+        &post,
+        &prepared.account,
+        &prepared.mode,
+        &prepared.source,
+        prepared.bytes_total,
+    );
+    store_and_enqueue(app, post, target).await
+}
+
+/// Checks an Instagram target without storing anything or calling Meta: each item resolved
+/// (stored media read for its real format and JPEG size), then the media rules. The
+/// publishing limit is the caller's.
+pub async fn prepare(
+    app: &App,
+    workspace_id: &str,
+    account: Account,
+    post: &InstagramPost,
+) -> Result<Prepared, PublishError> {
+    let mut resolved = Vec::with_capacity(post.items.len());
+    for (i, item) in post.items.iter().enumerate() {
+        resolved.push(resolve(app, workspace_id, item, i).await?);
+    }
+    check_rules(post, &resolved)?;
+    let mut options = post.clone();
+    for (item, r) in options.items.iter_mut().zip(&resolved) {
+        item.kind = Some(r.kind);
+        if item.width.is_none() {
+            item.width = r.dims.map(|d| d.0);
+            item.height = r.dims.map(|d| d.1);
+        }
+    }
     let first_stored = resolved.iter().find_map(|r| r.stored.as_ref());
     let bytes_total: i64 = resolved
         .iter()
         .filter_map(|r| r.stored.as_ref().map(|m| m.size_bytes))
         .sum();
-    let post = Post {
-        id: tidepost_domain::new_id(),
-        workspace_id: workspace_id.to_string(),
-        caption: options.caption.clone(),
+    Ok(Prepared {
+        account,
         kind: options.media_type.as_str().into(),
+        mode: options.media_type.as_str().into(),
+        source: if first_stored.is_some() {
+            "upload"
+        } else {
+            "url"
+        }
+        .into(),
+        bytes_total,
         media_id: first_stored.map(|m| m.id.clone()),
         media_url: options.items.iter().find_map(|i| i.url.clone()),
+        caption: options.caption.clone(),
         options: serde_json::to_string(&options).unwrap_or_else(|_| "{}".into()),
-        idempotency_key: new.idempotency_key.clone(),
-        created_by: new.created_by.clone(),
-        created_at: now,
-        updated_at: now,
-    };
-    let source = if first_stored.is_some() {
-        "upload"
-    } else {
-        "url"
-    };
-    let target = new_target(
-        &post,
-        &account,
-        options.media_type.as_str(),
-        source,
-        bytes_total,
-    );
-    store_and_enqueue(app, post, target).await
+    })
 }
 
 /// The job that publishes `target` (also used when a failed target is retried).
@@ -616,6 +633,7 @@ pub fn publish_job(target: &Target, run_at: i64) -> NewJob {
         &TargetRef {
             workspace_id: target.workspace_id.clone(),
             target_id: target.id.clone(),
+            due_at: target.scheduled_at,
         },
     )
     .workspace(&target.workspace_id)
@@ -827,7 +845,7 @@ impl Run<'_> {
 }
 
 async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt> {
-    let target = load(app, r).await?;
+    let target = halt::due(app, r).await?;
     let account = accounts::get(&app.db, &r.workspace_id, &target.account_id)
         .await?
         .ok_or_else(|| {
@@ -840,7 +858,7 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     let post = posts::get(&app.db, &r.workspace_id, &target.post_id)
         .await?
         .ok_or(Halt::Stop)?;
-    let options: InstagramPost = serde_json::from_str(&post.options).map_err(|e| {
+    let options: InstagramPost = serde_json::from_str(target.options_or(&post)).map_err(|e| {
         Halt::Fail(error(
             "invalid_options",
             format!("The stored post cannot be read: {e}"),

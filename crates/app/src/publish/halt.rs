@@ -118,6 +118,18 @@ pub(crate) async fn load(app: &App, r: &TargetRef) -> Result<Target, Halt> {
     }
 }
 
+/// The target a publish job starts on, like [`load`], unless the job was enqueued for a time
+/// the target has since been moved away from (`TargetRef::due_at` no longer its
+/// `scheduled_at`): the job of the new time publishes it, this one stops.
+pub(crate) async fn due(app: &App, r: &TargetRef) -> Result<Target, Halt> {
+    let target = load(app, r).await?;
+    if target.scheduled_at != r.due_at {
+        tracing::debug!(target_id = %r.target_id, "a job of an earlier schedule of this target: nothing to do");
+        return Err(Halt::Stop);
+    }
+    Ok(target)
+}
+
 /// Settles a run of a publish job to `platform` that may run `max_attempts` times: a failure
 /// marks the target failed; a retry shows its provider error on the target and asks the engine
 /// to run again (after the provider's wait, when it gave one), or fails the target once the

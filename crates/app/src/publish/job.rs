@@ -52,7 +52,7 @@ pub async fn run(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), JobEr
 }
 
 async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt> {
-    let mut target = load(app, r).await?;
+    let mut target = halt::due(app, r).await?;
     let account = accounts::get(&app.db, &r.workspace_id, &target.account_id)
         .await?
         .ok_or_else(|| {
@@ -65,7 +65,7 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     let post = posts::get(&app.db, &r.workspace_id, &target.post_id)
         .await?
         .ok_or(Halt::Stop)?;
-    let options: PostOptions = serde_json::from_str(&post.options).unwrap_or_default();
+    let options: PostOptions = serde_json::from_str(target.options_or(&post)).unwrap_or_default();
     let client = app
         .tiktok()
         .map_err(|e| retry(e.to_string(), Some(Duration::from_secs(60)), None))?

@@ -84,6 +84,11 @@ pub fn register(registry: Registry, app: &App) -> Registry {
 pub struct TargetRef {
     pub workspace_id: String,
     pub target_id: String,
+    /// The target's `scheduled_at` when the job was enqueued. A rescheduled target gets a new
+    /// job; the old one finds the target's time changed and does nothing ([`halt::due`]), so
+    /// a post never goes out at a time it was moved away from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,7 +356,7 @@ pub fn check_media_url(field: &'static str, url: &str) -> Result<(), PublishErro
 pub async fn submit(
     app: &App,
     workspace_id: &str,
-    mut new: NewPost,
+    new: NewPost,
 ) -> Result<PostView, PublishError> {
     if let Some(key) = &new.idempotency_key
         && let Some(post) = posts::by_idempotency_key(&app.db, workspace_id, key).await?
@@ -360,7 +365,90 @@ pub async fn submit(
         return Ok(PostView { post, targets });
     }
     let account = tiktok_account(app, workspace_id, &new.account_id).await?;
-    let (kind, media_id, media_url, source, bytes_total) = match &new.media {
+    let prepared = prepare(app, workspace_id, account, new.mode, &new.media, new.options).await?;
+    limits::check_quotas(
+        app,
+        &prepared.account,
+        new.mode,
+        None,
+        tidepost_domain::now_ms(),
+    )
+    .await?;
+    let now = tidepost_domain::now_ms();
+    let post = prepared.post(
+        workspace_id,
+        new.idempotency_key.clone(),
+        new.created_by.clone(),
+        now,
+    );
+    let target = new_target(
+        &post,
+        &prepared.account,
+        &prepared.mode,
+        &prepared.source,
+        prepared.bytes_total,
+    );
+    store_and_enqueue(app, post, target).await
+}
+
+/// One target checked and ready to store: what its post row and its target row hold. Made by
+/// [`prepare`] (TikTok) and `instagram::publish::prepare`, shared by the single-target submits
+/// and by `compose` (one post to several accounts), so every path runs the same checks.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub account: Account,
+    /// `video` or `photo` (TikTok); the media type (Instagram).
+    pub kind: String,
+    /// `direct` or `inbox` (TikTok); the media type (Instagram).
+    pub mode: String,
+    pub source: String,
+    pub bytes_total: i64,
+    pub media_id: Option<String>,
+    pub media_url: Option<String>,
+    pub caption: String,
+    /// JSON: the options as accepted (what the publish job reads).
+    pub options: String,
+}
+
+impl Prepared {
+    /// The post row of a single-target post made of this target.
+    pub(crate) fn post(
+        &self,
+        workspace_id: &str,
+        idempotency_key: Option<String>,
+        created_by: Option<String>,
+        now: i64,
+    ) -> Post {
+        Post {
+            id: tidepost_domain::new_id(),
+            workspace_id: workspace_id.to_string(),
+            caption: self.caption.clone(),
+            kind: self.kind.clone(),
+            media_id: self.media_id.clone(),
+            media_url: self.media_url.clone(),
+            options: self.options.clone(),
+            idempotency_key,
+            created_by,
+            created_at: now,
+            updated_at: now,
+            scheduled_at: None,
+            time_zone: None,
+        }
+    }
+}
+
+/// Checks a TikTok target without storing anything: the media (stored media must be a video),
+/// the creator's current options for a direct post (`creator_info`, a call to TikTok), and the
+/// options against them and the app's rules ([`check_options`]). The quotas are the caller's.
+pub async fn prepare(
+    app: &App,
+    workspace_id: &str,
+    account: Account,
+    mode: Mode,
+    media: &MediaSource,
+    mut options: PostOptions,
+) -> Result<Prepared, PublishError> {
+    let (kind, media_id, media_url, source, bytes_total) = match media {
         MediaSource::Stored(id) => {
             let media = tidepost_store::media::get(&app.db, workspace_id, id)
                 .await?
@@ -382,36 +470,23 @@ pub async fn submit(
         MediaSource::VideoUrl(url) => ("video", None, Some(url.clone()), "pull_from_url", 0),
         MediaSource::Photos => ("photo", None, None, "pull_from_url", 0),
     };
-    let creator = if new.mode == Mode::Direct {
+    let creator = if mode == Mode::Direct {
         Some(creator_info(app, &account).await?)
     } else {
         None
     };
-    check_options(
-        app,
-        new.mode,
-        &new.media,
-        &mut new.options,
-        creator.as_ref(),
-    )?;
-    limits::check_quotas(app, &account, new.mode, None, tidepost_domain::now_ms()).await?;
-
-    let now = tidepost_domain::now_ms();
-    let post = Post {
-        id: tidepost_domain::new_id(),
-        workspace_id: workspace_id.to_string(),
-        caption: new.options.caption.clone(),
+    check_options(app, mode, media, &mut options, creator.as_ref())?;
+    Ok(Prepared {
+        account,
         kind: kind.into(),
+        mode: mode.as_str().into(),
+        source: source.into(),
+        bytes_total,
         media_id,
         media_url,
-        options: serde_json::to_string(&new.options).unwrap_or_else(|_| "{}".into()),
-        idempotency_key: new.idempotency_key.clone(),
-        created_by: new.created_by.clone(),
-        created_at: now,
-        updated_at: now,
-    };
-    let target = new_target(&post, &account, new.mode.as_str(), source, bytes_total);
-    store_and_enqueue(app, post, target).await
+        caption: options.caption.clone(),
+        options: serde_json::to_string(&options).unwrap_or_else(|_| "{}".into()),
+    })
 }
 
 /// A queued target of `post` on `account`: nothing sent yet.
@@ -449,6 +524,8 @@ pub(crate) fn new_target(
         finished_at: None,
         created_at: post.created_at,
         updated_at: post.created_at,
+        options: None,
+        scheduled_at: None,
     }
 }
 
@@ -472,7 +549,8 @@ pub(crate) async fn store_and_enqueue(
     })
 }
 
-fn publish_job(target: &Target, run_at: i64) -> NewJob {
+/// The publish job of `target` on its platform, due at `run_at`.
+pub(crate) fn publish_job(target: &Target, run_at: i64) -> NewJob {
     if target.platform == crate::instagram::PLATFORM {
         return crate::instagram::publish::publish_job(target, run_at);
     }
@@ -481,6 +559,7 @@ fn publish_job(target: &Target, run_at: i64) -> NewJob {
         &TargetRef {
             workspace_id: target.workspace_id.clone(),
             target_id: target.id.clone(),
+            due_at: target.scheduled_at,
         },
     )
     .workspace(&target.workspace_id)

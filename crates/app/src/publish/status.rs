@@ -114,7 +114,7 @@ async fn wants_post_id(app: &App, target: &Target) -> Result<bool, JobError> {
     }
     let post = posts::get(&app.db, &target.workspace_id, &target.post_id).await?;
     let options: PostOptions = post
-        .and_then(|p| serde_json::from_str(&p.options).ok())
+        .and_then(|p| serde_json::from_str(target.options_or(&p)).ok())
         .unwrap_or_default();
     Ok(options.privacy_level.as_deref() != Some("SELF_ONLY"))
 }

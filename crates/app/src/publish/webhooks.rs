@@ -232,6 +232,7 @@ async fn confirm_failure(app: &App, publish_id: &str, reason: &str) -> Result<St
         &super::TargetRef {
             workspace_id: target.workspace_id.clone(),
             target_id: target.id.clone(),
+            due_at: None,
         },
     )
     .workspace(&target.workspace_id)

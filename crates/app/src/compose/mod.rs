@@ -1,0 +1,923 @@
+//! One post to several accounts, now or at a scheduled time.
+//!
+//! A composite post has one caption and one media set ([`NewComposite`]) and a target per
+//! account ([`TargetSpec`]), each with its own overrides (caption; TikTok mode, privacy and
+//! interaction options; Instagram media type, reel cover). Every target is checked by its
+//! platform's own checks (`publish::prepare` for TikTok, `instagram::publish::prepare` for
+//! Instagram — the same code as a single-account post) and then runs its platform's own job
+//! (`tiktok.publish`, `instagram.publish`), one job per target, with its own state machine; the
+//! post's state is [`PostSummary::of`] its targets.
+//!
+//! - [`validate`] checks everything before anything is stored and returns **every** problem at
+//!   once ([`Issue`]: the target's index, account and platform, the field, the rule and a
+//!   message). [`submit`] stores the post only when there is none: all or nothing.
+//! - Scheduling: the targets' jobs are enqueued with `run_at` (durable: it is the job queue). A
+//!   time that would break a creator's TikTok daily cap or Instagram's 24-hour publishing
+//!   limit — counting the posts already scheduled — is refused with the next free slot
+//!   ([`Issue::next_slot_at`]); [`Schedule::next_free_slot`] takes that slot instead.
+//! - [`update`] changes the caption or the time of a post that has not started (409 after);
+//!   cancelling and retrying one failed target are `publish::cancel` and `publish::retry`.
+//!
+//! These functions are what the API (`/api/v1/posts`) and the UI call.
+
+pub mod schedule;
+
+use serde::{Deserialize, Serialize};
+use tidepost_domain::publish::{PostSummary, TargetState};
+use tidepost_store::accounts::{self, Account};
+use tidepost_store::posts::{self, Post, PostFilter};
+use tidepost_store::StoreError;
+
+use crate::App;
+use crate::instagram::publish::{self as ig, InstagramPost, Item, ItemKind, MediaType};
+use crate::publish::{
+    self, MediaSource, Mode, PostOptions, PostView, Prepared, PublishError, new_target,
+    publish_job,
+};
+
+pub use schedule::When;
+
+/// The most accounts one post may go to.
+pub const MAX_TARGETS: usize = 50;
+/// Instagram's publishing limit when Meta cannot be asked: the lower of the two figures Meta
+/// documents (50 in the endpoint's reference, 100 in the guide).
+pub const INSTAGRAM_DEFAULT_LIMIT: usize = 50;
+/// A schedule this far in the past is a mistake, not "now".
+const PAST_TOLERANCE_MS: i64 = 60_000;
+/// How far ahead scheduled posts are counted when looking for a free slot.
+const LOOKAHEAD_MS: i64 = 400 * schedule::DAY_MS;
+
+/// A post to several accounts, as a client describes it.
+#[derive(Debug, Clone, Default)]
+pub struct NewComposite {
+    /// The caption every target uses unless it has its own.
+    pub caption: String,
+    /// The media set, shared by every target: one video, or images (a TikTok photo post takes
+    /// image URLs; Instagram takes one image, one video as a reel, or 2–10 as a carousel).
+    pub media: Vec<Item>,
+    pub targets: Vec<TargetSpec>,
+    pub schedule: Schedule,
+    pub idempotency_key: Option<String>,
+    pub created_by: Option<String>,
+}
+
+/// One account of a composite post and its overrides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetSpec {
+    pub account_id: String,
+    /// This target's caption instead of the post's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// TikTok accounts only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiktok: Option<TikTokSpec>,
+    /// Instagram accounts only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instagram: Option<InstagramSpec>,
+}
+
+/// A TikTok target's options (see `publish::PostOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TikTokSpec {
+    /// `direct` (default) or `inbox`.
+    pub mode: Option<Mode>,
+    pub privacy_level: Option<String>,
+    pub disable_comment: bool,
+    pub disable_duet: bool,
+    pub disable_stitch: bool,
+    pub video_cover_timestamp_ms: Option<u32>,
+    pub brand_content_toggle: bool,
+    pub brand_organic_toggle: bool,
+    pub is_aigc: bool,
+    pub duration_sec: Option<u32>,
+    pub photo_cover_index: u32,
+}
+
+/// An Instagram target's options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstagramSpec {
+    /// Inferred from the media when absent: one image → image, one video → reel, several →
+    /// carousel.
+    pub media_type: Option<MediaType>,
+    pub cover_url: Option<String>,
+    pub share_to_feed: Option<bool>,
+}
+
+/// When the post goes out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// `None`: as soon as it is accepted.
+    pub at: Option<When>,
+    /// When the time (or now) would break a limit, take the next free slot instead of refusing.
+    pub next_free_slot: bool,
+}
+
+/// What a composite post stores as its options: the request as accepted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoredComposite {
+    pub composite: bool,
+    pub caption: String,
+    pub media: Vec<Item>,
+    pub targets: Vec<TargetSpec>,
+}
+
+/// One problem with a composite post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    /// The index of the target in the request; `None` for the post as a whole.
+    pub target: Option<usize>,
+    pub account_id: Option<String>,
+    pub platform: Option<String>,
+    /// The field at fault, as the API names it (`targets[1].tiktok.privacy_level`,
+    /// `scheduled_at`, `media`).
+    pub field: String,
+    /// A stable name of the rule (`required`, `not_found`, `duplicate`, `wrong_platform`,
+    /// `needs_reauth`, `quota`, `in_past`, or the platform check's field such as
+    /// `privacy_level`, `caption`, `items`).
+    pub rule: String,
+    pub message: String,
+    /// For a `quota` refusal: when the next slot opens (ms since the epoch).
+    pub next_slot_ms: Option<i64>,
+}
+
+impl std::fmt::Display for Issue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.account_id, &self.platform) {
+            (Some(account), Some(platform)) => {
+                write!(f, "{platform} account {account}: ")?;
+            }
+            (Some(account), None) => write!(f, "account {account}: ")?,
+            _ => {}
+        }
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Why a composite post or a change to it was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// Every problem found, at once.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Issue>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The post has started (or finished): it can no longer be changed.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl ComposeError {
+    /// Whether every issue is a limit refusal (the request is fine, the time is not).
+    pub fn only_quota(&self) -> bool {
+        matches!(self, ComposeError::Invalid(issues) if !issues.is_empty() && issues.iter().all(|i| i.rule == "quota"))
+    }
+}
+
+/// The post's state, summarised from its targets'.
+pub fn summary(view: &PostView) -> PostSummary {
+    let states: Vec<TargetState> = view
+        .targets
+        .iter()
+        .map(|t| TargetState::parse(&t.state).unwrap_or(TargetState::Failed))
+        .collect();
+    PostSummary::of(&states)
+}
+
+/// A target checked and placed in time.
+#[derive(Debug, Clone)]
+pub struct PlannedTarget {
+    pub spec: TargetSpec,
+    pub prepared: Prepared,
+    /// When its job runs; `None`: now.
+    pub run_at: Option<i64>,
+}
+
+/// A composite post that passed [`validate`]: ready to store.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub targets: Vec<PlannedTarget>,
+    pub at: Option<When>,
+}
+
+fn issue(
+    target: Option<(usize, &TargetSpec, Option<&str>)>,
+    field: impl Into<String>,
+    rule: &str,
+    message: impl Into<String>,
+) -> Issue {
+    Issue {
+        target: target.map(|t| t.0),
+        account_id: target.map(|t| t.1.account_id.clone()),
+        platform: target.and_then(|t| t.2.map(str::to_string)),
+        field: field.into(),
+        rule: rule.into(),
+        message: message.into(),
+        next_slot_ms: None,
+    }
+}
+
+/// The issue a platform check's refusal makes, its field under the target.
+fn issue_of(index: usize, spec: &TargetSpec, platform: &str, err: PublishError) -> Issue {
+    let at = Some((index, spec, Some(platform)));
+    let base = format!("targets[{index}]");
+    let section = if platform == crate::instagram::PLATFORM {
+        "instagram"
+    } else {
+        "tiktok"
+    };
+    match err {
+        PublishError::Invalid { field, message } => {
+            let path = match field {
+                "caption" => format!("{base}.caption"),
+                "media" | "media_url" | "photo_urls" | "items" => "media".to_string(),
+                "account_id" => format!("{base}.account_id"),
+                other => format!("{base}.{section}.{other}"),
+            };
+            issue(at, path, field, message)
+        }
+        PublishError::NotFound(what) => issue(
+            at,
+            if what == "media" {
+                "media".to_string()
+            } else {
+                format!("{base}.account_id")
+            },
+            "not_found",
+            format!("{what} not found"),
+        ),
+        PublishError::NeedsReauth(message) => issue(
+            at,
+            format!("{base}.account_id"),
+            "needs_reauth",
+            format!("the account must be connected again: {message}"),
+        ),
+        PublishError::Quota {
+            message,
+            next_slot_ms,
+        } => Issue {
+            next_slot_ms: Some(next_slot_ms),
+            ..issue(at, "scheduled_at", "quota", message)
+        },
+        PublishError::Provider(e) => issue(
+            at,
+            format!("{base}.account_id"),
+            "provider",
+            format!("the provider refused: {}", e.message),
+        ),
+        other => issue(at, base, "unavailable", other.to_string()),
+    }
+}
+
+/// The kind of a media item: given, or the stored media's, or the URL's extension.
+async fn item_kind(app: &App, workspace_id: &str, item: &Item) -> Result<Option<ItemKind>, StoreError> {
+    if let Some(kind) = item.kind {
+        return Ok(Some(kind));
+    }
+    if let Some(id) = &item.media_id {
+        return Ok(tidepost_store::media::get(&app.db, workspace_id, id)
+            .await?
+            .map(|m| if m.kind == "video" { ItemKind::Video } else { ItemKind::Image }));
+    }
+    Ok(item
+        .url
+        .as_deref()
+        .and_then(ig::extension)
+        .as_deref()
+        .and_then(ig::kind_of_extension))
+}
+
+/// The shared media as TikTok takes it: one video (stored, or a URL TikTok pulls), or images
+/// by URL (a photo post).
+fn tiktok_media(
+    media: &[Item],
+    kinds: &[Option<ItemKind>],
+) -> Result<(MediaSource, Vec<String>), String> {
+    match (media, kinds) {
+        ([item], [Some(ItemKind::Video)]) => match (&item.media_id, &item.url) {
+            (Some(id), None) => Ok((MediaSource::Stored(id.clone()), Vec::new())),
+            (None, Some(url)) => Ok((MediaSource::VideoUrl(url.clone()), Vec::new())),
+            _ => Err("give the video either as a url or as a media_id".into()),
+        },
+        _ if !kinds.is_empty() && kinds.iter().all(|k| *k == Some(ItemKind::Image)) => {
+            let urls: Option<Vec<String>> = media.iter().map(|i| i.url.clone()).collect();
+            urls.map(|urls| (MediaSource::Photos, urls)).ok_or_else(|| {
+                "TikTok takes photos as URLs it downloads (under a verified domain), not as uploads".into()
+            })
+        }
+        _ if kinds.iter().any(Option::is_none) => {
+            Err("say whether each media is an image or a video (\"kind\")".into())
+        }
+        _ => Err("TikTok posts one video or 1 to 35 images, not a mix or several videos".into()),
+    }
+}
+
+/// Checks the target `spec` (index `index`) with its platform's checks.
+async fn prepare_target(
+    app: &App,
+    workspace_id: &str,
+    new: &NewComposite,
+    kinds: &[Option<ItemKind>],
+    index: usize,
+    spec: &TargetSpec,
+    account: Account,
+) -> Result<Prepared, Issue> {
+    let platform = account.platform.clone();
+    let caption = spec.caption.clone().unwrap_or_else(|| new.caption.clone());
+    let at = Some((index, spec, Some(platform.as_str())));
+    if platform == crate::instagram::PLATFORM {
+        if spec.tiktok.is_some() {
+            return Err(issue(
+                at,
+                format!("targets[{index}].tiktok"),
+                "wrong_platform",
+                "this is an Instagram account: TikTok options do not apply (use `instagram`)",
+            ));
+        }
+        let o = spec.instagram.clone().unwrap_or_default();
+        let media_type = o.media_type.unwrap_or(match kinds {
+            [Some(ItemKind::Video)] => MediaType::Reel,
+            [_] => MediaType::Image,
+            _ => MediaType::Carousel,
+        });
+        let post = InstagramPost {
+            media_type,
+            caption,
+            items: new.media.clone(),
+            cover_url: o.cover_url.filter(|c| !c.is_empty()),
+            share_to_feed: o.share_to_feed,
+        };
+        ig::prepare(app, workspace_id, account, &post)
+            .await
+            .map_err(|e| issue_of(index, spec, &platform, e))
+    } else {
+        if spec.instagram.is_some() {
+            return Err(issue(
+                at,
+                format!("targets[{index}].instagram"),
+                "wrong_platform",
+                "this is a TikTok account: Instagram options do not apply (use `tiktok`)",
+            ));
+        }
+        let (media, photo_urls) = tiktok_media(&new.media, kinds)
+            .map_err(|message| issue(at, "media", "media", message))?;
+        let o = spec.tiktok.clone().unwrap_or_default();
+        let options = PostOptions {
+            caption,
+            privacy_level: o.privacy_level,
+            disable_comment: o.disable_comment,
+            disable_duet: o.disable_duet,
+            disable_stitch: o.disable_stitch,
+            video_cover_timestamp_ms: o.video_cover_timestamp_ms,
+            brand_content_toggle: o.brand_content_toggle,
+            brand_organic_toggle: o.brand_organic_toggle,
+            is_aigc: o.is_aigc,
+            duration_sec: o.duration_sec,
+            photo_cover_index: o.photo_cover_index,
+            photo_urls,
+        };
+        let mode = o.mode.unwrap_or(Mode::Direct);
+        publish::prepare(app, workspace_id, account, mode, &media, options)
+            .await
+            .map_err(|e| issue_of(index, spec, &platform, e))
+    }
+}
+
+/// The daily limit a target of `prepared` counts against: the modes it shares it with and the
+/// cap. Instagram's comes from Meta's `content_publishing_limit` (asked now; the last reading
+/// or [`INSTAGRAM_DEFAULT_LIMIT`] when Meta cannot be asked).
+async fn limit_of(app: &App, prepared: &Prepared) -> (Option<Vec<&'static str>>, usize, String) {
+    let account = &prepared.account;
+    let name = &account.display_name;
+    if account.platform == crate::instagram::PLATFORM {
+        let total = match ig::publishing_limit(app, account).await {
+            Ok(limit) => limit.quota_total.map(|t| t as usize),
+            Err(err) => {
+                tracing::info!(account_id = %account.id, error = %err, "publishing limit unknown; using the last reading");
+                serde_json::from_str::<serde_json::Value>(&account.details)
+                    .ok()
+                    .and_then(|d| d[ig::PUBLISHING_LIMIT_DETAIL]["total"].as_u64())
+                    .map(|t| t as usize)
+            }
+        }
+        .unwrap_or(INSTAGRAM_DEFAULT_LIMIT);
+        (
+            None,
+            total,
+            format!("{name} would exceed Instagram's publishing limit of {total} posts in 24 hours"),
+        )
+    } else if prepared.mode == Mode::Inbox.as_str() {
+        let cap = app.config.publish.tiktok_pending_inbox_cap as usize;
+        (
+            Some(vec!["inbox"]),
+            cap,
+            format!("{name} would have more than {cap} drafts from 24 hours waiting in their TikTok inbox"),
+        )
+    } else {
+        let cap = app.config.publish.tiktok_direct_post_daily_cap as usize;
+        (
+            Some(vec!["direct"]),
+            cap,
+            format!("{name} would exceed the daily cap of {cap} direct TikTok posts through tidepost"),
+        )
+    }
+}
+
+/// Places one target in time: `at` (or now) if its daily limit allows one more post there,
+/// counting what is already posted and scheduled; else the next free slot when `next_free`,
+/// else a `quota` issue naming that slot.
+async fn place(
+    app: &App,
+    index: usize,
+    spec: &TargetSpec,
+    prepared: &Prepared,
+    at: i64,
+    next_free: bool,
+    except_post: Option<&str>,
+) -> Result<i64, Issue> {
+    let (modes, cap, message) = limit_of(app, prepared).await;
+    let platform = prepared.account.platform.clone();
+    let issue_at = Some((index, spec, Some(platform.as_str())));
+    let events = async {
+        let mut conn = app.db.pool().acquire().await.map_err(StoreError::from)?;
+        posts::limit_events_in(
+            &mut conn,
+            &prepared.account.id,
+            modes.as_deref(),
+            at - schedule::DAY_MS,
+            at + LOOKAHEAD_MS,
+            except_post,
+        )
+        .await
+    }
+    .await
+    .map_err(|e| issue(issue_at, "scheduled_at", "unavailable", e.to_string()))?;
+    match schedule::first_fit(&events, at, cap) {
+        Some(slot) if slot == at => Ok(at),
+        Some(slot) if next_free => Ok(slot),
+        Some(slot) => Err(Issue {
+            next_slot_ms: Some(slot),
+            ..issue(
+                issue_at,
+                "scheduled_at",
+                "quota",
+                format!(
+                    "{message} at {}; the next free slot is {}",
+                    tidepost_domain::time::rfc3339(at),
+                    tidepost_domain::time::rfc3339(slot)
+                ),
+            )
+        }),
+        None => Err(issue(
+            issue_at,
+            "scheduled_at",
+            "quota",
+            format!("{message}: the limit is 0, nothing can be posted"),
+        )),
+    }
+}
+
+/// Checks a composite post before anything is stored: the post (targets, media, time), then
+/// each target with its platform's checks and its daily limit at its time. Returns every
+/// problem at once (`ComposeError::Invalid`), or the plan [`store`] writes.
+pub async fn validate(
+    app: &App,
+    workspace_id: &str,
+    new: &NewComposite,
+) -> Result<Plan, ComposeError> {
+    validate_except(app, workspace_id, new, None, true).await
+}
+
+/// [`validate`], leaving out `except_post`'s own targets from the limits (a post being
+/// changed); without `check_time` the time and the limits are not looked at (only the caption
+/// changes) and every target's `run_at` is `None`.
+async fn validate_except(
+    app: &App,
+    workspace_id: &str,
+    new: &NewComposite,
+    except_post: Option<&str>,
+    check_time: bool,
+) -> Result<Plan, ComposeError> {
+    let mut issues = Vec::new();
+    let now = tidepost_domain::now_ms();
+    if new.targets.is_empty() {
+        issues.push(issue(
+            None,
+            "targets",
+            "required",
+            "choose at least one account to post to",
+        ));
+    }
+    if new.targets.len() > MAX_TARGETS {
+        issues.push(issue(
+            None,
+            "targets",
+            "too_many",
+            format!("a post goes to at most {MAX_TARGETS} accounts ({} given)", new.targets.len()),
+        ));
+    }
+    if new.media.is_empty() {
+        issues.push(issue(
+            None,
+            "media",
+            "required",
+            "add the media: a video, or images (each a url or the media_id of an upload)",
+        ));
+    }
+    if check_time
+        && let Some(when) = &new.schedule.at
+        && when.at_ms < now - PAST_TOLERANCE_MS
+    {
+        issues.push(issue(
+            None,
+            "scheduled_at",
+            "in_past",
+            format!(
+                "{} is in the past; leave scheduled_at out to post now",
+                tidepost_domain::time::rfc3339(when.at_ms)
+            ),
+        ));
+    }
+    let mut kinds = Vec::with_capacity(new.media.len());
+    for item in &new.media {
+        kinds.push(item_kind(app, workspace_id, item).await?);
+    }
+    let at = new.schedule.at.as_ref().map_or(now, |w| w.at_ms.max(now));
+    let mut planned = Vec::with_capacity(new.targets.len());
+    let mut seen = std::collections::HashSet::new();
+    for (index, spec) in new.targets.iter().enumerate() {
+        let field = format!("targets[{index}].account_id");
+        if spec.account_id.trim().is_empty() {
+            issues.push(issue(Some((index, spec, None)), field, "required", "choose the account"));
+            continue;
+        }
+        if !seen.insert(spec.account_id.clone()) {
+            issues.push(issue(
+                Some((index, spec, None)),
+                field,
+                "duplicate",
+                "this account is already a target of the post",
+            ));
+            continue;
+        }
+        let Some(account) = accounts::get(&app.db, workspace_id, &spec.account_id).await? else {
+            issues.push(issue(
+                Some((index, spec, None)),
+                field,
+                "not_found",
+                "no such account in this workspace",
+            ));
+            continue;
+        };
+        let platform = account.platform.clone();
+        if account.needs_reauth() {
+            issues.push(issue(
+                Some((index, spec, Some(platform.as_str()))),
+                field,
+                "needs_reauth",
+                format!(
+                    "the account must be connected again: {}",
+                    account.status_reason.as_deref().unwrap_or("access was revoked")
+                ),
+            ));
+            continue;
+        }
+        if new.media.is_empty() {
+            continue;
+        }
+        let prepared =
+            match prepare_target(app, workspace_id, new, &kinds, index, spec, account).await {
+                Ok(prepared) => prepared,
+                Err(problem) => {
+                    issues.push(problem);
+                    continue;
+                }
+            };
+        if !check_time {
+            planned.push(PlannedTarget {
+                spec: spec.clone(),
+                prepared,
+                run_at: None,
+            });
+            continue;
+        }
+        let run_at = match place(
+            app,
+            index,
+            spec,
+            &prepared,
+            at,
+            new.schedule.next_free_slot,
+            except_post,
+        )
+        .await
+        {
+            Ok(run_at) => run_at,
+            Err(problem) => {
+                issues.push(problem);
+                continue;
+            }
+        };
+        // Sent now: Meta's own count (posts from other apps too) must allow one more.
+        if run_at == now && new.schedule.at.is_none() && platform == crate::instagram::PLATFORM {
+            match ig::publishing_limit(app, &prepared.account).await {
+                Ok(limit) => {
+                    if let Some((message, frees)) = ig::limit_refusal(&limit, now) {
+                        issues.push(issue_of(
+                            index,
+                            spec,
+                            &platform,
+                            PublishError::Quota {
+                                message,
+                                next_slot_ms: frees,
+                            },
+                        ));
+                        continue;
+                    }
+                }
+                Err(err) => {
+                    issues.push(issue_of(index, spec, &platform, PublishError::from(err)));
+                    continue;
+                }
+            }
+        }
+        planned.push(PlannedTarget {
+            spec: spec.clone(),
+            prepared,
+            run_at: (new.schedule.at.is_some() || run_at != now).then_some(run_at),
+        });
+    }
+    if !issues.is_empty() {
+        return Err(ComposeError::Invalid(issues));
+    }
+    Ok(Plan {
+        targets: planned,
+        at: new.schedule.at.clone(),
+    })
+}
+
+/// Accepts a composite post: validates it ([`validate`]), then stores the post and its
+/// targets and enqueues one publish job per target (at its time), in one transaction. With an
+/// idempotency key already used in the workspace, returns that post unchanged.
+pub async fn submit(
+    app: &App,
+    workspace_id: &str,
+    new: NewComposite,
+) -> Result<PostView, ComposeError> {
+    if let Some(key) = &new.idempotency_key
+        && let Some(post) = posts::by_idempotency_key(&app.db, workspace_id, key).await?
+    {
+        let targets = posts::targets_of(&app.db, workspace_id, &post.id).await?;
+        return Ok(PostView { post, targets });
+    }
+    let plan = validate(app, workspace_id, &new).await?;
+    store(app, workspace_id, &new, plan).await
+}
+
+/// Writes a validated post: see [`submit`].
+pub async fn store(
+    app: &App,
+    workspace_id: &str,
+    new: &NewComposite,
+    plan: Plan,
+) -> Result<PostView, ComposeError> {
+    let now = tidepost_domain::now_ms();
+    let first = &plan
+        .targets
+        .first()
+        .ok_or_else(|| ComposeError::Conflict("a post needs at least one target".into()))?
+        .prepared;
+    let stored = StoredComposite {
+        composite: true,
+        caption: new.caption.clone(),
+        media: new.media.clone(),
+        targets: new.targets.clone(),
+    };
+    let post = Post {
+        id: tidepost_domain::new_id(),
+        workspace_id: workspace_id.to_string(),
+        caption: new.caption.clone(),
+        kind: first.kind.clone(),
+        media_id: new.media.iter().find_map(|i| i.media_id.clone()),
+        media_url: new.media.iter().find_map(|i| i.url.clone()),
+        options: serde_json::to_string(&stored).unwrap_or_else(|_| "{}".into()),
+        idempotency_key: new.idempotency_key.clone(),
+        created_by: new.created_by.clone(),
+        created_at: now,
+        updated_at: now,
+        scheduled_at: plan.at.as_ref().map(|w| w.at_ms),
+        time_zone: plan.at.as_ref().and_then(|w| w.time_zone.clone()),
+    };
+    let mut targets = Vec::with_capacity(plan.targets.len());
+    let mut tx = app.db.begin_write().await?;
+    posts::insert_post_in(&mut tx, &post).await?;
+    for planned in &plan.targets {
+        let p = &planned.prepared;
+        let mut target = new_target(&post, &p.account, &p.mode, &p.source, p.bytes_total);
+        target.options = Some(p.options.clone());
+        target.scheduled_at = planned.run_at;
+        if planned.run_at.is_some() {
+            target.state = TargetState::Scheduled.as_str().into();
+        }
+        posts::insert_target_in(&mut tx, &target).await?;
+        app.queue
+            .enqueue_in(&mut tx, publish_job(&target, planned.run_at.unwrap_or(now)))
+            .await
+            .map_err(|e| ComposeError::Unavailable(e.to_string()))?;
+        targets.push(target);
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(PostView { post, targets })
+}
+
+/// A change to a post that has not started.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    /// The new shared caption (targets with their own caption keep it).
+    pub caption: Option<String>,
+    /// `Some(schedule)`: the new time (`schedule.at == None`: now).
+    pub schedule: Option<Schedule>,
+}
+
+/// Changes the caption or the time of a post none of whose targets has started (each is
+/// queued, scheduled or cancelled): the whole post is checked again as when it was created
+/// (its limits without its own targets), then the targets move to their new times with new
+/// jobs; the jobs of the old times find the time changed and do nothing. `Conflict` once a
+/// target has started; only composite posts (made by [`submit`]) can be changed.
+pub async fn update(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+    change: Update,
+) -> Result<PostView, ComposeError> {
+    let view = publish::get(app, workspace_id, post_id).await?;
+    let started = view.targets.iter().any(|t| {
+        !matches!(
+            TargetState::parse(&t.state),
+            Some(TargetState::Queued | TargetState::Scheduled | TargetState::Cancelled)
+        )
+    });
+    if started {
+        return Err(ComposeError::Conflict(
+            "the post has started: a post can be changed only before any of its targets is sent (cancel or retry targets instead)".into(),
+        ));
+    }
+    let live: Vec<&posts::Target> = view
+        .targets
+        .iter()
+        .filter(|t| t.state != TargetState::Cancelled.as_str())
+        .collect();
+    if live.is_empty() {
+        return Err(ComposeError::Conflict("the post was cancelled".into()));
+    }
+    let stored: StoredComposite = serde_json::from_str(&view.post.options)
+        .ok()
+        .filter(|s: &StoredComposite| s.composite)
+        .ok_or_else(|| {
+            ComposeError::Conflict(
+                "this post was made for one account with the single-account form; cancel it and post again to change it".into(),
+            )
+        })?;
+    let schedule = change.schedule.clone().unwrap_or_else(|| Schedule {
+        at: view.post.scheduled_at.map(|at_ms| When {
+            at_ms,
+            time_zone: view.post.time_zone.clone(),
+        }),
+        next_free_slot: false,
+    });
+    let new = NewComposite {
+        caption: change.caption.clone().unwrap_or(stored.caption.clone()),
+        media: stored.media.clone(),
+        targets: stored
+            .targets
+            .iter()
+            .filter(|spec| live.iter().any(|t| t.account_id == spec.account_id))
+            .cloned()
+            .collect(),
+        schedule,
+        ..NewComposite::default()
+    };
+    // Only the caption changes: the targets keep their times and their places in the limits.
+    let check_time = change.schedule.is_some();
+    let plan = validate_except(app, workspace_id, &new, Some(post_id), check_time).await?;
+    let now = tidepost_domain::now_ms();
+    let mut tx = app.db.begin_write().await?;
+    if change.caption.is_some() {
+        let stored = StoredComposite {
+            caption: new.caption.clone(),
+            ..stored
+        };
+        posts::set_caption_in(
+            &mut tx,
+            workspace_id,
+            post_id,
+            &new.caption,
+            &serde_json::to_string(&stored).unwrap_or_else(|_| "{}".into()),
+            now,
+        )
+        .await?;
+    }
+    if change.schedule.is_some() {
+        posts::set_schedule_in(
+            &mut tx,
+            workspace_id,
+            post_id,
+            plan.at.as_ref().map(|w| w.at_ms),
+            plan.at.as_ref().and_then(|w| w.time_zone.as_deref()),
+            now,
+        )
+        .await?;
+    }
+    for planned in &plan.targets {
+        let Some(target) = live
+            .iter()
+            .find(|t| t.account_id == planned.prepared.account.id)
+        else {
+            continue;
+        };
+        if !posts::set_target_options_in(
+            &mut tx,
+            workspace_id,
+            &target.id,
+            &planned.prepared.options,
+            now,
+        )
+        .await?
+        {
+            return Err(ComposeError::Conflict(
+                "a target started meanwhile; reload the post".into(),
+            ));
+        }
+        if change.schedule.is_none() {
+            continue;
+        }
+        let state = if planned.run_at.is_some() {
+            TargetState::Scheduled
+        } else {
+            TargetState::Queued
+        };
+        if !posts::set_target_schedule_in(
+            &mut tx,
+            workspace_id,
+            &target.id,
+            planned.run_at,
+            state.as_str(),
+            now,
+        )
+        .await?
+        {
+            return Err(ComposeError::Conflict(
+                "a target started meanwhile; reload the post".into(),
+            ));
+        }
+        let mut moved = (*target).clone();
+        moved.scheduled_at = planned.run_at;
+        // A fresh key: the job of the old time stays in the queue and stops when it runs.
+        let job = publish_job(&moved, planned.run_at.unwrap_or(now)).idempotency_key(format!(
+            "{}:{}:{}:at:{}",
+            job_kind(&moved),
+            moved.id,
+            moved.init_generation,
+            tidepost_domain::new_id()
+        ));
+        app.queue
+            .enqueue_in(&mut tx, job)
+            .await
+            .map_err(|e| ComposeError::Unavailable(e.to_string()))?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(publish::get(app, workspace_id, post_id).await?)
+}
+
+fn job_kind(target: &posts::Target) -> &'static str {
+    if target.platform == crate::instagram::PLATFORM {
+        ig::PUBLISH_JOB
+    } else {
+        publish::PUBLISH_JOB
+    }
+}
+
+/// A page of the workspace's posts, newest first, with their targets.
+pub async fn list(
+    app: &App,
+    workspace_id: &str,
+    filter: &PostFilter,
+    limit: i64,
+) -> Result<Vec<PostView>, ComposeError> {
+    let found = posts::list_filtered(&app.db, workspace_id, filter, limit).await?;
+    let mut views = Vec::with_capacity(found.len());
+    for post in found {
+        let targets = posts::targets_of(&app.db, workspace_id, &post.id).await?;
+        views.push(PostView { post, targets });
+    }
+    Ok(views)
+}

@@ -1,0 +1,219 @@
+//! When a post goes out: the schedule as given (RFC 3339 with an offset, or a local time with
+//! an IANA zone), and the rolling 24-hour limits checked at that time.
+//!
+//! Zones go through `jiff` (already tidepost's calendar library): it reads the system's tz
+//! database and handles DST gaps and folds explicitly.
+
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+
+/// A day in milliseconds: the window of TikTok's daily caps and Instagram's publishing limit.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// A schedule that parsed: the instant (UTC ms) and the zone to show it back in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct When {
+    pub at_ms: i64,
+    /// The IANA zone name it was given in, when one was given.
+    pub time_zone: Option<String>,
+}
+
+/// Why a schedule does not parse, in words a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ScheduleError {
+    /// `scheduled_at` or `time_zone`.
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> ScheduleError {
+    ScheduleError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Parses `scheduled_at`: an RFC 3339 instant with an offset (`2026-12-01T09:00:00+01:00`,
+/// `…Z`), or a local date and time without offset (`2026-12-01T09:00`) read in `time_zone`
+/// (an IANA name such as `Europe/Paris`). A local time that does not exist in the zone (the
+/// hour skipped when clocks go forward) is refused; one that happens twice (clocks go back)
+/// is the first.
+pub fn parse(scheduled_at: &str, time_zone: Option<&str>) -> Result<When, ScheduleError> {
+    let text = scheduled_at.trim();
+    let zone = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
+        Some(name) => Some((
+            name.to_string(),
+            TimeZone::get(name).map_err(|_| {
+                bad(
+                    "time_zone",
+                    format!(
+                        "{name:?} is not a known IANA time zone (for example Europe/Paris or America/New_York)"
+                    ),
+                )
+            })?,
+        )),
+        None => None,
+    };
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(When {
+            at_ms: ts.as_millisecond(),
+            time_zone: zone.map(|(name, _)| name),
+        });
+    }
+    let civil: DateTime = text.parse().map_err(|_| {
+        bad(
+            "scheduled_at",
+            format!(
+                "{text:?} is not a date and time: give RFC 3339 with an offset (2026-12-01T09:00:00+01:00) or a local time (2026-12-01T09:00) with a time_zone"
+            ),
+        )
+    })?;
+    let Some((name, tz)) = zone else {
+        return Err(bad(
+            "time_zone",
+            format!("{text:?} has no UTC offset: say which time zone it is in (time_zone, an IANA name such as Europe/Paris)"),
+        ));
+    };
+    let ambiguous = tz.to_ambiguous_zoned_datetime(civil);
+    if matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
+        return Err(bad(
+            "scheduled_at",
+            format!("{civil} does not exist in {name}: the clocks skip that hour"),
+        ));
+    }
+    let zoned = ambiguous
+        .earlier()
+        .map_err(|e| bad("scheduled_at", e.to_string()))?;
+    Ok(When {
+        at_ms: zoned.timestamp().as_millisecond(),
+        time_zone: Some(name),
+    })
+}
+
+/// `at_ms` shown in `time_zone` (RFC 3339 with that zone's offset), or in UTC.
+pub fn show(at_ms: i64, time_zone: Option<&str>) -> String {
+    let Ok(ts) = jiff::Timestamp::from_millisecond(at_ms) else {
+        return at_ms.to_string();
+    };
+    match time_zone.and_then(|name| TimeZone::get(name).ok()) {
+        Some(tz) => ts
+            .to_zoned_datetime(tz)
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string(),
+        None => tidepost_domain::time::rfc3339(at_ms),
+    }
+}
+
+/// Whether one more post at `at` keeps every rolling 24-hour window that contains it within
+/// `cap`, given the times `events` (sorted) already counted. The windows that contain `at`
+/// end between `at` and `at + 24 h`; the fullest of them ends at `at` or at an event.
+pub fn fits(events: &[i64], at: i64, cap: usize) -> bool {
+    let count_ending = |end: i64| {
+        events
+            .iter()
+            .filter(|e| **e > end - DAY_MS && **e <= end)
+            .count()
+    };
+    std::iter::once(at)
+        .chain(
+            events
+                .iter()
+                .copied()
+                .filter(|e| *e >= at && *e < at + DAY_MS),
+        )
+        .all(|end| count_ending(end) < cap)
+}
+
+/// The earliest time at or after `at` where one more post fits (see [`fits`]): `at` itself,
+/// or the instant a counted post leaves the window (an event + 24 h). `None` when `cap` is 0.
+pub fn first_fit(events: &[i64], at: i64, cap: usize) -> Option<i64> {
+    if cap == 0 {
+        return None;
+    }
+    let mut candidates: Vec<i64> = std::iter::once(at)
+        .chain(
+            events
+                .iter()
+                .map(|e| e + DAY_MS)
+                .filter(|c| *c > at),
+        )
+        .collect();
+    candidates.sort_unstable();
+    candidates.into_iter().find(|c| fits(events, *c, cap))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn offsets_and_zones() {
+        let w = parse("2026-12-01T09:00:00+01:00", None).unwrap();
+        assert_eq!(tidepost_domain::time::rfc3339(w.at_ms), "2026-12-01T08:00:00Z");
+        assert_eq!(w.time_zone, None);
+        let w = parse("2026-12-01T09:00", Some("Europe/Paris")).unwrap();
+        assert_eq!(tidepost_domain::time::rfc3339(w.at_ms), "2026-12-01T08:00:00Z");
+        assert_eq!(w.time_zone.as_deref(), Some("Europe/Paris"));
+        // Summer time in Paris is UTC+2.
+        let w = parse("2026-07-01T09:00:00", Some("Europe/Paris")).unwrap();
+        assert_eq!(tidepost_domain::time::rfc3339(w.at_ms), "2026-07-01T07:00:00Z");
+        assert_eq!(show(w.at_ms, Some("Europe/Paris")), "2026-07-01T09:00:00+02:00");
+        assert_eq!(show(w.at_ms, None), "2026-07-01T07:00:00Z");
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        assert_eq!(parse("2026-12-01T09:00", None).unwrap_err().field, "time_zone");
+        assert_eq!(parse("tomorrow", None).unwrap_err().field, "scheduled_at");
+        assert_eq!(
+            parse("2026-12-01T09:00", Some("Mars/Olympus")).unwrap_err().field,
+            "time_zone"
+        );
+        // 02:30 on the last Sunday of March does not exist in Paris.
+        let gap = parse("2026-03-29T02:30", Some("Europe/Paris")).unwrap_err();
+        assert_eq!(gap.field, "scheduled_at");
+        assert!(gap.message.contains("skip"), "{}", gap.message);
+        // 02:30 on the last Sunday of October happens twice: the first (summer time, UTC+2).
+        let fold = parse("2026-10-25T02:30", Some("Europe/Paris")).unwrap();
+        assert_eq!(tidepost_domain::time::rfc3339(fold.at_ms), "2026-10-25T00:30:00Z");
+    }
+
+    #[test]
+    fn windows() {
+        let t = 100 * DAY_MS;
+        assert!(fits(&[], t, 1));
+        assert!(!fits(&[t - H], t, 1));
+        // An event 24 h before no longer counts; one 24 h after does not either.
+        assert!(fits(&[t - DAY_MS, t + DAY_MS], t, 1));
+        // A later event in the same window counts.
+        assert!(!fits(&[t + 23 * H], t, 1));
+        // cap 2: two events 20 h apart around t: the window ending at the second holds both.
+        assert!(!fits(&[t - 10 * H, t + 10 * H], t, 2));
+        assert!(fits(&[t - 10 * H, t + 15 * H], t, 3));
+    }
+
+    #[test]
+    fn next_slot() {
+        let t = 100 * DAY_MS;
+        assert_eq!(first_fit(&[], t, 1), Some(t));
+        assert_eq!(first_fit(&[t - H], t, 1), Some(t - H + DAY_MS));
+        // Two posts already in the window with cap 2: the slot opens when the first leaves
+        // it, unless a later post would then make three in a window.
+        assert_eq!(first_fit(&[t - 5 * H, t - H], t, 2), Some(t - 5 * H + DAY_MS));
+        assert_eq!(
+            first_fit(&[t - 5 * H, t - H, t + 20 * H], t, 2),
+            Some(t - H + DAY_MS)
+        );
+        assert_eq!(first_fit(&[t], t, 0), None);
+        // Whatever the events, the slot found fits and nothing earlier among the candidates does.
+        let events = [t - 20 * H, t - 3 * H, t + 2 * H, t + 30 * H];
+        let slot = first_fit(&events, t, 2).unwrap();
+        assert!(fits(&events, slot, 2));
+        for probe in (t..slot).step_by(60_000) {
+            assert!(!fits(&events, probe, 2), "{probe} fits before {slot}");
+        }
+    }
+}
