@@ -96,7 +96,7 @@ pub async fn drain_due(
         report.claimed += jobs.len();
         let runs = jobs
             .into_iter()
-            .map(|job| runner::run(queue, registry, job, &timing, &never));
+            .map(|job| runner::run(queue, registry, job, &timing, &never, None));
         for outcome in futures::future::join_all(runs).await {
             report.add(outcome);
         }

@@ -8,8 +8,10 @@
 //!   `run_at`), and wakes local workers.
 //! - [`Registry`] maps a kind to a [`Handler`] and its [`RetryPolicy`].
 //! - [`WorkerPool`] claims due jobs under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one
-//!   claim statement on SQLite), heartbeats it, and completes it fenced by the lease; it shuts
-//!   down gracefully on a `CancellationToken`. [`drain_due`] runs what is due once and reports.
+//!   claim statement on SQLite), as many per round trip as it has free slots, heartbeats them,
+//!   and completes them fenced by the lease — on PostgreSQL in the same transaction as its next
+//!   claim, so a busy pool pays one commit per batch; it shuts down gracefully on a
+//!   `CancellationToken`. [`drain_due`] runs what is due once and reports.
 //! - [`JobContext::step`] records the intent of a side effect that must not be repeated before
 //!   the call and its outcome after; a re-run finds [`StepState::OutcomeUnknown`] instead of
 //!   calling again.
@@ -19,7 +21,8 @@
 //! - [`Clock`] is the engine's notion of now, which tests move by hand.
 //!
 //! Transactions are never held across a handler call: claiming, heartbeating, completing and
-//! recording steps are each one short statement.
+//! recording steps are each one short statement (a pool's completions and next claim, one
+//! short transaction).
 
 pub mod admin;
 mod clock;

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::millis;
-use crate::completer::Completer;
+use crate::completer::{Batch, Completer};
 use crate::drain::short_random;
 use crate::lease::{self, Claim};
 use crate::runner::{self, LeaseTiming};
@@ -20,7 +22,8 @@ use crate::{Job, Outcome, Queue, Registry, RunReport, admin, metrics, schedule};
 pub struct WorkerConfig {
     /// Shown in `locked_by` (with the process id and a random suffix).
     pub name: String,
-    /// Jobs run at once.
+    /// Handlers run at once. A job's slot is freed when its handler returns, so its outcome is
+    /// written while the next job runs (see [`runner::run`]).
     pub concurrency: usize,
     /// How often to look for due jobs when idle (a local enqueue wakes the pool at once).
     pub poll_interval: Duration,
@@ -89,6 +92,11 @@ impl WorkerPool {
 
     /// Runs until `shutdown` is cancelled; then claims nothing more, lets running jobs finish
     /// within the grace period, and releases the rest (they run again elsewhere).
+    ///
+    /// The dispatcher claims when a slot is free and writes the completions waiting at that
+    /// moment in the same transaction (see [`lease::complete_and_claim`]); a completion that
+    /// comes while no slot is free, or while the queue is idle, is written at once. After a
+    /// claim finds nothing, it waits for a local enqueue or the poll interval.
     pub async fn run(self, shutdown: CancellationToken) -> ShutdownReport {
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let abort = CancellationToken::new();
@@ -99,21 +107,48 @@ impl WorkerPool {
             self.config.clone(),
             shutdown.clone(),
         )));
+        let (completer, mut completions) = Completer::channel();
         let timing = LeaseTiming {
             lease: self.config.lease,
             heartbeat: self.config.heartbeat,
-            completer: Some(Completer::spawn(self.queue.clone())),
+            completer: Some(completer),
         };
+        // Set when a claim found nothing: no claim before this instant unless woken.
+        let mut idle_until: Option<Instant> = None;
         tracing::info!(worker = %self.worker_id, concurrency = self.config.concurrency, "workers started");
-        while let Some(permits) = free_slots(&slots, &shutdown).await {
+        loop {
             while let Some(done) = running.try_join_next() {
                 report.add(settled(done));
             }
-            let jobs = self.claim(permits.len()).await;
-            if jobs.is_empty() {
-                drop(permits);
-                self.idle(&shutdown).await;
-                continue;
+            let (mut finished, first) = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(finished) = completions.next() => (finished, None),
+                Ok(first) = slots.clone().acquire_owned(), if idle_until.is_none() => {
+                    (Batch::default(), Some(first))
+                }
+                _ = self.queue.wake().notified(), if idle_until.is_some() => {
+                    idle_until = None;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(idle_until.unwrap_or_else(Instant::now)), if idle_until.is_some() => {
+                    idle_until = None;
+                    continue;
+                }
+            };
+            // Jobs claimed together are spawned together and usually finish together: let the
+            // others that are ready give back their slots and ask for their completions first,
+            // so that one round completes and claims a whole batch instead of one job each.
+            tokio::task::yield_now().await;
+            finished.extend(completions.pending());
+            let mut permits: Vec<_> = first.into_iter().collect();
+            if idle_until.is_none() {
+                permits.extend(take_free(&slots));
+            }
+            let claiming = !permits.is_empty();
+            let jobs = self.round(finished, permits.len()).await;
+            if claiming && jobs.is_empty() {
+                idle_until = Some(Instant::now() + self.config.poll_interval);
             }
             report.claimed += jobs.len();
             for (job, permit) in jobs.into_iter().zip(permits) {
@@ -121,20 +156,38 @@ impl WorkerPool {
             }
         }
         drop(chores);
+        drop(timing);
+        completions.spawn_writer(self.queue.clone());
         self.shut_down(running, abort, report).await
     }
 
-    async fn claim(&self, limit: usize) -> Vec<Job> {
+    /// Writes `finished` and claims up to `limit` jobs in one transaction, and answers the
+    /// finished runs. A failure is answered to them (they retry) and claims nothing.
+    async fn round(&self, finished: Batch, limit: usize) -> Vec<Job> {
         let claim = Claim {
             worker: &self.worker_id,
             kinds: self.config.kinds.as_deref(),
             limit,
             lease_ms: millis(self.config.lease),
         };
-        match lease::claim(self.queue.db(), self.queue.clock().now_ms(), claim).await {
-            Ok(jobs) => jobs,
+        let now = self.queue.clock().now_ms();
+        if finished.is_empty() {
+            return match lease::claim(self.queue.db(), now, claim).await {
+                Ok(jobs) => jobs,
+                Err(err) => {
+                    tracing::warn!(worker = %self.worker_id, "claiming jobs failed: {err}");
+                    Vec::new()
+                }
+            };
+        }
+        match lease::complete_and_claim(self.queue.db(), now, &finished.leases(), claim).await {
+            Ok((completed, jobs)) => {
+                finished.answer(Ok(completed));
+                jobs
+            }
             Err(err) => {
-                tracing::warn!(worker = %self.worker_id, "claiming jobs failed: {err}");
+                tracing::warn!(worker = %self.worker_id, "completing and claiming jobs failed: {err}");
+                finished.answer(Err(err));
                 Vec::new()
             }
         }
@@ -149,20 +202,7 @@ impl WorkerPool {
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let queue = self.queue.clone();
         let registry = self.registry.clone();
-        async move {
-            let outcome = runner::run(&queue, &registry, job, &timing, &abort).await;
-            drop(permit);
-            outcome
-        }
-    }
-
-    /// Waits for a local enqueue, the poll interval, or shutdown.
-    async fn idle(&self, shutdown: &CancellationToken) {
-        tokio::select! {
-            _ = self.queue.wake().notified() => {}
-            _ = tokio::time::sleep(self.config.poll_interval) => {}
-            _ = shutdown.cancelled() => {}
-        }
+        async move { runner::run(&queue, &registry, job, &timing, &abort, Some(permit)).await }
     }
 
     async fn shut_down(
@@ -200,21 +240,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Waits until at least one slot is free and takes every free one; `None` at shutdown.
-async fn free_slots(
-    slots: &Arc<Semaphore>,
-    shutdown: &CancellationToken,
-) -> Option<Vec<OwnedSemaphorePermit>> {
-    let first = tokio::select! {
-        biased;
-        _ = shutdown.cancelled() => return None,
-        permit = slots.clone().acquire_owned() => permit.ok()?,
-    };
-    let mut permits = vec![first];
+/// Every slot free now, without waiting.
+fn take_free(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
+    let mut permits = Vec::new();
     while let Ok(permit) = slots.clone().try_acquire_owned() {
         permits.push(permit);
     }
-    Some(permits)
+    permits
 }
 
 /// A run task's outcome; a task that died outside the handler counts as lost (its lease will

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::millis;
@@ -42,12 +43,19 @@ pub(crate) struct LeaseTiming {
 }
 
 /// Runs `job` (just claimed) to its outcome. `abort` drops the handler and releases the job.
+///
+/// `slot` (a worker pool's concurrency permit) is given back as soon as the handler has
+/// returned, before the outcome is written: settling is a short fenced statement that needs no
+/// slot, and freeing the slot early lets the pool claim the next jobs while the completions
+/// commit, so claims and completions overlap instead of taking turns. The fence still decides
+/// whether the outcome lands, so nothing about exactly-once changes.
 pub(crate) async fn run(
     queue: &Queue,
     registry: &Registry,
     job: Job,
     timing: &LeaseTiming,
     abort: &CancellationToken,
+    slot: Option<OwnedSemaphorePermit>,
 ) -> Outcome {
     let Some(lease) = Lease::of(&job) else {
         tracing::error!(job = %job.id, "a claimed job without a lease id");
@@ -56,7 +64,7 @@ pub(crate) async fn run(
     metrics::started(&job.kind);
     let started = Instant::now();
     let kind = job.kind.clone();
-    let outcome = run_leased(queue, registry, job, lease, timing, abort).await;
+    let outcome = run_leased(queue, registry, job, lease, timing, abort, slot).await;
     metrics::ran_for(&kind, started.elapsed());
     match outcome {
         Outcome::Succeeded => metrics::succeeded(&kind),
@@ -74,6 +82,7 @@ async fn run_leased(
     lease: Lease,
     timing: &LeaseTiming,
     abort: &CancellationToken,
+    slot: Option<OwnedSemaphorePermit>,
 ) -> Outcome {
     let policy = registry.policy(&job.kind);
     let max_attempts = job.max_attempts.unwrap_or(i64::from(policy.max_attempts));
@@ -83,6 +92,7 @@ async fn run_leased(
             job.attempts - 1,
             job.last_error.as_deref().unwrap_or("no error recorded")
         );
+        drop(slot);
         return bury(queue, &job, &lease, &error).await;
     }
     let ctx = JobContext::new(
@@ -99,6 +109,7 @@ async fn run_leased(
             registry.kinds()
         )))),
     };
+    drop(slot);
     match result {
         None => release(queue, &job, &lease).await,
         Some(Ok(())) if ctx.completed_by_handler() => Outcome::Succeeded,

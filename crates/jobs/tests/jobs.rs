@@ -988,6 +988,57 @@ both_backends!(local_enqueue_wakes_an_idle_pool, |db: Db| async move {
     assert_eq!(pool.await.unwrap().succeeded, 1);
 });
 
+// The dispatcher writes completions in its claim rounds; one that finishes while another job
+// holds a slot, or while the queue is idle (nothing to claim for an hour), is written at once.
+both_backends!(
+    completions_are_written_while_busy_and_while_idle,
+    |db: Db| async move {
+        let queue = Queue::new(db.clone());
+        let go = Arc::new(Notify::new());
+        let go_rx = go.clone();
+        let registry = Registry::new()
+            .register(
+                "hold",
+                handler_fn(move |_ctx, _p: Value| {
+                    let go = go_rx.clone();
+                    async move {
+                        go.notified().await;
+                        Ok(())
+                    }
+                }),
+            )
+            .register("ok", handler_fn(|_ctx, _p: Value| async { Ok(()) }));
+        let hold = enqueue(&queue, NewJob::new("hold", &()).priority(1)).await;
+        let ok = enqueue(&queue, NewJob::new("ok", &())).await;
+        let config = WorkerConfig {
+            concurrency: 2,
+            poll_interval: Duration::from_secs(3600),
+            ..WorkerConfig::default()
+        };
+        let shutdown = CancellationToken::new();
+        let pool = WorkerPool::new(queue.clone(), registry, config).spawn(shutdown.clone());
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            wait_for_state(&db, &ok, JobState::Succeeded),
+        )
+        .await
+        .expect("completed while the other job runs");
+        assert_eq!(job(&db, &hold).await.state, JobState::Running);
+        // The queue is empty now, so the pool is idle for an hour.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        go.notify_one();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            wait_for_state(&db, &hold, JobState::Succeeded),
+        )
+        .await
+        .expect("completed without waiting for the poll interval");
+        shutdown.cancel();
+        let report = pool.await.unwrap();
+        assert_eq!((report.claimed, report.succeeded), (2, 2), "{report:?}");
+    }
+);
+
 both_backends!(heartbeats_keep_a_long_job_leased, |db: Db| async move {
     let queue = Queue::new(db.clone());
     let registry = Registry::new().register(
