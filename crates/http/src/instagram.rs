@@ -238,14 +238,40 @@ async fn choose(
     }
 }
 
-#[derive(Deserialize, Default)]
+/// Where to send the person to connect an Instagram account (built with `json!` in
+/// [`api_connect`]).
+#[derive(utoipa::ToSchema)]
+#[schema(as = InstagramConnectStart)]
+#[allow(dead_code)]
+struct ConnectDoc {
+    /// Meta's consent page; the callback lands on tidepost.
+    authorize_url: String,
+    /// `facebook` or `instagram`.
+    login: String,
+    /// RFC 3339: the link stops working then.
+    expires_at: String,
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 struct ApiConnect {
+    /// `facebook` (Facebook Login: a Page and its Instagram account) or `instagram`
+    /// (Instagram Login).
+    #[schema(example = "facebook")]
     login: Option<String>,
 }
 
 /// `POST /api/v1/connect/instagram` `{"login": "facebook" | "instagram"}`: the URL to send the
 /// person to. Facebook Login ends on tidepost's chooser page.
+#[utoipa::path(
+    post, path = "/api/v1/connect/instagram", tag = "accounts",
+    request_body(content = ApiConnect, description = "Which login to use (an empty body is refused: `login` is required)"),
+    responses(
+        (status = 201, description = "The authorize URL to send the person to", body = ConnectDoc),
+        (status = 422, description = "`login` is missing or not facebook or instagram", body = Problem),
+        (status = 503, description = "Instagram is not configured on this instance", body = Problem),
+    ),
+)]
 async fn api_connect(
     caller: Caller,
     State(state): State<HttpState>,

@@ -38,7 +38,13 @@ pub fn router(state: HttpState) -> Router {
         .merge(ui::router())
         .merge(oauth::router())
         .merge(crate::instagram::router())
-        .nest("/api/v1", api::router())
+        .nest(
+            "/api/v1",
+            api::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api::idempotency::layer,
+            )),
+        )
         .merge(ops::router())
         .merge(crate::webhooks::router())
         .merge(assets::router())

@@ -21,6 +21,62 @@ pub fn router() -> Router<HttpState> {
         .route("/accounts/{id}", get(show).delete(disconnect))
 }
 
+/// A connected account as the API shows it (built by [`account_json`]); tokens never appear.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Account)]
+#[allow(dead_code)]
+struct AccountDoc {
+    id: String,
+    /// `tiktok` or `instagram`.
+    #[schema(example = "tiktok")]
+    platform: String,
+    /// The account's id at the platform.
+    provider_user_id: String,
+    display_name: String,
+    username: Option<String>,
+    avatar_url: Option<String>,
+    /// `active`, `needs_reauth`, `disconnected`…
+    #[schema(example = "active")]
+    status: String,
+    /// Why the status is what it is, when it is not `active`.
+    status_reason: Option<String>,
+    /// True when the creator must connect again before tidepost can publish.
+    reconnect_required: bool,
+    /// The permissions the creator granted.
+    scopes: Vec<String>,
+    token: AccountTokenDoc,
+    /// RFC 3339.
+    created_at: String,
+}
+
+/// When the account's tokens expire and were last refreshed (RFC 3339), never the tokens.
+#[derive(utoipa::ToSchema)]
+#[schema(as = AccountToken)]
+#[allow(dead_code)]
+struct AccountTokenDoc {
+    access_expires_at: Option<String>,
+    refresh_expires_at: Option<String>,
+    last_refreshed_at: Option<String>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(as = AccountList)]
+#[allow(dead_code)]
+struct AccountListDoc {
+    data: Vec<AccountDoc>,
+}
+
+/// Where to send the creator to connect an account.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ConnectStart)]
+#[allow(dead_code)]
+struct ConnectDoc {
+    /// TikTok's consent page; the callback lands on tidepost.
+    authorize_url: String,
+    /// RFC 3339: the link stops working then.
+    expires_at: String,
+}
+
 pub fn account_json(a: &Account) -> Value {
     json!({
         "id": a.id,
@@ -56,6 +112,13 @@ fn connect_problem(err: ConnectError) -> Problem {
 
 /// `POST /api/v1/connect/tiktok`: the URL to send the creator to. The callback lands on
 /// tidepost, which stores the account in the caller's workspace.
+#[utoipa::path(
+    post, path = "/api/v1/connect/tiktok", tag = "accounts",
+    responses(
+        (status = 201, description = "The TikTok authorize URL to send the creator to", body = ConnectDoc),
+        (status = 503, description = "TikTok is not configured on this instance", body = Problem),
+    ),
+)]
 async fn connect_tiktok(
     caller: Caller,
     State(state): State<HttpState>,
@@ -79,6 +142,10 @@ async fn connect_tiktok(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/accounts", tag = "accounts",
+    responses((status = 200, description = "The workspace's connected accounts", body = AccountListDoc)),
+)]
 async fn list(caller: Caller, State(state): State<HttpState>) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
     let list = accounts::list(&state.app.db, &caller.workspace_id).await?;
@@ -87,6 +154,14 @@ async fn list(caller: Caller, State(state): State<HttpState>) -> Result<Json<Val
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account", body = AccountDoc),
+        (status = 404, description = "No such account in this workspace", body = Problem),
+    ),
+)]
 async fn show(
     caller: Caller,
     State(state): State<HttpState>,
@@ -99,6 +174,15 @@ async fn show(
     Ok(Json(account_json(&account)))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "The account's id")),
+    responses(
+        (status = 204, description = "Disconnected: tokens revoked at the platform (best effort) and deleted"),
+        (status = 404, description = "No such account in this workspace", body = Problem),
+        (status = 503, description = "The account's platform is not configured on this instance", body = Problem),
+    ),
+)]
 async fn disconnect(
     caller: Caller,
     State(state): State<HttpState>,

@@ -25,6 +25,102 @@ pub fn router() -> Router<HttpState> {
         .route("/jobs/{id}/cancel", post(cancel))
 }
 
+/// A background job as the API shows it (built by [`job_json`]).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
+#[allow(dead_code)]
+struct JobDoc {
+    id: String,
+    /// What the job does, e.g. `tiktok.publish`.
+    #[schema(example = "tiktok.publish")]
+    kind: String,
+    /// `queued`, `running`, `succeeded`, `failed`, `dead` or `cancelled`.
+    #[schema(example = "queued")]
+    state: String,
+    attempts: i64,
+    max_attempts: i64,
+    last_error: Option<String>,
+    /// RFC 3339: when it runs (again).
+    run_at: String,
+    created_at: String,
+    updated_at: String,
+    finished_at: Option<String>,
+}
+
+/// A job with the steps it recorded (`GET /api/v1/jobs/{id}`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = JobWithSteps)]
+#[allow(dead_code)]
+struct JobStepsDoc {
+    #[schema(inline)]
+    #[serde(flatten)]
+    job: JobDoc,
+    steps: Vec<StepDoc>,
+}
+
+/// A non-repeatable side effect of a job, recorded once done.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = JobStep)]
+#[allow(dead_code)]
+struct StepDoc {
+    name: String,
+    state: String,
+    attempt: i64,
+    updated_at: String,
+}
+
+/// A page of jobs, newest first; pass `next_cursor` as `after` for the next page.
+#[derive(utoipa::ToSchema)]
+#[schema(as = JobList)]
+#[allow(dead_code)]
+struct JobListDoc {
+    data: Vec<JobDoc>,
+    /// Absent (null) on the last page.
+    next_cursor: Option<String>,
+}
+
+/// How many jobs of each kind are in each state.
+#[derive(utoipa::ToSchema)]
+#[schema(as = JobCounts)]
+#[allow(dead_code)]
+struct CountsDoc {
+    data: Vec<CountDoc>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(as = JobCount)]
+#[allow(dead_code)]
+struct CountDoc {
+    kind: String,
+    state: String,
+    count: i64,
+}
+
+/// What `POST /api/v1/jobs/run-due` did.
+#[derive(utoipa::ToSchema)]
+#[schema(as = RunDueReport)]
+#[allow(dead_code)]
+struct RunDueDoc {
+    report: RunReportDoc,
+    /// True when no job failed.
+    all_ok: bool,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(as = RunReport)]
+#[allow(dead_code)]
+struct RunReportDoc {
+    claimed: i64,
+    succeeded: i64,
+    /// Failed and scheduled to try again.
+    retrying: i64,
+    dead: i64,
+    /// Could not be settled: the lease was gone (the job will run again elsewhere).
+    lost: i64,
+    /// Given back unfinished at shutdown.
+    released: i64,
+}
+
 pub fn job_json(job: &Job) -> Value {
     json!({
         "id": job.id,
@@ -44,14 +140,28 @@ fn jobs_error(err: tidepost_jobs::Error) -> Problem {
     Problem::internal(err)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only jobs in this state: `queued`, `running`, `succeeded`, `failed`, `dead` or `cancelled`.
     state: Option<String>,
+    /// Only jobs of this kind.
     kind: Option<String>,
+    /// The `next_cursor` of the previous page.
     after: Option<String>,
+    /// At most this many jobs (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/jobs", tag = "jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the workspace's jobs", body = JobListDoc),
+        (status = 422, description = "An unknown state, or a limit out of range", body = Problem),
+    ),
+)]
 async fn list(
     caller: Caller,
     State(state): State<HttpState>,
@@ -94,6 +204,10 @@ async fn list(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/jobs/counts", tag = "jobs",
+    responses((status = 200, description = "How many of the workspace's jobs are in each state, per kind", body = CountsDoc)),
+)]
 async fn counts(caller: Caller, State(state): State<HttpState>) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
     let counts = admin::counts(&state.app.db, Scope::Workspace(&caller.workspace_id))
@@ -102,6 +216,14 @@ async fn counts(caller: Caller, State(state): State<HttpState>) -> Result<Json<V
     Ok(Json(json!({"data": counts})))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job and its recorded steps", body = JobStepsDoc),
+        (status = 404, description = "No such job in this workspace", body = Problem),
+    ),
+)]
 async fn show(
     caller: Caller,
     State(state): State<HttpState>,
@@ -124,6 +246,15 @@ async fn show(
     Ok(Json(out))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/jobs/{id}/retry", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job, queued again", body = JobDoc),
+        (status = 404, description = "No such job in this workspace", body = Problem),
+        (status = 409, description = "Only failed or dead jobs can be retried", body = Problem),
+    ),
+)]
 async fn retry(
     caller: Caller,
     State(state): State<HttpState>,
@@ -132,6 +263,15 @@ async fn retry(
     act(caller, state, id, Action::Retry).await
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job, cancelled", body = JobDoc),
+        (status = 404, description = "No such job in this workspace", body = Problem),
+        (status = 409, description = "Only jobs waiting to run can be cancelled", body = Problem),
+    ),
+)]
 async fn cancel(
     caller: Caller,
     State(state): State<HttpState>,
@@ -192,16 +332,27 @@ async fn act(
     )))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RunDue {
+    /// Only jobs of these kinds (default: every kind).
     #[serde(default)]
     kinds: Vec<String>,
+    /// At most this many jobs (1 to 1000, default 100).
+    #[schema(minimum = 1, maximum = 1000)]
     max: Option<usize>,
 }
 
 /// Runs the jobs that are due (every workspace's: this is the workers' trigger, not a tenant
 /// view) and reports what happened.
+#[utoipa::path(
+    post, path = "/api/v1/jobs/run-due", tag = "jobs",
+    request_body(content = Option<RunDue>, description = "Optional: which kinds and how many (an empty body runs up to 100 due jobs of any kind)"),
+    responses(
+        (status = 200, description = "What ran (every workspace's due jobs: this is the workers' trigger; needs the `worker` scope)", body = RunDueDoc),
+        (status = 422, description = "An unknown kind, or max out of range", body = Problem),
+    ),
+)]
 async fn run_due(
     caller: Caller,
     State(state): State<HttpState>,

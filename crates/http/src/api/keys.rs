@@ -20,6 +20,42 @@ pub fn router() -> Router<HttpState> {
         .route("/api-keys/{id}", delete(revoke).get(show))
 }
 
+/// An API key as the API shows it (built by [`key_json`]); the secret never appears again.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ApiKey)]
+#[allow(dead_code)]
+struct KeyDoc {
+    id: String,
+    name: String,
+    /// The key's first characters, to recognise it.
+    prefix: String,
+    /// `api` and/or `worker`.
+    scopes: Vec<String>,
+    /// RFC 3339.
+    created_at: String,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+/// A new API key: [`KeyDoc`] and its secret, shown this once.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = NewApiKey)]
+#[allow(dead_code)]
+struct NewKeyDoc {
+    #[schema(inline)]
+    #[serde(flatten)]
+    key: KeyDoc,
+    /// Send it as `Authorization: Bearer <secret>`; it cannot be shown again.
+    secret: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(as = ApiKeyList)]
+#[allow(dead_code)]
+struct KeyListDoc {
+    data: Vec<KeyDoc>,
+}
+
 fn key_json(key: &ApiKey) -> Value {
     json!({
         "id": key.id,
@@ -32,6 +68,10 @@ fn key_json(key: &ApiKey) -> Value {
     })
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/api-keys", tag = "api-keys",
+    responses((status = 200, description = "Every API key of the workspace, revoked ones included", body = KeyListDoc)),
+)]
 async fn list(caller: Caller, State(state): State<HttpState>) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
     let keys = api_keys::list(&state.app.db, &caller.workspace_id).await?;
@@ -40,6 +80,14 @@ async fn list(caller: Caller, State(state): State<HttpState>) -> Result<Json<Val
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/api-keys/{id}", tag = "api-keys",
+    params(("id" = String, Path, description = "The API key's id")),
+    responses(
+        (status = 200, description = "The API key", body = KeyDoc),
+        (status = 404, description = "No such API key in this workspace", body = Problem),
+    ),
+)]
 async fn show(
     caller: Caller,
     State(state): State<HttpState>,
@@ -52,14 +100,26 @@ async fn show(
     Ok(Json(key_json(&key)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateKey {
+    /// What the key is for, to recognise it later.
+    #[schema(example = "CRM sync")]
     name: String,
+    /// `api` (the default) and/or `worker`.
     #[serde(default)]
+    #[schema(example = json!(["api"]))]
     scopes: Vec<String>,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/api-keys", tag = "api-keys",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "The new key with its secret, shown this once", body = NewKeyDoc),
+        (status = 422, description = "The name is empty or a scope is unknown", body = Problem),
+    ),
+)]
 async fn create(
     caller: Caller,
     State(state): State<HttpState>,
@@ -74,6 +134,14 @@ async fn create(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/api-keys/{id}", tag = "api-keys",
+    params(("id" = String, Path, description = "The API key's id")),
+    responses(
+        (status = 204, description = "Revoked: the key no longer authenticates"),
+        (status = 404, description = "No such API key in this workspace", body = Problem),
+    ),
+)]
 async fn revoke(
     caller: Caller,
     State(state): State<HttpState>,

@@ -2,6 +2,7 @@
 //! bound to one workspace, answers JSON, and reports errors as `application/problem+json`.
 
 mod accounts;
+pub(crate) mod idempotency;
 pub(crate) mod jobs;
 mod keys;
 pub mod openapi;

@@ -3,6 +3,7 @@
 //! within the viewer's workspace and answers 404 otherwise.
 
 pub mod accounts;
+mod api_docs;
 mod dashboard;
 mod jobs;
 mod posts;
@@ -21,6 +22,7 @@ pub fn router() -> Router<HttpState> {
     Router::new()
         .merge(session::router())
         .merge(accounts::router())
+        .merge(api_docs::router())
         .merge(dashboard::router())
         .merge(jobs::router())
         .merge(posts::router())
