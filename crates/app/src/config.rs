@@ -127,6 +127,17 @@ pub const SETTINGS: &[Setting] = &[
         "Largest media upload accepted, in bytes."),
     setting!("session_hours", flag: None, env: ["TIDEPOST_SESSION_HOURS"], default: Some("168"), secret: false,
         "How long a sign-in lasts, in hours."),
+    // The media library.
+    setting!("media_dir", flag: None, env: ["TIDEPOST_MEDIA_DIR"], default: None, secret: false,
+        "Folder for stored media files, each named by the SHA-256 of its bytes, and unfinished resumable uploads. Default: `media` in the data folder."),
+    setting!("media_retention_days", flag: None, env: ["TIDEPOST_MEDIA_RETENTION_DAYS"], default: Some("30"), secret: false,
+        "Media no post has used for this many days is deleted by the hourly sweep (never while a post that has not finished uses it); 0 keeps media forever."),
+    setting!("upload_expiry_hours", flag: None, env: ["TIDEPOST_UPLOAD_EXPIRY_HOURS"], default: Some("24"), secret: false,
+        "Resumable uploads not finished this many hours after they were created are deleted with their bytes."),
+    setting!("ffprobe_path", flag: None, env: ["TIDEPOST_FFPROBE_PATH"], default: Some("ffprobe"), secret: false,
+        "The ffprobe program (Debian's `ffmpeg` package) that reads the container, codecs, duration and picture size of uploaded videos."),
+    setting!("probe_timeout_secs", flag: None, env: ["TIDEPOST_PROBE_TIMEOUT_SECS"], default: Some("30"), secret: false,
+        "How long ffprobe may take on one file, in seconds."),
 ];
 
 /// Looks a setting up by name.
@@ -381,6 +392,7 @@ pub struct Config {
     pub meta: MetaSettings,
     pub token_refresh_window_secs: u64,
     pub publish: PublishSettings,
+    pub media: crate::media::MediaSettings,
 }
 
 /// Publishing limits (see the `tiktok_*` and `max_upload_bytes` settings).
@@ -644,6 +656,7 @@ impl Config {
         let meta = MetaSettings::from_raw(raw, &public_url)?;
         Ok(Self {
             publish: PublishSettings::from_raw(raw)?,
+            media: crate::media::MediaSettings::from_raw(raw)?,
             tiktok,
             meta,
             token_refresh_window_secs,
