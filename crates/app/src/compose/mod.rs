@@ -24,15 +24,14 @@ pub mod schedule;
 
 use serde::{Deserialize, Serialize};
 use tidepost_domain::publish::{PostSummary, TargetState};
+use tidepost_store::StoreError;
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::posts::{self, Post, PostFilter};
-use tidepost_store::StoreError;
 
 use crate::App;
 use crate::instagram::publish::{self as ig, InstagramPost, Item, ItemKind, MediaType};
 use crate::publish::{
-    self, MediaSource, Mode, PostOptions, PostView, Prepared, PublishError, new_target,
-    publish_job,
+    self, MediaSource, Mode, PostOptions, PostView, Prepared, PublishError, new_target, publish_job,
 };
 
 pub use schedule::When;
@@ -279,14 +278,24 @@ fn issue_of(index: usize, spec: &TargetSpec, platform: &str, err: PublishError) 
 }
 
 /// The kind of a media item: given, or the stored media's, or the URL's extension.
-async fn item_kind(app: &App, workspace_id: &str, item: &Item) -> Result<Option<ItemKind>, StoreError> {
+async fn item_kind(
+    app: &App,
+    workspace_id: &str,
+    item: &Item,
+) -> Result<Option<ItemKind>, StoreError> {
     if let Some(kind) = item.kind {
         return Ok(Some(kind));
     }
     if let Some(id) = &item.media_id {
         return Ok(tidepost_store::media::get(&app.db, workspace_id, id)
             .await?
-            .map(|m| if m.kind == "video" { ItemKind::Video } else { ItemKind::Image }));
+            .map(|m| {
+                if m.kind == "video" {
+                    ItemKind::Video
+                } else {
+                    ItemKind::Image
+                }
+            }));
     }
     Ok(item
         .url
@@ -413,21 +422,27 @@ async fn limit_of(app: &App, prepared: &Prepared) -> (Option<Vec<&'static str>>,
         (
             None,
             total,
-            format!("{name} would exceed Instagram's publishing limit of {total} posts in 24 hours"),
+            format!(
+                "{name} would exceed Instagram's publishing limit of {total} posts in 24 hours"
+            ),
         )
     } else if prepared.mode == Mode::Inbox.as_str() {
         let cap = app.config.publish.tiktok_pending_inbox_cap as usize;
         (
             Some(vec!["inbox"]),
             cap,
-            format!("{name} would have more than {cap} drafts from 24 hours waiting in their TikTok inbox"),
+            format!(
+                "{name} would have more than {cap} drafts from 24 hours waiting in their TikTok inbox"
+            ),
         )
     } else {
         let cap = app.config.publish.tiktok_direct_post_daily_cap as usize;
         (
             Some(vec!["direct"]),
             cap,
-            format!("{name} would exceed the daily cap of {cap} direct TikTok posts through tidepost"),
+            format!(
+                "{name} would exceed the daily cap of {cap} direct TikTok posts through tidepost"
+            ),
         )
     }
 }
@@ -522,7 +537,10 @@ async fn validate_except(
             None,
             "targets",
             "too_many",
-            format!("a post goes to at most {MAX_TARGETS} accounts ({} given)", new.targets.len()),
+            format!(
+                "a post goes to at most {MAX_TARGETS} accounts ({} given)",
+                new.targets.len()
+            ),
         ));
     }
     if new.media.is_empty() {
@@ -557,7 +575,12 @@ async fn validate_except(
     for (index, spec) in new.targets.iter().enumerate() {
         let field = format!("targets[{index}].account_id");
         if spec.account_id.trim().is_empty() {
-            issues.push(issue(Some((index, spec, None)), field, "required", "choose the account"));
+            issues.push(issue(
+                Some((index, spec, None)),
+                field,
+                "required",
+                "choose the account",
+            ));
             continue;
         }
         if !seen.insert(spec.account_id.clone()) {
@@ -586,7 +609,10 @@ async fn validate_except(
                 "needs_reauth",
                 format!(
                     "the account must be connected again: {}",
-                    account.status_reason.as_deref().unwrap_or("access was revoked")
+                    account
+                        .status_reason
+                        .as_deref()
+                        .unwrap_or("access was revoked")
                 ),
             ));
             continue;

@@ -72,7 +72,9 @@ pub fn parse(scheduled_at: &str, time_zone: Option<&str>) -> Result<When, Schedu
     let Some((name, tz)) = zone else {
         return Err(bad(
             "time_zone",
-            format!("{text:?} has no UTC offset: say which time zone it is in (time_zone, an IANA name such as Europe/Paris)"),
+            format!(
+                "{text:?} has no UTC offset: say which time zone it is in (time_zone, an IANA name such as Europe/Paris)"
+            ),
         ));
     };
     let ambiguous = tz.to_ambiguous_zoned_datetime(civil);
@@ -132,12 +134,7 @@ pub fn first_fit(events: &[i64], at: i64, cap: usize) -> Option<i64> {
         return None;
     }
     let mut candidates: Vec<i64> = std::iter::once(at)
-        .chain(
-            events
-                .iter()
-                .map(|e| e + DAY_MS)
-                .filter(|c| *c > at),
-        )
+        .chain(events.iter().map(|e| e + DAY_MS).filter(|c| *c > at))
         .collect();
     candidates.sort_unstable();
     candidates.into_iter().find(|c| fits(events, *c, cap))
@@ -152,24 +149,41 @@ mod tests {
     #[test]
     fn offsets_and_zones() {
         let w = parse("2026-12-01T09:00:00+01:00", None).unwrap();
-        assert_eq!(tidepost_domain::time::rfc3339(w.at_ms), "2026-12-01T08:00:00Z");
+        assert_eq!(
+            tidepost_domain::time::rfc3339(w.at_ms),
+            "2026-12-01T08:00:00Z"
+        );
         assert_eq!(w.time_zone, None);
         let w = parse("2026-12-01T09:00", Some("Europe/Paris")).unwrap();
-        assert_eq!(tidepost_domain::time::rfc3339(w.at_ms), "2026-12-01T08:00:00Z");
+        assert_eq!(
+            tidepost_domain::time::rfc3339(w.at_ms),
+            "2026-12-01T08:00:00Z"
+        );
         assert_eq!(w.time_zone.as_deref(), Some("Europe/Paris"));
         // Summer time in Paris is UTC+2.
         let w = parse("2026-07-01T09:00:00", Some("Europe/Paris")).unwrap();
-        assert_eq!(tidepost_domain::time::rfc3339(w.at_ms), "2026-07-01T07:00:00Z");
-        assert_eq!(show(w.at_ms, Some("Europe/Paris")), "2026-07-01T09:00:00+02:00");
+        assert_eq!(
+            tidepost_domain::time::rfc3339(w.at_ms),
+            "2026-07-01T07:00:00Z"
+        );
+        assert_eq!(
+            show(w.at_ms, Some("Europe/Paris")),
+            "2026-07-01T09:00:00+02:00"
+        );
         assert_eq!(show(w.at_ms, None), "2026-07-01T07:00:00Z");
     }
 
     #[test]
     fn refusals_name_the_field() {
-        assert_eq!(parse("2026-12-01T09:00", None).unwrap_err().field, "time_zone");
+        assert_eq!(
+            parse("2026-12-01T09:00", None).unwrap_err().field,
+            "time_zone"
+        );
         assert_eq!(parse("tomorrow", None).unwrap_err().field, "scheduled_at");
         assert_eq!(
-            parse("2026-12-01T09:00", Some("Mars/Olympus")).unwrap_err().field,
+            parse("2026-12-01T09:00", Some("Mars/Olympus"))
+                .unwrap_err()
+                .field,
             "time_zone"
         );
         // 02:30 on the last Sunday of March does not exist in Paris.
@@ -178,7 +192,10 @@ mod tests {
         assert!(gap.message.contains("skip"), "{}", gap.message);
         // 02:30 on the last Sunday of October happens twice: the first (summer time, UTC+2).
         let fold = parse("2026-10-25T02:30", Some("Europe/Paris")).unwrap();
-        assert_eq!(tidepost_domain::time::rfc3339(fold.at_ms), "2026-10-25T00:30:00Z");
+        assert_eq!(
+            tidepost_domain::time::rfc3339(fold.at_ms),
+            "2026-10-25T00:30:00Z"
+        );
     }
 
     #[test]
@@ -202,7 +219,10 @@ mod tests {
         assert_eq!(first_fit(&[t - H], t, 1), Some(t - H + DAY_MS));
         // Two posts already in the window with cap 2: the slot opens when the first leaves
         // it, unless a later post would then make three in a window.
-        assert_eq!(first_fit(&[t - 5 * H, t - H], t, 2), Some(t - 5 * H + DAY_MS));
+        assert_eq!(
+            first_fit(&[t - 5 * H, t - H], t, 2),
+            Some(t - 5 * H + DAY_MS)
+        );
         assert_eq!(
             first_fit(&[t - 5 * H, t - H, t + 20 * H], t, 2),
             Some(t - H + DAY_MS)

@@ -353,11 +353,7 @@ pub fn check_media_url(field: &'static str, url: &str) -> Result<(), PublishErro
 }
 
 /// Accepts a post: see the module docs.
-pub async fn submit(
-    app: &App,
-    workspace_id: &str,
-    new: NewPost,
-) -> Result<PostView, PublishError> {
+pub async fn submit(app: &App, workspace_id: &str, new: NewPost) -> Result<PostView, PublishError> {
     if let Some(key) = &new.idempotency_key
         && let Some(post) = posts::by_idempotency_key(&app.db, workspace_id, key).await?
     {
@@ -365,7 +361,15 @@ pub async fn submit(
         return Ok(PostView { post, targets });
     }
     let account = tiktok_account(app, workspace_id, &new.account_id).await?;
-    let prepared = prepare(app, workspace_id, account, new.mode, &new.media, new.options).await?;
+    let prepared = prepare(
+        app,
+        workspace_id,
+        account,
+        new.mode,
+        &new.media,
+        new.options,
+    )
+    .await?;
     limits::check_quotas(
         app,
         &prepared.account,
@@ -605,7 +609,7 @@ pub async fn cancel(
     }
     if cancelled == 0 {
         return Err(PublishError::Conflict(
-            "nothing to cancel: every target has already reached TikTok or finished".into(),
+            "nothing to cancel: every target has already reached its platform or finished".into(),
         ));
     }
     get(app, workspace_id, post_id).await

@@ -9,9 +9,24 @@
 //!   `media_url` / `media_id` for one media; `cover_url` and `share_to_feed` for reels; its own
 //!   `caption` or the top-level one). In multipart, `instagram` is a text part holding that JSON
 //!   and every `file` part is stored and appended to its items in order.
-//! - `GET /posts?limit=&after=`: newest first, cursor pagination (`next_cursor`).
-//! - `GET /posts/{id}`: the post and its targets (state, bytes, error, provider ids as strings).
-//! - `POST /posts/{id}/cancel`, `POST /posts/{id}/targets/{target}/retry`.
+//! - One post to several accounts: `targets: [{account_id, caption?, tiktok?{…}, instagram?{…}}]`
+//!   with the shared `caption` and `media: [{url | media_id, kind?}]` (or `media_url`,
+//!   `media_id`, `photo_urls`, multipart files), handled by `tidepost_app::compose`: every
+//!   problem of every target at once (`errors`: target, account_id, platform, field, rule,
+//!   message, next_slot_at), all or nothing.
+//! - Scheduling (either shape): `scheduled_at` (RFC 3339 with an offset, or a local time with
+//!   `time_zone`, an IANA name) and `schedule: "next_free_slot"` to take the next slot the
+//!   daily limits leave instead of a refusal (409 with `next_slot_at`).
+//! - `GET /posts?limit=&after=&state=&account_id=&when=scheduled|past`: newest first, cursor
+//!   pagination (`next_cursor`).
+//! - `GET /posts/{id}`: the post and its targets (state, progress, bytes, error, provider ids
+//!   as strings, scheduled time).
+//! - `PATCH /posts/{id}` (`caption`, `scheduled_at` — null for now —, `time_zone`,
+//!   `schedule`): before any target has started; 409 after.
+//! - `DELETE /posts/{id}` and `POST /posts/{id}/cancel`: cancels the targets not started yet
+//!   (409 when none is left); `POST /posts/{id}/targets/{target}/retry`: one failed target.
+//! - The `Idempotency-Key` header (or the `idempotency_key` field) names the post: the same key
+//!   returns the same post.
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -22,7 +37,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-use tidepost_app::instagram::publish::{InstagramPost, Item, MediaType, NewInstagramPost};
+use tidepost_app::compose::{self, ComposeError, NewComposite, Schedule, TargetSpec};
+use tidepost_app::instagram::publish::{
+    InstagramPost, Item, ItemKind, MediaType, NewInstagramPost,
+};
 use tidepost_app::publish::{
     self, MediaSource, Mode, NewPost, PostOptions, PostView, PublishError,
 };
@@ -40,7 +58,7 @@ pub fn router() -> Router<HttpState> {
             "/posts",
             get(list).post(create).layer(DefaultBodyLimit::disable()),
         )
-        .route("/posts/{id}", get(show))
+        .route("/posts/{id}", get(show).patch(update).delete(cancel))
         .route("/posts/{id}/cancel", post(cancel))
         .route("/posts/{id}/targets/{target}/retry", post(retry))
 }
@@ -109,6 +127,14 @@ pub fn problem_on(err: PublishError, platform: &str) -> Problem {
             "Upload too large",
             format!("the file is larger than the {max} bytes allowed"),
         ),
+        // A full media disk is an operator's problem the caller should hear about plainly (and
+        // may retry later), not an opaque internal error.
+        PublishError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => Problem::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient-storage",
+            "Storage full",
+            "the media storage is full, so the file was not kept; try again once space is freed",
+        ),
         other => Problem::internal(other),
     }
 }
@@ -145,6 +171,11 @@ pub fn post_json(view: &PostView, instagram: &HashMap<String, InstagramMedia>) -
         "options": options,
         "summary": PostSummary::of(&states).as_str(),
         "created_at": tidepost_domain::time::rfc3339(view.post.created_at),
+        "scheduled_at": view.post.scheduled_at.map(tidepost_domain::time::rfc3339),
+        "time_zone": view.post.time_zone,
+        "scheduled_at_local": view.post.scheduled_at.map(|at| {
+            compose::schedule::show(at, view.post.time_zone.as_deref())
+        }),
         "targets": view.targets.iter().map(|t| {
             let post_ids = t.post_ids();
             let ig = instagram.get(&t.id);
@@ -164,6 +195,8 @@ pub fn post_json(view: &PostView, instagram: &HashMap<String, InstagramMedia>) -
                 "bytes_sent": t.bytes_sent,
                 "chunks_total": t.chunks_total,
                 "chunks_acked": t.chunks_acked,
+                "progress": progress(t),
+                "scheduled_at": t.scheduled_at.map(tidepost_domain::time::rfc3339),
                 "publish_id": t.publish_id,
                 "provider_status": t.provider_status,
                 "post_ids": post_ids,
@@ -183,6 +216,18 @@ pub fn post_json(view: &PostView, instagram: &HashMap<String, InstagramMedia>) -
             })
         }).collect::<Vec<_>>(),
     })
+}
+
+/// How far a target is, from 0 to 1: the bytes sent while uploading, then 1 once published.
+fn progress(t: &tidepost_store::posts::Target) -> f64 {
+    match TargetState::parse(&t.state) {
+        Some(TargetState::Published) => 1.0,
+        Some(TargetState::Processing) => 0.9,
+        Some(TargetState::Uploading) if t.bytes_total > 0 => {
+            0.8 * (t.bytes_sent as f64 / t.bytes_total as f64).clamp(0.0, 1.0)
+        }
+        _ => 0.0,
+    }
 }
 
 /// The `instagram` object of `POST /posts`.
@@ -288,6 +333,14 @@ struct CreatePost {
     photo_cover_index: u32,
     idempotency_key: Option<String>,
     instagram: Option<InstagramBody>,
+    /// One post to several accounts (see the module doc); `account_id` is then left out.
+    targets: Option<Vec<TargetSpec>>,
+    /// The shared media of a post to several accounts.
+    media: Vec<Item>,
+    scheduled_at: Option<String>,
+    time_zone: Option<String>,
+    /// `next_free_slot` or `exact` (the default).
+    schedule: Option<String>,
 }
 
 impl CreatePost {
@@ -331,6 +384,17 @@ impl CreatePost {
                 self.instagram =
                     Some(serde_json::from_str(&value).map_err(|e| field_problem("instagram", e))?)
             }
+            "targets" if !value.trim().is_empty() => {
+                self.targets =
+                    Some(serde_json::from_str(&value).map_err(|e| field_problem("targets", e))?)
+            }
+            "media" if !value.trim().is_empty() => {
+                self.media = serde_json::from_str(&value).map_err(|e| field_problem("media", e))?
+            }
+            "media_id" => self.media_id = Some(value).filter(|v| !v.is_empty()),
+            "scheduled_at" => self.scheduled_at = Some(value).filter(|v| !v.is_empty()),
+            "time_zone" => self.time_zone = Some(value).filter(|v| !v.is_empty()),
+            "schedule" => self.schedule = Some(value).filter(|v| !v.is_empty()),
             _ => {}
         }
         Ok(())
@@ -389,6 +453,12 @@ async fn create(
         Credential::Session { user_id } => Some(user_id.clone()),
         Credential::ApiKey { id, .. } => Some(format!("api_key:{id}")),
     };
+    let header_key = request
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .filter(|k| !k.is_empty());
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -433,10 +503,35 @@ async fn create(
         }
         (body, Some(stored))
     } else {
+        // The route's own limit is off for streamed multipart uploads; a JSON body is buffered,
+        // so it keeps the default limit (a client that hangs up mid-body gets the same answer,
+        // which it never reads).
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, crate::server::DEFAULT_BODY_LIMIT)
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    "Request body too large",
+                    format!(
+                        "a JSON body may be at most {} bytes; send files as multipart/form-data",
+                        crate::server::DEFAULT_BODY_LIMIT
+                    ),
+                )
+            })?;
+        let request = Request::from_parts(parts, axum::body::Body::from(bytes));
         let crate::api::ApiJson(body) =
             crate::api::ApiJson::<CreatePost>::from_request(request, &state).await?;
         (body, None)
     };
+    let mut body = body;
+    if body.idempotency_key.is_none() {
+        body.idempotency_key = header_key;
+    }
+    if body.targets.is_some() || body.scheduled_at.is_some() || body.schedule.is_some() {
+        return create_composite(&state, &caller.workspace_id, body, uploads, created_by).await;
+    }
     if body.account_id.is_empty() {
         return Err(Problem::invalid(
             "account_id: choose the TikTok or Instagram account to post to",
@@ -483,6 +578,222 @@ async fn create(
     .await
     .map_err(problem)?;
     Ok((StatusCode::ACCEPTED, Json(render(&state, &view).await?)))
+}
+
+/// The schedule fields of a request.
+fn schedule_of(
+    scheduled_at: Option<&str>,
+    time_zone: Option<&str>,
+    schedule: Option<&str>,
+) -> Result<Schedule, Problem> {
+    let next_free_slot = match schedule {
+        None | Some("exact") => false,
+        Some("next_free_slot") => true,
+        Some(other) => {
+            return Err(field_problem(
+                "schedule",
+                format!("expected next_free_slot or exact, got {other:?}"),
+            ));
+        }
+    };
+    let at = match scheduled_at {
+        Some(text) => Some(
+            compose::schedule::parse(text, time_zone)
+                .map_err(|e| field_problem(e.field, e.message))?,
+        ),
+        None if time_zone.is_some() => {
+            return Err(field_problem(
+                "time_zone",
+                "a time_zone goes with a scheduled_at",
+            ));
+        }
+        None => None,
+    };
+    Ok(Schedule { at, next_free_slot })
+}
+
+/// A composite post's refusal as problem+json: every issue in `errors`; 409 when the only
+/// problem is the time (a limit), with the latest `next_slot_at` of the targets.
+pub fn compose_problem(err: ComposeError) -> Problem {
+    let only_quota = err.only_quota();
+    match err {
+        ComposeError::Invalid(issues) => {
+            let detail = issues
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            let next_slot = issues.iter().filter_map(|i| i.next_slot_ms).max();
+            let errors: Vec<Value> = issues
+                .iter()
+                .map(|i| {
+                    json!({
+                        "target": i.target,
+                        "account_id": i.account_id,
+                        "platform": i.platform,
+                        "field": i.field,
+                        "rule": i.rule,
+                        "message": i.message,
+                        "next_slot_at": i.next_slot_ms.map(tidepost_domain::time::rfc3339),
+                    })
+                })
+                .collect();
+            let first_field = issues.first().map(|i| i.field.clone()).unwrap_or_default();
+            let problem = if only_quota {
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "schedule-limit",
+                    "The schedule would break a posting limit",
+                    detail,
+                )
+            } else {
+                Problem::invalid(detail)
+            };
+            let problem = problem.with("errors", errors).with("field", first_field);
+            match next_slot {
+                Some(ms) => problem.with("next_slot_at", tidepost_domain::time::rfc3339(ms)),
+                None => problem,
+            }
+        }
+        ComposeError::NotFound(what) => Problem::not_found(what),
+        ComposeError::Conflict(message) => Problem::conflict(message),
+        ComposeError::Unavailable(message) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Unavailable",
+            message,
+        ),
+        ComposeError::Publish(e) => problem(e),
+        other => Problem::internal(other),
+    }
+}
+
+/// `POST /posts` with `targets` (or a schedule): a composite post through
+/// `tidepost_app::compose`. A single-account request with a schedule becomes one target.
+async fn create_composite(
+    state: &HttpState,
+    workspace_id: &str,
+    mut body: CreatePost,
+    uploads: Option<Vec<String>>,
+    created_by: Option<String>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let schedule = schedule_of(
+        body.scheduled_at.as_deref(),
+        body.time_zone.as_deref(),
+        body.schedule.as_deref(),
+    )?;
+    let mut media = std::mem::take(&mut body.media);
+    // A single-account TikTok request's media_url is a video by definition.
+    let url_kind = (body.targets.is_none() && body.instagram.is_none()).then_some(ItemKind::Video);
+    let targets = match body.targets.take() {
+        Some(targets) => {
+            if !body.account_id.is_empty() {
+                return Err(field_problem(
+                    "account_id",
+                    "give the accounts in `targets` (each with its account_id), not beside them",
+                ));
+            }
+            if body.instagram.is_some() {
+                return Err(field_problem(
+                    "instagram",
+                    "with `targets`, Instagram options go in each target's `instagram` object",
+                ));
+            }
+            if let Some(field) = body
+                .tiktok_field()
+                .filter(|f| !matches!(*f, "media_url" | "media_id" | "photo_urls"))
+            {
+                return Err(field_problem(
+                    field,
+                    "with `targets`, TikTok options go in each target's `tiktok` object",
+                ));
+            }
+            targets
+        }
+        None => {
+            // The single-account shape, scheduled: one target.
+            if body.account_id.is_empty() {
+                return Err(field_problem(
+                    "account_id",
+                    "choose the TikTok or Instagram account to post to (or give `targets`)",
+                ));
+            }
+            let mut spec = TargetSpec {
+                account_id: body.account_id.clone(),
+                ..TargetSpec::default()
+            };
+            if let Some(instagram) = body.instagram.take() {
+                if let Some(field) = body.tiktok_field() {
+                    return Err(field_problem(
+                        field,
+                        "this is a TikTok field; an Instagram post takes its media in the `instagram` object",
+                    ));
+                }
+                let post = instagram.into_post(body.caption.clone(), Vec::new())?;
+                media.extend(post.items);
+                if post.caption != body.caption {
+                    spec.caption = Some(post.caption);
+                }
+                spec.instagram = Some(compose::InstagramSpec {
+                    media_type: Some(post.media_type),
+                    cover_url: post.cover_url,
+                    share_to_feed: post.share_to_feed,
+                });
+            } else {
+                spec.tiktok = Some(compose::TikTokSpec {
+                    mode: body.mode,
+                    privacy_level: body.privacy_level.clone(),
+                    disable_comment: body.disable_comment,
+                    disable_duet: body.disable_duet,
+                    disable_stitch: body.disable_stitch,
+                    video_cover_timestamp_ms: body.video_cover_timestamp_ms,
+                    brand_content_toggle: body.brand_content_toggle,
+                    brand_organic_toggle: body.brand_organic_toggle,
+                    is_aigc: body.is_aigc,
+                    duration_sec: body.duration_sec,
+                    photo_cover_index: body.photo_cover_index,
+                });
+            }
+            vec![spec]
+        }
+    };
+    if let Some(url) = body.media_url.take() {
+        media.push(Item {
+            url: Some(url),
+            kind: url_kind,
+            ..Item::default()
+        });
+    }
+    if let Some(id) = body.media_id.take() {
+        media.push(Item {
+            media_id: Some(id),
+            ..Item::default()
+        });
+    }
+    media.extend(body.photo_urls.drain(..).map(|url| Item {
+        url: Some(url),
+        kind: Some(ItemKind::Image),
+        ..Item::default()
+    }));
+    media.extend(uploads.unwrap_or_default().into_iter().map(|id| Item {
+        media_id: Some(id),
+        ..Item::default()
+    }));
+    let view = compose::submit(
+        &state.app,
+        workspace_id,
+        NewComposite {
+            caption: body.caption,
+            media,
+            targets,
+            schedule,
+            idempotency_key: body.idempotency_key,
+            created_by,
+        },
+    )
+    .await
+    .map_err(compose_problem)?;
+    Ok((StatusCode::ACCEPTED, Json(render(state, &view).await?)))
 }
 
 /// `POST /posts` to an Instagram account.
@@ -537,6 +848,12 @@ async fn platform_of(state: &HttpState, workspace_id: &str, post_id: &str) -> St
 struct ListQuery {
     limit: Option<i64>,
     after: Option<String>,
+    /// Posts with a target in this state.
+    state: Option<String>,
+    /// Posts with a target on this account.
+    account_id: Option<String>,
+    /// `scheduled` (waiting for their time) or `past` (the others).
+    when: Option<String>,
 }
 
 async fn list(
@@ -546,33 +863,103 @@ async fn list(
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
     let limit = q.limit.unwrap_or(25).clamp(1, 100);
-    let posts = tidepost_store::posts::list(
-        &state.app.db,
-        &caller.workspace_id,
-        q.after.as_deref(),
-        limit,
-    )
-    .await?;
-    let mut data = Vec::with_capacity(posts.len());
-    for post in &posts {
-        let targets =
-            tidepost_store::posts::targets_of(&state.app.db, &caller.workspace_id, &post.id)
-                .await?;
-        data.push(
-            render(
-                &state,
-                &PostView {
-                    post: post.clone(),
-                    targets,
-                },
-            )
-            .await?,
-        );
+    if let Some(s) = q.state.as_deref()
+        && TargetState::parse(s).is_none()
+    {
+        return Err(field_problem(
+            "state",
+            format!(
+                "expected one of queued, scheduled, uploading, processing, published, failed, cancelled; got {s:?}"
+            ),
+        ));
     }
-    let next = (posts.len() as i64 == limit)
-        .then(|| posts.last().map(|p| p.id.clone()))
+    let scheduled = match q.when.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some("scheduled") => Some(true),
+        Some("past") => Some(false),
+        Some(other) => {
+            return Err(field_problem(
+                "when",
+                format!("expected scheduled or past, got {other:?}"),
+            ));
+        }
+    };
+    let filter = tidepost_store::posts::PostFilter {
+        target_state: q.state.filter(|s| !s.is_empty()),
+        account_id: q.account_id.filter(|s| !s.is_empty()),
+        scheduled,
+        before: q.after.filter(|s| !s.is_empty()),
+    };
+    let views = compose::list(&state.app, &caller.workspace_id, &filter, limit)
+        .await
+        .map_err(compose_problem)?;
+    let mut data = Vec::with_capacity(views.len());
+    for view in &views {
+        data.push(render(&state, view).await?);
+    }
+    let next = (views.len() as i64 == limit)
+        .then(|| views.last().map(|v| v.post.id.clone()))
         .flatten();
     Ok(Json(json!({"data": data, "next_cursor": next})))
+}
+
+/// The body of `PATCH /posts/{id}`: any of the fields; `scheduled_at: null` means now.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct UpdatePost {
+    caption: Option<String>,
+    #[serde(deserialize_with = "present")]
+    scheduled_at: Option<Option<String>>,
+    time_zone: Option<String>,
+    schedule: Option<String>,
+}
+
+/// A field given as `null` is `Some(None)`, a missing one `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+async fn update(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    crate::api::ApiJson(body): crate::api::ApiJson<UpdatePost>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    if body.caption.is_none() && body.scheduled_at.is_none() {
+        return Err(Problem::invalid(
+            "nothing to change: give a caption or a scheduled_at (null for now)",
+        ));
+    }
+    let schedule = match &body.scheduled_at {
+        Some(at) => Some(schedule_of(
+            at.as_deref(),
+            body.time_zone.as_deref(),
+            body.schedule.as_deref(),
+        )?),
+        None if body.time_zone.is_some() || body.schedule.is_some() => {
+            return Err(field_problem(
+                "scheduled_at",
+                "time_zone and schedule go with a scheduled_at",
+            ));
+        }
+        None => None,
+    };
+    let view = compose::update(
+        &state.app,
+        &caller.workspace_id,
+        &id,
+        compose::Update {
+            caption: body.caption,
+            schedule,
+        },
+    )
+    .await
+    .map_err(|err| match err {
+        ComposeError::Publish(PublishError::NotFound(what)) => Problem::not_found(what),
+        other => compose_problem(other),
+    })?;
+    Ok(Json(render(&state, &view).await?))
 }
 
 async fn show(
