@@ -127,6 +127,17 @@ pub const SETTINGS: &[Setting] = &[
         "Largest media upload accepted, in bytes."),
     setting!("session_hours", flag: None, env: ["TIDEPOST_SESSION_HOURS"], default: Some("168"), secret: false,
         "How long a sign-in lasts, in hours."),
+    // Outbound webhooks (Standard Webhooks).
+    setting!("webhooks_allow_private", flag: None, env: ["TIDEPOST_WEBHOOKS_ALLOW_PRIVATE"], default: None, secret: false,
+        "Let webhook endpoints be loopback, private, link-local or other non-public addresses (the SSRF guard refuses them otherwise). Default: on in sandbox mode, off otherwise."),
+    setting!("webhooks_timeout_secs", flag: None, env: ["TIDEPOST_WEBHOOKS_TIMEOUT_SECS"], default: Some("15"), secret: false,
+        "How long a webhook receiver has to answer 2xx before the attempt counts as failed, in seconds."),
+    setting!("webhooks_secret_overlap_secs", flag: None, env: ["TIDEPOST_WEBHOOKS_SECRET_OVERLAP_SECS"], default: Some("86400"), secret: false,
+        "After a webhook secret is rotated, how long the old secret keeps signing beside the new one (both signatures are sent), in seconds."),
+    setting!("webhooks_disable_after_failures", flag: None, env: ["TIDEPOST_WEBHOOKS_DISABLE_AFTER_FAILURES"], default: Some("5"), secret: false,
+        "A webhook endpoint is disabled when this many deliveries in a row failed after every retry (about 27.5 hours of retries each)."),
+    setting!("webhooks_dispatch_interval_ms", flag: None, env: ["TIDEPOST_WEBHOOKS_DISPATCH_INTERVAL_MS"], default: Some("1000"), secret: false,
+        "How often new events are turned into webhook deliveries, in milliseconds."),
     // The media library.
     setting!("media_dir", flag: None, env: ["TIDEPOST_MEDIA_DIR"], default: None, secret: false,
         "Folder for stored media files, each named by the SHA-256 of its bytes, and unfinished resumable uploads. Default: `media` in the data folder."),
@@ -392,6 +403,7 @@ pub struct Config {
     pub meta: MetaSettings,
     pub token_refresh_window_secs: u64,
     pub publish: PublishSettings,
+    pub outbound: crate::outbound::OutboundSettings,
     pub media: crate::media::MediaSettings,
 }
 
@@ -655,6 +667,10 @@ impl Config {
             .unwrap_or(3600);
         let meta = MetaSettings::from_raw(raw, &public_url)?;
         Ok(Self {
+            outbound: crate::outbound::OutboundSettings::from_raw(
+                raw,
+                raw.bool("sandbox")?.unwrap_or(false),
+            )?,
             publish: PublishSettings::from_raw(raw)?,
             media: crate::media::MediaSettings::from_raw(raw)?,
             tiktok,

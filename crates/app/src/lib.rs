@@ -7,6 +7,8 @@ pub mod config;
 pub mod connect;
 pub mod instagram;
 pub mod keys;
+pub mod net_guard;
+pub mod outbound;
 pub mod media;
 pub mod providers;
 pub mod publish;

@@ -7,6 +7,7 @@ pub(crate) mod jobs;
 mod keys;
 pub mod openapi;
 mod posts;
+mod webhook_endpoints;
 
 use axum::extract::FromRequest;
 use axum::extract::rejection::JsonRejection;
@@ -27,6 +28,7 @@ pub fn router() -> Router<HttpState> {
         .merge(crate::instagram::api_router())
         .merge(posts::router())
         .merge(jobs::router())
+        .merge(webhook_endpoints::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(openapi::problems_only))

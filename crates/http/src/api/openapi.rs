@@ -79,6 +79,16 @@ and replayed with `Idempotent-Replayed: true`.",
         // instagram.rs
         // api/posts.rs
         // api/jobs.rs
+        // api/webhook_endpoints.rs
+        crate::api::webhook_endpoints::list,
+        crate::api::webhook_endpoints::create,
+        crate::api::webhook_endpoints::show,
+        crate::api::webhook_endpoints::update,
+        crate::api::webhook_endpoints::remove,
+        crate::api::webhook_endpoints::rotate_secret,
+        crate::api::webhook_endpoints::deliveries,
+        crate::api::webhook_endpoints::delivery,
+        crate::api::webhook_endpoints::resend,
     ),
     components(schemas(Problem)),
     modifiers(&Conventions),
@@ -89,6 +99,7 @@ and replayed with `Idempotent-Replayed: true`.",
         (name = "accounts", description = "Connected TikTok and Instagram accounts, and how to connect more"),
         (name = "posts", description = "Publishing to connected accounts, each target tracked to its final state"),
         (name = "jobs", description = "The workspace's background jobs"),
+        (name = "webhooks", description = "Outbound webhooks (Standard Webhooks): endpoints, their deliveries and every attempt"),
         (name = "meta", description = "This document"),
     ),
 )]

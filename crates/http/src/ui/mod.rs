@@ -9,6 +9,7 @@ mod jobs;
 mod posts;
 mod session;
 mod settings;
+mod webhooks;
 
 use axum::Router;
 use axum::http::Uri;
@@ -27,6 +28,7 @@ pub fn router() -> Router<HttpState> {
         .merge(jobs::router())
         .merge(posts::router())
         .merge(settings::router())
+        .merge(webhooks::router())
 }
 
 /// Paths no route matches: an HTML page, or problem+json under `/api`.

@@ -1,0 +1,151 @@
+//! The dispatch sweep: new events of the log → one delivery (and its job) per subscribed
+//! endpoint, exactly once. See the [module docs](super).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tidepost_domain::now_ms;
+use tidepost_jobs::schedule::{self, Schedule};
+use tidepost_jobs::{JobContext, JobError, Registry, RetryPolicy, handler_fn};
+use tidepost_store::webhook_deliveries::{self, Candidate, Delivery, PENDING};
+
+use super::{deliver, event_type_names};
+use crate::App;
+
+/// The sweep's job kind and schedule name.
+pub const DISPATCH: &str = "webhooks.dispatch";
+
+/// How far before its cursor each sweep looks again: an event is stamped when it is written
+/// but becomes visible when its transaction commits, and instances' clocks differ a little.
+/// Re-read events cost an index probe each: their deliveries exist.
+pub const LOOKBACK_MS: i64 = 60_000;
+
+/// Candidates handled per transaction.
+const PAGE: i64 = 200;
+
+#[derive(Debug, Deserialize)]
+struct Empty {}
+
+pub fn register(registry: Registry, app: &App) -> Registry {
+    let app = app.clone();
+    registry.register_with(
+        DISPATCH,
+        RetryPolicy::new(3, Duration::from_secs(1), Duration::from_secs(10)),
+        handler_fn(move |_ctx: JobContext, _: Empty| {
+            let app = app.clone();
+            async move {
+                dispatch(&app).await.map_err(JobError::retryable)?;
+                Ok(())
+            }
+        }),
+    )
+}
+
+pub async fn ensure_schedule(app: &App) -> tidepost_jobs::Result<()> {
+    let every = Duration::from_millis(app.config.outbound.dispatch_interval_ms);
+    schedule::ensure(
+        &app.queue,
+        &Schedule::every(DISPATCH, every, DISPATCH, json!({})),
+    )
+    .await
+}
+
+/// The webhook body of an event: `{"type", "timestamp", "data"}` (Standard Webhooks).
+pub fn body(event_type: &str, created_at: i64, payload: &str) -> String {
+    let data: Value =
+        serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.to_string()));
+    json!({
+        "type": event_type,
+        "timestamp": tidepost_domain::time::rfc3339(created_at),
+        "data": data,
+    })
+    .to_string()
+}
+
+/// Turns every new (event, endpoint) pair into a delivery with its job; returns how many
+/// deliveries this call created.
+pub async fn dispatch(app: &App) -> Result<usize, tidepost_jobs::Error> {
+    let started = now_ms();
+    let since = webhook_deliveries::cursor(&app.db)
+        .await?
+        .map_or(0, |position| position - LOOKBACK_MS);
+    let types = event_type_names();
+    let mut created = 0;
+    // Every page's pairs get their delivery, so the next query returns the following ones;
+    // the bound only guards against a bug turning this into a busy loop.
+    for _ in 0..10_000 {
+        let page = webhook_deliveries::candidates(&app.db, since, &types, PAGE).await?;
+        if page.is_empty() {
+            break;
+        }
+        created += insert_page(app, &page).await?;
+    }
+    webhook_deliveries::advance_cursor(&app.db, started, started).await?;
+    prune_sweeps(app, started).await;
+    Ok(created)
+}
+
+async fn insert_page(app: &App, page: &[Candidate]) -> Result<usize, tidepost_jobs::Error> {
+    let now = app.queue.clock().now_ms();
+    let mut tx = app.db.begin_write().await?;
+    let mut created = 0;
+    for candidate in page {
+        let delivery = Delivery {
+            id: tidepost_domain::new_id(),
+            workspace_id: candidate.workspace_id.clone(),
+            endpoint_id: candidate.endpoint_id.clone(),
+            event_id: candidate.event_id.clone(),
+            event_type: candidate.event_type.clone(),
+            body: body(
+                &candidate.event_type,
+                candidate.event_created_at,
+                &candidate.payload,
+            ),
+            state: PENDING.to_string(),
+            attempts: 0,
+            auto_attempts: 0,
+            resends: 0,
+            next_attempt_at: Some(now),
+            last_status: None,
+            last_error: None,
+            event_created_at: candidate.event_created_at,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        if webhook_deliveries::insert_in(&mut tx, &delivery).await? {
+            app.queue
+                .enqueue_in(&mut tx, deliver::job(&delivery))
+                .await?;
+            created += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// The sweep runs every second and each run is a job row: keep only the last hour of them.
+/// Done at most every ten minutes per process; a cheap, kind-scoped delete.
+async fn prune_sweeps(app: &App, now: i64) {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let last = LAST.load(Ordering::Relaxed);
+    if now - last < 600_000
+        || LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let pruned = sqlx::query(
+        "DELETE FROM jobs WHERE kind = $1 AND state = 'succeeded' AND finished_at < $2",
+    )
+    .bind(DISPATCH)
+    .bind(now - 3_600_000)
+    .execute(app.db.pool())
+    .await;
+    if let Err(err) = pruned {
+        tracing::debug!("pruning old dispatch sweeps failed: {err}");
+    }
+}

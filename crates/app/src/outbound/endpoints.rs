@@ -1,0 +1,342 @@
+//! Managing a workspace's webhook endpoints: create (the secret is returned once), change,
+//! enable/disable, rotate the secret (the old one keeps signing during the overlap window),
+//! delete. URLs pass the SSRF guard when saved; secrets are sealed with the keyring, bound to
+//! `webhook_endpoints/<id>/secret` (and `previous_secret`).
+
+use tidepost_domain::now_ms;
+use tidepost_store::webhook_endpoints::{self, Endpoint, TABLE};
+use tidepost_store::{StoreError, webhook_deliveries};
+use tidepost_vault::{Aad, VaultError};
+
+use super::{EVENT_TYPES, policy, signing};
+use crate::App;
+use crate::net_guard::{self, GuardError};
+
+pub const SECRET: &str = "secret";
+pub const PREVIOUS_SECRET: &str = "previous_secret";
+const MAX_URL: usize = 2048;
+const MAX_DESCRIPTION: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// Bad input: `field` names what to fix.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("url: {0}")]
+    Url(#[from] GuardError),
+    #[error("the secret was rotated at the same moment by someone else; try again")]
+    Busy,
+    #[error("a stored webhook secret cannot be decrypted: {0}")]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl EndpointError {
+    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        EndpointError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The input field the error is about, if any.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            EndpointError::Invalid { field, .. } => Some(field),
+            EndpointError::Url(_) => Some("url"),
+            _ => None,
+        }
+    }
+}
+
+/// What [`create`] and [`rotate_secret`] return: the endpoint and its new secret, which is
+/// shown this once and never again.
+#[derive(Debug, Clone)]
+pub struct WithSecret {
+    pub endpoint: Endpoint,
+    pub secret: String,
+}
+
+/// A new endpoint as asked for.
+#[derive(Debug, Clone, Default)]
+pub struct NewEndpoint {
+    pub url: String,
+    pub description: String,
+    /// Empty: every event type.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+}
+
+/// Changes to an endpoint; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+fn aad<'a>(id: &'a str, column: &'a str) -> Aad<'a> {
+    Aad::new(TABLE, id, column)
+}
+
+/// The keys to sign with at `now`: the current secret's, then the previous one's while its
+/// overlap window is open.
+pub fn signing_keys(app: &App, endpoint: &Endpoint, now: i64) -> Result<Vec<Vec<u8>>, String> {
+    let open = |envelope: &str, column: &str| -> Result<Vec<u8>, String> {
+        let secret = app
+            .keyring
+            .decrypt_str(envelope, &aad(&endpoint.id, column))
+            .map_err(|e| format!("the endpoint's secret cannot be decrypted: {e}"))?;
+        signing::key_bytes(secrecy::ExposeSecret::expose_secret(&secret))
+    };
+    let mut keys = vec![open(&endpoint.secret, SECRET)?];
+    if let Some(previous) = endpoint.previous_secret_at(now) {
+        keys.push(open(previous, PREVIOUS_SECRET)?);
+    }
+    Ok(keys)
+}
+
+/// Checks the event types (known, no repeats) and joins them as stored.
+pub fn event_types_text(types: &[String]) -> Result<String, EndpointError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for t in types {
+        let t = t.trim();
+        if !EVENT_TYPES.iter().any(|(name, _)| *name == t) {
+            return Err(EndpointError::invalid(
+                "event_types",
+                format!(
+                    "unknown event type {t:?}; known types: {}",
+                    super::event_type_names().join(", ")
+                ),
+            ));
+        }
+        if !seen.contains(&t) {
+            seen.push(t);
+        }
+    }
+    Ok(seen.join(" "))
+}
+
+fn check_description(text: &str) -> Result<String, EndpointError> {
+    let text = text.trim();
+    if text.chars().count() > MAX_DESCRIPTION {
+        return Err(EndpointError::invalid(
+            "description",
+            format!("the description is longer than {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(EndpointError::invalid(
+            "description",
+            "the description must be one line of text",
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// Parses and checks a URL with the SSRF guard (resolving its host now).
+pub async fn check_url(app: &App, text: &str) -> Result<String, EndpointError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(EndpointError::invalid(
+            "url",
+            "give the URL to send events to",
+        ));
+    }
+    if text.len() > MAX_URL {
+        return Err(EndpointError::invalid(
+            "url",
+            format!("the URL is longer than {MAX_URL} characters"),
+        ));
+    }
+    let (url, _) = net_guard::check_url(text, policy(app)).await?;
+    Ok(url.to_string())
+}
+
+pub async fn create(
+    app: &App,
+    workspace_id: &str,
+    new: NewEndpoint,
+) -> Result<WithSecret, EndpointError> {
+    let url = check_url(app, &new.url).await?;
+    let description = check_description(&new.description)?;
+    let event_types = event_types_text(&new.event_types)?;
+    let now = now_ms();
+    let id = tidepost_domain::new_id();
+    let secret = signing::new_secret();
+    let endpoint = Endpoint {
+        secret: app.keyring.encrypt_str(&secret, &aad(&id, SECRET)),
+        id,
+        workspace_id: workspace_id.to_string(),
+        url,
+        description,
+        event_types,
+        previous_secret: None,
+        previous_secret_until: None,
+        disabled_at: (!new.enabled).then_some(now),
+        disabled_reason: (!new.enabled).then(|| "created disabled".to_string()),
+        failure_streak: 0,
+        last_success_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    webhook_endpoints::insert(&app.db, &endpoint).await?;
+    tracing::info!(endpoint_id = %endpoint.id, workspace_id, "webhook endpoint created");
+    Ok(WithSecret { endpoint, secret })
+}
+
+/// Applies `changes`; `Ok(None)` when there is no such endpoint in the workspace.
+pub async fn update(
+    app: &App,
+    workspace_id: &str,
+    id: &str,
+    changes: Changes,
+) -> Result<Option<Endpoint>, EndpointError> {
+    let Some(current) = webhook_endpoints::get(&app.db, workspace_id, id).await? else {
+        return Ok(None);
+    };
+    let url = match &changes.url {
+        Some(url) => check_url(app, url).await?,
+        None => current.url.clone(),
+    };
+    let description = match &changes.description {
+        Some(d) => check_description(d)?,
+        None => current.description.clone(),
+    };
+    let event_types = match &changes.event_types {
+        Some(types) => event_types_text(types)?,
+        None => current.event_types.clone(),
+    };
+    let now = now_ms();
+    webhook_endpoints::update(
+        &app.db,
+        workspace_id,
+        id,
+        &url,
+        &description,
+        &event_types,
+        now,
+    )
+    .await?;
+    match changes.enabled {
+        Some(true) => {
+            webhook_endpoints::enable(&app.db, workspace_id, id, now).await?;
+        }
+        Some(false) => {
+            set_disabled(app, workspace_id, id, "disabled by a person").await?;
+        }
+        None => {}
+    }
+    Ok(webhook_endpoints::get(&app.db, workspace_id, id).await?)
+}
+
+/// Disables the endpoint and fails its pending deliveries; false when it was already disabled.
+pub async fn set_disabled(
+    app: &App,
+    workspace_id: &str,
+    id: &str,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let disabled = webhook_endpoints::disable(&app.db, workspace_id, id, reason, now).await?;
+    if disabled {
+        webhook_deliveries::fail_pending(
+            &app.db,
+            workspace_id,
+            id,
+            &format!("not sent: the endpoint was disabled ({reason})"),
+            now,
+        )
+        .await?;
+    }
+    Ok(disabled)
+}
+
+/// A new secret; the old one keeps signing (beside it) for `webhooks_secret_overlap_secs`.
+pub async fn rotate_secret(
+    app: &App,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<WithSecret>, EndpointError> {
+    let Some(current) = webhook_endpoints::get(&app.db, workspace_id, id).await? else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    let secret = signing::new_secret();
+    // The current secret moves to `previous_secret`: re-seal it for that column.
+    let old = app.keyring.decrypt_str(&current.secret, &aad(id, SECRET))?;
+    let previous = app.keyring.encrypt_str(
+        secrecy::ExposeSecret::expose_secret(&old),
+        &aad(id, PREVIOUS_SECRET),
+    );
+    let sealed = app.keyring.encrypt_str(&secret, &aad(id, SECRET));
+    let overlap_ms = i64::try_from(app.config.outbound.secret_overlap_secs)
+        .unwrap_or(86_400)
+        .saturating_mul(1000);
+    let rotated = webhook_endpoints::rotate_secret(
+        &app.db,
+        workspace_id,
+        id,
+        &current.secret,
+        &sealed,
+        &previous,
+        now + overlap_ms,
+        now,
+    )
+    .await?;
+    if !rotated {
+        return Err(EndpointError::Busy);
+    }
+    tracing::info!(endpoint_id = %id, workspace_id, "webhook secret rotated");
+    let endpoint = webhook_endpoints::get(&app.db, workspace_id, id)
+        .await?
+        .ok_or(EndpointError::Busy)?;
+    Ok(Some(WithSecret { endpoint, secret }))
+}
+
+pub async fn delete(app: &App, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
+    let deleted = webhook_endpoints::delete(&app.db, workspace_id, id).await?;
+    if deleted {
+        tracing::info!(endpoint_id = %id, workspace_id, "webhook endpoint deleted");
+    }
+    Ok(deleted)
+}
+
+/// What re-encrypting the webhook secrets under the newest key did: (re-encrypted, already
+/// current, changed meanwhile).
+pub async fn rotate_keys(app: &App) -> Result<(usize, usize, usize), EndpointError> {
+    let mut counts = (0, 0, 0);
+    for (id, secret, previous) in webhook_endpoints::all_secret_envelopes(&app.db).await? {
+        let needs = app.keyring.needs_rotation(&secret)
+            || previous
+                .as_deref()
+                .is_some_and(|p| app.keyring.needs_rotation(p));
+        if !needs {
+            counts.1 += 1;
+            continue;
+        }
+        let new_secret = app.keyring.reencrypt(&secret, &aad(&id, SECRET))?;
+        let new_previous = match &previous {
+            Some(p) => Some(app.keyring.reencrypt(p, &aad(&id, PREVIOUS_SECRET))?),
+            None => None,
+        };
+        if webhook_endpoints::replace_secret_envelopes(
+            &app.db,
+            &id,
+            (&secret, previous.as_deref()),
+            (&new_secret, new_previous.as_deref()),
+        )
+        .await?
+        {
+            counts.0 += 1;
+        } else {
+            counts.2 += 1;
+        }
+    }
+    Ok(counts)
+}

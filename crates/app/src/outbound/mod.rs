@@ -1,0 +1,166 @@
+//! Outbound webhooks: telling the host application what happened, signed as the
+//! [Standard Webhooks](https://www.standardwebhooks.com/) specification says.
+//!
+//! # Where events come from
+//!
+//! The source is the workspace event log ([`tidepost_store::events`]). Whoever records an event
+//! with `events::record` / `events::record_in` publishes it, if its type is one of
+//! [`EVENT_TYPES`]; nothing else needs to be called. Today they are recorded by:
+//!
+//! | type | recorded by | `subject_id` |
+//! |---|---|---|
+//! | `account.connected` | `connect.rs`, `instagram/connect.rs` | the account |
+//! | `account.needs_reauth` | `tokens::mark_needs_reauth` | the account |
+//! | `account.disconnected` | `connect::disconnect` | the account |
+//! | `post.published`, `post.failed` | `publish::` (a target reaching its final state) | the post |
+//! | `interaction.created` | the Instagram comment/mention webhook, the CRM | the account |
+//! | `metrics.updated` | the CRM's metrics sync | the post |
+//! | `endpoint.disabled` | [`deliver`] (an endpoint that kept failing) | the endpoint |
+//!
+//! **Payload convention** (for anyone adding an event): the payload is a JSON object and becomes
+//! the webhook's `data` verbatim, so it must hold no secret (no token, no signed URL), name
+//! objects by their tidepost ids (`account_id`, `post_id`, `target_id`, `creator_id`,
+//! `contact_id`, `interaction_id`) plus `platform`, and be useful without a follow-up call
+//! (display names, counts, the error's `code` and `message`). `metrics.updated` carries
+//! `{"post_id", "target_id", "account_id", "platform", "metrics": {"views", "likes",
+//! "comments", "shares", "saves", "reach"}, "sampled_at"}` (absent counts omitted);
+//! `interaction.created` carries `{"interaction_id", "kind", "account_id", "platform",
+//! "contact_id", "post_id", "text", "time"}` as far as known.
+//!
+//! # From event to delivery
+//!
+//! [`dispatch`] is a recurring sweep (every `webhooks_dispatch_interval_ms`, default 1 s). It
+//! reads the events recorded since its cursor (less a one-minute look-back for transactions
+//! that committed late and for clock skew between instances) that an enabled endpoint of the
+//! same workspace subscribes to, and turns each (event, endpoint) pair into one delivery row,
+//! unique on the pair, with its job (`webhooks.deliver`) enqueued in the same transaction: two
+//! instances sweeping at once, or the look-back re-reading an event, cannot deliver it twice.
+//!
+//! # Delivering
+//!
+//! [`deliver`] makes one attempt per job run: `POST` of the delivery's fixed body with
+//! `webhook-id` (the event id, the same on every retry), `webhook-timestamp` (unix seconds of the
+//! attempt) and `webhook-signature` ([`signing`]), through the SSRF guard
+//! ([`crate::net_guard`]). A 2xx within the timeout (`webhooks_timeout_secs`, 15 s) is
+//! delivered; anything else is retried on [`deliver::SCHEDULE`] (at once, 5 s, 5 min, 30 min,
+//! 2 h, 5 h, 10 h, 10 h: eight attempts over about 27.5 hours), then the delivery has failed.
+//!
+//! **Disabling**: an endpoint whose deliveries fail for good `webhooks_disable_after_failures`
+//! times in a row (default 5, with no delivery getting through in between) is disabled: its
+//! pending deliveries fail, `endpoint.disabled` is recorded (other endpoints of the workspace
+//! may subscribe to it) and the UI shows a notice until someone enables it again. A count
+//! rather than a duration, so a quiet endpoint is not disabled for one bad day, and a busy one
+//! that is down is disabled after about a day (five deliveries each retried for 27.5 hours).
+//!
+//! Every attempt is kept ([`tidepost_store::webhook_deliveries::Attempt`]: status, latency,
+//! 1 KiB of the answer, error) for the delivery log; a person or the API can re-send a
+//! delivery ([`deliver::resend`]), which makes one more attempt at once.
+
+pub mod deliver;
+pub mod dispatch;
+pub mod endpoints;
+pub mod signing;
+
+use tidepost_jobs::Registry;
+
+use crate::App;
+use crate::config::{ConfigError, RawSettings};
+use crate::net_guard::NetPolicy;
+
+/// The event types an endpoint can subscribe to, in the order the UI lists them.
+pub const EVENT_TYPES: &[(&str, &str)] = &[
+    (
+        "account.connected",
+        "An account was connected (or connected again)",
+    ),
+    ("account.needs_reauth", "An account must be connected again"),
+    ("account.disconnected", "An account was disconnected"),
+    ("post.published", "A post was published to an account"),
+    ("post.failed", "A post failed on an account"),
+    ("interaction.created", "A comment, reply or mention arrived"),
+    ("metrics.updated", "A post's metrics were updated"),
+    (
+        "endpoint.disabled",
+        "A webhook endpoint was disabled after failing",
+    ),
+];
+
+/// The names of [`EVENT_TYPES`].
+pub fn event_type_names() -> Vec<&'static str> {
+    EVENT_TYPES.iter().map(|(name, _)| *name).collect()
+}
+
+/// The outbound webhook settings (`webhooks_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundSettings {
+    /// Deliveries may go to private and local addresses.
+    pub allow_private: bool,
+    pub timeout_secs: u64,
+    /// How long a rotated-out secret keeps signing beside the new one.
+    pub secret_overlap_secs: u64,
+    /// Final failures in a row that disable an endpoint.
+    pub disable_after_failures: u32,
+    pub dispatch_interval_ms: u64,
+}
+
+impl OutboundSettings {
+    /// Reads the `webhooks_*` settings; private targets are allowed by default in sandbox mode.
+    pub fn from_raw(raw: &RawSettings, sandbox: bool) -> Result<Self, ConfigError> {
+        let number = |name: &'static str, default: u64, min: u64, max: u64| match raw.get(name) {
+            None => Ok(default),
+            Some((text, origin)) => match text.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError::Invalid {
+                    setting: name,
+                    origin: origin.to_string(),
+                    message: format!("expected a whole number from {min} to {max}, got {text:?}"),
+                }),
+            },
+        };
+        let allow_private = match raw.get("webhooks_allow_private") {
+            None => sandbox,
+            Some((text, origin)) => match text.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        setting: "webhooks_allow_private",
+                        origin: origin.to_string(),
+                        message: format!("expected true or false, got {text:?}"),
+                    });
+                }
+            },
+        };
+        Ok(Self {
+            allow_private,
+            timeout_secs: number("webhooks_timeout_secs", 15, 1, 120)?,
+            secret_overlap_secs: number("webhooks_secret_overlap_secs", 86_400, 0, 30 * 86_400)?,
+            disable_after_failures: u32::try_from(number(
+                "webhooks_disable_after_failures",
+                5,
+                1,
+                10_000,
+            )?)
+            .unwrap_or(5),
+            dispatch_interval_ms: number("webhooks_dispatch_interval_ms", 1000, 100, 3_600_000)?,
+        })
+    }
+}
+
+/// The guard's policy for this application.
+pub fn policy(app: &App) -> NetPolicy {
+    NetPolicy {
+        allow_private: app.config.outbound.allow_private,
+    }
+}
+
+/// Registers the dispatch sweep and the delivery job.
+pub fn register(registry: Registry, app: &App) -> Registry {
+    let registry = dispatch::register(registry, app);
+    deliver::register(registry, app)
+}
+
+/// The dispatch sweep's schedule (idempotent; every instance may call it at start).
+pub async fn ensure_schedules(app: &App) -> tidepost_jobs::Result<()> {
+    dispatch::ensure_schedule(app).await
+}
