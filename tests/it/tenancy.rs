@@ -70,6 +70,8 @@ const ID_ROUTES: &[IdRoute] = &[
     row("POST", "/accounts/{id}/disconnect", Object::Account),
     row("GET", "/api/v1/posts/{id}", Object::Post),
     row("POST", "/api/v1/posts/{id}/cancel", Object::Post),
+    row("PATCH", "/api/v1/posts/{id}", Object::Post),
+    row("DELETE", "/api/v1/posts/{id}", Object::Post),
     row(
         "POST",
         "/api/v1/posts/{id}/targets/{target}/retry",
@@ -114,6 +116,8 @@ async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> Vec<(&'static 
                 created_by: None,
                 created_at: now,
                 updated_at: now,
+                scheduled_at: None,
+                time_zone: None,
             };
             let target = posts::Target {
                 id: tidepost_domain::new_id(),
@@ -142,6 +146,8 @@ async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> Vec<(&'static 
                 finished_at: Some(now),
                 created_at: now,
                 updated_at: now,
+                options: None,
+                scheduled_at: None,
             };
             let mut conn = app.db.pool().acquire().await.unwrap();
             posts::insert_post_in(&mut conn, &post).await.unwrap();

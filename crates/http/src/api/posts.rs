@@ -923,9 +923,18 @@ async fn update(
     caller: Caller,
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    crate::api::ApiJson(body): crate::api::ApiJson<UpdatePost>,
+    raw: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
+    // Another workspace's post is not found, whatever the body.
+    if tidepost_store::posts::get(&state.app.db, &caller.workspace_id, &id)
+        .await?
+        .is_none()
+    {
+        return Err(Problem::not_found("post"));
+    }
+    let body: UpdatePost = serde_json::from_slice(&raw)
+        .map_err(|e| Problem::bad_request(format!("the body must be a JSON object: {e}")))?;
     if body.caption.is_none() && body.scheduled_at.is_none() {
         return Err(Problem::invalid(
             "nothing to change: give a caption or a scheduled_at (null for now)",
