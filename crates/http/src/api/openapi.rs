@@ -75,10 +75,25 @@ and replayed with `Idempotent-Replayed: true`.",
         // api/mod.rs
         crate::api::me,
         // api/keys.rs
+        crate::api::keys::list,
+        crate::api::keys::create,
+        crate::api::keys::show,
+        crate::api::keys::revoke,
         // api/accounts.rs
+        crate::api::accounts::connect_tiktok,
+        crate::api::accounts::list,
+        crate::api::accounts::show,
+        crate::api::accounts::disconnect,
         // instagram.rs
+        crate::instagram::api_connect,
         // api/posts.rs
         // api/jobs.rs
+        crate::api::jobs::list,
+        crate::api::jobs::counts,
+        crate::api::jobs::run_due,
+        crate::api::jobs::show,
+        crate::api::jobs::retry,
+        crate::api::jobs::cancel,
         // api/webhook_endpoints.rs
         crate::api::webhook_endpoints::list,
         crate::api::webhook_endpoints::create,
@@ -220,6 +235,17 @@ impl Modify for Conventions {
             for (is_post, operation) in operations {
                 if let Some(operation) = operation.as_mut() {
                     conventions(operation, is_post);
+                    // utoipa names an operation after its handler, and several files have a
+                    // `list` or a `show`: the tag makes the id unique and readable.
+                    if let (Some(id), Some(tag)) = (
+                        operation.operation_id.as_mut(),
+                        operation.tags.as_ref().and_then(|t| t.first()),
+                    ) {
+                        let prefix = format!("{}_", tag.replace('-', "_"));
+                        if !id.starts_with(&prefix) {
+                            *id = format!("{prefix}{id}");
+                        }
+                    }
                 }
             }
         }
@@ -245,6 +271,24 @@ fn conventions(operation: &mut Operation, is_post: bool) {
     if !public {
         common.push(("401", "No valid credential was sent"));
         common.push(("403", "The credential lacks the scope this route needs"));
+    }
+    let has_body = operation.request_body.is_some();
+    let has_query = operation.parameters.as_ref().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Path))
+    });
+    if has_body {
+        common.push(("413", "The body is larger than this route accepts"));
+        common.push((
+            "415",
+            "The body is not in a media type this route takes (send `Content-Type: application/json`)",
+        ));
+    }
+    if (has_body || has_query) && !is_post {
+        common.push((
+            "422",
+            "A parameter or field is invalid (the detail says which)",
+        ));
     }
     if is_post && !public {
         common.push((
