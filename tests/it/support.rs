@@ -441,3 +441,74 @@ pub async fn page_error(response: reqwest::Response, status: StatusCode, needle:
     assert!(html.contains(needle), "expected {needle:?} in:\n{html}");
     html
 }
+
+/// Connects the emulator's TikTok creator `creator` (open_id or username) to the API key's
+/// workspace the way a host application does: `POST /api/v1/connect/tiktok`, the creator
+/// approves on the emulator's consent form, the browser lands on tidepost's callback. Returns
+/// the new account's id. Needs [`Options::emulator`].
+pub async fn connect_tiktok_via_api(app: &TestApp, key: &str, creator: &str) -> String {
+    let emulator = app
+        .emulator
+        .clone()
+        .expect("the app runs with the emulator");
+    let started = bare_client()
+        .post(app.url("/api/v1/connect/tiktok"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::CREATED);
+    let started: Value = started.json().await.unwrap();
+    let authorize = started["authorize_url"].as_str().unwrap();
+    let consent = bare_client()
+        .get(authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form: Vec<(String, String)> = consent
+        .split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('"').unwrap();
+            let value = rest.split("value=\"").nth(1).unwrap();
+            let value = value.split('"').next().unwrap().replace("&amp;", "&");
+            (name.to_string(), value)
+        })
+        .collect();
+    form.push(("creator".into(), creator.into()));
+    form.push(("decision".into(), "approve".into()));
+    let approved = bare_client()
+        .post(format!("{emulator}/tiktok/www/v2/auth/authorize/"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&approved);
+    let landed = bare_client().get(&callback).send().await.unwrap();
+    // A connection started through the API ends on a "connected" page (a redirect for one
+    // started in the UI).
+    assert!(
+        landed.status().is_success() || landed.status().is_redirection(),
+        "callback answered {}",
+        landed.status()
+    );
+    let accounts: Value = app
+        .api_get(key, "/api/v1/accounts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let creator = creator.trim_start_matches('@');
+    accounts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["username"] == creator || a["provider_user_id"] == creator)
+        .unwrap_or_else(|| panic!("{creator} is not among the accounts: {accounts}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

@@ -1,0 +1,674 @@
+//! Scale-out on PostgreSQL: the built binary as 2 `serve --no-workers` and 2 `worker` processes
+//! on one fresh database, the provider emulator in the test process, 50 TikTok accounts
+//! connected through the real OAuth flow with access tokens that fall due for refresh all
+//! through the run, and 500 posts submitted through the API over both servers. The emulator's
+//! records then prove what matters to creators: every post published exactly once, no rotating
+//! refresh token presented twice, no per-token rate limit or daily cap hit, and every webhook
+//! stored and applied once. The second test does the same while one worker is killed with
+//! SIGKILL and restarted every few seconds.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::Child;
+use tokio::sync::Semaphore;
+
+use crate::support::*;
+
+/// Accounts connected, and posts per account (10 stays under TikTok's 15 direct posts a day).
+const ACCOUNTS: usize = 50;
+const POSTS_PER_ACCOUNT: usize = 10;
+
+/// The two tests run one after the other: each starts four processes with their own
+/// connection pools, and the PostgreSQL server is shared with every other test.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_two_workers_publish_each_post_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start("calm").await;
+    let run = cluster.connect_and_publish().await;
+    cluster.wait_until_final(&run, None).await;
+    cluster.check(&run, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_every_few_seconds_loses_and_doubles_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start("killed").await;
+    let run = cluster.connect_and_publish().await;
+    cluster
+        .wait_until_final(&run, Some(Duration::from_secs(4)))
+        .await;
+    cluster.check(&run, true).await;
+}
+
+/// The emulator, the database and the four tidepost processes of one test.
+pub struct Cluster {
+    label: &'static str,
+    /// Kept alive for the test; stops with its runtime.
+    _emulator: tidepost_emulator::Emulator,
+    emu: String,
+    db: tidepost_store::Db,
+    /// The two `serve --no-workers` base URLs.
+    servers: Vec<String>,
+    /// The two `worker` processes; the first is the one killed.
+    workers: tokio::sync::Mutex<Vec<Child>>,
+    _server_procs: Vec<Child>,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
+    api_key: String,
+}
+
+/// What one run submitted: post id → (account username, caption).
+pub struct Run {
+    posts: BTreeMap<String, (String, String)>,
+    usernames: Vec<String>,
+}
+
+impl Cluster {
+    pub async fn start(label: &'static str) -> Cluster {
+        install_crypto();
+        let emulator = tidepost_emulator::Emulator::start(
+            "127.0.0.1:0".parse().unwrap(),
+            tidepost_emulator::EmulatorConfig {
+                auto_approve: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start the emulator");
+        let emu = emulator.base_url();
+        let db_url = tidepost_store::testing::TestDb::postgres_schema_url().await;
+        let db = tidepost_store::Db::connect(&db_url).await.expect("connect");
+        db.migrate().await.expect("migrate the test schema");
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let keys = tidepost_vault::Keyring::generate_key_text();
+        use tidepost_vault::secrecy::ExposeSecret;
+        let env: Vec<(String, String)> = vec![
+            ("TIDEPOST_DATABASE_URL", db_url.clone()),
+            ("TIDEPOST_KEYS", keys.expose_secret().to_string()),
+            ("TIDEPOST_ALLOW_HTTP", "true".into()),
+            (
+                "TIDEPOST_DATA_DIR",
+                dir.path().join("data").display().to_string(),
+            ),
+            (
+                "TIDEPOST_TIKTOK_CLIENT_KEY",
+                "sandbox-tiktok-client-key".into(),
+            ),
+            (
+                "TIDEPOST_TIKTOK_CLIENT_SECRET",
+                "sandbox-tiktok-client-secret".into(),
+            ),
+            ("TIDEPOST_TIKTOK_AUTH_BASE_URL", format!("{emu}/tiktok/www")),
+            ("TIDEPOST_TIKTOK_API_BASE_URL", format!("{emu}/tiktok/open")),
+            ("TIDEPOST_WORKER_CONCURRENCY", "8".into()),
+            ("TIDEPOST_LOG", "warn".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+
+        let mut servers = Vec::new();
+        let mut server_procs = Vec::new();
+        for i in 0..2 {
+            let port = free_port();
+            let base = format!("http://127.0.0.1:{port}");
+            let child = spawn_tidepost(
+                dir.path(),
+                &format!("serve{i}"),
+                &[
+                    "serve",
+                    "--no-workers",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                ],
+                &env,
+                &[("TIDEPOST_PUBLIC_URL", base.as_str())],
+            );
+            server_procs.push(child);
+            servers.push(base);
+        }
+        for base in &servers {
+            wait_healthy(base, dir.path()).await;
+        }
+        let mut workers = Vec::new();
+        for i in 0..2 {
+            workers.push(spawn_tidepost(
+                dir.path(),
+                &format!("worker{i}"),
+                &["worker"],
+                &env,
+                &[],
+            ));
+        }
+
+        // TikTok: short processing, access tokens that live 100 s (tidepost refreshes a token
+        // within 60 s of its expiry, so every account's token falls due about 40 s after it
+        // was issued, again and again through the run), webhooks to the first server.
+        let settings = bare_client()
+            .put(format!("{emu}/_emulator/tiktok/settings"))
+            .json(&json!({
+                "processing_delay_ms": 300,
+                "moderation_delay_ms": 200,
+                "access_token_ttl_secs": 100,
+                "webhook_url": format!("{}/webhooks/tiktok", servers[0]),
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(settings.status(), StatusCode::OK);
+
+        let (_, workspace) = tidepost_app::access::create_user(
+            &db,
+            &format!("ops@{label}.example"),
+            PASSWORD,
+            label,
+        )
+        .await
+        .expect("a user");
+        let api_key = tidepost_app::access::create_api_key(&db, &workspace.id, "scale", &[])
+            .await
+            .expect("an API key")
+            .secret;
+        Cluster {
+            label,
+            _emulator: emulator,
+            emu,
+            db,
+            servers,
+            workers: tokio::sync::Mutex::new(workers),
+            _server_procs: server_procs,
+            env,
+            dir,
+            api_key,
+        }
+    }
+
+    /// Connects [`ACCOUNTS`] creators through OAuth (half started on each server) and submits
+    /// [`POSTS_PER_ACCOUNT`] posts for each, alternating servers, 16 at a time.
+    pub async fn connect_and_publish(&self) -> Run {
+        let http = bare_client();
+        let mut usernames = Vec::new();
+        for i in 0..ACCOUNTS {
+            let username = format!("{}.creator{i:02}", self.label);
+            let added = http
+                .post(format!("{}/_emulator/tiktok/creators", self.emu))
+                .json(&json!({"username": username}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(added.status(), StatusCode::CREATED);
+            let server = &self.servers[i % 2];
+            let started = http
+                .post(format!("{server}/api/v1/connect/tiktok"))
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(started.status(), StatusCode::CREATED);
+            let started: Value = started.json().await.unwrap();
+            let authorize = started["authorize_url"].as_str().unwrap();
+            let approved = http
+                .get(format!("{authorize}&emulator_creator={username}"))
+                .send()
+                .await
+                .unwrap();
+            assert!(approved.status().is_redirection(), "{}", approved.status());
+            let callback = location(&approved);
+            assert!(callback.starts_with(server.as_str()), "{callback}");
+            let landed = http.get(&callback).send().await.unwrap();
+            assert!(
+                landed.status().is_success() || landed.status().is_redirection(),
+                "callback: {}",
+                landed.status()
+            );
+            usernames.push(username);
+        }
+        let accounts: Value = http
+            .get(format!("{}/api/v1/accounts", self.servers[1]))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ids: HashMap<String, String> = accounts["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["username"].as_str().unwrap().to_string(),
+                    a["id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(ids.len(), ACCOUNTS, "{accounts}");
+
+        let limit = Arc::new(Semaphore::new(16));
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..ACCOUNTS * POSTS_PER_ACCOUNT {
+            let username = usernames[n % ACCOUNTS].clone();
+            let account_id = ids[&username].clone();
+            let server = self.servers[n % 2].clone();
+            let key = self.api_key.clone();
+            let caption = format!("{} post {n:03}", self.label);
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _slot = limit.acquire_owned().await.unwrap();
+                let id = submit(&server, &key, &account_id, &caption, n).await;
+                (id, username, caption)
+            });
+        }
+        let mut posts = BTreeMap::new();
+        while let Some(done) = tasks.join_next().await {
+            let (id, username, caption) = done.unwrap();
+            assert!(posts.insert(id, (username, caption)).is_none());
+        }
+        Run { posts, usernames }
+    }
+
+    /// Waits until every target is final (5 minutes at most). With `kill_every`, the first
+    /// worker is killed with SIGKILL and started again at that pace meanwhile.
+    pub async fn wait_until_final(&self, run: &Run, kill_every: Option<Duration>) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut next_kill = kill_every.map(|every| Instant::now() + every);
+        let mut kills = 0;
+        loop {
+            let open: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM post_targets WHERE state NOT IN ('published', 'failed', 'cancelled')",
+            )
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap();
+            let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM post_targets")
+                .fetch_one(self.db.pool())
+                .await
+                .unwrap();
+            assert_eq!(total as usize, run.posts.len());
+            if open == 0 {
+                break;
+            }
+            if Instant::now() > deadline {
+                let states: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT state, COUNT(*) FROM post_targets GROUP BY state")
+                        .fetch_all(self.db.pool())
+                        .await
+                        .unwrap();
+                panic!(
+                    "{open} targets still open after 5 minutes: {states:?}\n{}",
+                    self.logs()
+                );
+            }
+            if let (Some(at), Some(every)) = (next_kill, kill_every)
+                && Instant::now() >= at
+            {
+                let mut workers = self.workers.lock().await;
+                workers[0].start_kill().expect("SIGKILL the worker");
+                let _ = workers[0].wait().await;
+                kills += 1;
+                workers[0] = spawn_tidepost(
+                    self.dir.path(),
+                    &format!("worker0-{kills}"),
+                    &["worker"],
+                    &self.env,
+                    &[],
+                );
+                next_kill = Some(Instant::now() + every);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if kill_every.is_some() {
+            assert!(kills >= 3, "the worker was killed only {kills} times");
+            eprintln!("scale_out {}: worker killed {kills} times", self.label);
+        }
+    }
+
+    /// Every check of the issue, from the API and the emulator's records. With `killed`, a
+    /// post whose worker died between sending init and storing TikTok's answer may instead be
+    /// failed as `init_outcome_unknown` (tidepost refuses to risk a second post, and tells
+    /// the user so): it must then have reached TikTok at most once.
+    pub async fn check(&self, run: &Run, killed: bool) {
+        let http = bare_client();
+        // Every post published, as the API tells it.
+        let mut unknown = HashSet::new();
+        for (n, (id, (_, caption))) in run.posts.iter().enumerate() {
+            let server = &self.servers[n % 2];
+            let post: Value = http
+                .get(format!("{server}/api/v1/posts/{id}"))
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(post["caption"], caption.as_str(), "{post}");
+            let target = &post["targets"][0];
+            if killed && target["state"] == "failed" {
+                assert_eq!(target["error"]["code"], "init_outcome_unknown", "{post}");
+                unknown.insert(caption.clone());
+            } else {
+                assert_eq!(target["state"], "published", "{post}");
+            }
+        }
+
+        // Exactly one publish per post on TikTok, complete, under the right creator.
+        let creators: Value = http
+            .get(format!("{}/_emulator/tiktok/creators", self.emu))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let open_ids: HashMap<String, String> = creators["creators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["open_id"].as_str().unwrap().to_string(),
+                    c["username"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let publishes: Value = http
+            .get(format!("{}/_emulator/tiktok/publishes", self.emu))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut by_caption: HashMap<String, Vec<&Value>> = HashMap::new();
+        for p in publishes["publishes"].as_array().unwrap() {
+            let title = p["post_info"]["title"].as_str().unwrap_or_default();
+            by_caption.entry(title.to_string()).or_default().push(p);
+        }
+        let mut per_creator: HashMap<&str, usize> = HashMap::new();
+        for (username, caption) in run.posts.values() {
+            let found = by_caption.get(caption).map(Vec::as_slice).unwrap_or(&[]);
+            if unknown.contains(caption) {
+                assert!(found.len() <= 1, "publishes of {caption:?}: {found:?}");
+                continue;
+            }
+            assert_eq!(found.len(), 1, "publishes of {caption:?}: {found:?}");
+            let p = found[0];
+            assert_eq!(p["status"], "PUBLISH_COMPLETE", "{p}");
+            let owner = &open_ids[p["open_id"].as_str().unwrap()];
+            assert_eq!(owner, username, "{p}");
+            *per_creator.entry(owner.as_str()).or_default() += 1;
+        }
+        let all = publishes["publishes"].as_array().unwrap().len();
+        assert!(
+            all <= run.posts.len() && all + unknown.len() >= run.posts.len(),
+            "{all} publishes for {} posts ({} unknown)",
+            run.posts.len(),
+            unknown.len()
+        );
+        assert!(
+            unknown.len() <= run.posts.len() / 50,
+            "{} unknown",
+            unknown.len()
+        );
+        if unknown.is_empty() {
+            assert!(per_creator.values().all(|&n| n == POSTS_PER_ACCOUNT));
+        }
+
+        // No refresh token spent twice, and tokens really were refreshed in the middle.
+        let refreshes: Value = http
+            .get(format!("{}/_emulator/tiktok/refreshes", self.emu))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let refreshes = refreshes["refreshes"].as_array().unwrap();
+        let refused: Vec<&Value> = refreshes
+            .iter()
+            .filter(|r| r["outcome"] != "rotated")
+            .collect();
+        assert!(refused.is_empty(), "refused refresh grants: {refused:?}");
+        let refreshed: HashSet<&str> = refreshes
+            .iter()
+            .filter_map(|r| r["open_id"].as_str())
+            .map(|id| open_ids[id].as_str())
+            .collect();
+        for username in &run.usernames {
+            assert!(
+                refreshed.contains(username.as_str()),
+                "{username}'s token was never refreshed"
+            );
+        }
+
+        // No per-token rate limit hit, and no posting call refused (daily cap, anything).
+        let limited: Value = http
+            .get(format!("{}/_emulator/tiktok/rate-limited", self.emu))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(limited["rate_limited"], json!([]), "{limited}");
+        let requests: Value = http
+            .get(format!("{}/_emulator/requests", self.emu))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let requests = requests["requests"].as_array().unwrap();
+        assert!(requests.len() < 9_000, "the request log overflowed");
+        let refused: Vec<&Value> = requests
+            .iter()
+            .filter(|r| {
+                r["path"].as_str().unwrap().contains("/post/publish/")
+                    && r["status"].as_u64().unwrap() >= 400
+            })
+            .collect();
+        assert!(refused.is_empty(), "posting calls refused: {refused:?}");
+        let inits = requests
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap().ends_with("/video/init/") && r["status"] == 200)
+            .count();
+        assert!(
+            inits <= run.posts.len() && inits + unknown.len() >= run.posts.len(),
+            "{inits} inits for {} posts",
+            run.posts.len()
+        );
+
+        // Every webhook stored once and applied once.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let attempts: Value = http
+                .get(format!("{}/_emulator/webhooks", self.emu))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let attempts = attempts["attempts"].as_array().unwrap();
+            let delivered: HashSet<&str> = attempts
+                .iter()
+                .filter(|a| a["status"] == 200)
+                .map(|a| a["body"].as_str().unwrap())
+                .collect();
+            let all: HashSet<&str> = attempts
+                .iter()
+                .map(|a| a["body"].as_str().unwrap())
+                .collect();
+            let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+                "SELECT body, applied_at FROM inbound_events WHERE provider = 'tiktok'",
+            )
+            .fetch_all(self.db.pool())
+            .await
+            .unwrap();
+            let stored: HashSet<&str> = rows.iter().map(|(b, _)| b.as_str()).collect();
+            let applied = rows.iter().filter(|(_, at)| at.is_some()).count();
+            if delivered.len() == all.len() && applied == rows.len() {
+                assert_eq!(rows.len(), stored.len(), "an event stored twice");
+                assert_eq!(
+                    stored, delivered,
+                    "stored events differ from delivered ones"
+                );
+                // Each publish sends at least post.publish.complete.
+                assert!(rows.len() >= run.posts.len(), "{} events", rows.len());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "webhooks: {} bodies, {} delivered, {} stored, {} applied",
+                all.len(),
+                delivered.len(),
+                rows.len(),
+                applied
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        eprintln!(
+            "scale_out {}: {} posts ({} init outcomes unknown), {} refreshes, {} provider requests",
+            self.label,
+            run.posts.len(),
+            unknown.len(),
+            refreshes.len(),
+            requests.len()
+        );
+    }
+
+    /// The processes' logs, for a failure message.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                    out.push_str(&format!("== {}\n", path.display()));
+                    for line in tail.into_iter().rev() {
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `POST /api/v1/posts` (multipart, a small distinct video), retried with the same idempotency
+/// key on a transport error. Returns the post id.
+async fn submit(server: &str, key: &str, account_id: &str, caption: &str, n: usize) -> String {
+    let http = bare_client();
+    for attempt in 0..3 {
+        let mut video = vec![0u8; 16 * 1024];
+        video[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        let privacy = if n % 2 == 0 {
+            "PUBLIC_TO_EVERYONE"
+        } else {
+            "SELF_ONLY"
+        };
+        let form = reqwest::multipart::Form::new()
+            .text("account_id", account_id.to_string())
+            .text("mode", "direct")
+            .text("caption", caption.to_string())
+            .text("privacy_level", privacy)
+            .text("idempotency_key", caption.to_string())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(video)
+                    .file_name("tide.mp4")
+                    .mime_str("video/mp4")
+                    .unwrap(),
+            );
+        match http
+            .post(format!("{server}/api/v1/posts"))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+        {
+            Ok(answer) => {
+                let status = answer.status();
+                let body: Value = answer.json().await.unwrap_or(Value::Null);
+                assert_eq!(status, StatusCode::ACCEPTED, "{caption}: {body}");
+                return body["id"].as_str().unwrap().to_string();
+            }
+            Err(err) if attempt < 2 => eprintln!("{caption}: {err}; again"),
+            Err(err) => panic!("{caption}: {err}"),
+        }
+    }
+    unreachable!()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The built binary with a clean tidepost environment plus `env` and `extra`, its output
+/// appended to `dir/NAME.log`. Killed when dropped.
+pub fn spawn_tidepost(
+    dir: &std::path::Path,
+    name: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    extra: &[(&str, &str)],
+) -> Child {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidepost"));
+    command.current_dir(dir).kill_on_drop(true);
+    for (var, _) in std::env::vars() {
+        if var.starts_with("TIDEPOST_") || var == "DATABASE_URL" || var == "RUST_LOG" {
+            command.env_remove(var);
+        }
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .expect("a log file");
+    command
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().expect("log file")))
+        .stderr(Stdio::from(log));
+    command.spawn().expect("start tidepost")
+}
+
+/// Waits (30 s at most) until `base/healthz` answers 200.
+pub async fn wait_healthy(base: &str, dir: &std::path::Path) {
+    let http = bare_client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(answer) = http.get(format!("{base}/healthz")).send().await
+            && answer.status() == StatusCode::OK
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            let mut logs = String::new();
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                logs.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+            panic!("{base} never became healthy:\n{logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
