@@ -64,11 +64,13 @@ pub async fn ensure_schedules(app: &App) -> tidepost_jobs::Result<()> {
     Ok(())
 }
 
-/// Forgets expired sessions, OAuth states and old sign-in failures.
+/// Forgets expired sessions, OAuth states, old sign-in failures and expired Idempotency-Key
+/// answers.
 async fn prune(app: &App) -> Result<(), tidepost_store::StoreError> {
     let now = tidepost_domain::now_ms();
     tidepost_store::sessions::delete_expired(&app.db, now).await?;
     tidepost_store::oauth_states::prune(&app.db, now - 86_400_000).await?;
     tidepost_store::login_attempts::prune(&app.db, now - 86_400_000).await?;
+    tidepost_store::idempotency::sweep(&app.db, now).await?;
     Ok(())
 }
