@@ -26,6 +26,7 @@ pub const TIKTOK_SCOPES: &[&str] = &[
     "user.info.profile",
     "video.publish",
     "video.upload",
+    "video.list",
 ];
 /// What each scope lets tidepost do, for the connect page.
 pub const TIKTOK_SCOPE_REASONS: &[(&str, &str)] = &[
@@ -38,6 +39,10 @@ pub const TIKTOK_SCOPE_REASONS: &[(&str, &str)] = &[
     (
         "video.upload",
         "send videos to the account's inbox as drafts",
+    ),
+    (
+        "video.list",
+        "read the views, likes and shares of its posts",
     ),
 ];
 /// How long a person has to approve at the provider.
@@ -315,6 +320,7 @@ pub async fn finish_tiktok(
         .ok_or(StoreError::Conflict {
             what: "the account vanished while connecting; it",
         })?;
+    crate::crm::creator_for_new_account(app, &stored).await?;
     events::record(
         &app.db,
         &stored.workspace_id,

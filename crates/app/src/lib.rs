@@ -5,6 +5,7 @@ pub mod access;
 pub mod compose;
 pub mod config;
 pub mod connect;
+pub mod crm;
 pub mod instagram;
 pub mod keys;
 pub mod net_guard;

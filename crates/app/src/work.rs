@@ -23,8 +23,9 @@ pub fn registry(app: &App) -> Registry {
     let prune_app = app.clone();
     let registry = crate::publish::register(Registry::new(), app);
     let registry = crate::instagram::register(registry, app);
-    let registry = crate::outbound::register(registry, app);
     let registry = crate::media::register(registry, app);
+    let registry = crate::outbound::register(registry, app);
+    let registry = crate::crm::register(registry, app);
     registry
         .register_with(
             REFRESH_SWEEP,
@@ -59,8 +60,9 @@ pub async fn ensure_schedules(app: &App) -> tidepost_jobs::Result<()> {
     };
     schedule::ensure(&app.queue, &every(REFRESH_SWEEP, 300)).await?;
     schedule::ensure(&app.queue, &every(PRUNE_SWEEP, 3600)).await?;
-    crate::outbound::ensure_schedules(app).await?;
     crate::media::sweep::ensure_schedule(app).await?;
+    crate::outbound::ensure_schedules(app).await?;
+    crate::crm::ensure_schedules(app).await?;
     Ok(())
 }
 

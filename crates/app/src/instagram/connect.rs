@@ -491,6 +491,7 @@ async fn store_account(
         .ok_or(StoreError::Conflict {
             what: "the account vanished while connecting; it",
         })?;
+    crate::crm::creator_for_new_account(app, &stored).await?;
     let login = details.login();
     events::record(
         &app.db,

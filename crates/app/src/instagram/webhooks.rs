@@ -6,18 +6,18 @@
 //!   configured webhook secret or the Facebook app secret, or the Instagram app secret for
 //!   Instagram Login deliveries), stores the raw event under a unique dedupe key (the SHA-256 of
 //!   the body) and enqueues `instagram.webhook`, all before the sender gets its 200.
-//! - [`apply`]: records each comment and mention as `interaction.created` in the workspace of
-//!   every connected account the entry is about. Applying twice changes nothing more.
+//! - [`apply`]: records each comment and mention as a CRM contact and interaction (with
+//!   `interaction.created`) in the workspace of every connected account the entry is about,
+//!   once per comment id (see [`crate::crm`]). Applying twice changes nothing more.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tidepost_jobs::{JobError, NewJob};
 use tidepost_providers::meta::{MetaChange, parse_meta_webhook, verify_meta_signature};
 use tidepost_store::inbound_events::{self, InboundEvent};
-use tidepost_store::{StoreError, accounts, events};
+use tidepost_store::{StoreError, accounts};
 
 use crate::App;
 
@@ -208,50 +208,18 @@ pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
             continue;
         }
         for change in &entry.changes {
-            let payload = match change {
-                MetaChange::Comment {
-                    comment_id,
-                    text,
-                    from_id,
-                    from_username,
-                    media_id,
-                    media_product_type,
-                    parent_id,
-                } => json!({
-                    "kind": if parent_id.is_some() { "reply" } else { "comment" },
-                    "comment_id": comment_id,
-                    "text": text,
-                    "from": {"id": from_id, "username": from_username},
-                    "media_id": media_id,
-                    "media_product_type": media_product_type,
-                    "parent_id": parent_id,
-                }),
-                MetaChange::Mention {
-                    media_id,
-                    comment_id,
-                } => json!({
-                    "kind": "mention",
-                    "media_id": media_id,
-                    "comment_id": comment_id,
-                }),
-                MetaChange::Other { .. } => continue,
-            };
+            if matches!(change, MetaChange::Other { .. }) {
+                continue;
+            }
             for account in &owners {
-                let mut payload = payload.clone();
-                payload["platform"] = json!("instagram");
-                payload["account_id"] = json!(account.id);
-                payload["instagram_user_id"] = json!(entry.account_id);
-                payload["inbound_event_id"] = json!(event.id);
-                payload["time"] = json!(entry.time);
-                events::record_in(
-                    &mut tx,
-                    &account.workspace_id,
-                    "interaction.created",
-                    Some(&account.id),
-                    &payload,
-                )
-                .await?;
-                recorded += 1;
+                // The contact and the interaction, once per comment id however often Meta
+                // delivers it; `interaction.created` only for a new one.
+                if crate::crm::record_webhook_change_in(&mut tx, account, change, entry.time)
+                    .await?
+                    .is_some()
+                {
+                    recorded += 1;
+                }
             }
         }
     }

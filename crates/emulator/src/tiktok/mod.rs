@@ -30,6 +30,7 @@ mod state;
 mod status;
 mod upload;
 mod user;
+mod video_query;
 mod webhooks;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -131,6 +132,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route(
             "/tiktok/open/v2/post/publish/status/fetch/",
             only_post(status::fetch),
+        )
+        .route(
+            "/tiktok/open/v2/video/query/",
+            only_post(video_query::query),
         )
         .route("/tiktok/upload/video/", on_methods(put(upload::put_chunk)))
         .merge(admin::routes())

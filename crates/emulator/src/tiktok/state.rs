@@ -224,6 +224,8 @@ pub(crate) enum Endpoint {
     ContentInit,
     StatusFetch,
     Cancel,
+    /// `POST /v2/video/query/` (Display API).
+    VideoQuery,
 }
 
 impl Endpoint {
@@ -235,6 +237,8 @@ impl Endpoint {
             Endpoint::VideoInit | Endpoint::InboxInit | Endpoint::ContentInit => 6,
             Endpoint::StatusFetch => 30,
             Endpoint::Cancel => 30,
+            // Display API figure from integrations (unconfirmed).
+            Endpoint::VideoQuery => 600,
         }
     }
 
@@ -247,6 +251,7 @@ impl Endpoint {
             Endpoint::ContentInit | Endpoint::StatusFetch | Endpoint::Cancel => {
                 &["video.publish", "video.upload"]
             }
+            Endpoint::VideoQuery => &["video.list"],
         }
     }
 }

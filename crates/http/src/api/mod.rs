@@ -2,6 +2,7 @@
 //! bound to one workspace, answers JSON, and reports errors as `application/problem+json`.
 
 mod accounts;
+pub(crate) mod crm;
 pub(crate) mod idempotency;
 pub(crate) mod jobs;
 mod keys;
@@ -29,6 +30,7 @@ pub fn router() -> Router<HttpState> {
         .merge(posts::router())
         .merge(jobs::router())
         .merge(webhook_endpoints::router())
+        .merge(crm::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(openapi::problems_only))

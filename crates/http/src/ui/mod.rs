@@ -3,6 +3,7 @@
 //! within the viewer's workspace and answers 404 otherwise.
 
 pub mod accounts;
+mod crm;
 mod api_docs;
 mod dashboard;
 mod jobs;
@@ -23,6 +24,7 @@ pub fn router() -> Router<HttpState> {
     Router::new()
         .merge(session::router())
         .merge(accounts::router())
+        .merge(crm::router())
         .merge(api_docs::router())
         .merge(dashboard::router())
         .merge(jobs::router())
@@ -80,6 +82,9 @@ impl Chrome {
             ("/", "Dashboard"),
             ("/accounts", "Accounts"),
             ("/posts", "Posts"),
+            ("/creators", "Creators"),
+            ("/contacts", "Contacts"),
+            ("/inbox", "Inbox"),
             ("/jobs", "Jobs"),
             ("/settings", "Settings"),
         ]

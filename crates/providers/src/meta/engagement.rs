@@ -52,6 +52,17 @@ pub struct Comment {
     /// Set on replies: the top-level comment.
     #[serde(deserialize_with = "ids::opt_id")]
     pub parent_id: Option<String>,
+    /// The author: their Instagram-scoped id (the same id comment webhooks carry) and handle.
+    pub from: Option<CommentAuthor>,
+}
+
+/// `from` of a comment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CommentAuthor {
+    #[serde(deserialize_with = "ids::id")]
+    pub id: String,
+    pub username: Option<String>,
 }
 
 /// One page of comments; pass `next_cursor` to get the next one.
@@ -109,7 +120,10 @@ impl MetaClient {
         media_id: &str,
         after: Option<&str>,
     ) -> Result<CommentPage, ProviderError> {
-        let mut query = vec![("fields", "id,text,username,timestamp,like_count,parent_id")];
+        let mut query = vec![(
+            "fields",
+            "id,text,username,timestamp,like_count,parent_id,from",
+        )];
         if let Some(after) = after {
             query.push(("after", after));
         }

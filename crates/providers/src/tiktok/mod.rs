@@ -16,6 +16,7 @@ pub mod api;
 mod errors;
 pub mod oauth;
 pub mod upload;
+pub mod video_query;
 pub mod webhook;
 
 use reqwest::Method;
@@ -34,6 +35,7 @@ pub use api::{
 };
 pub use oauth::{TokenSet, code_challenge, pkce_verifier};
 pub use upload::{Chunk, ChunkAck, ChunkPlan, ChunkPlanError};
+pub use video_query::VideoCounts;
 pub use webhook::{
     TikTokEvent, TikTokWebhook, WebhookTimestamp, parse_tiktok_webhook, verify_tiktok_signature,
 };

@@ -201,3 +201,19 @@ pub async fn replies_to(
     .fetch_all(db.pool())
     .await?)
 }
+
+pub async fn by_provider_id(
+    db: &Db,
+    workspace_id: &str,
+    platform: &str,
+    provider_id: &str,
+) -> Result<Option<Interaction>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM interactions WHERE workspace_id = $1 AND platform = $2 AND provider_id = $3"
+    ))
+    .bind(workspace_id)
+    .bind(platform)
+    .bind(provider_id)
+    .fetch_optional(db.pool())
+    .await?)
+}

@@ -352,3 +352,32 @@ pub async fn posts_of_creator(
     .fetch_all(db.pool())
     .await?)
 }
+
+/// Stops sampling every track of an account (it was disconnected).
+pub async fn stop_account(db: &Db, workspace_id: &str, account_id: &str, why: &str) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE metric_tracks SET next_sample_at = NULL, last_error = $1 \
+         WHERE workspace_id = $2 AND account_id = $3 AND next_sample_at IS NOT NULL",
+    )
+    .bind(why)
+    .bind(workspace_id)
+    .bind(account_id)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The post a target belongs to.
+pub async fn post_of_target_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    target_id: &str,
+) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT post_id FROM post_targets WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(target_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
