@@ -183,6 +183,55 @@ both_backends!(idempotency_keys_yield_one_job, |db: Db| async move {
     );
 });
 
+// Concurrent enqueues are committed in groups; each still resolves to its own job, a key
+// repeated inside one group (or already stored) to one job, and every job is stored.
+both_backends!(
+    concurrent_enqueues_are_grouped_and_keep_their_keys,
+    |db: Db| async move {
+        let queue = queue(&db);
+        let before = enqueue(&queue, NewJob::new("ok", &()).idempotency_key("stored")).await;
+        let calls = (0..200).map(|n| {
+            let queue = queue.clone();
+            async move {
+                let job = match n % 4 {
+                    0 => NewJob::new("ok", &json!({ "n": n })),
+                    1 => NewJob::new("ok", &json!({ "n": n })).idempotency_key(format!("k{n}")),
+                    2 => NewJob::new("ok", &json!({ "n": n })).idempotency_key("shared"),
+                    _ => NewJob::new("ok", &json!({ "n": n })).idempotency_key("stored"),
+                };
+                (n, queue.enqueue(job).await.unwrap())
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        let shared: Vec<_> = results.iter().filter(|(n, _)| n % 4 == 2).collect();
+        assert_eq!(shared.iter().filter(|(_, e)| e.created).count(), 1);
+        assert!(shared.iter().all(|(_, e)| e.id == shared[0].1.id));
+        for (n, enqueued) in &results {
+            match n % 4 {
+                0 | 1 => {
+                    assert!(enqueued.created, "job {n}");
+                    let stored = job(&db, &enqueued.id).await;
+                    assert_eq!(stored.payload, json!({ "n": n }).to_string());
+                }
+                3 => assert_eq!(
+                    (enqueued.created, enqueued.id.as_str()),
+                    (false, before.as_str())
+                ),
+                _ => {}
+            }
+        }
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            total,
+            1 + 50 + 50 + 1,
+            "one per call without a repeated key"
+        );
+    }
+);
+
 both_backends!(priority_then_run_at_order, |db: Db| async move {
     let queue = queue(&db);
     let low_late = enqueue(&queue, NewJob::new("ok", &"low-late").run_at(T0 - SECOND)).await;
