@@ -30,6 +30,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/instagram_post.js"),
     ),
     (
+        "tus_upload.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/tus_upload.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_str!("../assets/favicon.svg"),

@@ -420,3 +420,6 @@ pub async fn delete(app: &App, workspace_id: &str, id: &str) -> Result<(), Media
 pub(crate) fn register(registry: tidepost_jobs::Registry, app: &App) -> tidepost_jobs::Registry {
     sweep::register(registry, app)
 }
+
+#[cfg(test)]
+mod tests;

@@ -238,6 +238,10 @@ async fn write<R: AsyncRead + Unpin>(
                 return Ok(());
             }
             if position + n as u64 > length {
+                // Keep what fits; the rest was never declared.
+                let fits = usize::try_from(length - position).unwrap_or(0);
+                file.write_all(&buf[..fits]).await?;
+                position = length;
                 return Err(MediaError::Invalid {
                     field: "body",
                     message: format!("more bytes than the {length} declared in Upload-Length"),
@@ -351,31 +355,6 @@ async fn finish(
             let _ = tokio::fs::remove_file(path).await;
             Err(e)
         }
-    }
-}
-
-/// Finishes an upload whose bytes all arrived but that could not be taken in yet (probing
-/// was unavailable): what a client's retried last `PATCH` with no body does.
-pub async fn retry_finish(app: &App, workspace_id: &str, id: &str) -> Result<Upload, MediaError> {
-    let upload = get(app, workspace_id, id).await?;
-    if upload.state != repo::RECEIVING || upload.received != upload.length {
-        return Ok(upload);
-    }
-    let token = tidepost_domain::new_id();
-    let now = tidepost_domain::now_ms();
-    match repo::claim(
-        &app.db,
-        workspace_id,
-        id,
-        upload.received,
-        &token,
-        now,
-        LEASE_MS,
-    )
-    .await?
-    {
-        Ok(u) => finish(app, &u, &token, &file_of(app, id)?).await,
-        Err(_) => get(app, workspace_id, id).await,
     }
 }
 

@@ -6,8 +6,10 @@ pub(crate) mod crm;
 pub(crate) mod idempotency;
 pub(crate) mod jobs;
 mod keys;
+pub(crate) mod media;
 pub mod openapi;
 mod posts;
+mod uploads;
 mod webhook_endpoints;
 
 use axum::extract::FromRequest;
@@ -29,6 +31,8 @@ pub fn router() -> Router<HttpState> {
         .merge(crate::instagram::api_router())
         .merge(posts::router())
         .merge(jobs::router())
+        .merge(media::router())
+        .merge(uploads::router())
         .merge(webhook_endpoints::router())
         .merge(crm::router())
         .fallback(unknown_route)

@@ -7,6 +7,7 @@ mod crm;
 mod api_docs;
 mod dashboard;
 mod jobs;
+mod media;
 mod posts;
 mod session;
 mod settings;
@@ -28,6 +29,7 @@ pub fn router() -> Router<HttpState> {
         .merge(api_docs::router())
         .merge(dashboard::router())
         .merge(jobs::router())
+        .merge(media::router())
         .merge(posts::router())
         .merge(settings::router())
         .merge(webhooks::router())
@@ -82,6 +84,7 @@ impl Chrome {
             ("/", "Dashboard"),
             ("/accounts", "Accounts"),
             ("/posts", "Posts"),
+            ("/media", "Media"),
             ("/creators", "Creators"),
             ("/contacts", "Contacts"),
             ("/inbox", "Inbox"),

@@ -1,0 +1,306 @@
+//! `/api/v1/media`: the workspace's media library.
+//!
+//! - `GET /media?kind=video|image&limit=N&cursor=ID`: newest first; `next_cursor` fetches the
+//!   next page.
+//! - `GET /media/{id}`: one item with its probed metadata and, for each place it could be
+//!   published, the rules it breaks (`checks`) and the recommendations it misses (`advice`).
+//! - `POST /media`: a direct upload (`multipart/form-data` with a `file` field, or the raw bytes
+//!   with the file's content type and an optional `X-File-Name`). Large files go through the
+//!   resumable `/uploads` instead. The same bytes uploaded twice return the same item.
+//! - `DELETE /media/{id}`: 409 while a post that has not finished uses it.
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tidepost_app::media::rules::{self, CreatorLimits, Target};
+use tidepost_app::media::{self, MediaError, MediaKind};
+use tidepost_store::media::{self as repo, Media};
+use tokio_util::io::StreamReader;
+
+use crate::auth::Caller;
+use crate::error::Problem;
+use crate::state::HttpState;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route(
+            "/media",
+            get(list).post(upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/media/{id}", get(show).delete(remove))
+}
+
+/// A [`MediaError`] as problem+json.
+pub(crate) fn problem(err: MediaError) -> Problem {
+    match err {
+        MediaError::Invalid { field, message } => {
+            Problem::invalid(format!("{field}: {message}")).with("field", field)
+        }
+        MediaError::TooLarge { max } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Too large",
+            format!(
+                "the file is larger than the {} ({max} bytes) this server accepts",
+                rules::bytes(max)
+            ),
+        )
+        .with("max_bytes", max),
+        MediaError::Unreadable(message) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported-media",
+            "Unsupported media",
+            message,
+        ),
+        MediaError::Unavailable(message) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Unavailable",
+            message,
+        ),
+        MediaError::NotFound(what) => Problem::not_found(what),
+        e @ MediaError::InUse { .. } => {
+            let ids = match &e {
+                MediaError::InUse { post_ids, .. } => post_ids.clone(),
+                _ => Vec::new(),
+            };
+            Problem::new(
+                StatusCode::CONFLICT,
+                "media-in-use",
+                "Media in use",
+                e.to_string(),
+            )
+            .with("post_ids", ids)
+        }
+        MediaError::Conflict { message, offset } => match offset {
+            Some(offset) => Problem::new(
+                StatusCode::CONFLICT,
+                "offset-mismatch",
+                "Offset mismatch",
+                message,
+            )
+            .with("offset", offset),
+            None => Problem::conflict(message),
+        },
+        MediaError::Store(e) => e.into(),
+        MediaError::Io(e) => Problem::internal(e),
+    }
+}
+
+/// Where a media of this kind could go.
+fn targets(kind: &str) -> &'static [Target] {
+    match MediaKind::parse(kind) {
+        Some(MediaKind::Video) => &[
+            Target::TikTokVideo,
+            Target::InstagramReel,
+            Target::InstagramStory,
+            Target::InstagramCarouselItem,
+        ],
+        _ => &[
+            Target::TikTokPhoto,
+            Target::InstagramImage,
+            Target::InstagramStory,
+            Target::InstagramCarouselItem,
+        ],
+    }
+}
+
+fn target_name(t: Target) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+/// The JSON of one media item. `detail` adds the rule checks per target.
+pub(crate) fn media_json(m: &Media, detail: bool) -> Value {
+    let info = media::info(m);
+    let mut v = json!({
+        "id": m.id,
+        "kind": m.kind,
+        "content_type": m.content_type,
+        "size_bytes": m.size_bytes,
+        "sha256": m.sha256,
+        "original_name": m.original_name,
+        "container": m.container,
+        "width": m.width,
+        "height": m.height,
+        "duration_secs": m.duration_ms.map(|ms| ms as f64 / 1000.0),
+        "created_at": tidepost_domain::time::rfc3339(m.created_at),
+        "last_used_at": m.last_used_at.map(tidepost_domain::time::rfc3339),
+        "probe_error": m.probe_error,
+    });
+    if detail && let Value::Object(map) = &mut v {
+        map.insert("info".into(), json!(info));
+        let limits = CreatorLimits::default();
+        let mut checks = serde_json::Map::new();
+        let mut advice = serde_json::Map::new();
+        for &t in targets(&m.kind) {
+            let key = target_name(t).as_str().unwrap_or_default().to_string();
+            checks.insert(key.clone(), json!(media::check(m, t, &limits)));
+            if let Some(i) = &info {
+                advice.insert(key, json!(rules::advice(t, i)));
+            }
+        }
+        map.insert("checks".into(), Value::Object(checks));
+        map.insert("advice".into(), Value::Object(advice));
+    }
+    v
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    kind: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    caller: Caller,
+    State(state): State<HttpState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    if let Some(kind) = &q.kind
+        && MediaKind::parse(kind).is_none()
+    {
+        return Err(
+            Problem::invalid(format!("kind: expected video or image, got {kind:?}"))
+                .with("field", "kind"),
+        );
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(
+            Problem::invalid(format!("limit: expected 1 to 200, got {limit}"))
+                .with("field", "limit"),
+        );
+    }
+    let page = repo::list(
+        &state.app.db,
+        &caller.workspace_id,
+        q.kind.as_deref(),
+        q.cursor.as_deref(),
+        limit + 1,
+    )
+    .await?;
+    let more = page.len() as i64 > limit;
+    let page = &page[..page.len().min(limit as usize)];
+    Ok(Json(json!({
+        "data": page.iter().map(|m| media_json(m, false)).collect::<Vec<_>>(),
+        "next_cursor": if more { page.last().map(|m| m.id.clone()) } else { None },
+    })))
+}
+
+async fn show(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let m = repo::get(&state.app.db, &caller.workspace_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("media"))?;
+    let usage = repo::usage(&state.app.db, &caller.workspace_id, &id).await?;
+    let mut v = media_json(&m, true);
+    v["usage"] = json!({"posts": usage.posts, "pending_post_ids": usage.pending_post_ids});
+    Ok(Json(v))
+}
+
+async fn remove(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require_scope("api")?;
+    media::delete(&state.app, &caller.workspace_id, &id)
+        .await
+        .map_err(problem)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn upload(
+    caller: Caller,
+    State(state): State<HttpState>,
+    request: Request,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    caller.require_scope("api")?;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let stored = if content_type.starts_with("multipart/form-data") {
+        let mut multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| Problem::bad_request(e.body_text()))?;
+        let mut stored = None;
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| Problem::bad_request(e.body_text()))?
+        {
+            if field.name() != Some("file") {
+                continue;
+            }
+            if stored.is_some() {
+                return Err(Problem::invalid(
+                    "file: send one file per request (or use /api/v1/uploads)",
+                )
+                .with("field", "file"));
+            }
+            let ct = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let name = field.file_name().map(str::to_string);
+            let reader = StreamReader::new(field.map_err(std::io::Error::other));
+            stored = Some(
+                media::import(
+                    &state.app,
+                    &caller.workspace_id,
+                    reader,
+                    &ct,
+                    name.as_deref(),
+                )
+                .await
+                .map_err(problem)?,
+            );
+        }
+        stored.ok_or_else(|| {
+            Problem::invalid("file: the form has no `file` field").with("field", "file")
+        })?
+    } else if content_type.starts_with("video/")
+        || content_type.starts_with("image/")
+        || content_type.starts_with("application/octet-stream")
+    {
+        let name = request
+            .headers()
+            .get("x-file-name")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body: Body = request.into_body();
+        let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+        media::import(
+            &state.app,
+            &caller.workspace_id,
+            reader,
+            &content_type,
+            name.as_deref(),
+        )
+        .await
+        .map_err(problem)?
+    } else {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send multipart/form-data with a `file` field, or the file's bytes with its video/… or image/… content type",
+        ));
+    };
+    Ok((StatusCode::CREATED, Json(media_json(&stored, true))))
+}
