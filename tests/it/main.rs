@@ -9,6 +9,7 @@ mod browser;
 mod browser_instagram;
 mod browser_tiktok;
 mod cli;
+mod compose;
 mod docs;
 mod faults;
 mod jobs;
