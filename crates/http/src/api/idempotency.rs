@@ -15,6 +15,12 @@
 //! routes need nothing to take part; `posts.idempotency_key` keeps deduplicating posts beneath
 //! it for clients that send the key in the body.
 //!
+//! Stored bodies are sealed with the instance's keyring (AES-256-GCM, bound to the workspace
+//! and key), because some first answers carry a secret shown once — a new API key, a webhook
+//! signing secret — that must not sit in the database in clear. Records expire within a day, so
+//! `keys rotate` leaves them alone; one sealed under a key since removed from the keyring
+//! answers 500 until it expires rather than running the request a second time.
+//!
 //! Bodies up to [`DEFAULT_BODY_LIMIT`] are read before the handler runs; larger ones (media
 //! uploads) are hashed as the handler reads them, never held in memory. The fingerprint of a
 //! `multipart/form-data` body leaves out its boundary, which HTTP clients pick afresh for each
@@ -31,6 +37,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tidepost_store::idempotency::{self as store, Claim, Stored};
+use tidepost_vault::Aad;
+use tidepost_vault::secrecy::ExposeSecret;
 
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -91,7 +99,7 @@ pub(crate) async fn layer(
                 }
             }
             if fingerprint.finish() == stored.fingerprint {
-                replay(stored)
+                replay(&state, &workspace_id, &key, stored)
             } else {
                 reused()
             }
@@ -154,13 +162,40 @@ fn unreadable(err: axum::Error) -> Response {
     Problem::bad_request(format!("the request body could not be read: {err}")).into_response()
 }
 
+/// Where a stored body is sealed: the record's table, its (workspace, key) and the column.
+fn sealed_at(row: &str) -> Aad<'_> {
+    Aad::new("idempotency_keys", row, "body")
+}
+
+fn row_of(workspace_id: &str, key: &str) -> String {
+    format!("{workspace_id}/{key}")
+}
+
 /// The stored answer again, marked as such.
-fn replay(stored: Stored) -> Response {
+fn replay(state: &HttpState, workspace_id: &str, key: &str, stored: Stored) -> Response {
+    let row = row_of(workspace_id, key);
+    let body = match String::from_utf8(stored.body)
+        .map_err(|e| e.to_string())
+        .and_then(|envelope| {
+            state
+                .app
+                .keyring
+                .decrypt(&envelope, &sealed_at(&row))
+                .map_err(|e| e.to_string())
+        }) {
+        Ok(body) => body.expose_secret().to_vec(),
+        Err(err) => {
+            return Problem::internal(format!(
+                "a stored Idempotency-Key answer cannot be opened: {err}"
+            ))
+            .into_response();
+        }
+    };
     let status = u16::try_from(stored.status)
         .ok()
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
-    let mut response = (status, stored.body).into_response();
+    let mut response = (status, body).into_response();
     let headers: Vec<(String, String)> = serde_json::from_str(&stored.headers).unwrap_or_default();
     for (name, value) in headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
@@ -217,11 +252,13 @@ impl Held {
                 Some((name.as_str(), value))
             })
             .collect();
+        let row = row_of(&self.workspace_id, &self.key);
+        let sealed = self.state.app.keyring.encrypt(&body, &sealed_at(&row));
         let stored = Stored {
             fingerprint,
             status: i64::from(status.as_u16()),
             headers: serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()),
-            body: body.to_vec(),
+            body: sealed.into_bytes(),
         };
         if let Err(err) = store::finish(db, &self.workspace_id, &self.key, &stored).await {
             // The client still gets its answer; the key is freed so its retry runs anew
