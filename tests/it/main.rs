@@ -13,6 +13,7 @@ mod compose;
 mod docs;
 mod faults;
 mod jobs;
+mod media;
 mod ops;
 mod scale_out;
 mod sessions;

@@ -27,6 +27,10 @@ enum Object {
     Post,
     /// A queued background job of the workspace.
     Job,
+    /// A media item of the library.
+    Media,
+    /// A resumable upload.
+    Upload,
 }
 
 /// Who calls a route: an API key (`/api/v1`) or a signed-in browser (UI pages, CSRF field sent).
@@ -85,6 +89,12 @@ const ID_ROUTES: &[IdRoute] = &[
     row("POST", "/api/v1/jobs/{id}/cancel", Object::Job),
     row("POST", "/jobs/{id}/retry", Object::Job),
     row("POST", "/jobs/{id}/cancel", Object::Job),
+    row("GET", "/api/v1/media/{id}", Object::Media),
+    row("DELETE", "/api/v1/media/{id}", Object::Media),
+    row("POST", "/media/{id}/delete", Object::Media),
+    row("GET", "/api/v1/uploads/{id}", Object::Upload),
+    row("PATCH", "/api/v1/uploads/{id}", Object::Upload),
+    row("DELETE", "/api/v1/uploads/{id}", Object::Upload),
 ];
 
 /// Routes with a path parameter that is not a workspace object's id.
@@ -96,6 +106,59 @@ const NOT_TENANT_DATA: &[&str] = &["/assets/{name}", "/media/{id}/{token}"];
 /// placeholders, `id` first.
 async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> Vec<(&'static str, String)> {
     match kind {
+        Object::Media => {
+            let now = tidepost_domain::now_ms();
+            let id = tidepost_domain::new_id();
+            let sha = format!("{:0>64}", id.replace('-', ""));
+            let media = tidepost_store::media::Media {
+                id: id.clone(),
+                workspace_id: workspace_id.to_string(),
+                sha256: sha.clone(),
+                size_bytes: 10,
+                content_type: "image/jpeg".into(),
+                kind: "image".into(),
+                storage_path: format!("media/{sha}"),
+                original_name: Some(format!("fixture-{}.jpg", &id[24..])),
+                created_at: now,
+                info: None,
+                probe_error: Some("a fixture".into()),
+                container: None,
+                width: None,
+                height: None,
+                duration_ms: None,
+                last_used_at: Some(now),
+            };
+            let stored = tidepost_store::media::insert_or_get(&app.db, &media)
+                .await
+                .unwrap();
+            vec![("id", stored.id)]
+        }
+        Object::Upload => {
+            let now = tidepost_domain::now_ms();
+            let id = tidepost_domain::new_id();
+            let upload = tidepost_store::uploads::Upload {
+                id: id.clone(),
+                workspace_id: workspace_id.to_string(),
+                length: 100,
+                received: 0,
+                file_name: Some(format!("fixture-{}.mp4", &id[24..])),
+                content_type: Some("video/mp4".into()),
+                metadata: String::new(),
+                state: "receiving".into(),
+                media_id: None,
+                error: None,
+                lock_token: None,
+                locked_until: None,
+                created_by: None,
+                created_at: now,
+                updated_at: now,
+                expires_at: now + 3_600_000,
+            };
+            tidepost_store::uploads::insert(&app.db, &upload)
+                .await
+                .unwrap();
+            vec![("id", id)]
+        }
         Object::ApiKey => {
             let secret = app.api_key(workspace_id, "tenancy fixture", &[]).await;
             vec![("id", app.key_id(&secret).await)]
@@ -211,6 +274,18 @@ async fn make_account(app: &TestApp, workspace_id: &str) -> String {
 /// What identifies the object in a response, to prove it never leaks to the other workspace.
 async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> String {
     match kind {
+        Object::Media => tidepost_store::media::get(&app.db, workspace_id, id)
+            .await
+            .unwrap()
+            .expect("the object exists")
+            .original_name
+            .unwrap_or_default(),
+        Object::Upload => tidepost_store::uploads::get(&app.db, workspace_id, id)
+            .await
+            .unwrap()
+            .expect("the object exists")
+            .file_name
+            .unwrap_or_default(),
         Object::ApiKey => {
             let key = tidepost_store::api_keys::get(&app.db, workspace_id, id)
                 .await
@@ -242,6 +317,20 @@ async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) 
 /// The object's state, to prove the other workspace's call changed nothing.
 async fn state_of(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> String {
     match kind {
+        Object::Media => match tidepost_store::media::get(&app.db, workspace_id, id)
+            .await
+            .unwrap()
+        {
+            Some(m) => format!("{} {:?}", m.size_bytes, m.last_used_at),
+            None => "deleted".into(),
+        },
+        Object::Upload => match tidepost_store::uploads::get(&app.db, workspace_id, id)
+            .await
+            .unwrap()
+        {
+            Some(u) => format!("{} {} {}", u.state, u.received, u.updated_at),
+            None => "deleted".into(),
+        },
         Object::ApiKey => {
             let key = tidepost_store::api_keys::get(&app.db, workspace_id, id)
                 .await

@@ -150,13 +150,72 @@ pub(crate) fn media_json(m: &Media, detail: bool) -> Value {
     v
 }
 
-#[derive(Debug, Deserialize)]
+/// A media item (`GET /media/{id}` adds `info`, `checks`, `advice` and `usage`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Media)]
+#[allow(dead_code)]
+struct MediaDoc {
+    id: String,
+    /// `video` or `image`, from the bytes.
+    kind: String,
+    /// What the bytes are (not what the client said), e.g. `video/mp4`.
+    content_type: String,
+    size_bytes: i64,
+    /// The content address.
+    sha256: String,
+    original_name: Option<String>,
+    /// `mp4`, `mov`, `webm`, `jpeg`, `webp`, `png`, …
+    container: Option<String>,
+    width: Option<i64>,
+    height: Option<i64>,
+    duration_secs: Option<f64>,
+    /// RFC 3339.
+    created_at: String,
+    last_used_at: Option<String>,
+    /// Why the file could not be probed (files stored before probing, or by the lenient path).
+    probe_error: Option<String>,
+    /// The probed metadata: container, codecs, duration, pixel size, frame rate, bit rate.
+    #[schema(value_type = Option<Object>)]
+    info: Option<Value>,
+    /// Per target (`tik_tok_video`, `instagram_reel`, …) the rules the file breaks:
+    /// `[{rule, message}]`, empty when it may be published there.
+    #[schema(value_type = Option<Object>)]
+    checks: Option<Value>,
+    /// Per target, the recommendations it misses (never blocking).
+    #[schema(value_type = Option<Object>)]
+    advice: Option<Value>,
+    /// `{posts, pending_post_ids}`: the posts that use it.
+    #[schema(value_type = Option<Object>)]
+    usage: Option<Value>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct MediaListDoc {
+    data: Vec<MediaDoc>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `video` or `image`.
     kind: Option<String>,
+    /// 1 to 200 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/media", tag = "media",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The workspace's media, newest first", body = MediaListDoc),
+        (status = 422, description = "`kind` or `limit` is invalid", body = Problem),
+    ),
+)]
 async fn list(
     caller: Caller,
     State(state): State<HttpState>,
@@ -195,6 +254,14 @@ async fn list(
     })))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "The media's id")),
+    responses(
+        (status = 200, description = "The media with its probed metadata, rule checks per target and usage", body = MediaDoc),
+        (status = 404, description = "No such media in this workspace", body = Problem),
+    ),
+)]
 async fn show(
     caller: Caller,
     State(state): State<HttpState>,
@@ -210,6 +277,15 @@ async fn show(
     Ok(Json(v))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "The media's id")),
+    responses(
+        (status = 204, description = "Deleted (the file goes once no workspace holds the same bytes)"),
+        (status = 404, description = "No such media in this workspace", body = Problem),
+        (status = 409, description = "A post that has not finished uses it (`post_ids`)", body = Problem),
+    ),
+)]
 async fn remove(
     caller: Caller,
     State(state): State<HttpState>,
@@ -222,6 +298,18 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/media", tag = "media",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The file's bytes with its `video/…` or `image/…` type (or `multipart/form-data` with a `file` field); `X-File-Name` names it"),
+    responses(
+        (status = 201, description = "The stored media (the existing one when the same bytes were uploaded before)", body = MediaDoc),
+        (status = 413, description = "Larger than `max_upload_bytes`", body = Problem),
+        (status = 415, description = "Neither multipart nor a video or image content type", body = Problem),
+        (status = 422, description = "Not a video or image tidepost can read, or an empty file", body = Problem),
+        (status = 503, description = "ffprobe is not available on the server", body = Problem),
+    ),
+)]
 async fn upload(
     caller: Caller,
     State(state): State<HttpState>,

@@ -87,6 +87,16 @@ and replayed with `Idempotent-Replayed: true`.",
         // instagram.rs
         crate::instagram::api_connect,
         // api/posts.rs
+        // api/media.rs
+        crate::api::media::list,
+        crate::api::media::upload,
+        crate::api::media::show,
+        crate::api::media::remove,
+        // api/uploads.rs
+        crate::api::uploads::create,
+        crate::api::uploads::show,
+        crate::api::uploads::patch,
+        crate::api::uploads::terminate,
         // api/jobs.rs
         crate::api::jobs::list,
         crate::api::jobs::counts,
@@ -130,6 +140,8 @@ and replayed with `Idempotent-Replayed: true`.",
         (name = "accounts", description = "Connected TikTok and Instagram accounts, and how to connect more"),
         (name = "posts", description = "Publishing to connected accounts, each target tracked to its final state"),
         (name = "jobs", description = "The workspace's background jobs"),
+        (name = "media", description = "The media library: files stored once per workspace by content, probed, checked against each target's rules"),
+        (name = "uploads", description = "Resumable uploads (tus 1.0.0 core, creation, termination) that end in a media item"),
         (name = "webhooks", description = "Outbound webhooks (Standard Webhooks): endpoints, their deliveries and every attempt"),
         (name = "crm", description = "Creators and their accounts, contacts, interactions (with replies to Instagram comments), timelines and post metrics"),
         (name = "meta", description = "This document"),

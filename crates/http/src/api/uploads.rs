@@ -118,6 +118,29 @@ fn upload_headers(response: &mut Response, u: &Upload) {
     }
 }
 
+/// A resumable upload.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Upload)]
+#[allow(dead_code)]
+struct UploadDoc {
+    id: String,
+    /// Where to `HEAD`, `PATCH` and `DELETE` it.
+    url: String,
+    /// `Upload-Length`.
+    length: i64,
+    /// `Upload-Offset`: the bytes the server has durably.
+    offset: i64,
+    /// `receiving`, `complete` (see `media_id`) or `failed` (see `error`).
+    state: String,
+    file_name: Option<String>,
+    content_type: Option<String>,
+    media_id: Option<String>,
+    error: Option<String>,
+    created_at: String,
+    /// An unfinished upload is deleted after this.
+    expires_at: String,
+}
+
 fn upload_json(u: &Upload) -> Value {
     json!({
         "id": u.id,
@@ -149,6 +172,20 @@ async fn options(State(state): State<HttpState>) -> Response {
     r
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/uploads", tag = "uploads",
+    params(
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("Upload-Length" = u64, Header, description = "The file's size in bytes"),
+        ("Upload-Metadata" = Option<String>, Header, description = "`filename <base64>,filetype <base64>`"),
+    ),
+    responses(
+        (status = 201, description = "Created; `Location` is its URL", body = UploadDoc),
+        (status = 412, description = "`Tus-Resumable` is missing or another version", body = Problem),
+        (status = 413, description = "Larger than `max_upload_bytes` (`Tus-Max-Size`)", body = Problem),
+        (status = 422, description = "An empty file or unreadable `Upload-Metadata`", body = Problem),
+    ),
+)]
 async fn create(caller: Caller, State(state): State<HttpState>, request: Request) -> Response {
     if let Err(p) = caller.require_scope("api") {
         return tus_err(p);
@@ -222,6 +259,14 @@ async fn head(caller: Caller, State(state): State<HttpState>, Path(id): Path<Str
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(("id" = String, Path, description = "The upload's id")),
+    responses(
+        (status = 200, description = "The upload, with its state and media", body = UploadDoc),
+        (status = 404, description = "No such upload in this workspace", body = Problem),
+    ),
+)]
 async fn show(caller: Caller, State(state): State<HttpState>, Path(id): Path<String>) -> Response {
     if let Err(p) = caller.require_scope("api") {
         return tus_err(p);
@@ -236,6 +281,24 @@ async fn show(caller: Caller, State(state): State<HttpState>, Path(id): Path<Str
     }
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(
+        ("id" = String, Path, description = "The upload's id"),
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("Upload-Offset" = u64, Header, description = "Where these bytes start: the server's offset"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
+    responses(
+        (status = 204, description = "Appended; `Upload-Offset` is the new offset, `Tidepost-Media-Id` the media once complete"),
+        (status = 404, description = "No such upload in this workspace", body = Problem),
+        (status = 409, description = "`Upload-Offset` is not the server's (`offset`), the upload is finished, or another request is appending", body = Problem),
+        (status = 412, description = "`Tus-Resumable` is missing or another version", body = Problem),
+        (status = 415, description = "The body is not `application/offset+octet-stream`", body = Problem),
+        (status = 422, description = "More bytes than `Upload-Length`, or the complete file is no video or image tidepost can read", body = Problem),
+        (status = 503, description = "ffprobe is not available; the bytes are kept, send an empty PATCH at the end to finish", body = Problem),
+    ),
+)]
 async fn patch(
     caller: Caller,
     State(state): State<HttpState>,
@@ -244,6 +307,10 @@ async fn patch(
 ) -> Response {
     if let Err(p) = caller.require_scope("api") {
         return tus_err(p);
+    }
+    // Another workspace's upload is not found, whatever the headers say.
+    if let Err(e) = uploads::get(&state.app, &caller.workspace_id, &id).await {
+        return tus_err(problem(e));
     }
     let headers = request.headers();
     if let Err(r) = check_version(headers) {
@@ -286,6 +353,18 @@ async fn patch(
     }
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(
+        ("id" = String, Path, description = "The upload's id"),
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+    ),
+    responses(
+        (status = 204, description = "The upload and its bytes are gone (a finished upload's media stays)"),
+        (status = 404, description = "No such upload in this workspace", body = Problem),
+        (status = 412, description = "`Tus-Resumable` is missing or another version", body = Problem),
+    ),
+)]
 async fn terminate(
     caller: Caller,
     State(state): State<HttpState>,
@@ -294,6 +373,9 @@ async fn terminate(
 ) -> Response {
     if let Err(p) = caller.require_scope("api") {
         return tus_err(p);
+    }
+    if let Err(e) = uploads::get(&state.app, &caller.workspace_id, &id).await {
+        return tus_err(problem(e));
     }
     if let Err(r) = check_version(&headers) {
         return r;

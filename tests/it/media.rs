@@ -1,0 +1,497 @@
+//! The media library over HTTP: direct uploads with dedupe and probing, the tus protocol
+//! (creation, an interrupted PATCH resumed from HEAD, a wrong offset, the size limit,
+//! termination), listing with a cursor, deletion refused while a pending post uses the media,
+//! tenancy, and the /media page. Fixtures are made at test time with ffmpeg.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+
+use crate::support::*;
+
+fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
+    let out = dir.join(name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs (Debian: apt-get install ffmpeg)");
+    assert!(status.success(), "ffmpeg made {name}");
+    std::fs::read(out).unwrap()
+}
+
+fn jpeg(dir: &Path, w: u32, h: u32) -> Vec<u8> {
+    let color = format!("color=c=green:size={w}x{h}");
+    ffmpeg(
+        dir,
+        &format!("{w}x{h}.jpg"),
+        &["-f", "lavfi", "-i", &color, "-frames:v", "1"],
+    )
+}
+
+fn mp4(dir: &Path) -> Vec<u8> {
+    ffmpeg(
+        dir,
+        "clip.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=360x640:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+    )
+}
+
+/// A body that sends what is written to it, then fails: a connection dropped mid-PATCH.
+struct FailAtEnd(tokio::io::DuplexStream);
+
+impl AsyncRead for FailAtEnd {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before => Poll::Ready(Err(
+                std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped"),
+            )),
+            other => other,
+        }
+    }
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+both_backends!(media_api_and_resumable_uploads);
+
+async fn media_api_and_resumable_uploads(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            env: vec![("TIDEPOST_MAX_UPLOAD_BYTES", "20000000".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = app.signed_in("media-a").await;
+    let b = app.signed_in("media-b").await;
+    let key = app.api_key(&a.workspace.id, "media", &[]).await;
+    let other = app.api_key(&b.workspace.id, "media", &[]).await;
+    let http = bare_client();
+
+    // A direct upload, sniffed from its bytes whatever its name says.
+    let image = jpeg(dir.path(), 1080, 1350);
+    let r = http
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .header("content-type", "image/jpeg")
+        .header("x-file-name", "cover.png")
+        .body(image.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["kind"], "image");
+    assert_eq!(first["container"], "jpeg");
+    assert_eq!(first["content_type"], "image/jpeg");
+    assert_eq!(
+        (first["width"].as_i64(), first["height"].as_i64()),
+        (Some(1080), Some(1350))
+    );
+    assert_eq!(first["checks"]["instagram_image"], serde_json::json!([]));
+    // The same bytes as a multipart form: the same media.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(image.clone())
+            .file_name("again.jpg")
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    let again: Value = http
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["id"], first["id"], "same bytes, one media");
+    // A wide image breaks Instagram's aspect ratio rule, named in the checks.
+    let wide: Value = http
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .header("content-type", "image/jpeg")
+        .body(jpeg(dir.path(), 2000, 1000))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        wide["checks"]["instagram_image"][0]["rule"],
+        "instagram.image.aspect_ratio"
+    );
+    // Not a video, whatever its type says.
+    let r = http
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .header("content-type", "video/mp4")
+        .body("this is text")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNPROCESSABLE_ENTITY, "unsupported-media").await;
+
+    // tus: discovery, version, size limit.
+    let r = http
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/uploads"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "tus-version"), "1.0.0");
+    assert_eq!(header(&r, "tus-extension"), "creation,termination");
+    assert_eq!(header(&r, "tus-max-size"), "20000000");
+    let r = http
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&key)
+        .header("upload-length", "10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "tus-version"), "1.0.0");
+    problem(r, StatusCode::PRECONDITION_FAILED, "tus-version").await;
+    let r = http
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "20000001")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::PAYLOAD_TOO_LARGE, "too-large").await;
+
+    // A video in three PATCHes, the second one dropped halfway.
+    let video = mp4(dir.path());
+    let r = http
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", video.len().to_string())
+        .header(
+            "upload-metadata",
+            "filename Y2xpcC5tcDQ=,filetype dmlkZW8vbXA0",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(header(&r, "tus-resumable"), "1.0.0");
+    let url = app.url(&header(&r, "location"));
+    let patch = |offset: usize, body: reqwest::Body| {
+        http.patch(&url)
+            .bearer_auth(&key)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(body)
+            .send()
+    };
+    let r = patch(0, video[..20_000].to_vec().into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "upload-offset"), "20000");
+    // A wrong offset: 409 with where to resume.
+    let r = patch(100, video[100..200].to_vec().into()).await.unwrap();
+    assert_eq!(header(&r, "upload-offset"), "20000");
+    let p = problem(r, StatusCode::CONFLICT, "offset-mismatch").await;
+    assert_eq!(p["offset"], 20_000);
+    // The connection drops after 30,000 more bytes.
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    let piece = video[20_000..50_000].to_vec();
+    tokio::spawn(async move {
+        writer.write_all(&piece).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        drop(writer);
+    });
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(FailAtEnd(reader)));
+    assert!(patch(20_000, body).await.is_err(), "the PATCH broke off");
+    // HEAD tells what the server kept; the rest goes from there.
+    let mut offset = 0;
+    for _ in 0..50 {
+        let r = http
+            .head(&url)
+            .bearer_auth(&key)
+            .header("tus-resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header(&r, "upload-length"), video.len().to_string());
+        assert_eq!(header(&r, "cache-control"), "no-store");
+        offset = header(&r, "upload-offset").parse::<usize>().unwrap();
+        if offset == 50_000 {
+            break;
+        }
+        // The server notices the dropped body a moment later.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(offset, 50_000, "what arrived before the drop is kept");
+    // Another workspace does not see the upload.
+    let r = http
+        .head(&url)
+        .bearer_auth(&other)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = patch(offset, video[offset..].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "upload-offset"), video.len().to_string());
+    let media_id = header(&r, "tidepost-media-id");
+    assert!(!media_id.is_empty());
+    let upload: Value = http
+        .get(&url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(upload["state"], "complete");
+    assert_eq!(upload["media_id"], media_id.as_str());
+    let m: Value = app
+        .api_get(&key, &format!("/api/v1/media/{media_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["kind"], "video");
+    assert_eq!(m["container"], "mp4");
+    assert_eq!(m["original_name"], "clip.mp4");
+    assert_eq!(m["size_bytes"], video.len());
+    assert_eq!(m["info"]["video_codec"], "h264");
+    assert_eq!(m["info"]["audio_codec"], "aac");
+    assert!(
+        (m["duration_secs"].as_f64().unwrap() - 4.0).abs() < 0.2,
+        "{m}"
+    );
+    assert_eq!(m["checks"]["tik_tok_video"], serde_json::json!([]));
+    assert_eq!(m["usage"]["posts"], 0);
+    // Another workspace: not found.
+    let r = app
+        .api_get(&other, &format!("/api/v1/media/{media_id}"))
+        .await;
+    problem(r, StatusCode::NOT_FOUND, "not-found").await;
+
+    // Termination of an unfinished upload.
+    let r = http
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "1000")
+        .send()
+        .await
+        .unwrap();
+    let gone = app.url(&header(&r, "location"));
+    let r = http
+        .delete(&gone)
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = http.get(&gone).bearer_auth(&key).send().await.unwrap();
+    problem(r, StatusCode::NOT_FOUND, "not-found").await;
+
+    // Listing: newest first, by kind, page by page.
+    let list: Value = app
+        .api_get(&key, "/api/v1/media?kind=image&limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"][0]["id"], wide["id"]);
+    let cursor = list["next_cursor"].as_str().unwrap();
+    let next: Value = app
+        .api_get(
+            &key,
+            &format!("/api/v1/media?kind=image&limit=1&cursor={cursor}"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["data"][0]["id"], first["id"]);
+    assert_eq!(next["next_cursor"], Value::Null);
+    let all: Value = app
+        .api_get(&key, "/api/v1/media")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["data"].as_array().unwrap().len(), 3);
+    problem(
+        app.api_get(&key, "/api/v1/media?kind=audio").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-request",
+    )
+    .await;
+    let theirs: Value = app
+        .api_get(&other, "/api/v1/media")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["data"], serde_json::json!([]));
+
+    // A post that has not finished uses the video: it cannot be deleted.
+    let now = tidepost_domain::now_ms();
+    sqlx::query(
+        "INSERT INTO posts (id, workspace_id, caption, kind, media_id, options, created_at, updated_at) \
+         VALUES ('p-media', $1, '', 'video', $2, '{}', $3, $3)",
+    )
+    .bind(&a.workspace.id)
+    .bind(&media_id)
+    .bind(now)
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO post_targets (id, workspace_id, post_id, account_id, platform, mode, source, state, \
+         bytes_total, bytes_sent, chunk_size, chunks_total, chunks_acked, init_generation, provider_post_ids, \
+         error_retryable, created_at, updated_at) \
+         VALUES ('t-media', $1, 'p-media', 'acc', 'tiktok', 'direct', 'file_upload', 'queued', 0, 0, 0, 0, 0, 0, '[]', 0, $2, $2)",
+    )
+    .bind(&a.workspace.id)
+    .bind(now)
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    let r = http
+        .delete(app.url(&format!("/api/v1/media/{media_id}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, StatusCode::CONFLICT, "media-in-use").await;
+    assert_eq!(p["post_ids"], serde_json::json!(["p-media"]));
+    // Another workspace cannot delete anything of ours.
+    let r = http
+        .delete(app.url(&format!("/api/v1/media/{}", wide["id"].as_str().unwrap())))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_FOUND, "not-found").await;
+    let r = http
+        .delete(app.url(&format!("/api/v1/media/{}", wide["id"].as_str().unwrap())))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    // The library page lists what is left, with its metadata, and deletes from there.
+    let page = a
+        .client
+        .get(app.url("/media"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("clip.mp4") && page.contains("cover.png"),
+        "{page}"
+    );
+    assert!(
+        page.contains("360×640") && page.contains("h264 + aac"),
+        "{page}"
+    );
+    assert!(page.contains("/assets/tus_upload.js"));
+    assert!(
+        page.contains(r#"href="/media""#),
+        "the nav links the library"
+    );
+    let r = a
+        .client
+        .post(app.url(&format!("/media/{media_id}/delete")))
+        .form(&[("csrf", a.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let shown = a
+        .client
+        .get(app.url(&location(&r)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("have not finished"), "{shown}");
+    let r = a
+        .client
+        .post(app.url(&format!("/media/{}/delete", first["id"].as_str().unwrap())))
+        .form(&[("csrf", a.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let shown = a
+        .client
+        .get(app.url(&location(&r)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        shown.contains("Deleted.") && !shown.contains("cover.png"),
+        "{shown}"
+    );
+    let js = http
+        .get(app.url("/assets/tus_upload.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(js.text().await.unwrap().contains("TidepostUpload"));
+}
