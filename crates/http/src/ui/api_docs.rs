@@ -28,7 +28,7 @@ struct ApiDocsPage {
     chrome: Chrome,
     title: String,
     version: String,
-    description: Vec<String>,
+    description: Vec<Rich>,
     tags: Vec<TagSection>,
     schemas: Vec<SchemaSection>,
 }
@@ -46,8 +46,8 @@ struct OperationView {
     /// `ok` / `warn` / `bad`: the badge colour of the method.
     method_class: &'static str,
     path: String,
-    summary: String,
-    description: Vec<String>,
+    summary: Rich,
+    description: Vec<Rich>,
     public: bool,
     parameters: Vec<ParameterView>,
     request: Option<BodyView>,
@@ -59,7 +59,7 @@ struct ParameterView {
     location: String,
     required: bool,
     kind: String,
-    description: String,
+    description: Rich,
 }
 
 struct BodyView {
@@ -76,7 +76,7 @@ struct BodyView {
 struct ResponseView {
     status: String,
     status_class: &'static str,
-    description: String,
+    description: Rich,
     body: Option<BodyView>,
 }
 
@@ -93,7 +93,26 @@ struct FieldView {
     /// The component the field refers to, for a link.
     link: Option<String>,
     required: bool,
-    description: String,
+    description: Rich,
+}
+
+/// Text with its `code` spans marked, as the document's descriptions write them.
+type Rich = Vec<Span>;
+
+struct Span {
+    code: bool,
+    text: String,
+}
+
+fn rich(text: &str) -> Rich {
+    text.split('`')
+        .enumerate()
+        .filter(|(_, part)| !part.is_empty())
+        .map(|(i, part)| Span {
+            code: i % 2 == 1,
+            text: part.to_string(),
+        })
+        .collect()
 }
 
 async fn page(
@@ -182,7 +201,7 @@ impl Docs<'_> {
                 location: text(&p["in"]),
                 required: p["required"].as_bool().unwrap_or(false),
                 kind: self.kind(&p["schema"]),
-                description: text(&p["description"]),
+                description: rich(&text(&p["description"])),
             })
             .collect();
         let request = op.get("requestBody").map(|body| {
@@ -203,7 +222,7 @@ impl Docs<'_> {
                     _ => "",
                 },
                 status: status.clone(),
-                description: text(&response["description"]),
+                description: rich(&text(&response["description"])),
                 body: response
                     .get("content")
                     .filter(|c| c.as_object().is_some_and(|c| !c.is_empty()))
@@ -220,7 +239,7 @@ impl Docs<'_> {
                 _ => "warn",
             },
             path: path.to_string(),
-            summary: text(&op["summary"]),
+            summary: rich(&text(&op["summary"])),
             description: paragraphs(&description),
             public: op["security"]
                 .as_array()
@@ -282,7 +301,7 @@ impl Docs<'_> {
                 kind: self.kind(property),
                 link,
                 required: required.contains(&name.as_str()),
-                description: text(&property["description"]),
+                description: rich(&text(&property["description"])),
             });
         }
         out
@@ -416,11 +435,11 @@ fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_string()
 }
 
-fn paragraphs(text: &str) -> Vec<String> {
+fn paragraphs(text: &str) -> Vec<Rich> {
     text.split("\n\n")
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(str::to_string)
+        .map(rich)
         .collect()
 }
 
@@ -536,6 +555,17 @@ mod tests {
         assert_eq!(
             docs.kind(&json!({"type": ["string", "null"]})),
             "string | null"
+        );
+        let spans = rich("send `Idempotency-Key` on a `POST`");
+        let marked: Vec<(bool, &str)> = spans.iter().map(|s| (s.code, s.text.as_str())).collect();
+        assert_eq!(
+            marked,
+            vec![
+                (false, "send "),
+                (true, "Idempotency-Key"),
+                (false, " on a "),
+                (true, "POST")
+            ]
         );
     }
 }
