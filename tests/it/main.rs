@@ -10,6 +10,7 @@ mod browser_instagram;
 mod browser_tiktok;
 mod cli;
 mod compose;
+mod crm;
 mod docs;
 mod faults;
 mod jobs;

@@ -31,6 +31,14 @@ enum Object {
     Media,
     /// A resumable upload.
     Upload,
+    /// A CRM creator owning one account (`{account_id}`).
+    Creator,
+    /// A CRM contact (made by recording an interaction of theirs).
+    Contact,
+    /// A CRM interaction (an Instagram comment on an account).
+    Interaction,
+    /// A post target (`{id}` is the target).
+    Target,
 }
 
 /// Who calls a route: an API key (`/api/v1`) or a signed-in browser (UI pages, CSRF field sent).
@@ -95,6 +103,36 @@ const ID_ROUTES: &[IdRoute] = &[
     row("GET", "/api/v1/uploads/{id}", Object::Upload),
     row("PATCH", "/api/v1/uploads/{id}", Object::Upload),
     row("DELETE", "/api/v1/uploads/{id}", Object::Upload),
+    row("GET", "/api/v1/creators/{id}", Object::Creator),
+    row("PATCH", "/api/v1/creators/{id}", Object::Creator),
+    row("DELETE", "/api/v1/creators/{id}", Object::Creator),
+    row("POST", "/api/v1/creators/{id}/accounts", Object::Creator),
+    row(
+        "DELETE",
+        "/api/v1/creators/{id}/accounts/{account_id}",
+        Object::Creator,
+    ),
+    row("GET", "/api/v1/creators/{id}/timeline", Object::Creator),
+    row("GET", "/creators/{id}", Object::Creator),
+    row("POST", "/creators/{id}", Object::Creator),
+    row("POST", "/creators/{id}/accounts", Object::Creator),
+    row(
+        "POST",
+        "/creators/{id}/accounts/{account_id}/detach",
+        Object::Creator,
+    ),
+    row("POST", "/creators/{id}/delete", Object::Creator),
+    row("GET", "/api/v1/contacts/{id}", Object::Contact),
+    row("GET", "/api/v1/contacts/{id}/timeline", Object::Contact),
+    row("GET", "/contacts/{id}", Object::Contact),
+    row("GET", "/api/v1/interactions/{id}", Object::Interaction),
+    row(
+        "POST",
+        "/api/v1/interactions/{id}/reply",
+        Object::Interaction,
+    ),
+    row("POST", "/inbox/{id}/reply", Object::Interaction),
+    row("GET", "/api/v1/targets/{id}/metrics", Object::Target),
 ];
 
 /// Routes with a path parameter that is not a workspace object's id.
@@ -106,6 +144,68 @@ const NOT_TENANT_DATA: &[&str] = &["/assets/{name}", "/media/{id}/{token}"];
 /// placeholders, `id` first.
 async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> Vec<(&'static str, String)> {
     match kind {
+        Object::Creator => {
+            let account_id = make_account(app, workspace_id).await;
+            let creator = tidepost_store::crm::creators::create(
+                &app.db,
+                workspace_id,
+                &format!("Fixture creator {}", &tidepost_domain::new_id()[24..]),
+                "tenancy fixture",
+            )
+            .await
+            .unwrap();
+            assert!(
+                tidepost_store::crm::creators::attach(
+                    &app.db,
+                    workspace_id,
+                    &creator.id,
+                    &account_id
+                )
+                .await
+                .unwrap()
+            );
+            vec![("id", creator.id), ("account_id", account_id)]
+        }
+        Object::Contact | Object::Interaction => {
+            let account_id = make_account(app, workspace_id).await;
+            let unique = tidepost_domain::new_id()[24..].to_string();
+            let (fan, comment, text) = (
+                format!("fan-{unique}"),
+                format!("comment-{unique}"),
+                format!("fixture comment {unique}"),
+            );
+            let observed = tidepost_store::crm::interactions::Observed {
+                platform: "instagram",
+                kind: "comment",
+                direction: "inbound",
+                provider_id: &comment,
+                parent_provider_id: None,
+                author: Some(tidepost_store::crm::contacts::Sighting {
+                    platform: "instagram",
+                    platform_user_id: &fan,
+                    handle: Some(&fan),
+                    name: None,
+                    at: tidepost_domain::now_ms(),
+                }),
+                account_id: &account_id,
+                provider_media_id: None,
+                text: &text,
+                occurred_at: tidepost_domain::now_ms(),
+            };
+            let i = tidepost_store::crm::interactions::record(&app.db, workspace_id, &observed)
+                .await
+                .unwrap()
+                .unwrap();
+            match kind {
+                Object::Contact => vec![("id", i.contact_id.unwrap())],
+                _ => vec![("id", i.id)],
+            }
+        }
+        Object::Target => {
+            let ids = Box::pin(make(app, Object::Post, workspace_id)).await;
+            let target = ids.into_iter().find(|(k, _)| *k == "target").unwrap().1;
+            vec![("id", target)]
+        }
         Object::Media => {
             let now = tidepost_domain::now_ms();
             let id = tidepost_domain::new_id();
@@ -274,6 +374,38 @@ async fn make_account(app: &TestApp, workspace_id: &str) -> String {
 /// What identifies the object in a response, to prove it never leaks to the other workspace.
 async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> String {
     match kind {
+        Object::Creator => {
+            tidepost_store::crm::creators::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists")
+                .name
+        }
+        Object::Contact => {
+            tidepost_store::crm::contacts::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists")
+                .platform_user_id
+        }
+        Object::Interaction => {
+            tidepost_store::crm::interactions::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists")
+                .text
+        }
+        Object::Target => {
+            let target = posts::target(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists");
+            posts::get(&app.db, workspace_id, &target.post_id)
+                .await
+                .unwrap()
+                .expect("the post exists")
+                .caption
+        }
         Object::Media => tidepost_store::media::get(&app.db, workspace_id, id)
             .await
             .unwrap()
@@ -317,6 +449,47 @@ async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) 
 /// The object's state, to prove the other workspace's call changed nothing.
 async fn state_of(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> String {
     match kind {
+        Object::Creator => match tidepost_store::crm::creators::get(&app.db, workspace_id, id)
+            .await
+            .unwrap()
+        {
+            Some(c) => {
+                let owned = tidepost_store::crm::creators::accounts_of(&app.db, workspace_id, id)
+                    .await
+                    .unwrap();
+                format!("{} {} {} {}", c.name, c.notes, c.updated_at, owned.len())
+            }
+            None => "deleted".into(),
+        },
+        Object::Contact => {
+            let c = tidepost_store::crm::contacts::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists");
+            format!("{:?} {} {}", c.handle, c.interactions, c.updated_at)
+        }
+        Object::Interaction => {
+            let i = tidepost_store::crm::interactions::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists");
+            let replies = tidepost_store::crm::interactions::replies_to(
+                &app.db,
+                workspace_id,
+                &i.platform,
+                &i.provider_id,
+            )
+            .await
+            .unwrap();
+            format!("{} {}", i.text, replies.len())
+        }
+        Object::Target => {
+            let t = posts::target(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists");
+            format!("{} {}", t.state, t.updated_at)
+        }
         Object::Media => match tidepost_store::media::get(&app.db, workspace_id, id)
             .await
             .unwrap()

@@ -200,6 +200,9 @@ pub async fn reply(
     interaction_id: &str,
     text: &str,
 ) -> Result<Interaction, CrmError> {
+    let original = interactions::get(&app.db, workspace_id, interaction_id)
+        .await?
+        .ok_or(CrmError::NotFound("interaction"))?;
     let text = text.trim();
     if text.is_empty() {
         return Err(CrmError::Invalid("text must not be empty".into()));
@@ -209,9 +212,6 @@ pub async fn reply(
             "text must be at most {REPLY_MAX_CHARS} characters (Instagram's limit)"
         )));
     }
-    let original = interactions::get(&app.db, workspace_id, interaction_id)
-        .await?
-        .ok_or(CrmError::NotFound("interaction"))?;
     if original.platform != "instagram" || !matches!(original.kind.as_str(), "comment" | "reply") {
         return Err(CrmError::Unsupported(format!(
             "only Instagram comments can be answered from tidepost; this is a {} {}",

@@ -263,6 +263,14 @@ pub(crate) struct InteractionQuery {
 
 // ---- helpers ----
 
+/// A JSON body, read after the route's object was found in the workspace (so another
+/// workspace's id is a 404 whatever the body).
+fn body_as<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Problem::bad_request(format!("the body is not valid JSON for this route: {e}"))
+    })
+}
+
 /// The page position and size a client asked for, checked.
 pub(crate) fn page_of(after: Option<&str>, limit: Option<u32>) -> Result<(Cursor, i64), Problem> {
     let limit = limit.unwrap_or(50);
@@ -440,10 +448,11 @@ async fn update_creator(
     caller: Caller,
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<CreatorChange>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
     let c = creator_or_404(&state, &caller.workspace_id, &id).await?;
+    let body: CreatorChange = body_as(&body)?;
     let name = body.name.unwrap_or(c.name);
     let notes = body.notes.unwrap_or(c.notes);
     creators::validate(&name, &notes).map_err(Problem::invalid)?;
@@ -490,10 +499,11 @@ async fn attach_account(
     caller: Caller,
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<AttachAccount>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
     creator_or_404(&state, &caller.workspace_id, &id).await?;
+    let body: AttachAccount = body_as(&body)?;
     if !creators::attach(&state.app.db, &caller.workspace_id, &id, &body.account_id).await? {
         return Err(Problem::not_found("account"));
     }
@@ -702,9 +712,13 @@ async fn reply(
     caller: Caller,
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<Reply>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
     caller.require_scope("api")?;
+    interactions::get(&state.app.db, &caller.workspace_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("interaction"))?;
+    let body: Reply = body_as(&body)?;
     let i = tidepost_app::crm::reply(&state.app, &caller.workspace_id, &id, &body.text)
         .await
         .map_err(crm_problem)?;

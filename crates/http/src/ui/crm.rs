@@ -400,6 +400,9 @@ async fn update_creator(
     Form(form): Form<CreatorForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
+    creators::get(&state.app.db, &viewer.workspace.id, &id)
+        .await?
+        .ok_or_else(PageError::not_found)?;
     creators::validate(&form.name, &form.notes).map_err(|m| {
         PageError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -437,11 +440,14 @@ async fn attach_account(
     Form(form): Form<AttachForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
+    creators::get(&state.app.db, &viewer.workspace.id, &id)
+        .await?
+        .ok_or_else(PageError::not_found)?;
     if !creators::attach(&state.app.db, &viewer.workspace.id, &id, &form.account_id).await? {
         return Err(PageError::new(
-            StatusCode::NOT_FOUND,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "Not attached",
-            "That creator or account is not in this workspace.",
+            "Choose one of this workspace's accounts to attach.",
         )
         .with_action(format!("/creators/{id}"), "Back to the creator"));
     }
