@@ -38,7 +38,8 @@ struct JobDoc {
     #[schema(example = "queued")]
     state: String,
     attempts: i64,
-    max_attempts: i64,
+    /// Null: the job kind's retry policy decides.
+    max_attempts: Option<i64>,
     last_error: Option<String>,
     /// RFC 3339: when it runs (again).
     run_at: String,
