@@ -132,7 +132,9 @@ pub fn safe_next(next: &str) -> Option<&str> {
     let ok = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
-        && !next.contains(['\r', '\n', '\t'])
+        // No control character: browsers drop tabs and newlines (turning `/\t/evil` into
+        // `//evil`), and the others cannot go in a `Location` header at all (a 500).
+        && !next.chars().any(char::is_control)
         && !next.starts_with("/login")
         && !next.starts_with("/logout");
     ok.then_some(next)

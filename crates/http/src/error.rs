@@ -145,6 +145,7 @@ impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict { what } => Problem::conflict(format!("{what} already exists")),
+            other if other.is_invalid_text() => Problem::bad_request(INVALID_TEXT),
             other => Problem::internal(other),
         }
     }
@@ -232,9 +233,16 @@ impl IntoResponse for PageError {
 
 impl From<StoreError> for PageError {
     fn from(err: StoreError) -> Self {
+        if err.is_invalid_text() {
+            return PageError::new(StatusCode::BAD_REQUEST, "That did not work", INVALID_TEXT);
+        }
         PageError::internal(err)
     }
 }
+
+/// A request whose text the database cannot store (a NUL character, in an id or a field).
+const INVALID_TEXT: &str =
+    "the request holds a NUL character, which no id or text field may contain";
 
 impl From<AccessError> for PageError {
     fn from(err: AccessError) -> Self {

@@ -14,5 +14,5 @@ mod state;
 pub mod ui;
 pub mod webhooks;
 
-pub use server::{Server, router};
+pub use server::{DEFAULT_BODY_LIMIT, Server, router};
 pub use state::{HttpState, SetupToken};

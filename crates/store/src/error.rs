@@ -39,6 +39,19 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// True when the database refused a text value it cannot store — PostgreSQL takes no NUL
+    /// character in text (SQLSTATE 22021) — so the request is at fault, not the server.
+    pub fn is_invalid_text(&self) -> bool {
+        match self {
+            StoreError::Sqlx(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("22021" | "22P05"))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Maps a unique violation to [`StoreError::Conflict`] naming `what`.
 pub(crate) fn conflict_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |err| match &err {
