@@ -590,7 +590,7 @@ async fn submit(server: &str, key: &str, account_id: &str, caption: &str, n: usi
     for attempt in 0..3 {
         let mut video = vec![0u8; 16 * 1024];
         video[..8].copy_from_slice(&(n as u64).to_le_bytes());
-        let privacy = if n % 2 == 0 {
+        let privacy = if n.is_multiple_of(2) {
             "PUBLIC_TO_EVERYONE"
         } else {
             "SELF_ONLY"
