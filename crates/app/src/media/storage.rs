@@ -253,7 +253,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, [a.sha256.clone()]);
+        assert_eq!(names, std::slice::from_ref(&a.sha256));
         let mut part = String::new();
         disk.open(&a.sha256, Some(6..11))
             .await

@@ -255,13 +255,13 @@ async fn dedupe_and_delete(backend: Backend) {
     assert_eq!((first.width, first.height), (Some(1080), Some(1080)));
     assert_eq!(info(&first).unwrap().container, "jpeg");
     let media_dir = dir.path().join("media");
-    assert_eq!(files_in(&media_dir), [first.sha256.clone()]);
+    assert_eq!(files_in(&media_dir), std::slice::from_ref(&first.sha256));
     // Another workspace: its own row, the same file.
     let other = import(&app, &b, &jpeg[..], "image/jpeg", None)
         .await
         .unwrap();
     assert_ne!(other.id, first.id);
-    assert_eq!(files_in(&media_dir), [first.sha256.clone()]);
+    assert_eq!(files_in(&media_dir), std::slice::from_ref(&first.sha256));
     // Tenancy: b cannot delete a's media.
     assert!(matches!(
         delete(&app, &b, &first.id).await,
@@ -270,7 +270,7 @@ async fn dedupe_and_delete(backend: Backend) {
     delete(&app, &a, &first.id).await.unwrap();
     assert_eq!(
         files_in(&media_dir),
-        [first.sha256.clone()],
+        std::slice::from_ref(&first.sha256),
         "b still holds it"
     );
     delete(&app, &b, &other.id).await.unwrap();

@@ -62,7 +62,7 @@ fn tus_err(p: Problem) -> Response {
 }
 
 /// `Tus-Resumable` must name the version this server speaks.
-fn check_version(headers: &HeaderMap) -> Result<(), Response> {
+fn check_version(headers: &HeaderMap) -> Result<(), Box<Response>> {
     match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some(TUS_VERSION) => Ok(()),
         other => {
@@ -77,12 +77,12 @@ fn check_version(headers: &HeaderMap) -> Result<(), Response> {
             ));
             r.headers_mut()
                 .insert("tus-version", HeaderValue::from_static(TUS_VERSION));
-            Err(r)
+            Err(Box::new(r))
         }
     }
 }
 
-fn number_header(headers: &HeaderMap, name: &'static str) -> Result<u64, Response> {
+fn number_header(headers: &HeaderMap, name: &'static str) -> Result<u64, Box<Response>> {
     let value = headers.get(name).ok_or_else(|| {
         tus_err(Problem::bad_request(format!(
             "the {name} header is missing"
@@ -93,9 +93,9 @@ fn number_header(headers: &HeaderMap, name: &'static str) -> Result<u64, Respons
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .ok_or_else(|| {
-            tus_err(Problem::bad_request(format!(
+            Box::new(tus_err(Problem::bad_request(format!(
                 "{name} must be a whole number of bytes"
-            )))
+            ))))
         })
 }
 
@@ -192,7 +192,7 @@ async fn create(caller: Caller, State(state): State<HttpState>, request: Request
     }
     let headers = request.headers();
     if let Err(r) = check_version(headers) {
-        return r;
+        return *r;
     }
     if headers.contains_key("upload-defer-length") {
         return tus_err(Problem::bad_request(
@@ -201,7 +201,7 @@ async fn create(caller: Caller, State(state): State<HttpState>, request: Request
     }
     let length = match number_header(headers, "upload-length") {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let metadata = match headers.get("upload-metadata").map(|v| v.to_str()) {
         None => String::new(),
@@ -314,7 +314,7 @@ async fn patch(
     }
     let headers = request.headers();
     if let Err(r) = check_version(headers) {
-        return r;
+        return *r;
     }
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -330,7 +330,7 @@ async fn patch(
     }
     let offset = match number_header(headers, "upload-offset") {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body: Body = request.into_body();
     let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
@@ -378,7 +378,7 @@ async fn terminate(
         return tus_err(problem(e));
     }
     if let Err(r) = check_version(&headers) {
-        return r;
+        return *r;
     }
     match uploads::terminate(&state.app, &caller.workspace_id, &id).await {
         Ok(()) => tus(StatusCode::NO_CONTENT.into_response()),
