@@ -16,6 +16,7 @@ mod faults;
 mod jobs;
 mod media;
 mod ops;
+mod outbound_webhooks;
 mod scale_out;
 mod sessions;
 mod setup;

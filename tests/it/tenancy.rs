@@ -27,6 +27,10 @@ enum Object {
     Post,
     /// A queued background job of the workspace.
     Job,
+    /// An outbound webhook endpoint (made through the API, so its secret is really sealed).
+    WebhookEndpoint,
+    /// A delivery of an event to a webhook endpoint.
+    WebhookDelivery,
     /// A media item of the library.
     Media,
     /// A resumable upload.
@@ -97,6 +101,72 @@ const ID_ROUTES: &[IdRoute] = &[
     row("POST", "/api/v1/jobs/{id}/cancel", Object::Job),
     row("POST", "/jobs/{id}/retry", Object::Job),
     row("POST", "/jobs/{id}/cancel", Object::Job),
+    row(
+        "GET",
+        "/api/v1/webhook-endpoints/{id}",
+        Object::WebhookEndpoint,
+    ),
+    row(
+        "PATCH",
+        "/api/v1/webhook-endpoints/{id}",
+        Object::WebhookEndpoint,
+    ),
+    row(
+        "DELETE",
+        "/api/v1/webhook-endpoints/{id}",
+        Object::WebhookEndpoint,
+    ),
+    row(
+        "POST",
+        "/api/v1/webhook-endpoints/{id}/rotate-secret",
+        Object::WebhookEndpoint,
+    ),
+    row(
+        "GET",
+        "/api/v1/webhook-endpoints/{id}/deliveries",
+        Object::WebhookEndpoint,
+    ),
+    row("GET", "/settings/webhooks/{id}", Object::WebhookEndpoint),
+    row(
+        "POST",
+        "/settings/webhooks/{id}/rotate",
+        Object::WebhookEndpoint,
+    ),
+    row(
+        "POST",
+        "/settings/webhooks/{id}/enable",
+        Object::WebhookEndpoint,
+    ),
+    row(
+        "POST",
+        "/settings/webhooks/{id}/disable",
+        Object::WebhookEndpoint,
+    ),
+    row(
+        "POST",
+        "/settings/webhooks/{id}/delete",
+        Object::WebhookEndpoint,
+    ),
+    row(
+        "GET",
+        "/api/v1/webhook-deliveries/{id}",
+        Object::WebhookDelivery,
+    ),
+    row(
+        "POST",
+        "/api/v1/webhook-deliveries/{id}/resend",
+        Object::WebhookDelivery,
+    ),
+    row(
+        "GET",
+        "/settings/webhooks/deliveries/{id}",
+        Object::WebhookDelivery,
+    ),
+    row(
+        "POST",
+        "/settings/webhooks/deliveries/{id}/resend",
+        Object::WebhookDelivery,
+    ),
     row("GET", "/api/v1/media/{id}", Object::Media),
     row("DELETE", "/api/v1/media/{id}", Object::Media),
     row("POST", "/media/{id}/delete", Object::Media),
@@ -328,7 +398,56 @@ async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> Vec<(&'static 
                 .unwrap();
             vec![("id", queued.id)]
         }
+        Object::WebhookEndpoint => vec![("id", make_webhook_endpoint(app, workspace_id).await)],
+        Object::WebhookDelivery => {
+            let endpoint_id = make_webhook_endpoint(app, workspace_id).await;
+            let now = tidepost_domain::now_ms();
+            let event_id = tidepost_domain::new_id();
+            let delivery = tidepost_store::webhook_deliveries::Delivery {
+                id: tidepost_domain::new_id(),
+                workspace_id: workspace_id.to_string(),
+                endpoint_id,
+                event_type: "post.published".into(),
+                body: format!(r#"{{"type":"post.published","data":{{"fixture":"{event_id}"}}}}"#),
+                event_id,
+                state: "failed".into(),
+                attempts: 8,
+                auto_attempts: 8,
+                resends: 0,
+                next_attempt_at: None,
+                last_status: Some(500),
+                last_error: Some("fixture".into()),
+                event_created_at: now,
+                created_at: now,
+                updated_at: now,
+                finished_at: Some(now),
+            };
+            let mut conn = app.db.pool().acquire().await.unwrap();
+            tidepost_store::webhook_deliveries::insert_in(&mut conn, &delivery)
+                .await
+                .unwrap();
+            vec![("id", delivery.id)]
+        }
     }
+}
+
+/// A webhook endpoint of the workspace, made through its API (a sandbox server allows the
+/// loopback URL).
+async fn make_webhook_endpoint(app: &TestApp, workspace_id: &str) -> String {
+    let key = app.api_key(workspace_id, "tenancy webhooks", &[]).await;
+    let response = bare_client()
+        .post(app.url("/api/v1/webhook-endpoints"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "url": format!("http://127.0.0.1:9/fixture/{}", tidepost_domain::new_id()),
+            "description": "tenancy fixture",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    created["id"].as_str().unwrap().to_string()
 }
 
 async fn job(app: &TestApp, workspace_id: &str, id: &str) -> tidepost_jobs::Job {
@@ -443,6 +562,20 @@ async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) 
             .await
             .idempotency_key
             .unwrap_or_default(),
+        Object::WebhookEndpoint => {
+            tidepost_store::webhook_endpoints::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists")
+                .url
+        }
+        Object::WebhookDelivery => {
+            tidepost_store::webhook_deliveries::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists")
+                .event_id
+        }
     }
 }
 
@@ -530,6 +663,25 @@ async fn state_of(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> 
         Object::Job => {
             let job = job(app, workspace_id, id).await;
             format!("{} {}", job.state.as_str(), job.updated_at)
+        }
+        Object::WebhookEndpoint => {
+            match tidepost_store::webhook_endpoints::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+            {
+                Some(e) => format!(
+                    "{} {} {:?} {}",
+                    e.url, e.secret, e.disabled_at, e.updated_at
+                ),
+                None => "deleted".into(),
+            }
+        }
+        Object::WebhookDelivery => {
+            let d = tidepost_store::webhook_deliveries::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists");
+            format!("{} {} {}", d.state, d.resends, d.updated_at)
         }
     }
 }

@@ -163,9 +163,10 @@ pub async fn create(
     workspace_id: &str,
     new: NewEndpoint,
 ) -> Result<WithSecret, EndpointError> {
-    let url = check_url(app, &new.url).await?;
+    // The cheap checks first: the URL's needs a DNS answer.
     let description = check_description(&new.description)?;
     let event_types = event_types_text(&new.event_types)?;
+    let url = check_url(app, &new.url).await?;
     let now = now_ms();
     let id = tidepost_domain::new_id();
     let secret = signing::new_secret();
@@ -200,10 +201,6 @@ pub async fn update(
     let Some(current) = webhook_endpoints::get(&app.db, workspace_id, id).await? else {
         return Ok(None);
     };
-    let url = match &changes.url {
-        Some(url) => check_url(app, url).await?,
-        None => current.url.clone(),
-    };
     let description = match &changes.description {
         Some(d) => check_description(d)?,
         None => current.description.clone(),
@@ -211,6 +208,10 @@ pub async fn update(
     let event_types = match &changes.event_types {
         Some(types) => event_types_text(types)?,
         None => current.event_types.clone(),
+    };
+    let url = match &changes.url {
+        Some(url) => check_url(app, url).await?,
+        None => current.url.clone(),
     };
     let now = now_ms();
     webhook_endpoints::update(

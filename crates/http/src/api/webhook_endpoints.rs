@@ -359,9 +359,13 @@ async fn update(
     caller: Caller,
     State(state): State<HttpState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<UpdateEndpoint>,
+    raw: axum::body::Bytes,
 ) -> Result<Json<EndpointOut>, Problem> {
     caller.require_scope("api")?;
+    // Another workspace's endpoint is not found, whatever the body.
+    get_endpoint(&state, &caller.workspace_id, &id).await?;
+    let body: UpdateEndpoint = serde_json::from_slice(&raw)
+        .map_err(|e| Problem::bad_request(format!("the body must be a JSON object: {e}")))?;
     let changed = endpoints::update(
         &state.app,
         &caller.workspace_id,
