@@ -9,6 +9,7 @@ mod keys;
 pub(crate) mod media;
 pub mod openapi;
 mod posts;
+mod posts_validate;
 mod uploads;
 mod webhook_endpoints;
 
@@ -30,6 +31,7 @@ pub fn router() -> Router<HttpState> {
         .merge(accounts::router())
         .merge(crate::instagram::api_router())
         .merge(posts::router())
+        .merge(posts_validate::router())
         .merge(jobs::router())
         .merge(media::router())
         .merge(uploads::router())

@@ -87,6 +87,8 @@ and replayed with `Idempotent-Replayed: true`.",
         // instagram.rs
         crate::instagram::api_connect,
         // api/posts.rs
+        // api/posts_validate.rs
+        crate::api::posts_validate::validate,
         // api/media.rs
         crate::api::media::list,
         crate::api::media::upload,

@@ -581,7 +581,7 @@ async fn create(
 }
 
 /// The schedule fields of a request.
-fn schedule_of(
+pub(crate) fn schedule_of(
     scheduled_at: Option<&str>,
     time_zone: Option<&str>,
     schedule: Option<&str>,

@@ -3,8 +3,9 @@
 //! within the viewer's workspace and answers 404 otherwise.
 
 pub mod accounts;
-mod crm;
 mod api_docs;
+mod compose;
+mod crm;
 mod dashboard;
 mod jobs;
 mod media;
@@ -25,8 +26,9 @@ pub fn router() -> Router<HttpState> {
     Router::new()
         .merge(session::router())
         .merge(accounts::router())
-        .merge(crm::router())
         .merge(api_docs::router())
+        .merge(compose::router())
+        .merge(crm::router())
         .merge(dashboard::router())
         .merge(jobs::router())
         .merge(media::router())

@@ -1,0 +1,663 @@
+//! The composer (`/compose`): one post to several TikTok and Instagram accounts, now, at a time
+//! in a chosen time zone, or at the next free slot — and the schedule (`/posts/scheduled`), the
+//! posts still waiting for their time grouped by day in the viewer's zone.
+//!
+//! The page is a plain form that works without JavaScript: `POST /compose` builds the same
+//! [`NewComposite`] the API takes, runs `compose::submit`, and on refusal renders the page again
+//! with what the person typed and every problem beside the account it concerns. `compose.js`
+//! adds what needs a script: uploading a new file into the media library with a real progress
+//! bar (the resumable `tus_upload.js`), the browser's time zone, a preview per platform, and
+//! live validation through `POST /api/v1/posts/validate` as the person edits.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+use tidepost_app::compose::{
+    self, ComposeError, InstagramSpec, Issue, NewComposite, Schedule, TargetSpec, TikTokSpec,
+};
+use tidepost_app::instagram::publish::{Item, ItemKind, MediaType};
+use tidepost_app::publish::{self, Mode};
+use tidepost_domain::{PostSummary, TargetState};
+use tidepost_store::accounts::{self, Account};
+use tidepost_store::posts::PostFilter;
+
+use super::Chrome;
+use crate::auth::Viewer;
+use crate::error::PageError;
+use crate::state::HttpState;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/compose", get(page).post(submit))
+        .route("/posts/scheduled", get(scheduled))
+}
+
+/// How many library items the picker offers (the newest).
+const LIBRARY_CHOICES: i64 = 40;
+
+/// A TikTok account's choices, from its creator's `creator_info`.
+struct TikTokChoices {
+    /// (value, label, selected); nothing is preselected unless the person chose it.
+    privacy: Vec<(String, String, bool)>,
+    comment_disabled: bool,
+    duet_disabled: bool,
+    stitch_disabled: bool,
+    max_duration: u32,
+    /// Why the creator's settings could not be read (the account can still be picked; the
+    /// check on submit names the problem).
+    error: Option<String>,
+}
+
+/// One account the post can go to.
+struct TargetOption {
+    id: String,
+    name: String,
+    username: String,
+    /// `tiktok` or `instagram`.
+    platform: &'static str,
+    platform_name: &'static str,
+    initial: &'static str,
+    avatar_url: Option<String>,
+    health: &'static str,
+    health_class: &'static str,
+    /// Accounts that must be reconnected are shown but cannot be picked.
+    usable: bool,
+    checked: bool,
+    caption: String,
+    inbox: bool,
+    disable_comment: bool,
+    disable_duet: bool,
+    disable_stitch: bool,
+    ig_type: String,
+    tiktok: Option<TikTokChoices>,
+    /// Instagram: the Facebook Page it is reached through.
+    page_name: Option<String>,
+    issues: Vec<String>,
+}
+
+/// One library item the post can use.
+struct MediaOption {
+    id: String,
+    name: String,
+    /// `video` or `image`.
+    kind: String,
+    details: String,
+    checked: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "compose.html")]
+struct ComposePage {
+    chrome: Chrome,
+    targets: Vec<TargetOption>,
+    media: Vec<MediaOption>,
+    caption: String,
+    media_url: String,
+    media_url_kind: String,
+    when: String,
+    scheduled_at: String,
+    time_zone: String,
+    /// Problems of the post as a whole (media, time) and of no particular account.
+    general: Vec<String>,
+    max_upload: String,
+}
+
+/// The form as typed: kept to render it again after a refusal.
+#[derive(Debug, Default)]
+struct Typed {
+    csrf: String,
+    caption: String,
+    targets: Vec<String>,
+    media: Vec<String>,
+    media_url: String,
+    media_url_kind: String,
+    when: String,
+    scheduled_at: String,
+    time_zone: String,
+    /// Per account: field name → value (`caption`, `mode`, `privacy`, `disable_comment`, …).
+    per_account: HashMap<String, HashMap<String, String>>,
+}
+
+impl Typed {
+    /// Reads the form's pairs. Per-account fields are named `<field>:<account id>`.
+    fn parse(pairs: Vec<(String, String)>) -> Self {
+        let mut typed = Typed::default();
+        for (name, value) in pairs {
+            match name.as_str() {
+                "csrf" => typed.csrf = value,
+                "caption" => typed.caption = value,
+                "targets" => typed.targets.push(value),
+                "media" => typed.media.push(value),
+                "media_url" => typed.media_url = value.trim().to_string(),
+                "media_url_kind" => typed.media_url_kind = value,
+                "when" => typed.when = value,
+                "scheduled_at" => typed.scheduled_at = value.trim().to_string(),
+                "time_zone" => typed.time_zone = value.trim().to_string(),
+                other => {
+                    if let Some((field, account)) = other.split_once(':') {
+                        typed
+                            .per_account
+                            .entry(account.to_string())
+                            .or_default()
+                            .insert(field.to_string(), value);
+                    }
+                }
+            }
+        }
+        typed
+    }
+
+    fn field(&self, account: &str, field: &str) -> Option<&str> {
+        self.per_account
+            .get(account)
+            .and_then(|m| m.get(field))
+            .map(String::as_str)
+    }
+
+    fn flag(&self, account: &str, field: &str) -> bool {
+        matches!(self.field(account, field), Some("on" | "true" | "1"))
+    }
+
+    /// The post the form describes; `Err` with the problems the form itself has (before the
+    /// accounts' checks).
+    fn composite(
+        &self,
+        accounts: &[Account],
+        created_by: &str,
+    ) -> Result<NewComposite, Vec<String>> {
+        let mut problems = Vec::new();
+        let schedule = match self.when.as_str() {
+            "at" if self.scheduled_at.is_empty() => {
+                problems.push("Choose the date and time to publish at.".to_string());
+                Schedule::default()
+            }
+            "at" | "next" if !self.scheduled_at.is_empty() => {
+                match compose::schedule::parse(
+                    &self.scheduled_at,
+                    Some(self.time_zone.as_str()).filter(|z| !z.is_empty()),
+                ) {
+                    Ok(at) => Schedule {
+                        at: Some(at),
+                        next_free_slot: self.when == "next",
+                    },
+                    Err(e) => {
+                        problems.push(crate::error::capitalize(&e.message));
+                        Schedule::default()
+                    }
+                }
+            }
+            "next" => Schedule {
+                at: None,
+                next_free_slot: true,
+            },
+            _ => Schedule::default(),
+        };
+        let mut media: Vec<Item> = self
+            .media
+            .iter()
+            .filter(|id| !id.is_empty())
+            .map(|id| Item {
+                media_id: Some(id.clone()),
+                ..Item::default()
+            })
+            .collect();
+        if !self.media_url.is_empty() {
+            media.push(Item {
+                url: Some(self.media_url.clone()),
+                kind: match self.media_url_kind.as_str() {
+                    "image" => Some(ItemKind::Image),
+                    "video" => Some(ItemKind::Video),
+                    _ => None,
+                },
+                ..Item::default()
+            });
+        }
+        let targets = self
+            .targets
+            .iter()
+            .map(|id| {
+                let platform = accounts
+                    .iter()
+                    .find(|a| &a.id == id)
+                    .map(|a| a.platform.as_str());
+                let caption = self
+                    .field(id, "caption")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string);
+                let mut spec = TargetSpec {
+                    account_id: id.clone(),
+                    caption,
+                    ..TargetSpec::default()
+                };
+                if platform == Some(tidepost_app::instagram::PLATFORM) {
+                    spec.instagram = Some(InstagramSpec {
+                        media_type: match self.field(id, "ig_type") {
+                            Some("image") => Some(MediaType::Image),
+                            Some("reel") => Some(MediaType::Reel),
+                            Some("carousel") => Some(MediaType::Carousel),
+                            Some("story") => Some(MediaType::Story),
+                            _ => None,
+                        },
+                        ..InstagramSpec::default()
+                    });
+                } else {
+                    spec.tiktok = Some(TikTokSpec {
+                        mode: Some(if self.field(id, "mode") == Some("inbox") {
+                            Mode::Inbox
+                        } else {
+                            Mode::Direct
+                        }),
+                        privacy_level: self
+                            .field(id, "privacy")
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_string),
+                        disable_comment: self.flag(id, "disable_comment"),
+                        disable_duet: self.flag(id, "disable_duet"),
+                        disable_stitch: self.flag(id, "disable_stitch"),
+                        ..TikTokSpec::default()
+                    });
+                }
+                spec
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(NewComposite {
+            caption: self.caption.clone(),
+            media,
+            targets,
+            schedule,
+            idempotency_key: None,
+            created_by: Some(created_by.to_string()),
+        })
+    }
+}
+
+fn privacy_label(level: &str) -> String {
+    match level {
+        "PUBLIC_TO_EVERYONE" => "Everyone".into(),
+        "MUTUAL_FOLLOW_FRIENDS" => "Friends (followers you follow back)".into(),
+        "FOLLOWER_OF_CREATOR" => "Followers".into(),
+        "SELF_ONLY" => "Only me".into(),
+        other => other.to_string(),
+    }
+}
+
+fn size_text(bytes: i64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let b = bytes as f64;
+    if b >= 1024.0 * MIB {
+        format!("{:.1} GiB", b / (1024.0 * MIB))
+    } else if b >= MIB {
+        format!("{:.1} MiB", b / MIB)
+    } else {
+        format!("{:.0} KiB", (b / 1024.0).max(1.0))
+    }
+}
+
+/// Builds the page: the workspace's accounts (TikTok ones with their creator's options, read
+/// concurrently), the newest library items, and what was typed.
+async fn render(
+    state: &HttpState,
+    viewer: &Viewer,
+    typed: &Typed,
+    issues: &[Issue],
+    mut general: Vec<String>,
+) -> Result<ComposePage, PageError> {
+    let ws = &viewer.workspace.id;
+    let all: Vec<Account> = accounts::list(&state.app.db, ws)
+        .await?
+        .into_iter()
+        .filter(|a| a.platform == "tiktok" || a.platform == tidepost_app::instagram::PLATFORM)
+        .collect();
+    let infos = futures::future::join_all(all.iter().map(|a| async move {
+        if a.platform == "tiktok" && !a.needs_reauth() {
+            Some(publish::creator_info(&state.app, a).await)
+        } else {
+            None
+        }
+    }))
+    .await;
+    let mut by_account: HashMap<&str, Vec<String>> = HashMap::new();
+    for issue in issues {
+        let text = crate::error::capitalize(&issue.message);
+        let text = match issue.next_slot_ms {
+            Some(ms) => format!(
+                "{text} (next free slot: {})",
+                compose::schedule::show(
+                    ms,
+                    Some(typed.time_zone.as_str()).filter(|z| !z.is_empty())
+                )
+            ),
+            None => text,
+        };
+        match issue.account_id.as_deref() {
+            Some(id) if all.iter().any(|a| a.id == id) => {
+                by_account.entry(id).or_default().push(text)
+            }
+            _ => general.push(text),
+        }
+    }
+    let chosen: HashSet<&str> = typed.targets.iter().map(String::as_str).collect();
+    let mut targets = Vec::new();
+    for (account, info) in all.iter().zip(infos) {
+        let instagram = account.platform == tidepost_app::instagram::PLATFORM;
+        let usable = !account.needs_reauth();
+        let chosen_privacy = typed.field(&account.id, "privacy").unwrap_or("");
+        let tiktok = info.map(|result| match result {
+            Ok(info) => TikTokChoices {
+                privacy: info
+                    .privacy_level_options
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.as_str().to_string(),
+                            privacy_label(p.as_str()),
+                            p.as_str() == chosen_privacy,
+                        )
+                    })
+                    .collect(),
+                comment_disabled: info.comment_disabled,
+                duet_disabled: info.duet_disabled,
+                stitch_disabled: info.stitch_disabled,
+                max_duration: info.max_video_post_duration_sec,
+                error: None,
+            },
+            Err(err) => TikTokChoices {
+                privacy: Vec::new(),
+                comment_disabled: false,
+                duet_disabled: false,
+                stitch_disabled: false,
+                max_duration: 0,
+                error: Some(crate::error::capitalize(&err.to_string())),
+            },
+        });
+        targets.push(TargetOption {
+            id: account.id.clone(),
+            name: account.display_name.clone(),
+            username: account.username.clone().unwrap_or_default(),
+            platform: if instagram { "instagram" } else { "tiktok" },
+            platform_name: if instagram { "Instagram" } else { "TikTok" },
+            initial: if instagram { "I" } else { "T" },
+            avatar_url: account.avatar_url.clone(),
+            health: if usable {
+                "Connected"
+            } else {
+                "Needs reconnecting"
+            },
+            health_class: if usable { "ok" } else { "bad" },
+            usable,
+            checked: usable && chosen.contains(account.id.as_str()),
+            caption: typed
+                .field(&account.id, "caption")
+                .unwrap_or("")
+                .to_string(),
+            inbox: typed.field(&account.id, "mode") == Some("inbox"),
+            disable_comment: typed.flag(&account.id, "disable_comment"),
+            disable_duet: typed.flag(&account.id, "disable_duet"),
+            disable_stitch: typed.flag(&account.id, "disable_stitch"),
+            ig_type: typed
+                .field(&account.id, "ig_type")
+                .unwrap_or("")
+                .to_string(),
+            tiktok,
+            page_name: instagram
+                .then(|| tidepost_app::instagram::Details::of(account).page_name)
+                .flatten(),
+            issues: by_account.remove(account.id.as_str()).unwrap_or_default(),
+        });
+    }
+    let picked: HashSet<&str> = typed.media.iter().map(String::as_str).collect();
+    let library =
+        tidepost_store::media::list(&state.app.db, ws, None, None, LIBRARY_CHOICES).await?;
+    let media = library
+        .into_iter()
+        .map(|m| {
+            let mut details = vec![size_text(m.size_bytes)];
+            if let (Some(w), Some(h)) = (m.width, m.height) {
+                details.push(format!("{w}×{h}"));
+            }
+            if let Some(ms) = m.duration_ms {
+                details.push(format!("{:.1} s", ms as f64 / 1000.0));
+            }
+            MediaOption {
+                checked: picked.contains(m.id.as_str()),
+                name: m.original_name.clone().unwrap_or_else(|| m.id.clone()),
+                kind: m.kind.clone(),
+                details: details.join(" · "),
+                id: m.id,
+            }
+        })
+        .collect();
+    Ok(ComposePage {
+        chrome: Chrome::for_viewer(state, viewer, "Posts"),
+        targets,
+        media,
+        caption: typed.caption.clone(),
+        media_url: typed.media_url.clone(),
+        media_url_kind: typed.media_url_kind.clone(),
+        when: if typed.when.is_empty() {
+            "now".into()
+        } else {
+            typed.when.clone()
+        },
+        scheduled_at: typed.scheduled_at.clone(),
+        time_zone: if typed.time_zone.is_empty() {
+            "UTC".into()
+        } else {
+            typed.time_zone.clone()
+        },
+        general,
+        max_upload: size_text(
+            i64::try_from(state.app.config.publish.max_upload_bytes).unwrap_or(i64::MAX),
+        ),
+    })
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    /// Preselects this account (links from an account's card).
+    account: Option<String>,
+    /// Preselects this library item (links from the media library).
+    media: Option<String>,
+}
+
+async fn page(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    let typed = Typed {
+        targets: q.account.into_iter().collect(),
+        media: q.media.into_iter().collect(),
+        ..Typed::default()
+    };
+    Ok(render(&state, &viewer, &typed, &[], Vec::new())
+        .await?
+        .into_response())
+}
+
+async fn submit(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let typed = Typed::parse(pairs);
+    viewer.check_csrf(&typed.csrf)?;
+    let ws = &viewer.workspace.id;
+    let accounts = accounts::list(&state.app.db, ws).await?;
+    let refuse = |issues: Vec<Issue>, general: Vec<String>| {
+        let state = state.clone();
+        let viewer = &viewer;
+        let typed = &typed;
+        async move {
+            let page = render(&state, viewer, typed, &issues, general).await?;
+            Ok::<_, PageError>((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    };
+    let new = match typed.composite(&accounts, &viewer.user.id) {
+        Ok(new) => new,
+        Err(problems) => return refuse(Vec::new(), problems).await,
+    };
+    match compose::submit(&state.app, ws, new).await {
+        Ok(view) => Ok(Redirect::to(&format!("/posts/{}", view.post.id)).into_response()),
+        Err(ComposeError::Invalid(issues)) => refuse(issues, Vec::new()).await,
+        Err(ComposeError::Store(e)) => Err(PageError::from(e)),
+        Err(other) => {
+            refuse(
+                Vec::new(),
+                vec![crate::error::capitalize(&other.to_string())],
+            )
+            .await
+        }
+    }
+}
+
+/// A post waiting for its time, as the schedule lists it.
+struct ScheduledRow {
+    id: String,
+    time: String,
+    caption: String,
+    accounts: String,
+    summary: String,
+    summary_class: &'static str,
+}
+
+struct Day {
+    label: String,
+    posts: Vec<ScheduledRow>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "posts_scheduled.html")]
+struct ScheduledPage {
+    chrome: Chrome,
+    days: Vec<Day>,
+    time_zone: String,
+    /// The zone the viewer asked for did not exist (shown in UTC instead).
+    zone_error: Option<String>,
+    truncated: bool,
+}
+
+#[derive(Deserialize)]
+struct ScheduledQuery {
+    tz: Option<String>,
+}
+
+/// How many waiting posts the schedule shows.
+const SCHEDULE_LIMIT: i64 = 500;
+
+async fn scheduled(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Query(q): Query<ScheduledQuery>,
+) -> Result<Response, PageError> {
+    let ws = &viewer.workspace.id;
+    let asked = q.tz.unwrap_or_default();
+    let (zone, zone_error) = if asked.is_empty() {
+        (jiff::tz::TimeZone::UTC, None)
+    } else {
+        match jiff::tz::TimeZone::get(&asked) {
+            Ok(tz) => (tz, None),
+            Err(_) => (
+                jiff::tz::TimeZone::UTC,
+                Some(format!(
+                    "{asked:?} is not a known time zone; times are shown in UTC."
+                )),
+            ),
+        }
+    };
+    let zone_name = if zone_error.is_none() && !asked.is_empty() {
+        asked.clone()
+    } else {
+        "UTC".to_string()
+    };
+    let filter = PostFilter {
+        scheduled: Some(true),
+        ..PostFilter::default()
+    };
+    let views = compose::list(&state.app, ws, &filter, SCHEDULE_LIMIT)
+        .await
+        .map_err(|e| match e {
+            ComposeError::Store(e) => PageError::from(e),
+            other => PageError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The schedule could not be read",
+                other.to_string(),
+            ),
+        })?;
+    let truncated = views.len() as i64 == SCHEDULE_LIMIT;
+    let names: HashMap<String, String> = accounts::list(&state.app.db, ws)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.display_name))
+        .collect();
+    // Day (sortable key) → (its label in the viewer's zone, its posts with their times).
+    let mut by_day: BTreeMap<String, (String, Vec<(i64, ScheduledRow)>)> = BTreeMap::new();
+    for view in &views {
+        let at = view.post.scheduled_at.unwrap_or(view.post.created_at);
+        let Ok(ts) = jiff::Timestamp::from_millisecond(at) else {
+            continue;
+        };
+        let local = ts.to_zoned_datetime(zone.clone());
+        let states: Vec<TargetState> = view
+            .targets
+            .iter()
+            .filter_map(|t| TargetState::parse(&t.state))
+            .collect();
+        let summary = PostSummary::of(&states);
+        let row = ScheduledRow {
+            id: view.post.id.clone(),
+            time: local.strftime("%H:%M").to_string(),
+            caption: if view.post.caption.is_empty() {
+                "(no caption)".into()
+            } else {
+                view.post.caption.clone()
+            },
+            accounts: view
+                .targets
+                .iter()
+                .map(|t| {
+                    names
+                        .get(&t.account_id)
+                        .cloned()
+                        .unwrap_or_else(|| "(disconnected account)".into())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            summary: summary.as_str().replace('_', " "),
+            summary_class: summary.as_str(),
+        };
+        by_day
+            .entry(local.strftime("%Y-%m-%d").to_string())
+            .or_insert_with(|| (local.strftime("%A %-d %B %Y").to_string(), Vec::new()))
+            .1
+            .push((at, row));
+    }
+    let days = by_day
+        .into_values()
+        .map(|(label, mut posts)| {
+            posts.sort_by_key(|(at, _)| *at);
+            Day {
+                label,
+                posts: posts.into_iter().map(|(_, row)| row).collect(),
+            }
+        })
+        .collect();
+    Ok(ScheduledPage {
+        chrome: Chrome::for_viewer(&state, &viewer, "Posts"),
+        days,
+        time_zone: zone_name,
+        zone_error,
+        truncated,
+    }
+    .into_response())
+}
