@@ -47,10 +47,8 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// Video queries per account per minute. TikTok's figure for the Display API is unconfirmed;
 /// this stays far below any figure seen.
 pub const TIKTOK_QUERIES_PER_MINUTE: u32 = 20;
-/// Graph calls (insights and comment pages) per Instagram account per minute: Meta allows
-/// about 200 per account per hour, shared with publishing, so the CRM takes at most a quarter.
-pub const INSTAGRAM_CALLS_PER_MINUTE: u32 = 1;
-/// Instagram calls per account per hour (the window the limit above is really about).
+/// Graph calls (insights and comment pages) per Instagram account per hour: Meta allows about
+/// 200 per account per hour, shared with publishing, so the CRM takes at most a quarter.
 pub const INSTAGRAM_CALLS_PER_HOUR: u32 = 50;
 /// Comment pages read per media per pull.
 const MAX_COMMENT_PAGES: usize = 10;
