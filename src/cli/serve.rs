@@ -146,7 +146,18 @@ fn pick_free_port(config: &mut Config) -> Result<(), Failure> {
         .port();
     config.listen.set_port(port);
     if config.public_url.port() == Some(0) {
+        // The OAuth redirect URIs derived from the public URL name port 0 too.
+        let old_base = config.public_url.as_str().trim_end_matches('/').to_string();
         let _ = config.public_url.set_port(Some(port));
+        let new_base = config.public_url.as_str().trim_end_matches('/').to_string();
+        for uri in [
+            &mut config.tiktok.redirect_uri,
+            &mut config.meta.redirect_uri,
+        ] {
+            if let Some(path) = uri.strip_prefix(&old_base) {
+                *uri = format!("{new_base}{path}");
+            }
+        }
     }
     Ok(())
 }

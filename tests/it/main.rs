@@ -22,4 +22,5 @@ mod outbound_webhooks;
 mod scale_out;
 mod sessions;
 mod setup;
+mod security;
 mod tenancy;
