@@ -23,6 +23,15 @@ pub struct Stored {
     pub body: Vec<u8>,
 }
 
+/// A record as read back: state, fingerprint, status, headers, body.
+type Row = (
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
 /// What [`claim`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -78,13 +87,7 @@ pub async fn claim(
     if taken == 1 {
         return Ok(Claim::Claimed);
     }
-    let stored: Option<(
-        String,
-        Option<String>,
-        Option<i64>,
-        Option<String>,
-        Option<Vec<u8>>,
-    )> = sqlx::query_as(
+    let stored: Option<Row> = sqlx::query_as(
         "SELECT state, fingerprint, status, headers, body FROM idempotency_keys \
              WHERE workspace_id = $1 AND idem_key = $2",
     )
