@@ -99,7 +99,9 @@ on_both!(
         assert_eq!(state, "failed");
         assert!(error.unwrap().contains("posting rate limit"));
         assert!(
-            run_at > start + 50_000 && run_at <= start + 61_000,
+            run_at > start + 50_000
+                && run_at
+                    <= start + 61_000 + tidepost_app::publish::limits::POSTING_WINDOW_MARGIN_MS,
             "waits for the window: {}",
             run_at - start
         );

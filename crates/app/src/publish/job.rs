@@ -205,10 +205,14 @@ async fn init(
                 )),
             });
         }
-        match limits::posting_slot(app, &account.id, now).await? {
+        // The slot is taken at the time of the call, not of the run's start: the quota
+        // reservation above may have waited for its lock, and a slot stamped earlier than the
+        // call would open the next window early.
+        let at = ctx.clock().now_ms();
+        match limits::posting_slot(app, &account.id, at).await? {
             Admission::Admitted => Ok(()),
             Admission::WaitUntil(until) => {
-                Err(wait_until(until, now, "TikTok's posting rate limit"))
+                Err(wait_until(until, at, "TikTok's posting rate limit"))
             }
         }
     }
