@@ -315,6 +315,5 @@
   syncTargets();
   syncWhen();
   syncCount();
-  renderPreview();
-  if (targets().length) validateSoon();
+  validate();
 })();
