@@ -87,6 +87,13 @@ and replayed with `Idempotent-Replayed: true`.",
         // instagram.rs
         crate::instagram::api_connect,
         // api/posts.rs
+        crate::api::posts::create,
+        crate::api::posts::list,
+        crate::api::posts::show,
+        crate::api::posts::update,
+        crate::api::posts::remove,
+        crate::api::posts::cancel,
+        crate::api::posts::retry,
         // api/posts_validate.rs
         crate::api::posts_validate::validate,
         // api/media.rs

@@ -58,7 +58,7 @@ pub fn router() -> Router<HttpState> {
             "/posts",
             get(list).post(create).layer(DefaultBodyLimit::disable()),
         )
-        .route("/posts/{id}", get(show).patch(update).delete(cancel))
+        .route("/posts/{id}", get(show).patch(update).delete(remove))
         .route("/posts/{id}/cancel", post(cancel))
         .route("/posts/{id}/targets/{target}/retry", post(retry))
 }
@@ -311,6 +311,138 @@ fn instagram_problem(err: PublishError) -> Problem {
     }
 }
 
+/// One media of a post (schema of the API document).
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostMediaItem)]
+#[allow(dead_code)]
+struct MediaItemDoc {
+    /// A public URL the platform downloads.
+    url: Option<String>,
+    /// An uploaded media's id (`POST /api/v1/media`).
+    media_id: Option<String>,
+    /// `image` or `video`; inferred from the upload or the URL's extension when absent.
+    kind: Option<String>,
+}
+
+/// One account of a post and its overrides.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostTargetSpec)]
+#[allow(dead_code)]
+struct TargetSpecDoc {
+    account_id: String,
+    /// This target's caption instead of the post's.
+    caption: Option<String>,
+    /// TikTok accounts: `mode` (`direct` or `inbox`), `privacy_level` (required for direct),
+    /// `disable_comment`, `disable_duet`, `disable_stitch`, `brand_content_toggle`,
+    /// `brand_organic_toggle`, `is_aigc`, `video_cover_timestamp_ms`, `duration_sec`,
+    /// `photo_cover_index`.
+    #[schema(value_type = Option<Object>)]
+    tiktok: Option<()>,
+    /// Instagram accounts: `media_type` (`image`, `reel`, `carousel`, `story`; inferred from
+    /// the media when absent), `cover_url`, `share_to_feed`.
+    #[schema(value_type = Option<Object>)]
+    instagram: Option<()>,
+}
+
+/// The body of `POST /api/v1/posts` (or the same fields as multipart text parts, with `file`
+/// parts). Give `targets` for one post to several accounts, or the single-account fields
+/// (`account_id` with the TikTok fields or an `instagram` object).
+#[derive(utoipa::ToSchema)]
+#[schema(as = CreatePost)]
+#[allow(dead_code)]
+struct CreatePostDoc {
+    caption: Option<String>,
+    media: Option<Vec<MediaItemDoc>>,
+    targets: Option<Vec<TargetSpecDoc>>,
+    /// RFC 3339 with an offset, or a local date and time with `time_zone`.
+    scheduled_at: Option<String>,
+    /// An IANA zone name, such as `Europe/Paris`.
+    time_zone: Option<String>,
+    /// `next_free_slot` takes the next time the posting limits allow instead of a refusal;
+    /// `exact` (the default) refuses.
+    schedule: Option<String>,
+    /// Single-account shape.
+    account_id: Option<String>,
+    mode: Option<String>,
+    privacy_level: Option<String>,
+    media_url: Option<String>,
+    media_id: Option<String>,
+    photo_urls: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    instagram: Option<()>,
+    /// Same as the `Idempotency-Key` header.
+    idempotency_key: Option<String>,
+}
+
+/// One target of a post as the API shows it.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostTarget)]
+#[allow(dead_code)]
+struct TargetDoc {
+    id: String,
+    account_id: String,
+    /// `tiktok` or `instagram`.
+    platform: String,
+    mode: String,
+    /// `queued`, `scheduled`, `uploading`, `processing`, `published`, `failed` or `cancelled`.
+    state: String,
+    /// From 0 to 1.
+    progress: f64,
+    /// When its job is due (RFC 3339), for a scheduled target.
+    scheduled_at: Option<String>,
+    bytes_total: i64,
+    bytes_sent: i64,
+    publish_id: Option<String>,
+    post_ids: Vec<String>,
+    post_url: Option<String>,
+    /// `{code, message, retryable}` of the last failure.
+    #[schema(value_type = Option<Object>)]
+    error: Option<()>,
+    updated_at: String,
+    finished_at: Option<String>,
+}
+
+/// A post as the API shows it.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Post)]
+#[allow(dead_code)]
+struct PostDoc {
+    id: String,
+    kind: String,
+    caption: String,
+    /// `pending`, `in_progress`, `published`, `partly_failed`, `failed` or `cancelled`.
+    summary: String,
+    created_at: String,
+    /// RFC 3339 in UTC.
+    scheduled_at: Option<String>,
+    /// The zone the schedule was given in.
+    time_zone: Option<String>,
+    /// The schedule in that zone.
+    scheduled_at_local: Option<String>,
+    targets: Vec<TargetDoc>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostList)]
+#[allow(dead_code)]
+struct PostListDoc {
+    data: Vec<PostDoc>,
+    next_cursor: Option<String>,
+}
+
+/// The body of `PATCH /api/v1/posts/{id}`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = UpdatePost)]
+#[allow(dead_code)]
+struct UpdatePostDoc {
+    caption: Option<String>,
+    /// The new time; `null` for now.
+    scheduled_at: Option<String>,
+    time_zone: Option<String>,
+    /// `next_free_slot` or `exact`.
+    schedule: Option<String>,
+}
+
 /// The JSON body of `POST /posts` (multipart parts carry the same names).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -443,6 +575,17 @@ impl CreatePost {
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/posts", tag = "posts",
+    request_body(content = CreatePostDoc, description = "JSON, or multipart/form-data with the same fields as text parts and `file` parts"),
+    responses(
+        (status = 202, description = "Accepted: the targets are queued or scheduled", body = PostDoc),
+        (status = 404, description = "No such account or media in this workspace", body = Problem),
+        (status = 409, description = "The time (or now) would break a posting limit: `next_slot_at` and `errors` name it", body = Problem),
+        (status = 413, description = "An upload over the size limit", body = Problem),
+        (status = 422, description = "Invalid: `errors` lists every problem of every target (target, account_id, platform, field, rule, message)", body = Problem),
+    ),
+)]
 async fn create(
     caller: Caller,
     State(state): State<HttpState>,
@@ -844,9 +987,12 @@ async fn platform_of(state: &HttpState, workspace_id: &str, post_id: &str) -> St
         .unwrap_or_else(|| "tiktok".into())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// At most this many posts (1 to 100, default 25).
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     after: Option<String>,
     /// Posts with a target in this state.
     state: Option<String>,
@@ -856,6 +1002,14 @@ struct ListQuery {
     when: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/posts", tag = "posts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Posts, newest first", body = PostListDoc),
+        (status = 422, description = "An unknown state or when", body = Problem),
+    ),
+)]
 async fn list(
     caller: Caller,
     State(state): State<HttpState>,
@@ -919,6 +1073,17 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "The post's id")),
+    request_body = UpdatePostDoc,
+    responses(
+        (status = 200, description = "The changed post", body = PostDoc),
+        (status = 404, description = "No such post in this workspace", body = Problem),
+        (status = 409, description = "A target has started, or the new time would break a posting limit", body = Problem),
+        (status = 422, description = "Nothing to change, or an invalid field", body = Problem),
+    ),
+)]
 async fn update(
     caller: Caller,
     State(state): State<HttpState>,
@@ -971,6 +1136,14 @@ async fn update(
     Ok(Json(render(&state, &view).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "The post's id")),
+    responses(
+        (status = 200, description = "The post and each target's state and progress", body = PostDoc),
+        (status = 404, description = "No such post in this workspace", body = Problem),
+    ),
+)]
 async fn show(
     caller: Caller,
     State(state): State<HttpState>,
@@ -987,6 +1160,15 @@ async fn show(
     Ok(Json(render(&state, &view).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/posts/{id}/cancel", tag = "posts",
+    params(("id" = String, Path, description = "The post's id")),
+    responses(
+        (status = 200, description = "The post, its targets not started yet cancelled", body = PostDoc),
+        (status = 404, description = "No such post in this workspace", body = Problem),
+        (status = 409, description = "Every target has started or finished", body = Problem),
+    ),
+)]
 async fn cancel(
     caller: Caller,
     State(state): State<HttpState>,
@@ -1003,6 +1185,35 @@ async fn cancel(
     Ok(Json(render(&state, &view).await?))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "The post's id")),
+    responses(
+        (status = 200, description = "The post, its targets not started yet cancelled", body = PostDoc),
+        (status = 404, description = "No such post in this workspace", body = Problem),
+        (status = 409, description = "Every target has started or finished", body = Problem),
+    ),
+)]
+async fn remove(
+    caller: Caller,
+    state: State<HttpState>,
+    id: Path<String>,
+) -> Result<Json<Value>, Problem> {
+    cancel(caller, state, id).await
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/posts/{id}/targets/{target}/retry", tag = "posts",
+    params(
+        ("id" = String, Path, description = "The post's id"),
+        ("target" = String, Path, description = "The failed target's id"),
+    ),
+    responses(
+        (status = 200, description = "The post, the target queued again", body = PostDoc),
+        (status = 404, description = "No such post or target in this workspace", body = Problem),
+        (status = 409, description = "The target has not failed", body = Problem),
+    ),
+)]
 async fn retry(
     caller: Caller,
     State(state): State<HttpState>,
