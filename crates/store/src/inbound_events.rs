@@ -1,9 +1,13 @@
 //! Inbound provider webhooks, stored raw before they are acknowledged, deduplicated by a key
 //! (a hash of the raw body), and applied later by a job.
 
-use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
 
-use crate::{Db, Result};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::{Db, Result, StoreError};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct InboundEvent {
@@ -22,38 +26,170 @@ const SELECT: &str = "SELECT id, provider, dedupe_key, event_type, body, signatu
      applied_at, apply_result FROM inbound_events ";
 
 /// Stores the event unless one with the same dedupe key exists. Returns the stored event and
-/// whether this call inserted it.
+/// whether this call inserted it. Returns only after the event is committed, so the caller
+/// may acknowledge the sender.
 ///
-/// One round trip for a new event (the usual case): the insert says by `RETURNING` whether it
-/// stored the row, and only a duplicate reads the stored one back. The insert is its own
-/// transaction, committed before this returns, so the caller may acknowledge the sender.
+/// Commits in groups: calls on one database that arrive while a write is in flight wait for
+/// it and are then stored together by one multi-row insert in one transaction, so a burst of
+/// deliveries pays one commit (and on SQLite one hold of the write lock) for many events
+/// instead of one each, and a lone delivery is written at once. A new event costs one
+/// statement (`RETURNING` says what was stored); only duplicates are read back. No task
+/// outlives a burst: the first caller to find no write in flight spawns one that writes until
+/// nothing is waiting.
 pub async fn insert(db: &Db, e: &InboundEvent) -> Result<(InboundEvent, bool)> {
-    let inserted: Option<String> = sqlx::query_scalar(
-        "INSERT INTO inbound_events (id, provider, dedupe_key, event_type, body, signature_ts, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-    )
-    .bind(&e.id)
-    .bind(&e.provider)
-    .bind(&e.dedupe_key)
-    .bind(&e.event_type)
-    .bind(&e.body)
-    .bind(e.signature_ts)
-    .bind(e.received_at)
-    .fetch_optional(db.pool())
-    .await?;
-    if inserted.is_some() {
-        let stored = InboundEvent {
-            applied_at: None,
-            apply_result: None,
-            ..e.clone()
-        };
-        return Ok((stored, true));
+    let group = group_of(db);
+    let (answer, answered) = oneshot::channel();
+    let lead = {
+        let mut waiting = group.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.events.push((e.clone(), answer));
+        !std::mem::replace(&mut waiting.writing, true)
+    };
+    if lead {
+        tokio::spawn(write_groups(db.clone(), group));
     }
-    let stored = sqlx::query_as(&format!("{SELECT} WHERE dedupe_key = $1"))
-        .bind(&e.dedupe_key)
-        .fetch_one(db.pool())
-        .await?;
-    Ok((stored, false))
+    answered
+        .await
+        .map_err(|_| StoreError::Sqlx(sqlx::Error::PoolClosed))?
+        .map_err(|e| StoreError::Sqlx(sqlx::Error::Protocol(e)))
+}
+
+/// Events stored by one grouped statement at most (7 parameters each).
+const MAX_GROUP: usize = 128;
+
+type Answer = oneshot::Sender<std::result::Result<(InboundEvent, bool), String>>;
+
+/// Inserts waiting for the write in flight on one database, and whether one is in flight.
+#[derive(Default)]
+struct Group {
+    events: Vec<(InboundEvent, Answer)>,
+    writing: bool,
+}
+
+/// The group of `db`'s pool. Pools are told apart by their connection options, which every
+/// clone of a pool shares (one `Arc`); an entry is a few bytes and lives as long as the process.
+fn group_of(db: &Db) -> Arc<Mutex<Group>> {
+    static GROUPS: LazyLock<Mutex<HashMap<usize, Arc<Mutex<Group>>>>> =
+        LazyLock::new(Default::default);
+    let key = Arc::as_ptr(&db.pool().connect_options()) as usize;
+    let mut groups = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    groups.entry(key).or_default().clone()
+}
+
+/// Lets the next insert start a writer if this one ends without finishing (its runtime shut
+/// down): the waiting calls belong to that runtime and are gone with it.
+struct Writing {
+    group: Arc<Mutex<Group>>,
+    finished: bool,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut group = self.group.lock().unwrap_or_else(|p| p.into_inner());
+            group.writing = false;
+            group.events.clear();
+        }
+    }
+}
+
+async fn write_groups(db: Db, group: Arc<Mutex<Group>>) {
+    let mut writing = Writing {
+        group: group.clone(),
+        finished: false,
+    };
+    loop {
+        let batch: Vec<(InboundEvent, Answer)> = {
+            let mut waiting = group.lock().unwrap_or_else(|p| p.into_inner());
+            if waiting.events.is_empty() {
+                waiting.writing = false;
+                writing.finished = true;
+                return;
+            }
+            let take = waiting.events.len().min(MAX_GROUP);
+            waiting.events.drain(..take).collect()
+        };
+        let (events, answers): (Vec<InboundEvent>, Vec<Answer>) = batch.into_iter().unzip();
+        let results = match insert_group(&db, &events).await {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            // One event at a time, so that whatever failed fails only its own call.
+            Err(_) if events.len() > 1 => {
+                let mut results = Vec::with_capacity(events.len());
+                for event in &events {
+                    let one = insert_group(&db, std::slice::from_ref(event)).await;
+                    results.push(one.map(|mut r| r.remove(0)).map_err(|e| e.to_string()));
+                }
+                results
+            }
+            Err(err) => vec![Err(err.to_string())],
+        };
+        for (answer, result) in answers.into_iter().zip(results) {
+            let _ = answer.send(result);
+        }
+    }
+}
+
+/// One multi-row insert (its own transaction) that skips known dedupe keys; then, only when
+/// some were skipped, a read of their stored twins (a key repeated inside the group resolves
+/// to its first event).
+async fn insert_group(db: &Db, events: &[InboundEvent]) -> Result<Vec<(InboundEvent, bool)>> {
+    let values: Vec<String> = (0..events.len())
+        .map(|i| {
+            let params: Vec<String> = (1..=7).map(|n| format!("${}", 7 * i + n)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO inbound_events (id, provider, dedupe_key, event_type, body, signature_ts, received_at) \
+         VALUES {} ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        values.join(", ")
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for e in events {
+        query = query
+            .bind(&e.id)
+            .bind(&e.provider)
+            .bind(&e.dedupe_key)
+            .bind(&e.event_type)
+            .bind(&e.body)
+            .bind(e.signature_ts)
+            .bind(e.received_at);
+    }
+    let mut conn = db.pool().acquire().await?;
+    let inserted: HashSet<String> = query.fetch_all(&mut *conn).await?.into_iter().collect();
+    let skipped: Vec<&str> = events
+        .iter()
+        .filter(|e| !inserted.contains(&e.id))
+        .map(|e| e.dedupe_key.as_str())
+        .collect();
+    let mut twins: HashMap<String, InboundEvent> = HashMap::new();
+    if !skipped.is_empty() {
+        let params: Vec<String> = (1..=skipped.len()).map(|n| format!("${n}")).collect();
+        let sql = format!("{SELECT} WHERE dedupe_key IN ({})", params.join(", "));
+        let mut query = sqlx::query_as::<_, InboundEvent>(&sql);
+        for key in &skipped {
+            query = query.bind(*key);
+        }
+        for stored in query.fetch_all(&mut *conn).await? {
+            twins.insert(stored.dedupe_key.clone(), stored);
+        }
+    }
+    events
+        .iter()
+        .map(|e| {
+            if inserted.contains(&e.id) {
+                let stored = InboundEvent {
+                    applied_at: None,
+                    apply_result: None,
+                    ..e.clone()
+                };
+                return Ok((stored, true));
+            }
+            twins
+                .get(&e.dedupe_key)
+                .map(|stored| (stored.clone(), false))
+                .ok_or_else(|| StoreError::Sqlx(sqlx::Error::RowNotFound))
+        })
+        .collect()
 }
 
 /// System-wide (webhooks are not bound to a workspace until applied).
@@ -162,4 +298,78 @@ mod tests {
         assert!(inserted && other.id != first.id);
         assert_eq!(recent(&db, "tiktok", 10).await.unwrap().len(), 2);
     });
+
+    // Concurrent deliveries are stored in groups: each new body once, a body repeated inside
+    // one group (or already stored) resolving to the one stored event.
+    both_backends!(concurrent_inserts_are_grouped, |db: Db| async move {
+        let (known, _) = insert(&db, &event("k:known", "{}")).await.unwrap();
+        let calls = (0..120).map(|n| {
+            let db = db.clone();
+            async move {
+                let key = match n % 3 {
+                    0 => format!("k:{n}"),
+                    1 => "k:repeated".to_string(),
+                    _ => "k:known".to_string(),
+                };
+                (
+                    n,
+                    insert(&db, &event(&key, &format!("{{\"n\":{n}}}")))
+                        .await
+                        .unwrap(),
+                )
+            }
+        });
+        let results = futures_join(calls).await;
+        let repeated: Vec<_> = results.iter().filter(|(n, _)| n % 3 == 1).collect();
+        assert_eq!(repeated.iter().filter(|(_, (_, new))| *new).count(), 1);
+        assert!(
+            repeated
+                .iter()
+                .all(|(_, (e, _))| e.id == repeated[0].1.0.id)
+        );
+        for (n, (stored, new)) in &results {
+            match n % 3 {
+                0 => assert!(*new && get(&db, &stored.id).await.unwrap().is_some()),
+                2 => assert_eq!((*new, stored.id.as_str()), (false, known.id.as_str())),
+                _ => {}
+            }
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound_events")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 1 + 40 + 1);
+    });
+
+    /// Polls every call in one task, so that they arrive while a write is in flight.
+    async fn futures_join<F: std::future::Future>(
+        calls: impl Iterator<Item = F>,
+    ) -> Vec<F::Output> {
+        let handles: Vec<_> = calls.map(Box::pin).collect();
+        let mut results = Vec::with_capacity(handles.len());
+        let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+        let mut outputs: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut all = true;
+            for (slot, out) in pending.iter_mut().zip(outputs.iter_mut()) {
+                if let Some(fut) = slot {
+                    match fut.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => {
+                            *out = Some(v);
+                            *slot = None;
+                        }
+                        std::task::Poll::Pending => all = false,
+                    }
+                }
+            }
+            if all {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        results.extend(outputs.into_iter().map(|o| o.expect("ready")));
+        results
+    }
 }
