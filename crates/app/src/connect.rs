@@ -412,5 +412,6 @@ pub async fn rotate_secrets(app: &App) -> Result<RotationReport, ConnectError> {
             report.skipped_changed += 1;
         }
     }
+    crate::outbound::endpoints::rotate_keys(app, &mut report).await?;
     Ok(report)
 }

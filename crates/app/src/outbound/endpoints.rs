@@ -308,17 +308,20 @@ pub async fn delete(app: &App, workspace_id: &str, id: &str) -> Result<bool, Sto
     Ok(deleted)
 }
 
-/// What re-encrypting the webhook secrets under the newest key did: (re-encrypted, already
-/// current, changed meanwhile).
-pub async fn rotate_keys(app: &App) -> Result<(usize, usize, usize), EndpointError> {
-    let mut counts = (0, 0, 0);
+/// Re-encrypts every endpoint's secrets under the keyring's primary key (part of `tidepost
+/// keys rotate`), counting into `report`. Each row is replaced only if it still holds what was
+/// read (a secret rotated meanwhile is already under the new key).
+pub async fn rotate_keys(
+    app: &App,
+    report: &mut crate::connect::RotationReport,
+) -> Result<(), crate::connect::ConnectError> {
     for (id, secret, previous) in webhook_endpoints::all_secret_envelopes(&app.db).await? {
         let needs = app.keyring.needs_rotation(&secret)
             || previous
                 .as_deref()
                 .is_some_and(|p| app.keyring.needs_rotation(p));
         if !needs {
-            counts.1 += 1;
+            report.already_current += 1;
             continue;
         }
         let new_secret = app.keyring.reencrypt(&secret, &aad(&id, SECRET))?;
@@ -334,10 +337,123 @@ pub async fn rotate_keys(app: &App) -> Result<(usize, usize, usize), EndpointErr
         )
         .await?
         {
-            counts.0 += 1;
+            report.reencrypted += 1;
         } else {
-            counts.2 += 1;
+            report.skipped_changed += 1;
         }
     }
-    Ok(counts)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+    use tidepost_store::{Db, both_backends};
+    use tidepost_vault::Keyring;
+
+    use super::*;
+    use crate::config::{Config, RawSettings};
+    use crate::providers::Providers;
+
+    fn app(db: &Db, keys: &str) -> App {
+        let raw = RawSettings::gather(&[("sandbox", "true".into())], |_| None, None).unwrap();
+        let config = Config::from_raw(&raw).unwrap();
+        let providers = Providers::from_config(&config, None);
+        App::new(config, db.clone(), Keyring::parse(keys).unwrap(), providers)
+    }
+
+    both_backends!(key_rotation_reseals_webhook_secrets, |db: Db| async move {
+        let old_key = Keyring::generate_key_text().expose_secret().to_string();
+        let new_key = Keyring::generate_key_text().expose_secret().to_string();
+        let before = app(&db, &old_key);
+        let ws = tidepost_store::workspaces::create(&db, "w", "W")
+            .await
+            .unwrap()
+            .id;
+        let new = NewEndpoint {
+            url: "http://127.0.0.1:9/hook".into(),
+            enabled: true,
+            ..Default::default()
+        };
+        let created = create(&before, &ws, new).await.unwrap();
+        let rotated = rotate_secret(&before, &ws, &created.endpoint.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let keys_then = signing_keys(&before, &rotated.endpoint, now_ms()).unwrap();
+        assert_eq!(
+            keys_then.len(),
+            2,
+            "the new secret and, during the overlap, the old"
+        );
+        assert_eq!(keys_then[0], signing::key_bytes(&rotated.secret).unwrap());
+        assert_eq!(keys_then[1], signing::key_bytes(&created.secret).unwrap());
+
+        let during = app(&db, &format!("{new_key},{old_key}"));
+        let mut report = crate::connect::RotationReport::default();
+        rotate_keys(&during, &mut report).await.unwrap();
+        assert_eq!((report.reencrypted, report.already_current), (1, 0));
+        let mut again = crate::connect::RotationReport::default();
+        rotate_keys(&during, &mut again).await.unwrap();
+        assert_eq!((again.reencrypted, again.already_current), (0, 1));
+
+        // The old key can go: both secrets open with the new one alone.
+        let after = app(&db, &new_key);
+        let endpoint = webhook_endpoints::get(&db, &ws, &created.endpoint.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            signing_keys(&after, &endpoint, now_ms()).unwrap(),
+            keys_then
+        );
+        assert!(signing_keys(&before, &endpoint, now_ms()).is_err());
+    });
+
+    #[tokio::test]
+    async fn bad_input_is_named() {
+        let test_db = tidepost_store::testing::TestDb::sqlite().await;
+        let key = Keyring::generate_key_text().expose_secret().to_string();
+        let app = app(&test_db.db, &key);
+        let ws = tidepost_store::workspaces::create(&app.db, "w", "W")
+            .await
+            .unwrap()
+            .id;
+        let attempt = |url: &str, types: &[&str], description: &str| NewEndpoint {
+            url: url.into(),
+            description: description.into(),
+            event_types: types.iter().map(|t| t.to_string()).collect(),
+            enabled: true,
+        };
+        let err = create(&app, &ws, attempt("http://127.0.0.1:9/", &["nope"], ""))
+            .await
+            .unwrap_err();
+        assert_eq!(err.field(), Some("event_types"));
+        assert!(err.to_string().contains("post.published"), "{err}");
+        let err = create(&app, &ws, attempt("", &[], "")).await.unwrap_err();
+        assert_eq!(err.field(), Some("url"));
+        let err = create(
+            &app,
+            &ws,
+            attempt("http://127.0.0.1:9/", &[], &"x".repeat(201)),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.field(), Some("description"));
+        let ok = create(
+            &app,
+            &ws,
+            attempt(
+                "http://127.0.0.1:9/",
+                &["post.failed", "post.failed", "account.connected"],
+                " CRM ",
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.endpoint.event_types, "post.failed account.connected");
+        assert_eq!(ok.endpoint.description, "CRM");
+        // The secret is stored sealed, never in clear.
+        assert!(!ok.endpoint.secret.contains(&ok.secret[6..]));
+    }
 }
