@@ -89,3 +89,27 @@ async fn probing_any_bytes_never_panics_or_hangs() {
     assert!(prober.probe(&empty).await.is_err());
     assert!(prober.probe(&dir.path().join("missing.mp4")).await.is_err());
 }
+
+/// An upload that is an HLS playlist (or any format that references other files) must not make
+/// the prober fetch what it names: ffprobe's default protocol whitelist for a local file keeps
+/// it to `file,crypto,data`. A listener on loopback proves nothing was requested.
+#[tokio::test]
+async fn a_playlist_upload_makes_the_prober_fetch_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("innocent.mp4");
+    let playlist = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://{addr}/internal.ts\n\
+         #EXTINF:10,\nhttp://{addr}/latest/meta-data/\n#EXT-X-ENDLIST\n"
+    );
+    std::fs::write(&path, playlist).unwrap();
+    let probed = Prober::default().probe(&path).await;
+    assert!(probed.is_err(), "{probed:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        listener.accept().is_err(),
+        "probing an uploaded playlist connected to {addr}"
+    );
+}
