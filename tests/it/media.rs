@@ -34,6 +34,16 @@ fn jpeg(dir: &Path, w: u32, h: u32) -> Vec<u8> {
     )
 }
 
+/// A detailed JPEG (a test pattern, tens of KiB), to send in many chunks.
+fn photo(dir: &Path, name: &str, w: u32, h: u32) -> Vec<u8> {
+    let pattern = format!("testsrc=size={w}x{h}");
+    ffmpeg(
+        dir,
+        name,
+        &["-f", "lavfi", "-i", &pattern, "-frames:v", "1", "-q:v", "2"],
+    )
+}
+
 fn mp4(dir: &Path) -> Vec<u8> {
     ffmpeg(
         dir,
@@ -494,4 +504,158 @@ async fn media_api_and_resumable_uploads(backend: Backend) {
         .unwrap();
     assert_eq!(js.status(), StatusCode::OK);
     assert!(js.text().await.unwrap().contains("TidepostUpload"));
+}
+
+/// The media page in Chromium: tus_upload.js sends a real JPEG in small chunks, survives a
+/// PATCH that fails on the network (it asks HEAD and goes on), reports progress, and the page's
+/// own upload form adds a file to the library.
+#[tokio::test]
+async fn browser_uploads_resume_after_a_failed_chunk() {
+    use crate::browser::Browser;
+    use fantoccini::Locator;
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, ws) = app.create_user("ada@example.com", "acme").await;
+    let b = Browser::start(1280, 800).await;
+    b.goto(&app.url("/login")).await;
+    b.fill("#email", "ada@example.com").await;
+    b.fill("#password", PASSWORD).await;
+    b.click("form[action='/login'] button[type=submit]").await;
+    b.wait_for_path("the dashboard", |p| p == "/").await;
+    b.click(".nav a[href='/media']").await;
+    b.wait_for_path("the media page", |p| p == "/media").await;
+    assert_eq!(b.text_of("h1").await, "Media library");
+
+    let dir = tempfile::tempdir().unwrap();
+    let image = photo(dir.path(), "pattern.jpg", 1080, 1350);
+    assert!(image.len() > 5 * 4096, "several chunks: {}", image.len());
+    let path = dir.path().join("sunrise.jpg");
+    std::fs::write(&path, &image).unwrap();
+    b.client
+        .find(Locator::Css("#media-files"))
+        .await
+        .unwrap()
+        .send_keys(&path.display().to_string())
+        .await
+        .unwrap();
+    // The second PATCH fails as if the network dropped it.
+    b.client
+        .execute(
+            r##"
+            var patches = 0;
+            var send = XMLHttpRequest.prototype.send;
+            var open = XMLHttpRequest.prototype.open;
+            XMLHttpRequest.prototype.open = function (method) {
+              this.__method = method;
+              return open.apply(this, arguments);
+            };
+            XMLHttpRequest.prototype.send = function (body) {
+              if (this.__method === "PATCH") window.__patches = ++patches;
+              if (this.__method === "PATCH" && patches === 2) {
+                var xhr = this;
+                setTimeout(function () { xhr.onerror(); }, 10);
+                return;
+              }
+              return send.apply(this, arguments);
+            };
+            window.__progress = [];
+            var form = document.querySelector("form[data-tus-upload]");
+            TidepostUpload.start(document.querySelector("#media-files").files[0], {
+              csrf: form.getAttribute("data-csrf"),
+              chunkSize: 4096,
+              onProgress: function (sent, total) { window.__progress.push([sent, total]); },
+              onSuccess: function (mediaId) { window.__done = mediaId; },
+              onError: function (message) { window.__failed = message; },
+            });
+            return true;
+            "##,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let media_id = loop {
+        let state: Value = b
+            .client
+            .execute(
+                "return [window.__done || null, window.__failed || null];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if let Some(id) = state[0].as_str() {
+            break id.to_string();
+        }
+        assert!(state[1].is_null(), "the upload failed: {state}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload did not finish"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let progress: Value = b
+        .client
+        .execute("return window.__progress;", vec![])
+        .await
+        .unwrap();
+    let sent: Vec<u64> = progress
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_u64().unwrap())
+        .collect();
+    assert!(sent.len() > 5, "progress events: {sent:?}");
+    let patches: Value = b
+        .client
+        .execute("return window.__patches;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        patches.as_u64(),
+        Some(image.len().div_ceil(4096) as u64 + 1),
+        "one PATCH per chunk, and the failed one sent again"
+    );
+    assert_eq!(*sent.last().unwrap(), image.len() as u64);
+    let stored = tidepost_store::media::get(&app.db, &ws.id, &media_id)
+        .await
+        .unwrap()
+        .expect("the media is in the library");
+    assert_eq!(stored.original_name.as_deref(), Some("sunrise.jpg"));
+    assert_eq!(stored.size_bytes, image.len() as i64);
+    assert_eq!((stored.width, stored.height), (Some(1080), Some(1350)));
+
+    // The page's own form (fresh page, no fault): the file appears in the list.
+    b.goto(&app.url("/media")).await;
+    let second = dir.path().join("noon.jpg");
+    std::fs::write(&second, jpeg(dir.path(), 1080, 1080)).unwrap();
+    b.client
+        .find(Locator::Css("#media-files"))
+        .await
+        .unwrap()
+        .send_keys(&second.display().to_string())
+        .await
+        .unwrap();
+    b.click("#media-upload button[type=submit]").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let table = b.client.find(Locator::Css("#media")).await;
+        if let Ok(t) = table
+            && t.text().await.unwrap_or_default().contains("noon.jpg")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "noon.jpg never listed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let text = b.text_of("#media").await;
+    assert!(
+        text.contains("sunrise.jpg") && text.contains("1080×1350"),
+        "{text}"
+    );
+    b.assert_layout_fits("the media page").await;
+    b.screenshot("media_library", "uploaded").await;
+    b.close().await;
 }
