@@ -24,6 +24,21 @@
 //! `New` is handed out once per job and step name, ever: the intent row is inserted under the
 //! job's primary key and only by a worker that still holds the lease, so no two runs can both
 //! be told to make the call.
+//!
+//! # Preparing before the intent
+//!
+//! An intent is recorded when [`JobContext::step`] says `New`; from then on a crash makes the
+//! next run see `OutcomeUnknown`, whether or not the call was made. So whatever may wait or
+//! fail before the call (a rate-limit slot, a quota lock, a token refresh) belongs *before*
+//! `step`, and [`JobContext::peek_step`] tells a handler whether that preparation is needed
+//! without recording anything:
+//!
+//! ```ignore
+//! if ctx.peek_step("publish-init").await?.is_absent() {
+//!     take_rate_slot().await?;        // may wait; a crash here leaves no intent
+//! }
+//! match ctx.step("publish-init").await? { /* as above, the call right after `New` */ }
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,6 +190,31 @@ impl JobContext {
         }
     }
 
+    /// Where the step called `name` stands, without recording an intent: read-only, so a
+    /// handler can prepare a call (wait for a slot, refresh a token) only when no run has
+    /// recorded the intent yet, and record it with [`step`](Self::step) right before the call.
+    /// The answer is a snapshot; `step` remains the only way to be handed the call.
+    pub async fn peek_step(&self, name: &str) -> Result<StepPeek, JobError> {
+        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT state, attempt, outcome FROM job_steps WHERE job_id = $1 AND name = $2",
+        )
+        .bind(self.id())
+        .bind(name)
+        .fetch_optional(self.db().pool())
+        .await?;
+        Ok(match row {
+            None => StepPeek::Absent,
+            Some((state, _, outcome)) if state == "done" => {
+                let outcome = outcome.as_deref().unwrap_or("null");
+                let value = serde_json::from_str(outcome).map_err(|e| {
+                    JobError::permanent(format!("step {name:?}: recorded outcome unreadable: {e}"))
+                })?;
+                StepPeek::Done(value)
+            }
+            Some((_, attempt, _)) => StepPeek::Intent { attempt },
+        })
+    }
+
     fn intent(&self, name: &str, attempt: i64) -> StepIntent {
         StepIntent {
             ctx: self.clone(),
@@ -214,6 +254,25 @@ impl StepState {
             StepState::Done(value) => Some(serde_json::from_value(value.clone())),
             _ => None,
         }
+    }
+}
+
+/// What [`JobContext::peek_step`] found: the step's state, with nothing recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepPeek {
+    /// No run has recorded an intent for this step: [`JobContext::step`] would hand out `New`.
+    Absent,
+    /// An intent without an outcome, recorded by `attempt`: the call may have been made
+    /// (`step` would say `OutcomeUnknown`, or the recording run is still going).
+    Intent { attempt: i64 },
+    /// Done; the recorded outcome.
+    Done(serde_json::Value),
+}
+
+impl StepPeek {
+    /// True when no intent has been recorded yet.
+    pub fn is_absent(&self) -> bool {
+        matches!(self, StepPeek::Absent)
     }
 }
 

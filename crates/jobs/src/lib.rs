@@ -43,7 +43,7 @@ mod runner;
 pub mod schedule;
 
 pub use clock::Clock;
-pub use context::{JobContext, StepIntent, StepState};
+pub use context::{JobContext, StepIntent, StepPeek, StepState};
 pub use drain::{DrainReport, RunReport, drain_due};
 pub use error::{Error, JobError};
 pub use job::{Job, JobState, NewJob};

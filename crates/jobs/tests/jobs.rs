@@ -652,6 +652,96 @@ both_backends!(
 );
 
 both_backends!(
+    peek_step_reads_without_recording_an_intent,
+    |db: Db| async move {
+        let queue = queue(&db);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        let registry = Registry::new().register_with(
+            "publish",
+            exact(3, 1, 1),
+            handler_fn(move |ctx, p: Value| {
+                let log = log.clone();
+                async move {
+                    let peek = ctx.peek_step("call").await?;
+                    log.lock().unwrap().push(format!("before: {peek:?}"));
+                    if p["peek_only"] == true {
+                        // Peeking again still finds nothing: the first peek recorded nothing.
+                        assert!(ctx.peek_step("call").await?.is_absent());
+                        return Ok(());
+                    }
+                    match ctx.step("call").await? {
+                        StepState::New(_intent) => {
+                            let after = ctx.peek_step("call").await?;
+                            log.lock().unwrap().push(format!("after new: {after:?}"));
+                            // Stops without an outcome, as a crash after the call would.
+                            Err(JobError::retryable("stopped before the outcome"))
+                        }
+                        StepState::OutcomeUnknown(intent) => {
+                            intent.record(&json!({"id": 7})).await?;
+                            let after = ctx.peek_step("call").await?;
+                            log.lock().unwrap().push(format!("after record: {after:?}"));
+                            Ok(())
+                        }
+                        StepState::Done(_) => Ok(()),
+                    }
+                }
+            }),
+        );
+
+        // A run that only peeks leaves no step behind.
+        let quiet = enqueue(&queue, NewJob::new("publish", &json!({"peek_only": true}))).await;
+        assert_eq!(
+            drain_due(&queue, &registry, None, 10)
+                .await
+                .unwrap()
+                .succeeded,
+            1
+        );
+        assert!(
+            admin::steps(&db, Scope::All, &quiet)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Absent, then the intent of attempt 1, then (next attempt) done with its outcome.
+        let id = enqueue(&queue, NewJob::new("publish", &json!({}))).await;
+        assert_eq!(
+            drain_due(&queue, &registry, None, 10)
+                .await
+                .unwrap()
+                .retrying,
+            1
+        );
+        queue.clock().advance(Duration::from_secs(5));
+        assert_eq!(
+            drain_due(&queue, &registry, None, 10)
+                .await
+                .unwrap()
+                .succeeded,
+            1,
+            "{:?}",
+            job(&db, &id).await
+        );
+        assert_eq!(
+            seen.lock().unwrap()[1..],
+            [
+                "before: Absent",
+                "after new: Intent { attempt: 1 }",
+                "before: Intent { attempt: 1 }",
+                "after record: Done(Object {\"id\": Number(7)})",
+            ]
+        );
+        let steps = admin::steps(&db, Scope::All, &id).await.unwrap();
+        assert_eq!(
+            (steps[0].state.as_str(), steps[0].outcome.as_deref()),
+            ("done", Some(r#"{"id":7}"#))
+        );
+    }
+);
+
+both_backends!(
     recurring_sweep_fires_once_per_period_across_instances,
     |db: Db| async move {
         let url = db.pool().connect_options().database_url.to_string();
