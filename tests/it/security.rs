@@ -856,6 +856,82 @@ fn every_redirect_in_the_code_is_reviewed() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Outbound requests (SSRF)
+// ---------------------------------------------------------------------------------------------
+
+/// Files of `crates/app/src`, `crates/http/src` and `src` allowed to build an HTTP client, and
+/// why each cannot be pointed at an address a user chose. Media URLs people give tidepost are
+/// never fetched by it (TikTok and Meta fetch them); URLs tenants type in (outbound webhooks) go
+/// through `net_guard`, whose client checks every address it connects to.
+const OUTBOUND_CLIENTS: &[(&str, &str)] = &[
+    (
+        "crates/app/src/providers.rs",
+        "provider API clients on the operator's configured base URLs",
+    ),
+    (
+        "crates/app/src/net_guard.rs",
+        "the SSRF guard's own client (resolver checks every address, no redirects)",
+    ),
+    (
+        "src/cli/serve.rs",
+        "configures the in-process sandbox emulator at its own local address",
+    ),
+];
+
+#[test]
+fn only_reviewed_code_makes_outbound_requests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let needles = [
+        "reqwest::Client",
+        "reqwest::get(",
+        "reqwest::ClientBuilder",
+        "http_client()",
+        "hyper::client",
+        "TcpStream::connect",
+    ];
+    let mut found = Vec::new();
+    let mut stack: Vec<_> = ["crates/app/src", "crates/http/src", "src"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            let file = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if needles.iter().any(|n| source.contains(n)) {
+                found.push(file);
+            }
+        }
+    }
+    assert!(
+        found.iter().any(|f| f == "crates/app/src/providers.rs"),
+        "the scan found no HTTP client at all: {found:?}"
+    );
+    let unreviewed: Vec<_> = found
+        .iter()
+        .filter(|f| !OUTBOUND_CLIENTS.iter().any(|(allowed, _)| allowed == f))
+        .collect();
+    assert!(
+        unreviewed.is_empty(),
+        "code that builds an HTTP client: requests to a URL a user chose must go through \
+         crates/app/src/net_guard.rs; then list the file in OUTBOUND_CLIENTS with why: \
+         {unreviewed:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Oversize bodies
 // ---------------------------------------------------------------------------------------------
 
