@@ -11,9 +11,13 @@
 //! one after another; a response counts only as a `200`, and afterwards the bench checks that
 //! the database holds exactly one event and one job per `200` (a 2xx means stored).
 //!
-//! The raw baseline writes the same two rows per event with the store's and the queue's own
-//! statements, one transaction per event, from as many concurrent tasks as there are
-//! connections: the cost of storing alone, without HTTP, verification or parsing.
+//! Two raw baselines write the same two rows per event (the event, its application job) from
+//! this process, without HTTP, verification or parsing: *raw*, with the store's and the
+//! queue's own single-row statements, one transaction per event, from as many concurrent tasks
+//! as there are connections; and *raw batched*, one loop writing `CONNECTIONS` events per
+//! transaction with one multi-row insert per table, as tidepost's group commits do at best.
+//! The ratio is against the plain raw insert; the one against the batched loop is printed
+//! beside it.
 //! Target (issue 10): ≥ 10,000 events/s on SQLite with p99 < 10 ms.
 //! `TIDEPOST_BENCH_EVENTS` sets the number of deliveries per backend (default 20,000).
 
@@ -55,19 +59,21 @@ fn main() {
             load()
         );
         println!(
-            "{:<11} {:>10} {:>9} {:>9} {:>12} {:>7}",
-            "backend", "events/s", "p50 ms", "p99 ms", "raw rows/s", "ratio"
+            "{:<11} {:>10} {:>9} {:>9} {:>12} {:>7} {:>14} {:>9}",
+            "backend", "events/s", "p50 ms", "p99 ms", "raw rows/s", "ratio", "raw batched/s", "/batched"
         );
         for dialect in [Dialect::Sqlite, Dialect::Postgres] {
             let figures = run_backend(dialect, events).await;
             println!(
-                "{:<11} {:>10.0} {:>9.2} {:>9.2} {:>12.0} {:>7.2}",
+                "{:<11} {:>10.0} {:>9.2} {:>9.2} {:>12.0} {:>7.2} {:>14.0} {:>9.2}",
                 dialect.name(),
                 figures.rate,
                 figures.p50_ms,
                 figures.p99_ms,
                 figures.raw_rate,
-                figures.rate / figures.raw_rate
+                figures.rate / figures.raw_rate,
+                figures.batched_rate,
+                figures.rate / figures.batched_rate
             );
             report(dialect, &figures);
         }
@@ -83,6 +89,7 @@ struct Figures {
     p50_ms: f64,
     p99_ms: f64,
     raw_rate: f64,
+    batched_rate: f64,
 }
 
 fn report(dialect: Dialect, f: &Figures) {
@@ -177,7 +184,9 @@ async fn run_backend(dialect: Dialect, events: usize) -> Figures {
     drop(server);
 
     let raw_took = raw_insert(&db, events).await;
+    let batched_took = raw_batched_insert(&db, events).await;
     Figures {
+        batched_rate: events as f64 / batched_took.as_secs_f64(),
         rate: events as f64 / took.as_secs_f64(),
         p50_ms,
         p99_ms,
@@ -441,6 +450,73 @@ async fn raw_insert(db: &Db, events: usize) -> Duration {
         .collect();
     for task in tasks {
         task.await.expect("raw task");
+    }
+    started.elapsed()
+}
+
+/// The batched baseline: `CONNECTIONS` events per transaction, one multi-row insert for the
+/// events and one for their jobs, one loop.
+async fn raw_batched_insert(db: &Db, events: usize) -> Duration {
+    let rows = deliveries(3, events);
+    let started = Instant::now();
+    for (b, chunk) in rows.chunks(CONNECTIONS).enumerate() {
+        let now = tidepost_domain::now_ms();
+        let ids: Vec<String> = chunk.iter().map(|_| tidepost_domain::new_id()).collect();
+        let values = |width: usize, fixed: &str| -> String {
+            (0..chunk.len())
+                .map(|i| {
+                    let params: Vec<String> =
+                        (1..=width).map(|n| format!("${}", width * i + n)).collect();
+                    format!("({}{fixed})", params.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let events_sql = format!(
+            "INSERT INTO inbound_events (id, provider, dedupe_key, event_type, body, signature_ts, received_at) \
+             VALUES {} ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+            values(7, "")
+        );
+        let jobs_sql = format!(
+            "INSERT INTO jobs (id, kind, payload, idempotency_key, run_at, created_at, updated_at, \
+                 workspace_id, priority, state, attempts, max_attempts) \
+             VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            values(7, ", NULL, 0, 'queued', 0, NULL")
+        );
+        let mut insert_events = sqlx::query_scalar::<_, String>(&events_sql);
+        let mut insert_jobs = sqlx::query_scalar::<_, String>(&jobs_sql);
+        for (i, row) in chunk.iter().enumerate() {
+            let provider = if row.path.ends_with("tiktok") {
+                "tiktok"
+            } else {
+                "instagram"
+            };
+            let kind = format!("{provider}.webhook");
+            insert_events = insert_events
+                .bind(ids[i].clone())
+                .bind(provider)
+                .bind(format!("batched:{provider}:{b}:{i}"))
+                .bind("bench")
+                .bind(row.body.clone())
+                .bind(now / 1000)
+                .bind(now);
+            insert_jobs = insert_jobs
+                .bind(tidepost_domain::new_id())
+                .bind(kind.clone())
+                .bind(format!(r#"{{"event_id":"{}"}}"#, ids[i]))
+                .bind(format!("{kind}:{}", ids[i]))
+                .bind(now)
+                .bind(now)
+                .bind(now);
+        }
+        let mut tx = db.begin_write().await.expect("begin");
+        let stored = insert_events
+            .fetch_all(&mut *tx)
+            .await
+            .expect("insert events");
+        let queued = insert_jobs.fetch_all(&mut *tx).await.expect("insert jobs");
+        assert_eq!((stored.len(), queued.len()), (chunk.len(), chunk.len()));
+        tx.commit().await.expect("commit");
     }
     started.elapsed()
 }
