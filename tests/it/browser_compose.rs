@@ -354,5 +354,32 @@ async fn compose_publish_and_schedule(width: u32, height: u32) {
     );
     b.assert_layout_fits("/posts/scheduled").await;
     b.screenshot(TEST, "05-scheduled").await;
+
+    // Move it an hour later from its page; the page shows the new time in its zone.
+    b.goto(&app.url(&scheduled_path)).await;
+    assert!(b.text_of("#scheduled-at").await.contains(zone));
+    let later = local
+        .checked_add(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    b.client
+        .execute(
+            "document.getElementById('re-at').value = arguments[0];",
+            vec![json!(later.strftime("%Y-%m-%dT%H:%M").to_string())],
+        )
+        .await
+        .unwrap();
+    b.click("#reschedule button[type=submit]:not([name])").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let expected = later.strftime("%Y-%m-%dT%H:%M").to_string();
+    while !b.text_of("#scheduled-at").await.contains(&expected) {
+        assert!(
+            Instant::now() < deadline,
+            "the new time {expected} never showed: {}",
+            b.text_of("main").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.assert_layout_fits("the scheduled post").await;
+    b.screenshot(TEST, "06-moved").await;
     b.close().await;
 }

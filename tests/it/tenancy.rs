@@ -95,6 +95,7 @@ const ID_ROUTES: &[IdRoute] = &[
     ),
     row("GET", "/posts/{id}", Object::Post),
     row("POST", "/posts/{id}/cancel", Object::Post),
+    row("POST", "/posts/{id}/reschedule", Object::Post),
     row("POST", "/posts/{id}/targets/{target}/retry", Object::Post),
     row("GET", "/api/v1/jobs/{id}", Object::Job),
     row("POST", "/api/v1/jobs/{id}/retry", Object::Job),

@@ -36,6 +36,7 @@ pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/compose", get(page).post(submit))
         .route("/posts/scheduled", get(scheduled))
+        .route("/posts/{id}/reschedule", axum::routing::post(reschedule))
 }
 
 /// How many library items the picker offers (the newest).
@@ -660,4 +661,60 @@ async fn scheduled(
         truncated,
     }
     .into_response())
+}
+
+#[derive(Deserialize)]
+struct RescheduleForm {
+    /// Missing is the same as wrong: `check_csrf` answers with the "form has expired" page.
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    scheduled_at: String,
+    #[serde(default)]
+    time_zone: String,
+    /// "Publish now instead".
+    #[serde(default)]
+    now: Option<String>,
+}
+
+/// Moves a scheduled post to another time (or to now) through `compose::update`: the whole
+/// post is checked again at the new time, limits included.
+async fn reschedule(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<RescheduleForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    let refused = |message: String| {
+        PageError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "The post was not moved",
+            message,
+        )
+        .with_action(format!("/posts/{id}"), "Back to the post")
+    };
+    let schedule = if form.now.is_some() {
+        Schedule::default()
+    } else {
+        let at = compose::schedule::parse(
+            &form.scheduled_at,
+            Some(form.time_zone.as_str()).filter(|z| !z.trim().is_empty()),
+        )
+        .map_err(|e| refused(crate::error::capitalize(&e.message)))?;
+        Schedule {
+            at: Some(at),
+            next_free_slot: false,
+        }
+    };
+    let change = compose::Update {
+        caption: None,
+        schedule: Some(schedule),
+    };
+    match compose::update(&state.app, &viewer.workspace.id, &id, change).await {
+        Ok(_) => Ok(Redirect::to(&format!("/posts/{id}")).into_response()),
+        Err(ComposeError::NotFound(_)) => Err(PageError::not_found()),
+        Err(ComposeError::Store(e)) => Err(PageError::from(e)),
+        Err(other) => Err(refused(crate::error::capitalize(&other.to_string()))),
+    }
 }

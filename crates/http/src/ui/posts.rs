@@ -278,6 +278,18 @@ struct DetailPage {
     created: String,
     targets: Vec<TargetRow>,
     live: bool,
+    /// A scheduled post: when, shown in the zone it was scheduled in, and whether it can
+    /// still be moved (no target has started).
+    schedule: Option<ScheduleBox>,
+}
+
+struct ScheduleBox {
+    /// RFC 3339 in the post's zone.
+    at: String,
+    /// `YYYY-MM-DDTHH:MM` in that zone, for the date-time field.
+    local: String,
+    time_zone: String,
+    movable: bool,
 }
 
 async fn detail(
@@ -358,6 +370,19 @@ async fn detail(
         .filter_map(|t| TargetState::parse(&t.state))
         .collect();
     let live = states.iter().any(|s| !s.is_final());
+    let schedule = view.post.scheduled_at.map(|at| {
+        let zone = view.post.time_zone.clone().unwrap_or_else(|| "UTC".into());
+        let shown = tidepost_app::compose::schedule::show(at, Some(&zone));
+        ScheduleBox {
+            local: shown.get(..16).unwrap_or_default().to_string(),
+            at: shown,
+            time_zone: zone,
+            movable: !states.is_empty()
+                && states
+                    .iter()
+                    .all(|s| matches!(s, TargetState::Queued | TargetState::Scheduled)),
+        }
+    });
     Ok(DetailPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Posts"),
         id: view.post.id.clone(),
@@ -368,6 +393,7 @@ async fn detail(
         created: when(Some(view.post.created_at)),
         targets,
         live,
+        schedule,
     }
     .into_response())
 }
