@@ -659,3 +659,76 @@ async fn browser_uploads_resume_after_a_failed_chunk() {
     b.screenshot("media_library", "uploaded").await;
     b.close().await;
 }
+
+/// Without ffprobe a video cannot be probed: the upload says so (503, naming the fix) instead
+/// of failing obscurely, a resumable upload keeps its bytes, and images (read by their headers)
+/// still work.
+#[tokio::test]
+async fn missing_ffprobe_is_a_clear_error() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        Options {
+            env: vec![("TIDEPOST_FFPROBE_PATH", "/nonexistent/ffprobe".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let a = app.signed_in("no-ffprobe").await;
+    let key = app.api_key(&a.workspace.id, "media", &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = bare_client();
+    let video = mp4(dir.path());
+    let r = http
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .header("content-type", "video/mp4")
+        .body(video.clone())
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert!(
+        p["detail"].as_str().unwrap().contains("install ffmpeg"),
+        "{p}"
+    );
+    let r = http
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", video.len().to_string())
+        .send()
+        .await
+        .unwrap();
+    let url = app.url(&header(&r, "location"));
+    let r = http
+        .patch(&url)
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "0")
+        .body(video.clone())
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    let upload: Value = http
+        .get(&url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(upload["state"], "receiving", "kept, to finish later");
+    assert_eq!(upload["offset"], video.len());
+    let r = http
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .header("content-type", "image/jpeg")
+        .body(jpeg(dir.path(), 800, 800))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

@@ -297,14 +297,17 @@ pub async fn import_file(
     content_type: &str,
     original_name: Option<&str>,
 ) -> Result<Media, MediaError> {
+    // Probe before the file moves: when probing cannot run, the caller keeps its file whole.
+    let probed = prober(app).probe(path).await?;
     let stored = storage(app).put_file(path).await?;
-    record(
+    record_probed(
         app,
         workspace_id,
         stored,
         content_type,
         original_name,
         Strict::Strict,
+        Ok(probed),
     )
     .await
 }
@@ -317,11 +320,32 @@ async fn record(
     original_name: Option<&str>,
     strict: Strict,
 ) -> Result<Media, MediaError> {
-    let disk = storage(app);
-    let path = disk
+    let path = storage(app)
         .local_path(&stored.sha256)
         .ok_or_else(|| MediaError::Unavailable("the storage has no local copy to probe".into()))?;
     let probed = prober(app).probe(&path).await;
+    record_probed(
+        app,
+        workspace_id,
+        stored,
+        content_type,
+        original_name,
+        strict,
+        probed,
+    )
+    .await
+}
+
+async fn record_probed(
+    app: &App,
+    workspace_id: &str,
+    stored: storage::Stored,
+    content_type: &str,
+    original_name: Option<&str>,
+    strict: Strict,
+    probed: Result<MediaInfo, ProbeError>,
+) -> Result<Media, MediaError> {
+    let disk = storage(app);
     let now = tidepost_domain::now_ms();
     let name = original_name.map(clean_name);
     let mut row = Media {

@@ -561,3 +561,38 @@ async fn sweep_cleans_up_sqlite() {
 async fn sweep_cleans_up_postgres() {
     sweep_cleans_up(Backend::Postgres).await;
 }
+
+/// Probing that cannot run (no ffprobe) is not the file's fault: a finished resumable upload
+/// keeps its bytes, and finishes once ffprobe is there.
+#[tokio::test]
+async fn an_upload_waits_for_ffprobe() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let without = app(
+        &db,
+        dir.path(),
+        &[("ffprobe_path", "/nonexistent/ffprobe".into())],
+    )
+    .await;
+    let ws = workspace(&without, "a").await;
+    let video = std::fs::read(clip(dir.path(), "v.mp4", 360, 640, 4, H264)).unwrap();
+    let up = uploads::create(&without, &ws, video.len() as u64, "", None)
+        .await
+        .unwrap();
+    let err = uploads::append(&without, &ws, &up.id, 0, &video[..])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MediaError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("install ffmpeg"), "{err}");
+    assert_eq!(
+        std::fs::read(uploads::dir(&without).join(&up.id)).unwrap(),
+        video,
+        "the bytes are kept whole"
+    );
+    let with = app(&db, dir.path(), &[]).await;
+    let done = uploads::append(&with, &ws, &up.id, video.len() as u64, &b""[..])
+        .await
+        .unwrap();
+    assert_eq!(done.state, "complete");
+    assert!(done.media_id.is_some());
+}
