@@ -149,3 +149,108 @@ async fn prune_sweeps(app: &App, now: i64) {
         tracing::debug!("pruning old dispatch sweeps failed: {err}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+    use tidepost_store::{Db, both_backends};
+    use tidepost_vault::Keyring;
+
+    use super::*;
+    use crate::config::{Config, RawSettings};
+    use crate::outbound::endpoints::{self, NewEndpoint};
+    use crate::providers::Providers;
+
+    fn app(db: &Db) -> App {
+        let raw = RawSettings::gather(&[("sandbox", "true".into())], |_| None, None).unwrap();
+        let config = Config::from_raw(&raw).unwrap();
+        let providers = Providers::from_config(&config, None);
+        let keys = Keyring::generate_key_text().expose_secret().to_string();
+        App::new(
+            config,
+            db.clone(),
+            Keyring::parse(&keys).unwrap(),
+            providers,
+        )
+    }
+
+    async fn count(db: &Db, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(db.pool()).await.unwrap()
+    }
+
+    both_backends!(
+        concurrent_sweeps_deliver_each_event_once,
+        |db: Db| async move {
+            let app = app(&db);
+            let ws = tidepost_store::workspaces::create(&db, "w", "W")
+                .await
+                .unwrap()
+                .id;
+            let endpoint = |types: &[&str]| NewEndpoint {
+                url: "http://127.0.0.1:9/hook".into(),
+                event_types: types.iter().map(|t| t.to_string()).collect(),
+                enabled: true,
+                ..Default::default()
+            };
+            endpoints::create(&app, &ws, endpoint(&[])).await.unwrap();
+            endpoints::create(&app, &ws, endpoint(&["post.failed"]))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            for i in 0..30 {
+                let kind = if i % 3 == 0 {
+                    "post.failed"
+                } else {
+                    "post.published"
+                };
+                tidepost_store::events::record(&db, &ws, kind, None, &json!({"n": i}))
+                    .await
+                    .unwrap();
+            }
+            // Four sweeps at once, as four instances would run them.
+            let (a, b, c, d) = tokio::join!(
+                dispatch(&app),
+                dispatch(&app),
+                dispatch(&app),
+                dispatch(&app)
+            );
+            let created = a.unwrap() + b.unwrap() + c.unwrap() + d.unwrap();
+            // 30 events for the catch-all endpoint, 10 failures for the other.
+            assert_eq!(created, 40);
+            assert_eq!(
+                count(&db, "SELECT COUNT(*) FROM webhook_deliveries").await,
+                40
+            );
+            assert_eq!(
+                count(
+                    &db,
+                    "SELECT COUNT(*) FROM jobs WHERE kind = 'webhooks.deliver'"
+                )
+                .await,
+                40,
+                "one job per delivery"
+            );
+            assert_eq!(
+                count(
+                    &db,
+                    "SELECT COUNT(DISTINCT event_id || endpoint_id) FROM webhook_deliveries"
+                )
+                .await,
+                40
+            );
+            // A later sweep re-reads the look-back window and creates nothing.
+            assert_eq!(dispatch(&app).await.unwrap(), 0);
+            assert!(webhook_deliveries::cursor(&db).await.unwrap().is_some());
+            let body: String = sqlx::query_scalar("SELECT body FROM webhook_deliveries LIMIT 1")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_str(&body).unwrap();
+            assert!(
+                body["type"].is_string()
+                    && body["timestamp"].is_string()
+                    && body["data"]["n"].is_number()
+            );
+        }
+    );
+}
