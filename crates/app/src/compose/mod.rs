@@ -330,6 +330,48 @@ fn tiktok_media(
     }
 }
 
+/// The media library's per-platform rules (`media::rules::check`) for each uploaded item that
+/// was probed (container, codecs, duration, size, dimensions), as issues of this target: every
+/// broken rule of every item, each named (`tiktok.video.duration`, `instagram.reel.codec`, …).
+async fn media_rules(
+    app: &App,
+    workspace_id: &str,
+    media: &[Item],
+    index: usize,
+    spec: &TargetSpec,
+    prepared: &Prepared,
+) -> Result<Vec<Issue>, StoreError> {
+    use crate::media::rules;
+    let platform = prepared.account.platform.as_str();
+    let kind = if platform == crate::instagram::PLATFORM {
+        prepared.mode.as_str()
+    } else {
+        prepared.kind.as_str()
+    };
+    let Some(target) = rules::Target::from_parts(platform, kind) else {
+        return Ok(Vec::new());
+    };
+    let mut issues = Vec::new();
+    for (n, item) in media.iter().enumerate() {
+        let Some(id) = &item.media_id else { continue };
+        let Some(stored) = tidepost_store::media::get(&app.db, workspace_id, id).await? else {
+            continue;
+        };
+        let Some(info) = crate::media::info(&stored) else {
+            continue;
+        };
+        for v in rules::check(target, &info, &rules::CreatorLimits::default()) {
+            issues.push(issue(
+                Some((index, spec, Some(platform))),
+                format!("media[{n}]"),
+                v.rule,
+                v.message,
+            ));
+        }
+    }
+    Ok(issues)
+}
+
 /// Checks the target `spec` (index `index`) with its platform's checks.
 async fn prepare_target(
     app: &App,
@@ -628,6 +670,11 @@ async fn validate_except(
                     continue;
                 }
             };
+        let violations = media_rules(app, workspace_id, &new.media, index, spec, &prepared).await?;
+        if !violations.is_empty() {
+            issues.extend(violations);
+            continue;
+        }
         if !check_time {
             planned.push(PlannedTarget {
                 spec: spec.clone(),
