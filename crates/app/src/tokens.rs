@@ -88,12 +88,12 @@ pub fn open(app: &App, account: &Account, column: &str) -> Result<SecretString, 
         .decrypt_str(envelope, &aad(&account.id, column))?)
 }
 
-/// Runs `call` with a valid access token of `account` (see the module docs).
-pub async fn with_token<T, F, Fut>(app: &App, account: &Account, call: F) -> Result<T, TokenError>
-where
-    F: Fn(SecretString) -> Fut,
-    Fut: Future<Output = Result<T, ProviderError>>,
-{
+/// The account with an access token usable now: refused when it must be connected again,
+/// refreshed first when the token is about to expire. [`with_token`] starts with this; a caller
+/// that records a durable intent before its call runs it *before* the intent, so that a refresh
+/// (which may wait for another instance's) never sits between intent and call. `with_token`
+/// with the returned account then calls at once, refreshing again only after a 401.
+pub async fn ready(app: &App, account: &Account) -> Result<Account, TokenError> {
     if account.needs_reauth() {
         return Err(TokenError::NeedsReauth(
             account
@@ -102,13 +102,22 @@ where
                 .unwrap_or_else(|| "access was revoked".into()),
         ));
     }
-    let mut account = account.clone();
     if account
         .access_expires_at
         .is_some_and(|at| at - EXPIRY_MARGIN_MS < now_ms())
     {
-        account = refresh_seen(app, &account).await?;
+        return refresh_seen(app, account).await;
     }
+    Ok(account.clone())
+}
+
+/// Runs `call` with a valid access token of `account` (see the module docs).
+pub async fn with_token<T, F, Fut>(app: &App, account: &Account, call: F) -> Result<T, TokenError>
+where
+    F: Fn(SecretString) -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let account = ready(app, account).await?;
     match call(open(app, &account, ACCESS_TOKEN)?).await {
         Ok(value) => Ok(value),
         Err(err) if err.kind == ErrorKind::Reauth && err.token_refresh_may_help() => {

@@ -870,7 +870,7 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
         .meta()
         .map_err(|e| retry(e.to_string(), Some(Duration::from_secs(60)), None))?
         .clone();
-    let run = Run {
+    let mut run = Run {
         app,
         ctx,
         account,
@@ -943,8 +943,24 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     };
 
     // 3. media_publish as a durable step: its answer decides only together with the
-    //    container's status.
-    let step = ctx.step(&format!("publish-{generation}")).await?;
+    //    container's status. What may wait or be refused (a token refresh, the publishing
+    //    limit, itself a Graph call) runs before the intent when none is recorded yet, so the
+    //    intent is written right before media_publish.
+    let step_name = format!("publish-{generation}");
+    let mut limit_checked = false;
+    if !published_already && ctx.peek_step(&step_name).await?.is_absent() {
+        run.account = tokens::ready(app, &run.account).await.map_err(halt_for)?;
+        if let Some(message) = limit_reached(&run, now).await? {
+            posts::restart_publish(&app.db, &r.workspace_id, &r.target_id, generation, now).await?;
+            return Err(Halt::Fail(error(
+                "publishing_limit",
+                message,
+                ErrorKind::RateLimited,
+            )));
+        }
+        limit_checked = true;
+    }
+    let step = ctx.step(&step_name).await?;
     let media_id: Option<String> = match step {
         StepState::Done(outcome) => outcome
             .get("media_id")
@@ -957,10 +973,12 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
         }
         StepState::OutcomeUnknown(intent) | StepState::New(intent) => {
             // The container is FINISHED (not published): publishing now cannot post twice.
-            let limit = publishing_limit(app, &run.account)
-                .await
-                .map_err(halt_for)?;
-            if let Some((message, _)) = limit_refusal(&limit, now) {
+            let refused = if limit_checked {
+                None
+            } else {
+                limit_reached(&run, now).await?
+            };
+            if let Some(message) = refused {
                 intent
                     .record(&json!({"not_sent": "publishing limit"}))
                     .await?;
@@ -1067,6 +1085,14 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     .await?;
     tracing::info!(target_id = %target.id, media_id = ?media_id, "Instagram post published");
     Ok(())
+}
+
+/// The refusal message when the account's publishing limit leaves no post now.
+async fn limit_reached(run: &Run<'_>, now: i64) -> Result<Option<String>, Halt> {
+    let limit = publishing_limit(run.app, &run.account)
+        .await
+        .map_err(halt_for)?;
+    Ok(limit_refusal(&limit, now).map(|(message, _)| message))
 }
 
 fn container_state(state: &ContainerState) -> &str {

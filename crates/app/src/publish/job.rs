@@ -119,9 +119,15 @@ fn upload_url_aad(target_id: &str) -> Aad<'_> {
     Aad::new("post_targets", target_id, "upload_url")
 }
 
-/// Reserves the quota, waits for a posting slot, then runs init as durable step
-/// `init-<generation>` and stores its `publish_id` (and sealed upload URL) before recording
-/// the step's outcome.
+/// Runs init as durable step `init-<generation>` and stores its `publish_id` (and sealed
+/// upload URL) before recording the step's outcome.
+///
+/// Everything that may wait or fail before the request (a usable token, the quota reservation,
+/// the posting slot) happens before the step's intent is recorded, so the intent is written
+/// immediately before the request: a crash while waiting leaves no intent, and the next run
+/// prepares again instead of failing the post as "outcome unknown". A run that took a slot and
+/// then stopped before the intent costs its slot (the next run takes another): that only slows.
+/// The request is never made without a slot this run took.
 async fn init(
     app: &App,
     ctx: &JobContext,
@@ -151,9 +157,37 @@ async fn init(
     } else {
         None
     };
-    let (chunk_size, chunks) = plan.map_or((0, 0), |p| {
-        (p.chunk_size() as i64, p.total_chunk_count() as i64)
-    });
+    let prepare = Prepare {
+        app,
+        ctx,
+        account,
+        target,
+        mode,
+        plan,
+    };
+
+    // Prepared only when no run has recorded the intent: a recorded one is done or unknown,
+    // and neither sends init again.
+    let prepared = if ctx.peek_step(&step_name).await?.is_absent() {
+        match prepare.run().await {
+            Ok(ready) => Some(ready),
+            Err(halt) => {
+                // No intent was recorded; the reservation is released with a new generation
+                // so that a waiting post holds no quota.
+                posts::restart_publish(
+                    &app.db,
+                    &target.workspace_id,
+                    &target.id,
+                    target.init_generation,
+                    now,
+                )
+                .await?;
+                return Err(halt);
+            }
+        }
+    } else {
+        None
+    };
 
     let step = ctx.step(&step_name).await?;
     let intent = match step {
@@ -177,60 +211,29 @@ async fn init(
         }
         StepState::New(intent) => intent,
     };
-    // Quota and rate limit before the call; a refusal releases the intent for a new
-    // generation so the next run gets a fresh step instead of an unknown one.
-    let gate = async {
-        if let Err(err) = limits::reserve_init(
-            app,
-            account,
-            mode,
-            &target.id,
-            target.bytes_total,
-            chunk_size,
-            chunks,
-            now,
-        )
-        .await
-        {
-            return Err(match err {
-                // A quota opens in hours: the target fails with the time; the user may retry.
-                super::PublishError::Quota { message, .. } => {
-                    Halt::Fail(local_error("quota", message, ErrorKind::RateLimited))
-                }
-                super::PublishError::Store(e) => Halt::from(e),
-                other => Halt::Fail(local_error(
-                    "invalid",
-                    other.to_string(),
-                    ErrorKind::Permanent,
-                )),
-            });
-        }
-        // The slot is taken at the time of the call, not of the run's start: the quota
-        // reservation above may have waited for its lock, and a slot stamped earlier than the
-        // call would open the next window early.
-        let at = ctx.clock().now_ms();
-        match limits::posting_slot(app, &account.id, at).await? {
-            Admission::Admitted => Ok(()),
-            Admission::WaitUntil(until) => {
-                Err(wait_until(until, at, "TikTok's posting rate limit"))
+    let ready = match prepared {
+        Some(ready) => ready,
+        // The peek saw a step that `step` then did not find: it cannot happen while steps are
+        // never deleted, but the call still needs its slot, so prepare now, after the intent,
+        // and release the intent if the gate refuses.
+        None => match prepare.run().await {
+            Ok(ready) => ready,
+            Err(halt) => {
+                intent.record(&json!({"not_sent": true})).await?;
+                posts::restart_publish(
+                    &app.db,
+                    &target.workspace_id,
+                    &target.id,
+                    target.init_generation,
+                    now,
+                )
+                .await?;
+                return Err(halt);
             }
-        }
-    }
-    .await;
-    if let Err(halt) = gate {
-        intent.record(&json!({"not_sent": true})).await?;
-        posts::restart_publish(
-            &app.db,
-            &target.workspace_id,
-            &target.id,
-            target.init_generation,
-            now,
-        )
-        .await?;
-        return Err(halt);
-    }
+        },
+    };
 
-    let result = call_init(app, client, account, post, options, target, mode, plan).await;
+    let result = call_init(app, client, &ready, post, options, target, mode, plan).await;
     match result {
         Ok(init) => {
             let sealed = init.upload_url.as_ref().map(|u| {
@@ -269,6 +272,64 @@ async fn init(
             )
             .await?;
             Err(halt_for(err))
+        }
+    }
+}
+
+/// What init needs before its intent is recorded.
+struct Prepare<'a> {
+    app: &'a App,
+    ctx: &'a JobContext,
+    account: &'a Account,
+    target: &'a Target,
+    mode: Mode,
+    plan: Option<ChunkPlan>,
+}
+
+impl Prepare<'_> {
+    /// A usable token (refreshed when due), the quota reserved, then a posting slot, in that
+    /// order: the refresh may wait for another instance's and the reservation for the quota
+    /// lock, and the slot is stamped last, at the time of the call, since a slot stamped earlier
+    /// than the call would open the next window early. Returns the account with its usable
+    /// token; a refusal says when to try again (or fails the post for a quota).
+    async fn run(&self) -> Result<Account, Halt> {
+        let (app, account, target) = (self.app, self.account, self.target);
+        let ready = tokens::ready(app, account).await.map_err(halt_for)?;
+        let (chunk_size, chunks) = self.plan.map_or((0, 0), |p| {
+            (p.chunk_size() as i64, p.total_chunk_count() as i64)
+        });
+        let now = self.ctx.clock().now_ms();
+        if let Err(err) = limits::reserve_init(
+            app,
+            account,
+            self.mode,
+            &target.id,
+            target.bytes_total,
+            chunk_size,
+            chunks,
+            now,
+        )
+        .await
+        {
+            return Err(match err {
+                // A quota opens in hours: the target fails with the time; the user may retry.
+                super::PublishError::Quota { message, .. } => {
+                    Halt::Fail(local_error("quota", message, ErrorKind::RateLimited))
+                }
+                super::PublishError::Store(e) => Halt::from(e),
+                other => Halt::Fail(local_error(
+                    "invalid",
+                    other.to_string(),
+                    ErrorKind::Permanent,
+                )),
+            });
+        }
+        let at = self.ctx.clock().now_ms();
+        match limits::posting_slot(app, &account.id, at).await? {
+            Admission::Admitted => Ok(ready),
+            Admission::WaitUntil(until) => {
+                Err(wait_until(until, at, "TikTok's posting rate limit"))
+            }
         }
     }
 }
