@@ -127,17 +127,6 @@ pub const SETTINGS: &[Setting] = &[
         "Largest media upload accepted, in bytes."),
     setting!("session_hours", flag: None, env: ["TIDEPOST_SESSION_HOURS"], default: Some("168"), secret: false,
         "How long a sign-in lasts, in hours."),
-    // Outbound webhooks (Standard Webhooks).
-    setting!("webhooks_allow_private", flag: None, env: ["TIDEPOST_WEBHOOKS_ALLOW_PRIVATE"], default: None, secret: false,
-        "Let webhook endpoints be loopback, private, link-local or other non-public addresses (the SSRF guard refuses them otherwise). Default: on in sandbox mode, off otherwise."),
-    setting!("webhooks_timeout_secs", flag: None, env: ["TIDEPOST_WEBHOOKS_TIMEOUT_SECS"], default: Some("15"), secret: false,
-        "How long a webhook receiver has to answer 2xx before the attempt counts as failed, in seconds."),
-    setting!("webhooks_secret_overlap_secs", flag: None, env: ["TIDEPOST_WEBHOOKS_SECRET_OVERLAP_SECS"], default: Some("86400"), secret: false,
-        "After a webhook secret is rotated, how long the old secret keeps signing beside the new one (both signatures are sent), in seconds."),
-    setting!("webhooks_disable_after_failures", flag: None, env: ["TIDEPOST_WEBHOOKS_DISABLE_AFTER_FAILURES"], default: Some("5"), secret: false,
-        "A webhook endpoint is disabled when this many deliveries in a row failed after every retry (about 27.5 hours of retries each)."),
-    setting!("webhooks_dispatch_interval_ms", flag: None, env: ["TIDEPOST_WEBHOOKS_DISPATCH_INTERVAL_MS"], default: Some("1000"), secret: false,
-        "How often new events are turned into webhook deliveries, in milliseconds."),
     // The media library.
     setting!("media_dir", flag: None, env: ["TIDEPOST_MEDIA_DIR"], default: None, secret: false,
         "Folder for stored media files, each named by the SHA-256 of its bytes, and unfinished resumable uploads. Default: `media` in the data folder."),
@@ -149,6 +138,17 @@ pub const SETTINGS: &[Setting] = &[
         "The ffprobe program (Debian's `ffmpeg` package) that reads the container, codecs, duration and picture size of uploaded videos."),
     setting!("probe_timeout_secs", flag: None, env: ["TIDEPOST_PROBE_TIMEOUT_SECS"], default: Some("30"), secret: false,
         "How long ffprobe may take on one file, in seconds."),
+    // Outbound webhooks (Standard Webhooks).
+    setting!("webhooks_allow_private", flag: None, env: ["TIDEPOST_WEBHOOKS_ALLOW_PRIVATE"], default: None, secret: false,
+        "Let webhook endpoints be loopback, private, link-local or other non-public addresses (the SSRF guard refuses them otherwise). Default: on in sandbox mode, off otherwise."),
+    setting!("webhooks_timeout_secs", flag: None, env: ["TIDEPOST_WEBHOOKS_TIMEOUT_SECS"], default: Some("15"), secret: false,
+        "How long a webhook receiver has to answer 2xx before the attempt counts as failed, in seconds."),
+    setting!("webhooks_secret_overlap_secs", flag: None, env: ["TIDEPOST_WEBHOOKS_SECRET_OVERLAP_SECS"], default: Some("86400"), secret: false,
+        "After a webhook secret is rotated, how long the old secret keeps signing beside the new one (both signatures are sent), in seconds."),
+    setting!("webhooks_disable_after_failures", flag: None, env: ["TIDEPOST_WEBHOOKS_DISABLE_AFTER_FAILURES"], default: Some("5"), secret: false,
+        "A webhook endpoint is disabled when this many deliveries in a row failed after every retry (about 27.5 hours of retries each)."),
+    setting!("webhooks_dispatch_interval_ms", flag: None, env: ["TIDEPOST_WEBHOOKS_DISPATCH_INTERVAL_MS"], default: Some("1000"), secret: false,
+        "How often new events are turned into webhook deliveries, in milliseconds."),
 ];
 
 /// Looks a setting up by name.
@@ -403,8 +403,8 @@ pub struct Config {
     pub meta: MetaSettings,
     pub token_refresh_window_secs: u64,
     pub publish: PublishSettings,
-    pub outbound: crate::outbound::OutboundSettings,
     pub media: crate::media::MediaSettings,
+    pub outbound: crate::outbound::OutboundSettings,
 }
 
 /// Publishing limits (see the `tiktok_*` and `max_upload_bytes` settings).
