@@ -27,9 +27,42 @@ async fn health_and_readiness(backend: Backend) {
         Backend::Sqlite => "SQLite",
         Backend::Postgres => "PostgreSQL",
     };
-    assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({"status": "ready", "database": database})
+    let body = response.json::<Value>().await.unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["database"], database, "{body}");
+    assert_eq!(body["ffprobe"]["available"], true, "{body}");
+    assert!(
+        body["ffprobe"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("ffprobe version"),
+        "{body}"
+    );
+}
+
+/// A missing ffprobe leaves the instance ready for everything but video uploads: `/readyz`
+/// answers 200 with `"status": "degraded"` and says why, so monitoring can alert without a load
+/// balancer taking the instance out of rotation.
+#[tokio::test]
+async fn readiness_reports_a_missing_ffprobe() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        Options {
+            env: vec![("TIDEPOST_FFPROBE_PATH", "/nonexistent/ffprobe".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let response = bare_client().get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.json::<Value>().await.unwrap();
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["database"], "SQLite", "{body}");
+    assert_eq!(body["ffprobe"]["available"], false, "{body}");
+    let error = body["ffprobe"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("/nonexistent/ffprobe") && error.contains("install ffmpeg"),
+        "{body}"
     );
 }
 

@@ -1,5 +1,6 @@
 //! Operational routes: `/healthz` (the process is up), `/readyz` (the database answers and its
-//! schema is current), `/metrics` (Prometheus text), and the request-metrics middleware.
+//! schema is current; ffprobe's presence is reported beside it), `/metrics` (Prometheus text),
+//! and the request-metrics middleware.
 
 use std::any::Any;
 use std::time::Instant;
@@ -26,6 +27,15 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
+/// Readiness. The database decides it: without a current schema nothing works, so the answer
+/// is 503 and a load balancer sends no traffic here.
+///
+/// ffprobe is reported but does not make the instance unready: without it only video uploads
+/// fail (with a 503 naming the fix), while the API, images, OAuth, webhooks and publishing of
+/// media already stored keep working, and taking every instance out of rotation for a missing
+/// tool would turn a partial outage into a full one. So a missing ffprobe answers **200** with
+/// `"status": "degraded"` and `"ffprobe": {"available": false, "error": …}`, which monitoring
+/// can alert on. (`ffprobe -version` runs on each request; it takes milliseconds.)
 async fn readyz(State(state): State<HttpState>) -> Response {
     let db = &state.app.db;
     let result = match db.ping().await {
@@ -34,7 +44,25 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     };
     match result {
         Ok(()) => {
-            axum::Json(json!({"status": "ready", "database": db.dialect().name()})).into_response()
+            let (status, ffprobe) = match tidepost_app::media::prober(&state.app).check().await {
+                Ok(version) => ("ready", json!({"available": true, "version": version})),
+                Err(err) => {
+                    tracing::warn!(error = %err, "ffprobe is unavailable: video uploads will fail");
+                    (
+                        "degraded",
+                        json!({
+                            "available": false,
+                            "error": err.to_string(),
+                        }),
+                    )
+                }
+            };
+            axum::Json(json!({
+                "status": status,
+                "database": db.dialect().name(),
+                "ffprobe": ffprobe,
+            }))
+            .into_response()
         }
         Err(err) => {
             tracing::warn!(error = %err, "not ready");
