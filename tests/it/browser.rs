@@ -462,3 +462,38 @@ async fn dashboard_actions_are_centred() {
     assert_eq!(justify, "center");
     b.close().await;
 }
+
+/// Connects the emulator's Instagram business account through Facebook Login and the chooser,
+/// in a signed-in browser (shared by the browser tests that need an Instagram account).
+pub async fn connect_instagram(b: &Browser, app: &TestApp) {
+    let emulator = app.emulator.clone().expect("the emulator runs");
+    b.goto(&app.url("/connect/instagram")).await;
+    b.click("form[action='/connect/instagram'] button[type=submit]")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !b
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(&emulator)
+    {
+        assert!(Instant::now() < deadline, "never reached Facebook's dialog");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.click("button[name=decision][value=approve]").await;
+    b.wait_for_path("the chooser", |p| {
+        p.starts_with("/oauth/instagram/callback")
+    })
+    .await;
+    b.click(&format!(
+        "input[name=page][value='{}']",
+        tidepost_emulator::meta::state::BUSINESS_PAGE_ID
+    ))
+    .await;
+    b.click("form[action='/connect/instagram/choose'] button[type=submit]")
+        .await;
+    b.wait_for_path("the account page", |p| p.ends_with("?connected=1"))
+        .await;
+}

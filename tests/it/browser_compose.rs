@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use serde_json::{Value, json};
-use tidepost_emulator::meta::state::BUSINESS_PAGE_ID;
 use tidepost_store::testing::Backend;
 
-use crate::browser::Browser;
+use crate::browser::{Browser, connect_instagram};
 use crate::support::*;
 
 const TEST: &str = "compose_publish_and_schedule";
@@ -79,37 +78,6 @@ async fn wait_until(b: &Browser, what: &str, script: &str, seconds: u64) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Connects the emulator's Instagram business account through Facebook Login and the chooser.
-async fn connect_instagram(b: &Browser, app: &TestApp) {
-    let emulator = app.emulator.clone().expect("the emulator runs");
-    b.goto(&app.url("/connect/instagram")).await;
-    b.click("form[action='/connect/instagram'] button[type=submit]")
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !b
-        .client
-        .current_url()
-        .await
-        .unwrap()
-        .as_str()
-        .starts_with(&emulator)
-    {
-        assert!(Instant::now() < deadline, "never reached Facebook's dialog");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    b.click("button[name=decision][value=approve]").await;
-    b.wait_for_path("the chooser", |p| {
-        p.starts_with("/oauth/instagram/callback")
-    })
-    .await;
-    b.click(&format!("input[name=page][value='{BUSINESS_PAGE_ID}']"))
-        .await;
-    b.click("form[action='/connect/instagram/choose'] button[type=submit]")
-        .await;
-    b.wait_for_path("the account page", |p| p.ends_with("?connected=1"))
-        .await;
 }
 
 async fn compose_publish_and_schedule(width: u32, height: u32) {

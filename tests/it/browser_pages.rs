@@ -1,0 +1,466 @@
+//! The CRM, webhook, media and API-docs pages in headless Chromium at phone (390×844) and
+//! desktop (1280×800) width, over real data: the emulator's Instagram account connected through
+//! the browser and a TikTok one through the API; a webhook endpoint created in Settings (its
+//! secret shown once) with a local receiver; an image uploaded and published to Instagram; a
+//! fan's comment delivered by the emulator's comments webhook; the CRM sync sampling the post's
+//! metrics twice (so the creator's chart has a line). Then every page is visited at both widths:
+//! no sideways scrolling, no tiny buttons, and the key content there — the chart drawn, timeline
+//! entries, the contact found by search, a reply sent from the inbox and shown under the
+//! comment, the endpoint's delivery and its attempts, the API reference grouped by tag.
+//! Screenshots under `target/screenshots/new_pages/`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+use serde_json::{Value, json};
+
+use crate::browser::{Browser, connect_instagram};
+use crate::support::*;
+
+const TEST: &str = "new_pages";
+const CAPTION: &str = "Rock pools at dawn #tidepost";
+const COMMENT: &str = "where is this?";
+const FAN: &str = "carol.tides";
+
+/// A webhook receiver on loopback that answers every request `204` and counts them.
+async fn receiver() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/tidepost", listener.local_addr().unwrap());
+    let counter = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, hits)
+}
+
+/// A 1080×1350 test-pattern JPEG (a valid Instagram feed image).
+fn jpeg(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("rock-pools.jpg");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+        .args([
+            "-i",
+            "testsrc=size=1080x1350",
+            "-frames:v",
+            "1",
+            "-q:v",
+            "4",
+        ])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs (Debian: apt-get install ffmpeg; .ci/run installs it)");
+    assert!(status.success(), "ffmpeg made the fixture image");
+    std::fs::read(path).unwrap()
+}
+
+async fn run(b: &Browser, script: &str) -> Value {
+    b.client.execute(script, vec![]).await.unwrap()
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, for at most `seconds`.
+async fn eventually<T, F, Fut>(what: &str, seconds: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "never saw {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Makes the CRM sweep due now (it runs every minute; the test does not wait for it).
+async fn sweep_now(app: &TestApp) {
+    sqlx::query("UPDATE job_schedules SET next_run_at = 0 WHERE name = 'crm.sweep'")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+}
+
+async fn samples(app: &TestApp, ws: &str, target: &str) -> usize {
+    tidepost_store::crm::metrics::series(&app.db, ws, target, 10)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Everything the pages show, made once through the real flows.
+struct World {
+    app: TestApp,
+
+    creator_id: String,
+    contact_id: String,
+    endpoint_id: String,
+    hits: Arc<AtomicUsize>,
+}
+
+#[tokio::test]
+async fn new_pages_at_phone_and_desktop() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        Options {
+            emulator: true,
+            workers: true,
+            env: vec![("TIDEPOST_WEBHOOKS_ALLOW_PRIVATE", "true".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (_, workspace) = app.create_user("ada@example.com", "acme").await;
+    let ws = workspace.id.clone();
+    let key = app.api_key(&ws, "setup", &[]).await;
+    connect_tiktok_via_api(&app, &key, "tidepost.sandbox").await;
+    let emulator = app.emulator.clone().unwrap();
+    // The emulator's Meta app sends comments webhooks to this server.
+    let answer = bare_client()
+        .put(format!("{emulator}/_emulator/meta/settings"))
+        .json(&json!({"webhook_url": app.url("/webhooks/instagram")}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "meta settings");
+    let (hook_url, hits) = receiver().await;
+
+    // Phone width first: sign in, connect Instagram, add the endpoint, so the events that
+    // follow are delivered to it.
+    let b = Browser::start(390, 844).await;
+    sign_in(&b, &app).await;
+    connect_instagram(&b, &app).await;
+    let endpoint_id = add_endpoint(&b, &app, &hook_url, "CRM receiver").await;
+
+    // Publish an image to Instagram through the API and wait for it.
+    let accounts: Value = app
+        .api_get(&key, "/api/v1/accounts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let instagram = accounts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["platform"] == "instagram")
+        .unwrap_or_else(|| panic!("an Instagram account: {accounts}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fixtures = tempfile::tempdir().unwrap();
+    let uploaded: Value = bare_client()
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .header("content-type", "image/jpeg")
+        .header("x-file-name", "rock-pools.jpg")
+        .body(jpeg(fixtures.path()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let media_id = uploaded["id"].as_str().expect("an upload id").to_string();
+    let created: Value = bare_client()
+        .post(app.url("/api/v1/posts"))
+        .bearer_auth(&key)
+        .json(
+            &json!({"caption": CAPTION, "media": [{"media_id": media_id}],
+            "targets": [{"account_id": instagram}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let post_id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a post: {created}"))
+        .to_string();
+    let target = eventually("the post published", 60, || async {
+        let post: Value = app
+            .api_get(&key, &format!("/api/v1/posts/{post_id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let t = post["targets"][0].clone();
+        assert_ne!(t["state"], "failed", "{post}");
+        (t["state"] == "published").then_some(t)
+    })
+    .await;
+    let target_id = target["id"].as_str().unwrap().to_string();
+    let ig_media = target["instagram"]["media_id"]
+        .as_str()
+        .or_else(|| target["post_ids"][0].as_str())
+        .unwrap_or_else(|| panic!("the Instagram media id: {target}"))
+        .to_string();
+
+    // A fan comments; the emulator's webhook brings it in as a contact and an interaction.
+    let injected = bare_client()
+        .post(format!("{emulator}/_emulator/meta/comments"))
+        .json(&json!({"media_id": ig_media, "text": COMMENT, "username": FAN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(injected.status(), reqwest::StatusCode::CREATED);
+    let contact_id = eventually("the fan as a contact", 30, || async {
+        let found: Value = app
+            .api_get(&key, &format!("/api/v1/contacts?q={FAN}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        found["data"][0]["id"].as_str().map(str::to_string)
+    })
+    .await;
+
+    // The CRM sync samples the post's metrics; a second sample comes in the next minute (the
+    // metrics job is once per account per minute), so keep the track due while the pages are
+    // visited.
+    sweep_now(&app).await;
+    eventually("a first metrics sample", 30, || async {
+        (samples(&app, &ws, &target_id).await >= 1).then_some(())
+    })
+    .await;
+    let nudger = {
+        let db = app.db.clone();
+        let target_id = target_id.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = tidepost_domain::now_ms();
+                sqlx::query("UPDATE metric_tracks SET next_sample_at = $1 WHERE target_id = $2")
+                    .bind(now)
+                    .bind(&target_id)
+                    .execute(db.pool())
+                    .await
+                    .unwrap();
+                sqlx::query("UPDATE job_schedules SET next_run_at = 0 WHERE name = 'crm.sweep'")
+                    .execute(db.pool())
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    let creator_id: Option<String> =
+        sqlx::query_scalar("SELECT creator_id FROM accounts WHERE id = $1")
+            .bind(&instagram)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    let world = World {
+        app,
+        creator_id: creator_id.expect("the Instagram account has a creator"),
+        contact_id,
+        endpoint_id,
+        hits,
+    };
+
+    visit(&b, &world, true).await;
+    b.close().await;
+    let wide = Browser::start(1280, 800).await;
+    sign_in(&wide, &world.app).await;
+    add_endpoint(
+        &wide,
+        &world.app,
+        "https://crm.example.com/hooks/tidepost",
+        "",
+    )
+    .await;
+    visit(&wide, &world, false).await;
+    wide.close().await;
+    nudger.abort();
+}
+
+async fn sign_in(b: &Browser, app: &TestApp) {
+    b.goto(&app.url("/login")).await;
+    b.fill("#email", "ada@example.com").await;
+    b.fill("#password", PASSWORD).await;
+    b.click("form[action='/login'] button[type=submit]").await;
+    b.wait_for_path("the dashboard", |p| p == "/").await;
+}
+
+/// Adds an endpoint on Settings → Webhooks; checks its secret is shown once. Returns its id.
+async fn add_endpoint(b: &Browser, app: &TestApp, url: &str, description: &str) -> String {
+    b.goto(&app.url("/settings/webhooks")).await;
+    assert_eq!(b.text_of("h1").await, "Webhooks");
+    b.assert_layout_fits("/settings/webhooks").await;
+    b.screenshot(TEST, "webhooks").await;
+    b.fill("#url", url).await;
+    b.fill("#description", description).await;
+    b.click("#new-endpoint button[type=submit]").await;
+    let secret = b.text_of("#new-secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    b.assert_layout_fits("/settings/webhooks with a new secret")
+        .await;
+    b.screenshot(TEST, "webhooks-created").await;
+    let href = b
+        .client
+        .find(Locator::Css("#created-endpoint a.button"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    // Shown once: the list shows the endpoint, never the secret again.
+    b.goto(&app.url("/settings/webhooks")).await;
+    let source = b.client.source().await.unwrap();
+    assert!(!source.contains(&secret), "the secret is shown again");
+    assert!(b.text_of("#endpoints").await.contains(url));
+    href.trim_start_matches("/settings/webhooks/").to_string()
+}
+
+/// Every new page at the browser's width.
+async fn visit(b: &Browser, w: &World, reply: bool) {
+    let app = &w.app;
+
+    // The inbox: the fan's comment, answered from here (once, at phone width).
+    b.goto(&app.url("/inbox")).await;
+    let card = "section.card:has(textarea) p:not(.small)";
+    assert!(b.text_of(card).await.contains(COMMENT));
+    b.assert_layout_fits("/inbox").await;
+    if reply {
+        b.fill("section.card textarea[name=text]", "Lisbon, at low tide!")
+            .await;
+        b.screenshot(TEST, "inbox").await;
+        b.click("section.card form[action^='/inbox/'] button[type=submit]")
+            .await;
+        b.wait_for_path("the inbox again", |p| p.starts_with("/inbox"))
+            .await;
+        assert!(b.text_of(".notice.ok").await.len() > 3);
+    }
+    let main = b.text_of("main").await;
+    assert!(
+        main.contains("You replied") && main.contains("Lisbon, at low tide!"),
+        "the reply is shown under the comment: {main}"
+    );
+    b.assert_layout_fits("/inbox after replying").await;
+    b.screenshot(TEST, "inbox-replied").await;
+
+    // Contacts: found by search, then the contact's page with its timeline.
+    b.goto(&app.url("/contacts")).await;
+    b.fill("#contact-q", &FAN[..5]).await;
+    b.click("form[action='/contacts'] button[type=submit]")
+        .await;
+    b.wait_for_path("the search", |p| p.contains("q=carol"))
+        .await;
+    assert!(b.text_of("#contacts").await.contains(FAN));
+    b.assert_layout_fits("/contacts?q=").await;
+    b.screenshot(TEST, "contacts").await;
+    b.click(&format!("#contacts a[href='/contacts/{}']", w.contact_id))
+        .await;
+    b.wait_for_path("the contact", |p| p.starts_with("/contacts/"))
+        .await;
+    assert!(b.text_of("#timeline").await.contains(COMMENT));
+    b.assert_layout_fits("/contacts/{id}").await;
+    b.screenshot(TEST, "contact").await;
+
+    // Media: the uploaded image listed.
+    b.goto(&app.url("/media")).await;
+    assert!(b.text_of("#media").await.contains("rock-pools.jpg"));
+    b.assert_layout_fits("/media").await;
+    b.screenshot(TEST, "media").await;
+
+    // The endpoint: a delivery that succeeded, and its attempts.
+    b.goto(&app.url(&format!("/settings/webhooks/{}", w.endpoint_id)))
+        .await;
+    assert!(w.hits.load(Ordering::SeqCst) > 0, "the receiver got events");
+    assert!(b.text_of("#deliveries").await.contains("succeeded"));
+    b.assert_layout_fits("/settings/webhooks/{id}").await;
+    b.screenshot(TEST, "endpoint").await;
+    let delivery = b
+        .client
+        .find(Locator::Css(
+            "#deliveries a[href^='/settings/webhooks/deliveries/']",
+        ))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    b.goto(&app.url(&delivery)).await;
+    let attempts = b.text_of("#attempts").await;
+    assert!(attempts.contains("204"), "{attempts}");
+    b.assert_layout_fits("/settings/webhooks/deliveries/{id}")
+        .await;
+    b.screenshot(TEST, "delivery").await;
+
+    // The API reference, grouped by tag.
+    b.goto(&app.url("/docs/api")).await;
+    let tags = run(
+        b,
+        "return Array.from(document.querySelectorAll('section:has(> article.operation) > h2')).map(h => h.textContent.trim());",
+    )
+    .await;
+    let tags = tags.as_array().unwrap();
+    assert!(tags.len() >= 3, "{tags:?}");
+    b.assert_layout_fits("/docs/api").await;
+    b.screenshot(TEST, "api-docs").await;
+
+    // Creators, then the Instagram account's creator: its post with the chart, its timeline.
+    b.goto(&app.url("/creators")).await;
+    assert!(
+        run(
+            b,
+            "return document.querySelectorAll('#creators tbody tr').length;"
+        )
+        .await
+        .as_u64()
+            >= Some(2)
+    );
+    b.assert_layout_fits("/creators").await;
+    b.screenshot(TEST, "creators").await;
+    let creator = app.url(&format!("/creators/{}", w.creator_id));
+    let deadline = Instant::now() + Duration::from_secs(75);
+    loop {
+        b.goto(&creator).await;
+        if run(
+            b,
+            "return !!document.querySelector('#creator-posts svg.chart polyline');",
+        )
+        .await
+            == json!(true)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chart was never drawn: {}",
+            b.text_of("#creator-posts").await
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let drawn = run(
+        b,
+        "const r = document.querySelector('#creator-posts svg.chart').getBoundingClientRect(); return [r.width, r.height];",
+    )
+    .await;
+    assert!(drawn[0].as_f64().unwrap() > 100.0, "{drawn}");
+    assert!(b.text_of("#creator-posts").await.contains(CAPTION));
+    assert!(
+        run(
+            b,
+            "return document.querySelectorAll('#timeline li').length;"
+        )
+        .await
+        .as_u64()
+            >= Some(1)
+    );
+    b.assert_layout_fits("/creators/{id}").await;
+    b.screenshot_of("#creator-posts", TEST, "creator").await;
+}
