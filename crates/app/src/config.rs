@@ -63,6 +63,10 @@ pub const SETTINGS: &[Setting] = &[
         "Run background workers inside `serve` (`--no-workers` turns them off)."),
     setting!("worker_concurrency", flag: None, env: ["TIDEPOST_WORKER_CONCURRENCY"], default: Some("4"), secret: false,
         "How many jobs one process runs at once."),
+    setting!("job_retention_days", flag: None, env: ["TIDEPOST_JOB_RETENTION_DAYS"], default: Some("7"), secret: false,
+        "Succeeded and cancelled jobs (with their steps) are deleted by the hourly `housekeeping.prune` sweep this many days after they finished; 0 keeps them forever."),
+    setting!("dead_job_retention_days", flag: None, env: ["TIDEPOST_DEAD_JOB_RETENTION_DAYS"], default: Some("30"), secret: false,
+        "Dead jobs (out of attempts) are kept this many days after they died, so their errors can be read and the job retried (a retried job is no longer dead); 0 keeps them forever. Jobs waiting for a retry are never deleted."),
     setting!("log_format", flag: None, env: ["TIDEPOST_LOG_FORMAT"], default: Some("text"), secret: false,
         "`text` (for a terminal) or `json` (one object a line)."),
     setting!("log_level", flag: None, env: ["TIDEPOST_LOG", "RUST_LOG"], default: Some("info"), secret: false,
@@ -396,6 +400,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub workers: bool,
     pub worker_concurrency: usize,
+    /// Days succeeded and cancelled jobs are kept (0: forever).
+    pub job_retention_days: u32,
+    /// Days dead jobs are kept (0: forever).
+    pub dead_job_retention_days: u32,
     pub log_format: LogFormat,
     pub log_level: String,
     pub session_hours: u32,
@@ -624,6 +632,16 @@ impl Config {
                 _ => Err(format!("expected a whole number from 1 to 256, got {v:?}")),
             })?
             .unwrap_or(4);
+        let days = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            Ok(raw
+                .parse(name, |v| match v.parse::<u32>() {
+                    Ok(n) if n <= 36_500 => Ok(n),
+                    _ => Err(format!("expected days from 0 to 36500, got {v:?}")),
+                })?
+                .unwrap_or(default))
+        };
+        let job_retention_days = days("job_retention_days", 7)?;
+        let dead_job_retention_days = days("dead_job_retention_days", 30)?;
         let session_hours = raw
             .parse("session_hours", |v| match v.parse::<u32>() {
                 Ok(n) if (1..=24 * 365).contains(&n) => Ok(n),
@@ -689,6 +707,8 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("data")),
             workers: raw.bool("workers")?.unwrap_or(true),
             worker_concurrency,
+            job_retention_days,
+            dead_job_retention_days,
             log_format,
             log_level: raw
                 .get("log_level")

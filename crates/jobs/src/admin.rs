@@ -216,6 +216,23 @@ pub async fn queue_depth(db: &Db, now: i64) -> Result<i64> {
     .await?)
 }
 
+/// Deletes jobs that succeeded or were cancelled before `done_before`, and dead jobs that died
+/// before `dead_before` (usually earlier: a dead job is kept longer so someone can read why it
+/// failed and retry it — a retried job is queued again and no longer dead, so it is never
+/// pruned under way), with their steps; returns how many. Their idempotency keys become free
+/// again. Failed jobs waiting for a retry are not finished and never pruned.
+pub async fn prune_finished(db: &Db, done_before: i64, dead_before: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM jobs WHERE (state IN ('succeeded', 'cancelled') AND finished_at < $1) \
+         OR (state = 'dead' AND finished_at < $2)",
+    )
+    .bind(done_before)
+    .bind(dead_before)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Deletes finished jobs (succeeded, dead, cancelled) that finished before `before`, with their
 /// steps; returns how many. Their idempotency keys become free again.
 pub async fn prune(db: &Db, before: i64) -> Result<u64> {
