@@ -147,6 +147,24 @@ pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<Account>> {
     .await?)
 }
 
+/// One page of the workspace's accounts, newest first (by UUIDv7 id): those with an id below
+/// `after` (the last id of the previous page), at most `limit`.
+pub async fn page(
+    db: &Db,
+    workspace_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as(select!(
+        "WHERE workspace_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(workspace_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
 /// Every workspace's account for one provider identity: provider webhooks name the identity,
 /// not the workspace, so this is the one lookup that crosses workspaces.
 pub async fn by_provider_identity(

@@ -62,6 +62,24 @@ pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<ApiKey>> {
     .await?)
 }
 
+/// One page of the workspace's keys, newest first (by UUIDv7 id): those with an id below
+/// `after` (the last id of the previous page), at most `limit`.
+pub async fn page(
+    db: &Db,
+    workspace_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ApiKey>> {
+    Ok(sqlx::query_as(select!(
+        "WHERE workspace_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(workspace_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
 pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<ApiKey>> {
     Ok(
         sqlx::query_as(select!("WHERE workspace_id = $1 AND id = $2"))
