@@ -51,6 +51,8 @@ pub const SETTINGS: &[Setting] = &[
         "PEM certificate chain: tidepost terminates HTTPS itself. Needs `tls_key`."),
     setting!("tls_key", flag: Some("--tls-key"), env: ["TIDEPOST_TLS_KEY"], default: None, secret: false,
         "PEM private key for `tls_cert`."),
+    setting!("trusted_proxies", flag: None, env: ["TIDEPOST_TRUSTED_PROXIES"], default: None, secret: false,
+        "Reverse proxies allowed to name the client in `X-Forwarded-For`: CIDRs separated by commas (`127.0.0.1/32, 10.0.0.0/8`). The client is the right-most address in the header that is not a trusted proxy, and only when the connection comes from one; otherwise the connection's address. Empty: the header is ignored."),
     setting!("secure_cookies", flag: None, env: ["TIDEPOST_SECURE_COOKIES"], default: None, secret: false,
         "Force the `Secure` cookie attribute on or off. Default: on when served over HTTPS or the public URL is https."),
     setting!("keys", flag: None, env: ["TIDEPOST_KEYS"], default: None, secret: true,
@@ -396,6 +398,8 @@ pub struct Config {
     pub allow_http: bool,
     pub tls: Option<Tls>,
     pub secure_cookies: bool,
+    /// Who may name the client in `X-Forwarded-For` (`trusted_proxies`).
+    pub trusted_proxies: crate::proxies::TrustedProxies,
     pub keys: KeySource,
     pub data_dir: PathBuf,
     pub workers: bool,
@@ -701,6 +705,9 @@ impl Config {
             allow_http: raw.bool("allow_http")?.unwrap_or(false),
             tls,
             secure_cookies,
+            trusted_proxies: raw
+                .parse("trusted_proxies", crate::proxies::TrustedProxies::parse)?
+                .unwrap_or_default(),
             keys,
             data_dir: raw
                 .parse("data_dir", |v| Ok(PathBuf::from(v)))?

@@ -12,6 +12,7 @@ pub mod media;
 pub mod net_guard;
 pub mod outbound;
 pub mod providers;
+pub mod proxies;
 pub mod publish;
 mod state;
 pub mod tokens;

@@ -5,6 +5,7 @@
 pub mod api;
 mod assets;
 pub mod auth;
+pub mod client_addr;
 pub mod error;
 pub mod instagram;
 pub mod oauth;

@@ -1,10 +1,8 @@
 //! Signing in and out, and the first-run setup page.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -16,6 +14,7 @@ use super::Chrome;
 use crate::auth::{
     self, CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Viewer, csrf_refused, safe_next,
 };
+use crate::client_addr::ClientAddr;
 use crate::error::{PageError, capitalize};
 use crate::state::HttpState;
 
@@ -100,7 +99,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<HttpState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -116,7 +115,7 @@ async fn login(
         &state.app.db,
         &form.email,
         &form.password,
-        &peer.ip().to_string(),
+        &client.to_string(),
         config.session_hours,
     )
     .await
