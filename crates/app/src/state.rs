@@ -23,6 +23,8 @@ pub struct Inner {
     pub queue: Queue,
     /// Identifies this process in leases (refresh locks).
     pub instance_id: String,
+    /// The outbound webhook dispatcher's in-process state (its listener, its send permits).
+    pub outbound: crate::outbound::Live,
 }
 
 impl std::ops::Deref for App {
@@ -47,7 +49,18 @@ impl App {
             providers,
             queue,
             instance_id,
+            outbound: crate::outbound::Live::default(),
         }))
+    }
+
+    /// A handle that does not keep the app alive (for background tasks that should end with it).
+    pub fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.0)
+    }
+
+    /// The app behind [`App::downgrade`]'s handle, while it lives.
+    pub fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(Self)
     }
 
     pub fn tiktok(&self) -> Result<&TikTokClient, NotConfigured> {

@@ -1,7 +1,14 @@
 //! The workspace event log: what happened (`account.connected`, `post.published`, …), in order.
 //! The UI's timeline and the outbound webhooks read from it.
+//!
+//! Every event recorded in this process is also announced on [`recorded`], so a reader in the
+//! same process (the outbound webhook dispatcher) can look at once instead of waiting for its
+//! next periodic sweep; the sweep stays for events other processes record.
+
+use std::sync::LazyLock;
 
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::{Db, Result};
 
@@ -14,6 +21,25 @@ pub struct Event {
     pub subject_id: Option<String>,
     pub payload: String,
     pub created_at: i64,
+}
+
+/// How many events this process has recorded: `committed` by [`record`] (visible to readers
+/// once announced) and `in_transaction` by [`record_in`] (announced before their transaction
+/// commits, so a reader woken by one should look again a little later).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub committed: u64,
+    pub in_transaction: u64,
+}
+
+static RECORDED: LazyLock<watch::Sender<Recorded>> =
+    LazyLock::new(|| watch::Sender::new(Recorded::default()));
+
+/// The process-wide announcement of recorded events: `subscribe()` to it and await
+/// `changed()`. A watch rather than a `Notify` so that every subscriber (several apps in one
+/// test process) sees every change, and a change made while a subscriber was busy is not lost.
+pub fn recorded() -> &'static watch::Sender<Recorded> {
+    &RECORDED
 }
 
 pub async fn record(
@@ -40,6 +66,7 @@ pub async fn record(
         .bind(event.created_at)
         .execute(db.pool())
         .await?;
+    RECORDED.send_modify(|n| n.committed += 1);
     Ok(event)
 }
 
@@ -68,6 +95,7 @@ pub async fn record_in(
         .bind(event.created_at)
         .execute(conn)
         .await?;
+    RECORDED.send_modify(|n| n.in_transaction += 1);
     Ok(event)
 }
 

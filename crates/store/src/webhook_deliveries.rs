@@ -197,6 +197,12 @@ pub async fn begin_attempt(
 }
 
 pub async fn record_attempt(db: &Db, attempt: &Attempt) -> Result<()> {
+    let mut conn = db.pool().acquire().await?;
+    record_attempt_in(&mut conn, attempt).await
+}
+
+/// [`record_attempt`] on a connection (in the transaction that also settles the delivery).
+pub async fn record_attempt_in(conn: &mut AnyConnection, attempt: &Attempt) -> Result<()> {
     sqlx::query(
         "INSERT INTO webhook_attempts (id, workspace_id, delivery_id, attempt, cause, url, status_code, \
          latency_ms, response_excerpt, error, started_at) \
@@ -213,7 +219,7 @@ pub async fn record_attempt(db: &Db, attempt: &Attempt) -> Result<()> {
     .bind(&attempt.response_excerpt)
     .bind(&attempt.error)
     .bind(attempt.started_at)
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -238,6 +244,18 @@ pub async fn settle(
     outcome: &Outcome<'_>,
     now: i64,
 ) -> Result<bool> {
+    let mut conn = db.pool().acquire().await?;
+    settle_in(&mut conn, workspace_id, id, outcome, now).await
+}
+
+/// [`settle`] on a connection (in the transaction that also records the attempt).
+pub async fn settle_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    id: &str,
+    outcome: &Outcome<'_>,
+    now: i64,
+) -> Result<bool> {
     let finished = (outcome.state != PENDING).then_some(now);
     let done = sqlx::query(
         "UPDATE webhook_deliveries SET state = $3, last_status = $4, last_error = $5, \
@@ -252,7 +270,7 @@ pub async fn settle(
     .bind(outcome.next_attempt_at)
     .bind(finished)
     .bind(now)
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -304,6 +322,23 @@ pub async fn fail_pending(
     .execute(db.pool())
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Pending deliveries whose first automatic attempt was counted (by the dispatcher, which
+/// makes it itself rather than through a job) but never recorded, last touched before
+/// `before`: the process making it died mid-request. Nothing else will retry them, so the
+/// dispatch sweep enqueues their retry job. Oldest first, across workspaces (a system sweep).
+pub async fn stranded(db: &Db, before: i64, limit: i64) -> Result<Vec<Delivery>> {
+    Ok(sqlx::query_as(select!(
+        "WHERE state = 'pending' AND auto_attempts = 1 AND updated_at < $1 \
+         AND NOT EXISTS (SELECT 1 FROM webhook_attempts a \
+             WHERE a.delivery_id = webhook_deliveries.id AND a.cause = 'auto') \
+         ORDER BY updated_at LIMIT $2"
+    ))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
 }
 
 /// Counts of an endpoint's deliveries by state: (pending, succeeded, failed).

@@ -227,6 +227,17 @@ pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<bool> {
 
 /// A delivery got through: the failure streak ends.
 pub async fn record_success(db: &Db, workspace_id: &str, id: &str, now: i64) -> Result<()> {
+    let mut conn = db.pool().acquire().await?;
+    record_success_in(&mut conn, workspace_id, id, now).await
+}
+
+/// [`record_success`] on a connection (in the transaction that records the attempt).
+pub async fn record_success_in(
+    conn: &mut sqlx::AnyConnection,
+    workspace_id: &str,
+    id: &str,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "UPDATE webhook_endpoints SET failure_streak = 0, last_success_at = $3 \
          WHERE workspace_id = $1 AND id = $2",
@@ -234,7 +245,7 @@ pub async fn record_success(db: &Db, workspace_id: &str, id: &str, now: i64) -> 
     .bind(workspace_id)
     .bind(id)
     .bind(now)
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok(())
 }

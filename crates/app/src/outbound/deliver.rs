@@ -43,7 +43,8 @@ pub struct DeliverJob {
     pub manual: bool,
 }
 
-/// The delivery job of a new delivery (enqueued by the dispatcher in its transaction).
+/// The job of a delivery's automatic retries: enqueued when its first attempt (made by the
+/// dispatcher) fails, or when that attempt was interrupted. One per delivery (its key).
 pub fn job(delivery: &Delivery) -> NewJob {
     NewJob::new(
         DELIVER,
@@ -220,6 +221,84 @@ async fn run(app: &App, ctx: &JobContext, job: &DeliverJob) -> Result<(), JobErr
             Ok(())
         }
     }
+}
+
+/// Makes and records the first automatic attempt of a delivery the dispatcher just created
+/// (with that attempt already counted). The attempt, the delivery's new state, the endpoint's
+/// success and — when it failed — the retry job on [`SCHEDULE`] are written in one
+/// transaction, so a crash leaves either nothing (the dispatch sweep then finds the delivery
+/// stranded and retries it) or all of it.
+pub async fn first_attempt(
+    app: &App,
+    endpoint: &Endpoint,
+    delivery: &Delivery,
+) -> Result<(), tidepost_jobs::Error> {
+    let started_at = app.queue.clock().now_ms();
+    let sent = send(app, endpoint, delivery).await;
+    let done_at = app.queue.clock().now_ms();
+    let status = sent.status.map(i64::from);
+    let summary = sent.summary();
+    let attempt = Attempt {
+        id: tidepost_domain::new_id(),
+        workspace_id: delivery.workspace_id.clone(),
+        delivery_id: delivery.id.clone(),
+        attempt: 1,
+        cause: "auto".to_string(),
+        url: endpoint.url.clone(),
+        status_code: status,
+        latency_ms: sent.latency_ms,
+        response_excerpt: sent.excerpt.clone(),
+        error: sent.error.clone(),
+        started_at,
+    };
+    let mut tx = app.db.begin_write().await?;
+    webhook_deliveries::record_attempt_in(&mut tx, &attempt).await?;
+    if sent.delivered() {
+        let outcome = Outcome {
+            state: SUCCEEDED,
+            status,
+            error: None,
+            next_attempt_at: None,
+        };
+        webhook_deliveries::settle_in(
+            &mut tx,
+            &delivery.workspace_id,
+            &delivery.id,
+            &outcome,
+            done_at,
+        )
+        .await?;
+        webhook_endpoints::record_success_in(
+            &mut tx,
+            &delivery.workspace_id,
+            &endpoint.id,
+            done_at,
+        )
+        .await?;
+    } else {
+        let wait = SCHEDULE[1];
+        let at = done_at + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+        let outcome = Outcome {
+            state: PENDING,
+            status,
+            error: Some(&summary),
+            next_attempt_at: Some(at),
+        };
+        webhook_deliveries::settle_in(
+            &mut tx,
+            &delivery.workspace_id,
+            &delivery.id,
+            &outcome,
+            done_at,
+        )
+        .await?;
+        app.queue
+            .enqueue_in(&mut tx, job(delivery).run_at(at))
+            .await?;
+        tracing::debug!(delivery_id = %delivery.id, "webhook attempt 1 of {}: {summary}", SCHEDULE.len());
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,6 +1,8 @@
 //! The dispatch sweep: new events of the log → one delivery (and its job) per subscribed
 //! endpoint, exactly once. See the [module docs](super).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use tidepost_domain::now_ms;
 use tidepost_jobs::schedule::{self, Schedule};
 use tidepost_jobs::{JobContext, JobError, Registry, RetryPolicy, handler_fn};
 use tidepost_store::webhook_deliveries::{self, Candidate, Delivery, PENDING};
+use tidepost_store::webhook_endpoints::{self, Endpoint};
 
 use super::{deliver, event_type_names};
 use crate::App;
@@ -25,6 +28,19 @@ pub const LOOKBACK_MS: i64 = 60_000;
 /// Candidates handled per transaction.
 const PAGE: i64 = 200;
 
+/// First attempts a process makes at once (the dispatcher's own, beside the workers' jobs).
+pub const DIRECT_CONCURRENCY: usize = 16;
+
+/// See [`stranded_after_ms`].
+const STRANDED_MARGIN_MS: i64 = 60_000;
+
+/// How often (per process) the sweep looks for interrupted first attempts.
+const STRANDED_EVERY_MS: i64 = 30_000;
+
+/// When the listener looks again after events recorded inside a transaction.
+const IN_TRANSACTION_RECHECKS: [Duration; 2] =
+    [Duration::from_millis(20), Duration::from_millis(200)];
+
 #[derive(Debug, Deserialize)]
 struct Empty {}
 
@@ -36,6 +52,7 @@ pub fn register(registry: Registry, app: &App) -> Registry {
         handler_fn(move |_ctx: JobContext, _: Empty| {
             let app = app.clone();
             async move {
+                start_listener(&app);
                 dispatch(&app).await.map_err(JobError::retryable)?;
                 Ok(())
             }
@@ -64,33 +81,108 @@ pub fn body(event_type: &str, created_at: i64, payload: &str) -> String {
     .to_string()
 }
 
-/// Turns every new (event, endpoint) pair into a delivery with its job; returns how many
-/// deliveries this call created.
+/// Turns every new (event, endpoint) pair into a delivery and makes its first attempt;
+/// returns how many deliveries this call created (once their first attempts are recorded).
+///
+/// The delivery row is inserted with its first automatic attempt already counted, in one
+/// transaction per page; only the call whose insert created the row sends it, so two
+/// dispatchers (two instances, the sweep and the in-process listener) never both send one.
+/// Failed first attempts get their retry job in the transaction that records them; a first
+/// attempt cut short by a crash is found by [`recover_stranded`].
 pub async fn dispatch(app: &App) -> Result<usize, tidepost_jobs::Error> {
+    dispatch_with(app, true).await
+}
+
+/// [`dispatch`]; with `wait` false it returns once the deliveries exist and their first
+/// attempts have started (the listener: a slow receiver must not hold up the next events).
+async fn dispatch_with(app: &App, wait: bool) -> Result<usize, tidepost_jobs::Error> {
     let started = now_ms();
     let since = webhook_deliveries::cursor(&app.db)
         .await?
         .map_or(0, |position| position - LOOKBACK_MS);
     let types = event_type_names();
     let mut created = 0;
+    let mut sending = Vec::new();
+    let mut endpoints: HashMap<String, Option<Arc<Endpoint>>> = HashMap::new();
+    let mut outcome = Ok(());
     // Every page's pairs get their delivery, so the next query returns the following ones;
     // the bound only guards against a bug turning this into a busy loop.
     for _ in 0..10_000 {
-        let page = webhook_deliveries::candidates(&app.db, since, &types, PAGE).await?;
+        let page = match webhook_deliveries::candidates(&app.db, since, &types, PAGE).await {
+            Ok(page) => page,
+            Err(err) => {
+                outcome = Err(err.into());
+                break;
+            }
+        };
         if page.is_empty() {
             break;
         }
-        created += insert_page(app, &page).await?;
+        let inserted = match insert_page(app, &page).await {
+            Ok(inserted) => inserted,
+            Err(err) => {
+                outcome = Err(err);
+                break;
+            }
+        };
+        created += inserted.len();
+        for delivery in inserted {
+            let endpoint = match endpoints.get(&delivery.endpoint_id) {
+                Some(found) => found.clone(),
+                None => {
+                    let found = match webhook_endpoints::get(
+                        &app.db,
+                        &delivery.workspace_id,
+                        &delivery.endpoint_id,
+                    )
+                    .await
+                    {
+                        Ok(found) => found.map(Arc::new),
+                        Err(err) => {
+                            // Left to the stranded sweep: counted, not recorded.
+                            tracing::warn!("loading a webhook endpoint failed: {err}");
+                            continue;
+                        }
+                    };
+                    endpoints.insert(delivery.endpoint_id.clone(), found.clone());
+                    found
+                }
+            };
+            let Some(endpoint) = endpoint else {
+                continue; // Deleted meanwhile: its deliveries went with it.
+            };
+            // Taken here, not in the task: a burst waits for free permits rather than piling
+            // up tasks.
+            let Ok(permit) = app.outbound.permits.clone().acquire_owned().await else {
+                continue;
+            };
+            let app = app.clone();
+            sending.push(tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(err) = deliver::first_attempt(&app, &endpoint, &delivery).await {
+                    tracing::warn!(delivery_id = %delivery.id, "recording a webhook attempt failed (the sweep retries it): {err}");
+                }
+            }));
+        }
     }
+    if wait {
+        for task in sending {
+            let _ = task.await;
+        }
+    }
+    outcome?;
     webhook_deliveries::advance_cursor(&app.db, started, started).await?;
+    recover_stranded(app, started).await;
     prune_sweeps(app, started).await;
     Ok(created)
 }
 
-async fn insert_page(app: &App, page: &[Candidate]) -> Result<usize, tidepost_jobs::Error> {
+/// Inserts a page of deliveries, each with its first automatic attempt counted; returns the
+/// ones this call created (the ones it must send).
+async fn insert_page(app: &App, page: &[Candidate]) -> Result<Vec<Delivery>, tidepost_jobs::Error> {
     let now = app.queue.clock().now_ms();
     let mut tx = app.db.begin_write().await?;
-    let mut created = 0;
+    let mut created = Vec::new();
     for candidate in page {
         let delivery = Delivery {
             id: tidepost_domain::new_id(),
@@ -104,8 +196,8 @@ async fn insert_page(app: &App, page: &[Candidate]) -> Result<usize, tidepost_jo
                 &candidate.payload,
             ),
             state: PENDING.to_string(),
-            attempts: 0,
-            auto_attempts: 0,
+            attempts: 1,
+            auto_attempts: 1,
             resends: 0,
             next_attempt_at: Some(now),
             last_status: None,
@@ -116,14 +208,94 @@ async fn insert_page(app: &App, page: &[Candidate]) -> Result<usize, tidepost_jo
             finished_at: None,
         };
         if webhook_deliveries::insert_in(&mut tx, &delivery).await? {
-            app.queue
-                .enqueue_in(&mut tx, deliver::job(&delivery))
-                .await?;
-            created += 1;
+            created.push(delivery);
         }
     }
     tx.commit().await?;
     Ok(created)
+}
+
+/// How long a first attempt may stay counted but unrecorded before it is taken for
+/// interrupted: the longest a request may take, plus a margin for a slow database.
+fn stranded_after_ms(app: &App) -> i64 {
+    i64::try_from(app.config.outbound.timeout_secs).unwrap_or(120) * 1000 + STRANDED_MARGIN_MS
+}
+
+/// Enqueues the retry job of every delivery whose first attempt was interrupted (see
+/// [`webhook_deliveries::stranded`]). The job's idempotency key is the one a failed first
+/// attempt would have used, so sweeps of several instances enqueue it once. At most every
+/// [`STRANDED_EVERY_MS`] per process: the query reads every pending delivery.
+async fn recover_stranded(app: &App, now: i64) {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let last = LAST.load(Ordering::Relaxed);
+    if now - last < STRANDED_EVERY_MS
+        || LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    if let Err(err) = recover_stranded_now(app).await {
+        tracing::warn!("re-queueing interrupted webhook deliveries failed: {err}");
+    }
+}
+
+/// [`recover_stranded`] without its rate limit; returns how many jobs were enqueued.
+pub async fn recover_stranded_now(app: &App) -> Result<usize, tidepost_jobs::Error> {
+    let before = app.queue.clock().now_ms() - stranded_after_ms(app);
+    let stranded = webhook_deliveries::stranded(&app.db, before, PAGE).await?;
+    let mut enqueued = 0;
+    for delivery in &stranded {
+        if app.queue.enqueue(deliver::job(delivery)).await?.created {
+            tracing::warn!(delivery_id = %delivery.id, "a webhook delivery's first attempt was interrupted: retrying it");
+            enqueued += 1;
+        }
+    }
+    Ok(enqueued)
+}
+
+/// Starts (once per app) the in-process listener that dispatches as soon as this process
+/// records an event, instead of waiting for the next sweep; called by the sweep's handler, so
+/// it runs only in processes that run workers. It holds the app weakly and ends with it.
+pub fn start_listener(app: &App) {
+    if app.outbound.listener_started.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let weak = app.downgrade();
+    let mut recorded = tidepost_store::events::recorded().subscribe();
+    tokio::spawn(async move {
+        let mut seen = *recorded.borrow_and_update();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), recorded.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    if weak.strong_count() == 0 {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            let now = *recorded.borrow_and_update();
+            let Some(app) = App::upgrade(&weak) else {
+                return;
+            };
+            if let Err(err) = dispatch_with(&app, false).await {
+                tracing::debug!("webhook dispatch on a recorded event failed: {err}");
+            }
+            // Events recorded inside a transaction were announced before it committed: look
+            // again shortly, when it most likely has (the sweep catches any later commit).
+            if now.in_transaction != seen.in_transaction {
+                for wait in IN_TRANSACTION_RECHECKS {
+                    tokio::time::sleep(wait).await;
+                    if let Err(err) = dispatch_with(&app, false).await {
+                        tracing::debug!("webhook dispatch on a recorded event failed: {err}");
+                    }
+                }
+            }
+            seen = now;
+        }
+    });
 }
 
 /// The sweep runs every second and each run is a job row: keep only the last hour of them.

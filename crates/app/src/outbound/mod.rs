@@ -67,6 +67,23 @@ use crate::App;
 use crate::config::{ConfigError, RawSettings};
 use crate::net_guard::NetPolicy;
 
+/// The dispatcher's state in this process: whether its listener runs, and the permits that
+/// bound how many first attempts it makes at once (shared by the listener and the sweep).
+#[derive(Debug)]
+pub struct Live {
+    pub(crate) listener_started: std::sync::atomic::AtomicBool,
+    pub(crate) permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            listener_started: std::sync::atomic::AtomicBool::new(false),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(dispatch::DIRECT_CONCURRENCY)),
+        }
+    }
+}
+
 /// The event types an endpoint can subscribe to, in the order the UI lists them.
 pub const EVENT_TYPES: &[(&str, &str)] = &[
     (
