@@ -400,7 +400,16 @@ mod tests {
                 )
                 .await,
                 40,
-                "one job per delivery"
+                "one retry job per delivery (the receiver refuses every first attempt)"
+            );
+            assert_eq!(
+                count(
+                    &db,
+                    "SELECT COUNT(*) FROM webhook_attempts WHERE attempt = 1 AND cause = 'auto'"
+                )
+                .await,
+                40,
+                "each first attempt made once, by the dispatcher that created the delivery"
             );
             assert_eq!(
                 count(
@@ -425,4 +434,250 @@ mod tests {
             );
         }
     );
+
+    /// A receiver on loopback answering every request 204; returns its URL and a count of
+    /// the requests it got.
+    async fn receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = got.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    // Read the headers and the body (its length is in the headers).
+                    let mut read = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        read.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&read).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            if read.len() >= end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        (url, got)
+    }
+
+    both_backends!(
+        first_attempt_is_made_by_the_dispatcher,
+        |db: Db| async move {
+            let app = app(&db);
+            let ws = tidepost_store::workspaces::create(&db, "w", "W")
+                .await
+                .unwrap()
+                .id;
+            let (url, got) = receiver().await;
+            let endpoint = endpoints::create(
+                &app,
+                &ws,
+                NewEndpoint {
+                    url,
+                    enabled: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .endpoint;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            tidepost_store::events::record(&db, &ws, "post.published", None, &json!({"n": 1}))
+                .await
+                .unwrap();
+            assert_eq!(dispatch(&app).await.unwrap(), 1);
+            assert_eq!(got.load(Ordering::SeqCst), 1, "sent once, at once");
+            let (id, state, attempts, auto): (String, String, i64, i64) =
+                sqlx::query_as("SELECT id, state, attempts, auto_attempts FROM webhook_deliveries")
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap();
+            assert_eq!((state.as_str(), attempts, auto), ("succeeded", 1, 1));
+            let log = webhook_deliveries::attempts(&db, &ws, &id).await.unwrap();
+            assert_eq!(log.len(), 1);
+            assert_eq!(
+                (log[0].attempt, log[0].cause.as_str(), log[0].status_code),
+                (1, "auto", Some(204))
+            );
+            assert_eq!(
+                count(
+                    &db,
+                    "SELECT COUNT(*) FROM jobs WHERE kind = 'webhooks.deliver'"
+                )
+                .await,
+                0,
+                "no job for a first attempt that got through"
+            );
+            let endpoint = tidepost_store::webhook_endpoints::get(&db, &ws, &endpoint.id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(endpoint.last_success_at.is_some());
+            // Dispatching again sends nothing more.
+            assert_eq!(dispatch(&app).await.unwrap(), 0);
+            assert_eq!(got.load(Ordering::SeqCst), 1);
+        }
+    );
+
+    both_backends!(
+        interrupted_first_attempts_are_retried,
+        |db: Db| async move {
+            let app = app(&db);
+            let ws = tidepost_store::workspaces::create(&db, "w", "W")
+                .await
+                .unwrap()
+                .id;
+            let endpoint = endpoints::create(
+                &app,
+                &ws,
+                NewEndpoint {
+                    url: "http://127.0.0.1:9/hook".into(),
+                    enabled: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .endpoint;
+            let now = app.queue.clock().now_ms();
+            // As the dispatcher leaves a delivery when its process dies mid-request: the
+            // first attempt counted, nothing recorded, no job.
+            let stranded = |event_id: &str, touched: i64| Delivery {
+                id: tidepost_domain::new_id(),
+                workspace_id: ws.clone(),
+                endpoint_id: endpoint.id.clone(),
+                event_id: event_id.into(),
+                event_type: "post.published".into(),
+                body: "{}".into(),
+                state: PENDING.into(),
+                attempts: 1,
+                auto_attempts: 1,
+                resends: 0,
+                next_attempt_at: Some(touched),
+                last_status: None,
+                last_error: None,
+                event_created_at: touched,
+                created_at: touched,
+                updated_at: touched,
+                finished_at: None,
+            };
+            let old = stranded("e-old", now - stranded_after_ms(&app) - 1_000);
+            let fresh = stranded("e-fresh", now - 1_000);
+            let mut conn = db.pool().acquire().await.unwrap();
+            for d in [&old, &fresh] {
+                assert!(webhook_deliveries::insert_in(&mut conn, d).await.unwrap());
+            }
+            drop(conn);
+            assert_eq!(recover_stranded_now(&app).await.unwrap(), 1);
+            assert_eq!(
+                recover_stranded_now(&app).await.unwrap(),
+                0,
+                "a second sweep (or instance) enqueues nothing more"
+            );
+            let payloads: Vec<String> =
+                sqlx::query_scalar("SELECT payload FROM jobs WHERE kind = 'webhooks.deliver'")
+                    .fetch_all(db.pool())
+                    .await
+                    .unwrap();
+            assert_eq!(payloads.len(), 1);
+            assert!(payloads[0].contains(&old.id), "only the stale one");
+            // A first attempt that was recorded is not stranded, however old.
+            let recorded = stranded("e-recorded", now - stranded_after_ms(&app) - 1_000);
+            let mut conn = db.pool().acquire().await.unwrap();
+            assert!(
+                webhook_deliveries::insert_in(&mut conn, &recorded)
+                    .await
+                    .unwrap()
+            );
+            drop(conn);
+            webhook_deliveries::record_attempt(
+                &db,
+                &tidepost_store::webhook_deliveries::Attempt {
+                    id: tidepost_domain::new_id(),
+                    workspace_id: ws.clone(),
+                    delivery_id: recorded.id.clone(),
+                    attempt: 1,
+                    cause: "auto".into(),
+                    url: endpoint.url.clone(),
+                    status_code: Some(500),
+                    latency_ms: 3,
+                    response_excerpt: None,
+                    error: None,
+                    started_at: now,
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(recover_stranded_now(&app).await.unwrap(), 0);
+        }
+    );
+
+    both_backends!(a_recorded_event_wakes_the_dispatcher, |db: Db| async move {
+        let app = app(&db);
+        let ws = tidepost_store::workspaces::create(&db, "w", "W")
+            .await
+            .unwrap()
+            .id;
+        let (url, got) = receiver().await;
+        endpoints::create(
+            &app,
+            &ws,
+            NewEndpoint {
+                url,
+                enabled: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // No sweep runs here: only the listener can send these.
+        start_listener(&app);
+        let started = std::time::Instant::now();
+        tidepost_store::events::record(&db, &ws, "post.published", None, &json!({"n": 1}))
+            .await
+            .unwrap();
+        // And one recorded inside a transaction, announced before it commits.
+        let mut tx = db.begin_write().await.unwrap();
+        tidepost_store::events::record_in(&mut tx, &ws, "post.failed", None, &json!({"n": 2}))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        tx.commit().await.unwrap();
+        while got.load(Ordering::SeqCst) < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the listener did not send both events"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
 }
