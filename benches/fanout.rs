@@ -18,6 +18,8 @@
 //! `cargo bench --bench fanout` (`TIDEPOST_BENCH_ACCOUNTS`, default 100, and
 //! `TIDEPOST_BENCH_POSTS_PER_ACCOUNT`, default 10, to try other sizes).
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -426,5 +428,12 @@ async fn main() {
     println!(
         "fanout: scheduled instant → last published {took:.1} s; minimum the rate limits impose {minimum:.1} s ({per_account} posts per creator at {TIKTOK_INITS_PER_MINUTE} inits per minute, then {TIKTOK_PROCESSING_MS} ms processing); ratio {ratio:.3} (target ≤ {TARGET_RATIO}) {}",
         if ratio <= TARGET_RATIO { "OK" } else { "OVER" }
+    );
+    common::record(
+        "fanout",
+        "time to publish / rate-limit minimum",
+        ratio,
+        "×",
+        &format!("<= {TARGET_RATIO}"),
     );
 }
