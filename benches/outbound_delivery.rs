@@ -4,13 +4,16 @@
 //!
 //! `cargo bench --bench outbound_delivery`. tidepost runs in this process as `serve` runs it:
 //! the worker pool with `serve`'s settings (4 jobs at once, schedules checked every second), the
-//! dispatch sweep at its default interval (1 s), on SQLite (and on PostgreSQL when
-//! `TIDEPOST_BENCH_POSTGRES=1`). The receiver is an axum server on loopback answering 204.
+//! dispatch sweep at its default interval (1 s) and the dispatcher's listener (it dispatches as
+//! soon as an event is recorded and makes first attempts itself), on SQLite (and on PostgreSQL
+//! when `TIDEPOST_BENCH_POSTGRES=1`). The receiver is an axum server on loopback answering 204.
+//! `TIDEPOST_BENCH_ROUNDS` (default 1) repeats the tidepost runs; the best and the median are
+//! printed with the machine's load.
 //!
 //! - **Throughput**: `TIDEPOST_BENCH_DELIVERIES` events (default 2,000) recorded at once; the
 //!   time from the first record to the receiver getting the last one.
 //! - **Added latency**: 200 events recorded 20 ms apart; for each, receiver time − record time;
-//!   p50 and p99. With a 1 s sweep the p99 is bounded by the sweep interval, by design.
+//!   p50 and p99. The listener starts with the first sweep, which the bench waits for.
 //! - **Baseline**: the same bodies, signed the same way (HMAC-SHA256, Standard Webhooks
 //!   headers), POSTed by 4 concurrent reqwest loops: what the network and the receiver cost
 //!   without tidepost's queue, database writes and attempt log.
@@ -132,6 +135,18 @@ async fn tidepost(backend: Backend, deliveries: usize) -> Figures {
         },
     )
     .spawn(shutdown.clone());
+
+    // Warm-up: one event, delivered by the first sweep, which also starts the listener.
+    let warm = tidepost_store::events::record(
+        &app.db,
+        &ws,
+        "post.published",
+        None,
+        &serde_json::json!({"post_id": "warm-up", "platform": "tiktok"}),
+    )
+    .await
+    .unwrap();
+    wait_all(&receipts, &[warm.id], "warm-up event").await;
 
     // Added latency: events spread out, each timed from its record to its receipt.
     let mut recorded = Vec::new();
@@ -272,11 +287,23 @@ async fn baseline(deliveries: usize) -> Figures {
     }
 }
 
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn main() {
     let deliveries: usize = std::env::var("TIDEPOST_BENCH_DELIVERIES")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(2000);
+    let rounds: usize = std::env::var("TIDEPOST_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -290,34 +317,64 @@ fn main() {
     runtime.block_on(async {
         let base = baseline(deliveries).await;
         println!(
-            "baseline (plain signed POSTs, {CONCURRENCY} reqwest loops): {:.0} deliveries/s, one POST p50 {:.2} ms, p99 {:.2} ms",
-            base.per_s, base.p50_ms, base.p99_ms
+            "baseline (plain signed POSTs, {CONCURRENCY} reqwest loops): {:.0} deliveries/s, one POST p50 {:.2} ms, p99 {:.2} ms (load {})",
+            base.per_s,
+            base.p50_ms,
+            base.p99_ms,
+            load()
         );
         common::record("outbound_delivery", "baseline POSTs/s", base.per_s, "/s", "");
         for (name, backend) in backends {
-            let f = tidepost(backend, deliveries).await;
+            let mut runs = Vec::new();
+            for round in 1..=rounds {
+                let f = tidepost(backend, deliveries).await;
+                println!(
+                    "tidepost on {name}, round {round}: {:.0} deliveries/s ({:.2}× the baseline); added latency (event recorded → receiver got it) p50 {:.1} ms, p99 {:.1} ms (load {})",
+                    f.per_s,
+                    f.per_s / base.per_s,
+                    f.p50_ms,
+                    f.p99_ms,
+                    load()
+                );
+                runs.push(f);
+            }
+            let mut per_s: Vec<f64> = runs.iter().map(|f| f.per_s).collect();
+            per_s.sort_by(f64::total_cmp);
+            let mut p99: Vec<f64> = runs.iter().map(|f| f.p99_ms).collect();
+            p99.sort_by(f64::total_cmp);
+            let mut p50: Vec<f64> = runs.iter().map(|f| f.p50_ms).collect();
+            p50.sort_by(f64::total_cmp);
+            let (best, median) = (per_s[per_s.len() - 1], percentile(&per_s, 0.5));
             println!(
-                "tidepost on {name}: {:.0} deliveries/s ({:.2}× the baseline); added latency (event recorded → receiver got it) p50 {:.0} ms, p99 {:.0} ms (baseline POST p99 {:.2} ms; the dispatch sweep runs every 1 s)",
-                f.per_s,
-                f.per_s / base.per_s,
-                f.p50_ms,
-                f.p99_ms,
-                base.p99_ms
+                "tidepost on {name} over {rounds} round(s): best {best:.0}/s ({:.2}×), median {median:.0}/s ({:.2}×); added latency p50 best {:.1} ms median {:.1} ms, p99 best {:.1} ms median {:.1} ms",
+                best / base.per_s,
+                median / base.per_s,
+                p50[0],
+                percentile(&p50, 0.5),
+                p99[0],
+                percentile(&p99, 0.5),
             );
-            common::record("outbound_delivery", &format!("{name} deliveries/s"), f.per_s, "/s", "");
+            common::record("outbound_delivery", &format!("{name} deliveries/s"), median, "/s", "");
             common::record(
                 "outbound_delivery",
-                &format!("{name} ratio vs plain POSTs"),
-                f.per_s / base.per_s,
+                &format!("{name} ratio vs plain POSTs (best)"),
+                best / base.per_s,
                 "x",
-                "",
+                ">= 0.5",
             );
             common::record(
                 "outbound_delivery",
-                &format!("{name} p99 added latency"),
-                f.p99_ms,
+                &format!("{name} ratio vs plain POSTs (median)"),
+                median / base.per_s,
+                "x",
+                ">= 0.5",
+            );
+            common::record(
+                "outbound_delivery",
+                &format!("{name} p99 added latency (median)"),
+                percentile(&p99, 0.5),
                 "ms",
-                "<= 2000",
+                "< 100",
             );
         }
     });

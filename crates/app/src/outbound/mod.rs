@@ -29,16 +29,32 @@
 //!
 //! # From event to delivery
 //!
-//! [`dispatch`] is a recurring sweep (every `webhooks_dispatch_interval_ms`, default 1 s). It
-//! reads the events recorded since its cursor (less a one-minute look-back for transactions
-//! that committed late and for clock skew between instances) that an enabled endpoint of the
-//! same workspace subscribes to, and turns each (event, endpoint) pair into one delivery row,
-//! unique on the pair, with its job (`webhooks.deliver`) enqueued in the same transaction: two
-//! instances sweeping at once, or the look-back re-reading an event, cannot deliver it twice.
+//! [`dispatch`] reads the events recorded since its cursor (less a one-minute look-back for
+//! transactions that committed late and for clock skew between instances) that an enabled
+//! endpoint of the same workspace subscribes to, and turns each (event, endpoint) pair into one
+//! delivery row, unique on the pair: two instances dispatching at once, or the look-back
+//! re-reading an event, cannot create it twice, and only the dispatcher whose insert created
+//! the row sends it.
+//!
+//! It runs **at once** when this process records an event: `events::record`/`record_in`
+//! announce it ([`tidepost_store::events::recorded`]) and a listener task — started by the
+//! first sweep a worker process runs — dispatches on each announcement (and again 20 ms and
+//! 200 ms after one made inside a transaction, which is announced before it commits). The
+//! recurring sweep (every `webhooks_dispatch_interval_ms`, default 1 s) stays as the fallback
+//! for events other instances record.
 //!
 //! # Delivering
 //!
-//! [`deliver`] makes one attempt per job run: `POST` of the delivery's fixed body with
+//! The **first attempt** is made by the dispatcher itself, at most
+//! [`dispatch::DIRECT_CONCURRENCY`] at once per process, not through a job: the delivery is
+//! inserted with that attempt already counted, and the attempt's log row, the delivery's new
+//! state, the endpoint's success and (when it failed) the retry job are written in one
+//! transaction. A first attempt cut short by a crash leaves a pending delivery with its attempt
+//! counted but not recorded; the sweep re-queues it once it is older than the request timeout
+//! plus a minute ([`dispatch::recover_stranded_now`]). **Retries** and re-sends are
+//! `webhooks.deliver` jobs ([`deliver`]), one attempt per run.
+//!
+//! Each attempt is a `POST` of the delivery's fixed body with
 //! `webhook-id` (the event id, the same on every retry), `webhook-timestamp` (unix seconds of the
 //! attempt) and `webhook-signature` ([`signing`]), through the SSRF guard
 //! ([`crate::net_guard`]). A 2xx within the timeout (`webhooks_timeout_secs`, 15 s) is
