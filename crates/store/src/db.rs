@@ -1,6 +1,9 @@
 //! The connection pool, the dialect it speaks, and migrations.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -51,11 +54,24 @@ pub enum SchemaState {
     },
 }
 
-/// A handle on the database. Cheap to clone.
+/// A handle on the database. Cheap to clone; clones share the pool and the [`Db::shared`]
+/// state.
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
+    shared: Arc<Shared>,
+}
+
+/// State that belongs to one database handle and all its clones (a group commit's waiting
+/// writes, for one), one value per type, made on first use.
+#[derive(Default)]
+struct Shared(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
 }
 
 impl Db {
@@ -91,7 +107,24 @@ impl Db {
                 backend: dialect.name(),
                 reason: describe(&e),
             })?;
-        Ok(Self { pool, dialect })
+        Ok(Self {
+            pool,
+            dialect,
+            shared: Arc::default(),
+        })
+    }
+
+    /// The one `T` of this database handle and its clones, made with `T::default()` on first
+    /// use: a home for per-database state such as a group commit's queue, so that it is
+    /// neither a process-wide global nor shared between two databases of one process.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut map = self.shared.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()));
+        Arc::clone(entry)
+            .downcast::<T>()
+            .expect("the entry of a type holds that type")
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -259,6 +292,31 @@ fn describe(err: &sqlx::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn shared_state_is_one_per_database_and_its_clones() {
+        #[derive(Default)]
+        struct Counter(std::sync::atomic::AtomicUsize);
+        let dir = std::env::temp_dir().join(format!("tidepost-shared-{}", std::process::id()));
+        let a = Db::connect(&format!("sqlite://{}/a.db", dir.display()))
+            .await
+            .unwrap();
+        let b = Db::connect(&format!("sqlite://{}/b.db", dir.display()))
+            .await
+            .unwrap();
+        a.shared::<Counter>()
+            .0
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let seen = |db: &Db| {
+            db.shared::<Counter>()
+                .0
+                .load(std::sync::atomic::Ordering::SeqCst)
+        };
+        assert_eq!((seen(&a.clone()), seen(&b)), (1, 0));
+        a.close().await;
+        b.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn schemes() {

@@ -2,9 +2,12 @@
 //! (a hash of the raw body), and applied later by a job.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use sqlx::AnyConnection;
 use tokio::sync::oneshot;
 
 use crate::{Db, Result, StoreError};
@@ -27,21 +30,62 @@ const SELECT: &str = "SELECT id, provider, dedupe_key, event_type, body, signatu
 
 /// Stores the event unless one with the same dedupe key exists. Returns the stored event and
 /// whether this call inserted it. Returns only after the event is committed, so the caller
-/// may acknowledge the sender.
+/// may acknowledge the sender. [`insert_then`] without a follow-up write.
+pub async fn insert(db: &Db, e: &InboundEvent) -> Result<(InboundEvent, bool)> {
+    insert_then(db, e, None).await
+}
+
+/// A future borrowing the transaction's connection.
+pub type ThenFuture<'c> =
+    Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'c>>;
+
+/// A write that belongs with a stored event (enqueuing its application job): called inside
+/// the transaction that stores the event, with the stored event (the earlier twin for a
+/// duplicate) and whether this delivery inserted it, so that the event and what follows it
+/// commit together or not at all. It may be called again after a failed attempt (the failed
+/// transaction rolled back), so it must only write through the connection it is given.
+pub type Then = Arc<
+    dyn for<'c> Fn(&'c mut AnyConnection, &'c InboundEvent, bool) -> ThenFuture<'c> + Send + Sync,
+>;
+
+/// Makes a [`Then`] of a closure (which lets the compiler see the closure's signature as the
+/// one [`Then`] needs).
+pub fn then<F>(f: F) -> Then
+where
+    F: for<'c> Fn(&'c mut AnyConnection, &'c InboundEvent, bool) -> ThenFuture<'c>
+        + Send
+        + Sync
+        + 'static,
+{
+    Arc::new(f)
+}
+
+/// Stores the event unless one with the same dedupe key exists and runs `then` in the same
+/// transaction. Returns the stored event and whether this call inserted it, only after both
+/// are committed, so the caller may acknowledge the sender.
 ///
 /// Commits in groups: calls on one database that arrive while a write is in flight wait for
-/// it and are then stored together by one multi-row insert in one transaction, so a burst of
-/// deliveries pays one commit (and on SQLite one hold of the write lock) for many events
-/// instead of one each, and a lone delivery is written at once. A new event costs one
-/// statement (`RETURNING` says what was stored); only duplicates are read back. No task
-/// outlives a burst: the first caller to find no write in flight spawns one that writes until
-/// nothing is waiting.
-pub async fn insert(db: &Db, e: &InboundEvent) -> Result<(InboundEvent, bool)> {
-    let group = group_of(db);
+/// it and are then stored together — one multi-row insert and every call's `then`, in one
+/// transaction — so a burst of deliveries pays one commit (and on SQLite one hold of the
+/// write lock) for many events and their jobs instead of two each, and a lone delivery is
+/// written at once. A new event costs one statement (`RETURNING` says what was stored); only
+/// duplicates are read back. No task outlives a burst: the first caller to find no write in
+/// flight spawns one that writes until nothing is waiting. When a group fails, each call is
+/// written again in its own transaction, so that whatever failed fails only its own call.
+pub async fn insert_then(
+    db: &Db,
+    e: &InboundEvent,
+    then: Option<Then>,
+) -> Result<(InboundEvent, bool)> {
+    let group = db.shared::<Group>();
     let (answer, answered) = oneshot::channel();
     let lead = {
-        let mut waiting = group.lock().unwrap_or_else(|p| p.into_inner());
-        waiting.events.push((e.clone(), answer));
+        let mut waiting = group.0.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.events.push(Waiting {
+            event: e.clone(),
+            then,
+            answer,
+        });
         !std::mem::replace(&mut waiting.writing, true)
     };
     if lead {
@@ -58,48 +102,49 @@ const MAX_GROUP: usize = 128;
 
 type Answer = oneshot::Sender<std::result::Result<(InboundEvent, bool), String>>;
 
-/// Inserts waiting for the write in flight on one database, and whether one is in flight.
-#[derive(Default)]
-struct Group {
-    events: Vec<(InboundEvent, Answer)>,
-    writing: bool,
+/// One call waiting to be written.
+struct Waiting {
+    event: InboundEvent,
+    then: Option<Then>,
+    answer: Answer,
 }
 
-/// The group of `db`'s pool. Pools are told apart by their connection options, which every
-/// clone of a pool shares (one `Arc`); an entry is a few bytes and lives as long as the process.
-fn group_of(db: &Db) -> Arc<Mutex<Group>> {
-    static GROUPS: LazyLock<Mutex<HashMap<usize, Arc<Mutex<Group>>>>> =
-        LazyLock::new(Default::default);
-    let key = Arc::as_ptr(&db.pool().connect_options()) as usize;
-    let mut groups = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
-    groups.entry(key).or_default().clone()
+/// The calls waiting for the write in flight on one database, and whether one is in flight
+/// (kept in [`Db::shared`], one per database).
+#[derive(Default)]
+struct Group(Mutex<Pending>);
+
+#[derive(Default)]
+struct Pending {
+    events: Vec<Waiting>,
+    writing: bool,
 }
 
 /// Lets the next insert start a writer if this one ends without finishing (its runtime shut
 /// down): the waiting calls belong to that runtime and are gone with it.
 struct Writing {
-    group: Arc<Mutex<Group>>,
+    group: Arc<Group>,
     finished: bool,
 }
 
 impl Drop for Writing {
     fn drop(&mut self) {
         if !self.finished {
-            let mut group = self.group.lock().unwrap_or_else(|p| p.into_inner());
+            let mut group = self.group.0.lock().unwrap_or_else(|p| p.into_inner());
             group.writing = false;
             group.events.clear();
         }
     }
 }
 
-async fn write_groups(db: Db, group: Arc<Mutex<Group>>) {
+async fn write_groups(db: Db, group: Arc<Group>) {
     let mut writing = Writing {
         group: group.clone(),
         finished: false,
     };
     loop {
-        let batch: Vec<(InboundEvent, Answer)> = {
-            let mut waiting = group.lock().unwrap_or_else(|p| p.into_inner());
+        let batch: Vec<Waiting> = {
+            let mut waiting = group.0.lock().unwrap_or_else(|p| p.into_inner());
             if waiting.events.is_empty() {
                 waiting.writing = false;
                 writing.finished = true;
@@ -108,11 +153,17 @@ async fn write_groups(db: Db, group: Arc<Mutex<Group>>) {
             let take = waiting.events.len().min(MAX_GROUP);
             waiting.events.drain(..take).collect()
         };
-        let (events, answers): (Vec<InboundEvent>, Vec<Answer>) = batch.into_iter().unzip();
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        for w in batch {
+            events.push((w.event, w.then));
+            answers.push(w.answer);
+        }
         let results = match insert_group(&db, &events).await {
             Ok(results) => results.into_iter().map(Ok).collect(),
             // One event at a time, so that whatever failed fails only its own call.
-            Err(_) if events.len() > 1 => {
+            Err(err) if events.len() > 1 => {
+                tracing::debug!("a grouped webhook insert failed, writing one by one: {err}");
                 let mut results = Vec::with_capacity(events.len());
                 for event in &events {
                     let one = insert_group(&db, std::slice::from_ref(event)).await;
@@ -128,10 +179,13 @@ async fn write_groups(db: Db, group: Arc<Mutex<Group>>) {
     }
 }
 
-/// One multi-row insert (its own transaction) that skips known dedupe keys; then, only when
-/// some were skipped, a read of their stored twins (a key repeated inside the group resolves
-/// to its first event).
-async fn insert_group(db: &Db, events: &[InboundEvent]) -> Result<Vec<(InboundEvent, bool)>> {
+/// One transaction: a multi-row insert that skips known dedupe keys; then, only when some
+/// were skipped, a read of their stored twins (a key repeated inside the group resolves to
+/// its first event); then each call's `then`.
+async fn insert_group(
+    db: &Db,
+    events: &[(InboundEvent, Option<Then>)],
+) -> Result<Vec<(InboundEvent, bool)>> {
     let values: Vec<String> = (0..events.len())
         .map(|i| {
             let params: Vec<String> = (1..=7).map(|n| format!("${}", 7 * i + n)).collect();
@@ -144,7 +198,7 @@ async fn insert_group(db: &Db, events: &[InboundEvent]) -> Result<Vec<(InboundEv
         values.join(", ")
     );
     let mut query = sqlx::query_scalar::<_, String>(&sql);
-    for e in events {
+    for (e, _) in events {
         query = query
             .bind(&e.id)
             .bind(&e.provider)
@@ -154,12 +208,12 @@ async fn insert_group(db: &Db, events: &[InboundEvent]) -> Result<Vec<(InboundEv
             .bind(e.signature_ts)
             .bind(e.received_at);
     }
-    let mut conn = db.pool().acquire().await?;
-    let inserted: HashSet<String> = query.fetch_all(&mut *conn).await?.into_iter().collect();
+    let mut tx = db.begin_write().await?;
+    let inserted: HashSet<String> = query.fetch_all(&mut *tx).await?.into_iter().collect();
     let skipped: Vec<&str> = events
         .iter()
-        .filter(|e| !inserted.contains(&e.id))
-        .map(|e| e.dedupe_key.as_str())
+        .filter(|(e, _)| !inserted.contains(&e.id))
+        .map(|(e, _)| e.dedupe_key.as_str())
         .collect();
     let mut twins: HashMap<String, InboundEvent> = HashMap::new();
     if !skipped.is_empty() {
@@ -169,27 +223,34 @@ async fn insert_group(db: &Db, events: &[InboundEvent]) -> Result<Vec<(InboundEv
         for key in &skipped {
             query = query.bind(*key);
         }
-        for stored in query.fetch_all(&mut *conn).await? {
+        for stored in query.fetch_all(&mut *tx).await? {
             twins.insert(stored.dedupe_key.clone(), stored);
         }
     }
-    events
-        .iter()
-        .map(|e| {
-            if inserted.contains(&e.id) {
-                let stored = InboundEvent {
-                    applied_at: None,
-                    apply_result: None,
-                    ..e.clone()
-                };
-                return Ok((stored, true));
-            }
-            twins
+    let mut results = Vec::with_capacity(events.len());
+    for (e, then) in events {
+        let (stored, new) = if inserted.contains(&e.id) {
+            let stored = InboundEvent {
+                applied_at: None,
+                apply_result: None,
+                ..e.clone()
+            };
+            (stored, true)
+        } else {
+            let twin = twins
                 .get(&e.dedupe_key)
-                .map(|stored| (stored.clone(), false))
-                .ok_or_else(|| StoreError::Sqlx(sqlx::Error::RowNotFound))
-        })
-        .collect()
+                .ok_or(StoreError::Sqlx(sqlx::Error::RowNotFound))?;
+            (twin.clone(), false)
+        };
+        if let Some(then) = then {
+            then(&mut *tx, &stored, new)
+                .await
+                .map_err(|e| StoreError::Sqlx(sqlx::Error::Protocol(e)))?;
+        }
+        results.push((stored, new));
+    }
+    tx.commit().await?;
+    Ok(results)
 }
 
 /// System-wide (webhooks are not bound to a workspace until applied).
@@ -339,6 +400,72 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 1 + 40 + 1);
+    });
+
+    /// A follow-up that marks the stored event with `mark` through the transaction's
+    /// connection, or fails (and so must undo the event) when the body says so.
+    fn marking(mark: &'static str) -> Then {
+        then(move |conn, stored, new| {
+            Box::pin(async move {
+                if stored.body.contains("fail") {
+                    return Err("this follow-up fails".to_string());
+                }
+                if new {
+                    sqlx::query("UPDATE inbound_events SET apply_result = $1 WHERE id = $2")
+                        .bind(mark)
+                        .bind(&stored.id)
+                        .execute(conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    // The follow-up write commits with the event or neither does; in a group, a failing one
+    // fails only its own call.
+    both_backends!(then_commits_with_the_event, |db: Db| async move {
+        let ok = event("k:ok", "{}");
+        let (stored, new) = insert_then(&db, &ok, Some(marking("m"))).await.unwrap();
+        assert!(new);
+        let read = get(&db, &stored.id).await.unwrap().expect("stored");
+        assert_eq!(read.apply_result.as_deref(), Some("m"));
+
+        let bad = event("k:bad", "{\"fail\":1}");
+        assert!(insert_then(&db, &bad, Some(marking("m"))).await.is_err());
+        assert!(get(&db, &bad.id).await.unwrap().is_none());
+
+        let calls = (0..40).map(|n| {
+            let db = db.clone();
+            async move {
+                let body = if n == 7 {
+                    "{\"fail\":7}".to_string()
+                } else {
+                    format!("{{\"n\":{n}}}")
+                };
+                let e = event(&format!("g:{n}"), &body);
+                (
+                    n,
+                    e.id.clone(),
+                    insert_then(&db, &e, Some(marking("g"))).await,
+                )
+            }
+        });
+        for (n, id, result) in futures_join(calls).await {
+            let read = get(&db, &id).await.unwrap();
+            if n == 7 {
+                assert!(result.is_err() && read.is_none());
+            } else {
+                assert!(result.unwrap().1);
+                assert_eq!(read.unwrap().apply_result.as_deref(), Some("g"));
+            }
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound_events")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 1 + 39);
     });
 
     /// Polls every call in one task, so that they arrive while a write is in flight.

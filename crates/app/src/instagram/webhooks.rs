@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tidepost_jobs::{JobError, NewJob};
+use tidepost_jobs::JobError;
 use tidepost_providers::meta::{MetaChange, parse_meta_webhook, verify_meta_signature};
 use tidepost_store::inbound_events::{self, InboundEvent};
 use tidepost_store::{StoreError, accounts};
@@ -38,10 +38,9 @@ pub enum WebhookError {
     BadSignature,
     #[error("the body is not an Instagram webhook: {0}")]
     Malformed(String),
+    /// Storing the event or enqueuing its job failed (they commit together).
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Queue(String),
 }
 
 impl WebhookError {
@@ -52,7 +51,7 @@ impl WebhookError {
             WebhookError::MissingSignature => "missing_signature",
             WebhookError::BadSignature => "bad_signature",
             WebhookError::Malformed(_) => "malformed",
-            WebhookError::Store(_) | WebhookError::Queue(_) => "internal",
+            WebhookError::Store(_) => "internal",
         }
     }
 }
@@ -151,19 +150,10 @@ pub async fn receive(
         applied_at: None,
         apply_result: None,
     };
-    let (stored, inserted) = inbound_events::insert(&app.db, &event).await?;
-    app.queue
-        .enqueue(
-            NewJob::new(
-                WEBHOOK_JOB,
-                &EventRef {
-                    event_id: stored.id.clone(),
-                },
-            )
-            .idempotency_key(format!("{WEBHOOK_JOB}:{}", stored.id)),
-        )
-        .await
-        .map_err(|e| WebhookError::Queue(e.to_string()))?;
+    // The event and its `instagram.webhook` job commit together, grouped with concurrent
+    // deliveries of either provider (the payload is the same `{event_id}` reference).
+    let (stored, inserted) =
+        crate::publish::webhooks::store_and_enqueue(app, &event, WEBHOOK_JOB).await?;
     Ok(Receipt {
         event_id: stored.id,
         duplicate: !inserted,

@@ -34,10 +34,9 @@ pub enum WebhookError {
     Signature(SignatureError),
     #[error("the body is not a TikTok webhook: {0}")]
     Malformed(String),
+    /// Storing the event or enqueuing its job failed (they commit together).
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Queue(String),
 }
 
 impl WebhookError {
@@ -49,7 +48,7 @@ impl WebhookError {
             WebhookError::Signature(SignatureError::OutsideWindow { .. }) => "outside_window",
             WebhookError::Signature(_) => "bad_signature",
             WebhookError::Malformed(_) => "malformed",
-            WebhookError::Store(_) | WebhookError::Queue(_) => "internal",
+            WebhookError::Store(_) => "internal",
         }
     }
 }
@@ -91,25 +90,48 @@ pub async fn receive(
         applied_at: None,
         apply_result: None,
     };
-    let (stored, inserted) = inbound_events::insert(&app.db, &event).await?;
-    // Enqueued under the event's key: a duplicate (or a retry after a crash between the two
-    // writes) finds the same job.
-    app.queue
-        .enqueue(
-            NewJob::new(
-                WEBHOOK_JOB,
-                &EventRef {
-                    event_id: stored.id.clone(),
-                },
-            )
-            .idempotency_key(format!("{WEBHOOK_JOB}:{}", stored.id)),
-        )
-        .await
-        .map_err(|e| WebhookError::Queue(e.to_string()))?;
+    let (stored, inserted) = store_and_enqueue(app, &event, WEBHOOK_JOB).await?;
     Ok(Receipt {
         event_id: stored.id,
         duplicate: !inserted,
     })
+}
+
+/// Stores an inbound event and enqueues its application (a `job_kind` job whose payload is
+/// an [`EventRef`]) in one transaction, grouped with concurrent deliveries (see
+/// [`inbound_events::insert_then`]): a burst of deliveries pays one commit for all its
+/// events and jobs, and the sender gets its 2xx only once both are durable. A duplicate
+/// delivery stores nothing and enqueues nothing: its job committed with its event, under the
+/// event's idempotency key, so it is only looked up by that key, and only while the event is
+/// not applied yet (an event stored without its job, by a version that wrote them apart and
+/// stopped between the two, gets it then).
+pub(crate) async fn store_and_enqueue(
+    app: &App,
+    event: &InboundEvent,
+    job_kind: &'static str,
+) -> Result<(InboundEvent, bool), StoreError> {
+    let queue = app.queue.clone();
+    let then = inbound_events::then(move |conn, stored, new| {
+        let queue = queue.clone();
+        Box::pin(async move {
+            if !new && stored.applied_at.is_some() {
+                return Ok(());
+            }
+            let job = NewJob::new(
+                job_kind,
+                &EventRef {
+                    event_id: stored.id.clone(),
+                },
+            )
+            .idempotency_key(format!("{job_kind}:{}", stored.id));
+            queue
+                .enqueue_in(conn, job)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("enqueuing {job_kind}: {e}"))
+        })
+    });
+    inbound_events::insert_then(&app.db, event, Some(then)).await
 }
 
 /// Applies a stored event (the `tiktok.webhook` job). Applying twice changes nothing more.
