@@ -446,9 +446,9 @@ impl Cluster {
         // Each is a post the user must check by hand. The init's intent is recorded right
         // before its request (the token, quota and posting slot come first), so only a kill in
         // the instants between intent and TikTok's answer leaves one: runs of 500 posts with
-        // ~30 kills left 4, 6 and 4 (1, 2 and 1 of them never reached TikTok), where recording the
-        // intent before the waits left 13 (12 never sent). At most 2 % of the posts, and at
-        // most 1 % that TikTok never received.
+        // ~30 kills left 4, 6 and 4 (1, 2 and 1 of them never reached TikTok), where recording
+        // the intent before the waits left 13 (12 never sent). At most 2 % of the posts, and
+        // at most 1 % that TikTok never received.
         assert!(
             unknown.len() <= run.posts.len() / 50,
             "{} unknown ({unknown_received} received by TikTok)",
