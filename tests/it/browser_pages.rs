@@ -83,9 +83,11 @@ where
     }
 }
 
-/// Makes the CRM sweep due now (it runs every minute; the test does not wait for it).
+/// Makes the CRM sweep due now (it runs every minute; the test does not wait for it). The
+/// period is the current time: a schedule's job is keyed by its period, so each nudge is new.
 async fn sweep_now(app: &TestApp) {
-    sqlx::query("UPDATE job_schedules SET next_run_at = 0 WHERE name = 'crm.sweep'")
+    sqlx::query("UPDATE job_schedules SET next_run_at = $1 WHERE name = 'crm.sweep'")
+        .bind(tidepost_domain::now_ms())
         .execute(app.db.pool())
         .await
         .unwrap();
@@ -105,6 +107,7 @@ struct World {
     creator_id: String,
     contact_id: String,
     endpoint_id: String,
+    hook_url: String,
     hits: Arc<AtomicUsize>,
 }
 
@@ -235,19 +238,20 @@ async fn new_pages_at_phone_and_desktop() {
         (samples(&app, &ws, &target_id).await >= 1).then_some(())
     })
     .await;
+    // Due again now (once: the job records a sample only if the slot it read is unchanged),
+    // and the sweep made due every second until the minute turns.
+    sqlx::query("UPDATE metric_tracks SET next_sample_at = $1 WHERE target_id = $2")
+        .bind(tidepost_domain::now_ms())
+        .bind(&target_id)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
     let nudger = {
         let db = app.db.clone();
-        let target_id = target_id.clone();
         tokio::spawn(async move {
             loop {
-                let now = tidepost_domain::now_ms();
-                sqlx::query("UPDATE metric_tracks SET next_sample_at = $1 WHERE target_id = $2")
-                    .bind(now)
-                    .bind(&target_id)
-                    .execute(db.pool())
-                    .await
-                    .unwrap();
-                sqlx::query("UPDATE job_schedules SET next_run_at = 0 WHERE name = 'crm.sweep'")
+                sqlx::query("UPDATE job_schedules SET next_run_at = $1 WHERE name = 'crm.sweep'")
+                    .bind(tidepost_domain::now_ms())
                     .execute(db.pool())
                     .await
                     .unwrap();
@@ -266,6 +270,7 @@ async fn new_pages_at_phone_and_desktop() {
         creator_id: creator_id.expect("the Instagram account has a creator"),
         contact_id,
         endpoint_id,
+        hook_url,
         hits,
     };
 
@@ -276,7 +281,7 @@ async fn new_pages_at_phone_and_desktop() {
     add_endpoint(
         &wide,
         &world.app,
-        "https://crm.example.com/hooks/tidepost",
+        &format!("{}/desktop", world.hook_url),
         "",
     )
     .await;
@@ -381,7 +386,7 @@ async fn visit(b: &Browser, w: &World, reply: bool) {
     assert!(w.hits.load(Ordering::SeqCst) > 0, "the receiver got events");
     assert!(b.text_of("#deliveries").await.contains("succeeded"));
     b.assert_layout_fits("/settings/webhooks/{id}").await;
-    b.screenshot(TEST, "endpoint").await;
+    b.screenshot_of("#deliveries", TEST, "endpoint").await;
     let delivery = b
         .client
         .find(Locator::Css(
@@ -398,7 +403,7 @@ async fn visit(b: &Browser, w: &World, reply: bool) {
     assert!(attempts.contains("204"), "{attempts}");
     b.assert_layout_fits("/settings/webhooks/deliveries/{id}")
         .await;
-    b.screenshot(TEST, "delivery").await;
+    b.screenshot_of("#attempts", TEST, "delivery").await;
 
     // The API reference, grouped by tag.
     b.goto(&app.url("/docs/api")).await;
