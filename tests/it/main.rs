@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod api_lists;
 mod browser;
 mod browser_compose;
 mod browser_instagram;

@@ -1,7 +1,7 @@
 //! `/api/v1/accounts` and `/api/v1/connect/{platform}`: connected accounts for host
 //! applications, and the authorize URL to send their users to.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,6 +10,7 @@ use tidepost_app::connect::{self, ConnectError, Initiator};
 use tidepost_domain::time::rfc3339;
 use tidepost_store::accounts::{self, Account};
 
+use super::paging;
 use crate::auth::{Caller, Credential};
 use crate::error::Problem;
 use crate::state::HttpState;
@@ -64,6 +65,19 @@ struct AccountTokenDoc {
 #[allow(dead_code)]
 struct AccountListDoc {
     data: Vec<AccountDoc>,
+    /// Pass as `after` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// A page of the list (see `api/paging.rs`).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// `next_cursor` of the previous page.
+    after: Option<String>,
+    /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
 }
 
 /// Where to send the creator to connect an account.
@@ -144,14 +158,31 @@ async fn connect_tiktok(
 
 #[utoipa::path(
     get, path = "/api/v1/accounts", tag = "accounts",
-    responses((status = 200, description = "The workspace's connected accounts", body = AccountListDoc)),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The workspace's connected accounts, newest first", body = AccountListDoc),
+        (status = 422, description = "`limit` is out of range", body = Problem),
+    ),
 )]
-async fn list(caller: Caller, State(state): State<HttpState>) -> Result<Json<Value>, Problem> {
+async fn list(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let list = accounts::list(&state.app.db, &caller.workspace_id).await?;
-    Ok(Json(
-        json!({"data": list.iter().map(account_json).collect::<Vec<_>>()}),
-    ))
+    let limit = paging::limit(q.limit, 50)?;
+    let rows = accounts::page(
+        &state.app.db,
+        &caller.workspace_id,
+        paging::after(q.after.as_deref()),
+        limit + 1,
+    )
+    .await?;
+    let (list, next) = paging::page(rows, limit, |a| &a.id);
+    Ok(Json(json!({
+        "data": list.iter().map(account_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
 }
 
 #[utoipa::path(

@@ -222,7 +222,7 @@ pub(crate) struct PageQuery {
     after: Option<String>,
     /// At most this many items (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -230,9 +230,11 @@ pub(crate) struct PageQuery {
 pub(crate) struct CreatorQuery {
     /// Only creators whose name contains this (any case).
     q: Option<String>,
+    /// The `next_cursor` of the previous page.
     after: Option<String>,
+    /// At most this many items (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -242,9 +244,11 @@ pub(crate) struct ContactQuery {
     q: Option<String>,
     /// `tiktok` or `instagram`.
     platform: Option<String>,
+    /// The `next_cursor` of the previous page.
     after: Option<String>,
+    /// At most this many items (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -256,9 +260,11 @@ pub(crate) struct InteractionQuery {
     kind: Option<String>,
     /// `inbound` or `outbound`.
     direction: Option<String>,
+    /// The `next_cursor` of the previous page.
     after: Option<String>,
+    /// At most this many items (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 // ---- helpers ----
@@ -272,18 +278,15 @@ fn body_as<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
 }
 
 /// The page position and size a client asked for, checked.
-pub(crate) fn page_of(after: Option<&str>, limit: Option<u32>) -> Result<(Cursor, i64), Problem> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Problem::invalid("limit must be from 1 to 200"));
-    }
+pub(crate) fn page_of(after: Option<&str>, limit: Option<i64>) -> Result<(Cursor, i64), Problem> {
+    let limit = super::paging::limit(limit, 50)?;
     let cursor = match after.filter(|a| !a.is_empty()) {
         None => Cursor::start(),
         Some(text) => Cursor::parse(text).ok_or_else(|| {
             Problem::invalid("after is not a cursor this API gave (pass back next_cursor as is)")
         })?,
     };
-    Ok((cursor, i64::from(limit)))
+    Ok((cursor, limit))
 }
 
 fn paged<T>(page: Paged<T>, item: impl Fn(&T) -> Value) -> Json<Value> {

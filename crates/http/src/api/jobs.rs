@@ -152,7 +152,7 @@ struct ListQuery {
     after: Option<String>,
     /// At most this many jobs (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 #[utoipa::path(
@@ -177,16 +177,14 @@ async fn list(
             ))
         })?),
     };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Problem::invalid("limit must be from 1 to 200"));
-    }
+    let limit = super::paging::limit(q.limit, 50)?;
     let filter = Filter {
         state: job_state,
         kind: q.kind.filter(|k| !k.is_empty()),
     };
     let page = Page {
-        limit,
+        // At most MAX_LIMIT + 1: the extra job only says whether another page follows.
+        limit: u32::try_from(limit + 1).unwrap_or(u32::MAX),
         after: q.after.filter(|a| !a.is_empty()),
     };
     let jobs = admin::list(
@@ -197,9 +195,7 @@ async fn list(
     )
     .await
     .map_err(jobs_error)?;
-    let next = (jobs.len() == limit as usize)
-        .then(|| jobs.last().map(|j| j.id.clone()))
-        .flatten();
+    let (jobs, next) = super::paging::page(jobs, limit, |j| &j.id);
     Ok(Json(
         json!({"data": jobs.iter().map(job_json).collect::<Vec<_>>(), "next_cursor": next}),
     ))

@@ -1,6 +1,6 @@
 //! `/api/v1/api-keys`: list, create (the secret is in the answer, once), revoke.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tidepost_app::access;
 use tidepost_store::api_keys::{self, ApiKey};
 
-use super::ApiJson;
+use super::{ApiJson, paging};
 use crate::auth::Caller;
 use crate::error::Problem;
 use crate::state::HttpState;
@@ -54,6 +54,19 @@ struct NewKeyDoc {
 #[allow(dead_code)]
 struct KeyListDoc {
     data: Vec<KeyDoc>,
+    /// Pass as `after` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// A page of a list (see `api/paging.rs`).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// `next_cursor` of the previous page.
+    after: Option<String>,
+    /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
 }
 
 fn key_json(key: &ApiKey) -> Value {
@@ -70,14 +83,31 @@ fn key_json(key: &ApiKey) -> Value {
 
 #[utoipa::path(
     get, path = "/api/v1/api-keys", tag = "api-keys",
-    responses((status = 200, description = "Every API key of the workspace, revoked ones included", body = KeyListDoc)),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The workspace's API keys, revoked ones included, newest first", body = KeyListDoc),
+        (status = 422, description = "`limit` is out of range", body = Problem),
+    ),
 )]
-async fn list(caller: Caller, State(state): State<HttpState>) -> Result<Json<Value>, Problem> {
+async fn list(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let keys = api_keys::list(&state.app.db, &caller.workspace_id).await?;
-    Ok(Json(
-        json!({ "data": keys.iter().map(key_json).collect::<Vec<_>>() }),
-    ))
+    let limit = paging::limit(q.limit, 50)?;
+    let rows = api_keys::page(
+        &state.app.db,
+        &caller.workspace_id,
+        paging::after(q.after.as_deref()),
+        limit + 1,
+    )
+    .await?;
+    let (keys, next) = paging::page(rows, limit, |k| &k.id);
+    Ok(Json(json!({
+        "data": keys.iter().map(key_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
 }
 
 #[utoipa::path(

@@ -1,7 +1,7 @@
 //! `/api/v1/media`: the workspace's media library.
 //!
-//! - `GET /media?kind=video|image&limit=N&cursor=ID`: newest first; `next_cursor` fetches the
-//!   next page.
+//! - `GET /media?kind=video|image&limit=N&after=ID`: newest first; `next_cursor`, passed back
+//!   as `after`, fetches the next page (`cursor=ID` is the deprecated old name of `after`).
 //! - `GET /media/{id}`: one item with its probed metadata and, for each place it could be
 //!   published, the rules it breaks (`checks`) and the recommendations it misses (`advice`).
 //! - `POST /media`: a direct upload (`multipart/form-data` with a `file` field, or the raw bytes
@@ -22,6 +22,7 @@ use tidepost_app::media::{self, MediaError, MediaKind};
 use tidepost_store::media::{self as repo, Media};
 use tokio_util::io::StreamReader;
 
+use super::paging;
 use crate::auth::Caller;
 use crate::error::Problem;
 use crate::state::HttpState;
@@ -193,7 +194,7 @@ struct MediaDoc {
 #[allow(dead_code)]
 struct MediaListDoc {
     data: Vec<MediaDoc>,
-    /// Pass as `cursor` for the next page; null on the last.
+    /// Pass as `after` for the next page; null on the last.
     next_cursor: Option<String>,
 }
 
@@ -203,8 +204,12 @@ struct ListQuery {
     /// `video` or `image`.
     kind: Option<String>,
     /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    after: Option<String>,
+    /// The old name of `after`, still accepted (`after` wins when both are given).
+    #[deprecated(note = "use `after`")]
     cursor: Option<String>,
 }
 
@@ -231,26 +236,22 @@ async fn list(
                 .with("field", "kind"),
         );
     }
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(
-            Problem::invalid(format!("limit: expected 1 to 200, got {limit}"))
-                .with("field", "limit"),
-        );
-    }
-    let page = repo::list(
+    let limit = paging::limit(q.limit, 50)?;
+    #[allow(deprecated)]
+    let old_cursor = q.cursor.as_deref();
+    let after = paging::after(q.after.as_deref()).or(paging::after(old_cursor));
+    let rows = repo::list(
         &state.app.db,
         &caller.workspace_id,
         q.kind.as_deref(),
-        q.cursor.as_deref(),
+        after,
         limit + 1,
     )
     .await?;
-    let more = page.len() as i64 > limit;
-    let page = &page[..page.len().min(limit as usize)];
+    let (page, next) = paging::page(rows, limit, |m| &m.id);
     Ok(Json(json!({
         "data": page.iter().map(|m| media_json(m, false)).collect::<Vec<_>>(),
-        "next_cursor": if more { page.last().map(|m| m.id.clone()) } else { None },
+        "next_cursor": next,
     })))
 }
 

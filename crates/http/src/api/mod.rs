@@ -8,6 +8,7 @@ pub(crate) mod jobs;
 mod keys;
 pub(crate) mod media;
 pub mod openapi;
+pub(crate) mod paging;
 mod posts;
 mod posts_validate;
 mod uploads;

@@ -990,7 +990,8 @@ async fn platform_of(state: &HttpState, workspace_id: &str, post_id: &str) -> St
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
-    /// At most this many posts (1 to 100, default 25).
+    /// At most this many posts (1 to 200, default 25).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     after: Option<String>,
@@ -1007,7 +1008,7 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "Posts, newest first", body = PostListDoc),
-        (status = 422, description = "An unknown state or when", body = Problem),
+        (status = 422, description = "An unknown state or when, or `limit` out of range", body = Problem),
     ),
 )]
 async fn list(
@@ -1016,7 +1017,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let limit = q.limit.unwrap_or(25).clamp(1, 100);
+    let limit = super::paging::limit(q.limit, 25)?;
     if let Some(s) = q.state.as_deref()
         && TargetState::parse(s).is_none()
     {
@@ -1044,16 +1045,14 @@ async fn list(
         scheduled,
         before: q.after.filter(|s| !s.is_empty()),
     };
-    let views = compose::list(&state.app, &caller.workspace_id, &filter, limit)
+    let views = compose::list(&state.app, &caller.workspace_id, &filter, limit + 1)
         .await
         .map_err(compose_problem)?;
+    let (views, next) = super::paging::page(views, limit, |v| &v.post.id);
     let mut data = Vec::with_capacity(views.len());
     for view in &views {
         data.push(render(&state, view).await?);
     }
-    let next = (views.len() as i64 == limit)
-        .then(|| views.last().map(|v| v.post.id.clone()))
-        .flatten();
     Ok(Json(json!({"data": data, "next_cursor": next})))
 }
 

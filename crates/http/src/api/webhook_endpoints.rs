@@ -14,7 +14,7 @@ use tidepost_store::webhook_deliveries::{self, Attempt, Delivery};
 use tidepost_store::webhook_endpoints::{self, Endpoint};
 use utoipa::{IntoParams, ToSchema};
 
-use super::ApiJson;
+use super::{ApiJson, paging};
 use crate::auth::Caller;
 use crate::error::Problem;
 use crate::state::HttpState;
@@ -199,33 +199,24 @@ fn endpoint_problem(err: EndpointError) -> Problem {
     }
 }
 
+/// A page of a list (see `api/paging.rs`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// The `next_cursor` of the previous page.
     after: Option<String>,
     /// From 1 to 200 (default 50).
-    limit: Option<u32>,
-}
-
-fn limit_of(limit: Option<u32>) -> Result<i64, Problem> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Problem::invalid("limit must be from 1 to 200").with("field", "limit"));
-    }
-    Ok(i64::from(limit))
-}
-
-fn next_cursor<T>(rows: &[T], limit: i64, id: impl Fn(&T) -> &str) -> Option<String> {
-    (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| id(r).to_string()))
-        .flatten()
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
 }
 
 #[utoipa::path(
     get, path = "/api/v1/webhook-endpoints", tag = "webhooks",
     params(Page),
-    responses((status = 200, description = "The workspace's webhook endpoints, newest first", body = EndpointList)),
+    responses(
+        (status = 200, description = "The workspace's webhook endpoints, newest first", body = EndpointList),
+        (status = 422, description = "`limit` is out of range", body = Problem),
+    ),
 )]
 async fn list(
     caller: Caller,
@@ -233,16 +224,17 @@ async fn list(
     Query(page): Query<Page>,
 ) -> Result<Json<EndpointList>, Problem> {
     caller.require_scope("api")?;
-    let limit = limit_of(page.limit)?;
+    let limit = paging::limit(page.limit, 50)?;
     let rows = webhook_endpoints::list(
         &state.app.db,
         &caller.workspace_id,
-        page.after.as_deref().filter(|a| !a.is_empty()),
-        limit,
+        paging::after(page.after.as_deref()),
+        limit + 1,
     )
     .await?;
+    let (rows, next_cursor) = paging::page(rows, limit, |e| &e.id);
     Ok(Json(EndpointList {
-        next_cursor: next_cursor(&rows, limit, |e| &e.id),
+        next_cursor,
         data: rows.iter().map(EndpointOut::of).collect(),
     }))
 }
@@ -437,7 +429,8 @@ pub struct DeliveryQuery {
     /// The `next_cursor` of the previous page.
     after: Option<String>,
     /// From 1 to 200 (default 50).
-    limit: Option<u32>,
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
 }
 
 #[utoipa::path(
@@ -456,7 +449,7 @@ async fn deliveries(
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Json<DeliveryList>, Problem> {
     caller.require_scope("api")?;
-    let limit = limit_of(q.limit)?;
+    let limit = paging::limit(q.limit, 50)?;
     let wanted = match q.state.as_deref() {
         None | Some("") => None,
         Some(s @ ("pending" | "succeeded" | "failed")) => Some(s),
@@ -473,12 +466,13 @@ async fn deliveries(
         &caller.workspace_id,
         &id,
         wanted,
-        q.after.as_deref().filter(|a| !a.is_empty()),
-        limit,
+        paging::after(q.after.as_deref()),
+        limit + 1,
     )
     .await?;
+    let (rows, next_cursor) = paging::page(rows, limit, |d| &d.id);
     Ok(Json(DeliveryList {
-        next_cursor: next_cursor(&rows, limit, |d| &d.id),
+        next_cursor,
         data: rows.iter().map(DeliveryOut::of).collect(),
     }))
 }
