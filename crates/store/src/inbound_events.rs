@@ -243,7 +243,7 @@ async fn insert_group(
             (twin.clone(), false)
         };
         if let Some(then) = then {
-            then(&mut *tx, &stored, new)
+            then(&mut tx, &stored, new)
                 .await
                 .map_err(|e| StoreError::Sqlx(sqlx::Error::Protocol(e)))?;
         }
