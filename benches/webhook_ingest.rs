@@ -9,7 +9,9 @@
 //! does); every body is distinct, so every one is stored. Bodies and signatures are made
 //! before the clock starts. `CONNECTIONS` keep-alive HTTP/1.1 connections each send their share
 //! one after another; a response counts only as a `200`, and afterwards the bench checks that
-//! the database holds exactly one event and one job per `200` (a 2xx means stored).
+//! the database holds exactly one event and one job per `200` (a 2xx means stored). The
+//! routes store each event and its job in one transaction, grouped with the deliveries that
+//! arrive while a write is in flight (one commit per group).
 //!
 //! Two raw baselines write the same two rows per event (the event, its application job) from
 //! this process, without HTTP, verification or parsing: *raw*, with the store's and the

@@ -1,5 +1,6 @@
-//! Inbound provider webhooks. `POST /webhooks/tiktok`: the raw body is verified, stored and
-//! queued by `tidepost_app::publish::webhooks::receive` before the 200; a bad or missing
+//! Inbound provider webhooks. `POST /webhooks/tiktok`: the raw body is verified, then stored
+//! and queued (the event and its job in one transaction, grouped with concurrent deliveries)
+//! by `tidepost_app::publish::webhooks::receive` before the 200; a bad or missing
 //! signature gets 401 and a stale timestamp 400, each counted in
 //! `tidepost_webhooks_rejected_total{provider,reason}`.
 
