@@ -489,25 +489,7 @@ async fn widget_at_the_daily_cap(backend: Backend) {
         .text()
         .await
         .unwrap();
-    let mut form: Vec<(String, String)> = consent
-        .split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .map(|rest| {
-            let (name, rest) = rest.split_once('"').unwrap();
-            let value = rest.split("value=\"").nth(1).unwrap();
-            let value = value.split('"').next().unwrap().replace("&amp;", "&");
-            (name.to_string(), value)
-        })
-        .collect();
-    form.push(("creator".into(), CREATOR_OPEN_ID.into()));
-    form.push(("decision".into(), "approve".into()));
-    let approved = bare_client()
-        .post(format!("{emulator}/tiktok/www/v2/auth/authorize/"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let callback = location(&approved);
+    let callback = approve_tiktok_consent(&emulator, &consent, Some(CREATOR_OPEN_ID)).await;
     let landed = me.client.get(&callback).send().await.unwrap();
     let account_path = location(&landed);
     let account_id = account_path
@@ -552,15 +534,7 @@ async fn widget_at_the_daily_cap(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let html = me
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page_text(&me.client, "/").await;
     assert!(
         html.contains(r#"<strong class="direct-left">0 of 1</strong>"#),
         "{html}"

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tidepost_store::Db;
-use tidepost_store::accounts::{self, Account};
 use tidepost_store::testing::Backend;
 
 use crate::support::*;
@@ -19,42 +18,6 @@ use crate::support::*;
 /// The emulator's fixture creator every emulator starts with (deterministic open_id).
 const CREATOR_OPEN_ID: &str = "act.sandboxCreatorEmulator0000000000";
 const CREATOR_USERNAME: &str = "tidepost.sandbox";
-
-/// A TikTok account row whose tokens this server cannot use (inbox posts are checked without
-/// calling TikTok, so a post can be accepted; connecting again replaces the tokens).
-async fn account_row(db: &Db, workspace_id: &str, open_id: &str, name: &str) -> String {
-    let now = tidepost_domain::now_ms();
-    let account = Account {
-        id: tidepost_domain::new_id(),
-        workspace_id: workspace_id.into(),
-        platform: "tiktok".into(),
-        provider_user_id: open_id.into(),
-        display_name: name.into(),
-        username: None,
-        avatar_url: None,
-        status: "active".into(),
-        status_reason: None,
-        scopes: "user.info.basic,video.publish,video.upload".into(),
-        access_token: "not-a-usable-token".into(),
-        refresh_token: None,
-        access_expires_at: Some(now + 86_400_000),
-        refresh_expires_at: None,
-        last_refreshed_at: None,
-        refresh_lease_until: None,
-        refresh_lease_by: None,
-        details: "{}".into(),
-        created_at: now,
-        updated_at: now,
-    };
-    accounts::upsert(db, &account).await.unwrap();
-    accounts::list(db, workspace_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|a| a.provider_user_id == open_id)
-        .unwrap()
-        .id
-}
 
 async fn post_json(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
     bare_client()
@@ -102,7 +65,14 @@ async fn scheduled_post_survives_a_restart(backend: Backend) {
     .await;
     let me = first.signed_in("restart").await;
     let key = first.api_key(&me.workspace.id, "restart", &[]).await;
-    let account_id = account_row(&first.db, &me.workspace.id, CREATOR_OPEN_ID, "Sandbox").await;
+    let account_id = fixture_account(
+        &first.db,
+        &me.workspace.id,
+        "tiktok",
+        CREATOR_OPEN_ID,
+        "Sandbox",
+    )
+    .await;
     // Whole seconds: the API shows times to the second.
     let due = (tidepost_domain::now_ms() / 1000 + 8) * 1000;
     // A small video uploaded with the post (multipart: the same fields as text parts).
@@ -201,8 +171,8 @@ async fn api_rules(backend: Backend) {
     let me = app.signed_in("compose").await;
     let key = app.api_key(&me.workspace.id, "compose", &[]).await;
     let ws = me.workspace.id.clone();
-    let a = account_row(&app.db, &ws, "act.composeA", "Creator A").await;
-    let b = account_row(&app.db, &ws, "act.composeB", "Creator B").await;
+    let a = fixture_account(&app.db, &ws, "tiktok", "act.composeA", "Creator A").await;
+    let b = fixture_account(&app.db, &ws, "tiktok", "act.composeB", "Creator B").await;
     let inbox = |id: &str| json!({"account_id": id, "tiktok": {"mode": "inbox"}});
     let media = json!([{"url": "https://media.tidepost.example/clip.mp4"}]);
 

@@ -12,36 +12,8 @@ use tidepost_store::crm::interactions::{self, Observed};
 use crate::support::*;
 
 async fn account(app: &TestApp, ws: &str, platform: &str, name: &str) -> String {
-    let now = tidepost_domain::now_ms();
-    let id = tidepost_domain::new_id();
-    tidepost_store::accounts::upsert(
-        &app.db,
-        &tidepost_store::accounts::Account {
-            id: id.clone(),
-            workspace_id: ws.into(),
-            platform: platform.into(),
-            provider_user_id: format!("user-{}", &id[24..]),
-            display_name: name.into(),
-            username: None,
-            avatar_url: None,
-            status: "active".into(),
-            status_reason: None,
-            scopes: String::new(),
-            access_token: "not-a-real-envelope".into(),
-            refresh_token: None,
-            access_expires_at: None,
-            refresh_expires_at: None,
-            last_refreshed_at: None,
-            refresh_lease_until: None,
-            refresh_lease_by: None,
-            details: "{}".into(),
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await
-    .unwrap();
-    id
+    let user = format!("user-{}", &tidepost_domain::new_id()[24..]);
+    fixture_account(&app.db, ws, platform, &user, name).await
 }
 
 async fn comment(

@@ -437,15 +437,7 @@ async fn media_api_and_resumable_uploads(backend: Backend) {
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 
     // The library page lists what is left, with its metadata, and deletes from there.
-    let page = a
-        .client
-        .get(app.url("/media"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page_text(&a.client, "/media").await;
     assert!(
         page.contains("clip.mp4") && page.contains("cover.png"),
         "{page}"
@@ -467,15 +459,7 @@ async fn media_api_and_resumable_uploads(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let shown = a
-        .client
-        .get(app.url(&location(&r)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let shown = app.page_text(&a.client, &location(&r)).await;
     assert!(shown.contains("have not finished"), "{shown}");
     let r = a
         .client
@@ -484,15 +468,7 @@ async fn media_api_and_resumable_uploads(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let shown = a
-        .client
-        .get(app.url(&location(&r)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let shown = app.page_text(&a.client, &location(&r)).await;
     assert!(
         shown.contains("Deleted.") && !shown.contains("cover.png"),
         "{shown}"

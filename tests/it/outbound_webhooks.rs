@@ -435,29 +435,23 @@ async fn deliveries_verify_with_the_reference_library(backend: Backend) {
     assert_eq!(verify(&[(&secret, &again[2])]).await, ["ok"]);
 
     // The UI: the endpoint, its delivery log, a delivery with its attempts.
-    let html = browser
-        .client
-        .get(app.url(&format!("/settings/webhooks/{endpoint_id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app
+        .page_text(
+            &browser.client,
+            &format!("/settings/webhooks/{endpoint_id}"),
+        )
+        .await;
     assert!(
         html.contains(&receiver.url) && html.contains("account.connected"),
         "{html}"
     );
     assert!(!html.contains(&secret), "the secret is not shown again");
-    let html = browser
-        .client
-        .get(app.url(&format!("/settings/webhooks/deliveries/{delivery_id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app
+        .page_text(
+            &browser.client,
+            &format!("/settings/webhooks/deliveries/{delivery_id}"),
+        )
+        .await;
     assert!(
         html.contains("re-send") && html.contains("thanks"),
         "{html}"
@@ -584,15 +578,7 @@ async fn retries_on_schedule_then_disables_the_endpoint(backend: Backend) {
     let body: Value = serde_json::from_str(&told[0].body).unwrap();
     assert_eq!(body["type"], "endpoint.disabled");
     assert_eq!(body["data"]["endpoint_id"], endpoint_id.as_str());
-    let html = browser
-        .client
-        .get(app.url("/settings/webhooks"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page_text(&browser.client, "/settings/webhooks").await;
     assert!(
         html.contains("disabled-endpoint") && html.contains(&down.url),
         "{html}"

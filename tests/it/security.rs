@@ -35,13 +35,6 @@ use crate::support::*;
 // The routes, read from the source.
 // ---------------------------------------------------------------------------------------------
 
-/// A route as registered: its method and full path template (`{…}` placeholders kept).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Route {
-    method: String,
-    template: String,
-}
-
 impl Route {
     fn is_api(&self) -> bool {
         self.template.starts_with("/api/")
@@ -64,108 +57,6 @@ impl Route {
     fn changes_state(&self) -> bool {
         self.method != "GET"
     }
-}
-
-/// Every route registered with `.route("PATH", get(..).post(..))` in `crates/http/src`. Files
-/// under `api/` and functions named `api_router` are nested under `/api/v1`.
-fn registered_routes() -> Vec<Route> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/http/src");
-    let mut found = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
-                continue;
-            }
-            let in_api = path.strip_prefix(&root).unwrap().starts_with("api");
-            let source = std::fs::read_to_string(&path).unwrap();
-            for (at, template, methods) in routes_in(&source) {
-                let api = in_api || enclosing_fn(&source, at).contains("api_router");
-                let prefix = if api { "/api/v1" } else { "" };
-                for method in methods {
-                    found.push(Route {
-                        method,
-                        template: format!("{prefix}{template}"),
-                    });
-                }
-            }
-        }
-    }
-    found.sort();
-    found.dedup();
-    let known = ["/logout", "/settings/api-keys", "/api/v1/api-keys"];
-    for path in known {
-        assert!(
-            found
-                .iter()
-                .any(|r| r.method == "POST" && r.template == path),
-            "the route scan missed POST {path}; does crates/http/src still register routes with .route(…)? {found:?}"
-        );
-    }
-    found
-}
-
-/// The name of the function whose body holds byte `at`.
-fn enclosing_fn(source: &str, at: usize) -> &str {
-    let before = &source[..at];
-    let Some(start) = before.rfind("fn ") else {
-        return "";
-    };
-    let name = &before[start + 3..];
-    let end = name
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(name.len());
-    &name[..end]
-}
-
-/// `.route("PATH", get(a).post(b))` → (offset, PATH, [GET, POST]).
-fn routes_in(source: &str) -> Vec<(usize, String, Vec<String>)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    while let Some(found) = source[offset..].find(".route(") {
-        let at = offset + found;
-        let rest = &source[at + ".route(".len()..];
-        let Some(open) = rest.find('"') else { break };
-        let Some(close) = rest[open + 1..].find('"') else {
-            break;
-        };
-        let template = rest[open + 1..open + 1 + close].to_string();
-        let mut depth = 1;
-        let mut end = rest.len();
-        for (i, c) in rest.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let handlers = &rest[open + 1 + close + 1..end];
-        let methods = ["get", "post", "put", "patch", "delete"]
-            .iter()
-            .filter(|m| {
-                handlers.match_indices(&format!("{m}(")).any(|(i, _)| {
-                    i == 0
-                        || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
-                            && handlers.as_bytes()[i - 1] != b'_'
-                })
-            })
-            .map(|m| m.to_uppercase())
-            .collect();
-        out.push((at, template, methods));
-        offset = at + ".route(".len() + end;
-    }
-    out
 }
 
 /// UI routes that change state without the session's CSRF token, each with what protects it.
@@ -495,31 +386,11 @@ async fn approved_callback(app: &TestApp, who: &SignedIn) -> String {
         .text()
         .await
         .unwrap();
-    let mut form: Vec<(String, String)> = consent
-        .split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .map(|rest| {
-            let (name, rest) = rest.split_once('"').unwrap();
-            let value = rest.split("value=\"").nth(1).unwrap();
-            let value = value.split('"').next().unwrap().replace("&amp;", "&");
-            (name.to_string(), value)
-        })
-        .collect();
-    let creator = consent
-        .split("name=\"creator\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the consent page lists a creator")
-        .to_string();
-    form.push(("creator".into(), creator));
-    form.push(("decision".into(), "approve".into()));
-    let approved = bare_client()
-        .post(format!("{emulator}/tiktok/www/v2/auth/authorize/"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let callback = location(&approved);
+    assert!(
+        consent.contains("name=\"creator\" value=\""),
+        "the consent page lists a creator"
+    );
+    let callback = approve_tiktok_consent(&emulator, &consent, None).await;
     assert!(
         callback.contains("code=") && callback.contains("state="),
         "{callback}"
@@ -1487,31 +1358,7 @@ async fn secrets_never_reach_logs_pages_or_answers(backend: Backend) {
             continue;
         }
         let consent = response.text().await.unwrap();
-        let mut form: Vec<(String, String)> = consent
-            .split("<input type=\"hidden\" name=\"")
-            .skip(1)
-            .map(|rest| {
-                let (name, rest) = rest.split_once('"').unwrap();
-                let value = rest.split("value=\"").nth(1).unwrap();
-                let value = value.split('"').next().unwrap().replace("&amp;", "&");
-                (name.to_string(), value)
-            })
-            .collect();
-        if let Some(creator) = consent
-            .split("name=\"creator\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-        {
-            form.push(("creator".into(), creator.to_string()));
-        }
-        form.push(("decision".into(), "approve".into()));
-        let approved = bare_client()
-            .post(format!("{emulator}/tiktok/www/v2/auth/authorize/"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        next = location(&approved);
+        next = approve_tiktok_consent(&emulator, &consent, None).await;
     }
     let callback = callback.expect("the emulator sends the person back");
     let code = url::Url::parse(&callback)

@@ -23,15 +23,7 @@ both_backends!(
 async fn sign_in_lands_on_the_dashboard(backend: Backend) {
     let app = spawn_app(backend).await;
     let me = app.signed_in("acme").await;
-    let html = me
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page_text(&me.client, "/").await;
     assert!(html.contains("<h1>Dashboard</h1>"), "{html}");
     assert!(html.contains("Nothing connected yet"));
     assert!(html.contains("acme"), "the workspace is shown");
@@ -242,15 +234,7 @@ async fn sign_out_ends_the_session(backend: Backend) {
         .await;
     let set = set_cookie(response.headers(), "tidepost_session").expect("a session cookie");
     let token = cookie_value(&set);
-    let html = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page_text(&app.client, "/").await;
     let csrf = hidden_input(&html, "csrf").unwrap();
     let response = app
         .client
@@ -263,15 +247,7 @@ async fn sign_out_ends_the_session(backend: Backend) {
     assert_eq!(location(&response), "/login?signed_out=1");
     let removal = set_cookie(response.headers(), "tidepost_session").expect("cookie removed");
     assert!(removal.contains("Max-Age=0"), "{removal}");
-    let page = app
-        .client
-        .get(app.url("/login?signed_out=1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page_text(&app.client, "/login?signed_out=1").await;
     assert!(page.contains("You are signed out."));
     // The old cookie value is dead on the server, not only forgotten by the browser.
     let response = bare_client()
@@ -332,15 +308,7 @@ async fn next_is_followed_after_sign_in(backend: Backend) {
     app.create_user("ada@example.com", "acme").await;
     let response = app.client.get(app.url("/settings")).send().await.unwrap();
     assert_eq!(location(&response), "/login?next=%2Fsettings");
-    let page = app
-        .client
-        .get(app.url("/login?next=%2Fsettings"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page_text(&app.client, "/login?next=%2Fsettings").await;
     let next = hidden_input(&page, "next").unwrap();
     assert_eq!(next, "/settings");
     let response = app

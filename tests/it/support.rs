@@ -334,6 +334,18 @@ impl TestApp {
         }
     }
 
+    /// The body of `GET path` as `client` sees it (a page, whatever its status).
+    pub async fn page_text(&self, client: &reqwest::Client, path: &str) -> String {
+        client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// An API key for `workspace_id` with `scopes` (empty: `api`); returns the secret.
     pub async fn api_key(&self, workspace_id: &str, name: &str, scopes: &[&str]) -> String {
         access::create_api_key(&self.db, workspace_id, name, scopes)
@@ -442,6 +454,44 @@ pub async fn page_error(response: reqwest::Response, status: StatusCode, needle:
     html
 }
 
+/// Approves the emulator's TikTok consent form (`consent`, the page's HTML) as `creator`, or as
+/// the first creator the page lists when `None`, the way a person clicking "Approve" does: the
+/// URL the emulator sends the person back to (tidepost's callback).
+pub async fn approve_tiktok_consent(
+    emulator: &str,
+    consent: &str,
+    creator: Option<&str>,
+) -> String {
+    let mut form: Vec<(String, String)> = consent
+        .split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('"').unwrap();
+            let value = rest.split("value=\"").nth(1).unwrap();
+            let value = value.split('"').next().unwrap().replace("&amp;", "&");
+            (name.to_string(), value)
+        })
+        .collect();
+    let creator = creator.map(str::to_string).or_else(|| {
+        consent
+            .split("name=\"creator\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(str::to_string)
+    });
+    if let Some(creator) = creator {
+        form.push(("creator".into(), creator));
+    }
+    form.push(("decision".into(), "approve".into()));
+    let approved = bare_client()
+        .post(format!("{emulator}/tiktok/www/v2/auth/authorize/"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    location(&approved)
+}
+
 /// Connects the emulator's TikTok creator `creator` (open_id or username) to the API key's
 /// workspace the way a host application does: `POST /api/v1/connect/tiktok`, the creator
 /// approves on the emulator's consent form, the browser lands on tidepost's callback. Returns
@@ -468,25 +518,7 @@ pub async fn connect_tiktok_via_api(app: &TestApp, key: &str, creator: &str) -> 
         .text()
         .await
         .unwrap();
-    let mut form: Vec<(String, String)> = consent
-        .split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .map(|rest| {
-            let (name, rest) = rest.split_once('"').unwrap();
-            let value = rest.split("value=\"").nth(1).unwrap();
-            let value = value.split('"').next().unwrap().replace("&amp;", "&");
-            (name.to_string(), value)
-        })
-        .collect();
-    form.push(("creator".into(), creator.into()));
-    form.push(("decision".into(), "approve".into()));
-    let approved = bare_client()
-        .post(format!("{emulator}/tiktok/www/v2/auth/authorize/"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let callback = location(&approved);
+    let callback = approve_tiktok_consent(&emulator, &consent, Some(creator)).await;
     let landed = bare_client().get(&callback).send().await.unwrap();
     // A connection started through the API ends on a "connected" page (a redirect for one
     // started in the UI).
@@ -511,4 +543,159 @@ pub async fn connect_tiktok_via_api(app: &TestApp, key: &str, creator: &str) -> 
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// A route as registered: its method and full path template (`{…}` placeholders kept).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub method: String,
+    pub template: String,
+}
+
+/// Every route registered with `.route("PATH", get(..).post(..))` in `crates/http/src`. Files
+/// under `api/` and functions named `api_router` are nested under `/api/v1`.
+pub fn registered_routes() -> Vec<Route> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/http/src");
+    let mut found = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let in_api = path.strip_prefix(&root).unwrap().starts_with("api");
+            let source = std::fs::read_to_string(&path).unwrap();
+            for (at, template, methods) in routes_in(&source) {
+                let api = in_api || enclosing_fn(&source, at).contains("api_router");
+                let prefix = if api { "/api/v1" } else { "" };
+                for method in methods {
+                    found.push(Route {
+                        method,
+                        template: format!("{prefix}{template}"),
+                    });
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    let known = ["/logout", "/settings/api-keys", "/api/v1/api-keys"];
+    for path in known {
+        assert!(
+            found
+                .iter()
+                .any(|r| r.method == "POST" && r.template == path),
+            "the route scan missed POST {path}; does crates/http/src still register routes with .route(…)? {found:?}"
+        );
+    }
+    found
+}
+
+/// The name of the function whose body holds byte `at`.
+pub fn enclosing_fn(source: &str, at: usize) -> &str {
+    let before = &source[..at];
+    let Some(start) = before.rfind("fn ") else {
+        return "";
+    };
+    let name = &before[start + 3..];
+    let end = name
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(name.len());
+    &name[..end]
+}
+
+/// `.route("PATH", get(a).post(b))` → (offset, PATH, [GET, POST]).
+pub fn routes_in(source: &str) -> Vec<(usize, String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while let Some(found) = source[offset..].find(".route(") {
+        let at = offset + found;
+        let rest = &source[at + ".route(".len()..];
+        let Some(open) = rest.find('"') else { break };
+        let Some(close) = rest[open + 1..].find('"') else {
+            break;
+        };
+        let template = rest[open + 1..open + 1 + close].to_string();
+        let mut depth = 1;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let handlers = &rest[open + 1 + close + 1..end];
+        let methods = ["get", "post", "put", "patch", "delete"]
+            .iter()
+            .filter(|m| {
+                handlers.match_indices(&format!("{m}(")).any(|(i, _)| {
+                    i == 0
+                        || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
+                            && handlers.as_bytes()[i - 1] != b'_'
+                })
+            })
+            .map(|m| m.to_uppercase())
+            .collect();
+        out.push((at, template, methods));
+        offset = at + ".route(".len() + end;
+    }
+    out
+}
+
+/// Inserts an active `platform` account for `provider_user_id` in `workspace_id` whose tokens
+/// this server cannot use, for tests that need an account without going through OAuth (nothing
+/// that checks a post without calling the provider minds; connecting the same provider user
+/// again replaces the tokens and keeps the row). Its access token is good for a day. Returns
+/// the account's id (the existing row's when it was there already).
+pub async fn fixture_account(
+    db: &Db,
+    workspace_id: &str,
+    platform: &str,
+    provider_user_id: &str,
+    name: &str,
+) -> String {
+    use tidepost_store::accounts;
+    let now = tidepost_domain::now_ms();
+    let account = accounts::Account {
+        id: tidepost_domain::new_id(),
+        workspace_id: workspace_id.into(),
+        platform: platform.into(),
+        provider_user_id: provider_user_id.into(),
+        display_name: name.into(),
+        username: None,
+        avatar_url: None,
+        status: "active".into(),
+        status_reason: None,
+        scopes: "user.info.basic,video.publish,video.upload".into(),
+        access_token: "not-a-usable-token".into(),
+        refresh_token: None,
+        access_expires_at: Some(now + 86_400_000),
+        refresh_expires_at: None,
+        last_refreshed_at: None,
+        refresh_lease_until: None,
+        refresh_lease_by: None,
+        details: "{}".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    accounts::upsert(db, &account).await.unwrap();
+    accounts::list(db, workspace_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.platform == platform && a.provider_user_id == provider_user_id)
+        .expect("the account was just stored")
+        .id
 }

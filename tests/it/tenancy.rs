@@ -463,32 +463,16 @@ async fn job(app: &TestApp, workspace_id: &str, id: &str) -> tidepost_jobs::Job 
 }
 
 async fn make_account(app: &TestApp, workspace_id: &str) -> String {
-    let now = tidepost_domain::now_ms();
-    let id = tidepost_domain::new_id();
-    let account = accounts::Account {
-        id: id.clone(),
-        workspace_id: workspace_id.to_string(),
-        platform: "tiktok".into(),
-        provider_user_id: format!("open-{}", &id[24..]),
-        display_name: format!("Fixture Creator {}", &id[24..]),
-        username: Some(format!("fixture_{}", &id[24..])),
-        avatar_url: None,
-        status: "active".into(),
-        status_reason: None,
-        scopes: "user.info.basic,video.publish".into(),
-        access_token: "not-a-real-envelope".into(),
-        refresh_token: None,
-        access_expires_at: Some(now + 3_600_000),
-        refresh_expires_at: None,
-        last_refreshed_at: None,
-        refresh_lease_until: None,
-        refresh_lease_by: None,
-        details: "{}".into(),
-        created_at: now,
-        updated_at: now,
-    };
-    accounts::upsert(&app.db, &account).await.unwrap();
-    id
+    let suffix = &tidepost_domain::new_id()[24..];
+    let name = format!("Fixture Creator {suffix}");
+    fixture_account(
+        &app.db,
+        workspace_id,
+        "tiktok",
+        &format!("open-{suffix}"),
+        &name,
+    )
+    .await
 }
 
 /// What identifies the object in a response, to prove it never leaks to the other workspace.
@@ -786,86 +770,14 @@ async fn other_workspaces_ids_are_not_found(backend: Backend) {
     }
 }
 
-/// Routes registered in `crates/http/src` whose path has a `{…}` parameter, with their methods.
-/// Files under `api/` are nested under `/api/v1`.
+/// Routes registered in `crates/http/src` whose path has a `{…}` parameter, with their methods
+/// (the scan the security tests use, so both see the same routes with the same nesting).
 fn registered_id_routes() -> Vec<(String, String)> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/http/src");
-    let mut found = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
-                continue;
-            }
-            let relative = path.strip_prefix(&root).unwrap();
-            let prefix = if relative.starts_with("api") {
-                "/api/v1"
-            } else {
-                ""
-            };
-            let source = std::fs::read_to_string(&path).unwrap();
-            for (template, methods) in routes_in(&source) {
-                if !template.contains('{') {
-                    continue;
-                }
-                for method in methods {
-                    found.push((method, format!("{prefix}{template}")));
-                }
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-/// `.route("PATH", get(a).post(b))` → (PATH, [GET, POST]).
-fn routes_in(source: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    let mut rest = source;
-    while let Some(at) = rest.find(".route(") {
-        rest = &rest[at + ".route(".len()..];
-        let Some(open) = rest.find('"') else { break };
-        let Some(close) = rest[open + 1..].find('"') else {
-            break;
-        };
-        let template = rest[open + 1..open + 1 + close].to_string();
-        // The handler expression runs to the parenthesis that closes `.route(`.
-        let mut depth = 1;
-        let mut end = rest.len();
-        for (i, c) in rest.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let handlers = &rest[open + 1 + close + 1..end];
-        let methods = ["get", "post", "put", "patch", "delete"]
-            .iter()
-            .filter(|m| {
-                handlers.match_indices(&format!("{m}(")).any(|(i, _)| {
-                    i == 0
-                        || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
-                            && handlers.as_bytes()[i - 1] != b'_'
-                })
-            })
-            .map(|m| m.to_uppercase())
-            .collect();
-        out.push((template, methods));
-        rest = &rest[end..];
-    }
-    out
+    registered_routes()
+        .into_iter()
+        .filter(|route| route.template.contains('{'))
+        .map(|route| (route.method, route.template))
+        .collect()
 }
 
 #[test]
@@ -906,8 +818,12 @@ fn the_route_scanner_reads_handlers() {
         .route("/a/{id}", delete(revoke).get(show))
         .route("/b", get(list).post(create))
         .route("/c/{x}/go", post(go_get))"#;
+    let routes: Vec<_> = routes_in(source)
+        .into_iter()
+        .map(|(_, template, methods)| (template, methods))
+        .collect();
     assert_eq!(
-        routes_in(source),
+        routes,
         vec![
             ("/a/{id}".to_string(), vec!["GET".into(), "DELETE".into()]),
             ("/b".to_string(), vec!["GET".into(), "POST".into()]),
