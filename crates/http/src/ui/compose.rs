@@ -686,6 +686,13 @@ async fn reschedule(
     Form(form): Form<RescheduleForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
+    // Another workspace's post (or none) is a 404 before the form is read.
+    if tidepost_store::posts::get(&state.app.db, &viewer.workspace.id, &id)
+        .await?
+        .is_none()
+    {
+        return Err(PageError::not_found());
+    }
     let refused = |message: String| {
         PageError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
