@@ -24,7 +24,7 @@ mod openapi;
 mod ops;
 mod outbound_webhooks;
 mod scale_out;
+mod security;
 mod sessions;
 mod setup;
-mod security;
 mod tenancy;
