@@ -201,6 +201,30 @@ pub async fn targets_of(db: &Db, workspace_id: &str, post_id: &str) -> Result<Ve
     .await?)
 }
 
+/// The targets of several posts in one query (a page of a list), in post and id order.
+pub async fn targets_of_posts(
+    db: &Db,
+    workspace_id: &str,
+    post_ids: &[String],
+) -> Result<Vec<Target>> {
+    if post_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = (0..post_ids.len())
+        .map(|i| format!("${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {TARGET_COLUMNS} FROM post_targets WHERE workspace_id = $1 AND post_id IN ({placeholders}) \
+         ORDER BY post_id, id"
+    );
+    let mut query = sqlx::query_as(&sql).bind(workspace_id);
+    for id in post_ids {
+        query = query.bind(id);
+    }
+    Ok(query.fetch_all(db.pool()).await?)
+}
+
 pub async fn target(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Target>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {TARGET_COLUMNS} FROM post_targets WHERE workspace_id = $1 AND id = $2"

@@ -987,10 +987,20 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<PostView>, ComposeError> {
     let found = posts::list_filtered(&app.db, workspace_id, filter, limit).await?;
-    let mut views = Vec::with_capacity(found.len());
-    for post in found {
-        let targets = posts::targets_of(&app.db, workspace_id, &post.id).await?;
-        views.push(PostView { post, targets });
+    let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
+    let mut by_post: std::collections::HashMap<String, Vec<posts::Target>> =
+        std::collections::HashMap::new();
+    for target in posts::targets_of_posts(&app.db, workspace_id, &ids).await? {
+        by_post
+            .entry(target.post_id.clone())
+            .or_default()
+            .push(target);
     }
-    Ok(views)
+    Ok(found
+        .into_iter()
+        .map(|post| PostView {
+            targets: by_post.remove(&post.id).unwrap_or_default(),
+            post,
+        })
+        .collect())
 }

@@ -22,6 +22,7 @@ use tidepost_app::compose::{
     self, ComposeError, InstagramSpec, Issue, NewComposite, Schedule, TargetSpec, TikTokSpec,
 };
 use tidepost_app::instagram::publish::{Item, ItemKind, MediaType};
+use tidepost_app::media::rules::bytes;
 use tidepost_app::publish::{self, Mode};
 use tidepost_domain::{PostSummary, TargetState};
 use tidepost_store::accounts::{self, Account};
@@ -282,28 +283,6 @@ impl Typed {
     }
 }
 
-fn privacy_label(level: &str) -> String {
-    match level {
-        "PUBLIC_TO_EVERYONE" => "Everyone".into(),
-        "MUTUAL_FOLLOW_FRIENDS" => "Friends (followers you follow back)".into(),
-        "FOLLOWER_OF_CREATOR" => "Followers".into(),
-        "SELF_ONLY" => "Only me".into(),
-        other => other.to_string(),
-    }
-}
-
-fn size_text(bytes: i64) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    let b = bytes as f64;
-    if b >= 1024.0 * MIB {
-        format!("{:.1} GiB", b / (1024.0 * MIB))
-    } else if b >= MIB {
-        format!("{:.1} MiB", b / MIB)
-    } else {
-        format!("{:.0} KiB", (b / 1024.0).max(1.0))
-    }
-}
-
 /// Builds the page: the workspace's accounts (TikTok ones with their creator's options, read
 /// concurrently), the newest library items, and what was typed.
 async fn render(
@@ -361,7 +340,7 @@ async fn render(
                     .map(|p| {
                         (
                             p.as_str().to_string(),
-                            privacy_label(p.as_str()),
+                            super::posts::privacy_label(p.as_str()),
                             p.as_str() == chosen_privacy,
                         )
                     })
@@ -422,7 +401,7 @@ async fn render(
     let media = library
         .into_iter()
         .map(|m| {
-            let mut details = vec![size_text(m.size_bytes)];
+            let mut details = vec![bytes(u64::try_from(m.size_bytes).unwrap_or(0))];
             if let (Some(w), Some(h)) = (m.width, m.height) {
                 details.push(format!("{w}×{h}"));
             }
@@ -457,9 +436,7 @@ async fn render(
             typed.time_zone.clone()
         },
         general,
-        max_upload: size_text(
-            i64::try_from(state.app.config.publish.max_upload_bytes).unwrap_or(i64::MAX),
-        ),
+        max_upload: bytes(state.app.config.publish.max_upload_bytes),
     })
 }
 

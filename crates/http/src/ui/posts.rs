@@ -92,7 +92,8 @@ struct NewQuery {
     account: Option<String>,
 }
 
-fn privacy_label(level: &str) -> String {
+/// How a person reads one of TikTok's privacy levels (the composer uses it too).
+pub(super) fn privacy_label(level: &str) -> String {
     match level {
         "PUBLIC_TO_EVERYONE" => "Everyone".into(),
         "MUTUAL_FOLLOW_FRIENDS" => "Friends (followers you follow back)".into(),
@@ -209,9 +210,14 @@ async fn history(
 ) -> Result<Response, PageError> {
     let ws = &viewer.workspace.id;
     let list = posts::list(&state.app.db, ws, q.after.as_deref(), 25).await?;
+    let ids: Vec<String> = list.iter().map(|p| p.id.clone()).collect();
+    let all_targets = posts::targets_of_posts(&state.app.db, ws, &ids).await?;
     let mut rows = Vec::new();
     for post in &list {
-        let targets = posts::targets_of(&state.app.db, ws, &post.id).await?;
+        let targets: Vec<&posts::Target> = all_targets
+            .iter()
+            .filter(|t| t.post_id == post.id)
+            .collect();
         let states: Vec<TargetState> = targets
             .iter()
             .filter_map(|t| TargetState::parse(&t.state))
