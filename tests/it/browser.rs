@@ -166,17 +166,28 @@ impl Browser {
         }
     }
 
-    /// Waits for `css` to appear and returns its text.
+    /// Waits for `css` to appear and returns its text. A page script may replace the element
+    /// between finding it and reading it (a live check redrawing its list): then it is looked
+    /// up again.
     pub async fn text_of(&self, css: &str) -> String {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
-            .text()
-            .await
-            .unwrap()
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let element = self
+                .client
+                .wait()
+                .at_most(Duration::from_secs(20))
+                .for_element(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
+            match element.text().await {
+                Ok(text) => return text,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{css} could not be read: {e}"),
+            }
+        }
     }
 
     pub async fn fill(&self, css: &str, value: &str) {
