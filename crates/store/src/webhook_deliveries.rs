@@ -424,6 +424,8 @@ mod tests {
         )
         .await
         .unwrap();
+        // The endpoints are made a few milliseconds later (their `created_at` is `now - 1`).
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let now = tidepost_domain::now_ms();
         let mut all = webhook_endpoints::tests::endpoint(&a, "https://all.example", "", now);
         all.created_at = now - 1;
