@@ -875,7 +875,11 @@ async fn the_ssrf_guard_refuses_private_targets() {
                 &format!("/api/v1/webhook-endpoints/{id}/deliveries"),
             )
             .await;
-            if found["data"][0]["attempt_count"].as_i64().unwrap_or(0) >= 1 {
+            // The first attempt is counted when it starts; wait for its outcome.
+            let delivery = &found["data"][0];
+            if delivery["attempt_count"].as_i64().unwrap_or(0) >= 1
+                && (delivery["last_error"].is_string() || delivery["last_status"].is_number())
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
