@@ -64,14 +64,21 @@ async fn receive_chunk(
 ) -> Result<Response, Response> {
     let faults = app.faults().await;
     if faults.roll_server_error() {
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal_error",
-            "Upload gateway error; retry the chunk.",
-            None,
-        ));
+        return Err(drain_then(
+            body,
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal_error",
+                "Upload gateway error; retry the chunk.",
+                None,
+            ),
+        )
+        .await);
     }
-    let plan = plan_chunk(app, query, headers)?;
+    let plan = match plan_chunk(app, query, headers) {
+        Ok(plan) => plan,
+        Err(refusal) => return Err(drain_then(body, refusal).await),
+    };
     let guard = InFlight {
         app: app.clone(),
         upload_id: plan.upload_id.clone(),
@@ -409,4 +416,23 @@ fn abort_connection() -> Response {
         Err::<Bytes, _>(std::io::Error::other("emulated connection drop"))
     });
     Response::new(Body::from_stream(failing))
+}
+
+/// The most of a refused chunk's body read before answering (a chunk is at most 64 MB, the
+/// final one up to 128 MB).
+const DRAIN_LIMIT: u64 = 128 * 1024 * 1024;
+
+/// Reads and discards a refused request's body before answering, as an HTTP server that keeps
+/// the connection does: a client still sending its chunk then always gets the refusal, instead
+/// of a connection closed under it (which it would take for a dropped upload).
+async fn drain_then(body: Body, refusal: Response) -> Response {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while let Some(Ok(frame)) = stream.next().await {
+        read += frame.len() as u64;
+        if read > DRAIN_LIMIT {
+            break;
+        }
+    }
+    refusal
 }
