@@ -25,6 +25,8 @@ pub struct Inner {
     pub instance_id: String,
     /// The outbound webhook dispatcher's in-process state (its listener, its send permits).
     pub outbound: crate::outbound::Live,
+    /// What follows a stored inbound webhook (its application job), made once per job kind.
+    pub(crate) ingest: crate::publish::webhooks::IngestFollowUps,
 }
 
 impl std::ops::Deref for App {
@@ -50,6 +52,7 @@ impl App {
             queue,
             instance_id,
             outbound: crate::outbound::Live::default(),
+            ingest: Default::default(),
         }))
     }
 

@@ -128,6 +128,36 @@ impl Queue {
         Ok(enqueued)
     }
 
+    /// Enqueues every job within the caller's transaction with one multi-row insert (and one
+    /// read of the jobs that already held skipped idempotency keys), in order: the answer for
+    /// each job, as [`Queue::enqueue_in`] would give it. Workers are not woken: the jobs are
+    /// invisible until the caller commits, so the caller calls [`Queue::wake_workers`] after
+    /// its commit (a wake before it would find nothing, and an idle worker would then sleep
+    /// until its next poll).
+    pub async fn enqueue_many_in(
+        &self,
+        conn: &mut AnyConnection,
+        jobs: &[NewJob],
+    ) -> Result<Vec<Enqueued>> {
+        let rows = jobs
+            .iter()
+            .map(|job| self.row(job))
+            .collect::<Result<Vec<Row>>>()?;
+        let mut enqueued = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(MAX_GROUP) {
+            for one in insert_rows(conn, chunk).await? {
+                enqueued.push(one.map_err(Error::Database)?);
+            }
+        }
+        Ok(enqueued)
+    }
+
+    /// Wakes this process's idle workers (after committing jobs enqueued by
+    /// [`Queue::enqueue_many_in`]).
+    pub fn wake_workers(&self) {
+        self.wake.notify_one();
+    }
+
     fn row(&self, job: &NewJob) -> Result<Row> {
         let payload = job.payload.clone().map_err(Error::Payload)?;
         let now = self.clock.now_ms();
@@ -232,9 +262,21 @@ async fn insert_one(conn: &mut AnyConnection, row: &Row) -> Result<Enqueued> {
     })
 }
 
-/// One transaction: one multi-row insert, then the ids of the jobs that already held the keys
-/// of the rows it skipped (a key repeated inside the group resolves to its first row).
+/// One transaction: [`insert_rows`].
 async fn insert_many(db: &Db, rows: &[Row]) -> Result<Vec<Result<Enqueued, String>>> {
+    let mut tx = db.begin_write().await?;
+    let done = insert_rows(&mut tx, rows).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// One multi-row insert, then the ids of the jobs that already held the keys of the rows it
+/// skipped (a key repeated among `rows` resolves to its first row): two statements at most,
+/// however many rows.
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    rows: &[Row],
+) -> Result<Vec<Result<Enqueued, String>>> {
     let values: Vec<String> = (0..rows.len())
         .map(|i| {
             let p = |n: usize| format!("${}", 9 * i + n);
@@ -270,8 +312,7 @@ async fn insert_many(db: &Db, rows: &[Row]) -> Result<Vec<Result<Enqueued, Strin
             .bind(row.max_attempts)
             .bind(row.now);
     }
-    let mut tx = db.begin_write().await?;
-    let inserted: HashSet<String> = query.fetch_all(&mut *tx).await?.into_iter().collect();
+    let inserted: HashSet<String> = query.fetch_all(&mut *conn).await?.into_iter().collect();
     let skipped: Vec<&str> = rows
         .iter()
         .filter(|row| !inserted.contains(&row.id))
@@ -288,9 +329,8 @@ async fn insert_many(db: &Db, rows: &[Row]) -> Result<Vec<Result<Enqueued, Strin
         for key in &skipped {
             query = query.bind(*key);
         }
-        existing.extend(query.fetch_all(&mut *tx).await?);
+        existing.extend(query.fetch_all(&mut *conn).await?);
     }
-    tx.commit().await?;
     Ok(rows
         .iter()
         .map(|row| {

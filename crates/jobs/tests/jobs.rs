@@ -183,6 +183,45 @@ both_backends!(idempotency_keys_yield_one_job, |db: Db| async move {
     );
 });
 
+// Many jobs enqueued in the caller's transaction with one statement: each resolves in order,
+// a key already stored or repeated among them to one job, and nothing exists if the caller
+// rolls back.
+both_backends!(
+    enqueue_many_in_the_callers_transaction,
+    |db: Db| async move {
+        let queue = queue(&db);
+        let known = enqueue(&queue, NewJob::new("ok", &0).idempotency_key("known")).await;
+        let jobs = [
+            NewJob::new("ok", &1).idempotency_key("a"),
+            NewJob::new("ok", &2).idempotency_key("known"),
+            NewJob::new("ok", &3),
+            NewJob::new("ok", &4).idempotency_key("a"),
+        ];
+        let mut tx = db.begin_write().await.unwrap();
+        let done = queue.enqueue_many_in(&mut tx, &jobs).await.unwrap();
+        let created: Vec<bool> = done.iter().map(|e| e.created).collect();
+        assert_eq!(created, [true, false, true, false]);
+        assert_eq!(done[1].id, known);
+        assert_eq!(done[3].id, done[0].id);
+        tx.rollback().await.unwrap();
+        let all = admin::list(&db, Scope::All, &Filter::default(), &Page::default())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1, "rolled back: only the job stored before");
+
+        let mut tx = db.begin_write().await.unwrap();
+        let done = queue.enqueue_many_in(&mut tx, &jobs).await.unwrap();
+        tx.commit().await.unwrap();
+        queue.wake_workers();
+        assert_eq!(job(&db, &done[0].id).await.payload, "1");
+        assert_eq!(job(&db, &done[2].id).await.payload, "3");
+        let all = admin::list(&db, Scope::All, &Filter::default(), &Page::default())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 3);
+    }
+);
+
 // Concurrent enqueues are committed in groups; each still resolves to its own job, a key
 // repeated inside one group (or already stored) to one job, and every job is stored.
 both_backends!(

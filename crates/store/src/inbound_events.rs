@@ -39,20 +39,25 @@ pub async fn insert(db: &Db, e: &InboundEvent) -> Result<(InboundEvent, bool)> {
 pub type ThenFuture<'c> =
     Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'c>>;
 
-/// A write that belongs with a stored event (enqueuing its application job): called inside
-/// the transaction that stores the event, with the stored event (the earlier twin for a
-/// duplicate) and whether this delivery inserted it, so that the event and what follows it
-/// commit together or not at all. It may be called again after a failed attempt (the failed
-/// transaction rolled back), so it must only write through the connection it is given.
+/// The writes that belong with stored events (enqueuing their application jobs): called
+/// inside the transaction that stores them, with each stored event (the earlier twin for a
+/// duplicate) and whether this delivery inserted it, so that the events and what follows them
+/// commit together or not at all. One call covers every event of a group commit that came with
+/// the same `Then` (the same `Arc`), so it can write for all of them with one statement: a
+/// caller that builds its `Then` once and reuses it gets that. It may be called again after a
+/// failed attempt (the failed transaction rolled back), so it must only write through the
+/// connection it is given.
 pub type Then = Arc<
-    dyn for<'c> Fn(&'c mut AnyConnection, &'c InboundEvent, bool) -> ThenFuture<'c> + Send + Sync,
+    dyn for<'c> Fn(&'c mut AnyConnection, &'c [(&'c InboundEvent, bool)]) -> ThenFuture<'c>
+        + Send
+        + Sync,
 >;
 
 /// Makes a [`Then`] of a closure (which lets the compiler see the closure's signature as the
 /// one [`Then`] needs).
 pub fn then<F>(f: F) -> Then
 where
-    F: for<'c> Fn(&'c mut AnyConnection, &'c InboundEvent, bool) -> ThenFuture<'c>
+    F: for<'c> Fn(&'c mut AnyConnection, &'c [(&'c InboundEvent, bool)]) -> ThenFuture<'c>
         + Send
         + Sync
         + 'static,
@@ -228,8 +233,8 @@ async fn insert_group(
         }
     }
     let mut results = Vec::with_capacity(events.len());
-    for (e, then) in events {
-        let (stored, new) = if inserted.contains(&e.id) {
+    for (e, _) in events {
+        results.push(if inserted.contains(&e.id) {
             let stored = InboundEvent {
                 applied_at: None,
                 apply_result: None,
@@ -241,14 +246,23 @@ async fn insert_group(
                 .get(&e.dedupe_key)
                 .ok_or(StoreError::Sqlx(sqlx::Error::RowNotFound))?;
             (twin.clone(), false)
-        };
-        if let Some(then) = then {
-            then(&mut tx, &stored, new)
-                .await
-                .map_err(|e| StoreError::Sqlx(sqlx::Error::Protocol(e)))?;
-        }
-        results.push((stored, new));
+        });
     }
+    // Each distinct follow-up once, with all of its events, in arrival order.
+    let mut follow_ups: Vec<(&Then, Vec<(&InboundEvent, bool)>)> = Vec::new();
+    for ((_, then), (stored, new)) in events.iter().zip(&results) {
+        let Some(then) = then else { continue };
+        match follow_ups.iter_mut().find(|(t, _)| Arc::ptr_eq(t, then)) {
+            Some((_, its)) => its.push((stored, *new)),
+            None => follow_ups.push((then, vec![(stored, *new)])),
+        }
+    }
+    for (then, its) in &follow_ups {
+        then(&mut tx, its)
+            .await
+            .map_err(|e| StoreError::Sqlx(sqlx::Error::Protocol(e)))?;
+    }
+    drop(follow_ups);
     tx.commit().await?;
     Ok(results)
 }
@@ -306,6 +320,8 @@ pub async fn recent(db: &Db, provider: &str, limit: i64) -> Result<Vec<InboundEv
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
     use crate::both_backends;
 
@@ -402,21 +418,25 @@ mod tests {
         assert_eq!(count, 1 + 40 + 1);
     });
 
-    /// A follow-up that marks the stored event with `mark` through the transaction's
-    /// connection, or fails (and so must undo the event) when the body says so.
-    fn marking(mark: &'static str) -> Then {
-        then(move |conn, stored, new| {
+    /// A follow-up that marks each new stored event with `mark` through the transaction's
+    /// connection, or fails (and so must undo its events) when a body says so; `calls` counts
+    /// how often it runs.
+    fn marking(mark: &'static str, calls: Arc<AtomicUsize>) -> Then {
+        then(move |conn, stored| {
+            calls.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
-                if stored.body.contains("fail") {
-                    return Err("this follow-up fails".to_string());
-                }
-                if new {
-                    sqlx::query("UPDATE inbound_events SET apply_result = $1 WHERE id = $2")
-                        .bind(mark)
-                        .bind(&stored.id)
-                        .execute(conn)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                for (stored, new) in stored {
+                    if stored.body.contains("fail") {
+                        return Err("this follow-up fails".to_string());
+                    }
+                    if *new {
+                        sqlx::query("UPDATE inbound_events SET apply_result = $1 WHERE id = $2")
+                            .bind(mark)
+                            .bind(&stored.id)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
                 }
                 Ok(())
             })
@@ -427,17 +447,24 @@ mod tests {
     // fails only its own call.
     both_backends!(then_commits_with_the_event, |db: Db| async move {
         let ok = event("k:ok", "{}");
-        let (stored, new) = insert_then(&db, &ok, Some(marking("m"))).await.unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let m = marking("m", calls.clone());
+        let (stored, new) = insert_then(&db, &ok, Some(m.clone())).await.unwrap();
         assert!(new);
         let read = get(&db, &stored.id).await.unwrap().expect("stored");
         assert_eq!(read.apply_result.as_deref(), Some("m"));
 
         let bad = event("k:bad", "{\"fail\":1}");
-        assert!(insert_then(&db, &bad, Some(marking("m"))).await.is_err());
+        assert!(insert_then(&db, &bad, Some(m)).await.is_err());
         assert!(get(&db, &bad.id).await.unwrap().is_none());
 
-        let calls = (0..40).map(|n| {
+        // One follow-up shared by the group: a failing event still fails only its own call
+        // (the group is written again one by one).
+        let g = marking("g", calls.clone());
+        calls.store(0, Ordering::SeqCst);
+        let deliveries = (0..40).map(|n| {
             let db = db.clone();
+            let g = g.clone();
             async move {
                 let body = if n == 7 {
                     "{\"fail\":7}".to_string()
@@ -445,14 +472,10 @@ mod tests {
                     format!("{{\"n\":{n}}}")
                 };
                 let e = event(&format!("g:{n}"), &body);
-                (
-                    n,
-                    e.id.clone(),
-                    insert_then(&db, &e, Some(marking("g"))).await,
-                )
+                (n, e.id.clone(), insert_then(&db, &e, Some(g)).await)
             }
         });
-        for (n, id, result) in futures_join(calls).await {
+        for (n, id, result) in futures_join(deliveries).await {
             let read = get(&db, &id).await.unwrap();
             if n == 7 {
                 assert!(result.is_err() && read.is_none());
@@ -466,6 +489,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 1 + 39);
+
+        // Without a failure, a shared follow-up runs once per group commit, not per event.
+        calls.store(0, Ordering::SeqCst);
+        let deliveries = (0..40).map(|n| {
+            let db = db.clone();
+            let g = g.clone();
+            async move { insert_then(&db, &event(&format!("h:{n}"), "{}"), Some(g)).await }
+        });
+        for result in futures_join(deliveries).await {
+            assert!(result.unwrap().1);
+        }
+        let runs = calls.load(Ordering::SeqCst);
+        assert!(
+            runs < 40,
+            "the follow-up ran {runs} times for 40 grouped events"
+        );
+        let marked: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM inbound_events WHERE apply_result = 'g'")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(marked, 39 + 40);
     });
 
     /// Polls every call in one task, so that they arrive while a write is in flight.
