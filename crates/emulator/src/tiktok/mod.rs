@@ -10,7 +10,8 @@
 //! - [`state`]: fixture creators, codes, tokens, publishes and rate-limit windows.
 //! - [`errors`]: the `{"data","error"}` envelope and the flat OAuth error shape.
 //! - [`auth`]: bearer-token check, scopes, rate limits and injected API faults.
-//! - [`oauth`], [`user`], [`posting`], [`upload`], [`pull`], [`status`]: the provider endpoints.
+//! - [`oauth`], [`user`], [`posting`], [`upload`], [`pull`], [`status`], [`video_query`],
+//!   [`video_list`]: the provider endpoints.
 //! - [`lifecycle`]: how a publish moves from processing to its final state, on the emulated clock.
 //! - [`webhooks`]: signed event delivery.
 //! - [`admin`]: the `/_emulator/tiktok/...` routes.
@@ -30,6 +31,7 @@ mod state;
 mod status;
 mod upload;
 mod user;
+mod video_list;
 mod video_query;
 mod webhooks;
 
@@ -137,6 +139,7 @@ pub fn router(ctx: Ctx) -> Router {
             "/tiktok/open/v2/video/query/",
             only_post(video_query::query),
         )
+        .route("/tiktok/open/v2/video/list/", only_post(video_list::list))
         .route("/tiktok/upload/video/", on_methods(put(upload::put_chunk)))
         .merge(admin::routes())
         .with_state(app)

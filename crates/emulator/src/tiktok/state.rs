@@ -226,6 +226,8 @@ pub(crate) enum Endpoint {
     Cancel,
     /// `POST /v2/video/query/` (Display API).
     VideoQuery,
+    /// `POST /v2/video/list/` (Display API).
+    VideoList,
 }
 
 impl Endpoint {
@@ -238,7 +240,7 @@ impl Endpoint {
             Endpoint::StatusFetch => 30,
             Endpoint::Cancel => 30,
             // Display API figure from integrations (unconfirmed).
-            Endpoint::VideoQuery => 600,
+            Endpoint::VideoQuery | Endpoint::VideoList => 600,
         }
     }
 
@@ -251,7 +253,7 @@ impl Endpoint {
             Endpoint::ContentInit | Endpoint::StatusFetch | Endpoint::Cancel => {
                 &["video.publish", "video.upload"]
             }
-            Endpoint::VideoQuery => &["video.list"],
+            Endpoint::VideoQuery | Endpoint::VideoList => &["video.list"],
         }
     }
 }
