@@ -146,6 +146,17 @@ impl From<StoreError> for Problem {
         match err {
             StoreError::Conflict { what } => Problem::conflict(format!("{what} already exists")),
             other if other.is_invalid_text() => Problem::bad_request(INVALID_TEXT),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "the database is unavailable");
+                let mut p = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database-unavailable",
+                    "Database unavailable",
+                    DATABASE_UNAVAILABLE,
+                );
+                p.retry_after_secs = Some(5);
+                p
+            }
             other => Problem::internal(other),
         }
     }
@@ -236,9 +247,21 @@ impl From<StoreError> for PageError {
         if err.is_invalid_text() {
             return PageError::new(StatusCode::BAD_REQUEST, "That did not work", INVALID_TEXT);
         }
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "the database is unavailable");
+            return PageError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is unavailable",
+                "tidepost cannot reach its database right now. Nothing you did caused this; \
+                 try again in a few seconds.",
+            );
+        }
         PageError::internal(err)
     }
 }
+
+/// The database is stopped, restarting or out of reach: the client should try again.
+const DATABASE_UNAVAILABLE: &str = "the database is unavailable right now (stopped, restarting or unreachable); try again in a few seconds";
 
 /// A request whose text the database cannot store (a NUL character, in an id or a field).
 const INVALID_TEXT: &str =

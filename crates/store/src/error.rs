@@ -52,6 +52,31 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// True when the database could not be reached or went away under the request (stopped,
+    /// restarting, a connection cut, no free connection in time): nothing is wrong with the
+    /// request, and it may succeed when tried again shortly.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } => true,
+            StoreError::Sqlx(err) => match err {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed => true,
+                // PostgreSQL: connection exceptions (08xxx) and operator intervention (57P01
+                // admin shutdown, 57P02 crash shutdown, 57P03 starting up or shutting down).
+                sqlx::Error::Database(db) => db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// Maps a unique violation to [`StoreError::Conflict`] naming `what`.
 pub(crate) fn conflict_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |err| match &err {
