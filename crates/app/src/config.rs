@@ -146,7 +146,7 @@ pub const SETTINGS: &[Setting] = &[
         "How long ffprobe may take on one file, in seconds."),
     // Outbound webhooks (Standard Webhooks).
     setting!("webhooks_allow_private", flag: None, env: ["TIDEPOST_WEBHOOKS_ALLOW_PRIVATE"], default: None, secret: false,
-        "Let webhook endpoints be loopback, private, link-local or other non-public addresses (the SSRF guard refuses them otherwise). Default: on in sandbox mode, off otherwise."),
+        "Let webhook endpoints, and media URLs given for TikTok or Meta to download, be loopback, private, link-local or other non-public addresses (the SSRF guard refuses them otherwise). Default: on in sandbox mode, off otherwise."),
     setting!("webhooks_timeout_secs", flag: None, env: ["TIDEPOST_WEBHOOKS_TIMEOUT_SECS"], default: Some("15"), secret: false,
         "How long a webhook receiver has to answer 2xx before the attempt counts as failed, in seconds."),
     setting!("webhooks_secret_overlap_secs", flag: None, env: ["TIDEPOST_WEBHOOKS_SECRET_OVERLAP_SECS"], default: Some("86400"), secret: false,

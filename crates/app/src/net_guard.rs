@@ -19,6 +19,17 @@
 //!   the guard) and ignores proxy environment variables (a proxy would connect on our behalf,
 //!   unchecked).
 //!
+//! - [`check_media_url`] is for URLs tidepost hands to a provider to download (TikTok's
+//!   `PULL_FROM_URL`, Instagram's `image_url` / `video_url` / `cover_url`): tidepost does not
+//!   fetch them itself, but a URL aimed at a loopback, private or metadata address asks the
+//!   provider to fetch from *its* internal network, and where the provider is the in-process
+//!   emulator (sandbox mode), from ours. In sandbox mode private targets are allowed on purpose,
+//!   so that the emulator can download media served on this machine.
+//!
+//! `localhost` and every name under `.localhost` stand for loopback (RFC 6761): they are judged
+//! as 127.0.0.1 and ::1 without asking DNS, since some resolvers do not know them and others
+//! (a provider's, a browser's) answer loopback.
+//!
 //! When a request is refused, the [`GuardError`] is in the reqwest error's source chain:
 //! [`refusal`] finds it.
 
@@ -52,14 +63,25 @@ pub enum GuardError {
     #[error("{host} does not resolve: {reason}")]
     Resolve { host: String, reason: String },
     #[error(
-        "{host} is {addr}, {why}: private and local addresses are refused \
-         (an operator can allow them with TIDEPOST_WEBHOOKS_ALLOW_PRIVATE)"
+        "{}: private and local addresses are refused \
+         (an operator can allow them with TIDEPOST_WEBHOOKS_ALLOW_PRIVATE)",
+        what_it_is(host, addr, why)
     )]
     Refused {
         host: String,
         addr: IpAddr,
         why: &'static str,
     },
+}
+
+/// "localhost is 127.0.0.1, a loopback address", or "127.0.0.1 is a loopback address" when the
+/// host is the address itself (in whatever form it was written: `2130706433` is 127.0.0.1).
+fn what_it_is(host: &str, addr: &IpAddr, why: &str) -> String {
+    if host.parse::<IpAddr>().ok() == Some(*addr) {
+        format!("{host} is {why}")
+    } else {
+        format!("{host} is {addr}, {why}")
+    }
 }
 
 /// Why `ip` is not a public internet address, or `None` when it is one.
@@ -194,9 +216,18 @@ pub async fn lookup(host: &str) -> io::Result<Vec<IpAddr>> {
 /// Parses, resolves and checks a URL now: for saving a URL with a clear error. Returns the
 /// addresses it resolved to.
 pub async fn check_url(text: &str, policy: NetPolicy) -> Result<(Url, Vec<IpAddr>), GuardError> {
+    check_url_with(text, policy, &SystemLookup).await
+}
+
+/// [`check_url`] with its own name resolver.
+pub async fn check_url_with(
+    text: &str,
+    policy: NetPolicy,
+    lookup: &dyn Lookup,
+) -> Result<(Url, Vec<IpAddr>), GuardError> {
     let url = parse_url(text)?;
     let ips = match url.host() {
-        Some(Host::Domain(name)) => resolve_checked(name, policy, &SystemLookup).await?,
+        Some(Host::Domain(name)) => resolve_checked(name, policy, lookup).await?,
         _ => {
             check_literal(&url, policy)?;
             vec![match url.host() {
@@ -207,6 +238,57 @@ pub async fn check_url(text: &str, policy: NetPolicy) -> Result<(Url, Vec<IpAddr
         }
     };
     Ok((url, ips))
+}
+
+/// How long [`check_media_url`] waits for a name to resolve.
+const MEDIA_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Checks a URL a provider will download on tidepost's behalf: an absolute http(s) URL with a
+/// host and no credentials, whose host is not a non-public IP literal and whose name does not
+/// resolve to a non-public address (unless the policy allows private targets, as sandbox mode
+/// does for its emulator).
+///
+/// A name that does not resolve from here (or not within 3 s) passes: the provider resolves it
+/// with its own DNS, and tidepost never connects to it. The provider then reports what it found.
+pub async fn check_media_url(text: &str, policy: NetPolicy) -> Result<Url, GuardError> {
+    check_media_url_with(text, policy, &SystemLookup).await
+}
+
+/// [`check_media_url`] with its own name resolver.
+pub async fn check_media_url_with(
+    text: &str,
+    policy: NetPolicy,
+    lookup: &dyn Lookup,
+) -> Result<Url, GuardError> {
+    let url = parse_url(text)?;
+    if policy.allow_private {
+        return Ok(url);
+    }
+    check_literal(&url, policy)?;
+    if let Some(Host::Domain(name)) = url.host() {
+        let ips = match loopback_name(name) {
+            Some(ips) => ips,
+            None => match tokio::time::timeout(MEDIA_LOOKUP_TIMEOUT, lookup.lookup(name)).await {
+                Ok(Ok(ips)) => ips,
+                Ok(Err(_)) | Err(_) => Vec::new(),
+            },
+        };
+        for ip in ips {
+            check_ip(name, ip, policy)?;
+        }
+    }
+    Ok(url)
+}
+
+/// `localhost` and names under `.localhost` (RFC 6761): loopback, whatever DNS says.
+fn loopback_name(host: &str) -> Option<Vec<IpAddr>> {
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    (name == "localhost" || name.ends_with(".localhost")).then(|| {
+        vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+    })
 }
 
 /// A name resolver (the system's, or a test's).
@@ -230,10 +312,13 @@ async fn resolve_checked(
     policy: NetPolicy,
     lookup: &dyn Lookup,
 ) -> Result<Vec<IpAddr>, GuardError> {
-    let ips = lookup.lookup(host).await.map_err(|e| GuardError::Resolve {
-        host: host.to_string(),
-        reason: e.to_string(),
-    })?;
+    let ips = match loopback_name(host) {
+        Some(ips) => ips,
+        None => lookup.lookup(host).await.map_err(|e| GuardError::Resolve {
+            host: host.to_string(),
+            reason: e.to_string(),
+        })?,
+    };
     if ips.is_empty() {
         return Err(GuardError::Resolve {
             host: host.to_string(),
@@ -411,6 +496,94 @@ mod tests {
             check_url("http://no-such-host.invalid/", strict).await,
             Err(GuardError::Resolve { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn media_urls_for_providers() {
+        let strict = NetPolicy::default();
+        let public = Rebinding(ip("93.184.216.34"));
+        for url in [
+            "http://127.0.0.1/v.mp4",
+            "http://127.0.0.1./v.mp4",
+            "http://2130706433/v.mp4",
+            "http://0x7f000001/v.mp4",
+            "http://0177.0.0.1/v.mp4",
+            "http://127.1/v.mp4",
+            "http://[::1]/v.mp4",
+            "http://[::ffff:127.0.0.1]/v.mp4",
+            "http://[::ffff:7f00:1]/v.mp4",
+            "http://10.0.0.7/v.mp4",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://0.0.0.0/v.mp4",
+            "http://localhost/v.mp4",
+            "http://LOCALHOST./v.mp4",
+            "http://media.localhost/v.mp4",
+        ] {
+            // Refused whatever DNS says (the resolver here answers a public address).
+            let err = check_media_url_with(url, strict, &public)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, GuardError::Refused { .. }), "{url}: {err}");
+        }
+        // A name that resolves to a private address is refused; a public one passes.
+        let err = check_media_url_with(
+            "https://cdn.rebound.example/v.mp4",
+            strict,
+            &Rebinding(ip("10.1.2.3")),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("a private address"), "{err}");
+        assert!(
+            check_media_url_with("https://cdn.example/v.mp4", strict, &public)
+                .await
+                .is_ok()
+        );
+        // A name this machine cannot resolve is the provider's to resolve.
+        assert!(
+            check_media_url("https://no-such-host.invalid/v.mp4", strict)
+                .await
+                .is_ok()
+        );
+        // Not http(s), or with credentials: refused whatever the policy.
+        let open = NetPolicy {
+            allow_private: true,
+        };
+        assert!(matches!(
+            check_media_url("file:///etc/passwd", open).await,
+            Err(GuardError::Scheme(_))
+        ));
+        assert!(matches!(
+            check_media_url("https://u:p@cdn.example/v.mp4", open).await,
+            Err(GuardError::Credentials)
+        ));
+        // Sandbox mode: the emulator downloads media served on this machine.
+        assert!(
+            check_media_url("http://127.0.0.1:8080/v.mp4", open)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn localhost_names_are_loopback_without_dns() {
+        let strict = NetPolicy::default();
+        // The resolver would say public: the name alone decides.
+        let public = Rebinding(ip("93.184.216.34"));
+        for name in ["localhost", "app.localhost", "A.B.LocalHost."] {
+            let err = check_url_with(&format!("http://{name}:8080/hook"), strict, &public)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, GuardError::Refused { addr, .. } if addr.is_loopback()),
+                "{name}: {err}"
+            );
+        }
+        assert!(
+            check_url_with("http://localhost.example/hook", strict, &public)
+                .await
+                .is_ok()
+        );
     }
 
     /// A resolver that answers one address for every name: a name that looked public when it

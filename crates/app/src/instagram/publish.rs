@@ -595,6 +595,11 @@ pub async fn prepare(
         resolved.push(resolve(app, workspace_id, item, i).await?);
     }
     check_rules(post, &resolved)?;
+    let urls: Vec<&str> = post.items.iter().filter_map(|i| i.url.as_deref()).collect();
+    crate::publish::guard_media_urls(app, "items", &urls).await?;
+    if let Some(cover) = &post.cover_url {
+        crate::publish::guard_media_urls(app, "cover_url", &[cover]).await?;
+    }
     let mut options = post.clone();
     for (item, r) in options.items.iter_mut().zip(&resolved) {
         item.kind = Some(r.kind);

@@ -352,6 +352,24 @@ pub fn check_media_url(field: &'static str, url: &str) -> Result<(), PublishErro
     Ok(())
 }
 
+/// The SSRF guard on media URLs the provider will download ([`crate::net_guard::check_media_url`]):
+/// none may aim at a loopback, private, link-local or metadata address, by IP or by a name that
+/// resolves to one, unless the operator allows private targets (on in sandbox mode, where the
+/// emulator downloads media served on this machine).
+pub async fn guard_media_urls(
+    app: &App,
+    field: &'static str,
+    urls: &[&str],
+) -> Result<(), PublishError> {
+    let policy = crate::outbound::policy(app);
+    for url in urls {
+        crate::net_guard::check_media_url(url, policy)
+            .await
+            .map_err(|e| invalid(field, format!("this media URL cannot be used: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Accepts a post: see the module docs.
 pub async fn submit(app: &App, workspace_id: &str, new: NewPost) -> Result<PostView, PublishError> {
     if let Some(key) = &new.idempotency_key
@@ -474,6 +492,15 @@ pub async fn prepare(
         MediaSource::VideoUrl(url) => ("video", None, Some(url.clone()), "pull_from_url", 0),
         MediaSource::Photos => ("photo", None, None, "pull_from_url", 0),
     };
+    // Before anything is asked of TikTok: a refused URL costs no call.
+    if let Some(url) = &media_url {
+        guard_media_urls(app, "media_url", &[url]).await?;
+    }
+    // More than 35 photos is refused below without looking at them.
+    if *media == MediaSource::Photos && options.photo_urls.len() <= 35 {
+        let urls: Vec<&str> = options.photo_urls.iter().map(String::as_str).collect();
+        guard_media_urls(app, "photo_urls", &urls).await?;
+    }
     let creator = if mode == Mode::Direct {
         Some(creator_info(app, &account).await?)
     } else {
