@@ -4,7 +4,10 @@
 //!   started later on the same database (the first one stopped before the time);
 //! - the API's rules: every problem of every target at once, a schedule refused by a creator's
 //!   limit with the next free slot (409) and that slot taken with `schedule: next_free_slot`,
-//!   time zones, PATCH before the start, DELETE (cancel) and its 409, the list's filters.
+//!   time zones, PATCH before the start, DELETE (cancel) and its 409, the list's filters;
+//! - concurrent requests for an account's last free slot: exactly one is accepted;
+//! - PATCH of a post made for one account (caption, time, 409 once started);
+//! - the composer's `creator_info` kept a minute per account and token.
 
 use std::time::{Duration, Instant};
 
@@ -367,4 +370,279 @@ async fn api_rules(backend: Backend) {
     )
     .await;
     problem(late, StatusCode::CONFLICT, "conflict").await;
+}
+
+both_backends!(concurrent_requests_share_the_last_slot);
+
+/// Several requests at once for an account's last free slot: the limit is checked again under
+/// the account's lock when the post is stored, so exactly one is accepted and every other is
+/// refused with the next free slot, and the account never goes over its cap.
+async fn concurrent_requests_share_the_last_slot(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            env: vec![("TIDEPOST_TIKTOK_PENDING_INBOX_CAP", "2".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let me = app.signed_in("race").await;
+    let key = app.api_key(&me.workspace.id, "race", &[]).await;
+    let account = fixture_account(&app.db, &me.workspace.id, "tiktok", "act.race", "Racer").await;
+    let at = tidepost_domain::now_ms() / 1000 * 1000 + 3_600_000;
+    let body = |caption: &str| {
+        json!({
+            "caption": caption,
+            "media": [{"url": "https://media.tidepost.example/clip.mp4"}],
+            "targets": [{"account_id": account, "tiktok": {"mode": "inbox"}}],
+            "scheduled_at": rfc3339(at),
+        })
+    };
+    // One of the two slots of the day is taken.
+    let first = post_json(&app, &key, body("first")).await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+
+    const RACERS: usize = 6;
+    let url = app.url("/api/v1/posts");
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut racers = tokio::task::JoinSet::new();
+    for n in 0..RACERS {
+        let (url, key, body, start) = (
+            url.clone(),
+            key.clone(),
+            body(&format!("racer {n}")),
+            start.clone(),
+        );
+        racers.spawn(async move {
+            let client = bare_client();
+            start.wait().await;
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        });
+    }
+    let mut accepted = 0;
+    let mut refused = 0;
+    while let Some(outcome) = racers.join_next().await {
+        let (status, body) = outcome.unwrap();
+        match status {
+            StatusCode::ACCEPTED => accepted += 1,
+            StatusCode::CONFLICT => {
+                assert_eq!(
+                    body["type"], "urn:tidepost:problem:schedule-limit",
+                    "{body}"
+                );
+                assert_eq!(body["next_slot_at"], rfc3339(at + 86_400_000), "{body}");
+                assert_eq!(body["errors"][0]["rule"], "quota", "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((accepted, refused), (1, RACERS - 1));
+    // What is stored agrees: two of the account's posts at that time, no more.
+    let mut conn = app.db.pool().acquire().await.unwrap();
+    let counted = tidepost_store::posts::limit_events_in(
+        &mut conn,
+        &account,
+        None,
+        at - 86_400_000,
+        at + 86_400_000,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(counted, vec![at, at]);
+}
+
+both_backends!(single_account_post_can_be_changed);
+
+/// A post made for one account (no `targets`, no schedule) changes like a composite one while
+/// it has not been sent: its caption (the post and the options its job reads) and its time;
+/// once it has started, 409.
+async fn single_account_post_can_be_changed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let me = app.signed_in("single").await;
+    let key = app.api_key(&me.workspace.id, "single", &[]).await;
+    let ws = me.workspace.id.clone();
+    let account = fixture_account(&app.db, &ws, "tiktok", "act.single", "Single").await;
+    // No workers run: the post stays queued.
+    let made = post_json(
+        &app,
+        &key,
+        json!({
+            "account_id": account,
+            "mode": "inbox",
+            "caption": "as first written",
+            "media_url": "https://media.tidepost.example/clip.mp4",
+        }),
+    )
+    .await;
+    assert_eq!(made.status(), StatusCode::ACCEPTED);
+    let made: Value = made.json().await.unwrap();
+    let id = made["id"].as_str().unwrap().to_string();
+    assert_eq!(made["targets"][0]["state"], "queued");
+    let path = format!("/api/v1/posts/{id}");
+
+    let patched = send(
+        &app,
+        &key,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"caption": "reworded"})),
+    )
+    .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let patched: Value = patched.json().await.unwrap();
+    assert_eq!(patched["caption"], "reworded");
+    assert_eq!(patched["targets"][0]["state"], "queued");
+    // What the job reads (the target's options, else the post's) says the new caption, and
+    // the post keeps its single-account options.
+    let target_id = patched["targets"][0]["id"].as_str().unwrap().to_string();
+    let target = tidepost_store::posts::target(&app.db, &ws, &target_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let post = tidepost_store::posts::get(&app.db, &ws, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let options: tidepost_app::publish::PostOptions =
+        serde_json::from_str(target.options_or(&post)).unwrap();
+    assert_eq!(options.caption, "reworded");
+    let kept: tidepost_app::publish::PostOptions = serde_json::from_str(&post.options).unwrap();
+    assert_eq!(kept.caption, "reworded");
+    assert_eq!(target.mode, "inbox");
+
+    // Moved to a time: scheduled there, then back to now.
+    let at = tidepost_domain::now_ms() / 1000 * 1000 + 7_200_000;
+    let moved = send(
+        &app,
+        &key,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"scheduled_at": rfc3339(at)})),
+    )
+    .await;
+    assert_eq!(moved.status(), StatusCode::OK);
+    let moved: Value = moved.json().await.unwrap();
+    assert_eq!(moved["scheduled_at"], rfc3339(at));
+    assert_eq!(moved["targets"][0]["state"], "scheduled");
+    assert_eq!(moved["targets"][0]["scheduled_at"], rfc3339(at));
+    assert_eq!(moved["caption"], "reworded");
+    let now = send(
+        &app,
+        &key,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"scheduled_at": null})),
+    )
+    .await;
+    assert_eq!(now.status(), StatusCode::OK);
+    let now: Value = now.json().await.unwrap();
+    assert_eq!(now["targets"][0]["state"], "queued");
+    assert_eq!(now["targets"][0]["scheduled_at"], Value::Null);
+
+    // Once it has started, it cannot be changed.
+    assert!(
+        tidepost_store::posts::set_state(
+            &app.db,
+            &ws,
+            &target_id,
+            "queued",
+            "uploading",
+            false,
+            tidepost_domain::now_ms(),
+        )
+        .await
+        .unwrap()
+    );
+    let late = send(
+        &app,
+        &key,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"caption": "too late"})),
+    )
+    .await;
+    problem(late, StatusCode::CONFLICT, "conflict").await;
+}
+
+both_backends!(composer_keeps_creator_info_a_minute);
+
+/// The composer asks TikTok for a creator's `creator_info` once per account and minute: a
+/// second load within the minute makes no call; reconnecting the account (a new token) asks
+/// again.
+async fn composer_keeps_creator_info_a_minute(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            emulator: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let me = app.signed_in("creatorinfo").await;
+    let key = app.api_key(&me.workspace.id, "creatorinfo", &[]).await;
+    let account = connect_tiktok_via_api(&app, &key, CREATOR_USERNAME).await;
+    let emulator = app.emulator.clone().unwrap();
+    let calls = || async {
+        let log: Value = bare_client()
+            .get(format!("{emulator}/_emulator/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap().contains("/creator_info/"))
+            .count()
+    };
+    let before = calls().await;
+    let load = || async {
+        let page = me.client.get(app.url("/compose")).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        // The creator's own choices are on the page, read from the answer.
+        assert!(html.contains("PUBLIC_TO_EVERYONE"), "{html}");
+    };
+    load().await;
+    assert_eq!(calls().await, before + 1, "the first load asks TikTok");
+    load().await;
+    assert_eq!(
+        calls().await,
+        before + 1,
+        "a reload within the minute does not"
+    );
+
+    // Connecting the account again gives it a new token: the next load asks again.
+    let token_before = tidepost_store::accounts::get(&app.db, &me.workspace.id, &account)
+        .await
+        .unwrap()
+        .unwrap()
+        .access_token;
+    assert_eq!(
+        connect_tiktok_via_api(&app, &key, CREATOR_USERNAME).await,
+        account
+    );
+    let token_after = tidepost_store::accounts::get(&app.db, &me.workspace.id, &account)
+        .await
+        .unwrap()
+        .unwrap()
+        .access_token;
+    assert_ne!(token_before, token_after);
+    load().await;
+    assert_eq!(calls().await, before + 2, "a new token asks again");
+    load().await;
+    assert_eq!(calls().await, before + 2);
 }

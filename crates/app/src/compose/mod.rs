@@ -20,6 +20,7 @@
 //!
 //! These functions are what the API (`/api/v1/posts`) and the UI call.
 
+pub mod creator_cache;
 pub mod schedule;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,7 @@ use crate::publish::{
     self, MediaSource, Mode, PostOptions, PostView, Prepared, PublishError, new_target, publish_job,
 };
 
+pub use creator_cache::creator_info;
 pub use schedule::When;
 
 /// The most accounts one post may go to.
@@ -195,10 +197,30 @@ pub fn summary(view: &PostView) -> PostSummary {
 /// A target checked and placed in time.
 #[derive(Debug, Clone)]
 pub struct PlannedTarget {
+    /// Its index in the request.
+    pub index: usize,
     pub spec: TargetSpec,
     pub prepared: Prepared,
     /// When its job runs; `None`: now.
     pub run_at: Option<i64>,
+    /// The daily limit it was placed under, checked again when it is stored; `None` when the
+    /// time was not looked at (only the caption changes).
+    pub limit: Option<LimitCheck>,
+}
+
+/// A target's daily limit as [`validate`] read it, for [`store`] to check again under the
+/// account's lock: the request's time and the limit (asking Meta for Instagram's happens
+/// before, never inside the transaction).
+#[derive(Debug, Clone)]
+pub struct LimitCheck {
+    /// The modes that share the limit (`None`: every post of the account counts).
+    modes: Option<Vec<&'static str>>,
+    cap: usize,
+    /// What breaking it means, in words.
+    message: String,
+    /// The time asked for (or now).
+    at: i64,
+    next_free: bool,
 }
 
 /// A composite post that passed [`validate`]: ready to store.
@@ -489,9 +511,54 @@ async fn limit_of(app: &App, prepared: &Prepared) -> (Option<Vec<&'static str>>,
     }
 }
 
+/// Where one more post of a limit `cap` goes, given the times `events` already counted: `at`
+/// when it fits there; else the next free slot when `next_free`; else `Err` with that slot
+/// (`None` when the limit is 0).
+fn decide(events: &[i64], at: i64, cap: usize, next_free: bool) -> Result<i64, Option<i64>> {
+    match schedule::first_fit(events, at, cap) {
+        Some(slot) if slot == at => Ok(at),
+        Some(slot) if next_free => Ok(slot),
+        other => Err(other),
+    }
+}
+
+/// The `quota` issue of a target refused at `at` by its limit, naming the next free slot.
+fn quota_issue(
+    index: usize,
+    spec: &TargetSpec,
+    platform: &str,
+    limit: &LimitCheck,
+    next: Option<i64>,
+) -> Issue {
+    let at = Some((index, spec, Some(platform)));
+    let message = &limit.message;
+    match next {
+        Some(slot) => Issue {
+            next_slot_ms: Some(slot),
+            ..issue(
+                at,
+                "scheduled_at",
+                "quota",
+                format!(
+                    "{message} at {}; the next free slot is {}",
+                    tidepost_domain::time::rfc3339(limit.at),
+                    tidepost_domain::time::rfc3339(slot)
+                ),
+            )
+        },
+        None => issue(
+            at,
+            "scheduled_at",
+            "quota",
+            format!("{message}: the limit is 0, nothing can be posted"),
+        ),
+    }
+}
+
 /// Places one target in time: `at` (or now) if its daily limit allows one more post there,
 /// counting what is already posted and scheduled; else the next free slot when `next_free`,
-/// else a `quota` issue naming that slot.
+/// else a `quota` issue naming that slot. Read without a lock: [`store`] checks again under
+/// the account's lock ([`recheck_in`]) before anything is written.
 async fn place(
     app: &App,
     index: usize,
@@ -500,16 +567,22 @@ async fn place(
     at: i64,
     next_free: bool,
     except_post: Option<&str>,
-) -> Result<i64, Issue> {
+) -> Result<(i64, LimitCheck), Issue> {
     let (modes, cap, message) = limit_of(app, prepared).await;
+    let limit = LimitCheck {
+        modes,
+        cap,
+        message,
+        at,
+        next_free,
+    };
     let platform = prepared.account.platform.clone();
-    let issue_at = Some((index, spec, Some(platform.as_str())));
     let events = async {
         let mut conn = app.db.pool().acquire().await.map_err(StoreError::from)?;
         posts::limit_events_in(
             &mut conn,
             &prepared.account.id,
-            modes.as_deref(),
+            limit.modes.as_deref(),
             at - schedule::DAY_MS,
             at + LOOKAHEAD_MS,
             except_post,
@@ -517,29 +590,85 @@ async fn place(
         .await
     }
     .await
-    .map_err(|e| issue(issue_at, "scheduled_at", "unavailable", e.to_string()))?;
-    match schedule::first_fit(&events, at, cap) {
-        Some(slot) if slot == at => Ok(at),
-        Some(slot) if next_free => Ok(slot),
-        Some(slot) => Err(Issue {
-            next_slot_ms: Some(slot),
-            ..issue(
-                issue_at,
-                "scheduled_at",
-                "quota",
-                format!(
-                    "{message} at {}; the next free slot is {}",
-                    tidepost_domain::time::rfc3339(at),
-                    tidepost_domain::time::rfc3339(slot)
-                ),
-            )
-        }),
-        None => Err(issue(
-            issue_at,
+    .map_err(|e| {
+        issue(
+            Some((index, spec, Some(platform.as_str()))),
             "scheduled_at",
-            "quota",
-            format!("{message}: the limit is 0, nothing can be posted"),
-        )),
+            "unavailable",
+            e.to_string(),
+        )
+    })?;
+    match decide(&events, at, cap, next_free) {
+        Ok(slot) => Ok((slot, limit)),
+        Err(next) => Err(quota_issue(index, spec, &platform, &limit, next)),
+    }
+}
+
+/// The lock a target's limit is checked under: one per account. A TikTok account's is the one
+/// `publish::limits::reserve_init` takes before an init, so a post being scheduled and one
+/// being sent never count the account's posts at the same time.
+fn limit_lock_key(account: &Account) -> String {
+    if account.platform == crate::instagram::PLATFORM {
+        format!("instagram:quota:{}", account.id)
+    } else {
+        format!("tiktok:quota:{}", account.id)
+    }
+}
+
+/// Checks the limits of `targets` again inside the write transaction `conn`, each under its
+/// account's lock (taken in one order, so two posts to the same accounts cannot deadlock), and
+/// moves a `next_free` target to the slot that is free now. Every refusal at once. What
+/// [`validate`] read took no lock: two requests could both have seen the last free slot, and
+/// only the first to get here keeps it.
+///
+/// On SQLite the write transaction is already exclusive (`BEGIN IMMEDIATE`); on PostgreSQL the
+/// lock is a row of `rate_locks` held `FOR UPDATE` until commit (`store::limits::lock_in`):
+/// the mechanism the TikTok quotas already use at send time, so both paths share one lock per
+/// account and no other table's rows are locked.
+async fn recheck_in(
+    conn: &mut sqlx::AnyConnection,
+    app: &App,
+    targets: &mut [PlannedTarget],
+    except_post: Option<&str>,
+) -> Result<(), ComposeError> {
+    let mut keys: Vec<String> = targets
+        .iter()
+        .filter(|t| t.limit.is_some())
+        .map(|t| limit_lock_key(&t.prepared.account))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in &keys {
+        tidepost_store::limits::lock_in(conn, app.db.dialect(), key).await?;
+    }
+    let mut issues = Vec::new();
+    for target in targets.iter_mut() {
+        let Some(limit) = &target.limit else { continue };
+        let events = posts::limit_events_in(
+            conn,
+            &target.prepared.account.id,
+            limit.modes.as_deref(),
+            limit.at - schedule::DAY_MS,
+            limit.at + LOOKAHEAD_MS,
+            except_post,
+        )
+        .await?;
+        match decide(&events, limit.at, limit.cap, limit.next_free) {
+            Ok(slot) if slot == limit.at => {}
+            Ok(slot) => target.run_at = Some(slot),
+            Err(next) => issues.push(quota_issue(
+                target.index,
+                &target.spec,
+                &target.prepared.account.platform,
+                limit,
+                next,
+            )),
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ComposeError::Invalid(issues))
     }
 }
 
@@ -677,13 +806,15 @@ async fn validate_except(
         }
         if !check_time {
             planned.push(PlannedTarget {
+                index,
                 spec: spec.clone(),
                 prepared,
                 run_at: None,
+                limit: None,
             });
             continue;
         }
-        let run_at = match place(
+        let (run_at, limit) = match place(
             app,
             index,
             spec,
@@ -694,7 +825,7 @@ async fn validate_except(
         )
         .await
         {
-            Ok(run_at) => run_at,
+            Ok(placed) => placed,
             Err(problem) => {
                 issues.push(problem);
                 continue;
@@ -724,9 +855,11 @@ async fn validate_except(
             }
         }
         planned.push(PlannedTarget {
+            index,
             spec: spec.clone(),
             prepared,
             run_at: (new.schedule.at.is_some() || run_at != now).then_some(run_at),
+            limit: Some(limit),
         });
     }
     if !issues.is_empty() {
@@ -761,7 +894,7 @@ pub async fn store(
     app: &App,
     workspace_id: &str,
     new: &NewComposite,
-    plan: Plan,
+    mut plan: Plan,
 ) -> Result<PostView, ComposeError> {
     let now = tidepost_domain::now_ms();
     let first = &plan
@@ -792,6 +925,8 @@ pub async fn store(
     };
     let mut targets = Vec::with_capacity(plan.targets.len());
     let mut tx = app.db.begin_write().await?;
+    // The limits again, under the accounts' locks: the check and the insert are one step.
+    recheck_in(&mut tx, app, &mut plan.targets, None).await?;
     posts::insert_post_in(&mut tx, &post).await?;
     for planned in &plan.targets {
         let p = &planned.prepared;
@@ -825,7 +960,8 @@ pub struct Update {
 /// queued, scheduled or cancelled): the whole post is checked again as when it was created
 /// (its limits without its own targets), then the targets move to their new times with new
 /// jobs; the jobs of the old times find the time changed and do nothing. `Conflict` once a
-/// target has started; only composite posts (made by [`submit`]) can be changed.
+/// target has started. A post made for one account (not by [`submit`]) is changed the same
+/// way, read back as the one-target post it is ([`single_as_composite`]).
 pub async fn update(
     app: &App,
     workspace_id: &str,
@@ -852,14 +988,13 @@ pub async fn update(
     if live.is_empty() {
         return Err(ComposeError::Conflict("the post was cancelled".into()));
     }
-    let stored: StoredComposite = serde_json::from_str(&view.post.options)
+    let (stored, composite) = match serde_json::from_str::<StoredComposite>(&view.post.options)
         .ok()
-        .filter(|s: &StoredComposite| s.composite)
-        .ok_or_else(|| {
-            ComposeError::Conflict(
-                "this post was made for one account with the single-account form; cancel it and post again to change it".into(),
-            )
-        })?;
+        .filter(|s| s.composite)
+    {
+        Some(stored) => (stored, true),
+        None => (single_as_composite(&view)?, false),
+    };
     let schedule = change.schedule.clone().unwrap_or_else(|| Schedule {
         at: view.post.scheduled_at.map(|at_ms| When {
             at_ms,
@@ -881,23 +1016,21 @@ pub async fn update(
     };
     // Only the caption changes: the targets keep their times and their places in the limits.
     let check_time = change.schedule.is_some();
-    let plan = validate_except(app, workspace_id, &new, Some(post_id), check_time).await?;
+    let mut plan = validate_except(app, workspace_id, &new, Some(post_id), check_time).await?;
     let now = tidepost_domain::now_ms();
     let mut tx = app.db.begin_write().await?;
+    recheck_in(&mut tx, app, &mut plan.targets, Some(post_id)).await?;
     if change.caption.is_some() {
-        let stored = StoredComposite {
-            caption: new.caption.clone(),
-            ..stored
+        // A single-account post keeps its options as its one target's, as it was made.
+        let options = match plan.targets.first() {
+            Some(only) if !composite => only.prepared.options.clone(),
+            _ => serde_json::to_string(&StoredComposite {
+                caption: new.caption.clone(),
+                ..stored
+            })
+            .unwrap_or_else(|_| "{}".into()),
         };
-        posts::set_caption_in(
-            &mut tx,
-            workspace_id,
-            post_id,
-            &new.caption,
-            &serde_json::to_string(&stored).unwrap_or_else(|_| "{}".into()),
-            now,
-        )
-        .await?;
+        posts::set_caption_in(&mut tx, workspace_id, post_id, &new.caption, &options, now).await?;
     }
     if change.schedule.is_some() {
         posts::set_schedule_in(
@@ -969,6 +1102,84 @@ pub async fn update(
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(publish::get(app, workspace_id, post_id).await?)
+}
+
+/// A post made for one account (`POST /posts` without `targets` or a schedule, or the
+/// single-account forms) as the composite post it is the same as: its media, its caption and
+/// its one target's options, read back from what it stored (`publish::PostOptions` for
+/// TikTok, an `InstagramPost` for Instagram), so [`update`] checks and changes it like any
+/// other post.
+fn single_as_composite(view: &PostView) -> Result<StoredComposite, ComposeError> {
+    let unreadable = || {
+        ComposeError::Conflict(
+            "this post's options cannot be read back to change it; cancel it and post again".into(),
+        )
+    };
+    let [target] = view.targets.as_slice() else {
+        return Err(unreadable());
+    };
+    let post = &view.post;
+    let mut spec = TargetSpec {
+        account_id: target.account_id.clone(),
+        ..TargetSpec::default()
+    };
+    if target.platform == crate::instagram::PLATFORM {
+        let ig: InstagramPost = serde_json::from_str(&post.options).map_err(|_| unreadable())?;
+        spec.instagram = Some(InstagramSpec {
+            media_type: Some(ig.media_type),
+            cover_url: ig.cover_url,
+            share_to_feed: ig.share_to_feed,
+        });
+        return Ok(StoredComposite {
+            composite: false,
+            caption: ig.caption,
+            media: ig.items,
+            targets: vec![spec],
+        });
+    }
+    let o: PostOptions = serde_json::from_str(&post.options).map_err(|_| unreadable())?;
+    let video = |url: Option<String>, media_id: Option<String>| Item {
+        url,
+        media_id,
+        kind: Some(ItemKind::Video),
+        ..Item::default()
+    };
+    let media = match (&post.media_id, &post.media_url) {
+        (Some(id), _) => vec![video(None, Some(id.clone()))],
+        (None, Some(url)) if post.kind == "video" => vec![video(Some(url.clone()), None)],
+        _ => o
+            .photo_urls
+            .iter()
+            .map(|url| Item {
+                url: Some(url.clone()),
+                kind: Some(ItemKind::Image),
+                ..Item::default()
+            })
+            .collect(),
+    };
+    spec.tiktok = Some(TikTokSpec {
+        mode: Some(if target.mode == Mode::Inbox.as_str() {
+            Mode::Inbox
+        } else {
+            Mode::Direct
+        }),
+        privacy_level: o.privacy_level,
+        disable_comment: o.disable_comment,
+        disable_duet: o.disable_duet,
+        disable_stitch: o.disable_stitch,
+        video_cover_timestamp_ms: o.video_cover_timestamp_ms,
+        brand_content_toggle: o.brand_content_toggle,
+        brand_organic_toggle: o.brand_organic_toggle,
+        is_aigc: o.is_aigc,
+        duration_sec: o.duration_sec,
+        photo_cover_index: o.photo_cover_index,
+    });
+    Ok(StoredComposite {
+        composite: false,
+        caption: o.caption,
+        media,
+        targets: vec![spec],
+    })
 }
 
 fn job_kind(target: &posts::Target) -> &'static str {

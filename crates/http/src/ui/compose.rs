@@ -23,7 +23,7 @@ use tidepost_app::compose::{
 };
 use tidepost_app::instagram::publish::{Item, ItemKind, MediaType};
 use tidepost_app::media::rules::bytes;
-use tidepost_app::publish::{self, Mode};
+use tidepost_app::publish::Mode;
 use tidepost_domain::{PostSummary, TargetState};
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::posts::PostFilter;
@@ -300,7 +300,7 @@ async fn render(
         .collect();
     let infos = futures::future::join_all(all.iter().map(|a| async move {
         if a.platform == "tiktok" && !a.needs_reauth() {
-            Some(publish::creator_info(&state.app, a).await)
+            Some(compose::creator_info(&state.app, a).await)
         } else {
             None
         }
