@@ -119,8 +119,10 @@ async fn page(
     State(state): State<HttpState>,
     MaybeViewer(viewer): MaybeViewer,
 ) -> Result<ApiDocsPage, PageError> {
+    // The reference has no entry in the navigation (the footer and Settings link to it), so
+    // none is highlighted: "Settings" lit up here read as if the docs were a settings page.
     let chrome = match &viewer {
-        Some(viewer) => Chrome::for_viewer(&state, viewer, "Settings"),
+        Some(viewer) => Chrome::for_viewer(&state, viewer, ""),
         None => Chrome::anonymous(&state),
     };
     let doc = serde_json::to_value(crate::api::openapi::document()).map_err(PageError::internal)?;

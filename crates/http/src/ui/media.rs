@@ -120,7 +120,7 @@ async fn page(
     let next = (rows.len() as i64 > PAGE).then(|| rows[PAGE as usize - 1].id.clone());
     let items = rows.iter().take(PAGE as usize).map(Item::of).collect();
     Ok(MediaPage {
-        chrome: Chrome::for_viewer(&state, &viewer, "/media"),
+        chrome: Chrome::for_viewer(&state, &viewer, "Media"),
         items,
         kind,
         next,
