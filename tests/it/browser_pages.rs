@@ -6,8 +6,13 @@
 //! metrics twice (so the creator's chart has a line). Then every page is visited at both widths:
 //! no sideways scrolling, no tiny buttons, and the key content there — the chart drawn, timeline
 //! entries, the contact found by search, a reply sent from the inbox and shown under the
-//! comment, the endpoint's delivery and its attempts, the API reference grouped by tag.
-//! Screenshots under `target/screenshots/new_pages/`.
+//! comment, the endpoint's delivery and its attempts, the API reference grouped by tag. Then
+//! every page of the UI (and, signed out, sign-in and a 404) at both widths: each highlights its
+//! own navigation entry (the API reference none), fits the screen, has one heading, keeps inline
+//! code whole, has 44 px touch targets on a phone and tables that stack or scroll. A second test
+//! visits a new, empty workspace the same way and reads each page's empty state.
+//! Screenshots under `target/screenshots/{new_pages,every_page,empty_pages}/` (whole pages for
+//! the last two).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,7 +108,9 @@ async fn samples(app: &TestApp, ws: &str, target: &str) -> usize {
 /// Everything the pages show, made once through the real flows.
 struct World {
     app: TestApp,
-
+    instagram_id: String,
+    post_id: String,
+    scheduled_id: String,
     creator_id: String,
     contact_id: String,
     endpoint_id: String,
@@ -138,9 +145,10 @@ async fn new_pages_at_phone_and_desktop() {
     assert!(answer.status().is_success(), "meta settings");
     let (hook_url, hits) = receiver().await;
 
-    // Phone width first: sign in, connect Instagram, add the endpoint, so the events that
+    // Phone width first: the signed-out pages, then sign in, connect Instagram, add the endpoint, so the events that
     // follow are delivered to it.
     let b = Browser::start(390, 844).await;
+    signed_out_pages(&b, &app).await;
     sign_in(&b, &app).await;
     connect_instagram(&b, &app).await;
     let endpoint_id = add_endpoint(&b, &app, &hook_url, "CRM receiver").await;
@@ -265,8 +273,28 @@ async fn new_pages_at_phone_and_desktop() {
             .fetch_one(app.db.pool())
             .await
             .unwrap();
+    // A second post, scheduled for tomorrow, so the schedule has a day to show.
+    let scheduled: Value = bare_client()
+        .post(app.url("/api/v1/posts"))
+        .bearer_auth(&key)
+        .json(&json!({"caption": "Low tide again tomorrow", "media": [{"media_id": media_id}],
+            "targets": [{"account_id": instagram}],
+            "scheduled_at": tidepost_domain::time::rfc3339(tidepost_domain::now_ms() + 86_400_000)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scheduled_id = scheduled["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a scheduled post: {scheduled}"))
+        .to_string();
     let world = World {
         app,
+        instagram_id: instagram.clone(),
+        post_id,
+        scheduled_id,
         creator_id: creator_id.expect("the Instagram account has a creator"),
         contact_id,
         endpoint_id,
@@ -275,8 +303,10 @@ async fn new_pages_at_phone_and_desktop() {
     };
 
     visit(&b, &world, true).await;
+    every_page(&b, &world).await;
     b.close().await;
     let wide = Browser::start(1280, 800).await;
+    signed_out_pages(&wide, &world.app).await;
     sign_in(&wide, &world.app).await;
     add_endpoint(
         &wide,
@@ -286,6 +316,7 @@ async fn new_pages_at_phone_and_desktop() {
     )
     .await;
     visit(&wide, &world, false).await;
+    every_page(&wide, &world).await;
     wide.close().await;
     nudger.abort();
 }
@@ -468,4 +499,239 @@ async fn visit(b: &Browser, w: &World, reply: bool) {
     );
     b.assert_layout_fits("/creators/{id}").await;
     b.screenshot_of("#creator-posts", TEST, "creator").await;
+}
+
+/// A page of the UI: a name for its screenshot, its path, and the navigation entry it
+/// highlights (`None`: no entry is).
+type Page = (&'static str, String, Option<&'static str>);
+
+/// Every page of the UI, signed in, over the world's data.
+fn pages(w: &World) -> Vec<Page> {
+    let p = |path: &str| path.to_string();
+    vec![
+        ("dashboard", p("/"), Some("Dashboard")),
+        ("accounts", p("/accounts"), Some("Accounts")),
+        (
+            "account",
+            format!("/accounts/{}", w.instagram_id),
+            Some("Accounts"),
+        ),
+        ("connect-tiktok", p("/connect/tiktok"), Some("Accounts")),
+        (
+            "connect-instagram",
+            p("/connect/instagram"),
+            Some("Accounts"),
+        ),
+        ("compose", p("/compose"), Some("Posts")),
+        ("posts", p("/posts"), Some("Posts")),
+        ("post", format!("/posts/{}", w.post_id), Some("Posts")),
+        (
+            "post-scheduled",
+            format!("/posts/{}", w.scheduled_id),
+            Some("Posts"),
+        ),
+        ("scheduled", p("/posts/scheduled"), Some("Posts")),
+        (
+            "post-new",
+            format!("/posts/new?account={}", w.instagram_id),
+            Some("Posts"),
+        ),
+        ("media", p("/media"), Some("Media")),
+        ("creators", p("/creators"), Some("Creators")),
+        (
+            "creator",
+            format!("/creators/{}", w.creator_id),
+            Some("Creators"),
+        ),
+        ("contacts", p("/contacts"), Some("Contacts")),
+        (
+            "contact",
+            format!("/contacts/{}", w.contact_id),
+            Some("Contacts"),
+        ),
+        ("inbox", p("/inbox"), Some("Inbox")),
+        ("jobs", p("/jobs"), Some("Jobs")),
+        ("settings", p("/settings"), Some("Settings")),
+        ("webhooks", p("/settings/webhooks"), Some("Settings")),
+        (
+            "endpoint",
+            format!("/settings/webhooks/{}", w.endpoint_id),
+            Some("Settings"),
+        ),
+        ("api-docs", p("/docs/api"), None),
+        ("not-found", p("/no/such/page"), None),
+    ]
+}
+
+/// Visits every page signed in: each highlights its own navigation entry and passes
+/// [`page_checks`]. A full-page screenshot of each goes to `target/screenshots/every_page/`.
+async fn every_page(b: &Browser, w: &World) {
+    for (name, path, nav) in pages(w) {
+        b.goto(&w.app.url(&path)).await;
+        assert_nav(b, &path, nav).await;
+        page_checks(b, &path).await;
+        page_shot(b, "every_page", name).await;
+    }
+}
+
+/// The navigation highlights `nav` alone (nothing when `None`).
+async fn assert_nav(b: &Browser, path: &str, nav: Option<&str>) {
+    let current = run(
+        b,
+        "return Array.from(document.querySelectorAll('.nav a[aria-current=page]')).map(a => a.textContent.trim());",
+    )
+    .await;
+    let expected: Vec<&str> = nav.into_iter().collect();
+    assert_eq!(
+        current,
+        json!(expected),
+        "{path}: the navigation highlights {current}"
+    );
+}
+
+/// The sign-in page and a page that does not exist, signed out.
+async fn signed_out_pages(b: &Browser, app: &TestApp) {
+    for (name, path, heading) in [
+        ("signed-out-login", "/login", "Sign in"),
+        ("signed-out-not-found", "/no/such/page", "Not found"),
+    ] {
+        b.goto(&app.url(path)).await;
+        assert_eq!(b.text_of("h1").await, heading, "{path}");
+        page_checks(b, path).await;
+        page_shot(b, "every_page", name).await;
+    }
+}
+
+/// A new workspace, nothing in it yet: every page says so in words and offers the way
+/// forward, at phone and desktop width, and passes the same checks as the full pages.
+#[tokio::test]
+async fn empty_pages_at_phone_and_desktop() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.create_user("ada@example.com", "acme").await;
+    let empty: [(&str, &str, &str, &str); 12] = [
+        ("dashboard", "/", "Dashboard", "Nothing connected yet"),
+        (
+            "accounts",
+            "/accounts",
+            "Accounts",
+            "No account is connected to this workspace yet.",
+        ),
+        (
+            "compose",
+            "/compose",
+            "Posts",
+            "No TikTok or Instagram account is connected yet.",
+        ),
+        ("posts", "/posts", "Posts", "No posts yet."),
+        (
+            "scheduled",
+            "/posts/scheduled",
+            "Posts",
+            "Nothing is scheduled.",
+        ),
+        ("media", "/media", "Media", "No media yet."),
+        ("creators", "/creators", "Creators", "No creators yet."),
+        ("contacts", "/contacts", "Contacts", "No contacts yet."),
+        ("inbox", "/inbox", "Inbox", "Nothing here yet."),
+        (
+            "jobs",
+            "/jobs",
+            "Jobs",
+            "No background work in this workspace yet.",
+        ),
+        ("settings", "/settings", "Settings", "No API keys yet."),
+        (
+            "webhooks",
+            "/settings/webhooks",
+            "Settings",
+            "No endpoints yet.",
+        ),
+    ];
+    for (width, height) in [(390, 844), (1280, 800)] {
+        let b = Browser::start(width, height).await;
+        sign_in(&b, &app).await;
+        for (name, path, nav, says) in empty {
+            b.goto(&app.url(path)).await;
+            let main = b.text_of("main").await;
+            assert!(main.contains(says), "{path} at {width} px: {main}");
+            assert_nav(&b, path, Some(nav)).await;
+            page_checks(&b, path).await;
+            page_shot(&b, "empty_pages", name).await;
+        }
+        b.close().await;
+    }
+}
+
+/// What every page must get right at any width, beyond [`Browser::assert_layout_fits`]:
+/// - one `h1`;
+/// - inline code breaks between words, and inside a token only when it is longer than the
+///   line (`Authorization` split mid-word on a phone is hard to read); only a secret shown
+///   once may break anywhere;
+/// - on a phone, buttons, fields and the file picker are at least 44 px tall (a finger's
+///   width), and every table either stacks into cards that fit or scrolls inside its own box.
+async fn page_checks(b: &Browser, path: &str) {
+    b.assert_layout_fits(path).await;
+    let report = run(
+        b,
+        r#"
+        const phone = window.innerWidth < 600;
+        const h1 = document.querySelectorAll("h1").length;
+        const brokenCode = [];
+        for (const el of document.querySelectorAll("code")) {
+          if (el.closest(".secret")) continue;
+          if (getComputedStyle(el).wordBreak === "break-all") brokenCode.push(el.textContent.trim().slice(0, 40));
+        }
+        const small = [];
+        const fields = 'button, .button, select, input[type=file], input[type=text], input[type=email], '
+          + 'input[type=password], input[type=url], input[type=number], input[type=search], input[type=datetime-local]';
+        for (const el of document.querySelectorAll(fields)) {
+          const r = el.getBoundingClientRect();
+          if (phone && r.height > 0 && r.height < 43.5) small.push((el.id || el.name || el.textContent.trim()) + " " + Math.round(r.height));
+        }
+        const tables = [];
+        for (const t of document.querySelectorAll("main table")) {
+          if (!phone || t.getBoundingClientRect().width === 0) continue;
+          const wrap = t.closest(".table-wrap");
+          const stacked = t.classList.contains("stack") || t.classList.contains("pairs");
+          if (!stacked && !wrap) tables.push((t.id || t.className || "table") + ": neither stacked nor in a scroll box");
+          if (stacked && wrap && wrap.scrollWidth > wrap.clientWidth + 1) tables.push((t.id || t.className) + ": stacked but " + wrap.scrollWidth + " px wide");
+        }
+        return {h1, brokenCode, small, tables};
+        "#,
+    )
+    .await;
+    let width = b.width;
+    assert_eq!(report["h1"], json!(1), "{path} at {width} px: {report}");
+    assert_eq!(
+        report["brokenCode"],
+        json!([]),
+        "{path} at {width} px breaks inline code mid-word"
+    );
+    assert_eq!(
+        report["small"],
+        json!([]),
+        "{path} at {width} px has controls under 44 px"
+    );
+    assert_eq!(
+        report["tables"],
+        json!([]),
+        "{path} at {width} px has tables a phone cannot read"
+    );
+}
+
+/// A screenshot of the whole page (the window made as tall as the page, then put back) as
+/// `target/screenshots/<test>/<name>-<width>.png`.
+async fn page_shot(b: &Browser, test: &str, name: &str) {
+    let (w, h) = b.client.get_window_size().await.unwrap();
+    let tall = run(b, "return document.documentElement.scrollHeight;")
+        .await
+        .as_u64()
+        .unwrap()
+        .clamp(h, 8000);
+    b.client
+        .set_window_size(w as u32, tall as u32)
+        .await
+        .unwrap();
+    b.screenshot(test, name).await;
+    b.client.set_window_size(w as u32, h as u32).await.unwrap();
 }
