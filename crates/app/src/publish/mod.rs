@@ -362,12 +362,34 @@ pub async fn guard_media_urls(
     urls: &[&str],
 ) -> Result<(), PublishError> {
     let policy = crate::outbound::policy(app);
-    for url in urls {
-        crate::net_guard::check_media_url(url, policy)
-            .await
-            .map_err(|e| invalid(field, format!("this media URL cannot be used: {e}")))?;
+    // Names are resolved side by side (a photo post has up to 35 URLs, each lookup may take
+    // seconds); the first refused URL in the given order is reported.
+    let mut checks = tokio::task::JoinSet::new();
+    for (i, url) in urls.iter().enumerate() {
+        let url = url.to_string();
+        checks.spawn(async move { (i, crate::net_guard::check_media_url(&url, policy).await) });
     }
-    Ok(())
+    let mut refused = None;
+    while let Some(done) = checks.join_next().await {
+        match done {
+            Ok((i, Err(e))) if refused.as_ref().is_none_or(|(first, _)| i < *first) => {
+                refused = Some((i, e.to_string()));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(PublishError::Unavailable(format!(
+                    "checking media URLs: {e}"
+                )));
+            }
+        }
+    }
+    match refused {
+        Some((_, why)) => Err(invalid(
+            field,
+            format!("this media URL cannot be used: {why}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Accepts a post: see the module docs.
