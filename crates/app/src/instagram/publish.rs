@@ -33,6 +33,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{PLATFORM, host_of, media_url};
 use crate::App;
+use crate::media::rules;
 use crate::publish::halt::{self, Halt, retry};
 use crate::publish::{
     PostView, Prepared, PublishError, TargetRef, advance, check_media_url, new_target,
@@ -49,9 +50,6 @@ const FETCH_ATTEMPTS: i64 = 4;
 const MAX_GENERATIONS: i64 = 3;
 
 const MIB: u64 = 1024 * 1024;
-const IMAGE_MAX_BYTES: u64 = 8 * MIB;
-const REEL_MAX_BYTES: u64 = 300 * MIB;
-const STORY_VIDEO_MAX_BYTES: u64 = 100 * MIB;
 
 pub(crate) fn register(registry: Registry, app: &App) -> Registry {
     let publish_app = app.clone();
@@ -201,9 +199,12 @@ pub fn jpeg_size(bytes: &[u8]) -> Option<(u32, u32)> {
 struct Resolved {
     kind: ItemKind,
     stored: Option<Media>,
-    /// `image/jpeg`, or the URL's extension as `ext:jpg`.
+    /// How the format reads in a message: the stored media's type (`image/jpeg`), or the
+    /// URL's extension (`a .png file`).
     format: Option<String>,
-    jpeg: bool,
+    /// The container as `media::rules` names them (`jpeg`, `mp4`, `mov`, …), when anything
+    /// says it (a URL without an extension says nothing).
+    container: Option<String>,
     size: Option<u64>,
     dims: Option<(u32, u32)>,
     duration: Option<f64>,
@@ -239,7 +240,7 @@ async fn resolve(
             Ok(Resolved {
                 kind,
                 stored: None,
-                jpeg: ext.as_deref().is_none_or(|e| e == "jpg" || e == "jpeg"),
+                container: ext.as_deref().map(rules::container_of_extension),
                 format: ext.map(|e| format!("a .{e} file")),
                 size: None,
                 dims: item.width.zip(item.height),
@@ -271,7 +272,7 @@ async fn resolve(
             let dims = jpeg_size(&head);
             Ok(Resolved {
                 kind,
-                jpeg: dims.is_some() || stored.content_type == "image/jpeg",
+                container: Some(stored_container(kind, dims, &stored.content_type)),
                 format: Some(stored.content_type.clone()),
                 size: u64::try_from(stored.size_bytes).ok(),
                 dims: dims.or(item.width.zip(item.height)),
@@ -282,7 +283,20 @@ async fn resolve(
     }
 }
 
-/// The media rules, checked before anything is sent. Each error names the rule.
+/// The container of stored media: an image whose head is a JPEG is one, whatever type it was
+/// uploaded as; otherwise what its type says.
+fn stored_container(kind: ItemKind, jpeg_dims: Option<(u32, u32)>, content_type: &str) -> String {
+    if kind == ItemKind::Image && jpeg_dims.is_some() {
+        "jpeg".into()
+    } else {
+        rules::container_of_type(content_type)
+    }
+}
+
+/// The media rules, checked before anything is sent, with what is known without probing the
+/// file (its type or extension, size, JPEG size, the duration a client gave). The limits are
+/// `media::rules`' (the library's and the composer's checks of probed files use the same);
+/// the first broken rule is the error, and each error names it.
 fn check_rules(post: &InstagramPost, items: &[Resolved]) -> Result<(), PublishError> {
     let chars = post.caption.chars().count();
     if chars > 2200 {
@@ -360,14 +374,18 @@ fn check_rules(post: &InstagramPost, items: &[Resolved]) -> Result<(), PublishEr
         }
         match item.kind {
             ItemKind::Image => {
-                if !item.jpeg {
+                if item
+                    .container
+                    .as_deref()
+                    .is_some_and(|c| !rules::INSTAGRAM_IMAGE_FORMATS.contains(&c))
+                {
                     return Err(what(format!(
                         "Instagram only takes JPEG images, not {}",
                         item.format.as_deref().unwrap_or("this format")
                     )));
                 }
                 if let Some(size) = item.size
-                    && size > IMAGE_MAX_BYTES
+                    && size > rules::INSTAGRAM_IMAGE_MAX_BYTES
                 {
                     return Err(what(format!(
                         "images are at most 8 MiB (this one is {:.1} MiB)",
@@ -379,47 +397,50 @@ fn check_rules(post: &InstagramPost, items: &[Resolved]) -> Result<(), PublishEr
                     && h > 0
                 {
                     let ratio = f64::from(w) / f64::from(h);
-                    if !(0.8 - 1e-3..=1.91 + 1e-3).contains(&ratio) {
+                    let (lo, hi) = rules::INSTAGRAM_IMAGE_ASPECT;
+                    if !(lo - 1e-3..=hi + 1e-3).contains(&ratio) {
                         return Err(what(format!(
-                            "the aspect ratio must be between 4:5 (0.8) and 1.91:1 (this image is {w}x{h}, {ratio:.2})"
+                            "the aspect ratio must be between 4:5 ({lo}) and {hi}:1 (this image is {w}x{h}, {ratio:.2})"
                         )));
                     }
                 }
             }
             ItemKind::Video => {
-                if let Some(format) = &item.format {
-                    let ok = [
-                        "video/mp4",
-                        "video/quicktime",
-                        "a .mp4 file",
-                        "a .mov file",
-                        "a .m4v file",
-                    ]
-                    .contains(&format.as_str());
-                    if !ok {
-                        return Err(what(format!(
-                            "Instagram takes MP4 or MOV videos, not {format}"
-                        )));
-                    }
+                if let (Some(container), Some(format)) = (&item.container, &item.format)
+                    && !rules::INSTAGRAM_VIDEO_CONTAINERS.contains(&container.as_str())
+                {
+                    return Err(what(format!(
+                        "Instagram takes MP4 or MOV videos, not {format}"
+                    )));
                 }
-                let (max_bytes, min_s, max_s, label) = match post.media_type {
+                let (max_bytes, (min_s, max_s), label) = match post.media_type {
                     MediaType::Reel => (
-                        REEL_MAX_BYTES,
-                        3.0,
-                        900.0,
-                        "reels last 3 seconds to 15 minutes",
+                        rules::INSTAGRAM_REEL_MAX_BYTES,
+                        rules::INSTAGRAM_REEL_SECS,
+                        format!(
+                            "reels last {} seconds to {} minutes",
+                            rules::INSTAGRAM_REEL_SECS.0,
+                            rules::INSTAGRAM_REEL_SECS.1 / 60.0
+                        ),
                     ),
                     MediaType::Story => (
-                        STORY_VIDEO_MAX_BYTES,
-                        3.0,
-                        60.0,
-                        "story videos last 3 to 60 seconds",
+                        rules::INSTAGRAM_STORY_VIDEO_MAX_BYTES,
+                        rules::INSTAGRAM_STORY_SECS,
+                        format!(
+                            "story videos last {} to {} seconds",
+                            rules::INSTAGRAM_STORY_SECS.0,
+                            rules::INSTAGRAM_STORY_SECS.1
+                        ),
                     ),
                     _ => (
-                        REEL_MAX_BYTES,
-                        3.0,
-                        60.0,
-                        "carousel videos last 3 to 60 seconds",
+                        // The carousel's size limit is the reel's (media::rules says why).
+                        rules::INSTAGRAM_REEL_MAX_BYTES,
+                        rules::INSTAGRAM_CAROUSEL_VIDEO_SECS,
+                        format!(
+                            "carousel videos last {} to {} seconds",
+                            rules::INSTAGRAM_CAROUSEL_VIDEO_SECS.0,
+                            rules::INSTAGRAM_CAROUSEL_VIDEO_SECS.1
+                        ),
                     ),
                 };
                 if let Some(size) = item.size
@@ -1205,6 +1226,142 @@ mod tests {
         bytes.extend_from_slice(&[0; 12]);
         assert_eq!(jpeg_size(&bytes), Some((1080, 1350)));
         assert_eq!(jpeg_size(b"\x89PNG...."), None);
+    }
+
+    /// An item given by URL, as `resolve` reads it.
+    fn by_url(ext: Option<&str>, kind: ItemKind) -> Resolved {
+        Resolved {
+            kind,
+            stored: None,
+            format: ext.map(|e| format!("a .{e} file")),
+            container: ext.map(rules::container_of_extension),
+            size: None,
+            dims: None,
+            duration: None,
+        }
+    }
+
+    /// A stored item, as `resolve` reads it.
+    fn stored(content_type: &str, kind: ItemKind, jpeg_dims: Option<(u32, u32)>) -> Resolved {
+        Resolved {
+            kind,
+            stored: None,
+            format: Some(content_type.into()),
+            container: Some(stored_container(kind, jpeg_dims, content_type)),
+            size: None,
+            dims: jpeg_dims,
+            duration: None,
+        }
+    }
+
+    fn outcome(media_type: MediaType, items: Vec<Resolved>) -> Result<(), String> {
+        let post = InstagramPost {
+            media_type,
+            caption: String::new(),
+            items: Vec::new(),
+            cover_url: None,
+            share_to_feed: None,
+        };
+        check_rules(&post, &items).map_err(|e| e.to_string())
+    }
+
+    /// The rules read their limits from `media::rules` and decide as they did with their own
+    /// copy: the same items pass, and the refusals say the same words.
+    #[test]
+    fn rules_from_media_rules() {
+        use ItemKind::{Image, Video};
+        let image = |r| outcome(MediaType::Image, vec![r]);
+        // Formats: a URL without an extension is given the benefit of the doubt; a JPEG head
+        // makes any stored image a JPEG.
+        assert_eq!(image(by_url(None, Image)), Ok(()));
+        assert_eq!(image(by_url(Some("jpg"), Image)), Ok(()));
+        assert_eq!(image(by_url(Some("jpeg"), Image)), Ok(()));
+        assert_eq!(
+            image(by_url(Some("png"), Image)).unwrap_err(),
+            "items: item 1: Instagram only takes JPEG images, not a .png file"
+        );
+        assert!(image(by_url(Some("heic"), Image)).is_err());
+        assert_eq!(image(stored("image/jpeg", Image, None)), Ok(()));
+        assert_eq!(
+            image(stored("image/png", Image, Some((1080, 1080)))),
+            Ok(())
+        );
+        assert_eq!(
+            image(stored("image/png", Image, None)).unwrap_err(),
+            "items: item 1: Instagram only takes JPEG images, not image/png"
+        );
+        let reel = |r| outcome(MediaType::Reel, vec![r]);
+        for ok in ["mp4", "mov", "m4v"] {
+            assert_eq!(reel(by_url(Some(ok), Video)), Ok(()), "{ok}");
+        }
+        assert_eq!(reel(by_url(None, Video)), Ok(()));
+        assert_eq!(reel(stored("video/mp4", Video, None)), Ok(()));
+        assert_eq!(reel(stored("video/quicktime", Video, None)), Ok(()));
+        assert_eq!(
+            reel(by_url(Some("webm"), Video)).unwrap_err(),
+            "items: item 1: Instagram takes MP4 or MOV videos, not a .webm file"
+        );
+        assert!(reel(stored("video/x-m4v", Video, None)).is_err());
+        assert!(reel(stored("video/webm", Video, None)).is_err());
+
+        // Sizes and the aspect ratio, at their edges.
+        let sized = |size: u64| Resolved {
+            size: Some(size),
+            ..by_url(Some("jpg"), Image)
+        };
+        assert_eq!(image(sized(8 * MIB)), Ok(()));
+        assert_eq!(
+            image(sized(9 * MIB)).unwrap_err(),
+            "items: item 1: images are at most 8 MiB (this one is 9.0 MiB)"
+        );
+        let shaped = |w: u32, h: u32| Resolved {
+            dims: Some((w, h)),
+            ..by_url(Some("jpg"), Image)
+        };
+        assert_eq!(image(shaped(1080, 1350)), Ok(()));
+        assert_eq!(image(shaped(1910, 1000)), Ok(()));
+        assert_eq!(
+            image(shaped(1000, 2000)).unwrap_err(),
+            "items: item 1: the aspect ratio must be between 4:5 (0.8) and 1.91:1 (this image is 1000x2000, 0.50)"
+        );
+        // Stories are full screen: no aspect ratio rule.
+        assert_eq!(outcome(MediaType::Story, vec![shaped(1000, 2000)]), Ok(()));
+
+        // Durations and video sizes per use.
+        let lasting = |secs: f64| Resolved {
+            duration: Some(secs),
+            ..by_url(Some("mp4"), Video)
+        };
+        assert_eq!(reel(lasting(900.0)), Ok(()));
+        assert_eq!(
+            reel(lasting(900.5)).unwrap_err(),
+            "items: item 1: reels last 3 seconds to 15 minutes (this one lasts 900.5 s)"
+        );
+        assert_eq!(
+            outcome(MediaType::Story, vec![lasting(61.0)]).unwrap_err(),
+            "items: item 1: story videos last 3 to 60 seconds (this one lasts 61.0 s)"
+        );
+        assert_eq!(
+            outcome(MediaType::Carousel, vec![lasting(2.0), lasting(10.0)]).unwrap_err(),
+            "items: item 1: carousel videos last 3 to 60 seconds (this one lasts 2.0 s)"
+        );
+        let big = |size: u64| Resolved {
+            size: Some(size),
+            ..by_url(Some("mp4"), Video)
+        };
+        assert_eq!(reel(big(300 * MIB)), Ok(()));
+        assert_eq!(
+            reel(big(301 * MIB)).unwrap_err(),
+            "items: item 1: this video is 301 MiB, over the 300 MiB Instagram accepts here"
+        );
+        assert_eq!(
+            outcome(MediaType::Story, vec![big(101 * MIB)]).unwrap_err(),
+            "items: item 1: this video is 101 MiB, over the 100 MiB Instagram accepts here"
+        );
+        assert_eq!(
+            outcome(MediaType::Carousel, vec![big(300 * MIB), big(MIB)]),
+            Ok(())
+        );
     }
 
     #[test]

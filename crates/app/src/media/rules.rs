@@ -86,6 +86,29 @@ pub const INSTAGRAM_STORY_VIDEO_MAX_BYTES: u64 = 100 * MIB;
 /// "Carousel video items: same codec rules, 3–60 s"; the size limit is the reel's.
 pub const INSTAGRAM_CAROUSEL_VIDEO_SECS: (f64, f64) = (3.0, 60.0);
 
+/// The container a media type names, as the rules name them: `image/jpeg` → `jpeg`,
+/// `video/mp4` → `mp4`, `video/quicktime` → `mov`; any other type → its subtype
+/// (`image/png` → `png`), which the rules then accept or not.
+pub fn container_of_type(media_type: &str) -> String {
+    match media_type {
+        "image/jpeg" => "jpeg".into(),
+        "video/mp4" => "mp4".into(),
+        "video/quicktime" => "mov".into(),
+        other => other.rsplit('/').next().unwrap_or(other).to_string(),
+    }
+}
+
+/// The container a file extension names, as the rules name them: `jpg`/`jpeg` → `jpeg`,
+/// `mp4`/`m4v` → `mp4` (an M4V is an MPEG-4 file), any other → itself, lowercased.
+pub fn container_of_extension(extension: &str) -> String {
+    let ext = extension.to_ascii_lowercase();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "jpeg".into(),
+        "m4v" | "mp4" => "mp4".into(),
+        _ => ext,
+    }
+}
+
 /// What a media file is for: one platform and one way of posting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -971,5 +994,11 @@ mod tests {
         assert_eq!(clock(2.0), "2 s");
         assert_eq!(clock(900.0), "15 min");
         assert_eq!(clock(61.0), "1 min 1 s");
+        assert_eq!(container_of_type("image/jpeg"), "jpeg");
+        assert_eq!(container_of_type("video/quicktime"), "mov");
+        assert_eq!(container_of_type("video/x-m4v"), "x-m4v");
+        assert_eq!(container_of_extension("JPG"), "jpeg");
+        assert_eq!(container_of_extension("m4v"), "mp4");
+        assert_eq!(container_of_extension("webm"), "webm");
     }
 }
