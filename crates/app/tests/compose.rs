@@ -2,7 +2,8 @@
 //! PostgreSQL: 2 TikTok + 2 Instagram targets where one fails for good and the others ride out
 //! a transient outage; a scheduled post that waits for its time; a schedule refused by the
 //! publishing limit with the next free slot, and that slot taken on request; changing and
-//! cancelling before the start, refused after it.
+//! cancelling before the start, refused after it; a single-account Instagram post changed
+//! the same way.
 
 mod instagram_support;
 
@@ -438,3 +439,75 @@ async fn scheduling(backend: Backend) {
     );
 }
 on_both!(scheduling, scheduling);
+
+/// A post made for one Instagram account (`instagram::publish::submit`, not a composite)
+/// changes like any other before it is sent: reworded and moved to a later time, it goes out
+/// once, at that time, with the new caption and its media and type unchanged.
+async fn single_instagram_post_changed(backend: Backend) {
+    let h = both(backend).await;
+    let ig = h.business_account().await;
+    let made = instagram::publish::submit(
+        &h.app,
+        &h.ws,
+        instagram::publish::NewInstagramPost {
+            account_id: ig.id.clone(),
+            post: instagram::publish::InstagramPost {
+                media_type: instagram::publish::MediaType::Image,
+                caption: "as first written".into(),
+                items: vec![Item {
+                    url: Some(h.file_url("photo.jpg")),
+                    ..Item::default()
+                }],
+                cover_url: None,
+                share_to_feed: None,
+            },
+            idempotency_key: None,
+            created_by: None,
+        },
+    )
+    .await
+    .unwrap();
+    let at = tidepost_domain::now_ms() + HOUR_MS;
+    let moved = compose::update(
+        &h.app,
+        &h.ws,
+        &made.post.id,
+        Update {
+            caption: Some("reworded".into()),
+            schedule: Some(Schedule {
+                at: Some(When {
+                    at_ms: at,
+                    time_zone: None,
+                }),
+                next_free_slot: false,
+            }),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved.post.caption, "reworded");
+    assert_eq!(moved.targets[0].state, "scheduled");
+    assert_eq!(moved.targets[0].scheduled_at, Some(at));
+    // The post keeps its single-account options, reworded.
+    let kept: instagram::publish::InstagramPost =
+        serde_json::from_str(&moved.post.options).unwrap();
+    assert_eq!(kept.caption, "reworded");
+    assert_eq!(kept.media_type, instagram::publish::MediaType::Image);
+
+    // Not before its time (the job enqueued when it was made finds it moved), then once.
+    h.drain().await;
+    let waiting = publish::get(&h.app, &h.ws, &made.post.id).await.unwrap();
+    assert_eq!(waiting.targets[0].state, "scheduled");
+    h.advance(HOUR_MS as u64 / 1000 + 60).await;
+    let done = run_all(&h, &waiting).await;
+    assert_eq!(compose::summary(&done), PostSummary::Published);
+    let media = h.emulator_media().await;
+    let captions: Vec<&str> = media["media"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["caption"].as_str())
+        .collect();
+    assert_eq!(captions, vec!["reworded"], "{media}");
+}
+on_both!(single_instagram_post_changed, single_instagram_post_changed);
