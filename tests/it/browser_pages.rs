@@ -658,6 +658,15 @@ async fn empty_pages_at_phone_and_desktop() {
             page_checks(&b, path).await;
             page_shot(&b, "empty_pages", name).await;
         }
+        focus_is_visible(&b, &app.url("/settings")).await;
+        // The media filter shown is marked, and its empty state names it.
+        b.goto(&app.url("/media?kind=video")).await;
+        assert_eq!(b.text_of(".filters a[aria-current=page]").await, "Videos");
+        assert!(
+            b.text_of("main")
+                .await
+                .contains("No media of this kind yet.")
+        );
         b.close().await;
     }
 }
@@ -734,4 +743,40 @@ async fn page_shot(b: &Browser, test: &str, name: &str) {
         .unwrap();
     b.screenshot(test, name).await;
     b.client.set_window_size(w as u32, h as u32).await.unwrap();
+}
+
+/// Tabbing through the first stops of a page (the top bar's links and button, then the form's
+/// fields, box and button) shows the same 2 px solid ring on every one, not the browser's thin
+/// default that disappears on the dark top bar.
+async fn focus_is_visible(b: &Browser, url: &str) {
+    b.goto(url).await;
+    const TAB: &str = "\u{e004}";
+    b.client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys(TAB)
+        .await
+        .unwrap();
+    for _ in 0..16 {
+        let ring = run(
+            b,
+            "const e = document.activeElement; const s = getComputedStyle(e); \
+             return [e.tagName.toLowerCase() + ' ' + (e.id || e.textContent.trim().slice(0, 30)), s.outlineStyle, s.outlineWidth];",
+        )
+        .await;
+        assert!(
+            ring[1] == "solid" && ring[2] == "2px",
+            "keyboard focus on {} has no visible ring at {} px: {ring}",
+            ring[0],
+            b.width
+        );
+        b.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(TAB)
+            .await
+            .unwrap();
+    }
 }
