@@ -22,7 +22,8 @@
 //! - `GET /posts/{id}`: the post and its targets (state, progress, bytes, error, provider ids
 //!   as strings, scheduled time).
 //! - `PATCH /posts/{id}` (`caption`, `scheduled_at` — null for now —, `time_zone`,
-//!   `schedule`): before any target has started; 409 after.
+//!   `schedule`): any post, to one account or several, before any target has started; 409
+//!   after.
 //! - `DELETE /posts/{id}` and `POST /posts/{id}/cancel`: cancels the targets not started yet
 //!   (409 when none is left); `POST /posts/{id}/targets/{target}/retry`: one failed target.
 //! - The `Idempotency-Key` header (or the `idempotency_key` field) names the post: the same key
