@@ -9,6 +9,7 @@
 //! - [`api`]: user info, creator info, video/photo init, status fetch, cancel.
 //! - [`upload`]: chunk plans by the Media Transfer Guide rules, and chunk PUTs streamed from
 //!   disk.
+//! - [`video_list`], [`video_query`]: the creator's public videos (Display API, `video.list`).
 //! - [`webhook`]: `TikTok-Signature` verification and typed events.
 //! - `errors`: the classification table of TikTok's error codes.
 
@@ -16,6 +17,7 @@ pub mod api;
 mod errors;
 pub mod oauth;
 pub mod upload;
+pub mod video_list;
 pub mod video_query;
 pub mod webhook;
 
@@ -35,6 +37,7 @@ pub use api::{
 };
 pub use oauth::{TokenSet, code_challenge, pkce_verifier};
 pub use upload::{Chunk, ChunkAck, ChunkPlan, ChunkPlanError};
+pub use video_list::{ListedVideo, VideoPage};
 pub use video_query::VideoCounts;
 pub use webhook::{
     TikTokEvent, TikTokWebhook, WebhookTimestamp, parse_tiktok_webhook, verify_tiktok_signature,
