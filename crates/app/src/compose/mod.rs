@@ -1215,3 +1215,161 @@ pub async fn list(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(platform: &str) -> Account {
+        Account {
+            id: "acc".into(),
+            workspace_id: "ws".into(),
+            platform: platform.into(),
+            provider_user_id: "user".into(),
+            display_name: "Creator".into(),
+            username: None,
+            avatar_url: None,
+            status: "active".into(),
+            status_reason: None,
+            scopes: String::new(),
+            access_token: String::new(),
+            refresh_token: None,
+            access_expires_at: None,
+            refresh_expires_at: None,
+            last_refreshed_at: None,
+            refresh_lease_until: None,
+            refresh_lease_by: None,
+            details: "{}".into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// A single-account post as `publish::submit` stores it: its target's options are the post's.
+    fn single(
+        platform: &str,
+        mode: &str,
+        kind: &str,
+        media: (Option<&str>, Option<&str>),
+        options: String,
+    ) -> PostView {
+        let post = Post {
+            id: "post".into(),
+            workspace_id: "ws".into(),
+            caption: "words".into(),
+            kind: kind.into(),
+            media_id: media.0.map(str::to_string),
+            media_url: media.1.map(str::to_string),
+            options,
+            idempotency_key: None,
+            created_by: None,
+            created_at: 0,
+            updated_at: 0,
+            scheduled_at: None,
+            time_zone: None,
+        };
+        let target = new_target(&post, &account(platform), mode, "pull_from_url", 0);
+        PostView {
+            post,
+            targets: vec![target],
+        }
+    }
+
+    #[test]
+    fn single_posts_read_back_as_one_target() {
+        // A TikTok photo post: its images from the options, its mode from the target.
+        let options = PostOptions {
+            caption: "words".into(),
+            privacy_level: Some("SELF_ONLY".into()),
+            disable_comment: true,
+            photo_cover_index: 1,
+            photo_urls: vec![
+                "https://m.example/a.jpg".into(),
+                "https://m.example/b.jpg".into(),
+            ],
+            ..PostOptions::default()
+        };
+        let view = single(
+            "tiktok",
+            "direct",
+            "photo",
+            (None, None),
+            serde_json::to_string(&options).unwrap(),
+        );
+        let stored = single_as_composite(&view).unwrap();
+        assert_eq!(stored.caption, "words");
+        assert_eq!(stored.media.len(), 2);
+        assert!(stored.media.iter().all(|i| i.kind == Some(ItemKind::Image)));
+        assert_eq!(
+            stored.media[1].url.as_deref(),
+            Some("https://m.example/b.jpg")
+        );
+        let tiktok = stored.targets[0].tiktok.clone().unwrap();
+        assert_eq!(tiktok.mode, Some(Mode::Direct));
+        assert_eq!(tiktok.privacy_level.as_deref(), Some("SELF_ONLY"));
+        assert!(tiktok.disable_comment);
+        assert_eq!(tiktok.photo_cover_index, 1);
+        assert_eq!(stored.targets[0].account_id, "acc");
+
+        // A stored video sent to the inbox.
+        let view = single(
+            "tiktok",
+            "inbox",
+            "video",
+            (Some("media-1"), None),
+            serde_json::to_string(&PostOptions::default()).unwrap(),
+        );
+        let stored = single_as_composite(&view).unwrap();
+        assert_eq!(stored.media.len(), 1);
+        assert_eq!(stored.media[0].media_id.as_deref(), Some("media-1"));
+        assert_eq!(stored.media[0].kind, Some(ItemKind::Video));
+        assert_eq!(
+            stored.targets[0].tiktok.as_ref().unwrap().mode,
+            Some(Mode::Inbox)
+        );
+
+        // An Instagram reel: its items, type, cover and share_to_feed.
+        let reel = InstagramPost {
+            media_type: MediaType::Reel,
+            caption: "reel words".into(),
+            items: vec![Item {
+                url: Some("https://m.example/r.mp4".into()),
+                kind: Some(ItemKind::Video),
+                ..Item::default()
+            }],
+            cover_url: Some("https://m.example/c.jpg".into()),
+            share_to_feed: Some(false),
+        };
+        let view = single(
+            "instagram",
+            "reel",
+            "reel",
+            (None, Some("https://m.example/r.mp4")),
+            serde_json::to_string(&reel).unwrap(),
+        );
+        let stored = single_as_composite(&view).unwrap();
+        assert_eq!(stored.caption, "reel words");
+        assert_eq!(stored.media, reel.items);
+        let instagram = stored.targets[0].instagram.clone().unwrap();
+        assert_eq!(instagram.media_type, Some(MediaType::Reel));
+        assert_eq!(instagram.cover_url, reel.cover_url);
+        assert_eq!(instagram.share_to_feed, Some(false));
+
+        // Options that are not a post's cannot be changed, in words.
+        let view = single("instagram", "image", "image", (None, None), "{}".into());
+        assert!(matches!(
+            single_as_composite(&view),
+            Err(ComposeError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn a_slot_is_kept_moved_or_refused() {
+        let day = schedule::DAY_MS;
+        let at = 100 * day;
+        assert_eq!(decide(&[at - 1], at, 2, false), Ok(at));
+        assert_eq!(decide(&[at - 1, at], at, 2, false), Err(Some(at - 1 + day)));
+        assert_eq!(decide(&[at - 1, at], at, 2, true), Ok(at - 1 + day));
+        assert_eq!(decide(&[], at, 0, true), Err(None));
+    }
+}
