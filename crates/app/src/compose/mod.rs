@@ -14,7 +14,9 @@
 //! - Scheduling: the targets' jobs are enqueued with `run_at` (durable: it is the job queue). A
 //!   time that would break a creator's TikTok daily cap or Instagram's 24-hour publishing
 //!   limit — counting the posts already scheduled — is refused with the next free slot
-//!   ([`Issue::next_slot_at`]); [`Schedule::next_free_slot`] takes that slot instead.
+//!   ([`Issue::next_slot_ms`]); [`Schedule::next_free_slot`] takes that slot instead. The
+//!   limit is checked again under the account's lock in the transaction that stores the post
+//!   (`recheck_in`), so concurrent requests for an account's last slot get it once.
 //! - [`update`] changes the caption or the time of a post that has not started (409 after);
 //!   cancelling and retrying one failed target are `publish::cancel` and `publish::retry`.
 //!
