@@ -372,13 +372,44 @@ async fn detail(
 /// One line about an event, for timelines.
 pub fn describe_event(kind: &str, payload: &str) -> String {
     let payload: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
-    let reason = payload.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+    let field = |name: &str| payload.get(name).and_then(|v| v.as_str()).unwrap_or("");
     match kind {
         "account.connected" => "Connected".to_string(),
-        "account.needs_reauth" => format!("Needs to be connected again: {reason}"),
+        "account.needs_reauth" => format!("Needs to be connected again: {}", field("reason")),
         "account.disconnected" => "Disconnected".to_string(),
-        other => other.replace(['.', '_'], " "),
+        "interaction.created" => {
+            let what = match field("kind") {
+                _ if field("direction") == "outbound" => "You replied",
+                "comment" => "Comment",
+                "reply" => "Reply",
+                "mention" => "Mention",
+                _ => "Interaction",
+            };
+            match quoted(field("text")) {
+                Some(text) => format!("{what}: {text}"),
+                None => what.to_string(),
+            }
+        }
+        // The other events read as the webhook settings describe them.
+        other => tidepost_app::outbound::EVENT_TYPES
+            .iter()
+            .find(|(name, _)| *name == other)
+            .map(|(_, description)| description.to_string())
+            .unwrap_or_else(|| other.replace(['.', '_'], " ")),
     }
+}
+
+/// `text` in quotes, cut to 80 characters; `None` when empty.
+fn quoted(text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut cut: String = text.chars().take(80).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    Some(format!("“{cut}”"))
 }
 
 async fn disconnect(
@@ -392,5 +423,43 @@ async fn disconnect(
         Ok(true) => Ok(Redirect::to("/accounts").into_response()),
         Ok(false) => Err(PageError::not_found()),
         Err(err) => Err(PageError::internal(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_event;
+
+    #[test]
+    fn history_lines_read_as_sentences() {
+        assert_eq!(describe_event("account.connected", "{}"), "Connected");
+        assert_eq!(
+            describe_event("account.needs_reauth", r#"{"reason":"token revoked"}"#),
+            "Needs to be connected again: token revoked"
+        );
+        assert_eq!(
+            describe_event(
+                "interaction.created",
+                r#"{"kind":"comment","direction":"inbound","text":"where is this?"}"#
+            ),
+            "Comment: “where is this?”"
+        );
+        assert_eq!(
+            describe_event(
+                "interaction.created",
+                r#"{"kind":"reply","direction":"outbound","text":"Lisbon"}"#
+            ),
+            "You replied: “Lisbon”"
+        );
+        let long = format!(r#"{{"kind":"mention","text":"{}"}}"#, "a".repeat(100));
+        assert_eq!(
+            describe_event("interaction.created", &long),
+            format!("Mention: “{}…”", "a".repeat(80))
+        );
+        assert_eq!(
+            describe_event("post.published", "{}"),
+            "A post was published to an account"
+        );
+        assert_eq!(describe_event("some.new_kind", "{}"), "some new kind");
     }
 }
