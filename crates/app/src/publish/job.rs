@@ -207,7 +207,7 @@ async fn init(
             return Ok(());
         }
         StepState::OutcomeUnknown(intent) => {
-            return reconcile(app, ctx, client, account, target, intent).await;
+            return reconcile(app, ctx, client, account, options, target, intent).await;
         }
         StepState::New(intent) => intent,
     };
@@ -417,6 +417,7 @@ async fn reconcile(
     ctx: &JobContext,
     client: &TikTokClient,
     account: &Account,
+    options: &PostOptions,
     target: &Target,
     intent: tidepost_jobs::StepIntent,
 ) -> Result<(), Halt> {
@@ -442,11 +443,19 @@ async fn reconcile(
             Err(err) => Err(halt_for(err)),
         }
     } else {
-        // Nothing says whether TikTok received it; sending init again could post twice.
+        // Nothing says whether TikTok received it; sending init again could post twice. The
+        // target fails as unknown; `tiktok.reconcile` looks for it on the creator's profile
+        // when it can, and the person decides otherwise (see `super::reconcile`).
+        let message = super::reconcile::explanation(target, options, Some(account));
+        let sent_at = target.init_at.unwrap_or(now);
+        app.queue
+            .enqueue(super::reconcile::job(target, sent_at, now))
+            .await
+            .map_err(JobError::from)?;
         intent.record(&json!({"unknown": true})).await?;
         Err(Halt::Fail(local_error(
-            "init_outcome_unknown",
-            "TikTok may have received this post: the answer to the publish request was lost. tidepost does not send it again on its own, so that it cannot appear twice. Check the creator's TikTok profile (or inbox for drafts) and use Retry only if the post is not there.",
+            super::reconcile::UNKNOWN_CODE,
+            message,
             ErrorKind::OutcomeUnknown,
         )))
     }

@@ -17,6 +17,7 @@ pub(crate) mod halt;
 pub mod job;
 pub mod limits;
 pub mod media;
+pub mod reconcile;
 pub mod status;
 pub mod webhooks;
 
@@ -44,6 +45,7 @@ pub fn register(registry: Registry, app: &App) -> Registry {
     let publish_app = app.clone();
     let poll_app = app.clone();
     let webhook_app = app.clone();
+    let reconcile_app = app.clone();
     registry
         .register_with(
             PUBLISH_JOB,
@@ -67,6 +69,18 @@ pub fn register(registry: Registry, app: &App) -> Registry {
             handler_fn(move |ctx, payload: TargetRef| {
                 let app = poll_app.clone();
                 async move { status::run(&app, &ctx, &payload).await }
+            }),
+        )
+        .register_with(
+            reconcile::RECONCILE_JOB,
+            RetryPolicy::new(
+                reconcile::MAX_ATTEMPTS,
+                Duration::from_secs(15),
+                Duration::from_secs(300),
+            ),
+            handler_fn(move |ctx, payload: reconcile::ReconcileRef| {
+                let app = reconcile_app.clone();
+                async move { reconcile::run(&app, &ctx, &payload).await }
             }),
         )
         .register_with(
@@ -675,6 +689,11 @@ pub async fn retry(
         .await?
         .filter(|t| t.post_id == post_id)
         .ok_or(PublishError::NotFound("target"))?;
+    if reconcile::is_unknown(&target) {
+        return Err(PublishError::Conflict(
+            "TikTok may already have this post (its outcome is unknown): check the creator's profile, then mark it published or send it again with confirmation".into(),
+        ));
+    }
     let state = TargetState::parse(&target.state).unwrap_or(TargetState::Failed);
     let next = state.retry().map_err(|e| {
         PublishError::Conflict(format!("only a failed target can be retried ({e})"))

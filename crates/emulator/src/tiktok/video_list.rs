@@ -164,7 +164,7 @@ pub(crate) async fn list(
             .filter(|p| p.open_id == session.open_id && p.is_public())
             .flat_map(|p| p.post_ids.iter().map(move |id| (p, *id)))
             .collect();
-        public.sort_by(|a, b| (created_ms(b.0), b.1).cmp(&(created_ms(a.0), a.1)));
+        public.sort_by_key(|&(p, id)| std::cmp::Reverse((created_ms(p), id)));
         let keys: Vec<(i64, u64)> = public.iter().map(|(p, id)| (created_ms(p), *id)).collect();
         let (taken, has_more) = page(&keys, cursor, max_count as usize);
         let videos: Vec<Value> = taken
