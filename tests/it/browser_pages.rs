@@ -418,6 +418,17 @@ async fn visit(b: &Browser, w: &World, reply: bool) {
     assert!(b.text_of("#deliveries").await.contains("succeeded"));
     b.assert_layout_fits("/settings/webhooks/{id}").await;
     b.screenshot_of("#deliveries", TEST, "endpoint").await;
+    assert_eq!(b.text_of(".filters a[aria-current=page]").await, "All");
+    b.goto(&app.url(&format!(
+        "/settings/webhooks/{}?state=succeeded",
+        w.endpoint_id
+    )))
+    .await;
+    assert_eq!(
+        b.text_of(".filters a[aria-current=page]").await,
+        "Delivered"
+    );
+    assert!(b.text_of("#deliveries").await.contains("succeeded"));
     let delivery = b
         .client
         .find(Locator::Css(
