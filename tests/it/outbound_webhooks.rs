@@ -875,11 +875,12 @@ async fn the_ssrf_guard_refuses_private_targets() {
                 &format!("/api/v1/webhook-endpoints/{id}/deliveries"),
             )
             .await;
-            // The first attempt is counted when it starts; wait for its outcome.
+            // An attempt is counted together with its outcome: never one without the other.
             let delivery = &found["data"][0];
-            if delivery["attempt_count"].as_i64().unwrap_or(0) >= 1
-                && (delivery["last_error"].is_string() || delivery["last_status"].is_number())
-            {
+            let counted = delivery["attempt_count"].as_i64().unwrap_or(0) >= 1;
+            let outcome = delivery["last_error"].is_string() || delivery["last_status"].is_number();
+            assert_eq!(counted, outcome, "{delivery:#}");
+            if counted {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -7,6 +7,12 @@
 //! whether it inserted). Its `body` is fixed when it is created, so every attempt sends the same
 //! bytes under the same `webhook-id` (the event id). Every attempt is a row of
 //! `webhook_attempts` with what the receiver answered.
+//!
+//! An attempt is counted when its outcome is recorded, in the same transaction as its
+//! `webhook_attempts` row and the delivery's new state ([`record_outcome_in`],
+//! [`record_delivered_in`]): the counters never show an attempt without its outcome, and an
+//! attempt cut short by a crash is not counted — it is made again (its job is run again, or
+//! the dispatcher's sweep finds the delivery [`stranded`]).
 
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -83,28 +89,59 @@ macro_rules! select {
 /// oldest first. Each call after inserting the previous answer's deliveries returns the next
 /// ones, so a caller loops until it gets an empty page.
 pub async fn candidates(db: &Db, since: i64, types: &[&str], limit: i64) -> Result<Vec<Candidate>> {
-    let mut placeholders = String::new();
-    for i in 0..types.len() {
-        if i > 0 {
-            placeholders.push_str(", ");
-        }
-        placeholders.push_str(&format!("${}", i + 3));
-    }
+    candidates_after(db, since, None, types, limit).await
+}
+
+/// Where a page of [`candidates`] ended: the last pair's (event time, event id, endpoint id).
+pub type Position = (i64, String, String);
+
+/// [`candidates`] after `after` in their order: a caller that has handled a page (every pair
+/// of it has its delivery now) asks for the next one from where it ended instead of reading
+/// the handled pairs again.
+pub async fn candidates_after(
+    db: &Db,
+    since: i64,
+    after: Option<&Position>,
+    types: &[&str],
+    limit: i64,
+) -> Result<Vec<Candidate>> {
     if types.is_empty() {
         return Ok(Vec::new());
     }
+    // Read in the index's order (`events_created`, migration 0011) and stopped at the limit:
+    // a page costs what it returns, not the whole backlog behind it. The keyset test repeats
+    // its first column as a plain range so that both databases start the index scan there.
+    let (keyset, first_type) = match after {
+        Some(_) => (
+            "AND e.created_at >= $3 AND (e.created_at > $3 OR (e.created_at = $3 \
+             AND (e.id > $4 OR (e.id = $4 AND ep.id > $5))))",
+            6,
+        ),
+        None => ("", 3),
+    };
+    let placeholders: Vec<String> = (0..types.len())
+        .map(|i| format!("${}", i + first_type))
+        .collect();
     let sql = format!(
         "SELECT e.id AS event_id, e.workspace_id, e.type AS event_type, e.payload, \
              e.created_at AS event_created_at, ep.id AS endpoint_id \
-         FROM webhook_endpoints ep \
-         JOIN events e ON e.workspace_id = ep.workspace_id AND e.created_at >= ep.created_at \
-         LEFT JOIN webhook_deliveries d ON d.endpoint_id = ep.id AND d.event_id = e.id \
-         WHERE ep.disabled_at IS NULL AND e.created_at > $1 AND d.id IS NULL \
-           AND e.type IN ({placeholders}) \
+         FROM events e \
+         JOIN webhook_endpoints ep ON ep.workspace_id = e.workspace_id AND e.created_at >= ep.created_at \
+         WHERE ep.disabled_at IS NULL AND e.created_at > $1 {keyset} \
+           AND e.type IN ({}) \
            AND (ep.event_types = '' OR (' ' || ep.event_types || ' ') LIKE ('% ' || e.type || ' %')) \
-         ORDER BY e.created_at, e.id, ep.id LIMIT $2"
+           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+               WHERE d.endpoint_id = ep.id AND d.event_id = e.id) \
+         ORDER BY e.created_at, e.id, ep.id LIMIT $2",
+        placeholders.join(", ")
     );
     let mut query = sqlx::query_as::<_, Candidate>(&sql).bind(since).bind(limit);
+    if let Some((at, event_id, endpoint_id)) = after {
+        query = query
+            .bind(*at)
+            .bind(event_id.as_str())
+            .bind(endpoint_id.as_str());
+    }
     for t in types {
         query = query.bind(*t);
     }
@@ -143,6 +180,56 @@ pub async fn insert_in(conn: &mut AnyConnection, delivery: &Delivery) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
+/// Deliveries inserted by one statement at most (17 parameters each).
+pub const MAX_INSERT: usize = 200;
+
+/// [`insert_in`] for many deliveries with one statement per [`MAX_INSERT`]: returns the ids of
+/// the ones this call inserted (a pair that already had a delivery is skipped).
+pub async fn insert_many_in(
+    conn: &mut AnyConnection,
+    deliveries: &[Delivery],
+) -> Result<Vec<String>> {
+    let mut inserted = Vec::with_capacity(deliveries.len());
+    for chunk in deliveries.chunks(MAX_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let params: Vec<String> = (1..=17).map(|n| format!("${}", 17 * i + n)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, event_type, body, \
+             state, attempts, auto_attempts, resends, next_attempt_at, last_status, last_error, \
+             event_created_at, created_at, updated_at, finished_at) VALUES {} \
+             ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id",
+            values.join(", ")
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for d in chunk {
+            query = query
+                .bind(&d.id)
+                .bind(&d.workspace_id)
+                .bind(&d.endpoint_id)
+                .bind(&d.event_id)
+                .bind(&d.event_type)
+                .bind(&d.body)
+                .bind(&d.state)
+                .bind(d.attempts)
+                .bind(d.auto_attempts)
+                .bind(d.resends)
+                .bind(d.next_attempt_at)
+                .bind(d.last_status)
+                .bind(&d.last_error)
+                .bind(d.event_created_at)
+                .bind(d.created_at)
+                .bind(d.updated_at)
+                .bind(d.finished_at);
+        }
+        inserted.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(inserted)
+}
+
 pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Delivery>> {
     Ok(
         sqlx::query_as(select!("WHERE workspace_id = $1 AND id = $2"))
@@ -175,10 +262,12 @@ pub async fn list_for_endpoint(
     .await?)
 }
 
-/// Counts an attempt before it is made (so a worker that dies mid-request still used it up):
-/// returns (attempts, auto attempts) after counting, or `None` when the delivery is gone.
-pub async fn begin_attempt(
-    db: &Db,
+/// Counts an attempt (`attempts`, and `auto_attempts` when `automatic`) as its outcome is
+/// recorded — call it in the transaction that stores the attempt's row and settles the
+/// delivery. Returns (attempts, auto attempts) after counting, or `None` when the delivery is
+/// gone.
+pub async fn count_attempt_in(
+    conn: &mut AnyConnection,
     workspace_id: &str,
     id: &str,
     automatic: bool,
@@ -192,8 +281,127 @@ pub async fn begin_attempt(
     .bind(id)
     .bind(i64::from(automatic))
     .bind(now)
-    .fetch_optional(db.pool())
+    .fetch_optional(conn)
     .await?)
+}
+
+/// Records one attempt's outcome on the caller's connection (inside a transaction, so that
+/// they go together): counts it ([`count_attempt_in`]), stores its `webhook_attempts` row under
+/// the number it got and, given an outcome, settles the delivery as [`settle_in`] does.
+/// Returns (attempts, auto attempts) after counting, or `None` when the delivery is gone
+/// (nothing written).
+pub async fn record_outcome_in(
+    conn: &mut AnyConnection,
+    attempt: &Attempt,
+    automatic: bool,
+    outcome: Option<&Outcome<'_>>,
+    now: i64,
+) -> Result<Option<(i64, i64)>> {
+    let Some((attempts, auto_attempts)) = count_attempt_in(
+        &mut *conn,
+        &attempt.workspace_id,
+        &attempt.delivery_id,
+        automatic,
+        now,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let numbered = Attempt {
+        attempt: attempts,
+        ..attempt.clone()
+    };
+    record_attempt_in(&mut *conn, &numbered).await?;
+    if let Some(outcome) = outcome {
+        settle_in(
+            &mut *conn,
+            &attempt.workspace_id,
+            &attempt.delivery_id,
+            outcome,
+            now,
+        )
+        .await?;
+    }
+    Ok(Some((attempts, auto_attempts)))
+}
+
+/// Attempts stored by one statement at most (11 parameters each).
+const MAX_ATTEMPTS: usize = 128;
+
+/// [`record_outcome_in`] for automatic attempts of one workspace that got through with the
+/// same status: one statement counts them and marks their deliveries succeeded, one more stores
+/// their attempt rows (per [`MAX_ATTEMPTS`]). Each attempt's number is the one its delivery's
+/// count gave it (the number in `attempts` is ignored); a delivery gone meanwhile is skipped.
+/// Returns the attempts stored.
+pub async fn record_delivered_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    status: Option<i64>,
+    attempts: &[Attempt],
+    now: i64,
+) -> Result<Vec<Attempt>> {
+    let mut stored = Vec::with_capacity(attempts.len());
+    for chunk in attempts.chunks(MAX_ATTEMPTS) {
+        let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, auto_attempts = auto_attempts + 1, \
+             state = 'succeeded', last_status = $2, last_error = NULL, next_attempt_at = NULL, \
+             finished_at = $3, updated_at = $3 WHERE workspace_id = $1 AND id IN ({}) \
+             RETURNING id, attempts",
+            ids.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (String, i64)>(&sql)
+            .bind(workspace_id)
+            .bind(status)
+            .bind(now);
+        for a in chunk {
+            query = query.bind(&a.delivery_id);
+        }
+        let counted: std::collections::HashMap<String, i64> =
+            query.fetch_all(&mut *conn).await?.into_iter().collect();
+        let numbered: Vec<Attempt> = chunk
+            .iter()
+            .filter_map(|a| {
+                counted.get(&a.delivery_id).map(|n| Attempt {
+                    attempt: *n,
+                    ..a.clone()
+                })
+            })
+            .collect();
+        if numbered.is_empty() {
+            continue;
+        }
+        let values: Vec<String> = (0..numbered.len())
+            .map(|i| {
+                let params: Vec<String> = (1..=11).map(|n| format!("${}", 11 * i + n)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO webhook_attempts (id, workspace_id, delivery_id, attempt, cause, url, \
+             status_code, latency_ms, response_excerpt, error, started_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for a in &numbered {
+            query = query
+                .bind(&a.id)
+                .bind(&a.workspace_id)
+                .bind(&a.delivery_id)
+                .bind(a.attempt)
+                .bind(&a.cause)
+                .bind(&a.url)
+                .bind(a.status_code)
+                .bind(a.latency_ms)
+                .bind(&a.response_excerpt)
+                .bind(&a.error)
+                .bind(a.started_at);
+        }
+        query.execute(&mut *conn).await?;
+        stored.extend(numbered);
+    }
+    Ok(stored)
 }
 
 pub async fn record_attempt(db: &Db, attempt: &Attempt) -> Result<()> {
@@ -324,21 +532,45 @@ pub async fn fail_pending(
     Ok(done.rows_affected())
 }
 
-/// Pending deliveries whose first automatic attempt was counted (by the dispatcher, which
-/// makes it itself rather than through a job) but never recorded, last touched before
-/// `before`: the process making it died mid-request. Nothing else will retry them, so the
-/// dispatch sweep enqueues their retry job. Oldest first, across workspaces (a system sweep).
+/// The query of [`stranded`]; its literal conditions are the partial index's, so that both
+/// databases use it.
+const STRANDED: &str = select!(
+    "WHERE state = 'pending' AND auto_attempts = 0 AND updated_at < $1 \
+     ORDER BY updated_at LIMIT $2"
+);
+
+/// Pending deliveries with no automatic attempt recorded, last touched before `before`: the
+/// dispatcher makes a delivery's first attempt itself right after creating it (rather than
+/// through a job) and records it, counted, when it is done, so one still uncounted this long
+/// after was cut short (its process died mid-request, or the recording failed). Nothing else
+/// will retry them: the dispatch sweep enqueues their retry job and [`touch_in`]s them. Oldest
+/// first, across workspaces (a system sweep); the partial index
+/// `webhook_deliveries_unattempted` holds only such deliveries.
 pub async fn stranded(db: &Db, before: i64, limit: i64) -> Result<Vec<Delivery>> {
-    Ok(sqlx::query_as(select!(
-        "WHERE state = 'pending' AND auto_attempts = 1 AND updated_at < $1 \
-         AND NOT EXISTS (SELECT 1 FROM webhook_attempts a \
-             WHERE a.delivery_id = webhook_deliveries.id AND a.cause = 'auto') \
-         ORDER BY updated_at LIMIT $2"
-    ))
-    .bind(before)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?)
+    Ok(sqlx::query_as(STRANDED)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?)
+}
+
+/// Marks a delivery as looked at now (`updated_at`), so that [`stranded`] does not return it
+/// again before another full wait.
+pub async fn touch_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    id: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET updated_at = $3 WHERE workspace_id = $1 AND id = $2",
+    )
+    .bind(workspace_id)
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Counts of an endpoint's deliveries by state: (pending, succeeded, failed).
@@ -479,6 +711,29 @@ mod tests {
             "workspace b's endpoint and unknown types get nothing"
         );
         assert_eq!(found[0].event_id, published.id, "oldest first");
+        // A page at a time, each from where the last one ended.
+        let mut paged: Vec<(String, String)> = Vec::new();
+        let mut after: Option<Position> = None;
+        loop {
+            let page = candidates_after(&db, 0, after.as_ref(), &types, 1)
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some((
+                last.event_created_at,
+                last.event_id.clone(),
+                last.endpoint_id.clone(),
+            ));
+            paged.extend(
+                page.iter()
+                    .map(|c| (c.event_id.clone(), c.endpoint_id.clone())),
+            );
+        }
+        let all_at_once: Vec<(String, String)> = found
+            .iter()
+            .map(|c| (c.event_id.clone(), c.endpoint_id.clone()))
+            .collect();
+        assert_eq!(paged, all_at_once);
 
         // Exactly once: a second insert of the same pair does nothing.
         let mut conn = db.pool().acquire().await.unwrap();
@@ -512,49 +767,121 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].endpoint_id, all.id);
 
-        // Attempts.
+        // Attempts: each counted with its outcome, in one transaction.
+        let attempt = |cause: &str, status: i64| Attempt {
+            id: tidepost_domain::new_id(),
+            workspace_id: a.clone(),
+            delivery_id: first.id.clone(),
+            attempt: 0,
+            cause: cause.into(),
+            url: "https://all.example".into(),
+            status_code: Some(status),
+            latency_ms: 12,
+            response_excerpt: Some("no".into()),
+            error: None,
+            started_at: now,
+        };
+        let retry = Outcome {
+            state: PENDING,
+            status: Some(500),
+            error: Some("the receiver answered 500"),
+            next_attempt_at: Some(now + 5_000),
+        };
+        // An attempt whose transaction never commits (the process died) leaves no trace.
+        let mut tx = db.begin_write().await.unwrap();
         assert_eq!(
-            begin_attempt(&db, &a, &first.id, true, now).await.unwrap(),
+            record_outcome_in(&mut tx, &attempt("auto", 500), true, Some(&retry), now)
+                .await
+                .unwrap(),
+            Some((1, 1))
+        );
+        tx.rollback().await.unwrap();
+        let got = get(&db, &a, &first.id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.attempts, got.auto_attempts, got.last_status),
+            (0, 0, None)
+        );
+        assert!(attempts(&db, &a, &first.id).await.unwrap().is_empty());
+
+        let mut tx = db.begin_write().await.unwrap();
+        assert_eq!(
+            record_outcome_in(&mut tx, &attempt("auto", 500), true, Some(&retry), now)
+                .await
+                .unwrap(),
             Some((1, 1))
         );
         assert_eq!(
-            begin_attempt(&db, &a, &first.id, false, now).await.unwrap(),
+            record_outcome_in(&mut tx, &attempt("manual", 500), false, Some(&retry), now)
+                .await
+                .unwrap(),
             Some((2, 1))
         );
+        let elsewhere = Attempt {
+            workspace_id: b.clone(),
+            ..attempt("auto", 500)
+        };
         assert_eq!(
-            begin_attempt(&db, &b, &first.id, true, now).await.unwrap(),
-            None
+            record_outcome_in(&mut tx, &elsewhere, true, Some(&retry), now)
+                .await
+                .unwrap(),
+            None,
+            "another workspace's delivery is not touched"
         );
-        for n in [1, 2] {
-            record_attempt(
-                &db,
-                &Attempt {
-                    id: tidepost_domain::new_id(),
-                    workspace_id: a.clone(),
-                    delivery_id: first.id.clone(),
-                    attempt: n,
-                    cause: "auto".into(),
-                    url: "https://all.example".into(),
-                    status_code: Some(500),
-                    latency_ms: 12,
-                    response_excerpt: Some("no".into()),
-                    error: None,
-                    started_at: now,
-                },
-            )
-            .await
-            .unwrap();
-        }
-        assert_eq!(attempts(&db, &a, &first.id).await.unwrap().len(), 2);
+        tx.commit().await.unwrap();
+        let got = get(&db, &a, &first.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                got.attempts,
+                got.auto_attempts,
+                got.state.as_str(),
+                got.last_status
+            ),
+            (2, 1, PENDING, Some(500))
+        );
+        assert_eq!(got.next_attempt_at, Some(now + 5_000));
         assert!(attempts(&db, &b, &first.id).await.unwrap().is_empty());
 
-        let ok = Outcome {
-            state: SUCCEEDED,
-            status: Some(204),
-            error: None,
-            next_attempt_at: None,
+        // Attempts that got through, recorded together; a delivery gone meanwhile is skipped.
+        let gone = Attempt {
+            delivery_id: "no-such-delivery".into(),
+            ..attempt("auto", 204)
         };
-        assert!(settle(&db, &a, &first.id, &ok, now + 1).await.unwrap());
+        let mut tx = db.begin_write().await.unwrap();
+        let stored = record_delivered_in(
+            &mut tx,
+            &a,
+            Some(204),
+            &[attempt("auto", 204), gone],
+            now + 1,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(stored.len(), 1);
+        let log = attempts(&db, &a, &first.id).await.unwrap();
+        let numbers: Vec<(i64, &str, Option<i64>)> = log
+            .iter()
+            .map(|x| (x.attempt, x.cause.as_str(), x.status_code))
+            .collect();
+        assert_eq!(
+            numbers,
+            [
+                (1, "auto", Some(500)),
+                (2, "manual", Some(500)),
+                (3, "auto", Some(204))
+            ]
+        );
+        let got = get(&db, &a, &first.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                got.attempts,
+                got.auto_attempts,
+                got.last_error,
+                got.next_attempt_at
+            ),
+            (3, 2, None, None)
+        );
+
         let late_failure = Outcome {
             state: PENDING,
             status: Some(500),
@@ -601,4 +928,49 @@ mod tests {
         advance_cursor(&db, 150, 3).await.unwrap();
         assert_eq!(cursor(&db).await.unwrap(), Some(150));
     });
+
+    both_backends!(
+        stranded_deliveries_are_found_by_their_index,
+        |db: Db| async move {
+            let mut conn = db.pool().acquire().await.unwrap();
+            let explain = match db.dialect() {
+                crate::Dialect::Sqlite => format!("EXPLAIN QUERY PLAN {STRANDED}"),
+                crate::Dialect::Postgres => {
+                    // An empty table is read whole whatever its indexes: ask whether the index
+                    // can serve the query at all.
+                    sqlx::query("SET enable_seqscan = off")
+                        .execute(&mut *conn)
+                        .await
+                        .unwrap();
+                    format!("EXPLAIN {STRANDED}")
+                }
+            };
+            let rows = sqlx::query(&explain)
+                .bind(1_i64)
+                .bind(10_i64)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|row| {
+                    use sqlx::Row;
+                    row.try_get::<String, _>("detail")
+                        .or_else(|_| row.try_get::<String, _>(0))
+                        .unwrap()
+                })
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|line| line.contains("webhook_deliveries_unattempted")),
+                "the stranded-delivery query does not use its index: {plan:?}"
+            );
+            assert!(
+                !plan
+                    .iter()
+                    .any(|line| line.contains("TEMP B-TREE") || line.contains("Sort")),
+                "the index gives the order too: {plan:?}"
+            );
+        }
+    );
 }

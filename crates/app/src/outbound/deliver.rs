@@ -127,14 +127,26 @@ async fn run(app: &App, ctx: &JobContext, job: &DeliverJob) -> Result<(), JobErr
         }
         return Ok(());
     }
-    let Some((attempt, auto_attempts)) =
-        webhook_deliveries::begin_attempt(db, workspace_id, &delivery.id, !job.manual, now).await?
-    else {
-        return Ok(());
-    };
     let sent = send(app, &endpoint, &delivery).await;
-    webhook_deliveries::record_attempt(
-        db,
+    let status = sent.status.map(i64::from);
+    let done_at = ctx.clock().now_ms();
+    let summary = sent.summary();
+    // The attempt is counted with its outcome, in one transaction: a worker that dies
+    // mid-request leaves nothing, and its job's next run makes the attempt again.
+    let mut tx = db.begin_write().await?;
+    let Some((attempt, auto_attempts)) = webhook_deliveries::count_attempt_in(
+        &mut tx,
+        workspace_id,
+        &delivery.id,
+        !job.manual,
+        done_at,
+    )
+    .await?
+    else {
+        return Ok(()); // Deleted meanwhile (the transaction rolls back).
+    };
+    webhook_deliveries::record_attempt_in(
+        &mut tx,
         &Attempt {
             id: tidepost_domain::new_id(),
             workspace_id: workspace_id.to_string(),
@@ -142,7 +154,7 @@ async fn run(app: &App, ctx: &JobContext, job: &DeliverJob) -> Result<(), JobErr
             attempt,
             cause: if job.manual { "manual" } else { "auto" }.to_string(),
             url: endpoint.url.clone(),
-            status_code: sent.status.map(i64::from),
+            status_code: status,
             latency_ms: sent.latency_ms,
             response_excerpt: sent.excerpt.clone(),
             error: sent.error.clone(),
@@ -150,29 +162,33 @@ async fn run(app: &App, ctx: &JobContext, job: &DeliverJob) -> Result<(), JobErr
         },
     )
     .await?;
-    let status = sent.status.map(i64::from);
-    let done_at = ctx.clock().now_ms();
     if sent.delivered() {
-        settle(app, &delivery, SUCCEEDED, status, None, None, done_at).await?;
-        webhook_endpoints::record_success(db, workspace_id, &endpoint.id, done_at).await?;
+        let outcome = Outcome {
+            state: SUCCEEDED,
+            status,
+            error: None,
+            next_attempt_at: None,
+        };
+        webhook_deliveries::settle_in(&mut tx, workspace_id, &delivery.id, &outcome, done_at)
+            .await?;
+        webhook_endpoints::record_success_in(&mut tx, workspace_id, &endpoint.id, done_at).await?;
+        tx.commit().await?;
         return Ok(());
     }
-    let summary = sent.summary();
     if job.manual {
         // A re-send is one attempt: a pending delivery keeps its schedule, a failed one stays
         // failed with this answer.
         if delivery.state == FAILED {
-            settle(
-                app,
-                &delivery,
-                FAILED,
+            let outcome = Outcome {
+                state: FAILED,
                 status,
-                Some(&summary),
-                None,
-                done_at,
-            )
-            .await?;
+                error: Some(&summary),
+                next_attempt_at: None,
+            };
+            webhook_deliveries::settle_in(&mut tx, workspace_id, &delivery.id, &outcome, done_at)
+                .await?;
         }
+        tx.commit().await?;
         return Ok(());
     }
     let next = usize::try_from(auto_attempts)
@@ -182,16 +198,15 @@ async fn run(app: &App, ctx: &JobContext, job: &DeliverJob) -> Result<(), JobErr
     match next {
         Some(wait) => {
             let at = done_at + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
-            settle(
-                app,
-                &delivery,
-                PENDING,
+            let outcome = Outcome {
+                state: PENDING,
                 status,
-                Some(&summary),
-                Some(at),
-                done_at,
-            )
-            .await?;
+                error: Some(&summary),
+                next_attempt_at: Some(at),
+            };
+            webhook_deliveries::settle_in(&mut tx, workspace_id, &delivery.id, &outcome, done_at)
+                .await?;
+            tx.commit().await?;
             Err(JobError::retryable(format!(
                 "attempt {auto_attempts} of {}: {summary}",
                 SCHEDULE.len()
@@ -199,16 +214,15 @@ async fn run(app: &App, ctx: &JobContext, job: &DeliverJob) -> Result<(), JobErr
             .retry_after(wait))
         }
         None => {
-            settle(
-                app,
-                &delivery,
-                FAILED,
+            let outcome = Outcome {
+                state: FAILED,
                 status,
-                Some(&summary),
-                None,
-                done_at,
-            )
-            .await?;
+                error: Some(&summary),
+                next_attempt_at: None,
+            };
+            webhook_deliveries::settle_in(&mut tx, workspace_id, &delivery.id, &outcome, done_at)
+                .await?;
+            tx.commit().await?;
             tracing::warn!(delivery_id = %delivery.id, endpoint_id = %endpoint.id, "webhook delivery failed after every retry: {summary}");
             let streak =
                 webhook_endpoints::record_final_failure(db, workspace_id, &endpoint.id, done_at)
@@ -223,21 +237,20 @@ async fn run(app: &App, ctx: &JobContext, job: &DeliverJob) -> Result<(), JobErr
     }
 }
 
-/// Makes and records the first automatic attempt of a delivery the dispatcher just created
-/// (with that attempt already counted). The attempt, the delivery's new state, the endpoint's
-/// success and — when it failed — the retry job on [`SCHEDULE`] are written in one
-/// transaction, so a crash leaves either nothing (the dispatch sweep then finds the delivery
-/// stranded and retries it) or all of it.
+/// Makes the first automatic attempt of a delivery the dispatcher just created (with no
+/// attempt counted yet) and records it ([`super::recorder`]): the attempt, the delivery counted
+/// and settled, the endpoint's success and — when it failed — the retry job on [`SCHEDULE`]
+/// are written in one transaction, so a crash leaves either nothing (the dispatch sweep then
+/// finds the delivery stranded and retries it) or all of it. `keys` are the endpoint's signing
+/// keys ([`endpoints::signing_keys`]), or why there are none.
 pub async fn first_attempt(
     app: &App,
     endpoint: &Endpoint,
-    delivery: &Delivery,
-) -> Result<(), tidepost_jobs::Error> {
+    keys: &Result<Vec<Vec<u8>>, String>,
+    delivery: Delivery,
+) -> Result<(), String> {
     let started_at = app.queue.clock().now_ms();
-    let sent = send(app, endpoint, delivery).await;
-    let done_at = app.queue.clock().now_ms();
-    let status = sent.status.map(i64::from);
-    let summary = sent.summary();
+    let sent = send_with(app, endpoint, keys, &delivery).await;
     let attempt = Attempt {
         id: tidepost_domain::new_id(),
         workspace_id: delivery.workspace_id.clone(),
@@ -245,60 +258,21 @@ pub async fn first_attempt(
         attempt: 1,
         cause: "auto".to_string(),
         url: endpoint.url.clone(),
-        status_code: status,
+        status_code: sent.status.map(i64::from),
         latency_ms: sent.latency_ms,
         response_excerpt: sent.excerpt.clone(),
         error: sent.error.clone(),
         started_at,
     };
-    let mut tx = app.db.begin_write().await?;
-    webhook_deliveries::record_attempt_in(&mut tx, &attempt).await?;
-    if sent.delivered() {
-        let outcome = Outcome {
-            state: SUCCEEDED,
-            status,
-            error: None,
-            next_attempt_at: None,
-        };
-        webhook_deliveries::settle_in(
-            &mut tx,
-            &delivery.workspace_id,
-            &delivery.id,
-            &outcome,
-            done_at,
-        )
-        .await?;
-        webhook_endpoints::record_success_in(
-            &mut tx,
-            &delivery.workspace_id,
-            &endpoint.id,
-            done_at,
-        )
-        .await?;
-    } else {
-        let wait = SCHEDULE[1];
-        let at = done_at + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
-        let outcome = Outcome {
-            state: PENDING,
-            status,
-            error: Some(&summary),
-            next_attempt_at: Some(at),
-        };
-        webhook_deliveries::settle_in(
-            &mut tx,
-            &delivery.workspace_id,
-            &delivery.id,
-            &outcome,
-            done_at,
-        )
-        .await?;
-        app.queue
-            .enqueue_in(&mut tx, job(delivery).run_at(at))
-            .await?;
-        tracing::debug!(delivery_id = %delivery.id, "webhook attempt 1 of {}: {summary}", SCHEDULE.len());
-    }
-    tx.commit().await?;
-    Ok(())
+    super::recorder::record(
+        app,
+        super::recorder::Finished {
+            delivery,
+            attempt,
+            sent,
+        },
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -358,6 +332,18 @@ fn unix_now() -> i64 {
 
 /// Makes one signed POST of the delivery to the endpoint, through the SSRF guard.
 pub async fn send(app: &App, endpoint: &Endpoint, delivery: &Delivery) -> Sent {
+    let keys = endpoints::signing_keys(app, endpoint, tidepost_domain::now_ms());
+    send_with(app, endpoint, &keys, delivery).await
+}
+
+/// [`send`] with the endpoint's signing keys already opened (the dispatcher opens them once
+/// per endpoint for all the deliveries it sends there).
+pub async fn send_with(
+    app: &App,
+    endpoint: &Endpoint,
+    keys: &Result<Vec<Vec<u8>>, String>,
+    delivery: &Delivery,
+) -> Sent {
     let started = Instant::now();
     let failed = |error: String| Sent {
         status: None,
@@ -372,13 +358,13 @@ pub async fn send(app: &App, endpoint: &Endpoint, delivery: &Delivery) -> Sent {
         Ok(url) => url,
         Err(err) => return failed(format!("refused: {err}")),
     };
-    let keys = match endpoints::signing_keys(app, endpoint, tidepost_domain::now_ms()) {
+    let keys = match keys {
         Ok(keys) => keys,
-        Err(err) => return failed(err),
+        Err(err) => return failed(err.clone()),
     };
     let timestamp = unix_now();
     let signature = signing::signature_header(
-        &keys,
+        keys,
         &delivery.event_id,
         timestamp,
         delivery.body.as_bytes(),

@@ -75,6 +75,7 @@
 pub mod deliver;
 pub mod dispatch;
 pub mod endpoints;
+pub mod recorder;
 pub mod signing;
 
 use tidepost_jobs::Registry;
@@ -83,12 +84,15 @@ use crate::App;
 use crate::config::{ConfigError, RawSettings};
 use crate::net_guard::NetPolicy;
 
-/// The dispatcher's state in this process: whether its listener runs, and the permits that
-/// bound how many first attempts it makes at once (shared by the listener and the sweep).
+/// The dispatcher's state in this process: whether its listener runs, the permits that bound
+/// how many first attempts it has in flight (shared by the listener and the sweep; a delivery
+/// takes one before it is created and gives it back once its attempt is recorded), and the
+/// group writer that records them ([`recorder`]).
 #[derive(Debug)]
 pub struct Live {
     pub(crate) listener_started: std::sync::atomic::AtomicBool,
     pub(crate) permits: std::sync::Arc<tokio::sync::Semaphore>,
+    pub(crate) recorder: std::sync::Arc<recorder::Recorder>,
 }
 
 impl Default for Live {
@@ -96,6 +100,7 @@ impl Default for Live {
         Self {
             listener_started: std::sync::atomic::AtomicBool::new(false),
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(dispatch::DIRECT_CONCURRENCY)),
+            recorder: std::sync::Arc::default(),
         }
     }
 }
