@@ -688,7 +688,8 @@ async fn empty_pages_at_phone_and_desktop() {
 ///   line (`Authorization` split mid-word on a phone is hard to read); only a secret shown
 ///   once may break anywhere;
 /// - on a phone, buttons, fields and the file picker are at least 44 px tall (a finger's
-///   width), and every table either stacks into cards that fit or scrolls inside its own box.
+///   width), and every table either stacks into cards that fit or scrolls inside its own box;
+/// - account names line up from card to card, whether the account has a picture or an initial.
 async fn page_checks(b: &Browser, path: &str) {
     b.assert_layout_fits(path).await;
     let report = run(
@@ -716,7 +717,15 @@ async fn page_checks(b: &Browser, path: &str) {
           if (!stacked && !wrap) tables.push((t.id || t.className || "table") + ": neither stacked nor in a scroll box");
           if (stacked && wrap && wrap.scrollWidth > wrap.clientWidth + 1) tables.push((t.id || t.className) + ": stacked but " + wrap.scrollWidth + " px wide");
         }
-        return {h1, brokenCode, small, tables};
+        const misaligned = [];
+        for (const [sel, box] of [[".account-card .who-name", ".account-card"], [".target-head .who-name", "fieldset.target"]]) {
+          const lefts = new Set();
+          for (const el of document.querySelectorAll(sel)) {
+            lefts.add(Math.round(el.getBoundingClientRect().left - el.closest(box).getBoundingClientRect().left));
+          }
+          if (lefts.size > 1) misaligned.push(sel + " starts at " + Array.from(lefts).join(", "));
+        }
+        return {h1, brokenCode, small, tables, misaligned};
         "#,
     )
     .await;
@@ -731,6 +740,11 @@ async fn page_checks(b: &Browser, path: &str) {
         report["small"],
         json!([]),
         "{path} at {width} px has controls under 44 px"
+    );
+    assert_eq!(
+        report["misaligned"],
+        json!([]),
+        "{path} at {width} px: account names do not line up (a picture and an initial of different sizes)"
     );
     assert_eq!(
         report["tables"],
