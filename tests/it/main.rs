@@ -30,3 +30,4 @@ mod sessions;
 mod setup;
 mod ssrf;
 mod tenancy;
+mod unknown_outcome;

@@ -94,6 +94,8 @@ and replayed with `Idempotent-Replayed: true`.",
         crate::api::posts::remove,
         crate::api::posts::cancel,
         crate::api::posts::retry,
+        crate::api::posts::mark_published,
+        crate::api::posts::send_again,
         // api/posts_validate.rs
         crate::api::posts_validate::validate,
         // api/media.rs

@@ -26,6 +26,10 @@
 //!   after.
 //! - `DELETE /posts/{id}` and `POST /posts/{id}/cancel`: cancels the targets not started yet
 //!   (409 when none is left); `POST /posts/{id}/targets/{target}/retry`: one failed target.
+//! - A target whose outcome is unknown (`error.code` `init_outcome_unknown`: TikTok may have
+//!   the post) is not retried: `POST /posts/{id}/targets/{target}/mark-published` (`video`, a
+//!   link or id, optional) when it is on TikTok, `POST /posts/{id}/targets/{target}/send-again`
+//!   with `{"confirm": true}` when it is not — the only way to risk a second post.
 //! - The `Idempotency-Key` header (or the `idempotency_key` field) names the post: the same key
 //!   returns the same post.
 
@@ -62,6 +66,11 @@ pub fn router() -> Router<HttpState> {
         .route("/posts/{id}", get(show).patch(update).delete(remove))
         .route("/posts/{id}/cancel", post(cancel))
         .route("/posts/{id}/targets/{target}/retry", post(retry))
+        .route(
+            "/posts/{id}/targets/{target}/mark-published",
+            post(mark_published),
+        )
+        .route("/posts/{id}/targets/{target}/send-again", post(send_again))
 }
 
 /// A publish error as problem+json (the account is a TikTok one).
@@ -1227,5 +1236,100 @@ async fn retry(
             return Err(problem_on(err, &platform));
         }
     };
+    Ok(Json(render(&state, &view).await?))
+}
+
+/// The body of `POST …/mark-published`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = MarkPublished)]
+#[serde(default, deny_unknown_fields)]
+struct MarkPublishedBody {
+    /// The TikTok video's link (`…/video/<id>`) or numeric id, when known.
+    video: Option<String>,
+}
+
+/// The body of `POST …/send-again`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = SendAgain)]
+#[serde(default, deny_unknown_fields)]
+struct SendAgainBody {
+    /// Must be `true`: the caller checked that the post is not on TikTok.
+    confirm: bool,
+}
+
+/// A JSON body that may be empty (read as `{}`).
+fn optional_body<T: Default + serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(raw)
+        .map_err(|e| Problem::invalid(format!("the body is not valid JSON for this action: {e}")))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/posts/{id}/targets/{target}/mark-published", tag = "posts",
+    params(
+        ("id" = String, Path, description = "The post's id"),
+        ("target" = String, Path, description = "The id of the target whose outcome is unknown"),
+    ),
+    request_body(content = MarkPublishedBody, description = "Optional: the video's link or id"),
+    responses(
+        (status = 200, description = "The post, the target published", body = PostDoc),
+        (status = 404, description = "No such post or target in this workspace", body = Problem),
+        (status = 409, description = "The target's outcome is not unknown", body = Problem),
+        (status = 422, description = "The video is not a TikTok video link or id", body = Problem),
+    ),
+)]
+async fn mark_published(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path((id, target)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let body: MarkPublishedBody = optional_body(&raw)?;
+    let view = publish::reconcile::mark_published(
+        &state.app,
+        &caller.workspace_id,
+        &id,
+        &target,
+        body.video.as_deref(),
+    )
+    .await
+    .map_err(problem)?;
+    Ok(Json(render(&state, &view).await?))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/posts/{id}/targets/{target}/send-again", tag = "posts",
+    params(
+        ("id" = String, Path, description = "The post's id"),
+        ("target" = String, Path, description = "The id of the target whose outcome is unknown"),
+    ),
+    request_body(content = SendAgainBody, description = "`confirm: true` is required"),
+    responses(
+        (status = 200, description = "The post, the target queued for a new publish", body = PostDoc),
+        (status = 404, description = "No such post or target in this workspace", body = Problem),
+        (status = 409, description = "The target's outcome is not unknown", body = Problem),
+        (status = 422, description = "Not confirmed", body = Problem),
+    ),
+)]
+async fn send_again(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path((id, target)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let body: SendAgainBody = optional_body(&raw)?;
+    let view = publish::reconcile::send_again(
+        &state.app,
+        &caller.workspace_id,
+        &id,
+        &target,
+        body.confirm,
+    )
+    .await
+    .map_err(problem)?;
     Ok(Json(render(&state, &view).await?))
 }

@@ -12,6 +12,11 @@
 //! uploaded (JPEG images up to 8 MiB from 4:5 to 1.91:1, MP4/MOV videos and their durations,
 //! 2–10 carousel items, caption limits), then sends the files and an `instagram` part to the
 //! same API; the detail page shows the permalink once published.
+//!
+//! A TikTok target whose outcome is unknown (the answer to its publish request was lost) shows
+//! what happened and two explicit actions instead of Retry: "It is on TikTok — mark published"
+//! (with the video's link, optional) and "It is not on TikTok — send again", which needs its
+//! confirmation box ticked.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -20,7 +25,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
-use tidepost_app::publish::{self, PublishError};
+use tidepost_app::publish::{self, PublishError, reconcile};
 use tidepost_domain::{PostSummary, TargetState};
 use tidepost_store::{accounts, posts};
 
@@ -36,6 +41,11 @@ pub fn router() -> Router<HttpState> {
         .route("/posts/{id}", get(detail))
         .route("/posts/{id}/cancel", post(cancel))
         .route("/posts/{id}/targets/{target}/retry", post(retry))
+        .route(
+            "/posts/{id}/targets/{target}/mark-published",
+            post(mark_published),
+        )
+        .route("/posts/{id}/targets/{target}/send-again", post(send_again))
 }
 
 fn page_error(err: PublishError) -> PageError {
@@ -268,6 +278,8 @@ struct TargetRow {
     post_ids: Vec<String>,
     error: Option<String>,
     retryable: bool,
+    /// TikTok may have the post (its answer was lost): the two explicit actions instead of Retry.
+    unknown: bool,
     cancellable: bool,
     published: bool,
 }
@@ -339,6 +351,7 @@ async fn detail(
                 post_ids: t.post_ids(),
                 error: t.error_message.clone(),
                 retryable: target_state == TargetState::Failed,
+                unknown: false,
                 cancellable: target_state.cancellable(),
                 published: target_state == TargetState::Published,
             });
@@ -365,7 +378,8 @@ async fn detail(
             publish_id: t.publish_id.clone().unwrap_or_default(),
             post_ids: t.post_ids(),
             error: t.error_message.clone(),
-            retryable: target_state == TargetState::Failed,
+            retryable: target_state == TargetState::Failed && !reconcile::is_unknown(t),
+            unknown: reconcile::is_unknown(t),
             cancellable: target_state.cancellable(),
             published: target_state == TargetState::Published,
         });
@@ -425,6 +439,52 @@ async fn retry(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     publish::retry(&state.app, &viewer.workspace.id, &id, &target)
+        .await
+        .map_err(page_error)?;
+    Ok(Redirect::to(&format!("/posts/{id}")).into_response())
+}
+
+/// The "It is on TikTok" form: the video's link or id, optional.
+#[derive(Deserialize)]
+struct MarkPublishedForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    video: String,
+}
+
+/// The "It is not on TikTok" form: the confirmation box must be ticked.
+#[derive(Deserialize)]
+struct SendAgainForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+async fn mark_published(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Path((id, target)): Path<(String, String)>,
+    Form(form): Form<MarkPublishedForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    let video = Some(form.video.as_str()).filter(|v| !v.trim().is_empty());
+    reconcile::mark_published(&state.app, &viewer.workspace.id, &id, &target, video)
+        .await
+        .map_err(page_error)?;
+    Ok(Redirect::to(&format!("/posts/{id}")).into_response())
+}
+
+async fn send_again(
+    viewer: Viewer,
+    State(state): State<HttpState>,
+    Path((id, target)): Path<(String, String)>,
+    Form(form): Form<SendAgainForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    let confirmed = form.confirm.as_deref().is_some_and(|c| !c.is_empty());
+    reconcile::send_again(&state.app, &viewer.workspace.id, &id, &target, confirmed)
         .await
         .map_err(page_error)?;
     Ok(Redirect::to(&format!("/posts/{id}")).into_response())
