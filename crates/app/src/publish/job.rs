@@ -1,5 +1,7 @@
 //! `tiktok.publish`: quota reservation, the posting rate limit, init as a durable step, then
-//! the chunk uploads, resumable; finally hands over to `tiktok.poll_status`.
+//! the chunk uploads, resumable; finally hands over to `tiktok.poll_status`. An init whose
+//! answer was lost before its publish id was stored is never sent again: the target fails as
+//! `init_outcome_unknown` and `tiktok.reconcile` takes over (see [`super::reconcile`]).
 
 use std::time::Duration;
 

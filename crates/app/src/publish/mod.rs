@@ -10,6 +10,8 @@
 //!   chunks streamed from the file, recording each acknowledged chunk so that a re-run resumes.
 //! - [`status`]: `tiktok.poll_status` polls until a final state; every state change goes
 //!   through [`TargetState::apply`], so nothing moves a target backwards.
+//! - [`reconcile`]: `tiktok.reconcile` looks for a post whose init answer was lost among the
+//!   creator's public videos; a person marks it published or, confirming, sends it again.
 //! - [`limits`]: the shared rate limit and the quotas, kept in the database.
 //! - [`webhooks`]: the inbound TikTok webhook, stored raw and deduplicated, applied by a job.
 
