@@ -135,7 +135,14 @@ pub async fn candidates_after(
          ORDER BY e.created_at, e.id, ep.id LIMIT $2",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as::<_, Candidate>(&sql).bind(since).bind(limit);
+    // Planned on each run rather than once per connection: the tables it reads grow fast (a
+    // burst of events, their deliveries), and a plan cached while they were small — on
+    // PostgreSQL a generic plan kept until the next ANALYZE — can read every delivery for each
+    // event (seen: a second per page instead of a few milliseconds).
+    let mut query = sqlx::query_as::<_, Candidate>(&sql)
+        .persistent(false)
+        .bind(since)
+        .bind(limit);
     if let Some((at, event_id, endpoint_id)) = after {
         query = query
             .bind(*at)

@@ -65,11 +65,32 @@ pub fn register(registry: Registry, app: &App) -> Registry {
             let app = app.clone();
             async move {
                 start_listener(&app);
+                // One sweep at a time per process: under load a sweep outlasts its interval,
+                // and the next ones would read the same candidates and take the same permits
+                // only to find the deliveries made.
+                let Some(_sweeping) = Sweeping::start(&app) else {
+                    return Ok(());
+                };
                 dispatch(&app).await.map_err(JobError::retryable)?;
                 Ok(())
             }
         }),
     )
+}
+
+/// This process's sweep in progress; cleared when dropped, even if the sweep is cut short.
+struct Sweeping(App);
+
+impl Sweeping {
+    fn start(app: &App) -> Option<Self> {
+        (!app.outbound.sweeping.swap(true, Ordering::SeqCst)).then(|| Self(app.clone()))
+    }
+}
+
+impl Drop for Sweeping {
+    fn drop(&mut self) {
+        self.0.outbound.sweeping.store(false, Ordering::SeqCst);
+    }
 }
 
 pub async fn ensure_schedule(app: &App) -> tidepost_jobs::Result<()> {
@@ -101,7 +122,7 @@ pub fn body(event_type: &str, created_at: i64, payload: &str) -> String {
 /// dispatchers (two instances, the sweep and the in-process listener) never both send one. The
 /// first attempts are recorded in groups ([`super::recorder`]), each with its count, its
 /// outcome and (when it failed) its retry job; a first attempt cut short by a crash is found by
-/// [`recover_stranded`].
+/// [`recover_stranded_now`].
 pub async fn dispatch(app: &App) -> Result<usize, tidepost_jobs::Error> {
     let started = now_ms();
     let since = webhook_deliveries::cursor(&app.db)
@@ -311,7 +332,7 @@ async fn recover_stranded(app: &App, now: i64) {
     }
 }
 
-/// [`recover_stranded`] without its rate limit; returns how many jobs were enqueued.
+/// [`recover_stranded_now`].without its rate limit; returns how many jobs were enqueued.
 pub async fn recover_stranded_now(app: &App) -> Result<usize, tidepost_jobs::Error> {
     let before = app.queue.clock().now_ms() - stranded_after_ms(app);
     let now = app.queue.clock().now_ms();

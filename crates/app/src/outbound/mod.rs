@@ -39,20 +39,29 @@
 //! It runs **at once** when this process records an event: `events::record`/`record_in`
 //! announce it ([`tidepost_store::events::recorded`]) and a listener task — started by the
 //! first sweep a worker process runs — dispatches on each announcement (and again 20 ms and
-//! 200 ms after one made inside a transaction, which is announced before it commits). The
-//! recurring sweep (every `webhooks_dispatch_interval_ms`, default 1 s) stays as the fallback
-//! for events other instances record.
+//! 200 ms after one made inside a transaction, which is announced before it commits), reading
+//! from half a second before its previous dispatch. The recurring sweep (every
+//! `webhooks_dispatch_interval_ms`, default 1 s), with its minute of look-back, stays as the
+//! fallback for events other instances record and for commits slower than that.
+//!
+//! Candidates are read a page at a time in (event time, event id, endpoint id) order, each
+//! page from where the last one ended, so a page costs what it returns however long the
+//! backlog behind it.
 //!
 //! # Delivering
 //!
-//! The **first attempt** is made by the dispatcher itself, at most
-//! [`dispatch::DIRECT_CONCURRENCY`] at once per process, not through a job: the delivery is
-//! inserted with that attempt already counted, and the attempt's log row, the delivery's new
-//! state, the endpoint's success and (when it failed) the retry job are written in one
-//! transaction. A first attempt cut short by a crash leaves a pending delivery with its attempt
-//! counted but not recorded; the sweep re-queues it once it is older than the request timeout
-//! plus a minute ([`dispatch::recover_stranded_now`]). **Retries** and re-sends are
-//! `webhooks.deliver` jobs ([`deliver`]), one attempt per run.
+//! The **first attempt** is made by the dispatcher itself, not through a job: it takes a
+//! permit per delivery before creating a page of them (at most [`dispatch::DIRECT_CONCURRENCY`]
+//! first attempts in flight per process), so each attempt starts as soon as its delivery
+//! exists. The deliveries are created with no attempt counted. An attempt is counted when its
+//! outcome is recorded, in one transaction with its log row, the delivery's new state, the
+//! endpoint's success and (when it failed) the retry job; the dispatcher's attempts are
+//! recorded in groups by one writer per process ([`recorder`]), which also creates the next
+//! page of deliveries. A first attempt cut short by a crash leaves a pending delivery with no
+//! attempt counted; the sweep re-queues it once it is older than the request timeout plus a
+//! minute ([`dispatch::recover_stranded_now`]). **Retries** and re-sends are `webhooks.deliver`
+//! jobs ([`deliver`]), one attempt per run, counted the same way: a run cut short makes its
+//! attempt again.
 //!
 //! Each attempt is a `POST` of the delivery's fixed body with
 //! `webhook-id` (the event id, the same on every retry), `webhook-timestamp` (unix seconds of the
@@ -91,6 +100,8 @@ use crate::net_guard::NetPolicy;
 #[derive(Debug)]
 pub struct Live {
     pub(crate) listener_started: std::sync::atomic::AtomicBool,
+    /// A sweep job is running in this process (a second one would only race it).
+    pub(crate) sweeping: std::sync::atomic::AtomicBool,
     pub(crate) permits: std::sync::Arc<tokio::sync::Semaphore>,
     pub(crate) recorder: std::sync::Arc<recorder::Recorder>,
 }
@@ -99,6 +110,7 @@ impl Default for Live {
     fn default() -> Self {
         Self {
             listener_started: std::sync::atomic::AtomicBool::new(false),
+            sweeping: std::sync::atomic::AtomicBool::new(false),
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(dispatch::DIRECT_CONCURRENCY)),
             recorder: std::sync::Arc::default(),
         }

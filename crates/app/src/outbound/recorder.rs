@@ -7,17 +7,17 @@
 //! while a write is in flight wait for it and are then written together, in one transaction:
 //! the attempts that got through with one statement per workspace and status (plus one per
 //! endpoint for its success), the failed ones with their retry jobs one by one. The
-//! dispatcher's next page of deliveries is created by the same transaction ([`insert`]), so a
+//! dispatcher's next page of deliveries is created by the same transaction (`insert`), so a
 //! burst takes the write lock once per page for both, and the dispatcher's writes never wait
-//! on each other's locks (on SQLite such a wait sleeps). A lone write is made at once. No task outlives a burst: the first attempt to find no write in flight
-//! spawns one that writes until nothing is waiting. When a group fails, each attempt is written
-//! again in its own transaction, so that whatever failed fails only its own attempt (which the
-//! sweep then finds stranded and retries).
+//! on each other's locks (on SQLite such a wait sleeps). A lone write is made at once.
+//!
+//! No task outlives a burst: the first write to find none in flight spawns one that writes
+//! until nothing is waiting. When a group fails, each write is made again in its own
+//! transaction, so that whatever failed fails only its own call (an attempt that cannot be
+//! recorded leaves its delivery uncounted: the sweep then finds it stranded and retries it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
-
-use std::collections::HashSet;
 
 use tidepost_store::webhook_deliveries::{self, Attempt, Delivery, Outcome, PENDING};
 use tidepost_store::webhook_endpoints;
