@@ -187,11 +187,15 @@ pub async fn insert_in(conn: &mut AnyConnection, delivery: &Delivery) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
-/// Deliveries inserted by one statement at most (17 parameters each).
-pub const MAX_INSERT: usize = 200;
+/// Deliveries inserted by one statement at most. Kept small on purpose: SQLite looks each
+/// parameter up by name through a list of all of them, so binding costs grow with the square of
+/// a statement's parameters (a 200-row insert of 17 columns spent most of its time there).
+pub const MAX_INSERT: usize = 32;
 
-/// [`insert_in`] for many deliveries with one statement per [`MAX_INSERT`]: returns the ids of
-/// the ones this call inserted (a pair that already had a delivery is skipped).
+/// [`insert_in`] for many new deliveries with one statement per [`MAX_INSERT`]: each is stored
+/// pending with no attempt made (its state, counters, status, error and `finished_at` are
+/// taken as a new delivery has them); returns the ids of the ones this call inserted (a pair
+/// that already had a delivery is skipped).
 pub async fn insert_many_in(
     conn: &mut AnyConnection,
     deliveries: &[Delivery],
@@ -200,8 +204,20 @@ pub async fn insert_many_in(
     for chunk in deliveries.chunks(MAX_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let params: Vec<String> = (1..=17).map(|n| format!("${}", 17 * i + n)).collect();
-                format!("({})", params.join(", "))
+                let p = |n: usize| format!("${}", 10 * i + n);
+                format!(
+                    "({}, {}, {}, {}, {}, {}, 'pending', 0, 0, 0, {}, NULL, NULL, {}, {}, {}, NULL)",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    p(7),
+                    p(8),
+                    p(9),
+                    p(10)
+                )
             })
             .collect();
         let sql = format!(
@@ -220,17 +236,10 @@ pub async fn insert_many_in(
                 .bind(&d.event_id)
                 .bind(&d.event_type)
                 .bind(&d.body)
-                .bind(&d.state)
-                .bind(d.attempts)
-                .bind(d.auto_attempts)
-                .bind(d.resends)
                 .bind(d.next_attempt_at)
-                .bind(d.last_status)
-                .bind(&d.last_error)
                 .bind(d.event_created_at)
                 .bind(d.created_at)
-                .bind(d.updated_at)
-                .bind(d.finished_at);
+                .bind(d.updated_at);
         }
         inserted.extend(query.fetch_all(&mut *conn).await?);
     }
@@ -333,11 +342,11 @@ pub async fn record_outcome_in(
     Ok(Some((attempts, auto_attempts)))
 }
 
-/// Attempts stored by one statement at most (11 parameters each).
-const MAX_ATTEMPTS: usize = 128;
+/// Attempts stored by one statement at most (see [`MAX_INSERT`] for why so few).
+const MAX_ATTEMPTS: usize = 32;
 
-/// [`record_outcome_in`] for automatic attempts of one workspace that got through with the
-/// same status: one statement counts them and marks their deliveries succeeded, one more stores
+/// [`record_outcome_in`] for automatic attempts (stored with cause `auto`) of one workspace
+/// that got through with the same status: one statement counts them and marks their deliveries succeeded, one more stores
 /// their attempt rows (per [`MAX_ATTEMPTS`]). Each attempt's number is the one its delivery's
 /// count gave it (the number in `attempts` is ignored); a delivery gone meanwhile is skipped.
 /// Returns the attempts stored.
@@ -381,8 +390,19 @@ pub async fn record_delivered_in(
         }
         let values: Vec<String> = (0..numbered.len())
             .map(|i| {
-                let params: Vec<String> = (1..=11).map(|n| format!("${}", 11 * i + n)).collect();
-                format!("({})", params.join(", "))
+                let p = |n: usize| format!("${}", 9 * i + n + 1);
+                format!(
+                    "({}, $1, {}, {}, 'auto', {}, {}, {}, {}, {}, {})",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    p(7),
+                    p(8),
+                    p(9)
+                )
             })
             .collect();
         let sql = format!(
@@ -390,14 +410,12 @@ pub async fn record_delivered_in(
              status_code, latency_ms, response_excerpt, error, started_at) VALUES {}",
             values.join(", ")
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(&sql).bind(workspace_id);
         for a in &numbered {
             query = query
                 .bind(&a.id)
-                .bind(&a.workspace_id)
                 .bind(&a.delivery_id)
                 .bind(a.attempt)
-                .bind(&a.cause)
                 .bind(&a.url)
                 .bind(a.status_code)
                 .bind(a.latency_ms)
