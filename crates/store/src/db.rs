@@ -93,10 +93,15 @@ impl Db {
                             // otherwise write to a new temporary file (created, then deleted)
                             // for every such statement: that file churn was the largest cost
                             // of a grouped webhook commit.
+                            //
+                            // wal_autocheckpoint=0: the WAL is copied back into the database
+                            // by a background task (see `checkpoint_in_background`), not by
+                            // whichever commit crosses the threshold; that commit (and every
+                            // write queued behind it) used to wait for the copy and its fsync.
                             conn.execute(
                                 "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
                              PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; \
-                             PRAGMA temp_store=MEMORY;",
+                             PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;",
                             )
                             .await?;
                             Ok(())
@@ -113,11 +118,15 @@ impl Db {
                 backend: dialect.name(),
                 reason: describe(&e),
             })?;
-        Ok(Self {
+        let db = Self {
             pool,
             dialect,
             shared: Arc::default(),
-        })
+        };
+        if dialect == Dialect::Sqlite {
+            checkpoint_in_background(db.pool.clone(), Arc::downgrade(&db.shared));
+        }
+        Ok(db)
     }
 
     /// The one `T` of this database handle and its clones, made with `T::default()` on first
@@ -295,6 +304,36 @@ fn describe(err: &sqlx::Error) -> String {
     }
 }
 
+/// How often the WAL of a SQLite database is copied back into it.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies a SQLite database's WAL back into the database every [`CHECKPOINT_EVERY`]
+/// (`PASSIVE`: it never waits for, nor blocks, a writer, and the WAL restarts from its
+/// beginning once everything in it is copied), until every handle of the database is dropped
+/// or its pool closed. Connections are opened with `wal_autocheckpoint=0`, so no commit pays
+/// for a checkpoint. SQLite also checkpoints when its last connection closes.
+fn checkpoint_in_background(pool: AnyPool, alive: std::sync::Weak<Shared>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if alive.strong_count() == 0 || pool.is_closed() {
+                return;
+            }
+            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!("a SQLite checkpoint failed (tried again shortly): {err}");
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +382,36 @@ mod tests {
             .unwrap();
         assert_eq!((mode.as_str(), temp_store), ("wal", 2), "2 is MEMORY");
         drop(conn);
+
+        // No commit checkpoints; the background task does, so the WAL is reused from its
+        // start instead of growing with every write (11 rounds would make it 11 times larger).
+        sqlx::query("CREATE TABLE t (v TEXT)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let wal = dir.path().join("t.db-wal");
+        let filler = "x".repeat(4000);
+        let write_round = || async {
+            for _ in 0..50 {
+                sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                    .bind(&filler)
+                    .execute(db.pool())
+                    .await
+                    .unwrap();
+            }
+        };
+        write_round().await;
+        tokio::time::sleep(CHECKPOINT_EVERY * 2).await;
+        let size = std::fs::metadata(&wal).unwrap().len();
+        for _ in 0..10 {
+            tokio::time::sleep(CHECKPOINT_EVERY * 2).await;
+            write_round().await;
+        }
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            grown <= size * 2,
+            "the WAL grew from {size} to {grown} bytes: nothing copies it back"
+        );
         db.close().await;
     }
 
