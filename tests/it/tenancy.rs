@@ -112,7 +112,11 @@ const ID_ROUTES: &[IdRoute] = &[
         "/posts/{id}/targets/{target}/mark-published",
         Object::Post,
     ),
-    row("POST", "/posts/{id}/targets/{target}/send-again", Object::Post),
+    row(
+        "POST",
+        "/posts/{id}/targets/{target}/send-again",
+        Object::Post,
+    ),
     row("GET", "/api/v1/jobs/{id}", Object::Job),
     row("POST", "/api/v1/jobs/{id}/retry", Object::Job),
     row("POST", "/api/v1/jobs/{id}/cancel", Object::Job),
