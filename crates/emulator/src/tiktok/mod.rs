@@ -31,6 +31,7 @@ mod state;
 mod status;
 mod upload;
 mod user;
+mod video_fields;
 mod video_list;
 mod video_query;
 mod webhooks;

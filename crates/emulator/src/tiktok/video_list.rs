@@ -11,31 +11,12 @@
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::App;
 use super::auth::JsonBody;
 use super::errors::{ApiError, respond};
 use super::state::{Endpoint, Publish};
-
-/// The video fields the Display API documents.
-const VIDEO_FIELDS: &[&str] = &[
-    "id",
-    "title",
-    "video_description",
-    "create_time",
-    "cover_image_url",
-    "share_url",
-    "embed_html",
-    "embed_link",
-    "duration",
-    "height",
-    "width",
-    "like_count",
-    "comment_count",
-    "share_count",
-    "view_count",
-];
+use super::{App, video_fields};
 
 /// TikTok's documented maximum (and the default) of videos per page.
 pub(crate) const MAX_COUNT: i64 = 20;
@@ -54,25 +35,16 @@ fn text(publish: &Publish, key: &str) -> Option<String> {
 }
 
 fn field(publish: &Publish, id: u64, name: &str) -> Value {
+    if let Some(value) = video_fields::fixed(id, name) {
+        return value;
+    }
     // A video's title is its caption; a photo post's caption is its description.
     let title = text(publish, "title");
     let description = text(publish, "description");
     match name {
-        "id" => json!(id.to_string()),
         "title" => json!(title.clone().or(description.clone()).unwrap_or_default()),
         "video_description" => json!(description.or(title).unwrap_or_default()),
         "create_time" => json!(created_ms(publish) / 1000),
-        "cover_image_url" => json!(format!(
-            "https://p16-sign.tiktokcdn.com/emulator/cover/{id}.jpeg"
-        )),
-        "share_url" => json!(format!("https://www.tiktok.com/video/{id}")),
-        "embed_html" => json!(format!(
-            "<blockquote class=\"tiktok-embed\" data-video-id=\"{id}\"></blockquote>"
-        )),
-        "embed_link" => json!(format!("https://www.tiktok.com/embed/v2/{id}")),
-        "duration" => json!(15),
-        "height" => json!(1920),
-        "width" => json!(1080),
         // The counts are the query endpoint's business; the list reports them as zero.
         "like_count" | "comment_count" | "share_count" | "view_count" => json!(0),
         _ => Value::Null,
@@ -114,28 +86,7 @@ pub(crate) async fn list(
     let result = async {
         let session = app.authorize(&headers, Endpoint::VideoList).await?;
         let JsonBody(body) = body?;
-        let params: Vec<(String, String)> =
-            serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
-        let fields: Vec<String> = params
-            .iter()
-            .find(|(k, _)| k == "fields")
-            .map(|(_, v)| {
-                v.split(',')
-                    .map(|f| f.trim().to_string())
-                    .filter(|f| !f.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if fields.is_empty() {
-            return Err(ApiError::invalid_params(
-                "The fields query parameter is required.",
-            ));
-        }
-        if let Some(unknown) = fields.iter().find(|f| !VIDEO_FIELDS.contains(&f.as_str())) {
-            return Err(ApiError::invalid_params(format!(
-                "Unknown field: {unknown}."
-            )));
-        }
+        let fields = video_fields::requested(raw.as_deref())?;
         let max_count = match body.get("max_count") {
             None | Some(Value::Null) => MAX_COUNT,
             Some(v) => v
@@ -171,11 +122,7 @@ pub(crate) async fn list(
             .iter()
             .map(|&i| {
                 let (publish, id) = public[i];
-                let mut video = Map::new();
-                for name in &fields {
-                    video.insert(name.clone(), field(publish, id, name));
-                }
-                Value::Object(video)
+                video_fields::video(&fields, |name| field(publish, id, name))
             })
             .collect();
         let next = taken

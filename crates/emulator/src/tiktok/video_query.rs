@@ -6,31 +6,12 @@
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::App;
 use super::auth::JsonBody;
 use super::errors::{ApiError, respond};
 use super::state::{Endpoint, Publish};
-
-/// The video fields the Display API documents.
-const VIDEO_FIELDS: &[&str] = &[
-    "id",
-    "title",
-    "video_description",
-    "create_time",
-    "cover_image_url",
-    "share_url",
-    "embed_html",
-    "embed_link",
-    "duration",
-    "height",
-    "width",
-    "like_count",
-    "comment_count",
-    "share_count",
-    "view_count",
-];
+use super::{App, video_fields};
 
 const MAX_IDS: usize = 20;
 
@@ -51,6 +32,9 @@ fn counts(id: u64, done_ms: i64, now_ms: i64) -> (u64, u64, u64, u64) {
 }
 
 fn field(publish: &Publish, id: u64, name: &str, now_ms: i64) -> Value {
+    if let Some(value) = video_fields::fixed(id, name) {
+        return value;
+    }
     let done = publish.completed_ms.unwrap_or(publish.created_ms);
     let (views, likes, comments, shares) = counts(id, done, now_ms);
     let title = publish
@@ -59,20 +43,8 @@ fn field(publish: &Publish, id: u64, name: &str, now_ms: i64) -> Value {
         .and_then(Value::as_str)
         .unwrap_or_default();
     match name {
-        "id" => json!(id.to_string()),
         "title" | "video_description" => json!(title),
         "create_time" => json!(done / 1000),
-        "cover_image_url" => json!(format!(
-            "https://p16-sign.tiktokcdn.com/emulator/cover/{id}.jpeg"
-        )),
-        "share_url" => json!(format!("https://www.tiktok.com/video/{id}")),
-        "embed_html" => json!(format!(
-            "<blockquote class=\"tiktok-embed\" data-video-id=\"{id}\"></blockquote>"
-        )),
-        "embed_link" => json!(format!("https://www.tiktok.com/embed/v2/{id}")),
-        "duration" => json!(15),
-        "height" => json!(1920),
-        "width" => json!(1080),
         "like_count" => json!(likes),
         "comment_count" => json!(comments),
         "share_count" => json!(shares),
@@ -90,28 +62,7 @@ pub(crate) async fn query(
     let result = async {
         let session = app.authorize(&headers, Endpoint::VideoQuery).await?;
         let JsonBody(body) = body?;
-        let params: Vec<(String, String)> =
-            serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
-        let fields: Vec<String> = params
-            .iter()
-            .find(|(k, _)| k == "fields")
-            .map(|(_, v)| {
-                v.split(',')
-                    .map(|f| f.trim().to_string())
-                    .filter(|f| !f.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if fields.is_empty() {
-            return Err(ApiError::invalid_params(
-                "The fields query parameter is required.",
-            ));
-        }
-        if let Some(unknown) = fields.iter().find(|f| !VIDEO_FIELDS.contains(&f.as_str())) {
-            return Err(ApiError::invalid_params(format!(
-                "Unknown field: {unknown}."
-            )));
-        }
+        let fields = video_fields::requested(raw.as_deref())?;
         let ids: Vec<String> = body
             .pointer("/filters/video_ids")
             .and_then(Value::as_array)
@@ -143,11 +94,9 @@ pub(crate) async fn query(
             }) else {
                 continue;
             };
-            let mut video = Map::new();
-            for name in &fields {
-                video.insert(name.clone(), field(publish, id, name, now));
-            }
-            videos.push(Value::Object(video));
+            videos.push(video_fields::video(&fields, |name| {
+                field(publish, id, name, now)
+            }));
         }
         Ok(json!({ "videos": videos }))
     }
