@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::scale_out::{free_port, spawn_tidepost, wait_healthy};
+use crate::processes::*;
 use crate::support::*;
 
 /// Accounts and posts per account (under TikTok's 15 direct posts a day).
@@ -219,20 +219,7 @@ fn output_of(command: &mut Command) -> String {
 
 /// The processes' logs, for failure messages.
 fn logs(dir: &Path) -> String {
-    let mut out = String::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "log") {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(20).collect();
-            out.push_str(&format!("== {}\n", path.display()));
-            for line in tail.into_iter().rev() {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    out
+    log_tails(dir, 20)
 }
 
 async fn get_json(url: &str, key: &str) -> Value {
@@ -250,35 +237,7 @@ async fn get_json(url: &str, key: &str) -> Value {
 
 /// Connects the emulator creator `username` through the real OAuth flow; returns the account id.
 async fn connect(server: &str, emu: &str, key: &str, username: &str) -> String {
-    let http = bare_client();
-    let added = http
-        .post(format!("{emu}/_emulator/tiktok/creators"))
-        .json(&json!({"username": username}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(added.status(), StatusCode::CREATED);
-    let started = http
-        .post(format!("{server}/api/v1/connect/tiktok"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), StatusCode::CREATED);
-    let started: Value = started.json().await.unwrap();
-    let authorize = started["authorize_url"].as_str().unwrap();
-    let approved = http
-        .get(format!("{authorize}&emulator_creator={username}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(approved.status().is_redirection(), "{}", approved.status());
-    let landed = http.get(location(&approved)).send().await.unwrap();
-    assert!(
-        landed.status().is_success() || landed.status().is_redirection(),
-        "callback: {}",
-        landed.status()
-    );
+    connect_creator(&bare_client(), server, emu, key, username).await;
     let accounts = get_json(&format!("{server}/api/v1/accounts"), key).await;
     accounts["data"]
         .as_array()
@@ -362,42 +321,10 @@ async fn emulator_json(emu: &str, path: &str) -> Value {
 async fn postgres_stopped_and_started_during_work() {
     install_crypto();
     let pg = PrivatePg::start();
-    let emulator = tidepost_emulator::Emulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        tidepost_emulator::EmulatorConfig {
-            auto_approve: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("start the emulator");
+    let emulator = start_emulator().await;
     let emu = emulator.base_url();
     let dir = tempfile::tempdir().expect("temporary folder");
-    let keys = tidepost_vault::Keyring::generate_key_text();
-    use tidepost_vault::secrecy::ExposeSecret;
-    let env: Vec<(String, String)> = [
-        ("TIDEPOST_DATABASE_URL", pg.url()),
-        ("TIDEPOST_KEYS", keys.expose_secret().to_string()),
-        ("TIDEPOST_ALLOW_HTTP", "true".into()),
-        (
-            "TIDEPOST_DATA_DIR",
-            dir.path().join("data").display().to_string(),
-        ),
-        (
-            "TIDEPOST_TIKTOK_CLIENT_KEY",
-            "sandbox-tiktok-client-key".into(),
-        ),
-        (
-            "TIDEPOST_TIKTOK_CLIENT_SECRET",
-            "sandbox-tiktok-client-secret".into(),
-        ),
-        ("TIDEPOST_TIKTOK_AUTH_BASE_URL", format!("{emu}/tiktok/www")),
-        ("TIDEPOST_TIKTOK_API_BASE_URL", format!("{emu}/tiktok/open")),
-        ("TIDEPOST_LOG", "warn".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let env = tidepost_env(&pg.url(), dir.path(), &emu, &[]);
     let migrated = spawn_tidepost(dir.path(), "migrate", &["migrate"], &env, &[])
         .wait()
         .await

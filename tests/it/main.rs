@@ -24,6 +24,7 @@ mod media;
 mod openapi;
 mod ops;
 mod outbound_webhooks;
+mod processes;
 mod scale_out;
 mod security;
 mod sessions;

@@ -11,7 +11,6 @@
 //! lost answer can leave published on TikTok.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::process::Child;
 use tokio::sync::Semaphore;
 
+use crate::processes::*;
 use crate::support::*;
 
 /// Accounts connected, and posts per account (10 stays under TikTok's 15 direct posts a day).
@@ -89,47 +89,21 @@ pub struct Run {
 impl Cluster {
     pub async fn start(label: &'static str) -> Cluster {
         install_crypto();
-        let emulator = tidepost_emulator::Emulator::start(
-            "127.0.0.1:0".parse().unwrap(),
-            tidepost_emulator::EmulatorConfig {
-                auto_approve: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("start the emulator");
+        let emulator = start_emulator().await;
         let emu = emulator.base_url();
         let media = media_server().await;
         let db_url = tidepost_store::testing::TestDb::postgres_schema_url().await;
         let dir = tempfile::tempdir().expect("temporary folder");
-        let keys = tidepost_vault::Keyring::generate_key_text();
-        use tidepost_vault::secrecy::ExposeSecret;
-        let env: Vec<(String, String)> = vec![
-            ("TIDEPOST_DATABASE_URL", db_url.clone()),
-            ("TIDEPOST_KEYS", keys.expose_secret().to_string()),
-            ("TIDEPOST_ALLOW_HTTP", "true".into()),
-            (
-                "TIDEPOST_DATA_DIR",
-                dir.path().join("data").display().to_string(),
-            ),
-            (
-                "TIDEPOST_TIKTOK_CLIENT_KEY",
-                "sandbox-tiktok-client-key".into(),
-            ),
-            (
-                "TIDEPOST_TIKTOK_CLIENT_SECRET",
-                "sandbox-tiktok-client-secret".into(),
-            ),
-            ("TIDEPOST_TIKTOK_AUTH_BASE_URL", format!("{emu}/tiktok/www")),
-            ("TIDEPOST_TIKTOK_API_BASE_URL", format!("{emu}/tiktok/open")),
-            ("TIDEPOST_WORKER_CONCURRENCY", "8".into()),
-            // The pulled videos are served by this test on loopback.
-            ("TIDEPOST_WEBHOOKS_ALLOW_PRIVATE", "true".into()),
-            ("TIDEPOST_LOG", "warn".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let env = tidepost_env(
+            &db_url,
+            dir.path(),
+            &emu,
+            &[
+                ("TIDEPOST_WORKER_CONCURRENCY", "8"),
+                // The pulled videos are served by this test on loopback.
+                ("TIDEPOST_WEBHOOKS_ALLOW_PRIVATE", "true"),
+            ],
+        );
 
         // The schema comes from the binary under test, as an operator applies it.
         let migrated = spawn_tidepost(dir.path(), "migrate", &["migrate"], &env, &[])
@@ -228,37 +202,10 @@ impl Cluster {
         let mut usernames = Vec::new();
         for i in 0..ACCOUNTS {
             let username = format!("{}.creator{i:02}", self.label);
-            let added = http
-                .post(format!("{}/_emulator/tiktok/creators", self.emu))
-                .json(&json!({"username": username}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(added.status(), StatusCode::CREATED);
             let server = &self.servers[i % 2];
-            let started = http
-                .post(format!("{server}/api/v1/connect/tiktok"))
-                .bearer_auth(&self.api_key)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(started.status(), StatusCode::CREATED);
-            let started: Value = started.json().await.unwrap();
-            let authorize = started["authorize_url"].as_str().unwrap();
-            let approved = http
-                .get(format!("{authorize}&emulator_creator={username}"))
-                .send()
-                .await
-                .unwrap();
-            assert!(approved.status().is_redirection(), "{}", approved.status());
-            let callback = location(&approved);
+            let callback =
+                connect_creator(&http, server, &self.emu, &self.api_key, &username).await;
             assert!(callback.starts_with(server.as_str()), "{callback}");
-            let landed = http.get(&callback).send().await.unwrap();
-            assert!(
-                landed.status().is_success() || landed.status().is_redirection(),
-                "callback: {}",
-                landed.status()
-            );
             usernames.push(username);
         }
         let accounts: Value = http
@@ -676,22 +623,7 @@ impl Cluster {
 
     /// The processes' logs, for a failure message.
     fn logs(&self) -> String {
-        let mut out = String::new();
-        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_some_and(|e| e == "log") {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                    out.push_str(&format!("== {}\n", path.display()));
-                    for line in tail.into_iter().rev() {
-                        out.push_str(line);
-                        out.push('\n');
-                    }
-                }
-            }
-        }
-        out
+        log_tails(self.dir.path(), 15)
     }
 }
 
@@ -799,64 +731,4 @@ fn publicly_visible(p: &Value) -> bool {
     p["status"] == "PUBLISH_COMPLETE"
         && p["privacy_level"] == "PUBLIC_TO_EVERYONE"
         && p["post_ids"].as_array().is_some_and(|ids| !ids.is_empty())
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// The built binary with a clean tidepost environment plus `env` and `extra`, its output
-/// appended to `dir/NAME.log`. Killed when dropped.
-pub fn spawn_tidepost(
-    dir: &std::path::Path,
-    name: &str,
-    args: &[&str],
-    env: &[(String, String)],
-    extra: &[(&str, &str)],
-) -> Child {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidepost"));
-    command.current_dir(dir).kill_on_drop(true);
-    for (var, _) in std::env::vars() {
-        if var.starts_with("TIDEPOST_") || var == "DATABASE_URL" || var == "RUST_LOG" {
-            command.env_remove(var);
-        }
-    }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(format!("{name}.log")))
-        .expect("a log file");
-    command
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .envs(extra.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().expect("log file")))
-        .stderr(Stdio::from(log));
-    command.spawn().expect("start tidepost")
-}
-
-/// Waits (30 s at most) until `base/healthz` answers 200.
-pub async fn wait_healthy(base: &str, dir: &std::path::Path) {
-    let http = bare_client();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(answer) = http.get(format!("{base}/healthz")).send().await
-            && answer.status() == StatusCode::OK
-        {
-            return;
-        }
-        if Instant::now() > deadline {
-            let mut logs = String::new();
-            for entry in std::fs::read_dir(dir).unwrap().flatten() {
-                logs.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
-            }
-            panic!("{base} never became healthy:\n{logs}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
