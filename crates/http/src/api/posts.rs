@@ -1266,6 +1266,21 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(raw: &[u8]) -> Result
         .map_err(|e| Problem::invalid(format!("the body is not valid JSON for this action: {e}")))
 }
 
+/// What the two ways of settling a target whose outcome is unknown (`mark-published`,
+/// `send-again`) share: the `api` scope, an optional JSON body, the action, and the post as it
+/// then is.
+async fn settle_unknown<B: Default + serde::de::DeserializeOwned>(
+    caller: &Caller,
+    state: &HttpState,
+    raw: &[u8],
+    action: impl AsyncFnOnce(B) -> Result<PostView, PublishError>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let body: B = optional_body(raw)?;
+    let view = action(body).await.map_err(problem)?;
+    Ok(Json(render(state, &view).await?))
+}
+
 #[utoipa::path(
     post, path = "/api/v1/posts/{id}/targets/{target}/mark-published", tag = "posts",
     params(
@@ -1286,18 +1301,12 @@ async fn mark_published(
     Path((id, target)): Path<(String, String)>,
     raw: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
-    caller.require_scope("api")?;
-    let body: MarkPublishedBody = optional_body(&raw)?;
-    let view = publish::reconcile::mark_published(
-        &state.app,
-        &caller.workspace_id,
-        &id,
-        &target,
-        body.video.as_deref(),
-    )
+    settle_unknown(&caller, &state, &raw, async |body: MarkPublishedBody| {
+        let ws = &caller.workspace_id;
+        publish::reconcile::mark_published(&state.app, ws, &id, &target, body.video.as_deref())
+            .await
+    })
     .await
-    .map_err(problem)?;
-    Ok(Json(render(&state, &view).await?))
 }
 
 #[utoipa::path(
@@ -1320,16 +1329,9 @@ async fn send_again(
     Path((id, target)): Path<(String, String)>,
     raw: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
-    caller.require_scope("api")?;
-    let body: SendAgainBody = optional_body(&raw)?;
-    let view = publish::reconcile::send_again(
-        &state.app,
-        &caller.workspace_id,
-        &id,
-        &target,
-        body.confirm,
-    )
+    settle_unknown(&caller, &state, &raw, async |body: SendAgainBody| {
+        let ws = &caller.workspace_id;
+        publish::reconcile::send_again(&state.app, ws, &id, &target, body.confirm).await
+    })
     .await
-    .map_err(problem)?;
-    Ok(Json(render(&state, &view).await?))
 }
