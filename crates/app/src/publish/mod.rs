@@ -687,10 +687,7 @@ pub async fn retry(
     post_id: &str,
     target_id: &str,
 ) -> Result<PostView, PublishError> {
-    let target = posts::target(&app.db, workspace_id, target_id)
-        .await?
-        .filter(|t| t.post_id == post_id)
-        .ok_or(PublishError::NotFound("target"))?;
+    let target = target_of_post(app, workspace_id, post_id, target_id).await?;
     if reconcile::is_unknown(&target) {
         return Err(PublishError::Conflict(
             "TikTok may already have this post (its outcome is unknown): check the creator's profile, then mark it published or send it again with confirmation".into(),
@@ -712,19 +709,49 @@ pub async fn retry(
     )
     .await?
     {
-        return Err(PublishError::Conflict(
-            "the target changed meanwhile; reload and try again".into(),
-        ));
+        return Err(changed_meanwhile());
     }
-    posts::restart_publish(
-        &app.db,
+    posts::clear_error(&app.db, workspace_id, target_id, now).await?;
+    republish(
+        app,
         workspace_id,
+        post_id,
         target_id,
         target.init_generation,
         now,
     )
-    .await?;
-    posts::clear_error(&app.db, workspace_id, target_id, now).await?;
+    .await
+}
+
+/// The target `target_id` of the workspace's post `post_id`.
+pub(crate) async fn target_of_post(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+    target_id: &str,
+) -> Result<posts::Target, PublishError> {
+    posts::target(&app.db, workspace_id, target_id)
+        .await?
+        .filter(|t| t.post_id == post_id)
+        .ok_or(PublishError::NotFound("target"))
+}
+
+/// The conflict of a compare-and-set on a target that another change got to first.
+pub(crate) fn changed_meanwhile() -> PublishError {
+    PublishError::Conflict("the target changed meanwhile; reload and try again".into())
+}
+
+/// Starts the publish of a target already moved back to `queued` over (a new init generation
+/// after `generation`, nothing of the earlier upload kept) and queues it; returns the post.
+pub(crate) async fn republish(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+    target_id: &str,
+    generation: i64,
+    now: i64,
+) -> Result<PostView, PublishError> {
+    posts::restart_publish(&app.db, workspace_id, target_id, generation, now).await?;
     let fresh = posts::target(&app.db, workspace_id, target_id)
         .await?
         .ok_or(PublishError::NotFound("target"))?;

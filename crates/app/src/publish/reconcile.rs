@@ -29,7 +29,9 @@ use tidepost_store::accounts::{self, Account};
 use tidepost_store::posts::{self, Post, Target};
 use tidepost_store::{StoreError, events};
 
-use super::{Mode, PostOptions, PostView, PublishError, get, publish_job};
+use super::{
+    Mode, PostOptions, PostView, PublishError, changed_meanwhile, get, republish, target_of_post,
+};
 use crate::App;
 use crate::tokens::{self, TokenError};
 
@@ -441,10 +443,7 @@ async fn unknown_target(
     post_id: &str,
     target_id: &str,
 ) -> Result<Target, PublishError> {
-    let target = posts::target(&app.db, workspace_id, target_id)
-        .await?
-        .filter(|t| t.post_id == post_id)
-        .ok_or(PublishError::NotFound("target"))?;
+    let target = target_of_post(app, workspace_id, post_id, target_id).await?;
     if !is_unknown(&target) {
         return Err(PublishError::Conflict(format!(
             "this target is {} and its outcome is known: only a post whose outcome is unknown can be marked published or sent again this way",
@@ -496,9 +495,7 @@ pub async fn mark_published(
     )
     .await?
     {
-        return Err(PublishError::Conflict(
-            "the target changed meanwhile; reload and try again".into(),
-        ));
+        return Err(changed_meanwhile());
     }
     get(app, workspace_id, post_id).await
 }
@@ -534,27 +531,18 @@ pub async fn send_again(
     .await
     .map_err(StoreError::from)?;
     if moved.rows_affected() != 1 {
-        return Err(PublishError::Conflict(
-            "the target changed meanwhile; reload and try again".into(),
-        ));
+        return Err(changed_meanwhile());
     }
-    posts::restart_publish(
-        &app.db,
+    tracing::info!(target_id = %target_id, "unknown outcome: sent again at the user's request");
+    republish(
+        app,
         workspace_id,
+        post_id,
         target_id,
         target.init_generation,
         now,
     )
-    .await?;
-    let fresh = posts::target(&app.db, workspace_id, target_id)
-        .await?
-        .ok_or(PublishError::NotFound("target"))?;
-    tracing::info!(target_id = %target_id, "unknown outcome: sent again at the user's request");
-    app.queue
-        .enqueue(publish_job(&fresh, now))
-        .await
-        .map_err(|e| PublishError::Unavailable(e.to_string()))?;
-    get(app, workspace_id, post_id).await
+    .await
 }
 
 #[cfg(test)]
