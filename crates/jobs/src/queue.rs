@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use sqlx::AnyConnection;
-use tidepost_store::Db;
+use tidepost_store::{Db, multi_row};
 use tokio::sync::{Notify, oneshot};
 
 use crate::job::NewJob;
@@ -277,27 +277,14 @@ async fn insert_rows(
     conn: &mut AnyConnection,
     rows: &[Row],
 ) -> Result<Vec<Result<Enqueued, String>>> {
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let p = |n: usize| format!("${}", 9 * i + n);
-            format!(
-                "({}, {}, {}, {}, {}, {}, 'queued', {}, 0, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7),
-                p(8),
-                p(9),
-                p(9)
-            )
-        })
-        .collect();
+    let values = multi_row::values(
+        "(?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, 0, ?8, ?9, ?9)",
+        rows.len(),
+        0,
+    );
     let sql = format!(
         "INSERT INTO jobs {COLUMNS} VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        values.join(", ")
+        values
     );
     let mut query = sqlx::query_scalar::<_, String>(&sql);
     for row in rows {

@@ -22,6 +22,7 @@ pub mod instagram;
 pub mod limits;
 pub mod login_attempts;
 pub mod media;
+pub mod multi_row;
 pub mod oauth_states;
 pub mod posts;
 pub mod sessions;

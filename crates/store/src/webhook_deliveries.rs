@@ -17,7 +17,7 @@
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use crate::{Db, Result};
+use crate::{Db, Result, multi_row};
 
 /// Where a delivery stands.
 pub const PENDING: &str = "pending";
@@ -202,30 +202,17 @@ pub async fn insert_many_in(
 ) -> Result<Vec<String>> {
     let mut inserted = Vec::with_capacity(deliveries.len());
     for chunk in deliveries.chunks(MAX_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = |n: usize| format!("${}", 10 * i + n);
-                format!(
-                    "({}, {}, {}, {}, {}, {}, 'pending', 0, 0, 0, {}, NULL, NULL, {}, {}, {}, NULL)",
-                    p(1),
-                    p(2),
-                    p(3),
-                    p(4),
-                    p(5),
-                    p(6),
-                    p(7),
-                    p(8),
-                    p(9),
-                    p(10)
-                )
-            })
-            .collect();
+        let values = multi_row::values(
+            "(?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, 0, 0, ?7, NULL, NULL, ?8, ?9, ?10, NULL)",
+            chunk.len(),
+            0,
+        );
         let sql = format!(
             "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, event_type, body, \
              state, attempts, auto_attempts, resends, next_attempt_at, last_status, last_error, \
              event_created_at, created_at, updated_at, finished_at) VALUES {} \
              ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id",
-            values.join(", ")
+            values
         );
         let mut query = sqlx::query_scalar::<_, String>(&sql);
         for d in chunk {
@@ -388,27 +375,15 @@ pub async fn record_delivered_in(
         if numbered.is_empty() {
             continue;
         }
-        let values: Vec<String> = (0..numbered.len())
-            .map(|i| {
-                let p = |n: usize| format!("${}", 9 * i + n + 1);
-                format!(
-                    "({}, $1, {}, {}, 'auto', {}, {}, {}, {}, {}, {})",
-                    p(1),
-                    p(2),
-                    p(3),
-                    p(4),
-                    p(5),
-                    p(6),
-                    p(7),
-                    p(8),
-                    p(9)
-                )
-            })
-            .collect();
+        let values = multi_row::values(
+            "(?1, $1, ?2, ?3, 'auto', ?4, ?5, ?6, ?7, ?8, ?9)",
+            numbered.len(),
+            1,
+        );
         let sql = format!(
             "INSERT INTO webhook_attempts (id, workspace_id, delivery_id, attempt, cause, url, \
              status_code, latency_ms, response_excerpt, error, started_at) VALUES {}",
-            values.join(", ")
+            values
         );
         let mut query = sqlx::query(&sql).bind(workspace_id);
         for a in &numbered {
