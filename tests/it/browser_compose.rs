@@ -338,7 +338,7 @@ async fn compose_publish_and_schedule(width: u32, height: u32) {
         .unwrap();
     b.click("#reschedule button[type=submit]:not([name])").await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    let expected = later.strftime("%Y-%m-%dT%H:%M").to_string();
+    let expected = later.strftime("%Y-%m-%d %H:%M").to_string();
     while !b.text_of("#scheduled-at").await.contains(&expected) {
         assert!(
             Instant::now() < deadline,
