@@ -8,7 +8,7 @@
 //! itself, every post is published exactly once on the emulator, no job is given up, and every
 //! webhook the emulator delivered is stored and applied once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -593,43 +593,6 @@ async fn postgres_stopped_and_started_during_work() {
     }
 
     // Every webhook the emulator sent was stored once and applied (it retries a refused one).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let attempts = emulator_json(&emu, "/_emulator/webhooks").await;
-        let attempts = attempts["attempts"].as_array().unwrap();
-        let sent: HashSet<&str> = attempts
-            .iter()
-            .map(|a| a["body"].as_str().unwrap())
-            .collect();
-        let delivered: HashSet<&str> = attempts
-            .iter()
-            .filter(|a| a["status"] == 200)
-            .map(|a| a["body"].as_str().unwrap())
-            .collect();
-        let rows: Vec<(String, Option<i64>)> =
-            sqlx::query_as("SELECT body, applied_at FROM inbound_events WHERE provider = 'tiktok'")
-                .fetch_all(db.pool())
-                .await
-                .unwrap();
-        let stored: HashSet<&str> = rows.iter().map(|(b, _)| b.as_str()).collect();
-        let applied = rows.iter().filter(|(_, at)| at.is_some()).count();
-        if delivered.len() == sent.len() && applied == rows.len() {
-            assert_eq!(rows.len(), stored.len(), "an event stored twice");
-            assert_eq!(
-                stored, delivered,
-                "stored events differ from delivered ones"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "webhooks: {} sent, {} delivered, {} stored, {} applied",
-            sent.len(),
-            delivered.len(),
-            rows.len(),
-            applied
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_webhooks_stored_once(&emu, &db).await;
     db.close().await;
 }

@@ -4,6 +4,7 @@
 //! reading the logs back for failure messages, and connecting an emulator creator through the
 //! real OAuth flow.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -178,4 +179,55 @@ pub async fn connect_creator(
         landed.status()
     );
     callback
+}
+
+/// Waits (60 s at most) until every webhook the emulator at `emu` sent has got through (it
+/// retries a refused one) and every TikTok event in `db` is applied, then checks that each
+/// delivered event was stored exactly once. Returns how many events were stored.
+pub async fn wait_webhooks_stored_once(emu: &str, db: &tidepost_store::Db) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempts: Value = bare_client()
+            .get(format!("{emu}/_emulator/webhooks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let attempts = attempts["attempts"].as_array().unwrap();
+        let sent: HashSet<&str> = attempts
+            .iter()
+            .map(|a| a["body"].as_str().unwrap())
+            .collect();
+        let delivered: HashSet<&str> = attempts
+            .iter()
+            .filter(|a| a["status"] == 200)
+            .map(|a| a["body"].as_str().unwrap())
+            .collect();
+        let rows: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT body, applied_at FROM inbound_events WHERE provider = 'tiktok'")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        let stored: HashSet<&str> = rows.iter().map(|(b, _)| b.as_str()).collect();
+        let applied = rows.iter().filter(|(_, at)| at.is_some()).count();
+        if delivered.len() == sent.len() && applied == rows.len() {
+            assert_eq!(rows.len(), stored.len(), "an event stored twice");
+            assert_eq!(
+                stored, delivered,
+                "stored events differ from delivered ones"
+            );
+            return rows.len();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhooks: {} sent, {} delivered, {} stored, {} applied",
+            sent.len(),
+            delivered.len(),
+            rows.len(),
+            applied
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -511,54 +511,9 @@ impl Cluster {
         );
 
         // Every webhook stored once and applied once.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let attempts: Value = http
-                .get(format!("{}/_emulator/webhooks", self.emu))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let attempts = attempts["attempts"].as_array().unwrap();
-            let delivered: HashSet<&str> = attempts
-                .iter()
-                .filter(|a| a["status"] == 200)
-                .map(|a| a["body"].as_str().unwrap())
-                .collect();
-            let all: HashSet<&str> = attempts
-                .iter()
-                .map(|a| a["body"].as_str().unwrap())
-                .collect();
-            let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-                "SELECT body, applied_at FROM inbound_events WHERE provider = 'tiktok'",
-            )
-            .fetch_all(self.db.pool())
-            .await
-            .unwrap();
-            let stored: HashSet<&str> = rows.iter().map(|(b, _)| b.as_str()).collect();
-            let applied = rows.iter().filter(|(_, at)| at.is_some()).count();
-            if delivered.len() == all.len() && applied == rows.len() {
-                assert_eq!(rows.len(), stored.len(), "an event stored twice");
-                assert_eq!(
-                    stored, delivered,
-                    "stored events differ from delivered ones"
-                );
-                // Each publish sends at least post.publish.complete.
-                assert!(rows.len() >= run.posts.len(), "{} events", rows.len());
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "webhooks: {} bodies, {} delivered, {} stored, {} applied",
-                all.len(),
-                delivered.len(),
-                rows.len(),
-                applied
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        let events = wait_webhooks_stored_once(&self.emu, &self.db).await;
+        // Each publish sends at least post.publish.complete.
+        assert!(events >= run.posts.len(), "{events} events");
         eprintln!(
             "scale_out {}: {} posts ({} init outcomes unknown, {} of them received by TikTok), {} refreshes, {} provider requests",
             self.label,
@@ -660,32 +615,16 @@ async fn submit(
     media: &str,
 ) -> String {
     let http = bare_client();
+    let url = format!("{server}/api/v1/posts");
     if n.is_multiple_of(4) {
         let body = json!({
             "account_id": account_id, "mode": "direct", "caption": caption,
             "privacy_level": "PUBLIC_TO_EVERYONE", "idempotency_key": caption,
             "media_url": format!("{media}/media/{n}.mp4"),
         });
-        for attempt in 0..3 {
-            match http
-                .post(format!("{server}/api/v1/posts"))
-                .bearer_auth(key)
-                .json(&body)
-                .send()
-                .await
-            {
-                Ok(answer) => {
-                    let status = answer.status();
-                    let body: Value = answer.json().await.unwrap_or(Value::Null);
-                    assert_eq!(status, StatusCode::ACCEPTED, "{caption}: {body}");
-                    return body["id"].as_str().unwrap().to_string();
-                }
-                Err(err) if attempt < 2 => eprintln!("{caption}: {err}; again"),
-                Err(err) => panic!("{caption}: {err}"),
-            }
-        }
+        return post_with_retries(caption, || http.post(&url).bearer_auth(key).json(&body)).await;
     }
-    for attempt in 0..3 {
+    post_with_retries(caption, || {
         let mut video = vec![0u8; 16 * 1024];
         video[..8].copy_from_slice(&(n as u64).to_le_bytes());
         let privacy = if n.is_multiple_of(2) {
@@ -706,13 +645,16 @@ async fn submit(
                     .mime_str("video/mp4")
                     .unwrap(),
             );
-        match http
-            .post(format!("{server}/api/v1/posts"))
-            .bearer_auth(key)
-            .multipart(form)
-            .send()
-            .await
-        {
+        http.post(&url).bearer_auth(key).multipart(form)
+    })
+    .await
+}
+
+/// Sends the request `request` builds (3 tries at most: again on a transport error, the post
+/// carrying its idempotency key); the answer must be 202. Returns the post id.
+async fn post_with_retries(caption: &str, request: impl Fn() -> reqwest::RequestBuilder) -> String {
+    for attempt in 0..3 {
+        match request().send().await {
             Ok(answer) => {
                 let status = answer.status();
                 let body: Value = answer.json().await.unwrap_or(Value::Null);
