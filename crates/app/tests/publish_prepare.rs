@@ -8,7 +8,7 @@ mod publish_support;
 use std::time::Duration;
 
 use publish_support::*;
-use tidepost_app::publish::{Mode, limits};
+use tidepost_app::publish::limits;
 use tidepost_store::accounts;
 use tidepost_store::limits::Admission;
 
@@ -23,11 +23,7 @@ on_both!(
     killed_while_waiting_for_a_token_refresh,
     |backend| async move {
         let h = harness(backend).await;
-        let (media, sha) = h.media(1_000_000).await;
-        let view = h
-            .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
-            .await
-            .unwrap();
+        let (view, sha) = h.submit_private(1_000_000).await;
         let target_id = view.targets[0].id.clone();
         let db = &h.app.db;
 
@@ -84,11 +80,7 @@ on_both!(
                 Admission::Admitted
             );
         }
-        let (media, _) = h.media(1_000_000).await;
-        let view = h
-            .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
-            .await
-            .unwrap();
+        let (view, _) = h.submit_private(1_000_000).await;
         let target_id = view.targets[0].id.clone();
         let report = h.drain().await;
         assert_eq!(report.retrying, 1, "{report:?}");

@@ -307,11 +307,7 @@ on_both!(
     send_again_needs_confirmation_and_retry_refuses,
     |backend| async move {
         let h = harness(backend).await;
-        let (media, _) = h.media(1_000_000).await;
-        let view = h
-            .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
-            .await
-            .unwrap();
+        let (view, _) = h.submit_private(1_000_000).await;
         let (post_id, target_id) = (view.post.id.clone(), view.targets[0].id.clone());
         lose_init_answer(&h, &target_id, None).await;
         let target = h.run_to_final(&target_id).await;

@@ -59,11 +59,7 @@ on_both!(
     lost_init_answer_is_reconciled_never_resent,
     |backend| async move {
         let h = harness(backend).await;
-        let (media, sha) = h.media(1_000_000).await;
-        let view = h
-            .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
-            .await
-            .unwrap();
+        let (view, sha) = h.submit_private(1_000_000).await;
         let target_id = view.targets[0].id.clone();
         // First run: init succeeds and its publish id is stored, but the process "dies" before the
         // step's outcome is recorded. Simulated by running the job once, then erasing the outcome.
@@ -93,11 +89,7 @@ on_both!(
 
 on_both!(unknown_init_outcome_fails_safe, |backend| async move {
     let h = harness(backend).await;
-    let (media, _) = h.media(1_000_000).await;
-    let view = h
-        .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
-        .await
-        .unwrap();
+    let (view, _) = h.submit_private(1_000_000).await;
     let target_id = view.targets[0].id.clone();
     // A crash after the intent was recorded and before anything came back: claim the job,
     // record the intent as the handler would, and "crash" (the lease expires).
@@ -166,11 +158,7 @@ on_both!(
     revoked_access_token_mid_publish_refreshes_once_and_goes_on,
     |backend| async move {
         let h = harness(backend).await;
-        let (media, sha) = h.media(12_000_000).await;
-        let view = h
-            .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
-            .await
-            .unwrap();
+        let (view, sha) = h.submit_private(12_000_000).await;
         // TikTok now refuses every access token issued so far (refresh tokens still work): the
         // job's init gets a 401, refreshes once under the lease, and carries on.
         h.set_faults(serde_json::json!({"revoke_all_tokens": true}))

@@ -167,6 +167,17 @@ impl Harness {
         }
     }
 
+    /// A private direct post of a new video of `size` bytes ([`Self::media`]); returns the
+    /// post and the video's SHA-256.
+    pub async fn submit_private(&self, size: usize) -> (publish::PostView, String) {
+        let (media, sha) = self.media(size).await;
+        let view = self
+            .submit_file(&media.id, Mode::Direct, self.direct_options("SELF_ONLY"))
+            .await
+            .unwrap();
+        (view, sha)
+    }
+
     pub async fn submit_file(
         &self,
         media_id: &str,
