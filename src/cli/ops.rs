@@ -10,7 +10,7 @@ use tidepost_store::{Db, workspaces};
 use super::Failure;
 
 async fn connect(config: &Config) -> Result<Db, Failure> {
-    Ok(Db::connect(&config.database_url).await?)
+    Ok(Db::connect_with(&config.database_url, config.database_max_connections).await?)
 }
 
 pub async fn migrate(config: Config) -> Result<(), Failure> {

@@ -16,7 +16,7 @@ use super::Failure;
 
 /// Connects, migrates and builds the application handle shared by every long-running role.
 async fn build_app(config: Config, emulator: Option<&Emulator>) -> Result<App, Failure> {
-    let db = Db::connect(&config.database_url).await?;
+    let db = Db::connect_with(&config.database_url, config.database_max_connections).await?;
     db.migrate().await?;
     let keyring = tidepost_app::keys::load_keyring(&config)?;
     let providers = Providers::from_config(&config, emulator.map(|e| e.base_url()).as_deref());

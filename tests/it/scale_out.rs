@@ -100,6 +100,9 @@ impl Cluster {
             &emu,
             &[
                 ("TIDEPOST_WORKER_CONCURRENCY", "8"),
+                // Four processes beside the other PostgreSQL tests of this run, within the
+                // server's 100 connections (deploy.md: sizing the pools).
+                ("TIDEPOST_DATABASE_MAX_CONNECTIONS", "12"),
                 // The pulled videos are served by this test on loopback.
                 ("TIDEPOST_WEBHOOKS_ALLOW_PRIVATE", "true"),
             ],

@@ -41,6 +41,8 @@ pub const SETTINGS: &[Setting] = &[
     setting!("database_url", flag: Some("--database"), env: ["TIDEPOST_DATABASE_URL", "DATABASE_URL"],
         default: Some("sqlite://tidepost.db"), secret: false,
         "`sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`. A password in the URL is masked in output."),
+    setting!("database_max_connections", flag: None, env: ["TIDEPOST_DATABASE_MAX_CONNECTIONS"], default: None, secret: false,
+        "Most database connections one process opens at once. Default: 8 on SQLite, 16 on PostgreSQL. On PostgreSQL every `serve` and `worker` holds up to this many, so keep their sum under the server's `max_connections` (100 unless changed); give each at least `worker_concurrency` + 4."),
     setting!("public_url", flag: None, env: ["TIDEPOST_PUBLIC_URL"], default: None, secret: false,
         "The URL people and providers reach tidepost at (`https://…` outside sandbox mode). Defaults to `http://` + listen."),
     setting!("sandbox", flag: Some("--sandbox"), env: ["TIDEPOST_SANDBOX"], default: Some("false"), secret: false,
@@ -393,6 +395,8 @@ pub enum KeySource {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// `database_max_connections`; `None`: the backend's default.
+    pub database_max_connections: Option<u32>,
     pub public_url: Url,
     pub sandbox: bool,
     pub allow_http: bool,
@@ -581,6 +585,11 @@ impl Config {
                 setting: "database_url",
                 message: "give sqlite://PATH or postgres://…".into(),
             })?;
+        let database_max_connections =
+            raw.parse("database_max_connections", |v| match v.parse::<u32>() {
+                Ok(n) if (2..=1000).contains(&n) => Ok(n),
+                _ => Err(format!("expected a whole number from 2 to 1000, got {v:?}")),
+            })?;
         let tls_cert = raw.parse("tls_cert", |v| Ok(PathBuf::from(v)))?;
         let tls_key = raw.parse("tls_key", |v| Ok(PathBuf::from(v)))?;
         let tls = match (tls_cert, tls_key) {
@@ -700,6 +709,7 @@ impl Config {
             token_refresh_window_secs,
             listen,
             database_url,
+            database_max_connections,
             public_url,
             sandbox: raw.bool("sandbox")?.unwrap_or(false),
             allow_http: raw.bool("allow_http")?.unwrap_or(false),
@@ -883,6 +893,25 @@ mod tests {
             err.to_string(),
             "tls_key is required: tls_cert is set, give its key too"
         );
+    }
+
+    #[test]
+    fn the_pool_size_is_the_backends_default_or_a_sane_number() {
+        assert_eq!(load(&[], &[]).unwrap().database_max_connections, None);
+        let env = [("TIDEPOST_DATABASE_MAX_CONNECTIONS", "12")];
+        assert_eq!(load(&[], &env).unwrap().database_max_connections, Some(12));
+        for bad in ["1", "0", "-3", "many", "5000"] {
+            let env = [("TIDEPOST_DATABASE_MAX_CONNECTIONS", bad)];
+            let err = load(&[], &env).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "invalid database_max_connections (from environment \
+                     TIDEPOST_DATABASE_MAX_CONNECTIONS): expected a whole number from 2 to \
+                     1000, got {bad:?}"
+                )
+            );
+        }
     }
 
     #[test]

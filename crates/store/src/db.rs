@@ -30,6 +30,16 @@ impl Dialect {
         }
     }
 
+    /// How many connections one process opens at most unless told otherwise: SQLite has one
+    /// writer at a time, so more would only wait; PostgreSQL's default server limit of 100 fits
+    /// six processes of 16.
+    pub fn default_max_connections(self) -> u32 {
+        match self {
+            Dialect::Sqlite => 8,
+            Dialect::Postgres => 16,
+        }
+    }
+
     fn migrator(self) -> &'static Migrator {
         match self {
             Dialect::Sqlite => &SQLITE_MIGRATIONS,
@@ -76,41 +86,48 @@ impl std::fmt::Debug for Shared {
 
 impl Db {
     /// Connects to `url`: `sqlite://PATH` (the file is created if missing) or
-    /// `postgres://…` / `postgresql://…`.
+    /// `postgres://…` / `postgresql://…`, with the default pool size of its backend.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, None).await
+    }
+
+    /// [`Db::connect`] with at most `max_connections` open at once (default:
+    /// [`Dialect::default_max_connections`]). On PostgreSQL every process holds up to this
+    /// many of the server's `max_connections`, so N servers and M workers need
+    /// (N + M) × this below it.
+    pub async fn connect_with(url: &str, max_connections: Option<u32>) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let (dialect, url) = normalize_url(url)?;
         let options =
             AnyConnectOptions::from_str(&url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
         let pool_options = match dialect {
             Dialect::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            // temp_store=MEMORY: a multi-row insert that may skip
-                            // conflicting rows keeps a statement journal, which SQLite would
-                            // otherwise write to a new temporary file (created, then deleted)
-                            // for every such statement: that file churn was the largest cost
-                            // of a grouped webhook commit.
-                            //
-                            // wal_autocheckpoint=0: the WAL is copied back into the database
-                            // by a background task (see `checkpoint_in_background`), not by
-                            // whichever commit crosses the threshold; that commit (and every
-                            // write queued behind it) used to wait for the copy and its fsync.
-                            conn.execute(
-                                "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
+                AnyPoolOptions::new().after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        // temp_store=MEMORY: a multi-row insert that may skip
+                        // conflicting rows keeps a statement journal, which SQLite would
+                        // otherwise write to a new temporary file (created, then deleted)
+                        // for every such statement: that file churn was the largest cost
+                        // of a grouped webhook commit.
+                        //
+                        // wal_autocheckpoint=0: the WAL is copied back into the database
+                        // by a background task (see `checkpoint_in_background`), not by
+                        // whichever commit crosses the threshold; that commit (and every
+                        // write queued behind it) used to wait for the copy and its fsync.
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
                              PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; \
                              PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
+                        )
+                        .await?;
+                        Ok(())
                     })
+                })
             }
-            Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
+            Dialect::Postgres => AnyPoolOptions::new(),
         };
         let pool = pool_options
+            .max_connections(max_connections.unwrap_or(dialect.default_max_connections()))
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
@@ -361,6 +378,31 @@ mod tests {
         a.close().await;
         b.close().await;
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    // The pool opens no more connections than it was given, and its backend's default when
+    // given none: a connection past the limit waits for one to be returned.
+    #[tokio::test]
+    async fn the_pool_size_is_the_one_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/p.db", dir.path().display());
+        let default = Db::connect(&url).await.unwrap();
+        assert_eq!(default.pool().options().get_max_connections(), 8);
+        default.close().await;
+
+        let db = Db::connect_with(&url, Some(2)).await.unwrap();
+        let first = db.pool().acquire().await.unwrap();
+        let second = db.pool().acquire().await.unwrap();
+        let third = tokio::time::timeout(Duration::from_millis(300), db.pool().acquire()).await;
+        assert!(
+            third.is_err(),
+            "a third connection was opened past the limit of 2"
+        );
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), db.pool().acquire()).await;
+        assert!(third.is_ok(), "a returned connection was not handed on");
+        drop((second, third));
+        db.close().await;
     }
 
     // Every SQLite connection is set up for the server's write pattern: WAL, and temporary
