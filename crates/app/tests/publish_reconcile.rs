@@ -350,6 +350,25 @@ on_both!(
         assert_eq!(target.state, "published", "{target:?}");
         assert_eq!(target.init_generation, 1);
         assert_eq!(h.publishes().await.len(), 1);
+        // A run of the first attempt that stalled and answers only now stores nothing over
+        // the publish sent again.
+        let late = tidepost_store::posts::set_publish(
+            &h.app.db,
+            &h.ws,
+            &target_id,
+            0,
+            "v_pub_late",
+            None,
+            None,
+            tidepost_domain::now_ms(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !late,
+            "a late answer of generation 0 was stored over generation 1"
+        );
+        assert_eq!(h.target(&target_id).await.publish_id, target.publish_id);
         // Another workspace cannot see it.
         let other =
             reconcile::mark_published(&h.app, "another-workspace", &post_id, &target_id, None)

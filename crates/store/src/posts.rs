@@ -330,19 +330,24 @@ pub async fn reserve_init_in(
     Ok(())
 }
 
-/// Stores what init returned. Written before anything else happens with the publish.
+/// Stores what init returned for init generation `generation`. Written before anything else
+/// happens with the publish. False when the target has moved on to another generation
+/// meanwhile (a person sent it again while this answer was late): nothing is written, so a
+/// stalled run cannot put its publish in place of the current one.
+#[allow(clippy::too_many_arguments)]
 pub async fn set_publish(
     db: &Db,
     workspace_id: &str,
     id: &str,
+    generation: i64,
     publish_id: &str,
     upload_url: Option<&str>,
     upload_url_expires_at: Option<i64>,
     now: i64,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let done = sqlx::query(
         "UPDATE post_targets SET publish_id = $1, upload_url = $2, upload_url_expires_at = $3, chunks_acked = 0, \
-         bytes_sent = 0, updated_at = $4 WHERE workspace_id = $5 AND id = $6",
+         bytes_sent = 0, updated_at = $4 WHERE workspace_id = $5 AND id = $6 AND init_generation = $7",
     )
     .bind(publish_id)
     .bind(upload_url)
@@ -350,9 +355,10 @@ pub async fn set_publish(
     .bind(now)
     .bind(workspace_id)
     .bind(id)
+    .bind(generation)
     .execute(db.pool())
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Records that chunks `0..chunks_acked` are acknowledged (never goes down).
@@ -553,7 +559,8 @@ pub async fn list_filtered(
 /// The times at which an account's targets count against a daily limit, in `(from, to)`,
 /// oldest first: a target that reached the provider counts from its init (`init_at`), one
 /// waiting for its time from `scheduled_at`, any other from its creation. Failed and cancelled
-/// targets do not count. `modes` narrows to those modes (TikTok's direct posts and inbox
+/// targets do not count, nor inbox drafts the creator has posted (TikTok's inbox cap counts
+/// drafts still pending). `modes` narrows to those modes (TikTok's direct posts and inbox
 /// drafts have separate limits); `except_post` leaves out one post's targets (the post being
 /// rescheduled).
 pub async fn limit_events_in(
@@ -567,6 +574,7 @@ pub async fn limit_events_in(
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "SELECT COALESCE(init_at, scheduled_at, created_at) AS at, mode FROM post_targets \
          WHERE account_id = $1 AND state NOT IN ('failed', 'cancelled') \
+         AND NOT (mode = 'inbox' AND COALESCE(provider_status, '') = 'PUBLISH_COMPLETE') \
          AND COALESCE(init_at, scheduled_at, created_at) > $2 \
          AND COALESCE(init_at, scheduled_at, created_at) < $3 \
          AND ($4 IS NULL OR post_id <> $4) ORDER BY at ASC",

@@ -599,7 +599,9 @@ pub async fn submit(
         &prepared.source,
         prepared.bytes_total,
     );
-    store_and_enqueue(app, post, target).await
+    // Meta counts what it published; what is queued here is not checked again (that would
+    // ask Meta a second time).
+    store_and_enqueue(app, post, target, None).await
 }
 
 /// Checks an Instagram target without storing anything or calling Meta: each item resolved
@@ -919,16 +921,22 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
             )
             .await?;
             let id = create_containers(&run, &target).await?;
-            posts::set_publish(
+            let stored = posts::set_publish(
                 &app.db,
                 &r.workspace_id,
                 &r.target_id,
+                generation,
                 &id,
                 None,
                 None,
                 ctx.clock().now_ms(),
             )
             .await?;
+            if !stored {
+                // A retry started another generation while this run was stalled: its
+                // container is left unused (it expires at Meta unpublished).
+                return Ok(());
+            }
             advance(
                 app,
                 &r.workspace_id,

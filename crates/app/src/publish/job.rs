@@ -243,16 +243,27 @@ async fn init(
                     .encrypt_str(u.expose_secret(), &upload_url_aad(&target.id))
             });
             let expires = sealed.as_ref().map(|_| now + UPLOAD_URL_TTL_MS);
-            posts::set_publish(
+            let stored = posts::set_publish(
                 &app.db,
                 &target.workspace_id,
                 &target.id,
+                target.init_generation,
                 &init.publish_id,
                 sealed.as_deref(),
                 expires,
                 now,
             )
             .await?;
+            if !stored {
+                // This run stalled past its lease; the target was settled and sent again by
+                // a person meanwhile, under a new generation that this answer must not touch.
+                intent
+                    .record(&json!({"superseded": true, "late_publish_id": init.publish_id}))
+                    .await?;
+                tracing::warn!(target_id = %target.id, publish_id = %init.publish_id,
+                    "a late TikTok publish answer for an earlier attempt was not stored");
+                return Ok(());
+            }
             intent
                 .record(&json!({"publish_id": init.publish_id}))
                 .await?;
