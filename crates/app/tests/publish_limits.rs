@@ -174,6 +174,40 @@ on_both!(quotas_refuse_with_the_next_slot, |backend| async move {
     assert!(message.contains("inbox"), "{message}");
 });
 
+// Posts accepted but not sent yet hold their slots: with a daily cap of 2, two posts waiting
+// for a worker leave no room for a third, and of several requests racing for the last slot
+// exactly one is accepted.
+on_both!(
+    waiting_posts_count_against_the_daily_cap,
+    |backend| async move {
+        let h = harness_with(backend, &[("tiktok_direct_post_daily_cap", "2")], |_| {}).await;
+        let (media, _) = h.media(100_000).await;
+        let before = tidepost_domain::now_ms();
+        h.submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
+            .await
+            .unwrap();
+        let race = || h.submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"));
+        let (a, b, c, d) = tokio::join!(race(), race(), race(), race());
+        let results = [a, b, c, d];
+        let accepted = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(accepted, 1, "{results:?}");
+        for refused in results.into_iter().filter_map(Result::err) {
+            let PublishError::Quota {
+                message,
+                next_slot_ms,
+            } = refused
+            else {
+                panic!("{refused}")
+            };
+            assert!(message.contains("daily cap of 2 direct"), "{message}");
+            assert!(message.contains("already waiting"), "{message}");
+            assert!(next_slot_ms >= before + 86_400_000, "{next_slot_ms}");
+        }
+        // Nothing was sent: both accepted posts are still waiting for a worker.
+        assert!(h.publishes().await.is_empty());
+    }
+);
+
 on_both!(unaudited_app_rules, |backend| async move {
     let h = harness_with(
         backend,

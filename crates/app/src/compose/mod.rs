@@ -606,14 +606,52 @@ async fn place(
     }
 }
 
-/// The lock a target's limit is checked under: one per account. A TikTok account's is the one
-/// `publish::limits::reserve_init` takes before an init, so a post being scheduled and one
-/// being sent never count the account's posts at the same time.
-fn limit_lock_key(account: &Account) -> String {
-    if account.platform == crate::instagram::PLATFORM {
-        format!("instagram:quota:{}", account.id)
-    } else {
-        format!("tiktok:quota:{}", account.id)
+/// The daily limit of one target of `prepared` sent now, for [`admit_now_in`].
+pub(crate) async fn limit_now(app: &App, prepared: &Prepared, now: i64) -> LimitCheck {
+    let (modes, cap, message) = limit_of(app, prepared).await;
+    LimitCheck {
+        modes,
+        cap,
+        message,
+        at: now,
+        next_free: false,
+    }
+}
+
+/// Admits one post of `account` sent now under `limit`, inside the write transaction `conn`
+/// and under the account's lock, counting every post of the account that is sent, waiting to
+/// be sent or scheduled: how a single-account post is accepted, so that requests racing for
+/// the last slot of the day accept one and refuse the others with the time a slot opens.
+pub(crate) async fn admit_now_in(
+    conn: &mut sqlx::AnyConnection,
+    app: &App,
+    account: &Account,
+    limit: &LimitCheck,
+) -> Result<(), PublishError> {
+    let key = publish::limits::quota_lock_key(account);
+    tidepost_store::limits::lock_in(conn, app.db.dialect(), &key).await?;
+    let events = posts::limit_events_in(
+        conn,
+        &account.id,
+        limit.modes.as_deref(),
+        limit.at - schedule::DAY_MS,
+        limit.at + LOOKAHEAD_MS,
+        None,
+    )
+    .await?;
+    match decide(&events, limit.at, limit.cap, false) {
+        Ok(_) => Ok(()),
+        Err(next) => {
+            let next = next.unwrap_or(limit.at + schedule::DAY_MS);
+            Err(PublishError::Quota {
+                message: format!(
+                    "{}, counting the posts already waiting to be sent or scheduled; the next slot opens at {}",
+                    limit.message,
+                    tidepost_domain::time::rfc3339(next)
+                ),
+                next_slot_ms: next,
+            })
+        }
     }
 }
 
@@ -636,7 +674,7 @@ async fn recheck_in(
     let mut keys: Vec<String> = targets
         .iter()
         .filter(|t| t.limit.is_some())
-        .map(|t| limit_lock_key(&t.prepared.account))
+        .map(|t| publish::limits::quota_lock_key(&t.prepared.account))
         .collect();
     keys.sort_unstable();
     keys.dedup();

@@ -36,6 +36,13 @@ pub fn posting_key(account_id: &str) -> String {
 /// a few milliseconds inside the window of the 1st (the fan-out benchmark saw it happen).
 pub const POSTING_WINDOW_MARGIN_MS: i64 = 1_000;
 
+/// The lock an account's post quotas are checked under, one per account: taken by
+/// [`reserve_init`] before a TikTok init and by the composer when it accepts or moves a post,
+/// so a post being scheduled and one being sent never count the account's posts at once.
+pub fn quota_lock_key(account: &Account) -> String {
+    format!("{}:quota:{}", account.platform, account.id)
+}
+
 /// Takes a slot on the posting endpoints for `account_id`, or says when one opens.
 pub async fn posting_slot(app: &App, account_id: &str, now: i64) -> Result<Admission, StoreError> {
     let limit = app.config.publish.tiktok_posting_requests_per_minute;
@@ -81,12 +88,7 @@ pub async fn reserve_init(
     if app.config.publish.tiktok_unaudited && mode == Mode::Direct {
         limits::lock_in(&mut tx, app.db.dialect(), "tiktok:quota:app").await?;
     }
-    limits::lock_in(
-        &mut tx,
-        app.db.dialect(),
-        &format!("tiktok:quota:{}", account.id),
-    )
-    .await?;
+    limits::lock_in(&mut tx, app.db.dialect(), &quota_lock_key(account)).await?;
     if let Some(err) = refusal(&mut tx, app, account, mode, Some(target_id), now).await? {
         tx.rollback().await.map_err(StoreError::from)?;
         return Err(err);

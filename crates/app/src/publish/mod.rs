@@ -435,6 +435,7 @@ pub async fn submit(app: &App, workspace_id: &str, new: NewPost) -> Result<PostV
     )
     .await?;
     let now = tidepost_domain::now_ms();
+    let limit = crate::compose::limit_now(app, &prepared, now).await;
     let post = prepared.post(
         workspace_id,
         new.idempotency_key.clone(),
@@ -448,7 +449,7 @@ pub async fn submit(app: &App, workspace_id: &str, new: NewPost) -> Result<PostV
         &prepared.source,
         prepared.bytes_total,
     );
-    store_and_enqueue(app, post, target).await
+    store_and_enqueue(app, post, target, Some((&prepared.account, &limit))).await
 }
 
 /// One target checked and ready to store: what its post row and its target row hold. Made by
@@ -598,13 +599,19 @@ pub(crate) fn new_target(
     }
 }
 
-/// Stores the post and its target and enqueues the target's publish job, in one transaction.
+/// Stores the post and its target and enqueues the target's publish job, in one transaction,
+/// after admitting it under `limit` there (the account's daily limit, checked under its lock
+/// with everything already waiting counted: see [`crate::compose::admit_now_in`]).
 pub(crate) async fn store_and_enqueue(
     app: &App,
     post: Post,
     target: Target,
+    limit: Option<(&Account, &crate::compose::LimitCheck)>,
 ) -> Result<PostView, PublishError> {
     let mut tx = app.db.begin_write().await?;
+    if let Some((account, limit)) = limit {
+        crate::compose::admit_now_in(&mut tx, app, account, limit).await?;
+    }
     posts::insert_post_in(&mut tx, &post).await?;
     posts::insert_target_in(&mut tx, &target).await?;
     app.queue
