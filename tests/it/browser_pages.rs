@@ -585,7 +585,9 @@ async fn every_page(b: &Browser, w: &World) {
     }
 }
 
-/// The navigation highlights `nav` alone (nothing when `None`).
+/// The navigation highlights `nav` alone (nothing when `None`), is one row at every width
+/// (on a phone it scrolls sideways instead of pushing the page down by three rows), and its
+/// highlighted entry is in view.
 async fn assert_nav(b: &Browser, path: &str, nav: Option<&str>) {
     let current = run(
         b,
@@ -597,6 +599,30 @@ async fn assert_nav(b: &Browser, path: &str, nav: Option<&str>) {
         current,
         json!(expected),
         "{path}: the navigation highlights {current}"
+    );
+    let layout = run(
+        b,
+        "const nav = document.querySelector('.nav'); \
+         if (!nav) return null; \
+         const links = Array.from(nav.querySelectorAll('a')); \
+         const rows = new Set(links.map(a => Math.round(a.getBoundingClientRect().top))).size; \
+         const box = nav.getBoundingClientRect(); \
+         const cur = nav.querySelector('a[aria-current=page]'); \
+         let hidden = null; \
+         if (cur) { const r = cur.getBoundingClientRect(); \
+           if (r.left < box.left - 1 || r.right > box.right + 1) hidden = cur.textContent.trim(); } \
+         return {rows, hidden};",
+    )
+    .await;
+    if layout.is_null() {
+        // A page without the navigation (one that does not exist) highlights nothing.
+        assert!(nav.is_none(), "{path}: no navigation");
+        return;
+    }
+    assert_eq!(
+        layout,
+        json!({"rows": 1, "hidden": null}),
+        "{path}: the navigation is not one row with its current entry in view"
     );
 }
 

@@ -16,6 +16,13 @@
       setTimeout(function () { button.disabled = true; }, 0);
     }
   });
+  // A phone's navigation row scrolls sideways: start it where the current page's entry shows.
+  var current = document.querySelector(".nav a[aria-current=page]");
+  if (current) {
+    var nav = current.parentNode;
+    var past = current.getBoundingClientRect().right - nav.getBoundingClientRect().right;
+    if (past > 0) nav.scrollLeft += past + 16;
+  }
   // Avatars live on the provider's CDN and may not load (offline, an expired signed URL):
   // show the platform's initial instead of a broken image.
   function avatarFallback(img) {
