@@ -24,9 +24,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tidepost_app::compose::{self, NewComposite, Schedule, TargetSpec, TikTokSpec, When};
+use tidepost_app::compose::{self, NewComposite, Schedule, TargetSpec, TikTokOptions, When};
 use tidepost_app::config::RawSettings;
-use tidepost_app::instagram::publish::{Item, ItemKind};
+use tidepost_app::pipeline::media::{Item, ItemKind};
 use tidepost_app::providers::Providers;
 use tidepost_app::{App, Config, tokens};
 use tidepost_emulator::{Emulator, EmulatorConfig};
@@ -83,7 +83,7 @@ fn account_row(
     Account {
         id: id.clone(),
         workspace_id: ws.into(),
-        platform: platform.into(),
+        platform: platform.parse().expect("a platform name"),
         provider_user_id: user_id.into(),
         display_name: name.into(),
         username: None,
@@ -216,9 +216,9 @@ async fn main() {
             .expect("store the account");
         let spec = TargetSpec {
             account_id: account.id.clone(),
-            tiktok: Some(TikTokSpec {
+            tiktok: Some(TikTokOptions {
                 privacy_level: Some("SELF_ONLY".into()),
-                ..TikTokSpec::default()
+                ..TikTokOptions::default()
             }),
             ..TargetSpec::default()
         };

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tidepost_app::config::RawSettings;
 use tidepost_app::providers::Providers;
-use tidepost_app::publish::{self, MediaSource, Mode, NewPost, PostOptions};
+use tidepost_app::tiktok::{self as publish, MediaSource, Mode, NewPost, PostOptions};
 use tidepost_app::{App, Config, tokens};
 use tidepost_jobs::{Registry, drain_due};
 use tidepost_providers::tiktok::{
@@ -202,7 +202,7 @@ impl Bench {
         let account = Account {
             id: id.clone(),
             workspace_id: ws.to_string(),
-            platform: "tiktok".into(),
+            platform: tidepost_domain::Platform::Tiktok,
             provider_user_id: minted["open_id"].as_str().expect("open_id").into(),
             display_name: "Tidepost Sandbox".into(),
             username: None,
@@ -282,7 +282,10 @@ impl Bench {
                 mode: Mode::Direct,
                 options: PostOptions {
                     caption: "benchmark #tidepost".into(),
-                    privacy_level: Some(PRIVACY.into()),
+                    options: tidepost_app::tiktok::TikTokOptions {
+                        privacy_level: Some(PRIVACY.into()),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 },
                 media: MediaSource::Stored(media.id),
@@ -426,7 +429,7 @@ async fn setup(root: &Path, emu: &str) -> Bench {
         .await
         .expect("workspace")
         .id;
-    let media = publish::media::store(
+    let media = tidepost_app::pipeline::media::store(
         &app,
         &ws,
         Noise {
@@ -440,7 +443,7 @@ async fn setup(root: &Path, emu: &str) -> Bench {
     .expect("store the video");
     let plan = ChunkPlan::for_size(SIZE).expect("chunk plan");
     let chunk_files = cut_chunks(
-        &publish::media::path_of(&app, &media),
+        &tidepost_app::pipeline::media::path_of(&app, &media),
         &plan,
         &root.join("chunks"),
     );

@@ -513,10 +513,10 @@ async fn single_account_post_can_be_changed(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    let options: tidepost_app::publish::PostOptions =
+    let options: tidepost_app::tiktok::PostOptions =
         serde_json::from_str(target.options_or(&post)).unwrap();
     assert_eq!(options.caption, "reworded");
-    let kept: tidepost_app::publish::PostOptions = serde_json::from_str(&post.options).unwrap();
+    let kept: tidepost_app::tiktok::PostOptions = serde_json::from_str(&post.options).unwrap();
     assert_eq!(kept.caption, "reworded");
     assert_eq!(target.mode, "inbox");
 

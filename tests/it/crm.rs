@@ -29,13 +29,13 @@ async fn comment(
         &app.db,
         ws,
         &Observed {
-            platform,
+            platform: platform.parse().expect("a platform name"),
             kind: "comment",
             direction: "inbound",
             provider_id: id,
             parent_provider_id: None,
             author: Some(Sighting {
-                platform,
+                platform: platform.parse().expect("a platform name"),
                 platform_user_id: fan,
                 handle: Some(fan),
                 name: None,

@@ -671,7 +671,7 @@ pub async fn fixture_account(
     let account = accounts::Account {
         id: tidepost_domain::new_id(),
         workspace_id: workspace_id.into(),
-        platform: platform.into(),
+        platform: platform.parse().expect("a platform name"),
         provider_user_id: provider_user_id.into(),
         display_name: name.into(),
         username: None,
@@ -695,7 +695,7 @@ pub async fn fixture_account(
         .await
         .unwrap()
         .into_iter()
-        .find(|a| a.platform == platform && a.provider_user_id == provider_user_id)
+        .find(|a| a.platform.as_str() == platform && a.provider_user_id == provider_user_id)
         .expect("the account was just stored")
         .id
 }

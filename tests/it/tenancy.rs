@@ -266,13 +266,13 @@ async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> Vec<(&'static 
                 format!("fixture comment {unique}"),
             );
             let observed = tidepost_store::crm::interactions::Observed {
-                platform: "instagram",
+                platform: tidepost_domain::Platform::Instagram,
                 kind: "comment",
                 direction: "inbound",
                 provider_id: &comment,
                 parent_provider_id: None,
                 author: Some(tidepost_store::crm::contacts::Sighting {
-                    platform: "instagram",
+                    platform: tidepost_domain::Platform::Instagram,
                     platform_user_id: &fan,
                     handle: Some(&fan),
                     name: None,
@@ -378,7 +378,7 @@ async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> Vec<(&'static 
                 workspace_id: workspace_id.to_string(),
                 post_id: post.id.clone(),
                 account_id,
-                platform: "tiktok".into(),
+                platform: tidepost_domain::Platform::Tiktok,
                 mode: "direct".into(),
                 source: "pull_from_url".into(),
                 state: "failed".into(),
@@ -614,7 +614,7 @@ async fn state_of(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> 
             let replies = tidepost_store::crm::interactions::replies_to(
                 &app.db,
                 workspace_id,
-                &i.platform,
+                i.platform,
                 &i.provider_id,
             )
             .await

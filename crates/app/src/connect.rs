@@ -1,16 +1,16 @@
-//! Connecting provider accounts with OAuth 2.0.
+//! Connecting provider accounts with OAuth 2.0: the machinery every platform's connect flow
+//! shares (`platforms::<name>::connect` holds each flow).
 //!
-//! [`start_tiktok`] makes a state of 32 random bytes (only its SHA-256 is stored, with the
-//! workspace, the person, the encrypted PKCE verifier and a 10-minute expiry) and returns the
-//! provider's authorize URL. [`finish_tiktok`] takes the callback's parameters, consumes the
-//! state (single use), checks it belongs to the caller's session, exchanges the code, fetches
-//! the profile, stores the encrypted tokens and records `account.connected`. Every refusal is a
-//! [`ConnectError`] whose message a person can act on, and leaves nothing half-stored.
+//! [`new_state`] makes a state of 32 random bytes (only its SHA-256 is stored, with the
+//! workspace, the person, the encrypted PKCE verifier and a 10-minute expiry) for the
+//! provider's authorize URL; [`claim_state`] consumes it from the callback (single use) and
+//! checks it belongs to the caller's session. [`disconnect`] revokes at the provider and deletes
+//! the account. Every refusal is a [`ConnectError`] whose message a person can act on, and
+//! leaves nothing half-stored.
 
 use serde_json::json;
-use tidepost_domain::{new_id, now_ms};
-use tidepost_providers::tiktok::{code_challenge, pkce_verifier};
-use tidepost_store::accounts::{self, Account, AccountStatus};
+use tidepost_domain::now_ms;
+use tidepost_store::accounts;
 use tidepost_store::oauth_states::{self, OAuthState, Refusal};
 use tidepost_store::{StoreError, events};
 use tidepost_vault::{Aad, VaultError};
@@ -18,33 +18,8 @@ use tidepost_vault::{Aad, VaultError};
 use crate::App;
 use crate::access::{random_token, sha256_hex};
 use crate::providers::NotConfigured;
-use crate::tokens::{self, ACCESS_TOKEN, REFRESH_TOKEN, secs_ms};
+use crate::tokens::{ACCESS_TOKEN, REFRESH_TOKEN};
 
-/// The scopes tidepost asks TikTok for: the profile, direct posts and inbox uploads.
-pub const TIKTOK_SCOPES: &[&str] = &[
-    "user.info.basic",
-    "user.info.profile",
-    "video.publish",
-    "video.upload",
-    "video.list",
-];
-/// What each scope lets tidepost do, for the connect page.
-pub const TIKTOK_SCOPE_REASONS: &[(&str, &str)] = &[
-    ("user.info.basic", "see the account's name and avatar"),
-    ("user.info.profile", "see the account's username"),
-    (
-        "video.publish",
-        "publish videos and photos directly to the account",
-    ),
-    (
-        "video.upload",
-        "send videos to the account's inbox as drafts",
-    ),
-    (
-        "video.list",
-        "read the views, likes and shares of its posts",
-    ),
-];
 /// How long a person has to approve at the provider.
 pub const STATE_TTL_MS: i64 = 10 * 60 * 1000;
 
@@ -169,20 +144,6 @@ pub(crate) fn state_secret(
     }
 }
 
-/// Starts connecting a TikTok account; returns the URL to send the person to.
-pub async fn start_tiktok(app: &App, who: Initiator<'_>) -> Result<String, ConnectError> {
-    let client = app.tiktok()?;
-    let verifier = pkce_verifier();
-    let state = new_state(app, &who, "tiktok", Some(&verifier), STATE_TTL_MS).await?;
-    let challenge = code_challenge(&verifier);
-    Ok(client.authorize_url(
-        &app.config.tiktok.redirect_uri,
-        TIKTOK_SCOPES,
-        &state,
-        Some(&challenge),
-    ))
-}
-
 /// The query parameters of an OAuth callback.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct Callback {
@@ -231,108 +192,6 @@ pub(crate) async fn claim_state(
     Ok(claimed)
 }
 
-/// Completes a TikTok connection from its callback.
-pub async fn finish_tiktok(
-    app: &App,
-    callback: &Callback,
-    session: Option<CallbackSession<'_>>,
-) -> Result<Account, ConnectError> {
-    let claimed = claim_state(app, callback.state.as_deref(), &["tiktok"], session).await?;
-    if let Some(error) = callback.error.as_deref() {
-        return Err(match error {
-            "access_denied" => ConnectError::Denied { provider: "TikTok" },
-            other => ConnectError::ProviderError {
-                provider: "TikTok",
-                message: callback
-                    .error_description
-                    .clone()
-                    .unwrap_or_else(|| other.to_string()),
-            },
-        });
-    }
-    let code = callback
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or(ConnectError::CodeMissing)?;
-    let verifier = state_secret(app, &claimed)?;
-    let client = app.tiktok()?;
-    let provider_error = |e: tidepost_providers::ProviderError| ConnectError::ProviderError {
-        provider: "TikTok",
-        message: e.message,
-    };
-    let tokens = client
-        .exchange_code(
-            code,
-            &app.config.tiktok.redirect_uri,
-            verifier.as_ref().map(secrecy::ExposeSecret::expose_secret),
-        )
-        .await
-        .map_err(provider_error)?;
-    let missing: Vec<&str> = ["video.publish", "video.upload"]
-        .into_iter()
-        .filter(|s| !tokens.has_scope(s))
-        .collect();
-    if missing.len() == 2 {
-        return Err(ConnectError::ScopeMissing {
-            provider: "TikTok",
-            missing: missing.join(" and "),
-        });
-    }
-    let fields = tidepost_providers::tiktok::UserFields::for_scopes(&tokens.scopes);
-    let profile = client
-        .user_info(&tokens.access_token, fields)
-        .await
-        .map_err(provider_error)?;
-    let now = now_ms();
-    let existing =
-        accounts::find(&app.db, &claimed.workspace_id, "tiktok", &tokens.open_id).await?;
-    let id = existing.map(|a| a.id).unwrap_or_else(new_id);
-    let account = Account {
-        access_token: tokens::seal(app, &id, ACCESS_TOKEN, &tokens.access_token),
-        refresh_token: Some(tokens::seal(app, &id, REFRESH_TOKEN, &tokens.refresh_token)),
-        id,
-        workspace_id: claimed.workspace_id.clone(),
-        platform: "tiktok".into(),
-        provider_user_id: tokens.open_id.clone(),
-        display_name: if profile.display_name.is_empty() {
-            "TikTok creator".into()
-        } else {
-            profile.display_name.clone()
-        },
-        username: profile.username.clone(),
-        avatar_url: profile.avatar_url.clone(),
-        status: AccountStatus::Active.as_str().into(),
-        status_reason: None,
-        scopes: tokens.scopes.join(","),
-        access_expires_at: Some(now + secs_ms(tokens.expires_in)),
-        refresh_expires_at: Some(now + secs_ms(tokens.refresh_expires_in)),
-        last_refreshed_at: Some(now),
-        refresh_lease_until: None,
-        refresh_lease_by: None,
-        details: json!({"union_id": profile.union_id}).to_string(),
-        created_at: now,
-        updated_at: now,
-    };
-    accounts::upsert(&app.db, &account).await?;
-    let stored = accounts::find(&app.db, &claimed.workspace_id, "tiktok", &tokens.open_id)
-        .await?
-        .ok_or(StoreError::Conflict {
-            what: "the account vanished while connecting; it",
-        })?;
-    crate::crm::creator_for_new_account(app, &stored).await?;
-    events::record(
-        &app.db,
-        &stored.workspace_id,
-        "account.connected",
-        Some(&stored.id),
-        &json!({"account_id": stored.id, "platform": "tiktok", "display_name": stored.display_name}),
-    )
-    .await?;
-    tracing::info!(account_id = %stored.id, workspace_id = %stored.workspace_id, "TikTok account connected");
-    Ok(stored)
-}
-
 /// Disconnects: revokes access at the provider (best effort: a token that is already invalid
 /// needs no revoking) and deletes the account with its tokens.
 pub async fn disconnect(
@@ -343,16 +202,7 @@ pub async fn disconnect(
     let Some(account) = accounts::get(&app.db, workspace_id, account_id).await? else {
         return Ok(false);
     };
-    if account.platform == "tiktok"
-        && let Ok(client) = app.tiktok()
-        && let Ok(token) = tokens::open(app, &account, ACCESS_TOKEN)
-        && let Err(err) = client.revoke(&token).await
-    {
-        tracing::warn!(account_id = %account.id, code = %err.code, "revoking at TikTok failed; deleting the tokens anyway");
-    }
-    if account.platform == crate::instagram::PLATFORM {
-        crate::instagram::connect::revoke_at_meta(app, &account).await;
-    }
+    crate::platforms::revoke(app, &account).await;
     let deleted = accounts::delete(&app.db, workspace_id, account_id).await?;
     if deleted {
         events::record(

@@ -26,7 +26,7 @@ pub struct Inner {
     /// The outbound webhook dispatcher's in-process state (its listener, its send permits).
     pub outbound: crate::outbound::Live,
     /// What follows a stored inbound webhook (its application job), made once per job kind.
-    pub(crate) ingest: crate::publish::webhooks::IngestFollowUps,
+    pub(crate) ingest: crate::pipeline::inbound::IngestFollowUps,
 }
 
 impl std::ops::Deref for App {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use tidepost_domain::now_ms;
+use tidepost_domain::{Platform, now_ms};
 use tidepost_providers::{ErrorKind, ProviderError};
 use tidepost_store::accounts::{self, Account, AccountStatus, Refreshed};
 use tidepost_store::{StoreError, events};
@@ -208,53 +208,24 @@ where
 }
 
 /// Tokens a provider answered a refresh with.
-struct NewTokens {
-    access: SecretString,
+pub struct NewTokens {
+    pub access: SecretString,
     /// `None`: the provider has no refresh token (Instagram's long-lived tokens).
-    refresh: Option<SecretString>,
-    access_expires_in: Option<u64>,
-    refresh_expires_in: Option<u64>,
+    pub refresh: Option<SecretString>,
+    pub access_expires_in: Option<u64>,
+    pub refresh_expires_in: Option<u64>,
 }
 
 async fn spend_refresh_token(app: &App, account: &Account, holder: &str) -> Result<(), TokenError> {
-    let (provider, answer) = match account.platform.as_str() {
-        "tiktok" => {
-            let refresh_token = open(app, account, REFRESH_TOKEN)?;
-            let answer = app
-                .tiktok()?
-                .refresh(&refresh_token)
-                .await
-                .map(|t| NewTokens {
-                    access: t.access_token,
-                    refresh: Some(t.refresh_token),
-                    access_expires_in: Some(t.expires_in),
-                    refresh_expires_in: Some(t.refresh_expires_in),
-                });
-            ("TikTok", answer)
-        }
-        "instagram" => {
-            // Long-lived Instagram tokens are extended with the token itself.
-            let token = open(app, account, ACCESS_TOKEN)?;
-            let answer = crate::instagram::refresh(app, account, &token)
-                .await?
-                .map(|t| NewTokens {
-                    access: t.access_token,
-                    refresh: None,
-                    access_expires_in: t.expires_in,
-                    refresh_expires_in: None,
-                });
-            ("Meta", answer)
-        }
-        other => {
-            return Err(TokenError::NeedsReauth(format!(
-                "refreshing {other} tokens is not supported"
-            )));
-        }
-    };
+    let answer = crate::platforms::refresh(app, account).await?;
+    let provider = crate::platforms::provider_name(account.platform);
     let tokens = match answer {
         Ok(tokens) => tokens,
         // Instagram refuses to refresh a token younger than 24 hours: it stays valid.
-        Err(err) if err.kind == ErrorKind::Permanent && account.platform == "instagram" => {
+        Err(err)
+            if err.kind == ErrorKind::Permanent
+                && crate::platforms::refusal_keeps_token(account.platform) =>
+        {
             tracing::info!(account_id = %account.id, code = %err.code, "refresh refused for now; the token stays valid");
             return Err(TokenError::Provider(err));
         }
@@ -333,13 +304,17 @@ pub struct SweepReport {
 pub async fn refresh_due(app: &App) -> Result<SweepReport, StoreError> {
     let window_ms = secs_ms(app.config.token_refresh_window_secs);
     let mut due = accounts::due_for_refresh(&app.db, now_ms() + window_ms, 200).await?;
-    // Instagram's long-lived tokens (60 days) are extended well before they run out.
-    let instagram_window = secs_ms(app.config.meta.refresh_window_secs);
-    for account in
-        accounts::due_for_refresh_on(&app.db, "instagram", now_ms() + instagram_window, 200).await?
-    {
-        if !due.iter().any(|a| a.id == account.id) {
-            due.push(account);
+    // Platforms whose tokens live longer are renewed earlier (Instagram's 60-day tokens).
+    for platform in Platform::ALL {
+        let Some(window) = crate::platforms::refresh_window_ms(app, platform) else {
+            continue;
+        };
+        for account in
+            accounts::due_for_refresh_on(&app.db, platform, now_ms() + window, 200).await?
+        {
+            if !due.iter().any(|a| a.id == account.id) {
+                due.push(account);
+            }
         }
     }
     let mut report = SweepReport::default();

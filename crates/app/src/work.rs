@@ -21,8 +21,7 @@ pub fn registry(app: &App) -> Registry {
     let sweep_policy = RetryPolicy::new(3, Duration::from_secs(5), Duration::from_secs(60));
     let refresh_app = app.clone();
     let prune_app = app.clone();
-    let registry = crate::publish::register(Registry::new(), app);
-    let registry = crate::instagram::register(registry, app);
+    let registry = crate::platforms::register(Registry::new(), app);
     let registry = crate::media::register(registry, app);
     let registry = crate::outbound::register(registry, app);
     let registry = crate::crm::register(registry, app);

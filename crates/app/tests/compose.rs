@@ -11,10 +11,11 @@ use instagram_support::*;
 use secrecy::SecretString;
 use serde_json::json;
 use tidepost_app::compose::{
-    self, ComposeError, NewComposite, Schedule, TargetSpec, TikTokSpec, Update, When,
+    self, ComposeError, NewComposite, Schedule, TargetSpec, TikTokOptions, Update, When,
 };
-use tidepost_app::instagram::publish::Item;
-use tidepost_app::publish::{self, PostView};
+use tidepost_app::pipeline::PostView;
+use tidepost_app::pipeline::media::Item;
+use tidepost_app::tiktok::{self as publish};
 use tidepost_app::{instagram, tokens};
 use tidepost_domain::PostSummary;
 use tidepost_jobs::Registry;
@@ -53,7 +54,7 @@ async fn tiktok_account(h: &Harness, username: &str) -> Account {
     let account = Account {
         id: id.clone(),
         workspace_id: h.ws.clone(),
-        platform: "tiktok".into(),
+        platform: tidepost_domain::Platform::Tiktok,
         provider_user_id: minted["open_id"].as_str().unwrap().into(),
         display_name: username.into(),
         username: None,
@@ -77,7 +78,7 @@ async fn tiktok_account(h: &Harness, username: &str) -> Account {
 }
 
 async fn video(h: &Harness) -> Item {
-    let media = publish::media::store(
+    let media = tidepost_app::pipeline::media::store(
         &h.app,
         &h.ws,
         &mp4(40_000)[..],
@@ -95,9 +96,9 @@ async fn video(h: &Harness) -> Item {
 fn tiktok_target(account: &Account) -> TargetSpec {
     TargetSpec {
         account_id: account.id.clone(),
-        tiktok: Some(TikTokSpec {
+        tiktok: Some(TikTokOptions {
             privacy_level: Some("SELF_ONLY".into()),
-            ..TikTokSpec::default()
+            ..TikTokOptions::default()
         }),
         ..TargetSpec::default()
     }
@@ -114,7 +115,9 @@ async fn run_all(h: &Harness, view: &PostView) -> PostView {
     for t in &view.targets {
         h.run_to_final(&t.id).await;
     }
-    publish::get(&h.app, &h.ws, &view.post.id).await.unwrap()
+    tidepost_app::pipeline::get(&h.app, &h.ws, &view.post.id)
+        .await
+        .unwrap()
 }
 
 fn state_of<'a>(view: &'a PostView, account: &Account) -> &'a str {
@@ -152,7 +155,7 @@ async fn fan_out_with_failures(backend: Backend) {
                     ..TargetSpec::default()
                 },
                 TargetSpec {
-                    tiktok: Some(TikTokSpec::default()),
+                    tiktok: Some(TikTokOptions::default()),
                     ..plain_target(&ig[0])
                 },
             ],
@@ -178,7 +181,7 @@ async fn fan_out_with_failures(backend: Backend) {
         ],
         "{issues:#?}"
     );
-    assert_eq!(issues[1].platform.as_deref(), Some("tiktok"));
+    assert_eq!(issues[1].platform, Some(tidepost_domain::Platform::Tiktok));
     assert_eq!(issues[1].account_id.as_deref(), Some(tt[1].id.as_str()));
     // Nothing was stored.
     assert!(
@@ -235,12 +238,14 @@ async fn fan_out_with_failures(backend: Backend) {
     .await;
     h.set_faults(json!({"server_error_share": 1.0})).await;
     h.drain().await;
-    let during = publish::get(&h.app, &h.ws, &view.post.id).await.unwrap();
+    let during = tidepost_app::pipeline::get(&h.app, &h.ws, &view.post.id)
+        .await
+        .unwrap();
     assert!(
         during
             .targets
             .iter()
-            .filter(|t| t.platform == "instagram")
+            .filter(|t| t.platform == tidepost_domain::Platform::Instagram)
             .all(|t| t.state != "published" && t.state != "failed"),
         "{:?}",
         during.targets
@@ -279,11 +284,11 @@ async fn fan_out_with_failures(backend: Backend) {
         .find(|t| t.account_id == tt[0].id)
         .unwrap();
     assert!(
-        publish::retry(&h.app, &h.ws, &view.post.id, &published.id)
+        tidepost_app::pipeline::retry(&h.app, &h.ws, &view.post.id, &published.id)
             .await
             .is_err()
     );
-    let retried = publish::retry(&h.app, &h.ws, &view.post.id, &failed.id)
+    let retried = tidepost_app::pipeline::retry(&h.app, &h.ws, &view.post.id, &failed.id)
         .await
         .unwrap();
     assert_eq!(state_of(&retried, &tt[1]), "queued");
@@ -376,7 +381,10 @@ async fn scheduling(backend: Backend) {
         issues[0].next_slot_ms,
         Some(at + 30 * 60_000 + 24 * HOUR_MS)
     );
-    assert_eq!(issues[0].platform.as_deref(), Some("instagram"));
+    assert_eq!(
+        issues[0].platform,
+        Some(tidepost_domain::Platform::Instagram)
+    );
     assert!(
         issues[0].message.contains("next free slot"),
         "{}",
@@ -394,7 +402,9 @@ async fn scheduling(backend: Backend) {
     // Nothing goes out before its time, nor at the time it was moved away from.
     h.advance(2 * 3600 + 60).await;
     h.drain().await;
-    let view = publish::get(&h.app, &h.ws, &first.post.id).await.unwrap();
+    let view = tidepost_app::pipeline::get(&h.app, &h.ws, &first.post.id)
+        .await
+        .unwrap();
     assert!(
         view.targets.iter().all(|t| t.state == "scheduled"),
         "{:?}",
@@ -423,17 +433,17 @@ async fn scheduling(backend: Backend) {
 
     // Cancelled before its time: every target cancelled, nothing sent; a second cancel is a
     // conflict, and so is cancelling a published post.
-    let cancelled = publish::cancel(&h.app, &h.ws, &third.post.id)
+    let cancelled = tidepost_app::pipeline::cancel(&h.app, &h.ws, &third.post.id)
         .await
         .unwrap();
     assert_eq!(compose::summary(&cancelled), PostSummary::Cancelled);
     assert!(
-        publish::cancel(&h.app, &h.ws, &third.post.id)
+        tidepost_app::pipeline::cancel(&h.app, &h.ws, &third.post.id)
             .await
             .is_err()
     );
     assert!(
-        publish::cancel(&h.app, &h.ws, &first.post.id)
+        tidepost_app::pipeline::cancel(&h.app, &h.ws, &first.post.id)
             .await
             .is_err()
     );
@@ -496,7 +506,9 @@ async fn single_instagram_post_changed(backend: Backend) {
 
     // Not before its time (the job enqueued when it was made finds it moved), then once.
     h.drain().await;
-    let waiting = publish::get(&h.app, &h.ws, &made.post.id).await.unwrap();
+    let waiting = tidepost_app::pipeline::get(&h.app, &h.ws, &made.post.id)
+        .await
+        .unwrap();
     assert_eq!(waiting.targets[0].state, "scheduled");
     h.advance(HOUR_MS as u64 / 1000 + 60).await;
     let done = run_all(&h, &waiting).await;

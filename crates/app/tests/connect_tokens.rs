@@ -25,7 +25,7 @@ async fn authorize(h: &Harness) -> Callback {
 }
 
 async fn authorize_with(h: &Harness, app: &App) -> Callback {
-    let url = connect::start_tiktok(
+    let url = tidepost_app::tiktok::connect::start(
         app,
         Initiator {
             workspace_id: &h.ws,
@@ -72,7 +72,7 @@ fn session(h: &Harness) -> Option<CallbackSession<'_>> {
 async fn oauth_round_trip(backend: Backend) {
     let h = harness(backend).await;
     let callback = authorize(&h).await;
-    let account = connect::finish_tiktok(&h.app, &callback, session(&h))
+    let account = tidepost_app::tiktok::connect::finish(&h.app, &callback, session(&h))
         .await
         .unwrap();
     assert_eq!(account.workspace_id, h.ws);
@@ -96,7 +96,7 @@ async fn oauth_round_trip(backend: Backend) {
         .unwrap();
     assert_eq!(log[0].r#type, "account.connected");
     // The same callback again is refused: states are single use.
-    let again = connect::finish_tiktok(&h.app, &callback, session(&h))
+    let again = tidepost_app::tiktok::connect::finish(&h.app, &callback, session(&h))
         .await
         .unwrap_err();
     assert!(matches!(again, ConnectError::StateReused), "{again}");
@@ -108,7 +108,7 @@ async fn every_refusal(backend: Backend) {
     let refuse = |callback: Callback| {
         let h = &h;
         async move {
-            connect::finish_tiktok(&h.app, &callback, session(h))
+            tidepost_app::tiktok::connect::finish(&h.app, &callback, session(h))
                 .await
                 .unwrap_err()
         }
@@ -146,14 +146,14 @@ async fn every_refusal(backend: Backend) {
         workspace_id: &h.ws,
         user_id: "someone-else",
     };
-    let err = connect::finish_tiktok(&h.app, &stolen, Some(other))
+    let err = tidepost_app::tiktok::connect::finish(&h.app, &stolen, Some(other))
         .await
         .unwrap_err();
     assert!(
         matches!(err, ConnectError::StateFromAnotherSession),
         "{err}"
     );
-    let err = connect::finish_tiktok(&h.app, &authorize(&h).await, None)
+    let err = tidepost_app::tiktok::connect::finish(&h.app, &authorize(&h).await, None)
         .await
         .unwrap_err();
     assert!(
@@ -315,9 +315,13 @@ async fn rotation_moves_secrets_to_the_new_key(backend: Backend) {
     let new_key = Keyring::generate_key_text();
     let (old_key, new_key) = (old_key.expose_secret(), new_key.expose_secret());
     let before = app_with_keys(&h, old_key);
-    let account = connect::finish_tiktok(&before, &authorize_with(&h, &before).await, session(&h))
-        .await
-        .unwrap();
+    let account = tidepost_app::tiktok::connect::finish(
+        &before,
+        &authorize_with(&h, &before).await,
+        session(&h),
+    )
+    .await
+    .unwrap();
     // The operator puts a new key first and keeps the old one after it, then rotates.
     let during = app_with_keys(&h, &format!("{new_key},{old_key}"));
     let report = connect::rotate_secrets(&during).await.unwrap();

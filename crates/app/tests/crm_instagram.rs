@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tidepost_app::crm;
 use tidepost_app::instagram::publish::{
-    self as ig_publish, InstagramPost, Item, MediaType, NewInstagramPost,
+    self as ig_publish, InstagramPost, MediaType, NewInstagramPost,
 };
 use tidepost_app::instagram::webhooks;
+use tidepost_app::pipeline::media::Item;
 use tidepost_jobs::{Registry, drain_due};
 use tidepost_store::crm::interactions::{self, Filter};
 use tidepost_store::crm::{Cursor, contacts, creators, timeline};
@@ -157,10 +158,15 @@ async fn pull_and_reply(backend: Backend) {
         assert!(report.all_ok(), "{report:?}");
         h.advance(16 * 60).await;
     }
-    let pulled = interactions::by_provider_id(&h.app.db, &h.ws, "instagram", &comment_id)
-        .await
-        .unwrap()
-        .expect("the pull recorded the comment");
+    let pulled = interactions::by_provider_id(
+        &h.app.db,
+        &h.ws,
+        tidepost_domain::Platform::Instagram,
+        &comment_id,
+    )
+    .await
+    .unwrap()
+    .expect("the pull recorded the comment");
     assert_eq!(pulled.target_id.as_deref(), Some(target.id.as_str()));
     assert_eq!(pulled.text, "where is this?");
     let carol = contacts::get(&h.app.db, &h.ws, pulled.contact_id.as_deref().unwrap())

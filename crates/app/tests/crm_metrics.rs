@@ -8,7 +8,7 @@ mod publish_support;
 
 use publish_support::*;
 use tidepost_app::crm;
-use tidepost_app::publish::Mode;
+use tidepost_app::tiktok::Mode;
 use tidepost_jobs::{Registry, drain_due};
 use tidepost_store::crm::{creators, metrics, timeline};
 use tidepost_store::testing::Backend;

@@ -79,7 +79,7 @@ async fn chooser_connects_only_the_chosen_pair(backend: Backend) {
     let connected = h.connect_facebook(&[BUSINESS_PAGE]).await;
     assert_eq!(connected.len(), 1);
     let account = &connected[0];
-    assert_eq!(account.platform, "instagram");
+    assert_eq!(account.platform, tidepost_domain::Platform::Instagram);
     assert_eq!(account.provider_user_id, BUSINESS_IG);
     assert_eq!(account.username.as_deref(), Some("tidepost.coffee"));
     assert!(account.access_token.starts_with("v1."), "encrypted at rest");

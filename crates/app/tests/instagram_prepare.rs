@@ -7,9 +7,10 @@ mod instagram_support;
 use instagram_support::*;
 use serde_json::json;
 use tidepost_app::instagram::publish::{
-    self as ig_publish, InstagramPost, Item, MediaType, NewInstagramPost,
+    self as ig_publish, InstagramPost, MediaType, NewInstagramPost,
 };
-use tidepost_app::publish::PostView;
+use tidepost_app::pipeline::PostView;
+use tidepost_app::pipeline::media::Item;
 use tidepost_store::accounts::Account;
 use tidepost_store::testing::Backend;
 

@@ -9,9 +9,10 @@ use instagram_support::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tidepost_app::instagram::publish::{
-    self as ig_publish, InstagramPost, Item, MediaType, NewInstagramPost,
+    self as ig_publish, InstagramPost, MediaType, NewInstagramPost,
 };
-use tidepost_app::publish::{PostView, PublishError};
+use tidepost_app::pipeline::media::Item;
+use tidepost_app::pipeline::{PostView, PublishError};
 use tidepost_store::accounts::Account;
 use tidepost_store::testing::Backend;
 
@@ -58,7 +59,7 @@ fn post(media_type: MediaType, caption: &str, items: Vec<Item>) -> InstagramPost
 }
 
 async fn upload(h: &Harness, bytes: &[u8], ct: &str, name: &str) -> (String, String) {
-    let media = tidepost_app::publish::media::store(&h.app, &h.ws, bytes, ct, Some(name))
+    let media = tidepost_app::pipeline::media::store(&h.app, &h.ws, bytes, ct, Some(name))
         .await
         .unwrap();
     (media.id, hex::encode(Sha256::digest(bytes)))

@@ -5,7 +5,8 @@
 mod publish_support;
 
 use publish_support::*;
-use tidepost_app::publish::{self, MediaSource, Mode, NewPost, PostOptions, PublishError};
+use tidepost_app::pipeline::PublishError;
+use tidepost_app::tiktok::{self as publish, MediaSource, Mode, NewPost, PostOptions};
 
 on_both!(direct_multi_chunk_upload, |backend| async move {
     let h = harness(backend).await;
@@ -141,10 +142,11 @@ on_both!(photo_post, |backend| async move {
         NewPost {
             account_id: h.account.id.clone(),
             mode: Mode::Direct,
-            options: PostOptions {
-                photo_urls: vec![format!("{base}/p/1.jpg"), format!("{base}/p/2.jpg")],
-                photo_cover_index: 1,
-                ..h.direct_options("SELF_ONLY")
+            options: {
+                let mut options = h.direct_options("SELF_ONLY");
+                options.photo_urls = vec![format!("{base}/p/1.jpg"), format!("{base}/p/2.jpg")];
+                options.options.photo_cover_index = 1;
+                options
             },
             media: MediaSource::Photos,
             idempotency_key: None,
@@ -192,7 +194,7 @@ on_both!(
         assert!(err.to_string().contains("privacy_level"), "{err}");
         // Longer than the creator may post.
         let mut long = h.direct_options("SELF_ONLY");
-        long.duration_sec = Some(10_000);
+        long.options.duration_sec = Some(10_000);
         let err = h
             .submit_file(&media.id, Mode::Direct, long)
             .await
@@ -209,7 +211,7 @@ on_both!(
         );
         // Branded content cannot be private.
         let mut branded = h.direct_options("SELF_ONLY");
-        branded.brand_content_toggle = true;
+        branded.options.brand_content_toggle = true;
         let err = h
             .submit_file(&media.id, Mode::Direct, branded)
             .await
@@ -242,7 +244,9 @@ on_both!(cancel_and_retry, |backend| async move {
         .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
         .await
         .unwrap();
-    let cancelled = publish::cancel(&h.app, &h.ws, &view.post.id).await.unwrap();
+    let cancelled = tidepost_app::pipeline::cancel(&h.app, &h.ws, &view.post.id)
+        .await
+        .unwrap();
     assert_eq!(cancelled.targets[0].state, "cancelled");
     h.drain().await;
     assert!(
@@ -250,7 +254,7 @@ on_both!(cancel_and_retry, |backend| async move {
         "a cancelled post is never sent"
     );
     assert!(
-        publish::retry(&h.app, &h.ws, &view.post.id, &view.targets[0].id)
+        tidepost_app::pipeline::retry(&h.app, &h.ws, &view.post.id, &view.targets[0].id)
             .await
             .is_err()
     );
@@ -266,7 +270,7 @@ on_both!(cancel_and_retry, |backend| async move {
     assert_eq!(target.state, "failed", "{target:?}");
     assert!(target.error_message.is_some());
     h.clear_faults().await;
-    publish::retry(&h.app, &h.ws, &view.post.id, &target.id)
+    tidepost_app::pipeline::retry(&h.app, &h.ws, &view.post.id, &target.id)
         .await
         .unwrap();
     let target = h.run_to_final(&target.id).await;

@@ -4,7 +4,8 @@
 mod publish_support;
 
 use publish_support::*;
-use tidepost_app::publish::{self, Mode, PublishError};
+use tidepost_app::pipeline::PublishError;
+use tidepost_app::tiktok::{self as publish, Mode};
 use tidepost_store::limits::{self, Admission};
 
 on_both!(sliding_window_is_shared, |backend| async move {
@@ -101,7 +102,7 @@ on_both!(
         assert!(
             run_at > start + 50_000
                 && run_at
-                    <= start + 61_000 + tidepost_app::publish::limits::POSTING_WINDOW_MARGIN_MS,
+                    <= start + 61_000 + tidepost_app::tiktok::limits::POSTING_WINDOW_MARGIN_MS,
             "waits for the window: {}",
             run_at - start
         );

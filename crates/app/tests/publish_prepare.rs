@@ -8,7 +8,7 @@ mod publish_support;
 use std::time::Duration;
 
 use publish_support::*;
-use tidepost_app::publish::limits;
+use tidepost_app::tiktok::limits;
 use tidepost_store::accounts;
 use tidepost_store::limits::Admission;
 

@@ -7,7 +7,8 @@ mod publish_support;
 
 use publish_support::*;
 use serde_json::{Value, json};
-use tidepost_app::publish::{self, MediaSource, Mode, NewPost, PublishError, reconcile};
+use tidepost_app::pipeline::PublishError;
+use tidepost_app::tiktok::{self as publish, MediaSource, Mode, NewPost, reconcile};
 use tidepost_jobs::{JobContext, JobError, Registry, StepState, drain_due, handler_fn};
 
 /// A public PULL_FROM_URL post of `caption` (the video served locally, its prefix verified).
@@ -318,7 +319,7 @@ on_both!(
             "{message}"
         );
 
-        let retried = publish::retry(&h.app, &h.ws, &post_id, &target_id).await;
+        let retried = tidepost_app::pipeline::retry(&h.app, &h.ws, &post_id, &target_id).await;
         assert!(
             matches!(retried, Err(PublishError::Conflict(_))),
             "{retried:?}"

@@ -4,7 +4,7 @@
 mod publish_support;
 
 use publish_support::*;
-use tidepost_app::publish::Mode;
+use tidepost_app::tiktok::Mode;
 use tidepost_jobs::Clock;
 
 async fn publish_job_state(h: &Harness) -> (String, i64, Option<String>) {

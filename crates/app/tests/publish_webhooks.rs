@@ -7,8 +7,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use publish_support::*;
 use serde_json::json;
 use sha2::Sha256;
-use tidepost_app::publish::webhooks::{self, WebhookError};
-use tidepost_app::publish::{self, Mode};
+use tidepost_app::tiktok::webhooks::{self, WebhookError};
+use tidepost_app::tiktok::{self as publish, Mode};
 use tidepost_providers::tiktok::SignatureError;
 
 const SECRET: &str = "sandbox-tiktok-client-secret";

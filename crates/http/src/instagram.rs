@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tidepost_app::connect::{Callback, CallbackSession, ConnectError, Initiator};
 use tidepost_app::instagram::connect::{self as ig_connect, Finished, Pair, SCOPE_REASONS};
 use tidepost_app::instagram::{Login, media_url, webhooks};
+use tidepost_domain::Platform;
 use tidepost_domain::time::rfc3339;
 use tidepost_store::accounts;
 
@@ -58,7 +59,7 @@ async fn page(
     let cards = accounts::list(&state.app.db, &viewer.workspace.id)
         .await?
         .iter()
-        .filter(|a| a.platform == "instagram")
+        .filter(|a| a.platform == Platform::Instagram)
         .map(AccountCard::of)
         .collect();
     Ok(ConnectPage {
@@ -382,7 +383,7 @@ async fn media(
     let now = tidepost_domain::now_ms() / 1000;
     match media_url::open(&state.app, &id, &token, now).await {
         Ok(media) => {
-            let path = tidepost_app::publish::media::path_of(&state.app, &media);
+            let path = tidepost_app::pipeline::media::path_of(&state.app, &media);
             match tokio::fs::File::open(path).await {
                 Ok(file) => (
                     [

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use tidepost_app::connect::{self, Callback, CallbackSession};
+use tidepost_app::connect::{Callback, CallbackSession};
 
 use crate::auth::MaybeViewer;
 use crate::error::{PageError, capitalize};
@@ -36,7 +36,7 @@ async fn tiktok_callback(
         workspace_id: &v.workspace.id,
         user_id: &v.user.id,
     });
-    match connect::finish_tiktok(&state.app, &callback, session).await {
+    match tidepost_app::tiktok::connect::finish(&state.app, &callback, session).await {
         Ok(account) if viewer.is_some() => {
             Redirect::to(&format!("/accounts/{}?connected=1", account.id)).into_response()
         }

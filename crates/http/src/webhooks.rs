@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
-use tidepost_app::publish::webhooks;
+use tidepost_app::tiktok::webhooks;
 
 use crate::error::Problem;
 use crate::state::HttpState;

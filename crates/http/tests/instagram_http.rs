@@ -271,10 +271,15 @@ async fn webhooks(backend: Backend) {
 async fn signed_media(backend: Backend) {
     let e = env(backend).await;
     let bytes = b"\xFF\xD8\xFF\xE0 pretend jpeg \xFF\xD9".to_vec();
-    let media =
-        tidepost_app::publish::media::store(&e.app, &e.ws, &bytes[..], "image/jpeg", Some("a.jpg"))
-            .await
-            .unwrap();
+    let media = tidepost_app::pipeline::media::store(
+        &e.app,
+        &e.ws,
+        &bytes[..],
+        "image/jpeg",
+        Some("a.jpg"),
+    )
+    .await
+    .unwrap();
     let url = media_url::signed_url(&e.app, &media);
     let answer = e.http.get(&url).send().await.unwrap();
     assert_eq!(answer.status(), 200);
@@ -377,7 +382,7 @@ async fn api_publish(backend: Backend) {
     // A carousel: two uploads by media id and one image by URL (a signed URL of a third).
     let mut ids = Vec::new();
     for (w, h, fill) in [(1080, 1080, 2), (1080, 1350, 3), (1080, 1080, 4)] {
-        let media = tidepost_app::publish::media::store(
+        let media = tidepost_app::pipeline::media::store(
             &e.app,
             &e.ws,
             &jpeg(w, h, fill)[..],
@@ -477,7 +482,7 @@ async fn api_publish(backend: Backend) {
     )
     .await;
     assert_eq!(tiktok["field"], json!("privacy_level"), "{tiktok}");
-    let png = tidepost_app::publish::media::store(
+    let png = tidepost_app::pipeline::media::store(
         &e.app,
         &e.ws,
         &b"\x89PNG\r\n\x1a\n not really"[..],

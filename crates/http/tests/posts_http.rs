@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tidepost_app::config::RawSettings;
 use tidepost_app::providers::Providers;
-use tidepost_app::{App, Config, publish, tokens};
+use tidepost_app::{App, Config, tiktok as publish, tokens};
 use tidepost_emulator::{Emulator, EmulatorConfig};
 use tidepost_http::{HttpState, SetupToken, router};
 use tidepost_jobs::{Queue, Registry, drain_due};
@@ -76,7 +76,7 @@ async fn env(backend: Backend) -> Env {
         &Account {
             id: id.clone(),
             workspace_id: ws.clone(),
-            platform: "tiktok".into(),
+            platform: tidepost_domain::Platform::Tiktok,
             provider_user_id: minted["open_id"].as_str().unwrap().into(),
             display_name: "Tidepost Sandbox".into(),
             username: None,

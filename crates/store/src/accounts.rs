@@ -7,6 +7,7 @@
 //! still ours.
 
 use serde::Serialize;
+use tidepost_domain::Platform;
 
 use crate::{Db, Result};
 
@@ -32,7 +33,8 @@ impl AccountStatus {
 pub struct Account {
     pub id: String,
     pub workspace_id: String,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     pub provider_user_id: String,
     pub display_name: String,
     pub username: Option<String>,
@@ -90,7 +92,7 @@ pub async fn upsert(db: &Db, a: &Account) -> Result<()> {
     )
     .bind(&a.id)
     .bind(&a.workspace_id)
-    .bind(&a.platform)
+    .bind(a.platform.as_str())
     .bind(&a.provider_user_id)
     .bind(&a.display_name)
     .bind(&a.username)
@@ -125,14 +127,14 @@ pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Account
 pub async fn find(
     db: &Db,
     workspace_id: &str,
-    platform: &str,
+    platform: Platform,
     provider_user_id: &str,
 ) -> Result<Option<Account>> {
     Ok(sqlx::query_as(select!(
         "WHERE workspace_id = $1 AND platform = $2 AND provider_user_id = $3"
     ))
     .bind(workspace_id)
-    .bind(platform)
+    .bind(platform.as_str())
     .bind(provider_user_id)
     .fetch_optional(db.pool())
     .await?)
@@ -169,13 +171,13 @@ pub async fn page(
 /// not the workspace, so this is the one lookup that crosses workspaces.
 pub async fn by_provider_identity(
     db: &Db,
-    platform: &str,
+    platform: Platform,
     provider_user_id: &str,
 ) -> Result<Vec<Account>> {
     Ok(sqlx::query_as(select!(
         "WHERE platform = $1 AND provider_user_id = $2 ORDER BY id"
     ))
-    .bind(platform)
+    .bind(platform.as_str())
     .bind(provider_user_id)
     .fetch_all(db.pool())
     .await?)
@@ -240,7 +242,7 @@ pub async fn due_for_refresh(db: &Db, before: i64, limit: i64) -> Result<Vec<Acc
 /// [`due_for_refresh`] for one platform (whose tokens live longer and are renewed earlier).
 pub async fn due_for_refresh_on(
     db: &Db,
-    platform: &str,
+    platform: Platform,
     before: i64,
     limit: i64,
 ) -> Result<Vec<Account>> {
@@ -248,7 +250,7 @@ pub async fn due_for_refresh_on(
         "WHERE status = 'active' AND platform = $1 AND access_expires_at IS NOT NULL AND access_expires_at < $2 \
          ORDER BY access_expires_at LIMIT $3"
     ))
-    .bind(platform)
+    .bind(platform.as_str())
     .bind(before)
     .bind(limit)
     .fetch_all(db.pool())

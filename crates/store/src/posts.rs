@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use sqlx::AnyConnection;
+use tidepost_domain::Platform;
 
 use crate::{Db, Result};
 
@@ -35,7 +36,8 @@ pub struct Target {
     pub workspace_id: String,
     pub post_id: String,
     pub account_id: String,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     /// `direct` or `inbox`.
     pub mode: String,
     /// `file_upload` or `pull_from_url`.
@@ -123,7 +125,7 @@ pub async fn insert_target_in(conn: &mut AnyConnection, t: &Target) -> Result<()
     .bind(&t.workspace_id)
     .bind(&t.post_id)
     .bind(&t.account_id)
-    .bind(&t.platform)
+    .bind(t.platform.as_str())
     .bind(&t.mode)
     .bind(&t.source)
     .bind(&t.state)
@@ -239,13 +241,13 @@ pub async fn target(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Targ
 /// the workspace).
 pub async fn target_by_publish_id(
     db: &Db,
-    platform: &str,
+    platform: Platform,
     publish_id: &str,
 ) -> Result<Option<Target>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {TARGET_COLUMNS} FROM post_targets WHERE platform = $1 AND publish_id = $2 ORDER BY id DESC LIMIT 1"
     ))
-    .bind(platform)
+    .bind(platform.as_str())
     .bind(publish_id)
     .fetch_optional(db.pool())
     .await?)
@@ -471,7 +473,7 @@ pub async fn quota_inits(
 /// Accounts of `platform` with a direct init since `since` (oldest init of each first).
 pub async fn direct_posting_accounts(
     conn: &mut AnyConnection,
-    platform: &str,
+    platform: Platform,
     since: i64,
 ) -> Result<Vec<(String, i64)>> {
     Ok(sqlx::query_as(
@@ -479,7 +481,7 @@ pub async fn direct_posting_accounts(
          AND init_at IS NOT NULL AND init_at > $2 AND state NOT IN ('failed', 'cancelled') \
          GROUP BY account_id ORDER BY MIN(init_at) ASC",
     )
-    .bind(platform)
+    .bind(platform.as_str())
     .bind(since)
     .fetch_all(conn)
     .await?)

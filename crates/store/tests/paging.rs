@@ -21,7 +21,7 @@ fn account(workspace_id: &str, n: usize) -> accounts::Account {
     accounts::Account {
         id: tidepost_domain::new_id(),
         workspace_id: workspace_id.into(),
-        platform: "tiktok".into(),
+        platform: tidepost_domain::Platform::Tiktok,
         provider_user_id: format!("user-{n}"),
         display_name: format!("Creator {n}"),
         username: None,

@@ -178,7 +178,7 @@ fn account(
     tidepost_store::accounts::Account {
         id: id.into(),
         workspace_id: workspace_id.into(),
-        platform: "tiktok".into(),
+        platform: tidepost_domain::Platform::Tiktok,
         provider_user_id: provider_user_id.into(),
         display_name: "Creator".into(),
         username: Some("creator".into()),
@@ -309,7 +309,7 @@ both_backends!(
                 .is_empty()
         );
         assert_eq!(
-            accounts::by_provider_identity(&db, "tiktok", "open-1")
+            accounts::by_provider_identity(&db, tidepost_domain::Platform::Tiktok, "open-1")
                 .await
                 .unwrap()
                 .len(),

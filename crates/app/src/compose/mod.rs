@@ -22,33 +22,31 @@
 //!
 //! These functions are what the API (`/api/v1/posts`) and the UI call.
 
-pub mod creator_cache;
 pub mod schedule;
 
 use serde::{Deserialize, Serialize};
+use tidepost_domain::Platform;
 use tidepost_domain::publish::{PostSummary, TargetState};
 use tidepost_store::StoreError;
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::posts::{self, Post, PostFilter};
 
 use crate::App;
-use crate::instagram::publish::{self as ig, InstagramPost, Item, ItemKind, MediaType};
-use crate::publish::{
-    self, MediaSource, Mode, PostOptions, PostView, Prepared, PublishError, new_target, publish_job,
-};
+use crate::pipeline::media::{Item, ItemKind, extension, kind_of_extension};
+use crate::pipeline::quota::{self, LimitCheck};
+use crate::pipeline::{PostView, Prepared, PublishError, new_target};
+use crate::platforms::publish_job;
 
-pub use creator_cache::creator_info;
+pub use crate::pipeline::spec::{TargetInput, TargetSpec};
+pub use crate::platforms::instagram::publish::InstagramOptions;
+pub use crate::platforms::tiktok::TikTokOptions;
+pub use crate::platforms::tiktok::creator_cache::creator_info;
 pub use schedule::When;
 
 /// The most accounts one post may go to.
 pub const MAX_TARGETS: usize = 50;
-/// Instagram's publishing limit when Meta cannot be asked: the lower of the two figures Meta
-/// documents (50 in the endpoint's reference, 100 in the guide).
-pub const INSTAGRAM_DEFAULT_LIMIT: usize = 50;
 /// A schedule this far in the past is a mistake, not "now".
 const PAST_TOLERANCE_MS: i64 = 60_000;
-/// How far ahead scheduled posts are counted when looking for a free slot.
-const LOOKAHEAD_MS: i64 = 400 * schedule::DAY_MS;
 
 /// A post to several accounts, as a client describes it.
 #[derive(Debug, Clone, Default)]
@@ -62,51 +60,6 @@ pub struct NewComposite {
     pub schedule: Schedule,
     pub idempotency_key: Option<String>,
     pub created_by: Option<String>,
-}
-
-/// One account of a composite post and its overrides.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TargetSpec {
-    pub account_id: String,
-    /// This target's caption instead of the post's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub caption: Option<String>,
-    /// TikTok accounts only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tiktok: Option<TikTokSpec>,
-    /// Instagram accounts only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instagram: Option<InstagramSpec>,
-}
-
-/// A TikTok target's options (see `publish::PostOptions`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TikTokSpec {
-    /// `direct` (default) or `inbox`.
-    pub mode: Option<Mode>,
-    pub privacy_level: Option<String>,
-    pub disable_comment: bool,
-    pub disable_duet: bool,
-    pub disable_stitch: bool,
-    pub video_cover_timestamp_ms: Option<u32>,
-    pub brand_content_toggle: bool,
-    pub brand_organic_toggle: bool,
-    pub is_aigc: bool,
-    pub duration_sec: Option<u32>,
-    pub photo_cover_index: u32,
-}
-
-/// An Instagram target's options.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct InstagramSpec {
-    /// Inferred from the media when absent: one image → image, one video → reel, several →
-    /// carousel.
-    pub media_type: Option<MediaType>,
-    pub cover_url: Option<String>,
-    pub share_to_feed: Option<bool>,
 }
 
 /// When the post goes out.
@@ -134,7 +87,7 @@ pub struct Issue {
     /// The index of the target in the request; `None` for the post as a whole.
     pub target: Option<usize>,
     pub account_id: Option<String>,
-    pub platform: Option<String>,
+    pub platform: Option<Platform>,
     /// The field at fault, as the API names it (`targets[1].tiktok.privacy_level`,
     /// `scheduled_at`, `media`).
     pub field: String,
@@ -210,21 +163,6 @@ pub struct PlannedTarget {
     pub limit: Option<LimitCheck>,
 }
 
-/// A target's daily limit as [`validate`] read it, for [`store`] to check again under the
-/// account's lock: the request's time and the limit (asking Meta for Instagram's happens
-/// before, never inside the transaction).
-#[derive(Debug, Clone)]
-pub struct LimitCheck {
-    /// The modes that share the limit (`None`: every post of the account counts).
-    modes: Option<Vec<&'static str>>,
-    cap: usize,
-    /// What breaking it means, in words.
-    message: String,
-    /// The time asked for (or now).
-    at: i64,
-    next_free: bool,
-}
-
 /// A composite post that passed [`validate`]: ready to store.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -233,7 +171,7 @@ pub struct Plan {
 }
 
 fn issue(
-    target: Option<(usize, &TargetSpec, Option<&str>)>,
+    target: Option<(usize, &TargetSpec, Option<Platform>)>,
     field: impl Into<String>,
     rule: &str,
     message: impl Into<String>,
@@ -241,7 +179,7 @@ fn issue(
     Issue {
         target: target.map(|t| t.0),
         account_id: target.map(|t| t.1.account_id.clone()),
-        platform: target.and_then(|t| t.2.map(str::to_string)),
+        platform: target.and_then(|t| t.2),
         field: field.into(),
         rule: rule.into(),
         message: message.into(),
@@ -250,14 +188,11 @@ fn issue(
 }
 
 /// The issue a platform check's refusal makes, its field under the target.
-fn issue_of(index: usize, spec: &TargetSpec, platform: &str, err: PublishError) -> Issue {
+fn issue_of(index: usize, spec: &TargetSpec, platform: Platform, err: PublishError) -> Issue {
     let at = Some((index, spec, Some(platform)));
     let base = format!("targets[{index}]");
-    let section = if platform == crate::instagram::PLATFORM {
-        "instagram"
-    } else {
-        "tiktok"
-    };
+    // A platform's options are under its name (`targets[0].tiktok.privacy_level`).
+    let section = platform.as_str();
     match err {
         PublishError::Invalid { field, message } => {
             let path = match field {
@@ -324,34 +259,9 @@ async fn item_kind(
     Ok(item
         .url
         .as_deref()
-        .and_then(ig::extension)
+        .and_then(extension)
         .as_deref()
-        .and_then(ig::kind_of_extension))
-}
-
-/// The shared media as TikTok takes it: one video (stored, or a URL TikTok pulls), or images
-/// by URL (a photo post).
-fn tiktok_media(
-    media: &[Item],
-    kinds: &[Option<ItemKind>],
-) -> Result<(MediaSource, Vec<String>), String> {
-    match (media, kinds) {
-        ([item], [Some(ItemKind::Video)]) => match (&item.media_id, &item.url) {
-            (Some(id), None) => Ok((MediaSource::Stored(id.clone()), Vec::new())),
-            (None, Some(url)) => Ok((MediaSource::VideoUrl(url.clone()), Vec::new())),
-            _ => Err("give the video either as a url or as a media_id".into()),
-        },
-        _ if !kinds.is_empty() && kinds.iter().all(|k| *k == Some(ItemKind::Image)) => {
-            let urls: Option<Vec<String>> = media.iter().map(|i| i.url.clone()).collect();
-            urls.map(|urls| (MediaSource::Photos, urls)).ok_or_else(|| {
-                "TikTok takes photos as URLs it downloads (under a verified domain), not as uploads".into()
-            })
-        }
-        _ if kinds.iter().any(Option::is_none) => {
-            Err("say whether each media is an image or a video (\"kind\")".into())
-        }
-        _ => Err("TikTok posts one video or 1 to 35 images, not a mix or several videos".into()),
-    }
+        .and_then(kind_of_extension))
 }
 
 /// The media library's per-platform rules (`media::rules::check`) for each uploaded item that
@@ -365,14 +275,8 @@ async fn media_rules(
     spec: &TargetSpec,
     prepared: &Prepared,
 ) -> Result<Vec<Issue>, StoreError> {
-    use crate::media::rules;
-    let platform = prepared.account.platform.as_str();
-    let kind = if platform == crate::instagram::PLATFORM {
-        prepared.mode.as_str()
-    } else {
-        prepared.kind.as_str()
-    };
-    let Some(target) = rules::Target::from_parts(platform, kind) else {
+    let platform = prepared.account.platform;
+    let Some(target) = crate::platforms::media_target(prepared) else {
         return Ok(Vec::new());
     };
     let mut issues = Vec::new();
@@ -381,10 +285,7 @@ async fn media_rules(
         let Some(stored) = tidepost_store::media::get(&app.db, workspace_id, id).await? else {
             continue;
         };
-        let Some(info) = crate::media::info(&stored) else {
-            continue;
-        };
-        for v in rules::check(target, &info, &rules::CreatorLimits::default()) {
+        for v in crate::pipeline::media::check(app, &stored, target).await {
             issues.push(issue(
                 Some((index, spec, Some(platform))),
                 format!("media[{n}]"),
@@ -406,129 +307,36 @@ async fn prepare_target(
     spec: &TargetSpec,
     account: Account,
 ) -> Result<Prepared, Issue> {
-    let platform = account.platform.clone();
-    let caption = spec.caption.clone().unwrap_or_else(|| new.caption.clone());
-    let at = Some((index, spec, Some(platform.as_str())));
-    if platform == crate::instagram::PLATFORM {
-        if spec.tiktok.is_some() {
-            return Err(issue(
-                at,
-                format!("targets[{index}].tiktok"),
-                "wrong_platform",
-                "this is an Instagram account: TikTok options do not apply (use `instagram`)",
-            ));
-        }
-        let o = spec.instagram.clone().unwrap_or_default();
-        let media_type = o.media_type.unwrap_or(match kinds {
-            [Some(ItemKind::Video)] => MediaType::Reel,
-            [_] => MediaType::Image,
-            _ => MediaType::Carousel,
-        });
-        let post = InstagramPost {
-            media_type,
-            caption,
-            items: new.media.clone(),
-            cover_url: o.cover_url.filter(|c| !c.is_empty()),
-            share_to_feed: o.share_to_feed,
-        };
-        ig::prepare(app, workspace_id, account, &post)
-            .await
-            .map_err(|e| issue_of(index, spec, &platform, e))
-    } else {
-        if spec.instagram.is_some() {
-            return Err(issue(
-                at,
-                format!("targets[{index}].instagram"),
-                "wrong_platform",
-                "this is a TikTok account: Instagram options do not apply (use `tiktok`)",
-            ));
-        }
-        let (media, photo_urls) = tiktok_media(&new.media, kinds)
-            .map_err(|message| issue(at, "media", "media", message))?;
-        let o = spec.tiktok.clone().unwrap_or_default();
-        let options = PostOptions {
-            caption,
-            privacy_level: o.privacy_level,
-            disable_comment: o.disable_comment,
-            disable_duet: o.disable_duet,
-            disable_stitch: o.disable_stitch,
-            video_cover_timestamp_ms: o.video_cover_timestamp_ms,
-            brand_content_toggle: o.brand_content_toggle,
-            brand_organic_toggle: o.brand_organic_toggle,
-            is_aigc: o.is_aigc,
-            duration_sec: o.duration_sec,
-            photo_cover_index: o.photo_cover_index,
-            photo_urls,
-        };
-        let mode = o.mode.unwrap_or(Mode::Direct);
-        publish::prepare(app, workspace_id, account, mode, &media, options)
-            .await
-            .map_err(|e| issue_of(index, spec, &platform, e))
-    }
-}
-
-/// The daily limit a target of `prepared` counts against: the modes it shares it with and the
-/// cap. Instagram's comes from Meta's `content_publishing_limit` (asked now; the last reading
-/// or [`INSTAGRAM_DEFAULT_LIMIT`] when Meta cannot be asked).
-async fn limit_of(app: &App, prepared: &Prepared) -> (Option<Vec<&'static str>>, usize, String) {
-    let account = &prepared.account;
-    let name = &account.display_name;
-    if account.platform == crate::instagram::PLATFORM {
-        let total = match ig::publishing_limit(app, account).await {
-            Ok(limit) => limit.quota_total.map(|t| t as usize),
-            Err(err) => {
-                tracing::info!(account_id = %account.id, error = %err, "publishing limit unknown; using the last reading");
-                serde_json::from_str::<serde_json::Value>(&account.details)
-                    .ok()
-                    .and_then(|d| d[ig::PUBLISHING_LIMIT_DETAIL]["total"].as_u64())
-                    .map(|t| t as usize)
-            }
-        }
-        .unwrap_or(INSTAGRAM_DEFAULT_LIMIT);
-        (
-            None,
-            total,
+    let platform = account.platform;
+    let at = Some((index, spec, Some(platform)));
+    if let Some(other) = spec.option_platforms().into_iter().find(|p| *p != platform) {
+        return Err(issue(
+            at,
+            format!("targets[{index}].{other}"),
+            "wrong_platform",
             format!(
-                "{name} would exceed Instagram's publishing limit of {total} posts in 24 hours"
+                "this is a {} account: {} options do not apply (use `{platform}`)",
+                platform.display_name(),
+                other.display_name()
             ),
-        )
-    } else if prepared.mode == Mode::Inbox.as_str() {
-        let cap = app.config.publish.tiktok_pending_inbox_cap as usize;
-        (
-            Some(vec!["inbox"]),
-            cap,
-            format!(
-                "{name} would have more than {cap} drafts from 24 hours waiting in their TikTok inbox"
-            ),
-        )
-    } else {
-        let cap = app.config.publish.tiktok_direct_post_daily_cap as usize;
-        (
-            Some(vec!["direct"]),
-            cap,
-            format!(
-                "{name} would exceed the daily cap of {cap} direct TikTok posts through tidepost"
-            ),
-        )
+        ));
     }
-}
-
-/// Where one more post of a limit `cap` goes, given the times `events` already counted: `at`
-/// when it fits there; else the next free slot when `next_free`; else `Err` with that slot
-/// (`None` when the limit is 0).
-fn decide(events: &[i64], at: i64, cap: usize, next_free: bool) -> Result<i64, Option<i64>> {
-    match schedule::first_fit(events, at, cap) {
-        Some(slot) if slot == at => Ok(at),
-        Some(slot) if next_free => Ok(slot),
-        other => Err(other),
-    }
+    let input = TargetInput {
+        caption: spec.caption.as_deref().unwrap_or(&new.caption),
+        media: &new.media,
+        kinds,
+        spec,
+    };
+    crate::platforms::prepare_target(app, workspace_id, account, &input)
+        .await
+        .map_err(|e| issue_of(index, spec, platform, e))
 }
 
 /// The `quota` issue of a target refused at `at` by its limit, naming the next free slot.
 fn quota_issue(
     index: usize,
     spec: &TargetSpec,
-    platform: &str,
+    platform: Platform,
     limit: &LimitCheck,
     next: Option<i64>,
 ) -> Issue {
@@ -570,88 +378,30 @@ async fn place(
     next_free: bool,
     except_post: Option<&str>,
 ) -> Result<(i64, LimitCheck), Issue> {
-    let (modes, cap, message) = limit_of(app, prepared).await;
-    let limit = LimitCheck {
-        modes,
-        cap,
-        message,
+    let limit = LimitCheck::new(
+        crate::platforms::daily_limit(app, prepared).await,
         at,
         next_free,
-    };
-    let platform = prepared.account.platform.clone();
+    );
+    let platform = prepared.account.platform;
     let events = async {
         let mut conn = app.db.pool().acquire().await.map_err(StoreError::from)?;
-        posts::limit_events_in(
-            &mut conn,
-            &prepared.account.id,
-            limit.modes.as_deref(),
-            at - schedule::DAY_MS,
-            at + LOOKAHEAD_MS,
-            except_post,
-        )
-        .await
+        limit
+            .events_in(&mut conn, &prepared.account.id, except_post)
+            .await
     }
     .await
     .map_err(|e| {
         issue(
-            Some((index, spec, Some(platform.as_str()))),
+            Some((index, spec, Some(platform))),
             "scheduled_at",
             "unavailable",
             e.to_string(),
         )
     })?;
-    match decide(&events, at, cap, next_free) {
+    match quota::decide(&events, at, limit.cap, next_free) {
         Ok(slot) => Ok((slot, limit)),
-        Err(next) => Err(quota_issue(index, spec, &platform, &limit, next)),
-    }
-}
-
-/// The daily limit of one target of `prepared` sent now, for [`admit_now_in`].
-pub(crate) async fn limit_now(app: &App, prepared: &Prepared, now: i64) -> LimitCheck {
-    let (modes, cap, message) = limit_of(app, prepared).await;
-    LimitCheck {
-        modes,
-        cap,
-        message,
-        at: now,
-        next_free: false,
-    }
-}
-
-/// Admits one post of `account` sent now under `limit`, inside the write transaction `conn`
-/// and under the account's lock, counting every post of the account that is sent, waiting to
-/// be sent or scheduled: how a single-account post is accepted, so that requests racing for
-/// the last slot of the day accept one and refuse the others with the time a slot opens.
-pub(crate) async fn admit_now_in(
-    conn: &mut sqlx::AnyConnection,
-    app: &App,
-    account: &Account,
-    limit: &LimitCheck,
-) -> Result<(), PublishError> {
-    let key = publish::limits::quota_lock_key(account);
-    tidepost_store::limits::lock_in(conn, app.db.dialect(), &key).await?;
-    let events = posts::limit_events_in(
-        conn,
-        &account.id,
-        limit.modes.as_deref(),
-        limit.at - schedule::DAY_MS,
-        limit.at + LOOKAHEAD_MS,
-        None,
-    )
-    .await?;
-    match decide(&events, limit.at, limit.cap, false) {
-        Ok(_) => Ok(()),
-        Err(next) => {
-            let next = next.unwrap_or(limit.at + schedule::DAY_MS);
-            Err(PublishError::Quota {
-                message: format!(
-                    "{}, counting the posts already waiting to be sent or scheduled; the next slot opens at {}",
-                    limit.message,
-                    tidepost_domain::time::rfc3339(next)
-                ),
-                next_slot_ms: next,
-            })
-        }
+        Err(next) => Err(quota_issue(index, spec, platform, &limit, next)),
     }
 }
 
@@ -674,7 +424,7 @@ async fn recheck_in(
     let mut keys: Vec<String> = targets
         .iter()
         .filter(|t| t.limit.is_some())
-        .map(|t| publish::limits::quota_lock_key(&t.prepared.account))
+        .map(|t| quota::lock_key(&t.prepared.account))
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -684,22 +434,16 @@ async fn recheck_in(
     let mut issues = Vec::new();
     for target in targets.iter_mut() {
         let Some(limit) = &target.limit else { continue };
-        let events = posts::limit_events_in(
-            conn,
-            &target.prepared.account.id,
-            limit.modes.as_deref(),
-            limit.at - schedule::DAY_MS,
-            limit.at + LOOKAHEAD_MS,
-            except_post,
-        )
-        .await?;
-        match decide(&events, limit.at, limit.cap, limit.next_free) {
+        let events = limit
+            .events_in(conn, &target.prepared.account.id, except_post)
+            .await?;
+        match quota::decide(&events, limit.at, limit.cap, limit.next_free) {
             Ok(slot) if slot == limit.at => {}
             Ok(slot) => target.run_at = Some(slot),
             Err(next) => issues.push(quota_issue(
                 target.index,
                 &target.spec,
-                &target.prepared.account.platform,
+                target.prepared.account.platform,
                 limit,
                 next,
             )),
@@ -812,10 +556,10 @@ async fn validate_except(
             ));
             continue;
         };
-        let platform = account.platform.clone();
+        let platform = account.platform;
         if account.needs_reauth() {
             issues.push(issue(
-                Some((index, spec, Some(platform.as_str()))),
+                Some((index, spec, Some(platform))),
                 field,
                 "needs_reauth",
                 format!(
@@ -871,28 +615,13 @@ async fn validate_except(
                 continue;
             }
         };
-        // Sent now: Meta's own count (posts from other apps too) must allow one more.
-        if run_at == now && new.schedule.at.is_none() && platform == crate::instagram::PLATFORM {
-            match ig::publishing_limit(app, &prepared.account).await {
-                Ok(limit) => {
-                    if let Some((message, frees)) = ig::limit_refusal(&limit, now) {
-                        issues.push(issue_of(
-                            index,
-                            spec,
-                            &platform,
-                            PublishError::Quota {
-                                message,
-                                next_slot_ms: frees,
-                            },
-                        ));
-                        continue;
-                    }
-                }
-                Err(err) => {
-                    issues.push(issue_of(index, spec, &platform, PublishError::from(err)));
-                    continue;
-                }
-            }
+        // Sent now: the platform's own count (posts from other apps too) must allow one more.
+        if run_at == now
+            && new.schedule.at.is_none()
+            && let Err(err) = crate::platforms::admit_now(app, &prepared, now).await
+        {
+            issues.push(issue_of(index, spec, platform, err));
+            continue;
         }
         planned.push(PlannedTarget {
             index,
@@ -1008,7 +737,7 @@ pub async fn update(
     post_id: &str,
     change: Update,
 ) -> Result<PostView, ComposeError> {
-    let view = publish::get(app, workspace_id, post_id).await?;
+    let view = crate::pipeline::get(app, workspace_id, post_id).await?;
     let started = view.targets.iter().any(|t| {
         !matches!(
             TargetState::parse(&t.state),
@@ -1130,7 +859,7 @@ pub async fn update(
         // A fresh key: the job of the old time stays in the queue and stops when it runs.
         let job = publish_job(&moved, planned.run_at.unwrap_or(now)).idempotency_key(format!(
             "{}:{}:{}:at:{}",
-            job_kind(&moved),
+            crate::platforms::publish_job_kind(moved.platform),
             moved.id,
             moved.init_generation,
             tidepost_domain::new_id()
@@ -1141,7 +870,7 @@ pub async fn update(
             .map_err(|e| ComposeError::Unavailable(e.to_string()))?;
     }
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(publish::get(app, workspace_id, post_id).await?)
+    Ok(crate::pipeline::get(app, workspace_id, post_id).await?)
 }
 
 /// A post made for one account (`POST /posts` without `targets` or a schedule, or the
@@ -1158,76 +887,14 @@ fn single_as_composite(view: &PostView) -> Result<StoredComposite, ComposeError>
     let [target] = view.targets.as_slice() else {
         return Err(unreadable());
     };
-    let post = &view.post;
-    let mut spec = TargetSpec {
-        account_id: target.account_id.clone(),
-        ..TargetSpec::default()
-    };
-    if target.platform == crate::instagram::PLATFORM {
-        let ig: InstagramPost = serde_json::from_str(&post.options).map_err(|_| unreadable())?;
-        spec.instagram = Some(InstagramSpec {
-            media_type: Some(ig.media_type),
-            cover_url: ig.cover_url,
-            share_to_feed: ig.share_to_feed,
-        });
-        return Ok(StoredComposite {
-            composite: false,
-            caption: ig.caption,
-            media: ig.items,
-            targets: vec![spec],
-        });
-    }
-    let o: PostOptions = serde_json::from_str(&post.options).map_err(|_| unreadable())?;
-    let video = |url: Option<String>, media_id: Option<String>| Item {
-        url,
-        media_id,
-        kind: Some(ItemKind::Video),
-        ..Item::default()
-    };
-    let media = match (&post.media_id, &post.media_url) {
-        (Some(id), _) => vec![video(None, Some(id.clone()))],
-        (None, Some(url)) if post.kind == "video" => vec![video(Some(url.clone()), None)],
-        _ => o
-            .photo_urls
-            .iter()
-            .map(|url| Item {
-                url: Some(url.clone()),
-                kind: Some(ItemKind::Image),
-                ..Item::default()
-            })
-            .collect(),
-    };
-    spec.tiktok = Some(TikTokSpec {
-        mode: Some(if target.mode == Mode::Inbox.as_str() {
-            Mode::Inbox
-        } else {
-            Mode::Direct
-        }),
-        privacy_level: o.privacy_level,
-        disable_comment: o.disable_comment,
-        disable_duet: o.disable_duet,
-        disable_stitch: o.disable_stitch,
-        video_cover_timestamp_ms: o.video_cover_timestamp_ms,
-        brand_content_toggle: o.brand_content_toggle,
-        brand_organic_toggle: o.brand_organic_toggle,
-        is_aigc: o.is_aigc,
-        duration_sec: o.duration_sec,
-        photo_cover_index: o.photo_cover_index,
-    });
+    let (caption, media, spec) =
+        crate::platforms::single_as_spec(&view.post, target).ok_or_else(unreadable)?;
     Ok(StoredComposite {
         composite: false,
-        caption: o.caption,
+        caption,
         media,
         targets: vec![spec],
     })
-}
-
-fn job_kind(target: &posts::Target) -> &'static str {
-    if target.platform == crate::instagram::PLATFORM {
-        ig::PUBLISH_JOB
-    } else {
-        publish::PUBLISH_JOB
-    }
 }
 
 /// A page of the workspace's posts, newest first, with their targets.
@@ -1259,12 +926,15 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::quota::decide;
+    use crate::platforms::instagram::publish::{InstagramPost, MediaType};
+    use crate::platforms::tiktok::{Mode, PostOptions};
 
     fn account(platform: &str) -> Account {
         Account {
             id: "acc".into(),
             workspace_id: "ws".into(),
-            platform: platform.into(),
+            platform: platform.parse().expect("a platform name"),
             provider_user_id: "user".into(),
             display_name: "Creator".into(),
             username: None,
@@ -1318,23 +988,22 @@ mod tests {
     #[test]
     fn single_posts_read_back_as_one_target() {
         // A TikTok photo post: its images from the options, its mode from the target.
-        let options = PostOptions {
-            caption: "words".into(),
-            privacy_level: Some("SELF_ONLY".into()),
-            disable_comment: true,
-            photo_cover_index: 1,
-            photo_urls: vec![
-                "https://m.example/a.jpg".into(),
-                "https://m.example/b.jpg".into(),
-            ],
-            ..PostOptions::default()
-        };
+        // As stored before the options had their own type: one flat object, which the flattened
+        // `PostOptions` reads the same way.
+        let options = serde_json::json!({
+            "caption": "words",
+            "privacy_level": "SELF_ONLY",
+            "disable_comment": true,
+            "disable_duet": false,
+            "photo_cover_index": 1,
+            "photo_urls": ["https://m.example/a.jpg", "https://m.example/b.jpg"],
+        });
         let view = single(
             "tiktok",
             "direct",
             "photo",
             (None, None),
-            serde_json::to_string(&options).unwrap(),
+            options.to_string(),
         );
         let stored = single_as_composite(&view).unwrap();
         assert_eq!(stored.caption, "words");

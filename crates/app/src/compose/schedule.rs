@@ -8,7 +8,7 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 
 /// A day in milliseconds: the window of TikTok's daily caps and Instagram's publishing limit.
-pub const DAY_MS: i64 = 86_400_000;
+pub use crate::pipeline::quota::DAY_MS;
 
 /// A schedule that parsed: the instant (UTC ms) and the zone to show it back in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,44 +107,9 @@ pub fn show(at_ms: i64, time_zone: Option<&str>) -> String {
     }
 }
 
-/// Whether one more post at `at` keeps every rolling 24-hour window that contains it within
-/// `cap`, given the times `events` (sorted) already counted. The windows that contain `at`
-/// end between `at` and `at + 24 h`; the fullest of them ends at `at` or at an event.
-pub fn fits(events: &[i64], at: i64, cap: usize) -> bool {
-    let count_ending = |end: i64| {
-        events
-            .iter()
-            .filter(|e| **e > end - DAY_MS && **e <= end)
-            .count()
-    };
-    std::iter::once(at)
-        .chain(
-            events
-                .iter()
-                .copied()
-                .filter(|e| *e >= at && *e < at + DAY_MS),
-        )
-        .all(|end| count_ending(end) < cap)
-}
-
-/// The earliest time at or after `at` where one more post fits (see [`fits`]): `at` itself,
-/// or the instant a counted post leaves the window (an event + 24 h). `None` when `cap` is 0.
-pub fn first_fit(events: &[i64], at: i64, cap: usize) -> Option<i64> {
-    if cap == 0 {
-        return None;
-    }
-    let mut candidates: Vec<i64> = std::iter::once(at)
-        .chain(events.iter().map(|e| e + DAY_MS).filter(|c| *c > at))
-        .collect();
-    candidates.sort_unstable();
-    candidates.into_iter().find(|c| fits(events, *c, cap))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const H: i64 = 3_600_000;
 
     #[test]
     fn offsets_and_zones() {
@@ -196,44 +161,5 @@ mod tests {
             tidepost_domain::time::rfc3339(fold.at_ms),
             "2026-10-25T00:30:00Z"
         );
-    }
-
-    #[test]
-    fn windows() {
-        let t = 100 * DAY_MS;
-        assert!(fits(&[], t, 1));
-        assert!(!fits(&[t - H], t, 1));
-        // An event 24 h before no longer counts; one 24 h after does not either.
-        assert!(fits(&[t - DAY_MS, t + DAY_MS], t, 1));
-        // A later event in the same window counts.
-        assert!(!fits(&[t + 23 * H], t, 1));
-        // cap 2: two events 20 h apart around t: the window ending at the second holds both.
-        assert!(!fits(&[t - 10 * H, t + 10 * H], t, 2));
-        assert!(fits(&[t - 10 * H, t + 15 * H], t, 3));
-    }
-
-    #[test]
-    fn next_slot() {
-        let t = 100 * DAY_MS;
-        assert_eq!(first_fit(&[], t, 1), Some(t));
-        assert_eq!(first_fit(&[t - H], t, 1), Some(t - H + DAY_MS));
-        // Two posts already in the window with cap 2: the slot opens when the first leaves
-        // it, unless a later post would then make three in a window.
-        assert_eq!(
-            first_fit(&[t - 5 * H, t - H], t, 2),
-            Some(t - 5 * H + DAY_MS)
-        );
-        assert_eq!(
-            first_fit(&[t - 5 * H, t - H, t + 20 * H], t, 2),
-            Some(t - H + DAY_MS)
-        );
-        assert_eq!(first_fit(&[t], t, 0), None);
-        // Whatever the events, the slot found fits and nothing earlier among the candidates does.
-        let events = [t - 20 * H, t - 3 * H, t + 2 * H, t + 30 * H];
-        let slot = first_fit(&events, t, 2).unwrap();
-        assert!(fits(&events, slot, 2));
-        for probe in (t..slot).step_by(60_000) {
-            assert!(!fits(&events, probe, 2), "{probe} fits before {slot}");
-        }
     }
 }

@@ -10,6 +10,7 @@ pub mod sync;
 
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
+use tidepost_domain::Platform;
 use tidepost_providers::ProviderError;
 use tidepost_providers::meta::MetaChange;
 use tidepost_store::accounts::{self, Account};
@@ -110,7 +111,7 @@ pub async fn record_webhook_change_in(
         } => {
             let own = from_id.as_deref() == Some(account.provider_user_id.as_str());
             Observed {
-                platform: "instagram",
+                platform: Platform::Instagram,
                 kind: if parent_id.is_some() {
                     "reply"
                 } else {
@@ -120,7 +121,7 @@ pub async fn record_webhook_change_in(
                 provider_id: comment_id,
                 parent_provider_id: parent_id.as_deref(),
                 author: from_id.as_deref().filter(|_| !own).map(|id| Sighting {
-                    platform: "instagram",
+                    platform: Platform::Instagram,
                     platform_user_id: id,
                     handle: from_username.as_deref(),
                     name: None,
@@ -136,7 +137,7 @@ pub async fn record_webhook_change_in(
             media_id,
             comment_id,
         } => Observed {
-            platform: "instagram",
+            platform: Platform::Instagram,
             kind: "mention",
             direction: "inbound",
             // A caption mention has no comment: the media is the mention.
@@ -212,10 +213,15 @@ pub async fn reply(
             "text must be at most {REPLY_MAX_CHARS} characters (Instagram's limit)"
         )));
     }
-    if original.platform != "instagram" || !matches!(original.kind.as_str(), "comment" | "reply") {
+    let answerable = match original.platform {
+        Platform::Instagram => matches!(original.kind.as_str(), "comment" | "reply"),
+        Platform::Tiktok => false,
+    };
+    if !answerable {
         return Err(CrmError::Unsupported(format!(
             "only Instagram comments can be answered from tidepost; this is a {} {}",
-            original.platform, original.kind
+            original.platform.display_name(),
+            original.kind
         )));
     }
     let account_id = original
@@ -244,7 +250,7 @@ pub async fn reply(
     .await?;
     let now = tidepost_domain::now_ms();
     let observed = Observed {
-        platform: "instagram",
+        platform: Platform::Instagram,
         kind: "reply",
         direction: "outbound",
         provider_id: &reply_id,
@@ -264,7 +270,7 @@ pub async fn reply(
     match recorded {
         Some(i) => Ok(i),
         // A webhook about our own reply got there first.
-        None => interactions::by_provider_id(&app.db, workspace_id, "instagram", &reply_id)
+        None => interactions::by_provider_id(&app.db, workspace_id, Platform::Instagram, &reply_id)
             .await?
             .ok_or(CrmError::NotFound("interaction")),
     }

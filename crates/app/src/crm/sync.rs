@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tidepost_domain::Platform;
 use tidepost_jobs::schedule::{self, Schedule};
 use tidepost_jobs::{JobContext, JobError, NewJob, Registry, RetryPolicy, handler_fn};
 use tidepost_providers::meta::Insight;
@@ -149,12 +150,11 @@ pub async fn sweep(app: &App, now: i64) -> Result<SweepReport, StoreError> {
         }
     }
     for found in metrics::untracked(&app.db, 500).await? {
-        let media = if found.platform == "tiktok" {
-            serde_json::from_str::<Vec<String>>(&found.media)
+        let media = match found.platform {
+            Platform::Tiktok => serde_json::from_str::<Vec<String>>(&found.media)
                 .ok()
-                .and_then(|ids| ids.into_iter().next())
-        } else {
-            Some(found.media.clone())
+                .and_then(|ids| ids.into_iter().next()),
+            Platform::Instagram => Some(found.media.clone()),
         };
         let Some(media) = media.filter(|m| !m.is_empty()) else {
             continue;
@@ -248,12 +248,12 @@ async fn instagram_accounts_with_tracks(app: &App) -> Result<Vec<(String, String
 
 /// Takes a slot of the account's CRM call budget, or says how long to wait.
 async fn take_slot(app: &App, account: &Account, now: i64) -> Result<(), JobError> {
-    let (key, per_minute) = match account.platform.as_str() {
-        "tiktok" => (
+    let (key, per_minute) = match account.platform {
+        Platform::Tiktok => (
             format!("tiktok:crm:{}", account.id),
             TIKTOK_QUERIES_PER_MINUTE,
         ),
-        _ => {
+        Platform::Instagram => {
             if let Some((percent, wait)) = app
                 .providers
                 .meta_usage()
@@ -319,14 +319,14 @@ pub async fn sample_account(app: &App, r: &AccountRef, now: i64) -> Result<(), J
         }
         return Ok(());
     }
-    match account.platform.as_str() {
-        "tiktok" => {
+    match account.platform {
+        Platform::Tiktok => {
             for batch in due.chunks(MAX_IDS_PER_QUERY) {
                 take_slot(app, &account, now).await?;
                 sample_tiktok(app, &account, batch, now).await?;
             }
         }
-        "instagram" => {
+        Platform::Instagram => {
             for track in &due {
                 if stops_early(track, now) {
                     defer_stop(app, track, "stories have no insights after a day").await?;
@@ -334,11 +334,6 @@ pub async fn sample_account(app: &App, r: &AccountRef, now: i64) -> Result<(), J
                 }
                 take_slot(app, &account, now).await?;
                 sample_instagram(app, &account, track, now).await?;
-            }
-        }
-        other => {
-            for track in &due {
-                defer_stop(app, track, &format!("no metrics for {other}")).await?;
             }
         }
     }
@@ -544,7 +539,11 @@ pub async fn pull_comments(app: &App, r: &AccountRef, now: i64) -> Result<(), Jo
     let Some(account) = load_account(app, r).await? else {
         return Ok(());
     };
-    if account.platform != "instagram" || account.needs_reauth() {
+    let has_comments = match account.platform {
+        Platform::Instagram => true,
+        Platform::Tiktok => false,
+    };
+    if !has_comments || account.needs_reauth() {
         return Ok(());
     }
     let client = app
@@ -591,7 +590,7 @@ pub async fn pull_comments(app: &App, r: &AccountRef, now: i64) -> Result<(), Jo
                 let author = c.from.as_ref().filter(|f| !f.id.is_empty());
                 let own = author.is_some_and(|f| f.id == account.provider_user_id);
                 let observed = Observed {
-                    platform: "instagram",
+                    platform: Platform::Instagram,
                     kind: if c.parent_id.is_some() {
                         "reply"
                     } else {
@@ -601,7 +600,7 @@ pub async fn pull_comments(app: &App, r: &AccountRef, now: i64) -> Result<(), Jo
                     provider_id: &c.id,
                     parent_provider_id: c.parent_id.as_deref(),
                     author: author.filter(|_| !own).map(|f| Sighting {
-                        platform: "instagram",
+                        platform: Platform::Instagram,
                         platform_user_id: &f.id,
                         handle: f.username.as_deref().or(c.username.as_deref()),
                         name: None,

@@ -141,9 +141,9 @@ impl From<ProbeError> for MediaError {
     }
 }
 
-impl From<MediaError> for crate::publish::PublishError {
+impl From<MediaError> for crate::pipeline::PublishError {
     fn from(e: MediaError) -> Self {
-        use crate::publish::PublishError as P;
+        use crate::pipeline::PublishError as P;
         match e {
             MediaError::Invalid { field, message } => P::Invalid { field, message },
             MediaError::TooLarge { max } => P::TooLarge { max },
@@ -214,19 +214,30 @@ pub fn check(
 ) -> Vec<rules::Violation> {
     match info(media) {
         Some(info) => rules::check(target, &info, limits),
-        None => vec![rules::Violation {
-            rule: "media.probe",
-            message: format!(
-                "{} could not be read as a video or image: {}",
-                media.original_name.as_deref().unwrap_or("the file"),
-                media
-                    .probe_error
-                    .as_deref()
-                    .unwrap_or("it was stored before probing existed")
-            ),
-        }],
+        None => vec![unreadable(
+            media.original_name.as_deref(),
+            media
+                .probe_error
+                .as_deref()
+                .unwrap_or("it was stored before probing existed"),
+        )],
     }
 }
+
+/// The rule a file breaks when it is no video or image tidepost can read (`media.probe`), in
+/// the words every entry uses: "NAME could not be read as a video or image: REASON".
+pub fn unreadable(name: Option<&str>, reason: &str) -> rules::Violation {
+    rules::Violation {
+        rule: UNREADABLE_RULE,
+        message: format!(
+            "{} could not be read as a video or image: {reason}",
+            name.unwrap_or("the file")
+        ),
+    }
+}
+
+/// The rule of [`unreadable`].
+pub const UNREADABLE_RULE: &str = "media.probe";
 
 /// How strictly a new file is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -127,20 +127,6 @@ pub enum Target {
 }
 
 impl Target {
-    /// From a platform (`tiktok`, `instagram`) and a kind of post: for TikTok `video` or
-    /// `photo`; for Instagram `image`, `reel`, `story` or `carousel` (its items).
-    pub fn from_parts(platform: &str, kind: &str) -> Option<Target> {
-        Some(match (platform, kind) {
-            ("tiktok", "video") => Target::TikTokVideo,
-            ("tiktok", "photo" | "image") => Target::TikTokPhoto,
-            ("instagram", "image") => Target::InstagramImage,
-            ("instagram", "reel") => Target::InstagramReel,
-            ("instagram", "story") => Target::InstagramStory,
-            ("instagram", "carousel" | "carousel_item") => Target::InstagramCarouselItem,
-            _ => return None,
-        })
-    }
-
     /// How the target reads in a message: "a TikTok video", "an Instagram reel".
     pub fn label(self) -> &'static str {
         match self {
@@ -971,19 +957,6 @@ mod tests {
             )),
             ["instagram.carousel.duration"]
         );
-    }
-
-    #[test]
-    fn targets_by_name() {
-        assert_eq!(
-            Target::from_parts("tiktok", "video"),
-            Some(Target::TikTokVideo)
-        );
-        assert_eq!(
-            Target::from_parts("instagram", "carousel"),
-            Some(Target::InstagramCarouselItem)
-        );
-        assert_eq!(Target::from_parts("instagram", "video"), None);
     }
 
     #[test]

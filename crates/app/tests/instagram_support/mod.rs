@@ -124,7 +124,7 @@ async fn signed_media(
     let now = tidepost_domain::now_ms() / 1000;
     match instagram::media_url::open(app, &id, &token, now).await {
         Ok(media) => {
-            let path = tidepost_app::publish::media::path_of(app, &media);
+            let path = tidepost_app::pipeline::media::path_of(app, &media);
             let bytes = tokio::fs::read(path).await.unwrap();
             (
                 [(axum::http::header::CONTENT_TYPE, media.content_type)],

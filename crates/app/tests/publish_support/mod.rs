@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tidepost_app::publish::{self, MediaSource, Mode, NewPost, PostOptions};
+use tidepost_app::tiktok::{self as publish, MediaSource, Mode, NewPost, PostOptions};
 use tidepost_app::tokens;
 use tidepost_emulator::{Emulator, EmulatorConfig};
 use tidepost_store::accounts::{self, Account};
@@ -71,7 +71,7 @@ fn dummy_account() -> Account {
     Account {
         id: String::new(),
         workspace_id: String::new(),
-        platform: String::new(),
+        platform: tidepost_domain::Platform::Tiktok,
         provider_user_id: String::new(),
         display_name: String::new(),
         username: None,
@@ -109,7 +109,7 @@ impl Harness {
         let account = Account {
             id: id.clone(),
             workspace_id: self.ws.clone(),
-            platform: "tiktok".into(),
+            platform: tidepost_domain::Platform::Tiktok,
             provider_user_id: minted["open_id"].as_str().unwrap().into(),
             display_name: creator.unwrap_or("Tidepost Sandbox").into(),
             status: "active".into(),
@@ -146,7 +146,7 @@ impl Harness {
         }
         bytes.truncate(size);
         let sha = hex::encode(Sha256::digest(&bytes));
-        let media = publish::media::store(
+        let media = tidepost_app::pipeline::media::store(
             &self.app,
             &self.ws,
             &bytes[..],
@@ -162,14 +162,17 @@ impl Harness {
     pub fn direct_options(&self, privacy: &str) -> PostOptions {
         PostOptions {
             caption: "hello #tidepost".into(),
-            privacy_level: Some(privacy.into()),
+            options: tidepost_app::tiktok::TikTokOptions {
+                privacy_level: Some(privacy.into()),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
 
     /// A private direct post of a new video of `size` bytes ([`Self::media`]); returns the
     /// post and the video's SHA-256.
-    pub async fn submit_private(&self, size: usize) -> (publish::PostView, String) {
+    pub async fn submit_private(&self, size: usize) -> (tidepost_app::pipeline::PostView, String) {
         let (media, sha) = self.media(size).await;
         let view = self
             .submit_file(&media.id, Mode::Direct, self.direct_options("SELF_ONLY"))
@@ -183,7 +186,7 @@ impl Harness {
         media_id: &str,
         mode: Mode,
         options: PostOptions,
-    ) -> Result<publish::PostView, publish::PublishError> {
+    ) -> Result<tidepost_app::pipeline::PostView, tidepost_app::pipeline::PublishError> {
         publish::submit(
             &self.app,
             &self.ws,

@@ -146,7 +146,7 @@ async fn connect_tiktok(
         workspace_id: &caller.workspace_id,
         user_id,
     };
-    let url = connect::start_tiktok(&state.app, who)
+    let url = tidepost_app::tiktok::connect::start(&state.app, who)
         .await
         .map_err(connect_problem)?;
     let expires_at = rfc3339(tidepost_domain::now_ms() + connect::STATE_TTL_MS);

@@ -572,14 +572,13 @@ async fn list_contacts(
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
     let (after, limit) = page_of(q.after.as_deref(), q.limit)?;
-    let platform = q.platform.as_deref().filter(|p| !p.is_empty());
-    if let Some(p) = platform
-        && !["tiktok", "instagram"].contains(&p)
-    {
-        return Err(Problem::invalid(format!(
-            "unknown platform {p:?}: use tiktok or instagram"
-        )));
-    }
+    let platform = q
+        .platform
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(str::parse::<tidepost_domain::Platform>)
+        .transpose()
+        .map_err(|e| Problem::invalid(e.to_string()).with("field", "platform"))?;
     if q.q.as_ref().is_some_and(|s| s.chars().count() > 200) {
         return Err(Problem::invalid("q must be at most 200 characters"));
     }

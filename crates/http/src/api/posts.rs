@@ -43,13 +43,11 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 use tidepost_app::compose::{self, ComposeError, NewComposite, Schedule, TargetSpec};
-use tidepost_app::instagram::publish::{
-    InstagramPost, Item, ItemKind, MediaType, NewInstagramPost,
-};
-use tidepost_app::publish::{
-    self, MediaSource, Mode, NewPost, PostOptions, PostView, PublishError,
-};
-use tidepost_domain::{PostSummary, TargetState};
+use tidepost_app::instagram::publish::{InstagramPost, MediaType, NewInstagramPost};
+use tidepost_app::pipeline::media::{Item, ItemKind};
+use tidepost_app::pipeline::{self, PostView, PublishError};
+use tidepost_app::tiktok::{self, MediaSource, Mode, NewPost, PostOptions, TikTokOptions};
+use tidepost_domain::{Platform, PostSummary, TargetState};
 use tidepost_store::instagram::InstagramMedia;
 use tokio_util::io::StreamReader;
 
@@ -73,23 +71,16 @@ pub fn router() -> Router<HttpState> {
         .route("/posts/{id}/targets/{target}/send-again", post(send_again))
 }
 
-/// A publish error as problem+json (the account is a TikTok one).
+/// A publish error as problem+json, when no one platform is concerned.
 pub fn problem(err: PublishError) -> Problem {
-    problem_on(err, "tiktok")
+    problem_on(err, None)
 }
 
-/// The name a person knows a platform by.
-fn platform_name(platform: &str) -> &'static str {
-    if platform == tidepost_app::instagram::PLATFORM {
-        "Instagram"
-    } else {
-        "TikTok"
-    }
-}
-
-/// A publish error about an account of `platform` as problem+json.
-pub fn problem_on(err: PublishError, platform: &str) -> Problem {
-    let name = platform_name(platform);
+/// A publish error about an account of `platform` (when one is concerned) as problem+json.
+pub fn problem_on(err: PublishError, platform: Option<Platform>) -> Problem {
+    let account = platform.map_or("the account".to_string(), |p| {
+        format!("the {} account", p.display_name())
+    });
     match err {
         PublishError::Invalid { field, message } => {
             Problem::invalid(format!("{field}: {message}")).with("field", field)
@@ -108,17 +99,17 @@ pub fn problem_on(err: PublishError, platform: &str) -> Problem {
             StatusCode::CONFLICT,
             "needs-reauth",
             "The account must be connected again",
-            format!("{message}; connect the {name} account again"),
+            format!("{message}; connect {account} again"),
         ),
         PublishError::Provider(e) => {
             let retryable = e.is_retryable();
             Problem::new(
                 StatusCode::BAD_GATEWAY,
                 "provider-error",
-                if name == "Instagram" {
-                    "Instagram refused"
-                } else {
-                    "TikTok refused"
+                match platform {
+                    Some(Platform::Tiktok) => "TikTok refused",
+                    Some(Platform::Instagram) => "Instagram refused",
+                    None => "The platform refused",
                 },
                 e.message,
             )
@@ -153,7 +144,7 @@ pub fn problem_on(err: PublishError, platform: &str) -> Problem {
 pub async fn render(state: &HttpState, view: &PostView) -> Result<Value, Problem> {
     let mut instagram = HashMap::new();
     for t in &view.targets {
-        if t.platform == tidepost_app::instagram::PLATFORM
+        if t.platform == Platform::Instagram
             && let Some(m) =
                 tidepost_store::instagram::get(&state.app.db, &t.workspace_id, &t.id).await?
         {
@@ -189,10 +180,9 @@ pub fn post_json(view: &PostView, instagram: &HashMap<String, InstagramMedia>) -
         "targets": view.targets.iter().map(|t| {
             let post_ids = t.post_ids();
             let ig = instagram.get(&t.id);
-            let post_url = if t.platform == tidepost_app::instagram::PLATFORM {
-                ig.and_then(|m| m.permalink.clone())
-            } else {
-                post_ids.first().map(|id| format!("https://www.tiktok.com/video/{id}"))
+            let post_url = match t.platform {
+                Platform::Tiktok => post_ids.first().map(|id| tidepost_app::tiktok::post_url(id)),
+                Platform::Instagram => ig.and_then(|m| m.permalink.clone()),
             };
             json!({
                 "id": t.id,
@@ -317,7 +307,7 @@ fn instagram_problem(err: PublishError) -> Problem {
         PublishError::Invalid { field, message } if field != "account_id" => {
             field_problem(&format!("instagram.{field}"), message)
         }
-        other => problem_on(other, tidepost_app::instagram::PLATFORM),
+        other => problem_on(other, Some(Platform::Instagram)),
     }
 }
 
@@ -560,24 +550,29 @@ impl CreatePost {
         .find_map(|(name, given)| given.then_some(name))
     }
 
+    /// The TikTok options of the single-account shape.
+    fn tiktok_options(&self) -> TikTokOptions {
+        TikTokOptions {
+            mode: self.mode,
+            privacy_level: self.privacy_level.clone(),
+            disable_comment: self.disable_comment,
+            disable_duet: self.disable_duet,
+            disable_stitch: self.disable_stitch,
+            video_cover_timestamp_ms: self.video_cover_timestamp_ms,
+            brand_content_toggle: self.brand_content_toggle,
+            brand_organic_toggle: self.brand_organic_toggle,
+            is_aigc: self.is_aigc,
+            duration_sec: self.duration_sec,
+            photo_cover_index: self.photo_cover_index,
+        }
+    }
+
     fn into_new_post(self, media: MediaSource, created_by: Option<String>) -> NewPost {
+        let options = self.tiktok_options();
         NewPost {
             account_id: self.account_id,
             mode: self.mode.unwrap_or(Mode::Direct),
-            options: PostOptions {
-                caption: self.caption,
-                privacy_level: self.privacy_level,
-                disable_comment: self.disable_comment,
-                disable_duet: self.disable_duet,
-                disable_stitch: self.disable_stitch,
-                video_cover_timestamp_ms: self.video_cover_timestamp_ms,
-                brand_content_toggle: self.brand_content_toggle,
-                brand_organic_toggle: self.brand_organic_toggle,
-                is_aigc: self.is_aigc,
-                duration_sec: self.duration_sec,
-                photo_cover_index: self.photo_cover_index,
-                photo_urls: self.photo_urls,
-            },
+            options: PostOptions::new(&self.caption, self.photo_urls, options),
             media,
             idempotency_key: self.idempotency_key,
             created_by,
@@ -636,7 +631,7 @@ async fn create(
                     .to_string();
                 let file_name = field.file_name().map(str::to_string);
                 let reader = StreamReader::new(field.map_err(std::io::Error::other));
-                let media = publish::media::store(
+                let media = pipeline::media::store(
                     &state.app,
                     &caller.workspace_id,
                     reader,
@@ -723,13 +718,13 @@ async fn create(
             }
         },
     };
-    let view = publish::submit(
+    let view = tiktok::submit(
         &state.app,
         &caller.workspace_id,
         body.into_new_post(media, created_by),
     )
     .await
-    .map_err(problem)?;
+    .map_err(|e| problem_on(e, Some(Platform::Tiktok)))?;
     Ok((StatusCode::ACCEPTED, Json(render(&state, &view).await?)))
 }
 
@@ -887,25 +882,13 @@ async fn create_composite(
                 if post.caption != body.caption {
                     spec.caption = Some(post.caption);
                 }
-                spec.instagram = Some(compose::InstagramSpec {
+                spec.instagram = Some(compose::InstagramOptions {
                     media_type: Some(post.media_type),
                     cover_url: post.cover_url,
                     share_to_feed: post.share_to_feed,
                 });
             } else {
-                spec.tiktok = Some(compose::TikTokSpec {
-                    mode: body.mode,
-                    privacy_level: body.privacy_level.clone(),
-                    disable_comment: body.disable_comment,
-                    disable_duet: body.disable_duet,
-                    disable_stitch: body.disable_stitch,
-                    video_cover_timestamp_ms: body.video_cover_timestamp_ms,
-                    brand_content_toggle: body.brand_content_toggle,
-                    brand_organic_toggle: body.brand_organic_toggle,
-                    is_aigc: body.is_aigc,
-                    duration_sec: body.duration_sec,
-                    photo_cover_index: body.photo_cover_index,
-                });
+                spec.tiktok = Some(body.tiktok_options());
             }
             vec![spec]
         }
@@ -989,12 +972,11 @@ async fn create_instagram(
 }
 
 /// The platform of a post's target, for naming it in errors.
-async fn platform_of(state: &HttpState, workspace_id: &str, post_id: &str) -> String {
+async fn platform_of(state: &HttpState, workspace_id: &str, post_id: &str) -> Option<Platform> {
     tidepost_store::posts::targets_of(&state.app.db, workspace_id, post_id)
         .await
         .ok()
-        .and_then(|t| t.first().map(|t| t.platform.clone()))
-        .unwrap_or_else(|| "tiktok".into())
+        .and_then(|t| t.first().map(|t| t.platform))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -1159,11 +1141,11 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let view = match publish::get(&state.app, &caller.workspace_id, &id).await {
+    let view = match pipeline::get(&state.app, &caller.workspace_id, &id).await {
         Ok(view) => view,
         Err(err) => {
             let platform = platform_of(&state, &caller.workspace_id, &id).await;
-            return Err(problem_on(err, &platform));
+            return Err(problem_on(err, platform));
         }
     };
     Ok(Json(render(&state, &view).await?))
@@ -1184,11 +1166,11 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let view = match publish::cancel(&state.app, &caller.workspace_id, &id).await {
+    let view = match pipeline::cancel(&state.app, &caller.workspace_id, &id).await {
         Ok(view) => view,
         Err(err) => {
             let platform = platform_of(&state, &caller.workspace_id, &id).await;
-            return Err(problem_on(err, &platform));
+            return Err(problem_on(err, platform));
         }
     };
     Ok(Json(render(&state, &view).await?))
@@ -1229,11 +1211,11 @@ async fn retry(
     Path((id, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let view = match publish::retry(&state.app, &caller.workspace_id, &id, &target).await {
+    let view = match pipeline::retry(&state.app, &caller.workspace_id, &id, &target).await {
         Ok(view) => view,
         Err(err) => {
             let platform = platform_of(&state, &caller.workspace_id, &id).await;
-            return Err(problem_on(err, &platform));
+            return Err(problem_on(err, platform));
         }
     };
     Ok(Json(render(&state, &view).await?))
@@ -1303,8 +1285,7 @@ async fn mark_published(
 ) -> Result<Json<Value>, Problem> {
     settle_unknown(&caller, &state, &raw, async |body: MarkPublishedBody| {
         let ws = &caller.workspace_id;
-        publish::reconcile::mark_published(&state.app, ws, &id, &target, body.video.as_deref())
-            .await
+        tiktok::reconcile::mark_published(&state.app, ws, &id, &target, body.video.as_deref()).await
     })
     .await
 }
@@ -1331,7 +1312,7 @@ async fn send_again(
 ) -> Result<Json<Value>, Problem> {
     settle_unknown(&caller, &state, &raw, async |body: SendAgainBody| {
         let ws = &caller.workspace_id;
-        publish::reconcile::send_again(&state.app, ws, &id, &target, body.confirm).await
+        tiktok::reconcile::send_again(&state.app, ws, &id, &target, body.confirm).await
     })
     .await
 }

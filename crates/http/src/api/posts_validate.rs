@@ -12,7 +12,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tidepost_app::compose::{self, ComposeError, Issue, NewComposite, TargetSpec};
-use tidepost_app::instagram::publish::Item;
+use tidepost_app::pipeline::media::Item;
+use tidepost_domain::Platform;
 
 use super::ApiJson;
 use crate::auth::Caller;
@@ -48,7 +49,7 @@ pub struct ValidateRequest {
 pub struct ValidationIssue {
     target: Option<usize>,
     account_id: Option<String>,
-    platform: Option<String>,
+    platform: Option<Platform>,
     field: String,
     rule: String,
     message: String,
@@ -61,7 +62,7 @@ impl From<&Issue> for ValidationIssue {
         Self {
             target: i.target,
             account_id: i.account_id.clone(),
-            platform: i.platform.clone(),
+            platform: i.platform,
             field: i.field.clone(),
             rule: i.rule.clone(),
             message: i.message.clone(),
@@ -74,7 +75,7 @@ impl From<&Issue> for ValidationIssue {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PlannedTargetDoc {
     account_id: String,
-    platform: String,
+    platform: Platform,
     /// RFC 3339; `null`: as soon as it is accepted.
     run_at: Option<String>,
 }
@@ -125,7 +126,7 @@ async fn validate(
                 .iter()
                 .map(|t| PlannedTargetDoc {
                     account_id: t.spec.account_id.clone(),
-                    platform: t.prepared.account.platform.clone(),
+                    platform: t.prepared.account.platform,
                     run_at: t.run_at.map(tidepost_domain::time::rfc3339),
                 })
                 .collect(),

@@ -8,8 +8,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
-use tidepost_app::connect::{self, ConnectError, Initiator, TIKTOK_SCOPE_REASONS};
-use tidepost_app::publish::limits::DAY_MS;
+use tidepost_app::connect::{ConnectError, Initiator};
+use tidepost_app::pipeline::quota::DAY_MS;
+use tidepost_app::tiktok::connect::SCOPE_REASONS as TIKTOK_SCOPE_REASONS;
+use tidepost_domain::Platform;
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::{StoreError, events, posts};
 
@@ -32,7 +34,7 @@ pub fn router() -> Router<HttpState> {
 /// An account as the card shows it.
 pub struct AccountCard {
     pub id: String,
-    pub platform: String,
+    pub platform: Platform,
     pub platform_name: &'static str,
     pub platform_initial: &'static str,
     pub display_name: String,
@@ -172,10 +174,10 @@ impl InstagramStats {
 
 impl AccountCard {
     pub fn of(account: &Account) -> Self {
-        let (platform_name, platform_initial) = match account.platform.as_str() {
-            "tiktok" => ("TikTok", "T"),
-            "instagram" => ("Instagram", "I"),
-            _ => ("Unknown", "?"),
+        let platform_name = account.platform.display_name();
+        let platform_initial = match account.platform {
+            Platform::Tiktok => "T",
+            Platform::Instagram => "I",
         };
         let now = tidepost_domain::now_ms();
         let (health, health_class) = if account.needs_reauth() {
@@ -198,7 +200,7 @@ impl AccountCard {
         };
         Self {
             id: account.id.clone(),
-            platform: account.platform.clone(),
+            platform: account.platform,
             platform_name,
             platform_initial,
             display_name: account.display_name.clone(),
@@ -219,12 +221,12 @@ impl AccountCard {
     /// The card of `account`, with its [`TikTokStats`] when it is a TikTok account.
     pub async fn with_stats(state: &HttpState, account: &Account) -> Result<Self, PageError> {
         let mut card = Self::of(account);
-        if account.platform == "tiktok" {
-            card.tiktok = Some(TikTokStats::of(state, account, tidepost_domain::now_ms()).await?);
-        }
-        if account.platform == "instagram" {
-            card.instagram =
-                Some(InstagramStats::of(state, account, tidepost_domain::now_ms()).await?);
+        let now = tidepost_domain::now_ms();
+        match account.platform {
+            Platform::Tiktok => card.tiktok = Some(TikTokStats::of(state, account, now).await?),
+            Platform::Instagram => {
+                card.instagram = Some(InstagramStats::of(state, account, now).await?);
+            }
         }
         Ok(card)
     }
@@ -258,7 +260,7 @@ async fn connect_page(
 ) -> Result<ConnectTikTokPage, PageError> {
     let mut cards = Vec::new();
     for account in accounts::list(&state.app.db, &viewer.workspace.id).await? {
-        if account.platform == "tiktok" {
+        if account.platform == Platform::Tiktok {
             cards.push(AccountCard::with_stats(state, &account).await?);
         }
     }
@@ -288,7 +290,7 @@ async fn connect_tiktok_start(
         workspace_id: &viewer.workspace.id,
         user_id: Some(&viewer.user.id),
     };
-    match connect::start_tiktok(&state.app, who).await {
+    match tidepost_app::tiktok::connect::start(&state.app, who).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
         Err(err @ ConnectError::NotConfigured(_)) => {
             let page = connect_page(&state, &viewer, Some(err.to_string())).await?;
@@ -419,7 +421,7 @@ async fn disconnect(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
-    match connect::disconnect(&state.app, &viewer.workspace.id, &id).await {
+    match tidepost_app::connect::disconnect(&state.app, &viewer.workspace.id, &id).await {
         Ok(true) => Ok(Redirect::to("/accounts").into_response()),
         Ok(false) => Err(PageError::not_found()),
         Err(err) => Err(PageError::internal(err)),

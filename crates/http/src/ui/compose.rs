@@ -19,12 +19,13 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 use tidepost_app::compose::{
-    self, ComposeError, InstagramSpec, Issue, NewComposite, Schedule, TargetSpec, TikTokSpec,
+    self, ComposeError, InstagramOptions, Issue, NewComposite, Schedule, TargetSpec, TikTokOptions,
 };
-use tidepost_app::instagram::publish::{Item, ItemKind, MediaType};
+use tidepost_app::instagram::publish::MediaType;
 use tidepost_app::media::rules::bytes;
-use tidepost_app::publish::Mode;
-use tidepost_domain::{PostSummary, TargetState};
+use tidepost_app::pipeline::media::{Item, ItemKind};
+use tidepost_app::tiktok::Mode;
+use tidepost_domain::{Platform, PostSummary, TargetState};
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::posts::PostFilter;
 
@@ -61,8 +62,7 @@ struct TargetOption {
     id: String,
     name: String,
     username: String,
-    /// `tiktok` or `instagram`.
-    platform: &'static str,
+    platform: Platform,
     platform_name: &'static str,
     initial: &'static str,
     avatar_url: Option<String>,
@@ -224,10 +224,7 @@ impl Typed {
             .targets
             .iter()
             .map(|id| {
-                let platform = accounts
-                    .iter()
-                    .find(|a| &a.id == id)
-                    .map(|a| a.platform.as_str());
+                let platform = accounts.iter().find(|a| &a.id == id).map(|a| a.platform);
                 let caption = self
                     .field(id, "caption")
                     .map(str::trim)
@@ -238,33 +235,38 @@ impl Typed {
                     caption,
                     ..TargetSpec::default()
                 };
-                if platform == Some(tidepost_app::instagram::PLATFORM) {
-                    spec.instagram = Some(InstagramSpec {
-                        media_type: match self.field(id, "ig_type") {
-                            Some("image") => Some(MediaType::Image),
-                            Some("reel") => Some(MediaType::Reel),
-                            Some("carousel") => Some(MediaType::Carousel),
-                            Some("story") => Some(MediaType::Story),
-                            _ => None,
-                        },
-                        ..InstagramSpec::default()
-                    });
-                } else {
-                    spec.tiktok = Some(TikTokSpec {
-                        mode: Some(if self.field(id, "mode") == Some("inbox") {
-                            Mode::Inbox
-                        } else {
-                            Mode::Direct
-                        }),
-                        privacy_level: self
-                            .field(id, "privacy")
-                            .filter(|p| !p.is_empty())
-                            .map(str::to_string),
-                        disable_comment: self.flag(id, "disable_comment"),
-                        disable_duet: self.flag(id, "disable_duet"),
-                        disable_stitch: self.flag(id, "disable_stitch"),
-                        ..TikTokSpec::default()
-                    });
+                match platform {
+                    Some(Platform::Instagram) => {
+                        spec.instagram = Some(InstagramOptions {
+                            media_type: match self.field(id, "ig_type") {
+                                Some("image") => Some(MediaType::Image),
+                                Some("reel") => Some(MediaType::Reel),
+                                Some("carousel") => Some(MediaType::Carousel),
+                                Some("story") => Some(MediaType::Story),
+                                _ => None,
+                            },
+                            ..InstagramOptions::default()
+                        })
+                    }
+                    Some(Platform::Tiktok) => {
+                        spec.tiktok = Some(TikTokOptions {
+                            mode: Some(if self.field(id, "mode") == Some("inbox") {
+                                Mode::Inbox
+                            } else {
+                                Mode::Direct
+                            }),
+                            privacy_level: self
+                                .field(id, "privacy")
+                                .filter(|p| !p.is_empty())
+                                .map(str::to_string),
+                            disable_comment: self.flag(id, "disable_comment"),
+                            disable_duet: self.flag(id, "disable_duet"),
+                            disable_stitch: self.flag(id, "disable_stitch"),
+                            ..TikTokOptions::default()
+                        })
+                    }
+                    // Not an account of this workspace: the composer says so.
+                    None => {}
                 }
                 spec
             })
@@ -296,10 +298,9 @@ async fn render(
     let all: Vec<Account> = accounts::list(&state.app.db, ws)
         .await?
         .into_iter()
-        .filter(|a| a.platform == "tiktok" || a.platform == tidepost_app::instagram::PLATFORM)
         .collect();
     let infos = futures::future::join_all(all.iter().map(|a| async move {
-        if a.platform == "tiktok" && !a.needs_reauth() {
+        if a.platform == Platform::Tiktok && !a.needs_reauth() {
             Some(compose::creator_info(&state.app, a).await)
         } else {
             None
@@ -329,7 +330,7 @@ async fn render(
     let chosen: HashSet<&str> = typed.targets.iter().map(String::as_str).collect();
     let mut targets = Vec::new();
     for (account, info) in all.iter().zip(infos) {
-        let instagram = account.platform == tidepost_app::instagram::PLATFORM;
+        let instagram = account.platform == Platform::Instagram;
         let usable = !account.needs_reauth();
         let chosen_privacy = typed.field(&account.id, "privacy").unwrap_or("");
         let tiktok = info.map(|result| match result {
@@ -364,9 +365,12 @@ async fn render(
             id: account.id.clone(),
             name: account.display_name.clone(),
             username: account.username.clone().unwrap_or_default(),
-            platform: if instagram { "instagram" } else { "tiktok" },
-            platform_name: if instagram { "Instagram" } else { "TikTok" },
-            initial: if instagram { "I" } else { "T" },
+            platform: account.platform,
+            platform_name: account.platform.display_name(),
+            initial: match account.platform {
+                Platform::Tiktok => "T",
+                Platform::Instagram => "I",
+            },
             avatar_url: account.avatar_url.clone(),
             health: if usable {
                 "Connected"

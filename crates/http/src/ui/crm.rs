@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
+use tidepost_domain::Platform;
 use tidepost_store::crm::contacts::{self, Contact};
 use tidepost_store::crm::creators::{self, OwnedAccount};
 use tidepost_store::crm::interactions::{self, Filter, Interaction};
@@ -132,12 +133,8 @@ fn accounts_line(owned: &[OwnedAccount]) -> String {
         .join(", ")
 }
 
-fn platform_name(platform: &str) -> &'static str {
-    match platform {
-        "tiktok" => "TikTok",
-        "instagram" => "Instagram",
-        _ => "other",
-    }
+fn platform_name(platform: &Platform) -> &'static str {
+    platform.display_name()
 }
 
 #[derive(Deserialize)]
@@ -657,7 +654,7 @@ async fn inbox_row(state: &HttpState, ws: &str, i: &Interaction) -> Result<Inbox
             .unwrap_or_else(|| "someone".into()),
         None => "someone (the platform does not say who)".into(),
     };
-    let replies = interactions::replies_to(db, ws, &i.platform, &i.provider_id)
+    let replies = interactions::replies_to(db, ws, i.platform, &i.provider_id)
         .await?
         .into_iter()
         .filter(|r| r.direction == "outbound")
@@ -675,7 +672,10 @@ async fn inbox_row(state: &HttpState, ws: &str, i: &Interaction) -> Result<Inbox
         contact_id: i.contact_id.clone(),
         platform: platform_name(&i.platform),
         when: when(Some(i.occurred_at)),
-        can_reply: i.platform == "instagram" && matches!(i.kind.as_str(), "comment" | "reply"),
+        can_reply: match i.platform {
+            Platform::Instagram => matches!(i.kind.as_str(), "comment" | "reply"),
+            Platform::Tiktok => false,
+        },
         replies,
     })
 }

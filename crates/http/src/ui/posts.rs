@@ -25,7 +25,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
-use tidepost_app::publish::{self, PublishError, reconcile};
+use tidepost_app::pipeline::{self, PublishError};
+use tidepost_app::tiktok::{self, reconcile};
+use tidepost_domain::Platform;
 use tidepost_domain::{PostSummary, TargetState};
 use tidepost_store::{accounts, posts};
 
@@ -121,10 +123,7 @@ async fn new_post(
     let all: Vec<_> = accounts::list(&state.app.db, &viewer.workspace.id)
         .await?
         .into_iter()
-        .filter(|a| {
-            (a.platform == "tiktok" || a.platform == tidepost_app::instagram::PLATFORM)
-                && !a.needs_reauth()
-        })
+        .filter(|a| !a.needs_reauth())
         .collect();
     let chosen = q
         .account
@@ -133,7 +132,7 @@ async fn new_post(
         .or(all.first());
     let account_id = chosen.map(|a| a.id.clone()).unwrap_or_default();
     let instagram = chosen
-        .filter(|a| a.platform == tidepost_app::instagram::PLATFORM)
+        .filter(|a| a.platform == Platform::Instagram)
         .map(|a| {
             let details = tidepost_app::instagram::Details::of(a);
             InstagramAccount {
@@ -146,7 +145,7 @@ async fn new_post(
     let (creator, creator_error) = match chosen {
         None => (None, None),
         Some(_) if instagram.is_some() => (None, None),
-        Some(account) => match publish::creator_info(&state.app, account).await {
+        Some(account) => match tiktok::creator_info(&state.app, account).await {
             Ok(info) => (
                 Some(Creator {
                     nickname: info.nickname.clone(),
@@ -174,11 +173,7 @@ async fn new_post(
             .map(|a| AccountOption {
                 id: a.id.clone(),
                 name: a.display_name.clone(),
-                platform: if a.platform == tidepost_app::instagram::PLATFORM {
-                    "Instagram"
-                } else {
-                    "TikTok"
-                },
+                platform: a.platform.display_name(),
                 selected: a.id == account_id,
             })
             .collect(),
@@ -316,7 +311,7 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let ws = &viewer.workspace.id;
-    let view = publish::get(&state.app, ws, &id)
+    let view = pipeline::get(&state.app, ws, &id)
         .await
         .map_err(page_error)?;
     let mut targets = Vec::new();
@@ -326,7 +321,7 @@ async fn detail(
             .map(|a| a.display_name)
             .unwrap_or_else(|| "(disconnected account)".into());
         let target_state = TargetState::parse(&t.state).unwrap_or(TargetState::Failed);
-        if t.platform == tidepost_app::instagram::PLATFORM {
+        if t.platform == Platform::Instagram {
             let recorded = tidepost_store::instagram::get(&state.app.db, ws, &t.id).await?;
             targets.push(TargetRow {
                 id: t.id.clone(),
@@ -425,7 +420,7 @@ async fn cancel(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
-    publish::cancel(&state.app, &viewer.workspace.id, &id)
+    pipeline::cancel(&state.app, &viewer.workspace.id, &id)
         .await
         .map_err(page_error)?;
     Ok(Redirect::to(&format!("/posts/{id}")).into_response())
@@ -438,7 +433,7 @@ async fn retry(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
-    publish::retry(&state.app, &viewer.workspace.id, &id, &target)
+    pipeline::retry(&state.app, &viewer.workspace.id, &id, &target)
         .await
         .map_err(page_error)?;
     Ok(Redirect::to(&format!("/posts/{id}")).into_response())

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use sqlx::AnyConnection;
+use tidepost_domain::Platform;
 
 use super::{Cursor, Paged};
 use crate::{Db, Result};
@@ -12,7 +13,8 @@ use crate::{Db, Result};
 pub struct Contact {
     pub id: String,
     pub workspace_id: String,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     pub platform_user_id: String,
     pub handle: Option<String>,
     pub name: Option<String>,
@@ -30,7 +32,7 @@ const COLUMNS: &str = "id, workspace_id, platform, platform_user_id, handle, nam
 /// Who was seen: a platform identity with what the provider said of it.
 #[derive(Debug, Clone)]
 pub struct Sighting<'a> {
-    pub platform: &'a str,
+    pub platform: Platform,
     pub platform_user_id: &'a str,
     pub handle: Option<&'a str>,
     pub name: Option<&'a str>,
@@ -60,7 +62,7 @@ pub async fn upsert_in(
     ))
     .bind(tidepost_domain::new_id())
     .bind(workspace_id)
-    .bind(seen.platform)
+    .bind(seen.platform.as_str())
     .bind(seen.platform_user_id)
     .bind(seen.handle)
     .bind(seen.name)
@@ -72,7 +74,7 @@ pub async fn upsert_in(
         "SELECT id FROM contacts WHERE workspace_id = $1 AND platform = $2 AND platform_user_id = $3",
     )
     .bind(workspace_id)
-    .bind(seen.platform)
+    .bind(seen.platform.as_str())
     .bind(seen.platform_user_id)
     .fetch_one(&mut *conn)
     .await?)
@@ -110,7 +112,7 @@ pub async fn list(
     db: &Db,
     workspace_id: &str,
     search: Option<&str>,
-    platform: Option<&str>,
+    platform: Option<Platform>,
     after: &Cursor,
     limit: i64,
 ) -> Result<Paged<Contact>> {
@@ -130,7 +132,7 @@ pub async fn list(
     .bind(after.at)
     .bind(&after.id)
     .bind(pattern)
-    .bind(platform)
+    .bind(platform.map(Platform::as_str))
     .bind(limit + 1)
     .fetch_all(db.pool())
     .await?;

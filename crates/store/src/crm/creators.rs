@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use sqlx::AnyConnection;
+use tidepost_domain::Platform;
 
 use super::{Cursor, Paged};
 use crate::{Db, Result, StoreError};
@@ -23,7 +24,8 @@ pub struct Creator {
 pub struct OwnedAccount {
     pub id: String,
     pub creator_id: Option<String>,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     pub display_name: String,
     pub username: Option<String>,
     pub avatar_url: Option<String>,

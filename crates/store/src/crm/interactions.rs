@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 use sqlx::AnyConnection;
+use tidepost_domain::Platform;
 
 use super::contacts::{self, Sighting};
 use super::{Cursor, Paged};
@@ -15,7 +16,8 @@ use crate::{Db, Result};
 pub struct Interaction {
     pub id: String,
     pub workspace_id: String,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     /// `comment`, `reply`, `mention` or `message`.
     pub kind: String,
     /// `inbound` (from a contact) or `outbound` (the account answering).
@@ -40,7 +42,7 @@ pub const KINDS: &[&str] = &["comment", "reply", "mention", "message"];
 /// What a provider reported, before it is linked to a contact and a creator.
 #[derive(Debug, Clone)]
 pub struct Observed<'a> {
-    pub platform: &'a str,
+    pub platform: Platform,
     pub kind: &'a str,
     pub direction: &'a str,
     pub provider_id: &'a str,
@@ -76,7 +78,7 @@ pub async fn record_in(
     let interaction = Interaction {
         id: tidepost_domain::new_id(),
         workspace_id: workspace_id.to_string(),
-        platform: seen.platform.to_string(),
+        platform: seen.platform,
         kind: seen.kind.to_string(),
         direction: seen.direction.to_string(),
         provider_id: seen.provider_id.to_string(),
@@ -96,7 +98,7 @@ pub async fn record_in(
     ))
     .bind(&interaction.id)
     .bind(&interaction.workspace_id)
-    .bind(&interaction.platform)
+    .bind(interaction.platform.as_str())
     .bind(&interaction.kind)
     .bind(&interaction.direction)
     .bind(&interaction.provider_id)
@@ -188,7 +190,7 @@ pub async fn list(
 pub async fn replies_to(
     db: &Db,
     workspace_id: &str,
-    platform: &str,
+    platform: Platform,
     parent_provider_id: &str,
 ) -> Result<Vec<Interaction>> {
     Ok(sqlx::query_as(&format!(
@@ -196,7 +198,7 @@ pub async fn replies_to(
          AND parent_provider_id = $3 ORDER BY occurred_at, id"
     ))
     .bind(workspace_id)
-    .bind(platform)
+    .bind(platform.as_str())
     .bind(parent_provider_id)
     .fetch_all(db.pool())
     .await?)
@@ -205,14 +207,14 @@ pub async fn replies_to(
 pub async fn by_provider_id(
     db: &Db,
     workspace_id: &str,
-    platform: &str,
+    platform: Platform,
     provider_id: &str,
 ) -> Result<Option<Interaction>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM interactions WHERE workspace_id = $1 AND platform = $2 AND provider_id = $3"
     ))
     .bind(workspace_id)
-    .bind(platform)
+    .bind(platform.as_str())
     .bind(provider_id)
     .fetch_optional(db.pool())
     .await?)

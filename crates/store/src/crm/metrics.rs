@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 use sqlx::AnyConnection;
+use tidepost_domain::Platform;
 
 use crate::{Db, Result};
 
@@ -16,7 +17,8 @@ pub struct Track {
     pub target_id: String,
     pub workspace_id: String,
     pub account_id: String,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     pub provider_media_id: String,
     pub media_type: Option<String>,
     pub published_at: i64,
@@ -62,7 +64,8 @@ pub struct Untracked {
     pub target_id: String,
     pub workspace_id: String,
     pub account_id: String,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     /// Instagram: the media id; TikTok: the JSON array of public post ids.
     pub media: String,
     pub media_type: Option<String>,
@@ -98,7 +101,7 @@ pub async fn insert_track(db: &Db, t: &Track) -> Result<bool> {
     .bind(&t.target_id)
     .bind(&t.workspace_id)
     .bind(&t.account_id)
-    .bind(&t.platform)
+    .bind(t.platform.as_str())
     .bind(&t.provider_media_id)
     .bind(&t.media_type)
     .bind(t.published_at)
@@ -295,7 +298,7 @@ pub async fn milestones_of(db: &Db, workspace_id: &str, target_id: &str) -> Resu
 pub async fn target_of_media(
     conn: &mut AnyConnection,
     workspace_id: &str,
-    platform: &str,
+    platform: Platform,
     media_id: &str,
 ) -> Result<Option<String>> {
     let tracked: Option<String> = sqlx::query_scalar(
@@ -303,11 +306,16 @@ pub async fn target_of_media(
          ORDER BY target_id LIMIT 1",
     )
     .bind(workspace_id)
-    .bind(platform)
+    .bind(platform.as_str())
     .bind(media_id)
     .fetch_optional(&mut *conn)
     .await?;
-    if tracked.is_some() || platform != "instagram" {
+    // Only Instagram records its media outside the tracks (`instagram_media`).
+    let recorded_apart = match platform {
+        Platform::Instagram => true,
+        Platform::Tiktok => false,
+    };
+    if tracked.is_some() || !recorded_apart {
         return Ok(tracked);
     }
     Ok(sqlx::query_scalar(
@@ -325,7 +333,8 @@ pub struct CreatorPost {
     pub target_id: String,
     pub post_id: String,
     pub caption: String,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     pub state: String,
     pub account_id: String,
     pub created_at: i64,

@@ -16,7 +16,7 @@ async fn account(db: &Db, ws: &str, platform: &str, user: &str, name: &str) -> S
     let a = Account {
         id: tidepost_domain::new_id(),
         workspace_id: ws.into(),
-        platform: platform.into(),
+        platform: platform.parse().expect("a platform name"),
         provider_user_id: user.into(),
         display_name: name.into(),
         username: Some(name.to_lowercase()),
@@ -81,13 +81,13 @@ fn comment<'a>(
     at: i64,
 ) -> Observed<'a> {
     Observed {
-        platform: "instagram",
+        platform: tidepost_domain::Platform::Instagram,
         kind: "comment",
         direction: "inbound",
         provider_id: id,
         parent_provider_id: None,
         author: Some(Sighting {
-            platform: "instagram",
+            platform: tidepost_domain::Platform::Instagram,
             platform_user_id: user,
             handle: Some(handle),
             name: None,
@@ -308,7 +308,7 @@ both_backends!(
             target_id: target.clone(),
             workspace_id: ws.clone(),
             account_id: a.clone(),
-            platform: "tiktok".into(),
+            platform: tidepost_domain::Platform::Tiktok,
             provider_media_id: "v1".into(),
             media_type: None,
             published_at: 10_000,
@@ -374,7 +374,7 @@ both_backends!(
         assert_eq!((stopped.samples, stopped.next_sample_at), (2, None));
         let mut conn = db.pool().acquire().await.unwrap();
         assert_eq!(
-            metrics::target_of_media(&mut conn, &ws, "tiktok", "v1")
+            metrics::target_of_media(&mut conn, &ws, tidepost_domain::Platform::Tiktok, "v1")
                 .await
                 .unwrap(),
             Some(target.clone())
@@ -400,10 +400,10 @@ both_backends!(timelines_merge_newest_first, |db: Db| async move {
         .unwrap();
     let target = published_target(&db, &ws, &a, "the post", 2_000).await;
     let mut c = comment(&a, "c1", "fan", "fan", 3_000);
-    c.platform = "tiktok";
+    c.platform = tidepost_domain::Platform::Tiktok;
     c.provider_media_id = None;
     if let Some(author) = c.author.as_mut() {
-        author.platform = "tiktok";
+        author.platform = tidepost_domain::Platform::Tiktok;
     }
     interactions::record(&db, &ws, &c).await.unwrap().unwrap();
     let event = events::record(
@@ -419,7 +419,7 @@ both_backends!(timelines_merge_newest_first, |db: Db| async move {
         target_id: target.clone(),
         workspace_id: ws.clone(),
         account_id: a.clone(),
-        platform: "tiktok".into(),
+        platform: tidepost_domain::Platform::Tiktok,
         provider_media_id: "v1".into(),
         media_type: None,
         published_at: 2_000,

@@ -21,9 +21,10 @@ use tidepost_store::media;
 use tidepost_store::posts::{self, Post, Target};
 use tidepost_vault::Aad;
 
-use super::halt::{self, Halt, load, retry};
-use super::{Mode, POLL_JOB, PostOptions, TargetRef, advance, limits, local_error};
+use super::{Mode, POLL_JOB, PostOptions, limits, local_error};
 use crate::App;
+use crate::pipeline::halt::{self, Halt, load, retry};
+use crate::pipeline::{TargetRef, advance};
 use crate::tokens::{self, TokenError};
 
 /// Attempts of one publish job (rate-limit waits count too).
@@ -171,6 +172,9 @@ async fn init(
     // Prepared only when no run has recorded the intent: a recorded one is done or unknown,
     // and neither sends init again.
     let prepared = if ctx.peek_step(&step_name).await?.is_absent() {
+        if target.source == "file_upload" {
+            check_media(app, post, target).await?;
+        }
         match prepare.run().await {
             Ok(ready) => Some(ready),
             Err(halt) => {
@@ -326,10 +330,10 @@ impl Prepare<'_> {
         {
             return Err(match err {
                 // A quota opens in hours: the target fails with the time; the user may retry.
-                super::PublishError::Quota { message, .. } => {
+                crate::pipeline::PublishError::Quota { message, .. } => {
                     Halt::Fail(local_error("quota", message, ErrorKind::RateLimited))
                 }
-                super::PublishError::Store(e) => Halt::from(e),
+                crate::pipeline::PublishError::Store(e) => Halt::from(e),
                 other => Halt::Fail(local_error(
                     "invalid",
                     other.to_string(),
@@ -358,7 +362,7 @@ async fn call_init(
     mode: Mode,
     plan: Option<ChunkPlan>,
 ) -> Result<InitResult, TokenError> {
-    let privacy = PrivacyLevel::from(options.privacy_level.clone().unwrap_or_default());
+    let privacy = PrivacyLevel::from(options.options.privacy_level.clone().unwrap_or_default());
     let caption = (!options.caption.is_empty()).then(|| options.caption.clone());
     if post.kind == "photo" {
         let photo_mode = match mode {
@@ -366,10 +370,10 @@ async fn call_init(
                 title: None,
                 description: caption,
                 privacy_level: privacy,
-                disable_comment: options.disable_comment,
+                disable_comment: options.options.disable_comment,
                 auto_add_music: false,
-                brand_content_toggle: options.brand_content_toggle,
-                brand_organic_toggle: options.brand_organic_toggle,
+                brand_content_toggle: options.options.brand_content_toggle,
+                brand_organic_toggle: options.options.brand_organic_toggle,
             }),
             Mode::Inbox => PhotoMode::Upload {
                 title: None,
@@ -379,8 +383,8 @@ async fn call_init(
         let init = InitPhoto {
             mode: photo_mode,
             photo_images: options.photo_urls.clone(),
-            photo_cover_index: options.photo_cover_index,
-            is_aigc: options.is_aigc,
+            photo_cover_index: options.options.photo_cover_index,
+            is_aigc: options.options.is_aigc,
         };
         let init = &init;
         return tokens::with_token(app, account, |token| async move {
@@ -392,13 +396,13 @@ async fn call_init(
         Mode::Direct => PostMode::Direct(PostInfo {
             title: caption,
             privacy_level: privacy,
-            disable_comment: options.disable_comment,
-            disable_duet: options.disable_duet,
-            disable_stitch: options.disable_stitch,
-            video_cover_timestamp_ms: options.video_cover_timestamp_ms,
-            brand_content_toggle: options.brand_content_toggle,
-            brand_organic_toggle: options.brand_organic_toggle,
-            is_aigc: options.is_aigc,
+            disable_comment: options.options.disable_comment,
+            disable_duet: options.options.disable_duet,
+            disable_stitch: options.options.disable_stitch,
+            video_cover_timestamp_ms: options.options.video_cover_timestamp_ms,
+            brand_content_toggle: options.options.brand_content_toggle,
+            brand_organic_toggle: options.options.brand_organic_toggle,
+            is_aigc: options.options.is_aigc,
         }),
         Mode::Inbox => PostMode::Inbox,
     };
@@ -474,6 +478,22 @@ async fn reconcile(
     }
 }
 
+/// The stored video is probed again before anything is sent: a file that became unreadable
+/// since the post was accepted fails the target with the reason (`media.probe`) instead of
+/// reaching TikTok.
+async fn check_media(app: &App, post: &Post, target: &Target) -> Result<(), Halt> {
+    let Some(media_id) = post.media_id.as_deref() else {
+        return Ok(());
+    };
+    let Some(media) = media::get(&app.db, &target.workspace_id, media_id).await? else {
+        // The upload reports a missing file.
+        return Ok(());
+    };
+    crate::pipeline::media::check_before_send(app, &media)
+        .await
+        .map_err(|v| Halt::Fail(local_error(v.rule, v.message, ErrorKind::Permanent)))
+}
+
 /// Streams the remaining chunks, recording each acknowledgement.
 async fn upload(
     app: &App,
@@ -520,7 +540,7 @@ async fn upload(
                 ErrorKind::Permanent,
             ))
         })?;
-    let path = super::media::path_of(app, &media);
+    let path = crate::pipeline::media::path_of(app, &media);
     let plan = ChunkPlan::with_chunk_size(media.size_bytes as u64, target.chunk_size as u64)
         .map_err(|e| {
             Halt::Fail(local_error(

@@ -12,8 +12,9 @@ use tidepost_store::accounts;
 use tidepost_store::limits::Admission;
 use tidepost_store::posts::{self, Target};
 
-use super::{PostOptions, TargetRef, advance, limits, local_error};
+use super::{PostOptions, limits, local_error};
 use crate::App;
+use crate::pipeline::{TargetRef, advance};
 use crate::tokens::{self, TokenError};
 
 /// About two hours of polling at the capped interval.
@@ -116,7 +117,7 @@ async fn wants_post_id(app: &App, target: &Target) -> Result<bool, JobError> {
     let options: PostOptions = post
         .and_then(|p| serde_json::from_str(target.options_or(&p)).ok())
         .unwrap_or_default();
-    Ok(options.privacy_level.as_deref() != Some("SELF_ONLY"))
+    Ok(options.options.privacy_level.as_deref() != Some("SELF_ONLY"))
 }
 
 /// Records a fetched status on the target.

@@ -34,8 +34,10 @@ use tokio::io::AsyncReadExt;
 use super::{PLATFORM, host_of, media_url};
 use crate::App;
 use crate::media::rules;
-use crate::publish::halt::{self, Halt, retry};
-use crate::publish::{
+use crate::pipeline::halt::{self, Halt, retry};
+use crate::pipeline::media::{Item, ItemKind, extension, kind_of_extension};
+use crate::pipeline::quota::DailyLimit;
+use crate::pipeline::{
     PostView, Prepared, PublishError, TargetRef, advance, check_media_url, new_target,
     store_and_enqueue,
 };
@@ -98,25 +100,15 @@ impl MediaType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemKind {
-    Image,
-    Video,
-}
-
-/// One media of the post: a public URL, or stored media (`media_id`).
+/// An Instagram target's options, as a person or a client chooses them (`targets[].instagram`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Item {
-    pub url: Option<String>,
-    pub media_id: Option<String>,
-    /// Inferred from the stored media or the URL's extension when absent.
-    pub kind: Option<ItemKind>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    /// Seconds, when the client knows it.
-    pub duration_sec: Option<f64>,
+pub struct InstagramOptions {
+    /// Inferred from the media when absent: one image → image, one video → reel, several →
+    /// carousel.
+    pub media_type: Option<MediaType>,
+    pub cover_url: Option<String>,
+    pub share_to_feed: Option<bool>,
 }
 
 /// An Instagram post as accepted (stored as the post's options).
@@ -147,23 +139,6 @@ fn invalid(field: &'static str, message: impl Into<String>) -> PublishError {
     PublishError::Invalid {
         field,
         message: message.into(),
-    }
-}
-
-pub(crate) fn extension(url: &str) -> Option<String> {
-    let path = url::Url::parse(url).ok()?.path().to_string();
-    let name = path.rsplit('/').next()?;
-    let (_, ext) = name.rsplit_once('.')?;
-    // A dot inside a token or an id is no file extension.
-    ((1..=5).contains(&ext.len()) && ext.chars().all(|c| c.is_ascii_alphanumeric()))
-        .then(|| ext.to_ascii_lowercase())
-}
-
-pub(crate) fn kind_of_extension(ext: &str) -> Option<ItemKind> {
-    match ext {
-        "jpg" | "jpeg" | "png" | "webp" | "gif" | "heic" => Some(ItemKind::Image),
-        "mp4" | "mov" | "m4v" | "webm" => Some(ItemKind::Video),
-        _ => None,
     }
 }
 
@@ -259,7 +234,7 @@ async fn resolve(
             let mut head = vec![0u8; 64 * 1024];
             let mut read = 0;
             if let Ok(mut file) =
-                tokio::fs::File::open(crate::publish::media::path_of(app, &stored)).await
+                tokio::fs::File::open(crate::pipeline::media::path_of(app, &stored)).await
             {
                 while read < head.len() {
                     match file.read(&mut head[read..]).await {
@@ -564,6 +539,30 @@ pub(crate) fn limit_refusal(
     ))
 }
 
+/// Meta's own count of the account's posts (from other apps too) must allow one more sent
+/// now.
+pub async fn admit_now(app: &App, account: &Account, now: i64) -> Result<(), PublishError> {
+    let limit = publishing_limit(app, account).await?;
+    match limit_refusal(&limit, now) {
+        Some((message, frees)) => Err(PublishError::Quota {
+            message,
+            next_slot_ms: frees,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The media rules an Instagram target's media must meet: those of its media type (each item
+/// of a carousel).
+pub fn media_target(prepared: &Prepared) -> Option<rules::Target> {
+    Some(match MediaType::parse(&prepared.mode)? {
+        MediaType::Image => rules::Target::InstagramImage,
+        MediaType::Reel => rules::Target::InstagramReel,
+        MediaType::Story => rules::Target::InstagramStory,
+        MediaType::Carousel => rules::Target::InstagramCarouselItem,
+    })
+}
+
 /// Accepts an Instagram post: see the module docs.
 pub async fn submit(
     app: &App,
@@ -619,9 +618,9 @@ pub async fn prepare(
     }
     check_rules(post, &resolved)?;
     let urls: Vec<&str> = post.items.iter().filter_map(|i| i.url.as_deref()).collect();
-    crate::publish::guard_media_urls(app, "items", &urls).await?;
+    crate::pipeline::guard_media_urls(app, "items", &urls).await?;
     if let Some(cover) = &post.cover_url {
-        crate::publish::guard_media_urls(app, "cover_url", &[cover]).await?;
+        crate::pipeline::guard_media_urls(app, "cover_url", &[cover]).await?;
     }
     let mut options = post.clone();
     for (item, r) in options.items.iter_mut().zip(&resolved) {
@@ -1221,6 +1220,79 @@ async fn carousel_children(run: &Run<'_>, target: &Target) -> Result<Vec<String>
         }
     }
     Ok(children)
+}
+
+/// Checks one target of a composite post: the media type (inferred from the media when not
+/// given: one video is a reel, one image an image, several a carousel), then [`prepare`].
+pub async fn prepare_target(
+    app: &App,
+    workspace_id: &str,
+    account: Account,
+    input: &crate::pipeline::spec::TargetInput<'_>,
+) -> Result<Prepared, PublishError> {
+    let o = input.spec.instagram.clone().unwrap_or_default();
+    let media_type = o.media_type.unwrap_or(match input.kinds {
+        [Some(ItemKind::Video)] => MediaType::Reel,
+        [_] => MediaType::Image,
+        _ => MediaType::Carousel,
+    });
+    let post = InstagramPost {
+        media_type,
+        caption: input.caption.to_string(),
+        items: input.media.to_vec(),
+        cover_url: o.cover_url.filter(|c| !c.is_empty()),
+        share_to_feed: o.share_to_feed,
+    };
+    prepare(app, workspace_id, account, &post).await
+}
+
+/// A single-account Instagram post stored before posts were composites, read back as its
+/// caption, media and target (to change it like any other post); `None` when unreadable.
+pub fn single_as_spec(
+    post: &Post,
+    target: &Target,
+) -> Option<(String, Vec<Item>, crate::pipeline::spec::TargetSpec)> {
+    let ig: InstagramPost = serde_json::from_str(&post.options).ok()?;
+    let spec = crate::pipeline::spec::TargetSpec {
+        account_id: target.account_id.clone(),
+        instagram: Some(InstagramOptions {
+            media_type: Some(ig.media_type),
+            cover_url: ig.cover_url,
+            share_to_feed: ig.share_to_feed,
+        }),
+        ..Default::default()
+    };
+    Some((ig.caption, ig.items, spec))
+}
+
+/// Instagram's publishing limit when Meta cannot be asked: the lower of the two figures Meta
+/// documents (50 in the endpoint's reference, 100 in the guide).
+pub const DEFAULT_LIMIT: usize = 50;
+
+/// The daily limit an Instagram target counts against: Meta's `content_publishing_limit`
+/// (asked now; the last reading or [`DEFAULT_LIMIT`] when Meta cannot be asked), every post of
+/// the account counted.
+pub async fn daily_limit(app: &App, prepared: &Prepared) -> DailyLimit {
+    let account = &prepared.account;
+    let name = &account.display_name;
+    let total = match publishing_limit(app, account).await {
+        Ok(limit) => limit.quota_total.map(|t| t as usize),
+        Err(err) => {
+            tracing::info!(account_id = %account.id, error = %err, "publishing limit unknown; using the last reading");
+            serde_json::from_str::<serde_json::Value>(&account.details)
+                .ok()
+                .and_then(|d| d[PUBLISHING_LIMIT_DETAIL]["total"].as_u64())
+                .map(|t| t as usize)
+        }
+    }
+    .unwrap_or(DEFAULT_LIMIT);
+    DailyLimit {
+        modes: None,
+        cap: total,
+        message: format!(
+            "{name} would exceed Instagram's publishing limit of {total} posts in 24 hours"
+        ),
+    }
 }
 
 #[cfg(test)]

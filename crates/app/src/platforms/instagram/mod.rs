@@ -13,15 +13,15 @@ pub mod media_url;
 pub mod publish;
 pub mod webhooks;
 
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use tidepost_domain::Platform;
 use tidepost_providers::ProviderError;
 use tidepost_providers::meta::GraphHost;
 use tidepost_store::accounts::Account;
 
 use crate::App;
 
-pub const PLATFORM: &str = "instagram";
+pub const PLATFORM: Platform = Platform::Instagram;
 
 /// How an Instagram account was connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,21 +89,24 @@ pub fn host_of(account: &Account) -> GraphHost {
 }
 
 /// Extends an Instagram account's long-lived token (the account's refresh lease is held by the
-/// caller): Instagram Login tokens through `refresh_access_token`, Facebook Login user tokens
-/// by exchanging the still-valid long-lived token again.
+/// caller) with the token itself: Instagram Login tokens through `refresh_access_token`,
+/// Facebook Login user tokens by exchanging the still-valid long-lived token again.
 pub(crate) async fn refresh(
     app: &App,
     account: &Account,
-    token: &SecretString,
-) -> Result<
-    Result<tidepost_providers::meta::MetaToken, ProviderError>,
-    crate::providers::NotConfigured,
-> {
+) -> Result<Result<crate::tokens::NewTokens, ProviderError>, crate::tokens::TokenError> {
+    let token = crate::tokens::open(app, account, crate::tokens::ACCESS_TOKEN)?;
     let client = app.providers.meta()?;
-    Ok(match Details::of(account).login() {
-        Login::Instagram => client.refresh_instagram(token).await,
-        Login::Facebook => client.exchange_long_lived(token).await,
-    })
+    let answer = match Details::of(account).login() {
+        Login::Instagram => client.refresh_instagram(&token).await,
+        Login::Facebook => client.exchange_long_lived(&token).await,
+    };
+    Ok(answer.map(|t| crate::tokens::NewTokens {
+        access: t.access_token,
+        refresh: None,
+        access_expires_in: t.expires_in,
+        refresh_expires_in: None,
+    }))
 }
 
 /// Registers the Instagram job kinds.
@@ -116,7 +119,7 @@ pub fn register(registry: tidepost_jobs::Registry, app: &App) -> tidepost_jobs::
             std::time::Duration::from_secs(2),
             std::time::Duration::from_secs(600),
         ),
-        tidepost_jobs::handler_fn(move |_ctx, payload: webhooks::EventRef| {
+        tidepost_jobs::handler_fn(move |_ctx, payload: crate::pipeline::inbound::EventRef| {
             let app = webhook_app.clone();
             async move { webhooks::apply(&app, &payload).await }
         }),

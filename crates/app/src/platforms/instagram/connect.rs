@@ -465,7 +465,7 @@ async fn store_account(
         refresh_token: None,
         id,
         workspace_id: workspace_id.to_string(),
-        platform: PLATFORM.into(),
+        platform: PLATFORM,
         provider_user_id: ig.id.clone(),
         display_name: ig
             .name

@@ -11,7 +11,6 @@
 //!   once per comment id (see [`crate::crm`]). Applying twice changes nothing more.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tidepost_jobs::JobError;
@@ -20,13 +19,9 @@ use tidepost_store::inbound_events::{self, InboundEvent};
 use tidepost_store::{StoreError, accounts};
 
 use crate::App;
+use crate::pipeline::inbound::EventRef;
 
 pub const WEBHOOK_JOB: &str = "instagram.webhook";
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventRef {
-    pub event_id: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -153,7 +148,7 @@ pub async fn receive(
     // The event and its `instagram.webhook` job commit together, grouped with concurrent
     // deliveries of either provider (the payload is the same `{event_id}` reference).
     let (stored, inserted) =
-        crate::publish::webhooks::store_and_enqueue(app, &event, WEBHOOK_JOB).await?;
+        crate::pipeline::inbound::store_and_enqueue(app, &event, WEBHOOK_JOB).await?;
     Ok(Receipt {
         event_id: stored.id,
         duplicate: !inserted,
@@ -192,7 +187,7 @@ pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
     let mut tx = app.db.begin_write().await?;
     for entry in &parsed.entries {
         let owners =
-            accounts::by_provider_identity(&app.db, "instagram", &entry.account_id).await?;
+            accounts::by_provider_identity(&app.db, super::PLATFORM, &entry.account_id).await?;
         if owners.is_empty() {
             unknown += entry.changes.len();
             continue;

@@ -21,7 +21,8 @@ use tidepost_providers::tiktok::CreatorInfo;
 use tidepost_store::accounts::Account;
 
 use crate::App;
-use crate::publish::{self, PublishError};
+use crate::pipeline::PublishError;
+use crate::platforms::tiktok as publish;
 
 /// How long a creator's answer is shown again without asking TikTok.
 pub const CREATOR_INFO_TTL: Duration = Duration::from_secs(60);

@@ -29,10 +29,9 @@ use tidepost_store::accounts::{self, Account};
 use tidepost_store::posts::{self, Post, Target};
 use tidepost_store::{StoreError, events};
 
-use super::{
-    Mode, PostOptions, PostView, PublishError, changed_meanwhile, get, republish, target_of_post,
-};
+use super::{Mode, PostOptions};
 use crate::App;
+use crate::pipeline::{PostView, PublishError, changed_meanwhile, get, republish, target_of_post};
 use crate::tokens::{self, TokenError};
 
 pub const RECONCILE_JOB: &str = "tiktok.reconcile";
@@ -91,7 +90,7 @@ fn cannot_look(
     if target.mode == Mode::Inbox.as_str() {
         return Some("It was sent as a draft to the creator's TikTok inbox, and drafts are not visible to apps: ask the creator whether the draft arrived.".into());
     }
-    if options.privacy_level.as_deref() != Some("PUBLIC_TO_EVERYONE") {
+    if options.options.privacy_level.as_deref() != Some("PUBLIC_TO_EVERYONE") {
         return Some("It is not a public post, and TikTok shows apps only public videos, so tidepost cannot check for you: look at the creator's TikTok profile.".into());
     }
     if options.caption.trim().is_empty() {

@@ -18,8 +18,10 @@ use tidepost_store::accounts::Account;
 use tidepost_store::limits::{self, Admission};
 use tidepost_store::{StoreError, posts};
 
-use super::{Mode, PublishError};
+use super::Mode;
 use crate::App;
+use crate::pipeline::quota::DailyLimit;
+use crate::pipeline::{Prepared, PublishError};
 
 pub const MINUTE_MS: i64 = 60_000;
 pub const DAY_MS: i64 = 86_400_000;
@@ -35,13 +37,6 @@ pub fn posting_key(account_id: &str) -> String {
 /// and its clock is not ours: without a margin, the 7th init of a busy minute can reach TikTok
 /// a few milliseconds inside the window of the 1st (the fan-out benchmark saw it happen).
 pub const POSTING_WINDOW_MARGIN_MS: i64 = 1_000;
-
-/// The lock an account's post quotas are checked under, one per account: taken by
-/// [`reserve_init`] before a TikTok init and by the composer when it accepts or moves a post,
-/// so a post being scheduled and one being sent never count the account's posts at once.
-pub fn quota_lock_key(account: &Account) -> String {
-    format!("{}:quota:{}", account.platform, account.id)
-}
 
 /// Takes a slot on the posting endpoints for `account_id`, or says when one opens.
 pub async fn posting_slot(app: &App, account_id: &str, now: i64) -> Result<Admission, StoreError> {
@@ -88,7 +83,12 @@ pub async fn reserve_init(
     if app.config.publish.tiktok_unaudited && mode == Mode::Direct {
         limits::lock_in(&mut tx, app.db.dialect(), "tiktok:quota:app").await?;
     }
-    limits::lock_in(&mut tx, app.db.dialect(), &quota_lock_key(account)).await?;
+    limits::lock_in(
+        &mut tx,
+        app.db.dialect(),
+        &crate::pipeline::quota::lock_key(account),
+    )
+    .await?;
     if let Some(err) = refusal(&mut tx, app, account, mode, Some(target_id), now).await? {
         tx.rollback().await.map_err(StoreError::from)?;
         return Err(err);
@@ -134,7 +134,9 @@ async fn refusal(
             }
             if settings.tiktok_unaudited {
                 let cap = settings.tiktok_unaudited_user_cap as usize;
-                let users = posts::direct_posting_accounts(conn, "tiktok", since).await?;
+                let users =
+                    posts::direct_posting_accounts(conn, tidepost_domain::Platform::Tiktok, since)
+                        .await?;
                 let others: Vec<&(String, i64)> =
                     users.iter().filter(|(id, _)| *id != account.id).collect();
                 if others.len() >= cap && users.len() == others.len() {
@@ -175,5 +177,30 @@ fn quota(message: String, next_slot_ms: i64) -> PublishError {
     PublishError::Quota {
         message,
         next_slot_ms,
+    }
+}
+
+/// The daily limit a TikTok target counts against: the pending-inbox cap for drafts, the
+/// direct-post cap otherwise (tidepost's own caps, configurable).
+pub fn daily_limit(app: &App, prepared: &Prepared) -> DailyLimit {
+    let name = &prepared.account.display_name;
+    if prepared.mode == Mode::Inbox.as_str() {
+        let cap = app.config.publish.tiktok_pending_inbox_cap as usize;
+        DailyLimit {
+            modes: Some(vec!["inbox"]),
+            cap,
+            message: format!(
+                "{name} would have more than {cap} drafts from 24 hours waiting in their TikTok inbox"
+            ),
+        }
+    } else {
+        let cap = app.config.publish.tiktok_direct_post_daily_cap as usize;
+        DailyLimit {
+            modes: Some(vec!["direct"]),
+            cap,
+            message: format!(
+                "{name} would exceed the daily cap of {cap} direct TikTok posts through tidepost"
+            ),
+        }
     }
 }

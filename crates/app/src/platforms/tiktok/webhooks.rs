@@ -4,28 +4,21 @@
 //! 200; [`apply`] (the `tiktok.webhook` job) moves targets forward and marks accounts whose
 //! authorization was removed.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tidepost_domain::publish::TargetState;
-use tidepost_jobs::{JobError, NewJob, Queue};
+use tidepost_jobs::JobError;
 use tidepost_providers::ErrorKind;
 use tidepost_providers::tiktok::{
     SignatureError, TikTokEvent, parse_tiktok_webhook, verify_tiktok_signature,
 };
-use tidepost_store::inbound_events::{self, InboundEvent, Then};
+use tidepost_store::inbound_events::{self, InboundEvent};
 use tidepost_store::{StoreError, accounts, posts};
 
-use super::{WEBHOOK_JOB, advance, local_error};
+use super::{WEBHOOK_JOB, local_error};
 use crate::App;
+use crate::pipeline::advance;
+use crate::pipeline::inbound::{EventRef, store_and_enqueue};
 use crate::tokens;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventRef {
-    pub event_id: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -100,75 +93,6 @@ pub async fn receive(
     })
 }
 
-/// Stores an inbound event and enqueues its application (a `job_kind` job whose payload is
-/// an [`EventRef`]) in one transaction, grouped with concurrent deliveries (see
-/// [`inbound_events::insert_then`]): a burst of deliveries pays one commit for all its
-/// events, their jobs are written by one statement, and the sender gets its 2xx only once
-/// both are durable. A duplicate delivery stores nothing and enqueues nothing: its job
-/// committed with its event, under the event's idempotency key, so it is only looked up by
-/// that key, and only while the event is not applied yet (an event stored without its job, by
-/// a version that wrote them apart and stopped between the two, gets it then). Workers are
-/// woken once the job is committed.
-pub(crate) async fn store_and_enqueue(
-    app: &App,
-    event: &InboundEvent,
-    job_kind: &'static str,
-) -> Result<(InboundEvent, bool), StoreError> {
-    let then = app.ingest.follow_up(job_kind, || {
-        enqueue_application(app.queue.clone(), job_kind)
-    });
-    let stored = inbound_events::insert_then(&app.db, event, Some(then)).await?;
-    if stored.1 {
-        app.queue.wake_workers();
-    }
-    Ok(stored)
-}
-
-/// The follow-ups of stored inbound events, one per job kind, made once per app: the
-/// deliveries of one group commit then share one, and their jobs are enqueued together.
-#[derive(Default)]
-pub struct IngestFollowUps(Mutex<HashMap<&'static str, Then>>);
-
-impl IngestFollowUps {
-    fn follow_up(&self, job_kind: &'static str, make: impl FnOnce() -> Then) -> Then {
-        let mut made = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        made.entry(job_kind).or_insert_with(make).clone()
-    }
-}
-
-/// Enqueues a `job_kind` job for each stored event that is new or not yet applied, all with
-/// one multi-row insert through the storing transaction.
-fn enqueue_application(queue: Queue, job_kind: &'static str) -> Then {
-    inbound_events::then(move |conn, stored| {
-        let mut seen = HashSet::new();
-        let jobs: Vec<NewJob> = stored
-            .iter()
-            .filter(|(event, new)| *new || event.applied_at.is_none())
-            .filter(|(event, _)| seen.insert(event.id.as_str()))
-            .map(|(event, _)| {
-                NewJob::new(
-                    job_kind,
-                    &EventRef {
-                        event_id: event.id.clone(),
-                    },
-                )
-                .idempotency_key(format!("{job_kind}:{}", event.id))
-            })
-            .collect();
-        let queue = queue.clone();
-        Box::pin(async move {
-            if jobs.is_empty() {
-                return Ok(());
-            }
-            queue
-                .enqueue_many_in(conn, &jobs)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("enqueuing {job_kind}: {e}"))
-        })
-    })
-}
-
 /// Applies a stored event (the `tiktok.webhook` job). Applying twice changes nothing more.
 pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
     let Some(event) = inbound_events::get(&app.db, &r.event_id).await? else {
@@ -192,8 +116,12 @@ pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
     };
     let result = match parsed.content {
         TikTokEvent::AuthorizationRemoved { reason } => {
-            let found =
-                accounts::by_provider_identity(&app.db, "tiktok", &parsed.user_openid).await?;
+            let found = accounts::by_provider_identity(
+                &app.db,
+                tidepost_domain::Platform::Tiktok,
+                &parsed.user_openid,
+            )
+            .await?;
             let why = format!(
                 "the creator removed tidepost's access on TikTok ({})",
                 match reason {
@@ -237,7 +165,13 @@ pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
             publish_id,
             post_id,
             ..
-        } => match posts::target_by_publish_id(&app.db, "tiktok", &publish_id).await? {
+        } => match posts::target_by_publish_id(
+            &app.db,
+            tidepost_domain::Platform::Tiktok,
+            &publish_id,
+        )
+        .await?
+        {
             Some(target) => {
                 let mut ids = target.post_ids();
                 if !ids.contains(&post_id) {
@@ -278,7 +212,9 @@ pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
 /// a stale `post.publish.failed` must not fail a post that TikTok published. The target's status
 /// poller asks TikTok (the source of truth) at once and applies what it answers.
 async fn confirm_failure(app: &App, publish_id: &str, reason: &str) -> Result<String, JobError> {
-    let Some(target) = posts::target_by_publish_id(&app.db, "tiktok", publish_id).await? else {
+    let Some(target) =
+        posts::target_by_publish_id(&app.db, tidepost_domain::Platform::Tiktok, publish_id).await?
+    else {
         return Ok("unknown publish".into());
     };
     if TargetState::parse(&target.state).is_some_and(TargetState::is_final) {
@@ -312,7 +248,9 @@ async fn on_publish(
     to: TargetState,
     fail_reason: Option<String>,
 ) -> Result<String, StoreError> {
-    let Some(target) = posts::target_by_publish_id(&app.db, "tiktok", publish_id).await? else {
+    let Some(target) =
+        posts::target_by_publish_id(&app.db, tidepost_domain::Platform::Tiktok, publish_id).await?
+    else {
         return Ok("unknown publish".into());
     };
     // Never replace a later provider status with an earlier one.

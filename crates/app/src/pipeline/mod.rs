@@ -1,0 +1,463 @@
+//! The publishing pipeline every platform shares: posts and their targets, the target state
+//! machine ([`advance`]), the errors a person reads ([`PublishError`]), storing a checked target
+//! with its job ([`store_and_enqueue`]), cancelling, retrying and restarting targets, the
+//! daily-limit placement ([`quota`]), the halts of a publish job ([`halt`]), inbound webhook
+//! ingest ([`inbound`]) and media for publishing ([`media`]).
+//!
+//! What differs by platform (checking a target, its publish job, its limits) is behind
+//! `crate::platforms`; nothing here names a platform.
+
+pub(crate) mod halt;
+pub mod inbound;
+pub mod media;
+pub mod quota;
+pub mod spec;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tidepost_domain::publish::TargetState;
+use tidepost_providers::{ErrorKind, ProviderError};
+use tidepost_store::accounts::Account;
+use tidepost_store::posts::{self, Post, Target};
+use tidepost_store::{StoreError, events};
+
+use crate::App;
+use crate::tokens::TokenError;
+
+/// The payload of the publish and poll jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetRef {
+    pub workspace_id: String,
+    pub target_id: String,
+    /// The target's `scheduled_at` when the job was enqueued. A rescheduled target gets a new
+    /// job; the old one finds the target's time changed and does nothing ([`halt::due`]), so
+    /// a post never goes out at a time it was moved away from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<i64>,
+}
+
+/// Why a post was refused or an action failed, in words a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Quota {
+        message: String,
+        /// When the next slot opens (ms since the epoch).
+        next_slot_ms: i64,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the account must be connected again: {0}")]
+    NeedsReauth(String),
+    #[error("{}", .0.message)]
+    Provider(ProviderError),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("storing the media failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the upload is larger than the {max} bytes allowed")]
+    TooLarge { max: u64 },
+}
+
+impl From<TokenError> for PublishError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::Provider(e) => PublishError::Provider(e),
+            TokenError::NeedsReauth(m) => PublishError::NeedsReauth(m),
+            TokenError::Store(e) => PublishError::Store(e),
+            other => PublishError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> PublishError {
+    PublishError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// A post with its targets.
+#[derive(Debug, Clone)]
+pub struct PostView {
+    pub post: Post,
+    pub targets: Vec<Target>,
+}
+
+/// Media URLs must be absolute http(s) URLs.
+pub fn check_media_url(field: &'static str, url: &str) -> Result<(), PublishError> {
+    let parsed =
+        url::Url::parse(url).map_err(|e| invalid(field, format!("{url:?} is not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(invalid(
+            field,
+            "media URLs must start with http:// or https:// and name a host",
+        ));
+    }
+    Ok(())
+}
+
+/// The SSRF guard on media URLs the provider will download ([`crate::net_guard::check_media_url`]):
+/// none may aim at a loopback, private, link-local or metadata address, by IP or by a name that
+/// resolves to one, unless the operator allows private targets (on in sandbox mode, where the
+/// emulator downloads media served on this machine).
+pub async fn guard_media_urls(
+    app: &App,
+    field: &'static str,
+    urls: &[&str],
+) -> Result<(), PublishError> {
+    let policy = crate::outbound::policy(app);
+    // Names are resolved side by side (a photo post has up to 35 URLs, each lookup may take
+    // seconds); the first refused URL in the given order is reported.
+    let mut checks = tokio::task::JoinSet::new();
+    for (i, url) in urls.iter().enumerate() {
+        let url = url.to_string();
+        checks.spawn(async move { (i, crate::net_guard::check_media_url(&url, policy).await) });
+    }
+    let mut refused = None;
+    while let Some(done) = checks.join_next().await {
+        match done {
+            Ok((i, Err(e))) if refused.as_ref().is_none_or(|(first, _)| i < *first) => {
+                refused = Some((i, e.to_string()));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(PublishError::Unavailable(format!(
+                    "checking media URLs: {e}"
+                )));
+            }
+        }
+    }
+    match refused {
+        Some((_, why)) => Err(invalid(
+            field,
+            format!("this media URL cannot be used: {why}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// One target checked and ready to store: what its post row and its target row hold. Made by
+/// [`prepare`] (TikTok) and `instagram::publish::prepare`, shared by the single-target submits
+/// and by `compose` (one post to several accounts), so every path runs the same checks.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub account: Account,
+    /// `video` or `photo` (TikTok); the media type (Instagram).
+    pub kind: String,
+    /// `direct` or `inbox` (TikTok); the media type (Instagram).
+    pub mode: String,
+    pub source: String,
+    pub bytes_total: i64,
+    pub media_id: Option<String>,
+    pub media_url: Option<String>,
+    pub caption: String,
+    /// JSON: the options as accepted (what the publish job reads).
+    pub options: String,
+}
+
+impl Prepared {
+    /// The post row of a single-target post made of this target.
+    pub(crate) fn post(
+        &self,
+        workspace_id: &str,
+        idempotency_key: Option<String>,
+        created_by: Option<String>,
+        now: i64,
+    ) -> Post {
+        Post {
+            id: tidepost_domain::new_id(),
+            workspace_id: workspace_id.to_string(),
+            caption: self.caption.clone(),
+            kind: self.kind.clone(),
+            media_id: self.media_id.clone(),
+            media_url: self.media_url.clone(),
+            options: self.options.clone(),
+            idempotency_key,
+            created_by,
+            created_at: now,
+            updated_at: now,
+            scheduled_at: None,
+            time_zone: None,
+        }
+    }
+}
+
+/// A queued target of `post` on `account`: nothing sent yet.
+pub(crate) fn new_target(
+    post: &Post,
+    account: &Account,
+    mode: &str,
+    source: &str,
+    bytes_total: i64,
+) -> Target {
+    Target {
+        id: tidepost_domain::new_id(),
+        workspace_id: post.workspace_id.clone(),
+        post_id: post.id.clone(),
+        account_id: account.id.clone(),
+        platform: account.platform,
+        mode: mode.into(),
+        source: source.into(),
+        state: TargetState::Queued.as_str().into(),
+        bytes_total,
+        bytes_sent: 0,
+        chunk_size: 0,
+        chunks_total: 0,
+        chunks_acked: 0,
+        init_generation: 0,
+        publish_id: None,
+        provider_status: None,
+        provider_post_ids: "[]".into(),
+        error_code: None,
+        error_message: None,
+        error_retryable: 0,
+        upload_url: None,
+        upload_url_expires_at: None,
+        init_at: None,
+        finished_at: None,
+        created_at: post.created_at,
+        updated_at: post.created_at,
+        options: None,
+        scheduled_at: None,
+    }
+}
+
+/// Stores the post and its target and enqueues the target's publish job, in one transaction,
+/// after admitting it under `limit` there (the account's daily limit, checked under its lock
+/// with everything already waiting counted: see [`quota::admit_now_in`]).
+pub(crate) async fn store_and_enqueue(
+    app: &App,
+    post: Post,
+    target: Target,
+    limit: Option<(&Account, &quota::LimitCheck)>,
+) -> Result<PostView, PublishError> {
+    let mut tx = app.db.begin_write().await?;
+    if let Some((account, limit)) = limit {
+        quota::admit_now_in(&mut tx, app, account, limit).await?;
+    }
+    posts::insert_post_in(&mut tx, &post).await?;
+    posts::insert_target_in(&mut tx, &target).await?;
+    app.queue
+        .enqueue_in(
+            &mut tx,
+            crate::platforms::publish_job(&target, post.created_at),
+        )
+        .await
+        .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(PostView {
+        post,
+        targets: vec![target],
+    })
+}
+
+pub async fn get(app: &App, workspace_id: &str, post_id: &str) -> Result<PostView, PublishError> {
+    let post = posts::get(&app.db, workspace_id, post_id)
+        .await?
+        .ok_or(PublishError::NotFound("post"))?;
+    let targets = posts::targets_of(&app.db, workspace_id, post_id).await?;
+    Ok(PostView { post, targets })
+}
+
+/// Cancels every target of the post that has not reached TikTok yet.
+pub async fn cancel(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+) -> Result<PostView, PublishError> {
+    let view = get(app, workspace_id, post_id).await?;
+    let mut cancelled = 0;
+    for target in &view.targets {
+        let state = TargetState::parse(&target.state).unwrap_or(TargetState::Failed);
+        if state.cancellable()
+            && posts::set_state(
+                &app.db,
+                workspace_id,
+                &target.id,
+                state.as_str(),
+                "cancelled",
+                true,
+                tidepost_domain::now_ms(),
+            )
+            .await?
+        {
+            cancelled += 1;
+        }
+    }
+    if cancelled == 0 {
+        return Err(PublishError::Conflict(
+            "nothing to cancel: every target has already reached its platform or finished".into(),
+        ));
+    }
+    get(app, workspace_id, post_id).await
+}
+
+/// Tries a failed target again (a new provider publish).
+pub async fn retry(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+    target_id: &str,
+) -> Result<PostView, PublishError> {
+    let target = target_of_post(app, workspace_id, post_id, target_id).await?;
+    if crate::platforms::tiktok::reconcile::is_unknown(&target) {
+        return Err(PublishError::Conflict(
+            "TikTok may already have this post (its outcome is unknown): check the creator's profile, then mark it published or send it again with confirmation".into(),
+        ));
+    }
+    let state = TargetState::parse(&target.state).unwrap_or(TargetState::Failed);
+    let next = state.retry().map_err(|e| {
+        PublishError::Conflict(format!("only a failed target can be retried ({e})"))
+    })?;
+    let now = tidepost_domain::now_ms();
+    if !posts::set_state(
+        &app.db,
+        workspace_id,
+        target_id,
+        state.as_str(),
+        next.as_str(),
+        false,
+        now,
+    )
+    .await?
+    {
+        return Err(changed_meanwhile());
+    }
+    posts::clear_error(&app.db, workspace_id, target_id, now).await?;
+    republish(
+        app,
+        workspace_id,
+        post_id,
+        target_id,
+        target.init_generation,
+        now,
+    )
+    .await
+}
+
+/// The target `target_id` of the workspace's post `post_id`.
+pub(crate) async fn target_of_post(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+    target_id: &str,
+) -> Result<posts::Target, PublishError> {
+    posts::target(&app.db, workspace_id, target_id)
+        .await?
+        .filter(|t| t.post_id == post_id)
+        .ok_or(PublishError::NotFound("target"))
+}
+
+/// The conflict of a compare-and-set on a target that another change got to first.
+pub(crate) fn changed_meanwhile() -> PublishError {
+    PublishError::Conflict("the target changed meanwhile; reload and try again".into())
+}
+
+/// Starts the publish of a target already moved back to `queued` over (a new init generation
+/// after `generation`, nothing of the earlier upload kept) and queues it; returns the post.
+pub(crate) async fn republish(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+    target_id: &str,
+    generation: i64,
+    now: i64,
+) -> Result<PostView, PublishError> {
+    posts::restart_publish(&app.db, workspace_id, target_id, generation, now).await?;
+    let fresh = posts::target(&app.db, workspace_id, target_id)
+        .await?
+        .ok_or(PublishError::NotFound("target"))?;
+    app.queue
+        .enqueue(crate::platforms::publish_job(&fresh, now))
+        .await
+        .map_err(|e| PublishError::Unavailable(e.to_string()))?;
+    get(app, workspace_id, post_id).await
+}
+
+/// Moves a target to `to` if the state machine allows it (compare-and-set, retried when
+/// another updater got there first). Returns the state it moved from, or `None` when the
+/// update was refused (backwards, repeated or already final). Records `post.published` and
+/// `post.failed` on the move into those states.
+pub async fn advance(
+    app: &App,
+    workspace_id: &str,
+    target_id: &str,
+    to: TargetState,
+    error: Option<&ProviderError>,
+) -> Result<Option<TargetState>, StoreError> {
+    for _ in 0..5 {
+        let Some(target) = posts::target(&app.db, workspace_id, target_id).await? else {
+            return Ok(None);
+        };
+        let from = TargetState::parse(&target.state).unwrap_or(TargetState::Queued);
+        if from.apply(to).is_err() {
+            return Ok(None);
+        }
+        let now = tidepost_domain::now_ms();
+        if !posts::set_state(
+            &app.db,
+            workspace_id,
+            target_id,
+            from.as_str(),
+            to.as_str(),
+            to.is_final(),
+            now,
+        )
+        .await?
+        {
+            continue;
+        }
+        if let Some(err) = error {
+            let retryable = err.is_retryable() || err.kind == ErrorKind::OutcomeUnknown;
+            posts::set_error(
+                &app.db,
+                workspace_id,
+                target_id,
+                Some(&err.code),
+                Some(&err.message),
+                retryable,
+                now,
+            )
+            .await?;
+        }
+        if from != to && matches!(to, TargetState::Published | TargetState::Failed) {
+            let target = posts::target(&app.db, workspace_id, target_id)
+                .await?
+                .unwrap_or(target);
+            let kind = if to == TargetState::Published {
+                "post.published"
+            } else {
+                "post.failed"
+            };
+            events::record(
+                &app.db,
+                workspace_id,
+                kind,
+                Some(&target.post_id),
+                &json!({
+                    "post_id": target.post_id,
+                    "target_id": target.id,
+                    "account_id": target.account_id,
+                    "platform": target.platform,
+                    "mode": target.mode,
+                    "publish_id": target.publish_id,
+                    "post_ids": target.post_ids(),
+                    "error": error.map(|e| json!({"code": e.code, "message": e.message})),
+                }),
+            )
+            .await?;
+        }
+        return Ok(Some(from));
+    }
+    Ok(None)
+}

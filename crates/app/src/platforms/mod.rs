@@ -1,0 +1,155 @@
+//! The platforms tidepost publishes to, each one adapter folder (`tiktok`, `instagram`), and
+//! the one place that dispatches to them: every function here is an exhaustive `match` over
+//! [`Platform`] (no wildcard arm: clippy's `wildcard_enum_match_arm` is denied in this crate),
+//! so a new platform is added by a new folder and the arms the compiler asks for. Why a closed
+//! enum and not a trait object: `docs/architecture.md`, "The platform seam".
+
+pub mod instagram;
+pub mod tiktok;
+
+use tidepost_domain::Platform;
+use tidepost_jobs::{NewJob, Registry};
+use tidepost_store::posts::Target;
+
+use crate::App;
+use crate::pipeline::Prepared;
+use crate::pipeline::quota::DailyLimit;
+
+/// Registers every platform's job kinds.
+pub fn register(registry: Registry, app: &App) -> Registry {
+    Platform::ALL
+        .into_iter()
+        .fold(registry, |registry, platform| match platform {
+            Platform::Tiktok => tiktok::register(registry, app),
+            Platform::Instagram => instagram::register(registry, app),
+        })
+}
+
+/// The publish job of `target` on its platform, due at `run_at`.
+pub fn publish_job(target: &Target, run_at: i64) -> NewJob {
+    match target.platform {
+        Platform::Tiktok => tiktok::publish_job(target, run_at),
+        Platform::Instagram => instagram::publish::publish_job(target, run_at),
+    }
+}
+
+/// The kind of `platform`'s publish job.
+pub fn publish_job_kind(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Tiktok => tiktok::PUBLISH_JOB,
+        Platform::Instagram => instagram::publish::PUBLISH_JOB,
+    }
+}
+
+/// The daily limit a checked target counts against.
+pub async fn daily_limit(app: &App, prepared: &Prepared) -> DailyLimit {
+    match prepared.account.platform {
+        Platform::Tiktok => tiktok::limits::daily_limit(app, prepared),
+        Platform::Instagram => instagram::publish::daily_limit(app, prepared).await,
+    }
+}
+
+/// Who answers for `platform`'s accounts, as a person reads it in an error ("Meta refused…").
+pub fn provider_name(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Tiktok => "TikTok",
+        Platform::Instagram => "Meta",
+    }
+}
+
+/// Revokes `account`'s access at its platform, best effort (disconnecting deletes the tokens
+/// whatever the platform answers).
+pub async fn revoke(app: &App, account: &tidepost_store::accounts::Account) {
+    match account.platform {
+        Platform::Tiktok => tiktok::connect::revoke(app, account).await,
+        Platform::Instagram => instagram::connect::revoke_at_meta(app, account).await,
+    }
+}
+
+/// Refreshes `account`'s tokens at its platform (the caller holds the refresh lease); the
+/// platform's answer.
+pub(crate) async fn refresh(
+    app: &App,
+    account: &tidepost_store::accounts::Account,
+) -> Result<
+    Result<crate::tokens::NewTokens, tidepost_providers::ProviderError>,
+    crate::tokens::TokenError,
+> {
+    match account.platform {
+        Platform::Tiktok => tiktok::tokens::refresh(app, account).await,
+        Platform::Instagram => instagram::refresh(app, account).await,
+    }
+}
+
+/// Whether a refused refresh leaves the token valid: Instagram refuses to extend a token
+/// younger than 24 hours, which stays usable; TikTok's refusal means the access is gone.
+pub fn refusal_keeps_token(platform: Platform) -> bool {
+    match platform {
+        Platform::Tiktok => false,
+        Platform::Instagram => true,
+    }
+}
+
+/// How long before expiry `platform`'s tokens are renewed, when it differs from the general
+/// window (`token_refresh_window_secs`): Instagram's 60-day tokens are extended well before.
+pub fn refresh_window_ms(app: &App, platform: Platform) -> Option<i64> {
+    match platform {
+        Platform::Tiktok => None,
+        Platform::Instagram => Some(crate::tokens::secs_ms(app.config.meta.refresh_window_secs)),
+    }
+}
+
+/// Checks one target of a composite post with its platform's checks, before anything is
+/// stored or sent.
+pub async fn prepare_target(
+    app: &App,
+    workspace_id: &str,
+    account: tidepost_store::accounts::Account,
+    input: &crate::pipeline::spec::TargetInput<'_>,
+) -> Result<Prepared, crate::pipeline::PublishError> {
+    match account.platform {
+        Platform::Tiktok => {
+            tiktok::prepare::prepare_target(app, workspace_id, account, input).await
+        }
+        Platform::Instagram => {
+            instagram::publish::prepare_target(app, workspace_id, account, input).await
+        }
+    }
+}
+
+/// What the platform's own count of posts says of one more sent now (Instagram asks Meta,
+/// which counts posts from other apps too); TikTok has no such count.
+pub async fn admit_now(
+    app: &App,
+    prepared: &Prepared,
+    now: i64,
+) -> Result<(), crate::pipeline::PublishError> {
+    match prepared.account.platform {
+        Platform::Tiktok => Ok(()),
+        Platform::Instagram => instagram::publish::admit_now(app, &prepared.account, now).await,
+    }
+}
+
+/// The media rules a checked target's media must meet (`crate::media::rules`).
+pub fn media_target(prepared: &Prepared) -> Option<crate::media::rules::Target> {
+    match prepared.account.platform {
+        Platform::Tiktok => tiktok::prepare::media_target(prepared),
+        Platform::Instagram => instagram::publish::media_target(prepared),
+    }
+}
+
+/// A single-account post stored before every post was a composite, read back as its caption,
+/// media and target; `None` when its options cannot be read.
+pub fn single_as_spec(
+    post: &tidepost_store::posts::Post,
+    target: &Target,
+) -> Option<(
+    String,
+    Vec<crate::pipeline::media::Item>,
+    crate::pipeline::spec::TargetSpec,
+)> {
+    match target.platform {
+        Platform::Tiktok => tiktok::prepare::single_as_spec(post, target),
+        Platform::Instagram => instagram::publish::single_as_spec(post, target),
+    }
+}

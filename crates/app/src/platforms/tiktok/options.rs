@@ -1,0 +1,170 @@
+//! A TikTok target's options: what the composer, the single-account forms, the API and the
+//! publish job share, and their checks against the creator's current `creator_info`.
+
+use serde::{Deserialize, Serialize};
+use tidepost_providers::tiktok::{CreatorInfo, PrivacyLevel};
+
+use super::prepare::MediaSource;
+use crate::App;
+use crate::pipeline::{PublishError, check_media_url, invalid};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Posted on the creator's profile.
+    Direct,
+    /// A draft in the creator's TikTok inbox, which they finish in the app.
+    Inbox,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Direct => "direct",
+            Mode::Inbox => "inbox",
+        }
+    }
+}
+
+/// A TikTok target's options, as a person or a client chooses them: the composer, the
+/// single-account forms and the API (`targets[].tiktok`) all take this type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TikTokOptions {
+    /// `direct` (default) or `inbox`.
+    pub mode: Option<Mode>,
+    pub privacy_level: Option<String>,
+    pub disable_comment: bool,
+    pub disable_duet: bool,
+    pub disable_stitch: bool,
+    pub video_cover_timestamp_ms: Option<u32>,
+    pub brand_content_toggle: bool,
+    pub brand_organic_toggle: bool,
+    pub is_aigc: bool,
+    pub duration_sec: Option<u32>,
+    pub photo_cover_index: u32,
+}
+
+/// What a TikTok target stores for its publish job: the options as accepted (checked, with
+/// the flags the creator disabled for good turned on), its caption and, for a photo post, the
+/// image URLs TikTok pulls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PostOptions {
+    pub caption: String,
+    #[serde(flatten)]
+    pub options: TikTokOptions,
+    /// Photo posts: the image URLs TikTok pulls.
+    pub photo_urls: Vec<String>,
+}
+
+/// Checks `options` against the creator's info and the app's rules; may turn flags on that
+/// the creator has disabled for good.
+pub fn check_options(
+    app: &App,
+    mode: Mode,
+    media: &MediaSource,
+    options: &mut PostOptions,
+    creator: Option<&CreatorInfo>,
+) -> Result<(), PublishError> {
+    if options.caption.encode_utf16().count() > 2200 {
+        return Err(invalid(
+            "caption",
+            "the caption is longer than TikTok's 2200 characters",
+        ));
+    }
+    if let MediaSource::VideoUrl(url) = media {
+        check_media_url("media_url", url)?;
+    }
+    if *media == MediaSource::Photos {
+        if options.photo_urls.is_empty() || options.photo_urls.len() > 35 {
+            return Err(invalid(
+                "photo_urls",
+                "a photo post needs between 1 and 35 image URLs",
+            ));
+        }
+        for url in &options.photo_urls {
+            check_media_url("photo_urls", url)?;
+        }
+        if options.options.photo_cover_index as usize >= options.photo_urls.len() {
+            return Err(invalid(
+                "photo_cover_index",
+                "the cover index must point at one of the photos",
+            ));
+        }
+    }
+    if mode == Mode::Inbox {
+        return Ok(());
+    }
+    let Some(privacy) = options
+        .options
+        .privacy_level
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    else {
+        return Err(invalid(
+            "privacy_level",
+            "choose who can see the post: TikTok requires the creator to pick a privacy level (there is no default)",
+        ));
+    };
+    if let Some(creator) = creator {
+        let allowed: Vec<&str> = creator
+            .privacy_level_options
+            .iter()
+            .map(PrivacyLevel::as_str)
+            .collect();
+        if !allowed.contains(&privacy) {
+            return Err(invalid(
+                "privacy_level",
+                format!(
+                    "{privacy} is not one of this creator's privacy options ({})",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if creator.comment_disabled {
+            options.options.disable_comment = true;
+        }
+        if creator.duet_disabled {
+            options.options.disable_duet = true;
+        }
+        if creator.stitch_disabled {
+            options.options.disable_stitch = true;
+        }
+        if let (Some(duration), max) = (
+            options.options.duration_sec,
+            creator.max_video_post_duration_sec,
+        ) && max > 0
+            && duration > max
+        {
+            return Err(invalid(
+                "duration_sec",
+                format!("the video lasts {duration} s but this creator may post at most {max} s"),
+            ));
+        }
+    }
+    if options.options.brand_content_toggle && privacy == "SELF_ONLY" {
+        return Err(invalid(
+            "brand_content_toggle",
+            "branded content cannot be private (SELF_ONLY): choose another privacy level or turn branded content off",
+        ));
+    }
+    if app.config.publish.tiktok_unaudited && privacy != "SELF_ONLY" {
+        return Err(invalid(
+            "privacy_level",
+            "this TikTok app is not audited yet, so TikTok only accepts private posts (SELF_ONLY, \"only me\")",
+        ));
+    }
+    Ok(())
+}
+
+impl PostOptions {
+    /// What a target with `options` stores for its job.
+    pub fn new(caption: &str, photo_urls: Vec<String>, options: TikTokOptions) -> Self {
+        Self {
+            caption: caption.to_string(),
+            options,
+            photo_urls,
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Checking a TikTok target before anything is stored or sent, and the single-account submit.
+
+use tidepost_store::accounts::Account;
+use tidepost_store::posts::{self, Post, Target};
+
+use super::{
+    Mode, PostOptions, TikTokOptions, check_options, creator_info, limits, tiktok_account,
+};
+use crate::App;
+use crate::pipeline::media::{Item, ItemKind};
+use crate::pipeline::spec::TargetInput;
+use crate::pipeline::{
+    PostView, Prepared, PublishError, guard_media_urls, invalid, new_target, store_and_enqueue,
+};
+
+/// Where the media comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaSource {
+    /// A stored media file (see [`crate::pipeline::media::store`]): FILE_UPLOAD.
+    Stored(String),
+    /// PULL_FROM_URL: TikTok downloads the video.
+    VideoUrl(String),
+    /// A photo post: TikTok pulls the images (URLs in the options).
+    Photos,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPost {
+    pub account_id: String,
+    pub mode: Mode,
+    pub options: PostOptions,
+    pub media: MediaSource,
+    pub idempotency_key: Option<String>,
+    pub created_by: Option<String>,
+}
+
+/// Accepts a post: see the module docs.
+pub async fn submit(app: &App, workspace_id: &str, new: NewPost) -> Result<PostView, PublishError> {
+    if let Some(key) = &new.idempotency_key
+        && let Some(post) = posts::by_idempotency_key(&app.db, workspace_id, key).await?
+    {
+        let targets = posts::targets_of(&app.db, workspace_id, &post.id).await?;
+        return Ok(PostView { post, targets });
+    }
+    let account = tiktok_account(app, workspace_id, &new.account_id).await?;
+    let prepared = prepare(
+        app,
+        workspace_id,
+        account,
+        new.mode,
+        &new.media,
+        new.options,
+    )
+    .await?;
+    limits::check_quotas(
+        app,
+        &prepared.account,
+        new.mode,
+        None,
+        tidepost_domain::now_ms(),
+    )
+    .await?;
+    let now = tidepost_domain::now_ms();
+    let limit = crate::pipeline::quota::limit_now(app, &prepared, now).await;
+    let post = prepared.post(
+        workspace_id,
+        new.idempotency_key.clone(),
+        new.created_by.clone(),
+        now,
+    );
+    let target = new_target(
+        &post,
+        &prepared.account,
+        &prepared.mode,
+        &prepared.source,
+        prepared.bytes_total,
+    );
+    store_and_enqueue(app, post, target, Some((&prepared.account, &limit))).await
+}
+
+/// Checks a TikTok target without storing anything: the media (stored media must be a video),
+/// the creator's current options for a direct post (`creator_info`, a call to TikTok), and the
+/// options against them and the app's rules ([`check_options`]). The quotas are the caller's.
+pub async fn prepare(
+    app: &App,
+    workspace_id: &str,
+    account: Account,
+    mode: Mode,
+    media: &MediaSource,
+    mut options: PostOptions,
+) -> Result<Prepared, PublishError> {
+    let (kind, media_id, media_url, source, bytes_total) = match media {
+        MediaSource::Stored(id) => {
+            let media = tidepost_store::media::get(&app.db, workspace_id, id)
+                .await?
+                .ok_or(PublishError::NotFound("media"))?;
+            if media.kind != "video" {
+                return Err(invalid(
+                    "media",
+                    "TikTok takes uploaded files for videos only; photos must be given as URLs under a verified domain",
+                ));
+            }
+            (
+                "video",
+                Some(media.id.clone()),
+                None,
+                "file_upload",
+                media.size_bytes,
+            )
+        }
+        MediaSource::VideoUrl(url) => ("video", None, Some(url.clone()), "pull_from_url", 0),
+        MediaSource::Photos => ("photo", None, None, "pull_from_url", 0),
+    };
+    // Before anything is asked of TikTok: a refused URL costs no call.
+    if let Some(url) = &media_url {
+        guard_media_urls(app, "media_url", &[url]).await?;
+    }
+    // More than 35 photos is refused below without looking at them.
+    if *media == MediaSource::Photos && options.photo_urls.len() <= 35 {
+        let urls: Vec<&str> = options.photo_urls.iter().map(String::as_str).collect();
+        guard_media_urls(app, "photo_urls", &urls).await?;
+    }
+    let creator = if mode == Mode::Direct {
+        Some(creator_info(app, &account).await?)
+    } else {
+        None
+    };
+    check_options(app, mode, media, &mut options, creator.as_ref())?;
+    Ok(Prepared {
+        account,
+        kind: kind.into(),
+        mode: mode.as_str().into(),
+        source: source.into(),
+        bytes_total,
+        media_id,
+        media_url,
+        caption: options.caption.clone(),
+        options: serde_json::to_string(&options).unwrap_or_else(|_| "{}".into()),
+    })
+}
+
+/// The shared media as TikTok takes it: one video (stored, or a URL TikTok pulls), or images
+/// by URL (a photo post).
+fn media_of(
+    media: &[Item],
+    kinds: &[Option<ItemKind>],
+) -> Result<(MediaSource, Vec<String>), String> {
+    match (media, kinds) {
+        ([item], [Some(ItemKind::Video)]) => match (&item.media_id, &item.url) {
+            (Some(id), None) => Ok((MediaSource::Stored(id.clone()), Vec::new())),
+            (None, Some(url)) => Ok((MediaSource::VideoUrl(url.clone()), Vec::new())),
+            _ => Err("give the video either as a url or as a media_id".into()),
+        },
+        _ if !kinds.is_empty() && kinds.iter().all(|k| *k == Some(ItemKind::Image)) => {
+            let urls: Option<Vec<String>> = media.iter().map(|i| i.url.clone()).collect();
+            urls.map(|urls| (MediaSource::Photos, urls)).ok_or_else(|| {
+                "TikTok takes photos as URLs it downloads (under a verified domain), not as uploads".into()
+            })
+        }
+        _ if kinds.iter().any(Option::is_none) => {
+            Err("say whether each media is an image or a video (\"kind\")".into())
+        }
+        _ => Err("TikTok posts one video or 1 to 35 images, not a mix or several videos".into()),
+    }
+}
+
+/// Checks one target of a composite post: its media as TikTok takes it, then [`prepare`].
+pub async fn prepare_target(
+    app: &App,
+    workspace_id: &str,
+    account: Account,
+    input: &TargetInput<'_>,
+) -> Result<Prepared, PublishError> {
+    let (media, photo_urls) =
+        media_of(input.media, input.kinds).map_err(|message| invalid("media", message))?;
+    let o = input.spec.tiktok.clone().unwrap_or_default();
+    let mode = o.mode.unwrap_or(Mode::Direct);
+    let options = PostOptions::new(input.caption, photo_urls, o);
+    prepare(app, workspace_id, account, mode, &media, options).await
+}
+
+/// A single-account TikTok post stored before posts were composites, read back as its
+/// caption, media and target (to change it like any other post); `None` when unreadable.
+pub fn single_as_spec(
+    post: &Post,
+    target: &Target,
+) -> Option<(String, Vec<Item>, crate::pipeline::spec::TargetSpec)> {
+    let o: PostOptions = serde_json::from_str(&post.options).ok()?;
+    let video = |url: Option<String>, media_id: Option<String>| Item {
+        url,
+        media_id,
+        kind: Some(ItemKind::Video),
+        ..Item::default()
+    };
+    let media = match (&post.media_id, &post.media_url) {
+        (Some(id), _) => vec![video(None, Some(id.clone()))],
+        (None, Some(url)) if post.kind == "video" => vec![video(Some(url.clone()), None)],
+        _ => o
+            .photo_urls
+            .iter()
+            .map(|url| Item {
+                url: Some(url.clone()),
+                kind: Some(ItemKind::Image),
+                ..Item::default()
+            })
+            .collect(),
+    };
+    let mode = if target.mode == Mode::Inbox.as_str() {
+        Mode::Inbox
+    } else {
+        Mode::Direct
+    };
+    let spec = crate::pipeline::spec::TargetSpec {
+        account_id: target.account_id.clone(),
+        tiktok: Some(TikTokOptions {
+            mode: Some(mode),
+            ..o.options.clone()
+        }),
+        ..Default::default()
+    };
+    Some((o.caption, media, spec))
+}
+
+/// The media rules a TikTok target's media must meet: a video's, or each photo's.
+pub fn media_target(prepared: &Prepared) -> Option<crate::media::rules::Target> {
+    use crate::media::rules::Target;
+    match prepared.kind.as_str() {
+        "video" => Some(Target::TikTokVideo),
+        "photo" => Some(Target::TikTokPhoto),
+        _ => None,
+    }
+}
