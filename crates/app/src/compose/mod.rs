@@ -23,6 +23,7 @@
 //! These functions are what the API (`/api/v1/posts`) and the UI call.
 
 pub mod schedule;
+mod single;
 
 use serde::{Deserialize, Serialize};
 use tidepost_domain::Platform;

@@ -165,33 +165,6 @@ pub struct Prepared {
     pub options: String,
 }
 
-impl Prepared {
-    /// The post row of a single-target post made of this target.
-    pub(crate) fn post(
-        &self,
-        workspace_id: &str,
-        idempotency_key: Option<String>,
-        created_by: Option<String>,
-        now: i64,
-    ) -> Post {
-        Post {
-            id: tidepost_domain::new_id(),
-            workspace_id: workspace_id.to_string(),
-            caption: self.caption.clone(),
-            kind: self.kind.clone(),
-            media_id: self.media_id.clone(),
-            media_url: self.media_url.clone(),
-            options: self.options.clone(),
-            idempotency_key,
-            created_by,
-            created_at: now,
-            updated_at: now,
-            scheduled_at: None,
-            time_zone: None,
-        }
-    }
-}
-
 /// A queued target of `post` on `account`: nothing sent yet.
 pub(crate) fn new_target(
     post: &Post,
@@ -230,35 +203,6 @@ pub(crate) fn new_target(
         options: None,
         scheduled_at: None,
     }
-}
-
-/// Stores the post and its target and enqueues the target's publish job, in one transaction,
-/// after admitting it under `limit` there (the account's daily limit, checked under its lock
-/// with everything already waiting counted: see [`quota::admit_now_in`]).
-pub(crate) async fn store_and_enqueue(
-    app: &App,
-    post: Post,
-    target: Target,
-    limit: Option<(&Account, &quota::LimitCheck)>,
-) -> Result<PostView, PublishError> {
-    let mut tx = app.db.begin_write().await?;
-    if let Some((account, limit)) = limit {
-        quota::admit_now_in(&mut tx, app, account, limit).await?;
-    }
-    posts::insert_post_in(&mut tx, &post).await?;
-    posts::insert_target_in(&mut tx, &target).await?;
-    app.queue
-        .enqueue_in(
-            &mut tx,
-            crate::platforms::publish_job(&target, post.created_at),
-        )
-        .await
-        .map_err(|e| PublishError::Unavailable(e.to_string()))?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(PostView {
-        post,
-        targets: vec![target],
-    })
 }
 
 pub async fn get(app: &App, workspace_id: &str, post_id: &str) -> Result<PostView, PublishError> {

@@ -1,16 +1,13 @@
 //! Placing posts under the platforms' daily limits, shared by every entry: a target counts
 //! against its account's limit ([`DailyLimit`], the platform's: `crate::platforms::daily_limit`)
-//! with every post of the account already sent, waiting or scheduled around its time. A post
-//! sent now is admitted under the account's lock in the transaction that stores it
-//! ([`admit_now_in`]), so requests racing for the last slot of a day accept one; the composer
-//! places scheduled targets with [`decide`] and checks them again under the same lock.
+//! with every post of the account already sent, waiting or scheduled around its time. The
+//! composer places each target with [`decide`] and checks it again under the account's lock
+//! ([`lock_key`]) in the transaction that stores it, so requests racing for the last slot of a
+//! day accept one.
 
 use tidepost_store::StoreError;
 use tidepost_store::accounts::Account;
 use tidepost_store::posts;
-
-use super::{Prepared, PublishError};
-use crate::App;
 
 pub const DAY_MS: i64 = 86_400_000;
 /// How far ahead scheduled posts are counted when looking for a free slot.
@@ -92,52 +89,6 @@ pub(crate) fn decide(
         Some(slot) if slot == at => Ok(at),
         Some(slot) if next_free => Ok(slot),
         other => Err(other),
-    }
-}
-
-/// The daily limit of one target of `prepared` sent now, for [`admit_now_in`].
-pub(crate) async fn limit_now(app: &App, prepared: &Prepared, now: i64) -> LimitCheck {
-    LimitCheck::new(
-        crate::platforms::daily_limit(app, prepared).await,
-        now,
-        false,
-    )
-}
-
-/// Admits one post of `account` sent now under `limit`, inside the write transaction `conn`
-/// and under the account's lock, counting every post of the account that is sent, waiting to
-/// be sent or scheduled: how a single-account post is accepted, so that requests racing for
-/// the last slot of the day accept one and refuse the others with the time a slot opens.
-pub(crate) async fn admit_now_in(
-    conn: &mut sqlx::AnyConnection,
-    app: &App,
-    account: &Account,
-    limit: &LimitCheck,
-) -> Result<(), PublishError> {
-    let key = lock_key(account);
-    tidepost_store::limits::lock_in(conn, app.db.dialect(), &key).await?;
-    let events = posts::limit_events_in(
-        conn,
-        &account.id,
-        limit.modes.as_deref(),
-        limit.at - DAY_MS,
-        limit.at + LOOKAHEAD_MS,
-        None,
-    )
-    .await?;
-    match decide(&events, limit.at, limit.cap, false) {
-        Ok(_) => Ok(()),
-        Err(next) => {
-            let next = next.unwrap_or(limit.at + DAY_MS);
-            Err(PublishError::Quota {
-                message: format!(
-                    "{}, counting the posts already waiting to be sent or scheduled; the next slot opens at {}",
-                    limit.message,
-                    tidepost_domain::time::rfc3339(next)
-                ),
-                next_slot_ms: next,
-            })
-        }
     }
 }
 

@@ -117,15 +117,16 @@ pub async fn prepare_target(
     }
 }
 
-/// What the platform's own count of posts says of one more sent now (Instagram asks Meta,
-/// which counts posts from other apps too); TikTok has no such count.
+/// What the platform's own limits say of one more post sent now: TikTok's quotas as tidepost
+/// keeps them (including, for an unaudited app, the creators posted to in 24 hours); Instagram
+/// asks Meta, which counts posts from other apps too.
 pub async fn admit_now(
     app: &App,
     prepared: &Prepared,
     now: i64,
 ) -> Result<(), crate::pipeline::PublishError> {
     match prepared.account.platform {
-        Platform::Tiktok => Ok(()),
+        Platform::Tiktok => tiktok::limits::admit_now(app, prepared, now).await,
         Platform::Instagram => instagram::publish::admit_now(app, &prepared.account, now).await,
     }
 }

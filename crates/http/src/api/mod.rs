@@ -10,7 +10,6 @@ pub(crate) mod media;
 pub mod openapi;
 pub(crate) mod paging;
 mod posts;
-mod posts_validate;
 mod uploads;
 mod webhook_endpoints;
 
@@ -32,7 +31,6 @@ pub fn router() -> Router<HttpState> {
         .merge(accounts::router())
         .merge(crate::instagram::api_router())
         .merge(posts::router())
-        .merge(posts_validate::router())
         .merge(jobs::router())
         .merge(media::router())
         .merge(uploads::router())

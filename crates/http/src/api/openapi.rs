@@ -86,7 +86,7 @@ and replayed with `Idempotent-Replayed: true`.",
         crate::api::accounts::disconnect,
         // instagram.rs
         crate::instagram::api_connect,
-        // api/posts.rs
+        // api/posts/
         crate::api::posts::create,
         crate::api::posts::list,
         crate::api::posts::show,
@@ -96,8 +96,7 @@ and replayed with `Idempotent-Replayed: true`.",
         crate::api::posts::retry,
         crate::api::posts::mark_published,
         crate::api::posts::send_again,
-        // api/posts_validate.rs
-        crate::api::posts_validate::validate,
+        crate::api::posts::validate,
         // api/media.rs
         crate::api::media::list,
         crate::api::media::upload,

@@ -1,11 +1,11 @@
 //! Publishing to Instagram: single images, reels (cover, share to feed), carousels (2–10
 //! images and videos) and stories, on the shared posts/targets pipeline.
 //!
-//! - [`submit`] checks the media rules before anything is sent (JPEG images up to 8 MiB with an
-//!   aspect ratio from 4:5 to 1.91:1, MP4/MOV videos, reel and story durations when known,
-//!   2–10 carousel items, caption limits), the account, and the publishing limit; then stores
-//!   the post and its target and enqueues `instagram.publish` in one transaction. Media comes
-//!   as a public URL, or as a stored upload that Meta fetches from a signed, expiring URL of
+//! - [`prepare`] checks the media rules before anything is sent (JPEG images up to 8 MiB with
+//!   an aspect ratio from 4:5 to 1.91:1, MP4/MOV videos, reel and story durations when known,
+//!   2–10 carousel items, caption limits); [`admit_now`] asks Meta's publishing limit for a post
+//!   sent now; `compose` stores the target with its `instagram.publish` job. Media comes as a
+//!   public URL, or as a stored upload that Meta fetches from a signed, expiring URL of
 //!   tidepost's own ([`super::media_url`]).
 //! - `instagram.publish` (this module's job) creates the containers (carousel children first,
 //!   in a durable step, then waits until they are `FINISHED`, then the parent), polls the
@@ -37,10 +37,7 @@ use crate::media::rules;
 use crate::pipeline::halt::{self, Halt, retry};
 use crate::pipeline::media::{Item, ItemKind, extension, kind_of_extension};
 use crate::pipeline::quota::DailyLimit;
-use crate::pipeline::{
-    PostView, Prepared, PublishError, TargetRef, advance, check_media_url, new_target,
-    store_and_enqueue,
-};
+use crate::pipeline::{Prepared, PublishError, TargetRef, advance, check_media_url};
 use crate::tokens::{self, TokenError};
 
 pub const PUBLISH_JOB: &str = "instagram.publish";
@@ -127,6 +124,8 @@ pub struct InstagramPost {
     pub share_to_feed: Option<bool>,
 }
 
+/// A post to one Instagram account in the single-account shape (the API's `account_id` with an
+/// `instagram` object); `compose` takes it as the one-target composite it is.
 #[derive(Debug, Clone)]
 pub struct NewInstagramPost {
     pub account_id: String,
@@ -561,46 +560,6 @@ pub fn media_target(prepared: &Prepared) -> Option<rules::Target> {
         MediaType::Story => rules::Target::InstagramStory,
         MediaType::Carousel => rules::Target::InstagramCarouselItem,
     })
-}
-
-/// Accepts an Instagram post: see the module docs.
-pub async fn submit(
-    app: &App,
-    workspace_id: &str,
-    new: NewInstagramPost,
-) -> Result<PostView, PublishError> {
-    if let Some(key) = &new.idempotency_key
-        && let Some(post) = posts::by_idempotency_key(&app.db, workspace_id, key).await?
-    {
-        let targets = posts::targets_of(&app.db, workspace_id, &post.id).await?;
-        return Ok(PostView { post, targets });
-    }
-    let account = instagram_account(app, workspace_id, &new.account_id).await?;
-    let prepared = prepare(app, workspace_id, account, &new.post).await?;
-    let limit = publishing_limit(app, &prepared.account).await?;
-    let now = tidepost_domain::now_ms();
-    if let Some((message, frees)) = limit_refusal(&limit, now) {
-        return Err(PublishError::Quota {
-            message,
-            next_slot_ms: frees,
-        });
-    }
-    let post = prepared.post(
-        workspace_id,
-        new.idempotency_key.clone(),
-        new.created_by.clone(),
-        now,
-    );
-    let target = new_target(
-        &post,
-        &prepared.account,
-        &prepared.mode,
-        &prepared.source,
-        prepared.bytes_total,
-    );
-    // Meta counts what it published; what is queued here is not checked again (that would
-    // ask Meta a second time).
-    store_and_enqueue(app, post, target, None).await
 }
 
 /// Checks an Instagram target without storing anything or calling Meta: each item resolved

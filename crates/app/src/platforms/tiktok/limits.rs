@@ -204,3 +204,13 @@ pub fn daily_limit(app: &App, prepared: &Prepared) -> DailyLimit {
         }
     }
 }
+
+/// TikTok's quotas for one more post of `prepared` sent now (no reservation: the init reserves).
+pub async fn admit_now(app: &App, prepared: &Prepared, now: i64) -> Result<(), PublishError> {
+    let mode = if prepared.mode == Mode::Inbox.as_str() {
+        Mode::Inbox
+    } else {
+        Mode::Direct
+    };
+    check_quotas(app, &prepared.account, mode, None, now).await
+}

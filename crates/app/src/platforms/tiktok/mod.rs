@@ -1,11 +1,9 @@
 //! TikTok: the platform adapter (connect, tokens, options, prepare, publish, status, reconcile,
 //! webhooks), on the shared pipeline of `crate::pipeline`.
 //!
-//! - [`submit`] accepts a post for one account: checks the options against the creator's
-//!   `creator_info` (privacy level one of theirs, interaction flags, duration), checks the
-//!   quotas, stores the post and its target and enqueues a `tiktok.publish` job, all in one
-//!   transaction. Media files are stored first with [`crate::pipeline::media::store`] (streamed to disk while
-//!   hashed, content-addressed).
+//! - [`prepare`] checks a target before anything is stored or sent: the options against the
+//!   creator's `creator_info` (privacy level one of theirs, interaction flags, duration) and
+//!   the app's rules ([`options`]); `compose` stores it with its `tiktok.publish` job.
 //! - [`job`]: `tiktok.publish` inits through a durable step (intent → call → outcome; a lost
 //!   answer is reconciled, never re-sent), persists the `publish_id` first, then uploads the
 //!   chunks streamed from the file, recording each acknowledged chunk so that a re-run resumes.
@@ -28,7 +26,7 @@ pub mod tokens;
 pub mod webhooks;
 
 pub use options::{Mode, PostOptions, TikTokOptions, check_options};
-pub use prepare::{MediaSource, NewPost, prepare, prepare_target, submit};
+pub use prepare::{MediaSource, NewPost, prepare, prepare_target};
 
 use std::time::Duration;
 

@@ -45,6 +45,23 @@ pub struct TikTokOptions {
     pub photo_cover_index: u32,
 }
 
+impl TikTokOptions {
+    /// The options' names, as the API and forms give them (the JSON object's keys).
+    pub const FIELDS: &[&str] = &[
+        "mode",
+        "privacy_level",
+        "disable_comment",
+        "disable_duet",
+        "disable_stitch",
+        "video_cover_timestamp_ms",
+        "brand_content_toggle",
+        "brand_organic_toggle",
+        "is_aigc",
+        "duration_sec",
+        "photo_cover_index",
+    ];
+}
+
 /// What a TikTok target stores for its publish job: the options as accepted (checked, with
 /// the flags the creator disabled for good turned on), its caption and, for a photo post, the
 /// image URLs TikTok pulls.
@@ -166,5 +183,37 @@ impl PostOptions {
             options,
             photo_urls,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_the_serialized_keys() {
+        let value = serde_json::to_value(TikTokOptions::default()).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, TikTokOptions::FIELDS);
+    }
+
+    #[test]
+    fn stored_options_read_the_flat_object_of_earlier_versions() {
+        let stored: PostOptions = serde_json::from_str(
+            r#"{"caption":"hi","privacy_level":"SELF_ONLY","disable_duet":true,"photo_urls":["https://a.example/1.jpg"]}"#,
+        )
+        .unwrap();
+        assert_eq!(stored.caption, "hi");
+        assert_eq!(stored.options.privacy_level.as_deref(), Some("SELF_ONLY"));
+        assert!(stored.options.disable_duet);
+        assert_eq!(stored.photo_urls.len(), 1);
+        let again: PostOptions =
+            serde_json::from_value(serde_json::to_value(&stored).unwrap()).unwrap();
+        assert_eq!(again, stored);
     }
 }

@@ -1,17 +1,13 @@
-//! Checking a TikTok target before anything is stored or sent, and the single-account submit.
+//! Checking a TikTok target before anything is stored or sent.
 
 use tidepost_store::accounts::Account;
-use tidepost_store::posts::{self, Post, Target};
+use tidepost_store::posts::{Post, Target};
 
-use super::{
-    Mode, PostOptions, TikTokOptions, check_options, creator_info, limits, tiktok_account,
-};
+use super::{Mode, PostOptions, TikTokOptions, check_options, creator_info};
 use crate::App;
 use crate::pipeline::media::{Item, ItemKind};
 use crate::pipeline::spec::TargetInput;
-use crate::pipeline::{
-    PostView, Prepared, PublishError, guard_media_urls, invalid, new_target, store_and_enqueue,
-};
+use crate::pipeline::{Prepared, PublishError, guard_media_urls, invalid};
 
 /// Where the media comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +20,8 @@ pub enum MediaSource {
     Photos,
 }
 
+/// A post to one TikTok account in the single-account shape (the API's `account_id` with the
+/// TikTok fields); `compose` takes it as the one-target composite it is.
 #[derive(Debug, Clone)]
 pub struct NewPost {
     pub account_id: String,
@@ -32,50 +30,6 @@ pub struct NewPost {
     pub media: MediaSource,
     pub idempotency_key: Option<String>,
     pub created_by: Option<String>,
-}
-
-/// Accepts a post: see the module docs.
-pub async fn submit(app: &App, workspace_id: &str, new: NewPost) -> Result<PostView, PublishError> {
-    if let Some(key) = &new.idempotency_key
-        && let Some(post) = posts::by_idempotency_key(&app.db, workspace_id, key).await?
-    {
-        let targets = posts::targets_of(&app.db, workspace_id, &post.id).await?;
-        return Ok(PostView { post, targets });
-    }
-    let account = tiktok_account(app, workspace_id, &new.account_id).await?;
-    let prepared = prepare(
-        app,
-        workspace_id,
-        account,
-        new.mode,
-        &new.media,
-        new.options,
-    )
-    .await?;
-    limits::check_quotas(
-        app,
-        &prepared.account,
-        new.mode,
-        None,
-        tidepost_domain::now_ms(),
-    )
-    .await?;
-    let now = tidepost_domain::now_ms();
-    let limit = crate::pipeline::quota::limit_now(app, &prepared, now).await;
-    let post = prepared.post(
-        workspace_id,
-        new.idempotency_key.clone(),
-        new.created_by.clone(),
-        now,
-    );
-    let target = new_target(
-        &post,
-        &prepared.account,
-        &prepared.mode,
-        &prepared.source,
-        prepared.bytes_total,
-    );
-    store_and_enqueue(app, post, target, Some((&prepared.account, &limit))).await
 }
 
 /// Checks a TikTok target without storing anything: the media (stored media must be a video),

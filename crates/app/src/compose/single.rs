@@ -1,0 +1,80 @@
+//! The single-account shapes of a post — one TikTok account with its options
+//! ([`tiktok::NewPost`]), one Instagram account with its post ([`NewInstagramPost`]) — as the
+//! one-target composites they are, so that they are checked, stored and answered by the same
+//! pipeline as any other post ([`super::submit`]).
+
+use super::{NewComposite, Schedule, TargetSpec};
+use crate::pipeline::media::{Item, ItemKind};
+use crate::platforms::instagram::publish::{InstagramOptions, NewInstagramPost};
+use crate::platforms::tiktok::{self, MediaSource, TikTokOptions};
+
+impl From<tiktok::NewPost> for NewComposite {
+    fn from(new: tiktok::NewPost) -> Self {
+        let tiktok::NewPost {
+            account_id,
+            mode,
+            options,
+            media,
+            idempotency_key,
+            created_by,
+        } = new;
+        let video = |url: Option<String>, media_id: Option<String>| Item {
+            url,
+            media_id,
+            kind: Some(ItemKind::Video),
+            ..Item::default()
+        };
+        let media = match media {
+            MediaSource::Stored(id) => vec![video(None, Some(id))],
+            MediaSource::VideoUrl(url) => vec![video(Some(url), None)],
+            MediaSource::Photos => options
+                .photo_urls
+                .iter()
+                .map(|url| Item {
+                    url: Some(url.clone()),
+                    kind: Some(ItemKind::Image),
+                    ..Item::default()
+                })
+                .collect(),
+        };
+        NewComposite {
+            caption: options.caption,
+            media,
+            targets: vec![TargetSpec {
+                account_id,
+                caption: None,
+                tiktok: Some(TikTokOptions {
+                    mode: Some(mode),
+                    ..options.options
+                }),
+                instagram: None,
+            }],
+            schedule: Schedule::default(),
+            idempotency_key,
+            created_by,
+        }
+    }
+}
+
+impl From<NewInstagramPost> for NewComposite {
+    fn from(new: NewInstagramPost) -> Self {
+        let post = new.post;
+        NewComposite {
+            caption: post.caption,
+            media: post.items,
+            targets: vec![TargetSpec {
+                account_id: new.account_id,
+                caption: None,
+                tiktok: None,
+                instagram: Some(InstagramOptions {
+                    media_type: Some(post.media_type),
+                    cover_url: post.cover_url,
+                    share_to_feed: post.share_to_feed,
+                }),
+            }],
+            schedule: Schedule::default(),
+            idempotency_key: new.idempotency_key,
+            created_by: new.created_by,
+        }
+    }
+}

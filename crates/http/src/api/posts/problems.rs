@@ -1,0 +1,271 @@
+//! How a refused post reads as problem+json: a publish error ([`problem_on`]), every issue of
+//! a post at once ([`compose_problem`]), and a post in the single-account shape
+//! ([`single_problem`]) whose issues are named as its fields and keep the statuses that shape
+//! always had (404 for an unknown account, 409 to reconnect, 429 for a limit, 502 when the
+//! platform refused).
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use tidepost_app::compose::{self, ComposeError, Issue, Schedule};
+use tidepost_app::pipeline::PublishError;
+use tidepost_domain::Platform;
+
+use crate::error::Problem;
+
+/// A publish error as problem+json, when no one platform is concerned.
+pub fn problem(err: PublishError) -> Problem {
+    problem_on(err, None)
+}
+
+/// A publish error about an account of `platform` (when one is concerned) as problem+json.
+pub fn problem_on(err: PublishError, platform: Option<Platform>) -> Problem {
+    let account = platform.map_or("the account".to_string(), |p| {
+        format!("the {} account", p.display_name())
+    });
+    match err {
+        PublishError::Invalid { field, message } => {
+            Problem::invalid(format!("{field}: {message}")).with("field", field)
+        }
+        PublishError::NotFound(what) => Problem::not_found(what),
+        PublishError::Quota {
+            message,
+            next_slot_ms,
+        } => {
+            let wait = (next_slot_ms - tidepost_domain::now_ms()).max(1000) / 1000;
+            Problem::too_many_requests(message, u64::try_from(wait).unwrap_or(1))
+                .with("next_slot_at", tidepost_domain::time::rfc3339(next_slot_ms))
+        }
+        PublishError::Conflict(message) => Problem::conflict(message),
+        PublishError::NeedsReauth(message) => Problem::new(
+            StatusCode::CONFLICT,
+            "needs-reauth",
+            "The account must be connected again",
+            format!("{message}; connect {account} again"),
+        ),
+        PublishError::Provider(e) => {
+            let retryable = e.is_retryable();
+            Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "provider-error",
+                match platform {
+                    Some(Platform::Tiktok) => "TikTok refused",
+                    Some(Platform::Instagram) => "Instagram refused",
+                    None => "The platform refused",
+                },
+                e.message,
+            )
+            .with("provider_code", e.code)
+            .with("retryable", retryable)
+        }
+        PublishError::Unavailable(message) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Unavailable",
+            message,
+        ),
+        PublishError::TooLarge { max } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Upload too large",
+            format!("the file is larger than the {max} bytes allowed"),
+        ),
+        // A full media disk is an operator's problem the caller should hear about plainly (and
+        // may retry later), not an opaque internal error.
+        PublishError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => Problem::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient-storage",
+            "Storage full",
+            "the media storage is full, so the file was not kept; try again once space is freed",
+        ),
+        other => Problem::internal(other),
+    }
+}
+
+pub(crate) fn field_problem(field: &str, message: impl std::fmt::Display) -> Problem {
+    Problem::invalid(format!("{field}: {message}")).with("field", field.to_string())
+}
+
+/// The schedule fields of a request.
+pub(crate) fn schedule_of(
+    scheduled_at: Option<&str>,
+    time_zone: Option<&str>,
+    schedule: Option<&str>,
+) -> Result<Schedule, Problem> {
+    let next_free_slot = match schedule {
+        None | Some("exact") => false,
+        Some("next_free_slot") => true,
+        Some(other) => {
+            return Err(field_problem(
+                "schedule",
+                format!("expected next_free_slot or exact, got {other:?}"),
+            ));
+        }
+    };
+    let at = match scheduled_at {
+        Some(text) => Some(
+            compose::schedule::parse(text, time_zone)
+                .map_err(|e| field_problem(e.field, e.message))?,
+        ),
+        None if time_zone.is_some() => {
+            return Err(field_problem(
+                "time_zone",
+                "a time_zone goes with a scheduled_at",
+            ));
+        }
+        None => None,
+    };
+    Ok(Schedule { at, next_free_slot })
+}
+
+/// A composite post's refusal as problem+json: every issue in `errors`; 409 when the only
+/// problem is the time (a limit), with the latest `next_slot_at` of the targets.
+pub fn compose_problem(err: ComposeError) -> Problem {
+    let only_quota = err.only_quota();
+    match err {
+        ComposeError::Invalid(issues) => {
+            let detail = issues
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            let next_slot = issues.iter().filter_map(|i| i.next_slot_ms).max();
+            let errors: Vec<Value> = issues
+                .iter()
+                .map(|i| {
+                    json!({
+                        "target": i.target,
+                        "account_id": i.account_id,
+                        "platform": i.platform,
+                        "field": i.field,
+                        "rule": i.rule,
+                        "message": i.message,
+                        "next_slot_at": i.next_slot_ms.map(tidepost_domain::time::rfc3339),
+                    })
+                })
+                .collect();
+            let first_field = issues.first().map(|i| i.field.clone()).unwrap_or_default();
+            let problem = if only_quota {
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "schedule-limit",
+                    "The schedule would break a posting limit",
+                    detail,
+                )
+            } else {
+                Problem::invalid(detail)
+            };
+            let problem = problem.with("errors", errors).with("field", first_field);
+            match next_slot {
+                Some(ms) => problem.with("next_slot_at", tidepost_domain::time::rfc3339(ms)),
+                None => problem,
+            }
+        }
+        ComposeError::NotFound(what) => Problem::not_found(what),
+        ComposeError::Conflict(message) => Problem::conflict(message),
+        ComposeError::Unavailable(message) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Unavailable",
+            message,
+        ),
+        ComposeError::Publish(e) => problem(e),
+        other => Problem::internal(other),
+    }
+}
+
+/// A post in the single-account shape refused: the issues named as the fields of that shape
+/// (`privacy_level`, `instagram.media_type`, `caption`, `media_url`…), with the statuses the
+/// shape has always had when the one problem is the account, a limit or the platform.
+pub fn single_problem(err: ComposeError, platform: Option<Platform>) -> Problem {
+    let ComposeError::Invalid(issues) = err else {
+        return compose_problem(err);
+    };
+    let issues: Vec<Issue> = issues
+        .into_iter()
+        .map(|i| Issue {
+            field: single_field(&i, platform),
+            ..i
+        })
+        .collect();
+    if let [one] = issues.as_slice() {
+        match one.rule.as_str() {
+            "not_found" => {
+                let what = if one.field.contains("media") {
+                    "media"
+                } else {
+                    "account"
+                };
+                return Problem::not_found(what).with("field", one.field.clone());
+            }
+            "needs_reauth" => {
+                let account = platform.map_or("the account".to_string(), |p| {
+                    format!("the {} account", p.display_name())
+                });
+                return Problem::new(
+                    StatusCode::CONFLICT,
+                    "needs-reauth",
+                    "The account must be connected again",
+                    format!("{}; connect {account} again", one.message),
+                );
+            }
+            "quota" => {
+                let next = one.next_slot_ms.unwrap_or_else(tidepost_domain::now_ms);
+                let wait = (next - tidepost_domain::now_ms()).max(1000) / 1000;
+                return Problem::too_many_requests(
+                    one.message.clone(),
+                    u64::try_from(wait).unwrap_or(1),
+                )
+                .with("next_slot_at", tidepost_domain::time::rfc3339(next));
+            }
+            "provider" => {
+                return Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider-error",
+                    match platform {
+                        Some(Platform::Tiktok) => "TikTok refused",
+                        Some(Platform::Instagram) => "Instagram refused",
+                        None => "The platform refused",
+                    },
+                    one.message.clone(),
+                );
+            }
+            "unavailable" => {
+                return Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Unavailable",
+                    one.message.clone(),
+                );
+            }
+            _ => {}
+        }
+    }
+    compose_problem(ComposeError::Invalid(issues))
+}
+
+/// An issue's field as the single-account shape names it: the target's fields at the top
+/// level (the TikTok options) or in the `instagram` object, and the media by the field that
+/// gave it.
+fn single_field(issue: &Issue, platform: Option<Platform>) -> String {
+    let field = issue.field.as_str();
+    let Some(rest) = field.strip_prefix("targets[0]") else {
+        return match field {
+            "media" if matches!(issue.rule.as_str(), "media_url" | "photo_urls" | "media_id") => {
+                issue.rule.clone()
+            }
+            "media" if issue.rule == "items" => "instagram.items".into(),
+            other => other.to_string(),
+        };
+    };
+    let rest = rest.trim_start_matches('.');
+    match (platform, rest) {
+        (_, "") => String::new(),
+        (Some(Platform::Instagram), "caption") => "instagram.caption".into(),
+        (_, "caption" | "account_id") => rest.to_string(),
+        (_, rest) => match rest.split_once('.') {
+            Some(("tiktok", option)) => option.to_string(),
+            Some(("instagram", option)) => format!("instagram.{option}"),
+            _ => rest.to_string(),
+        },
+    }
+}
