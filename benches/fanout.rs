@@ -112,11 +112,7 @@ async fn main() {
     let root = tempfile::tempdir().expect("temporary folder");
 
     // The video both platforms download: served here, under a prefix TikTok has verified.
-    let video = {
-        let mut bytes = b"\0\0\0\x18ftypmp42".to_vec();
-        bytes.resize(256 * 1024, 7);
-        bytes
-    };
+    let video = tidepost_app::media::testing::video(256 * 1024, "fanout");
     // A minimal HTTP/1.1 file server (one fixed answer per connection), so the bench needs no
     // web framework of its own.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

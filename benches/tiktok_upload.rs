@@ -3,9 +3,10 @@
 //!
 //! The emulator runs as a separate process (`tidepost emulator`), so the resident memory read
 //! from `/proc/self/status` is this process's alone: an `App` on a temporary SQLite database
-//! and data folder, which stores a 1 GiB pseudo-random video (streamed, never in memory),
-//! submits a direct post of it and runs the `tiktok.publish` job (quota, rate limit, init, then
-//! every chunk streamed from the stored file and acknowledged in the database).
+//! and data folder, which stores a 1 GiB video (a real clip padded with pseudo-random bytes;
+//! streamed, never in memory), submits a direct post of it and runs the `tiktok.publish` job
+//! (quota, rate limit, init, then every chunk streamed from the stored file and acknowledged in
+//! the database).
 //!
 //! - tidepost's time is the whole `tiktok.publish` job: init, every chunk PUT, every
 //!   acknowledgement recorded. curl's time is only its chunk PUTs (its init is not timed), so
@@ -26,9 +27,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -45,42 +44,12 @@ use tidepost_store::media::Media;
 use tidepost_store::{Db, posts};
 use tidepost_vault::Keyring;
 use tidepost_vault::secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncRead, ReadBuf};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidepost");
 const SIZE: u64 = 1 << 30;
 const TARGET_RATIO: f64 = 0.9;
 const TARGET_PEAK_MIB: f64 = 64.0;
 const PRIVACY: &str = "SELF_ONLY";
-
-/// `size` pseudo-random bytes (xorshift64), produced as they are read.
-struct Noise {
-    left: u64,
-    x: u64,
-}
-
-impl AsyncRead for Noise {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        while this.left > 0 && buf.remaining() > 0 {
-            this.x ^= this.x << 13;
-            this.x ^= this.x >> 7;
-            this.x ^= this.x << 17;
-            let word = this.x.to_le_bytes();
-            let n = word
-                .len()
-                .min(buf.remaining())
-                .min(usize::try_from(this.left).unwrap_or(usize::MAX));
-            buf.put_slice(&word[..n]);
-            this.left -= n as u64;
-        }
-        Poll::Ready(Ok(()))
-    }
-}
 
 /// A field of `/proc/self/status`, in KiB.
 fn status_kib(field: &str) -> u64 {
@@ -432,10 +401,9 @@ async fn setup(root: &Path, emu: &str) -> Bench {
     let media = tidepost_app::pipeline::media::store(
         &app,
         &ws,
-        Noise {
-            left: SIZE,
-            x: 0x9E37_79B9_7F4A_7C15,
-        },
+        // A real video (a short clip, then padding that does not compress), produced as it
+        // is read.
+        tidepost_app::media::testing::video_reader(SIZE, "bench"),
         "video/mp4",
         Some("bench.mp4"),
     )

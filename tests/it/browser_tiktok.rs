@@ -5,7 +5,6 @@
 //! sideways scrolling at 375 px. Screenshots at 375×812 and 1280×800 under
 //! `target/screenshots/<test>/`.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
@@ -85,27 +84,10 @@ async fn consent(b: &Browser, app: &TestApp, test: &str, decision: &str) {
         .await;
 }
 
-/// A file of `size` bytes named like a video (the emulator does not decode video).
-fn video_file(dir: &std::path::Path, name: &str, size: usize) -> std::path::PathBuf {
+/// A real video of `size` bytes, padded with bytes that do not compress.
+fn video_file(dir: &std::path::Path, name: &str, size: u64) -> std::path::PathBuf {
     let path = dir.join(name);
-    let mut file = std::fs::File::create(&path).unwrap();
-    // An MP4 `ftyp` box, then bytes that do not compress.
-    file.write_all(b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom")
-        .unwrap();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut block = vec![0u8; 64 * 1024];
-    let mut left = size - 24;
-    while left > 0 {
-        for byte in block.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *byte = x as u8;
-        }
-        let n = left.min(block.len());
-        file.write_all(&block[..n]).unwrap();
-        left -= n;
-    }
+    tidepost_app::media::testing::write_video(&path, size, name);
     path
 }
 
@@ -499,10 +481,11 @@ async fn widget_at_the_daily_cap(backend: Backend) {
 
     // One direct post through the API, to published.
     let key = app.api_key(&me.workspace.id, "widget", &[]).await;
-    let video = reqwest::multipart::Part::bytes(vec![7u8; 256 * 1024])
-        .file_name("tide.mp4")
-        .mime_str("video/mp4")
-        .unwrap();
+    let video =
+        reqwest::multipart::Part::bytes(tidepost_app::media::testing::video(256 * 1024, "tide"))
+            .file_name("tide.mp4")
+            .mime_str("video/mp4")
+            .unwrap();
     let multipart = reqwest::multipart::Form::new()
         .text("account_id", account_id.clone())
         .text("mode", "direct")

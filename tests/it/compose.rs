@@ -79,8 +79,7 @@ async fn scheduled_post_survives_a_restart(backend: Backend) {
     // Whole seconds: the API shows times to the second.
     let due = (tidepost_domain::now_ms() / 1000 + 8) * 1000;
     // A small video uploaded with the post (multipart: the same fields as text parts).
-    let mut video = b"\0\0\0\x18ftypmp42".to_vec();
-    video.resize(64 * 1024, 7);
+    let video = tidepost_app::media::testing::video(64 * 1024, "restart");
     let targets = json!([{"account_id": account_id, "tiktok": {"mode": "inbox"}}]);
     let form = reqwest::multipart::Form::new()
         .text("caption", "restart once")

@@ -82,11 +82,9 @@ impl Rig {
         assert_eq!(answer.status(), StatusCode::NO_CONTENT);
     }
 
-    /// A direct post of a small video through the API; its id.
+    /// A direct post of a small video (distinct for each caption) through the API; its id.
     async fn post(&self, account_id: &str, caption: &str, bytes: usize) -> reqwest::Response {
-        let mut video = vec![0u8; bytes];
-        video[..caption.len().min(bytes)]
-            .copy_from_slice(&caption.as_bytes()[..caption.len().min(bytes)]);
+        let video = tidepost_app::media::testing::video(bytes, caption);
         let form = reqwest::multipart::Form::new()
             .text("account_id", account_id.to_string())
             .text("mode", "direct")

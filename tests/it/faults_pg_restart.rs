@@ -251,8 +251,7 @@ async fn connect(server: &str, emu: &str, key: &str, username: &str) -> String {
 
 /// `POST /api/v1/posts` with a small distinct video; returns the post id.
 async fn submit(server: &str, key: &str, account_id: &str, caption: &str, n: usize) -> String {
-    let mut video = vec![0u8; 16 * 1024];
-    video[..8].copy_from_slice(&(n as u64).to_le_bytes());
+    let video = tidepost_app::media::testing::video(16 * 1024, &n.to_string());
     let form = reqwest::multipart::Form::new()
         .text("account_id", account_id.to_string())
         .text("mode", "direct")

@@ -17,6 +17,7 @@ mod compose;
 mod contract;
 mod crm;
 mod docs;
+mod entry_pipeline;
 mod faults;
 mod faults_pg_restart;
 mod jobs;

@@ -592,9 +592,7 @@ async fn media_server() -> String {
         "/media/{name}",
         axum::routing::get(
             |axum::extract::Path(name): axum::extract::Path<String>| async move {
-                let mut video = vec![0u8; 16 * 1024];
-                video[..name.len().min(64)].copy_from_slice(&name.as_bytes()[..name.len().min(64)]);
-                video
+                tidepost_app::media::testing::video(16 * 1024, &name)
             },
         ),
     );
@@ -628,8 +626,7 @@ async fn submit(
         return post_with_retries(caption, || http.post(&url).bearer_auth(key).json(&body)).await;
     }
     post_with_retries(caption, || {
-        let mut video = vec![0u8; 16 * 1024];
-        video[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        let video = tidepost_app::media::testing::video(16 * 1024, &n.to_string());
         let privacy = if n.is_multiple_of(2) {
             "PUBLIC_TO_EVERYONE"
         } else {

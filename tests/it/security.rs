@@ -872,7 +872,8 @@ async fn every_route_limits_its_body(backend: Backend) {
         );
     }
     // The upload route: a multipart file over max_upload_bytes is 413, and nothing is kept.
-    let part = reqwest::multipart::Part::bytes(vec![0u8; MAX_UPLOAD + 1])
+    let video = tidepost_app::media::testing::video(MAX_UPLOAD + 1, "big");
+    let part = reqwest::multipart::Part::bytes(video)
         .file_name("big.mp4")
         .mime_str("video/mp4")
         .unwrap();
@@ -950,7 +951,8 @@ async fn traversal_in_ids_names_and_file_names_reaches_no_file(backend: Backend)
         assert!(response.status().is_client_error(), "/posts/{bad}");
     }
     // An upload named like a path is stored by its content hash under the media folder.
-    let part = reqwest::multipart::Part::bytes(vec![9u8; 4096])
+    let video = tidepost_app::media::testing::video(4096, "traversal");
+    let part = reqwest::multipart::Part::bytes(video)
         .file_name("../../../../../tmp/tidepost-traversal.mp4")
         .mime_str("video/mp4")
         .unwrap();

@@ -594,7 +594,7 @@ async fn sandbox_mode_lets_the_emulator_fetch_local_media() {
     let tiktok = connect_tiktok_via_api(&app, &key, "tidepost.sandbox").await;
     let media = Listener::start(|_| {
         use axum::response::IntoResponse;
-        let video: Vec<u8> = (0..512 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let video = tidepost_app::media::testing::video(512 * 1024, "clip");
         (
             axum::http::StatusCode::OK,
             [(axum::http::header::CONTENT_TYPE, "video/mp4")],

@@ -545,6 +545,90 @@ pub async fn connect_tiktok_via_api(app: &TestApp, key: &str, creator: &str) -> 
         .to_string()
 }
 
+/// The `<input type="hidden" name=… value=…>` fields of a page, values unescaped.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('"').unwrap();
+            let value = rest.split("value=\"").nth(1).unwrap();
+            let value = value
+                .split('"')
+                .next()
+                .unwrap()
+                .replace("&quot;", "\"")
+                .replace("&amp;", "&");
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+/// Connects the emulator's Instagram business account to `me`'s workspace over HTTP, the way
+/// a person does in a browser: Facebook Login from `/connect/instagram`, "Continue" on the
+/// emulator's dialog, the emulator's business Page picked in tidepost's chooser. Returns the
+/// new account's id. Needs [`Options::emulator`].
+pub async fn connect_instagram_via_http(app: &TestApp, me: &SignedIn) -> String {
+    let emulator = app
+        .emulator
+        .clone()
+        .expect("the app runs with the emulator");
+    let page = app.page_text(&me.client, "/connect/instagram").await;
+    let csrf = hidden_input(&page, "csrf").expect("the connect form has a csrf field");
+    let started = me
+        .client
+        .post(app.url("/connect/instagram"))
+        .form(&[("csrf", csrf.as_str()), ("login", "facebook")])
+        .send()
+        .await
+        .unwrap();
+    let dialog_url = location(&started);
+    assert!(dialog_url.starts_with(&emulator), "{dialog_url}");
+    let dialog = bare_client()
+        .get(&dialog_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let action = dialog
+        .split("<form method=\"post\" action=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no form on the dialog: {dialog}"))
+        .replace("&amp;", "&");
+    let mut form = hidden_fields(&dialog);
+    form.push(("decision".into(), "approve".into()));
+    let approved = bare_client()
+        .post(format!("{emulator}{action}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&approved);
+    let chooser = me.client.get(&callback).send().await.unwrap();
+    assert_eq!(chooser.status(), StatusCode::OK, "the chooser");
+    let chooser = chooser.text().await.unwrap();
+    let mut form = hidden_fields(&chooser);
+    form.push((
+        "page".into(),
+        tidepost_emulator::meta::state::BUSINESS_PAGE_ID.into(),
+    ));
+    let chosen = me
+        .client
+        .post(app.url("/connect/instagram/choose"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let account = location(&chosen);
+    assert!(account.ends_with("?connected=1"), "{account}");
+    account
+        .trim_start_matches("/accounts/")
+        .trim_end_matches("?connected=1")
+        .to_string()
+}
+
 /// A route as registered: its method and full path template (`{…}` placeholders kept).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Route {

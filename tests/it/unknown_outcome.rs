@@ -19,7 +19,7 @@ both_backends!(an_unknown_outcome_is_reconciled_or_settled_by_a_person);
 async fn video_server() -> String {
     let router = axum::Router::new().route(
         "/media/clip.mp4",
-        axum::routing::get(|| async { vec![3u8; 4096] }),
+        axum::routing::get(|| async { tidepost_app::media::testing::video(4096, "clip") }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

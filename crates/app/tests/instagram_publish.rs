@@ -360,7 +360,8 @@ async fn media_rules(backend: Backend) {
             }
         }
     };
-    let (png, _) = upload(&h, b"\x89PNG\r\n\x1a\nrest", "image/png", "x.png").await;
+    let png = tidepost_app::media::testing::png(1080, 1080);
+    let (png, _) = upload(&h, &png, "image/png", "x.png").await;
     assert!(
         refuse(post(MediaType::Image, "", vec![stored_item(&png)]))
             .await

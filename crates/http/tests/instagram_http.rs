@@ -270,16 +270,11 @@ async fn webhooks(backend: Backend) {
 
 async fn signed_media(backend: Backend) {
     let e = env(backend).await;
-    let bytes = b"\xFF\xD8\xFF\xE0 pretend jpeg \xFF\xD9".to_vec();
-    let media = tidepost_app::pipeline::media::store(
-        &e.app,
-        &e.ws,
-        &bytes[..],
-        "image/jpeg",
-        Some("a.jpg"),
-    )
-    .await
-    .unwrap();
+    let bytes = tidepost_app::media::testing::jpeg(1080, 1080);
+    let media =
+        tidepost_app::pipeline::media::store(&e.app, &e.ws, &bytes[..], "image/jpeg", Some("a.jpg"))
+            .await
+            .unwrap();
     let url = media_url::signed_url(&e.app, &media);
     let answer = e.http.get(&url).send().await.unwrap();
     assert_eq!(answer.status(), 200);
@@ -485,7 +480,7 @@ async fn api_publish(backend: Backend) {
     let png = tidepost_app::pipeline::media::store(
         &e.app,
         &e.ws,
-        &b"\x89PNG\r\n\x1a\n not really"[..],
+        &tidepost_app::media::testing::png(1080, 1080)[..],
         "image/png",
         Some("p.png"),
     )

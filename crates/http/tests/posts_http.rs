@@ -179,7 +179,7 @@ async fn webhooks(backend: Backend) {
 
 async fn api_upload(backend: Backend) {
     let e = env(backend).await;
-    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let bytes = tidepost_app::media::testing::video(3_000_000, "api upload");
     let part = reqwest::multipart::Part::bytes(bytes.clone())
         .file_name("clip.mp4")
         .mime_str("video/mp4")

@@ -6,6 +6,7 @@
 //! - [`rules`]: the providers' media rules over probed metadata, every violation at once.
 //! - [`uploads`]: resumable uploads (tus 1.0.0 core, creation, termination) into the library.
 //! - [`sweep`]: the recurring clean-up of unused media and abandoned uploads.
+//! - `testing` (feature `testing`): real videos and images for other crates' tests.
 //!
 //! [`store`] is the one way bytes become a media item: streamed into the storage while hashed
 //! (never whole in memory), probed, and recorded once per workspace and content: storing the
@@ -18,6 +19,8 @@ pub mod probe;
 pub mod rules;
 pub mod storage;
 pub mod sweep;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod uploads;
 
 use std::path::{Path, PathBuf};

@@ -167,11 +167,9 @@ pub fn jpeg(width: u16, height: u16, filler: usize) -> Vec<u8> {
     bytes
 }
 
+/// A real MP4 video of `size` bytes (see `tidepost_app::media::testing`).
 pub fn mp4(size: usize) -> Vec<u8> {
-    let mut bytes = vec![0, 0, 0, 0x18];
-    bytes.extend_from_slice(b"ftypmp42");
-    bytes.resize(size, 7);
-    bytes
+    tidepost_app::media::testing::video(size, &format!("mp4 {size}"))
 }
 
 pub async fn harness(backend: Backend) -> Harness {

@@ -134,17 +134,10 @@ impl Harness {
             .unwrap()
     }
 
-    /// Writes a file of `size` pseudo-random bytes and stores it as media.
+    /// Stores a real video of `size` bytes (at least the test clip's; see
+    /// `tidepost_app::media::testing`), distinct for each size, as media.
     pub async fn media(&self, size: usize) -> (tidepost_store::media::Media, String) {
-        let mut bytes = Vec::with_capacity(size);
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ size as u64;
-        while bytes.len() < size {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            bytes.extend_from_slice(&x.to_le_bytes());
-        }
-        bytes.truncate(size);
+        let bytes = tidepost_app::media::testing::video(size, &size.to_string());
         let sha = hex::encode(Sha256::digest(&bytes));
         let media = tidepost_app::pipeline::media::store(
             &self.app,
