@@ -243,7 +243,7 @@ impl Bench {
         .await
         .expect("media row");
         let account = self.connect(&ws).await;
-        let view = publish::submit(
+        let view = tidepost_app::compose::submit(
             &self.app,
             &ws,
             NewPost {
@@ -260,7 +260,8 @@ impl Bench {
                 media: MediaSource::Stored(media.id),
                 idempotency_key: None,
                 created_by: None,
-            },
+            }
+            .into(),
         )
         .await
         .expect("submit the post");

@@ -456,7 +456,7 @@ on_both!(scheduling, scheduling);
 async fn single_instagram_post_changed(backend: Backend) {
     let h = both(backend).await;
     let ig = h.business_account().await;
-    let made = instagram::publish::submit(
+    let made = tidepost_app::compose::submit(
         &h.app,
         &h.ws,
         instagram::publish::NewInstagramPost {
@@ -473,7 +473,8 @@ async fn single_instagram_post_changed(backend: Backend) {
             },
             idempotency_key: None,
             created_by: None,
-        },
+        }
+        .into(),
     )
     .await
     .unwrap();

@@ -12,9 +12,7 @@ use instagram_support::*;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tidepost_app::crm;
-use tidepost_app::instagram::publish::{
-    self as ig_publish, InstagramPost, MediaType, NewInstagramPost,
-};
+use tidepost_app::instagram::publish::{InstagramPost, MediaType, NewInstagramPost};
 use tidepost_app::instagram::webhooks;
 use tidepost_app::pipeline::media::Item;
 use tidepost_jobs::{Registry, drain_due};
@@ -111,7 +109,7 @@ async fn webhook_once(backend: Backend) {
 async fn pull_and_reply(backend: Backend) {
     let h = harness(backend).await;
     let account = h.business_account().await;
-    let view = ig_publish::submit(
+    let view = tidepost_app::compose::submit(
         &h.app,
         &h.ws,
         NewInstagramPost {
@@ -128,7 +126,8 @@ async fn pull_and_reply(backend: Backend) {
             },
             idempotency_key: None,
             created_by: None,
-        },
+        }
+        .into(),
     )
     .await
     .unwrap();

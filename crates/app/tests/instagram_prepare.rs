@@ -6,9 +6,7 @@ mod instagram_support;
 
 use instagram_support::*;
 use serde_json::json;
-use tidepost_app::instagram::publish::{
-    self as ig_publish, InstagramPost, MediaType, NewInstagramPost,
-};
+use tidepost_app::instagram::publish::{InstagramPost, MediaType, NewInstagramPost};
 use tidepost_app::pipeline::PostView;
 use tidepost_app::pipeline::media::Item;
 use tidepost_store::accounts::Account;
@@ -25,7 +23,7 @@ async fn submit(h: &Harness, account: &Account, caption: &str) -> PostView {
         cover_url: None,
         share_to_feed: None,
     };
-    ig_publish::submit(
+    tidepost_app::compose::submit(
         &h.app,
         &h.ws,
         NewInstagramPost {
@@ -33,7 +31,8 @@ async fn submit(h: &Harness, account: &Account, caption: &str) -> PostView {
             post,
             idempotency_key: None,
             created_by: None,
-        },
+        }
+        .into(),
     )
     .await
     .unwrap()

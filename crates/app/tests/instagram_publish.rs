@@ -8,11 +8,10 @@ mod instagram_support;
 use instagram_support::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tidepost_app::instagram::publish::{
-    self as ig_publish, InstagramPost, MediaType, NewInstagramPost,
-};
+use tidepost_app::compose::{ComposeError, Issue};
+use tidepost_app::instagram::publish::{InstagramPost, MediaType, NewInstagramPost};
+use tidepost_app::pipeline::PostView;
 use tidepost_app::pipeline::media::Item;
-use tidepost_app::pipeline::{PostView, PublishError};
 use tidepost_store::accounts::Account;
 use tidepost_store::testing::Backend;
 
@@ -34,8 +33,8 @@ async fn submit(
     h: &Harness,
     account: &Account,
     post: InstagramPost,
-) -> Result<PostView, PublishError> {
-    ig_publish::submit(
+) -> Result<PostView, ComposeError> {
+    tidepost_app::compose::submit(
         &h.app,
         &h.ws,
         NewInstagramPost {
@@ -43,9 +42,18 @@ async fn submit(
             post,
             idempotency_key: None,
             created_by: None,
-        },
+        }
+        .into(),
     )
     .await
+}
+
+/// The one issue of a refused post.
+fn only_issue(err: &ComposeError) -> &Issue {
+    match err {
+        ComposeError::Invalid(issues) if issues.len() == 1 => &issues[0],
+        other => panic!("expected one issue, got {other:?}"),
+    }
 }
 
 fn post(media_type: MediaType, caption: &str, items: Vec<Item>) -> InstagramPost {
@@ -300,16 +308,10 @@ async fn publishing_limit(backend: Backend) {
     )
     .await
     .unwrap_err();
-    match err {
-        PublishError::Quota {
-            message,
-            next_slot_ms,
-        } => {
-            assert!(message.contains("publishing limit"), "{message}");
-            assert!(next_slot_ms > tidepost_domain::now_ms());
-        }
-        other => panic!("{other}"),
-    }
+    let issue = only_issue(&err);
+    assert_eq!(issue.rule, "quota", "{issue:?}");
+    assert!(issue.message.contains("publishing limit"), "{issue:?}");
+    assert!(issue.next_slot_ms.unwrap() > tidepost_domain::now_ms());
 }
 on_both!(publishing_limit_refuses_with_the_time, publishing_limit);
 
@@ -354,10 +356,9 @@ async fn media_rules(backend: Backend) {
         let h = &h;
         let account = &account;
         async move {
-            match submit(h, account, p).await.unwrap_err() {
-                PublishError::Invalid { message, .. } => message,
-                other => panic!("{other}"),
-            }
+            only_issue(&submit(h, account, p).await.unwrap_err())
+                .message
+                .clone()
         }
     };
     let png = tidepost_app::media::testing::png(1080, 1080);

@@ -5,8 +5,7 @@
 mod publish_support;
 
 use publish_support::*;
-use tidepost_app::pipeline::PublishError;
-use tidepost_app::tiktok::{self as publish, MediaSource, Mode, NewPost, PostOptions};
+use tidepost_app::tiktok::{MediaSource, Mode, NewPost, PostOptions};
 
 on_both!(direct_multi_chunk_upload, |backend| async move {
     let h = harness(backend).await;
@@ -78,7 +77,7 @@ on_both!(pull_from_url_and_ownership_error, |backend| async move {
     h.set_tiktok(serde_json::json!({"verified_url_prefixes": [format!("{base}/media/")]}))
         .await;
     let submit = |url: String| {
-        publish::submit(
+        tidepost_app::compose::submit(
             &h.app,
             &h.ws,
             NewPost {
@@ -88,7 +87,8 @@ on_both!(pull_from_url_and_ownership_error, |backend| async move {
                 media: MediaSource::VideoUrl(url),
                 idempotency_key: None,
                 created_by: None,
-            },
+            }
+            .into(),
         )
     };
     let ok = submit(format!("{base}/media/clip.mp4")).await.unwrap();
@@ -97,16 +97,7 @@ on_both!(pull_from_url_and_ownership_error, |backend| async move {
 
     // Not http(s): refused before anything is sent.
     let err = submit("ftp://example.com/a.mp4".into()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PublishError::Invalid {
-                field: "media_url",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(only_issue(&err).rule == "media_url", "{err}");
 
     // An unverified host: TikTok's refusal, explained with what to verify.
     let bad = submit("https://cdn.unverified.example/videos/a.mp4?sig=SECRET".into())
@@ -136,7 +127,7 @@ on_both!(photo_post, |backend| async move {
     let base = serve_files(vec![("/p/1.jpg", jpeg.clone()), ("/p/2.jpg", jpeg)]).await;
     h.set_tiktok(serde_json::json!({"verified_url_prefixes": [format!("{base}/p/")]}))
         .await;
-    let view = publish::submit(
+    let view = tidepost_app::compose::submit(
         &h.app,
         &h.ws,
         NewPost {
@@ -151,7 +142,8 @@ on_both!(photo_post, |backend| async move {
             media: MediaSource::Photos,
             idempotency_key: None,
             created_by: None,
-        },
+        }
+        .into(),
     )
     .await
     .unwrap();
@@ -172,16 +164,7 @@ on_both!(
             .submit_file(&media.id, Mode::Direct, PostOptions::default())
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PublishError::Invalid {
-                    field: "privacy_level",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(only_issue(&err).rule == "privacy_level", "{err}");
         // Not one of the creator's options (a public account has no FOLLOWER_OF_CREATOR).
         let err = h
             .submit_file(
@@ -199,16 +182,7 @@ on_both!(
             .submit_file(&media.id, Mode::Direct, long)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PublishError::Invalid {
-                    field: "duration_sec",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(only_issue(&err).rule == "duration_sec", "{err}");
         // Branded content cannot be private.
         let mut branded = h.direct_options("SELF_ONLY");
         branded.options.brand_content_toggle = true;
@@ -216,16 +190,7 @@ on_both!(
             .submit_file(&media.id, Mode::Direct, branded)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PublishError::Invalid {
-                    field: "brand_content_toggle",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(only_issue(&err).rule == "brand_content_toggle", "{err}");
         // Nothing was stored or sent.
         assert!(
             tidepost_store::posts::list(&h.app.db, &h.ws, None, 10)

@@ -4,7 +4,6 @@
 mod publish_support;
 
 use publish_support::*;
-use tidepost_app::pipeline::PublishError;
 use tidepost_app::tiktok::{self as publish, Mode};
 use tidepost_store::limits::{self, Admission};
 
@@ -142,16 +141,12 @@ on_both!(quotas_refuse_with_the_next_slot, |backend| async move {
         .submit_file(&media.id, Mode::Direct, h.direct_options("SELF_ONLY"))
         .await
         .unwrap_err();
-    let PublishError::Quota {
-        message,
-        next_slot_ms,
-    } = err
-    else {
-        panic!("{err}")
-    };
+    let issue = only_issue(&err);
+    assert_eq!(issue.rule, "quota", "{issue:?}");
+    let (message, next_slot_ms) = (issue.message.clone(), issue.next_slot_ms.unwrap());
     assert_eq!(next_slot_ms, first_init.unwrap() + 86_400_000);
     assert!(message.contains("daily cap of 2 direct posts"), "{message}");
-    assert!(message.contains("next slot opens at"), "{message}");
+    assert!(message.contains("the next free slot is"), "{message}");
 
     // Pending inbox drafts.
     let view = h
@@ -164,13 +159,9 @@ on_both!(quotas_refuse_with_the_next_slot, |backend| async move {
         .submit_file(&media.id, Mode::Inbox, Default::default())
         .await
         .unwrap_err();
-    let PublishError::Quota {
-        message,
-        next_slot_ms,
-    } = err
-    else {
-        panic!("{err}")
-    };
+    let issue = only_issue(&err);
+    assert_eq!(issue.rule, "quota", "{issue:?}");
+    let (message, next_slot_ms) = (issue.message.clone(), issue.next_slot_ms.unwrap());
     assert_eq!(next_slot_ms, t.init_at.unwrap() + 86_400_000);
     assert!(message.contains("inbox"), "{message}");
 });
@@ -193,15 +184,10 @@ on_both!(
         let accepted = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(accepted, 1, "{results:?}");
         for refused in results.into_iter().filter_map(Result::err) {
-            let PublishError::Quota {
-                message,
-                next_slot_ms,
-            } = refused
-            else {
-                panic!("{refused}")
-            };
+            let issue = only_issue(&refused);
+            assert_eq!(issue.rule, "quota", "{issue:?}");
+            let (message, next_slot_ms) = (issue.message.clone(), issue.next_slot_ms.unwrap());
             assert!(message.contains("daily cap of 2 direct"), "{message}");
-            assert!(message.contains("already waiting"), "{message}");
             assert!(next_slot_ms >= before + 86_400_000, "{next_slot_ms}");
         }
         // Nothing was sent: both accepted posts are still waiting for a worker.
@@ -239,7 +225,7 @@ on_both!(unaudited_app_rules, |backend| async move {
     assert_eq!(h.run_to_final(&view.targets[0].id).await.state, "published");
     // A second creator is beyond the unaudited app's cap of one.
     let other = h.connect(Some("tidepost.private")).await;
-    let err = publish::submit(
+    let err = tidepost_app::compose::submit(
         &h.app,
         &h.ws,
         publish::NewPost {
@@ -249,12 +235,13 @@ on_both!(unaudited_app_rules, |backend| async move {
             media: publish::MediaSource::Stored(media.id.clone()),
             idempotency_key: None,
             created_by: None,
-        },
+        }
+        .into(),
     )
     .await
     .unwrap_err();
-    let PublishError::Quota { message, .. } = err else {
-        panic!("{err}")
-    };
+    let issue = only_issue(&err);
+    assert_eq!(issue.rule, "quota", "{issue:?}");
+    let message = &issue.message;
     assert!(message.contains("not audited"), "{message}");
 });

@@ -8,7 +8,7 @@ mod publish_support;
 use publish_support::*;
 use serde_json::{Value, json};
 use tidepost_app::pipeline::PublishError;
-use tidepost_app::tiktok::{self as publish, MediaSource, Mode, NewPost, reconcile};
+use tidepost_app::tiktok::{MediaSource, Mode, NewPost, reconcile};
 use tidepost_jobs::{JobContext, JobError, Registry, StepState, drain_due, handler_fn};
 
 /// A public PULL_FROM_URL post of `caption` (the video served locally, its prefix verified).
@@ -18,7 +18,7 @@ async fn submit_pull(h: &Harness, caption: &str, privacy: &str) -> (String, Stri
         .await;
     let mut options = h.direct_options(privacy);
     options.caption = caption.into();
-    let view = publish::submit(
+    let view = tidepost_app::compose::submit(
         &h.app,
         &h.ws,
         NewPost {
@@ -28,7 +28,8 @@ async fn submit_pull(h: &Harness, caption: &str, privacy: &str) -> (String, Stri
             media: MediaSource::VideoUrl(format!("{base}/media/clip.mp4")),
             idempotency_key: None,
             created_by: None,
-        },
+        }
+        .into(),
     )
     .await
     .unwrap();

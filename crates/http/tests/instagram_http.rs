@@ -271,10 +271,15 @@ async fn webhooks(backend: Backend) {
 async fn signed_media(backend: Backend) {
     let e = env(backend).await;
     let bytes = tidepost_app::media::testing::jpeg(1080, 1080);
-    let media =
-        tidepost_app::pipeline::media::store(&e.app, &e.ws, &bytes[..], "image/jpeg", Some("a.jpg"))
-            .await
-            .unwrap();
+    let media = tidepost_app::pipeline::media::store(
+        &e.app,
+        &e.ws,
+        &bytes[..],
+        "image/jpeg",
+        Some("a.jpg"),
+    )
+    .await
+    .unwrap();
     let url = media_url::signed_url(&e.app, &media);
     let answer = e.http.get(&url).send().await.unwrap();
     assert_eq!(answer.status(), 200);

@@ -179,8 +179,8 @@ impl Harness {
         media_id: &str,
         mode: Mode,
         options: PostOptions,
-    ) -> Result<tidepost_app::pipeline::PostView, tidepost_app::pipeline::PublishError> {
-        publish::submit(
+    ) -> Result<tidepost_app::pipeline::PostView, tidepost_app::compose::ComposeError> {
+        tidepost_app::compose::submit(
             &self.app,
             &self.ws,
             NewPost {
@@ -190,7 +190,8 @@ impl Harness {
                 media: MediaSource::Stored(media_id.into()),
                 idempotency_key: None,
                 created_by: None,
-            },
+            }
+            .into(),
         )
         .await
     }
@@ -236,4 +237,12 @@ pub async fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{addr}")
+}
+
+/// The one issue of a refused post (a single-account post is refused for one reason).
+pub fn only_issue(err: &tidepost_app::compose::ComposeError) -> &tidepost_app::compose::Issue {
+    match err {
+        tidepost_app::compose::ComposeError::Invalid(issues) if issues.len() == 1 => &issues[0],
+        other => panic!("expected one issue, got {other:?}"),
+    }
 }
