@@ -91,15 +91,17 @@ async fn changed_on_disk(app: &App, media: &Media) -> Option<String> {
 }
 
 /// Whether a media item is an image or a video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = PostMediaKind)]
 pub enum ItemKind {
     Image,
     Video,
 }
 
 /// One media of the post: a public URL, or stored media (`media_id`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = PostMediaItem)]
 #[serde(default, deny_unknown_fields)]
 pub struct Item {
     pub url: Option<String>,

@@ -9,7 +9,8 @@ use crate::platforms::instagram::publish::InstagramOptions;
 use crate::platforms::tiktok::TikTokOptions;
 
 /// One account of a composite post and its overrides.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = PostTargetSpec)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetSpec {
     pub account_id: String,

@@ -67,8 +67,9 @@ pub(crate) fn register(registry: Registry, app: &App) -> Registry {
 }
 
 /// What is published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = InstagramMediaType)]
 pub enum MediaType {
     Image,
     Reel,
@@ -98,7 +99,7 @@ impl MediaType {
 }
 
 /// An Instagram target's options, as a person or a client chooses them (`targets[].instagram`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstagramOptions {
     /// Inferred from the media when absent: one image → image, one video → reel, several →

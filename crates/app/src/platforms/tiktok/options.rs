@@ -8,8 +8,10 @@ use super::prepare::MediaSource;
 use crate::App;
 use crate::pipeline::{PublishError, check_media_url, invalid};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a TikTok post is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = TikTokMode)]
 pub enum Mode {
     /// Posted on the creator's profile.
     Direct,
@@ -28,20 +30,36 @@ impl Mode {
 
 /// A TikTok target's options, as a person or a client chooses them: the composer, the
 /// single-account forms and the API (`targets[].tiktok`) all take this type.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TikTokOptions {
-    /// `direct` (default) or `inbox`.
+    /// `direct` (the default): posted on the creator's profile; `inbox`: a draft in their
+    /// TikTok inbox, finished in the app.
     pub mode: Option<Mode>,
+    /// Who can see a direct post: one of the creator's `privacy_level_options`
+    /// (`PUBLIC_TO_EVERYONE`, `MUTUAL_FOLLOW_FRIENDS`, `FOLLOWER_OF_CREATOR`, `SELF_ONLY`).
+    /// Required for direct posts; never defaulted.
     pub privacy_level: Option<String>,
+    /// Turn comments off (forced on when the creator disabled them).
     pub disable_comment: bool,
+    /// Turn duets off (videos only).
     pub disable_duet: bool,
+    /// Turn stitches off (videos only).
     pub disable_stitch: bool,
+    /// The video frame used as the cover, in milliseconds from the start.
+    #[schema(minimum = 0)]
     pub video_cover_timestamp_ms: Option<u32>,
+    /// Commercial content promoting the creator's own brand ("Your brand").
     pub brand_content_toggle: bool,
+    /// Commercial content promoting a third party ("Branded content"); not with `SELF_ONLY`.
     pub brand_organic_toggle: bool,
+    /// Label the post as AI-generated content.
     pub is_aigc: bool,
+    /// The video's length in seconds when known, checked against the creator's maximum.
+    #[schema(minimum = 0)]
     pub duration_sec: Option<u32>,
+    /// Photo posts: which image (from 0) is the cover.
+    #[schema(minimum = 0)]
     pub photo_cover_index: u32,
 }
 

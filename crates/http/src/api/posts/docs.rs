@@ -2,67 +2,74 @@
 
 #![allow(dead_code)]
 
-/// One media of a post (schema of the API document).
-#[derive(utoipa::ToSchema)]
-#[schema(as = PostMediaItem)]
-#[allow(dead_code)]
-pub(crate) struct MediaItemDoc {
-    /// A public URL the platform downloads.
-    url: Option<String>,
-    /// An uploaded media's id (`POST /api/v1/media`).
-    media_id: Option<String>,
-    /// `image` or `video`; inferred from the upload or the URL's extension when absent.
-    kind: Option<String>,
-}
+use tidepost_app::compose::TargetSpec;
+use tidepost_app::instagram::publish::MediaType as InstagramMediaType;
+use tidepost_app::pipeline::media::Item;
+use tidepost_app::tiktok::TikTokOptions;
 
-/// One account of a post and its overrides.
-#[derive(utoipa::ToSchema)]
-#[schema(as = PostTargetSpec)]
-#[allow(dead_code)]
-pub(crate) struct TargetSpecDoc {
-    account_id: String,
-    /// This target's caption instead of the post's.
-    caption: Option<String>,
-    /// TikTok accounts: `mode` (`direct` or `inbox`), `privacy_level` (required for direct),
-    /// `disable_comment`, `disable_duet`, `disable_stitch`, `brand_content_toggle`,
-    /// `brand_organic_toggle`, `is_aigc`, `video_cover_timestamp_ms`, `duration_sec`,
-    /// `photo_cover_index`.
-    #[schema(value_type = Option<Object>)]
-    tiktok: Option<()>,
-    /// Instagram accounts: `media_type` (`image`, `reel`, `carousel`, `story`; inferred from
-    /// the media when absent), `cover_url`, `share_to_feed`.
-    #[schema(value_type = Option<Object>)]
-    instagram: Option<()>,
-}
-
-/// The body of `POST /api/v1/posts` (or the same fields as multipart text parts, with `file`
-/// parts). Give `targets` for one post to several accounts, or the single-account fields
-/// (`account_id` with the TikTok fields or an `instagram` object).
-#[derive(utoipa::ToSchema)]
+/// The body of `POST /api/v1/posts` and `POST /api/v1/posts/validate` (or the same fields as
+/// multipart text parts, with `file` parts). Give `targets` for one post to several accounts,
+/// or the single-account fields: `account_id` with the TikTok options at the top level, or
+/// `account_id` with an `instagram` object.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[schema(as = CreatePost)]
-#[allow(dead_code)]
 pub(crate) struct CreatePostDoc {
+    /// The caption every target uses unless it has its own.
     caption: Option<String>,
-    media: Option<Vec<MediaItemDoc>>,
-    targets: Option<Vec<TargetSpecDoc>>,
+    /// The shared media of a post to several accounts.
+    media: Option<Vec<Item>>,
+    /// One per account, each with its platform's options.
+    targets: Option<Vec<TargetSpec>>,
     /// RFC 3339 with an offset, or a local date and time with `time_zone`.
     scheduled_at: Option<String>,
     /// An IANA zone name, such as `Europe/Paris`.
     time_zone: Option<String>,
-    /// `next_free_slot` takes the next time the posting limits allow instead of a refusal;
-    /// `exact` (the default) refuses.
-    schedule: Option<String>,
-    /// Single-account shape.
+    /// `exact` (the default) refuses a time that would break a posting limit;
+    /// `next_free_slot` takes the next time the limits allow.
+    schedule: Option<ScheduleDoc>,
+    /// Single-account shape: the account.
     account_id: Option<String>,
-    mode: Option<String>,
-    privacy_level: Option<String>,
+    /// Single-account TikTok shape: a video TikTok downloads.
     media_url: Option<String>,
+    /// Single-account TikTok shape: stored media (`POST /api/v1/media`).
     media_id: Option<String>,
+    /// Single-account TikTok shape: a photo post's images, which TikTok downloads.
     photo_urls: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
-    instagram: Option<()>,
+    /// Single-account TikTok shape: the TikTok options, at the top level.
+    #[serde(flatten)]
+    tiktok: TikTokOptions,
+    /// Single-account Instagram shape: the post.
+    instagram: Option<InstagramBodyDoc>,
     /// Same as the `Idempotency-Key` header.
     idempotency_key: Option<String>,
+}
+
+/// How a scheduled time meets the posting limits.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = PostSchedule)]
+pub(crate) enum ScheduleDoc {
+    Exact,
+    NextFreeSlot,
+}
+
+/// The `instagram` object of the single-account shape.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = InstagramPost)]
+pub(crate) struct InstagramBodyDoc {
+    media_type: InstagramMediaType,
+    /// Its own caption instead of the top-level one.
+    caption: Option<String>,
+    /// The media (alias `children`): 2 to 10 for a carousel, one otherwise.
+    items: Option<Vec<Item>>,
+    /// One media by URL instead of `items`.
+    media_url: Option<String>,
+    /// One stored media instead of `items`.
+    media_id: Option<String>,
+    /// Reels: a JPEG shown as the cover in the Reels tab.
+    cover_url: Option<String>,
+    /// Reels: also show the reel in the feed.
+    share_to_feed: Option<bool>,
 }
 
 /// One target of a post as the API shows it.
@@ -72,8 +79,8 @@ pub(crate) struct CreatePostDoc {
 pub(crate) struct TargetDoc {
     id: String,
     account_id: String,
-    /// `tiktok` or `instagram`.
-    platform: String,
+    platform: tidepost_domain::Platform,
+    /// TikTok: `direct` or `inbox`; Instagram: the media type.
     mode: String,
     /// `queued`, `scheduled`, `uploading`, `processing`, `published`, `failed` or `cancelled`.
     state: String,
@@ -86,11 +93,20 @@ pub(crate) struct TargetDoc {
     publish_id: Option<String>,
     post_ids: Vec<String>,
     post_url: Option<String>,
-    /// `{code, message, retryable}` of the last failure.
-    #[schema(value_type = Option<Object>)]
-    error: Option<()>,
+    /// The last failure.
+    error: Option<TargetErrorDoc>,
     updated_at: String,
     finished_at: Option<String>,
+}
+
+/// Why a target failed.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostTargetError)]
+pub(crate) struct TargetErrorDoc {
+    code: String,
+    message: Option<String>,
+    /// Whether trying again may succeed.
+    retryable: bool,
 }
 
 /// A post as the API shows it.
@@ -130,6 +146,5 @@ pub(crate) struct UpdatePostDoc {
     /// The new time; `null` for now.
     scheduled_at: Option<String>,
     time_zone: Option<String>,
-    /// `next_free_slot` or `exact`.
-    schedule: Option<String>,
+    schedule: Option<ScheduleDoc>,
 }
