@@ -300,16 +300,15 @@ async fn publishing_limit(backend: Backend) {
     )
     .await
     .unwrap_err();
-    match err {
-        PublishError::Quota {
-            message,
-            next_slot_ms,
-        } => {
-            assert!(message.contains("publishing limit"), "{message}");
-            assert!(next_slot_ms > tidepost_domain::now_ms());
-        }
-        other => panic!("{other}"),
-    }
+    let PublishError::Quota {
+        message,
+        next_slot_ms,
+    } = err
+    else {
+        panic!("{err}")
+    };
+    assert!(message.contains("publishing limit"), "{message}");
+    assert!(next_slot_ms > tidepost_domain::now_ms());
 }
 on_both!(publishing_limit_refuses_with_the_time, publishing_limit);
 
@@ -354,10 +353,11 @@ async fn media_rules(backend: Backend) {
         let h = &h;
         let account = &account;
         async move {
-            match submit(h, account, p).await.unwrap_err() {
-                PublishError::Invalid { message, .. } => message,
-                other => panic!("{other}"),
-            }
+            let err = submit(h, account, p).await.unwrap_err();
+            let PublishError::Invalid { message, .. } = err else {
+                panic!("{err}")
+            };
+            message
         }
     };
     let (png, _) = upload(&h, b"\x89PNG\r\n\x1a\nrest", "image/png", "x.png").await;
