@@ -353,7 +353,7 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Float(f) => f.to_string(),
-            other => {
+            other @ (toml::Value::Datetime(_) | toml::Value::Array(_) | toml::Value::Table(_)) => {
                 return Err(ConfigError::File {
                     path: shown,
                     message: format!(
@@ -787,7 +787,7 @@ impl Config {
     pub fn inline_keys(&self) -> Option<&str> {
         match &self.keys {
             KeySource::Inline(secret) => Some(secret.expose_secret()),
-            _ => None,
+            KeySource::File(_) | KeySource::Unset => None,
         }
     }
 }

@@ -1,4 +1,4 @@
-#![warn(clippy::wildcard_enum_match_arm)]
+#![deny(clippy::wildcard_enum_match_arm)]
 //! tidepost's application services: the configuration, access (users, sessions, API keys), and
 //! the services the HTTP and CLI layers call. Knows nothing of HTTP.
 //!

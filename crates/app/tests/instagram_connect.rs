@@ -211,24 +211,20 @@ async fn refusals(backend: Backend) {
         )
         .await;
     let err = finish(partial).await;
-    match &err {
-        ConnectError::ScopeMissing { provider, missing } => {
-            assert_eq!(*provider, "Facebook");
-            assert!(missing.contains("instagram_content_publish"), "{missing}");
-        }
-        other => panic!("{other}"),
-    }
+    let ConnectError::ScopeMissing { provider, missing } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*provider, "Facebook");
+    assert!(missing.contains("instagram_content_publish"), "{missing}");
     // An expired token: the short-lived token is dead before it can be exchanged.
     h.set_meta(json!({"short_lived_secs": -60})).await;
     let expired = h.decide(Login::Facebook, &[("decision", "approve")]).await;
     let err = finish(expired).await;
-    match &err {
-        ConnectError::ProviderError { provider, message } => {
-            assert_eq!(*provider, "Facebook");
-            assert!(!message.is_empty());
-        }
-        other => panic!("{other}"),
-    }
+    let ConnectError::ProviderError { provider, message } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*provider, "Facebook");
+    assert!(!message.is_empty());
     h.set_meta(json!({"short_lived_secs": 3600})).await;
     // A callback arriving in another session.
     let other = h.decide(Login::Facebook, &[("decision", "approve")]).await;

@@ -108,7 +108,7 @@ async fn lose_init_answer(h: &Harness, target_id: &str, sent: Option<(&str, &str
                         std::mem::forget(intent);
                         Err(JobError::retryable("crashed before the answer was stored"))
                     }
-                    _ => unreachable!(),
+                    StepState::Done(_) | StepState::OutcomeUnknown(_) => unreachable!(),
                 }
             }
         }),

@@ -104,7 +104,8 @@ on_both!(unknown_init_outcome_fails_safe, |backend| async move {
                         std::mem::forget(intent);
                         Err(tidepost_jobs::JobError::retryable("crashed mid-call"))
                     }
-                    _ => unreachable!(),
+                    tidepost_jobs::StepState::Done(_)
+                    | tidepost_jobs::StepState::OutcomeUnknown(_) => unreachable!(),
                 }
             },
         ),

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tidepost_app::access::AccessError;
+use tidepost_app::connect::ConnectError;
 use tidepost_store::StoreError;
 
 /// An API error. `code` becomes the stable `type` URI `urn:tidepost:problem:<code>`.
@@ -145,20 +146,60 @@ impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict { what } => Problem::conflict(format!("{what} already exists")),
-            other if other.is_invalid_text() => Problem::bad_request(INVALID_TEXT),
-            other if other.is_unavailable() => {
-                tracing::warn!(error = %other, "the database is unavailable");
-                let mut p = Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database-unavailable",
-                    "Database unavailable",
-                    DATABASE_UNAVAILABLE,
-                );
-                p.retry_after_secs = Some(5);
-                p
+            other @ (StoreError::UnsupportedScheme { .. }
+            | StoreError::InvalidUrl(_)
+            | StoreError::Unreachable { .. }
+            | StoreError::NewerSchema { .. }
+            | StoreError::NotMigrated
+            | StoreError::Migrate(_)
+            | StoreError::Sqlx(_)) => {
+                if other.is_invalid_text() {
+                    Problem::bad_request(INVALID_TEXT)
+                } else if other.is_unavailable() {
+                    tracing::warn!(error = %other, "the database is unavailable");
+                    let mut p = Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database-unavailable",
+                        "Database unavailable",
+                        DATABASE_UNAVAILABLE,
+                    );
+                    p.retry_after_secs = Some(5);
+                    p
+                } else {
+                    Problem::internal(other)
+                }
             }
-            other => Problem::internal(other),
         }
+    }
+}
+
+/// A [`ConnectError`] from starting a connection or disconnecting an account: 503 when the
+/// platform is not configured on this instance, else our own failure. (The callbacks, where the
+/// refusals come from, answer with their own pages.)
+pub fn connect_problem(err: ConnectError) -> Problem {
+    match err {
+        ConnectError::NotConfigured(e) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider-not-configured",
+            "Provider not configured",
+            e.to_string(),
+        ),
+        other @ (ConnectError::StateMissing
+        | ConnectError::StateUnknown
+        | ConnectError::StateReused
+        | ConnectError::StateExpired
+        | ConnectError::StateFromAnotherSession
+        | ConnectError::Denied { .. }
+        | ConnectError::ProviderError { .. }
+        | ConnectError::CodeMissing
+        | ConnectError::ScopeMissing { .. }
+        | ConnectError::PersonalAccount { .. }
+        | ConnectError::NoPages
+        | ConnectError::NoInstagramAccount
+        | ConnectError::NothingChosen
+        | ConnectError::NotChoosable(_)
+        | ConnectError::Vault(_)
+        | ConnectError::Store(_)) => Problem::internal(other),
     }
 }
 
@@ -171,7 +212,11 @@ impl From<AccessError> for Problem {
             }
             AccessError::WrongCredentials => Problem::unauthorized(err.to_string()),
             AccessError::UnknownWorkspace(_) => Problem::not_found("workspace"),
-            other => Problem::invalid(other.to_string()),
+            other @ (AccessError::WeakPassword
+            | AccessError::InvalidEmail(_)
+            | AccessError::InvalidWorkspace(_)
+            | AccessError::UnknownScope(_)
+            | AccessError::InvalidKeyName) => Problem::invalid(other.to_string()),
         }
     }
 }
@@ -271,7 +316,14 @@ impl From<AccessError> for PageError {
     fn from(err: AccessError) -> Self {
         match err {
             AccessError::Store(store) => store.into(),
-            other => PageError::new(
+            other @ (AccessError::WrongCredentials
+            | AccessError::TooManyAttempts { .. }
+            | AccessError::WeakPassword
+            | AccessError::InvalidEmail(_)
+            | AccessError::InvalidWorkspace(_)
+            | AccessError::UnknownWorkspace(_)
+            | AccessError::UnknownScope(_)
+            | AccessError::InvalidKeyName) => PageError::new(
                 StatusCode::BAD_REQUEST,
                 "That did not work",
                 other.to_string(),

@@ -21,7 +21,7 @@ use tidepost_domain::time::rfc3339;
 use tidepost_store::accounts;
 
 use crate::auth::{Caller, Credential, MaybeViewer, Viewer};
-use crate::error::{PageError, Problem, capitalize};
+use crate::error::{PageError, Problem, capitalize, connect_problem};
 use crate::state::HttpState;
 use crate::ui::Chrome;
 use crate::ui::accounts::AccountCard;
@@ -297,15 +297,7 @@ async fn api_connect(
     };
     let url = ig_connect::start(&state.app, who, login)
         .await
-        .map_err(|e| match e {
-            ConnectError::NotConfigured(e) => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "provider-not-configured",
-                "Provider not configured",
-                e.to_string(),
-            ),
-            other => Problem::internal(other),
-        })?;
+        .map_err(connect_problem)?;
     let expires_at = rfc3339(tidepost_domain::now_ms() + tidepost_app::connect::STATE_TTL_MS);
     Ok((
         StatusCode::CREATED,

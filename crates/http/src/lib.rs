@@ -1,4 +1,4 @@
-#![warn(clippy::wildcard_enum_match_arm)]
+#![deny(clippy::wildcard_enum_match_arm)]
 //! tidepost's HTTP surface: the web UI (`ui`), the REST API under `/api/v1` (`api`), and the
 //! operational routes (`ops`: health, readiness, metrics). [`Server`] binds its own listener
 //! (port 0 in tests), optionally terminates TLS, and serves until told to stop.

@@ -373,7 +373,11 @@ async fn failed(app: &App, tracks: &[Track], now: i64, err: TokenError) -> Resul
             Err(JobError::retryable(message).retry_after(Duration::from_secs(60)))
         }
         TokenError::RefreshBusy => Err(JobError::retryable(message)),
-        _ => Ok(()),
+        TokenError::Provider(_)
+        | TokenError::NeedsReauth(_)
+        | TokenError::NotConfigured(_)
+        | TokenError::Vault(_)
+        | TokenError::Store(_) => Ok(()),
     }
 }
 

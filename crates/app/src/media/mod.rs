@@ -139,7 +139,9 @@ impl From<ProbeError> for MediaError {
     fn from(e: ProbeError) -> Self {
         match e {
             ProbeError::Unreadable(m) => MediaError::Unreadable(m),
-            other => MediaError::Unavailable(other.to_string()),
+            other @ (ProbeError::ToolMissing(_) | ProbeError::Timeout(_)) => {
+                MediaError::Unavailable(other.to_string())
+            }
         }
     }
 }

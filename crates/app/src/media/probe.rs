@@ -193,6 +193,10 @@ impl Prober {
 async fn sniff_image(head: &[u8], size_bytes: u64, path: &Path) -> Option<MediaInfo> {
     use imagesize::ImageType;
     let kind = imagesize::image_type(head).ok()?;
+    #[expect(
+        clippy::wildcard_enum_match_arm,
+        reason = "imagesize's ImageType is #[non_exhaustive]: formats it learns are not media for a post either"
+    )]
     let (container, mime) = match kind {
         ImageType::Jpeg => ("jpeg", "image/jpeg"),
         ImageType::Webp => ("webp", "image/webp"),

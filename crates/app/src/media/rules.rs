@@ -540,7 +540,10 @@ fn instagram_video(info: &MediaInfo, usage: VideoUse, out: &mut Vec<Violation>) 
 fn not_a(target: Target, rule: &'static str, info: &MediaInfo) -> Violation {
     let wanted = match target {
         Target::TikTokVideo | Target::InstagramReel => "a video",
-        _ => "an image",
+        Target::TikTokPhoto
+        | Target::InstagramImage
+        | Target::InstagramStory
+        | Target::InstagramCarouselItem => "an image",
     };
     Violation::new(
         rule,

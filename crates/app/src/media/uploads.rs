@@ -212,6 +212,10 @@ async fn write<R: AsyncRead + Unpin>(
     body: &mut R,
 ) -> Result<i64, MediaError> {
     let length = u64::try_from(upload.length).unwrap_or(0);
+    #[expect(
+        clippy::wildcard_enum_match_arm,
+        reason = "std::io::ErrorKind is #[non_exhaustive]; only a missing file means something here"
+    )]
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
         .open(path)

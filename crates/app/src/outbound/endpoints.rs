@@ -48,7 +48,7 @@ impl EndpointError {
         match self {
             EndpointError::Invalid { field, .. } => Some(field),
             EndpointError::Url(_) => Some("url"),
-            _ => None,
+            EndpointError::Busy | EndpointError::Vault(_) | EndpointError::Store(_) => None,
         }
     }
 }

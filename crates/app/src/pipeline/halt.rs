@@ -97,13 +97,21 @@ pub(crate) fn halt_for(
             ErrorKind::RateLimited => retry(e.message.clone(), e.retry_after, Some(e)),
             ErrorKind::Reauth | ErrorKind::Permanent => Halt::Fail(e),
         },
-        other if other.is_retryable() => retry(other.to_string(), None, None),
-        other => Halt::Fail(error_on(
-            platform,
-            "unavailable",
-            other.to_string(),
-            ErrorKind::Permanent,
-        )),
+        other @ (TokenError::RefreshBusy
+        | TokenError::NotConfigured(_)
+        | TokenError::Vault(_)
+        | TokenError::Store(_)) => {
+            if other.is_retryable() {
+                retry(other.to_string(), None, None)
+            } else {
+                Halt::Fail(error_on(
+                    platform,
+                    "unavailable",
+                    other.to_string(),
+                    ErrorKind::Permanent,
+                ))
+            }
+        }
     }
 }
 

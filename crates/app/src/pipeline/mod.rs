@@ -74,7 +74,9 @@ impl From<TokenError> for PublishError {
             TokenError::Provider(e) => PublishError::Provider(e),
             TokenError::NeedsReauth(m) => PublishError::NeedsReauth(m),
             TokenError::Store(e) => PublishError::Store(e),
-            other => PublishError::Unavailable(other.to_string()),
+            other @ (TokenError::RefreshBusy
+            | TokenError::NotConfigured(_)
+            | TokenError::Vault(_)) => PublishError::Unavailable(other.to_string()),
         }
     }
 }

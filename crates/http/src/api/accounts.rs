@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tidepost_app::connect::{self, ConnectError, Initiator};
+use tidepost_app::connect::{self, Initiator};
 use tidepost_domain::time::rfc3339;
 use tidepost_store::accounts::{self, Account};
 
 use super::paging;
 use crate::auth::{Caller, Credential};
-use crate::error::Problem;
+use crate::error::{Problem, connect_problem};
 use crate::state::HttpState;
 
 pub fn router() -> Router<HttpState> {
@@ -110,18 +110,6 @@ pub fn account_json(a: &Account) -> Value {
         },
         "created_at": rfc3339(a.created_at),
     })
-}
-
-fn connect_problem(err: ConnectError) -> Problem {
-    match err {
-        ConnectError::NotConfigured(e) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "provider-not-configured",
-            "Provider not configured",
-            e.to_string(),
-        ),
-        other => Problem::internal(other),
-    }
 }
 
 /// `POST /api/v1/connect/tiktok`: the URL to send the creator to. The callback lands on

@@ -65,19 +65,17 @@ pub(crate) fn problem(err: MediaError) -> Problem {
             message,
         ),
         MediaError::NotFound(what) => Problem::not_found(what),
-        e @ MediaError::InUse { .. } => {
-            let ids = match &e {
-                MediaError::InUse { post_ids, .. } => post_ids.clone(),
-                _ => Vec::new(),
-            };
-            Problem::new(
-                StatusCode::CONFLICT,
-                "media-in-use",
-                "Media in use",
-                e.to_string(),
-            )
-            .with("post_ids", ids)
-        }
+        MediaError::InUse { media_id, post_ids } => Problem::new(
+            StatusCode::CONFLICT,
+            "media-in-use",
+            "Media in use",
+            MediaError::InUse {
+                media_id,
+                post_ids: post_ids.clone(),
+            }
+            .to_string(),
+        )
+        .with("post_ids", post_ids),
         MediaError::Conflict { message, offset } => match offset {
             Some(offset) => Problem::new(
                 StatusCode::CONFLICT,

@@ -125,24 +125,31 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(match rejection {
-                JsonRejection::MissingJsonContentType(_) => Problem::new(
-                    axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported-media-type",
-                    "Unsupported media type",
-                    "send the body as JSON with `Content-Type: application/json`",
-                ),
-                // A body over the route's limit is 413 (not a 400 about its JSON).
-                other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                    Problem::new(
-                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "too-large",
-                        "Request body too large",
-                        other.body_text(),
-                    )
-                }
-                other => Problem::bad_request(other.body_text()),
-            }),
+            Err(rejection) => Err(rejection_problem(rejection)),
         }
+    }
+}
+
+/// A JSON body axum refused, as problem+json.
+#[expect(
+    clippy::wildcard_enum_match_arm,
+    reason = "axum's JsonRejection is #[non_exhaustive]: a rejection it adds is a 400 with its own text"
+)]
+fn rejection_problem(rejection: JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Problem::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        // A body over the route's limit is 413 (not a 400 about its JSON).
+        other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request body too large",
+            other.body_text(),
+        ),
+        other => Problem::bad_request(other.body_text()),
     }
 }

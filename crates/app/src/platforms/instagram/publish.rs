@@ -311,7 +311,7 @@ fn check_rules(post: &InstagramPost, items: &[Resolved]) -> Result<(), PublishEr
                 ),
             ));
         }
-        _ => {}
+        MediaType::Carousel | MediaType::Image | MediaType::Reel | MediaType::Story => {}
     }
     if post.media_type == MediaType::Story && !post.caption.trim().is_empty() {
         return Err(invalid(
@@ -407,7 +407,8 @@ fn check_rules(post: &InstagramPost, items: &[Resolved]) -> Result<(), PublishEr
                             rules::INSTAGRAM_STORY_SECS.1
                         ),
                     ),
-                    _ => (
+                    // An image post with a video was refused above.
+                    MediaType::Carousel | MediaType::Image => (
                         // The carousel's size limit is the reel's (media::rules says why).
                         rules::INSTAGRAM_REEL_MAX_BYTES,
                         rules::INSTAGRAM_CAROUSEL_VIDEO_SECS,
@@ -771,7 +772,7 @@ impl Run<'_> {
                     error: Some(e),
                 }
             }
-            other => other,
+            other @ (Halt::Retry { .. } | Halt::Job(_) | Halt::Stop) => other,
         }
     }
 
@@ -1025,7 +1026,12 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
                             }
                             // Rate limits, timeouts, lost answers: the intent stays open and the
                             // next run checks the container before anything is sent again.
-                            other => halt_for(other),
+                            other @ (TokenError::Provider(_)
+                            | TokenError::NeedsReauth(_)
+                            | TokenError::RefreshBusy
+                            | TokenError::NotConfigured(_)
+                            | TokenError::Vault(_)
+                            | TokenError::Store(_)) => halt_for(other),
                         });
                     }
                 }
@@ -1167,7 +1173,7 @@ async fn carousel_children(run: &Run<'_>, target: &Target) -> Result<Vec<String>
             ContainerState::Error | ContainerState::Expired => {
                 return Err(run.container_failed(target, &status, Some(i)).await);
             }
-            _ => {
+            ContainerState::InProgress | ContainerState::Published | ContainerState::Unknown(_) => {
                 return Err(retry(
                     format!(
                         "Instagram is still processing media {} of the carousel",

@@ -334,7 +334,14 @@ impl Prepare<'_> {
                     Halt::Fail(local_error("quota", message, ErrorKind::RateLimited))
                 }
                 crate::pipeline::PublishError::Store(e) => Halt::from(e),
-                other => Halt::Fail(local_error(
+                other @ (crate::pipeline::PublishError::Invalid { .. }
+                | crate::pipeline::PublishError::NotFound(_)
+                | crate::pipeline::PublishError::Conflict(_)
+                | crate::pipeline::PublishError::NeedsReauth(_)
+                | crate::pipeline::PublishError::Provider(_)
+                | crate::pipeline::PublishError::Unavailable(_)
+                | crate::pipeline::PublishError::Io(_)
+                | crate::pipeline::PublishError::TooLarge { .. }) => Halt::Fail(local_error(
                     "invalid",
                     other.to_string(),
                     ErrorKind::Permanent,

@@ -372,7 +372,11 @@ pub async fn run(app: &App, ctx: &JobContext, r: &ReconcileRef) -> Result<(), Jo
         Err(err) => {
             let wait = match &err {
                 TokenError::Provider(e) => e.retry_after,
-                _ => None,
+                TokenError::NeedsReauth(_)
+                | TokenError::RefreshBusy
+                | TokenError::NotConfigured(_)
+                | TokenError::Vault(_)
+                | TokenError::Store(_) => None,
             };
             return Err(JobError::retryable(err.to_string())
                 .retry_after(wait.unwrap_or_else(|| backoff(ctx.attempt()))));

@@ -148,7 +148,9 @@ pub async fn apply_status(
             });
             advance(app, ws, id, TargetState::Failed, Some(&err)).await?;
         }
-        _ => {
+        PublishState::ProcessingUpload
+        | PublishState::ProcessingDownload
+        | PublishState::Unknown(_) => {
             advance(app, ws, id, TargetState::Processing, None).await?;
         }
     }

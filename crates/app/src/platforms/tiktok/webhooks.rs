@@ -202,7 +202,10 @@ pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
             }
             None => "unknown publish".to_string(),
         },
-        other => format!("ignored ({:?})", std::mem::discriminant(&other)),
+        other @ (TikTokEvent::NoLongerPubliclyAvailable { .. }
+        | TikTokEvent::VideoUploadFailed { .. }
+        | TikTokEvent::VideoPublishCompleted { .. }
+        | TikTokEvent::Other { .. }) => format!("ignored ({:?})", std::mem::discriminant(&other)),
     };
     inbound_events::mark_applied(&app.db, &event.id, &result, tidepost_domain::now_ms()).await?;
     Ok(())
