@@ -50,10 +50,11 @@ async fn submit(
 
 /// The one issue of a refused post.
 fn only_issue(err: &ComposeError) -> &Issue {
-    match err {
-        ComposeError::Invalid(issues) if issues.len() == 1 => &issues[0],
-        other => panic!("expected one issue, got {other:?}"),
-    }
+    let ComposeError::Invalid(issues) = err else {
+        panic!("expected one issue, got {err:?}")
+    };
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    &issues[0]
 }
 
 fn post(media_type: MediaType, caption: &str, items: Vec<Item>) -> InstagramPost {

@@ -233,7 +233,11 @@ fn issue_of(index: usize, spec: &TargetSpec, platform: Platform, err: PublishErr
             "provider",
             format!("the provider refused: {}", e.message),
         ),
-        other => issue(at, base, "unavailable", other.to_string()),
+        other @ (PublishError::Conflict(_)
+        | PublishError::Unavailable(_)
+        | PublishError::Store(_)
+        | PublishError::Io(_)
+        | PublishError::TooLarge { .. }) => issue(at, base, "unavailable", other.to_string()),
     }
 }
 

@@ -241,8 +241,9 @@ pub async fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> String {
 
 /// The one issue of a refused post (a single-account post is refused for one reason).
 pub fn only_issue(err: &tidepost_app::compose::ComposeError) -> &tidepost_app::compose::Issue {
-    match err {
-        tidepost_app::compose::ComposeError::Invalid(issues) if issues.len() == 1 => &issues[0],
-        other => panic!("expected one issue, got {other:?}"),
-    }
+    let tidepost_app::compose::ComposeError::Invalid(issues) = err else {
+        panic!("expected one issue, got {err:?}")
+    };
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    &issues[0]
 }

@@ -368,7 +368,16 @@ fn upload_problem(err: PublishError, index: usize) -> Problem {
                 next_slot_ms: None,
             }]))
         }
-        other => problem(other),
+        other @ (PublishError::Invalid { .. }
+        | PublishError::NotFound(_)
+        | PublishError::Quota { .. }
+        | PublishError::Conflict(_)
+        | PublishError::NeedsReauth(_)
+        | PublishError::Provider(_)
+        | PublishError::Unavailable(_)
+        | PublishError::Store(_)
+        | PublishError::Io(_)
+        | PublishError::TooLarge { .. }) => problem(other),
     }
 }
 

@@ -232,7 +232,12 @@ async fn update(
     .await
     .map_err(|err| match err {
         ComposeError::Publish(PublishError::NotFound(what)) => Problem::not_found(what),
-        other => compose_problem(other),
+        other @ (ComposeError::Invalid(_)
+        | ComposeError::NotFound(_)
+        | ComposeError::Conflict(_)
+        | ComposeError::Unavailable(_)
+        | ComposeError::Store(_)
+        | ComposeError::Publish(_)) => compose_problem(other),
     })?;
     Ok(Json(render(&state, &view).await?))
 }

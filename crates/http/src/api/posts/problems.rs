@@ -77,7 +77,7 @@ pub fn problem_on(err: PublishError, platform: Option<Platform>) -> Problem {
             "Storage full",
             "the media storage is full, so the file was not kept; try again once space is freed",
         ),
-        other => Problem::internal(other),
+        other @ (PublishError::Store(_) | PublishError::Io(_)) => Problem::internal(other),
     }
 }
 
