@@ -391,3 +391,92 @@ async fn concurrent_duplicates_create_one_object(backend: Backend) {
         1
     );
 }
+
+/// Every schema a request body can hold is typed: no object without properties (an "anything"
+/// map described in prose), no schema that says nothing. The per-platform options are typed
+/// schemas (`TikTokOptions`, `InstagramOptions`) with enums as enums, so a client generated
+/// from the document can build a valid post.
+#[test]
+fn request_bodies_have_no_untyped_object() {
+    let doc = document();
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    let mut untyped = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in METHODS {
+            let Some(body) = item.get(method).and_then(|op| op.get("requestBody")) else {
+                continue;
+            };
+            for (media_type, content) in body["content"].as_object().expect("content") {
+                walk(
+                    &content["schema"],
+                    &format!("{method} {path} ({media_type})"),
+                    schemas,
+                    &mut seen,
+                    &mut untyped,
+                );
+            }
+        }
+    }
+    assert!(
+        seen.contains("CreatePost") && seen.contains("TikTokOptions"),
+        "the walk did not reach the post body's schemas: {seen:?}"
+    );
+    assert!(
+        untyped.is_empty(),
+        "untyped schemas in request bodies (give them a type with its fields):\n{}",
+        untyped.join("\n")
+    );
+
+    fn walk(
+        schema: &Value,
+        at: &str,
+        schemas: &serde_json::Map<String, Value>,
+        seen: &mut BTreeSet<String>,
+        untyped: &mut Vec<String>,
+    ) {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            if seen.insert(name.to_string()) {
+                let target = schemas
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{at}: dangling {reference}"));
+                walk(target, name, schemas, seen, untyped);
+            }
+            return;
+        }
+        let object = schema.as_object().expect("a schema is an object");
+        let composed: Vec<&Value> = ["oneOf", "anyOf", "allOf"]
+            .iter()
+            .filter_map(|k| schema[*k].as_array())
+            .flatten()
+            .collect();
+        let types: Vec<&str> = match &schema["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let properties = schema["properties"].as_object();
+        if composed.is_empty() && types.is_empty() && !object.contains_key("enum") {
+            untyped.push(format!("{at}: a schema with no type: {schema}"));
+        }
+        if types.contains(&"object")
+            && properties.is_none_or(|p| p.is_empty())
+            && !schema["additionalProperties"].is_object()
+        {
+            untyped.push(format!("{at}: an object with no properties: {schema}"));
+        }
+        for (name, property) in properties.into_iter().flatten() {
+            walk(property, &format!("{at}.{name}"), schemas, seen, untyped);
+        }
+        if let Some(items) = schema.get("items") {
+            walk(items, &format!("{at}[]"), schemas, seen, untyped);
+        }
+        if let Some(extra) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+            walk(extra, &format!("{at}{{}}"), schemas, seen, untyped);
+        }
+        for (i, part) in composed.into_iter().enumerate() {
+            walk(part, &format!("{at}<{i}>"), schemas, seen, untyped);
+        }
+    }
+}

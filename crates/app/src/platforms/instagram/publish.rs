@@ -31,7 +31,7 @@ use tidepost_store::media::{self, Media};
 use tidepost_store::posts::{self, Post, Target};
 use tokio::io::AsyncReadExt;
 
-use super::{PLATFORM, host_of, media_url};
+use super::{host_of, media_url};
 use crate::App;
 use crate::media::rules;
 use crate::pipeline::halt::{self, Halt, retry};
@@ -439,32 +439,6 @@ fn check_rules(post: &InstagramPost, items: &[Resolved]) -> Result<(), PublishEr
     Ok(())
 }
 
-/// The Instagram account a post goes to, checked: in this workspace, Instagram, connected.
-pub async fn instagram_account(
-    app: &App,
-    workspace_id: &str,
-    account_id: &str,
-) -> Result<Account, PublishError> {
-    let account = accounts::get(&app.db, workspace_id, account_id)
-        .await?
-        .ok_or(PublishError::NotFound("account"))?;
-    if account.platform != PLATFORM {
-        return Err(invalid(
-            "account_id",
-            "this account is not an Instagram account",
-        ));
-    }
-    if account.needs_reauth() {
-        return Err(PublishError::NeedsReauth(
-            account
-                .status_reason
-                .clone()
-                .unwrap_or_else(|| "Instagram access was revoked".into()),
-        ));
-    }
-    Ok(account)
-}
-
 /// The account's publishing limit as Meta reports it.
 pub async fn publishing_limit(
     app: &App,
@@ -698,6 +672,11 @@ impl Run<'_> {
                     ErrorKind::Permanent,
                 ))
             })?;
+        // Probed again before Meta is sent to fetch it: a file that became unreadable since the
+        // post was accepted fails the target with the reason.
+        crate::pipeline::media::check_before_send(self.app, &stored)
+            .await
+            .map_err(|v| Halt::Fail(error(v.rule, v.message, ErrorKind::Permanent)))?;
         Ok((kind, media_url::signed_url(self.app, &stored)))
     }
 

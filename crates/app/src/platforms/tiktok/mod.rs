@@ -34,12 +34,12 @@ use tidepost_domain::Platform;
 use tidepost_jobs::{NewJob, Registry, RetryPolicy, handler_fn};
 use tidepost_providers::tiktok::CreatorInfo;
 use tidepost_providers::{ErrorKind, ProviderError};
-use tidepost_store::accounts::{self, Account};
+use tidepost_store::accounts::Account;
 use tidepost_store::posts::Target;
 
 use crate::App;
 use crate::pipeline::inbound::EventRef;
-use crate::pipeline::{PublishError, TargetRef, halt, invalid};
+use crate::pipeline::{PublishError, TargetRef, halt};
 
 pub const PUBLISH_JOB: &str = "tiktok.publish";
 pub const POLL_JOB: &str = "tiktok.poll_status";
@@ -96,32 +96,6 @@ pub fn register(registry: Registry, app: &App) -> Registry {
                 async move { webhooks::apply(&app, &payload).await }
             }),
         )
-}
-
-/// The account the post goes to, checked: in this workspace, TikTok, connected.
-pub async fn tiktok_account(
-    app: &App,
-    workspace_id: &str,
-    account_id: &str,
-) -> Result<Account, PublishError> {
-    let account = accounts::get(&app.db, workspace_id, account_id)
-        .await?
-        .ok_or(PublishError::NotFound("account"))?;
-    if account.platform != Platform::Tiktok {
-        return Err(invalid(
-            "account_id",
-            "this account is not a TikTok account",
-        ));
-    }
-    if account.needs_reauth() {
-        return Err(PublishError::NeedsReauth(
-            account
-                .status_reason
-                .clone()
-                .unwrap_or_else(|| "TikTok access was revoked".into()),
-        ));
-    }
-    Ok(account)
 }
 
 /// The creator's current posting options (fetched each time the posting screen is shown).
