@@ -359,6 +359,7 @@
     uploadError.hidden = false;
   }
 
+  var lastUploaded = null;
   function uploadNext(files) {
     if (!files.length) {
       uploading = false;
@@ -400,7 +401,9 @@
         label.appendChild(input);
         label.appendChild(span);
         li.appendChild(label);
-        picker.insertBefore(li, picker.firstChild);
+        // Files chosen together keep their order (a carousel's order), first on top.
+        picker.insertBefore(li, lastUploaded ? lastUploaded.nextSibling : picker.firstChild);
+        lastUploaded = li;
         var empty = document.getElementById("media-empty");
         if (empty) empty.hidden = true;
         syncPanels();
@@ -427,6 +430,7 @@
         uploadFailed("The uploader did not load; reload the page.");
         return;
       }
+      lastUploaded = null;
       uploadNext(Array.prototype.slice.call(fileInput.files));
     });
   }
