@@ -156,7 +156,12 @@
       var text = capital(issue.message);
       // A media rule names the file it is about.
       var item = /^media\[(\d+)\]/.exec(issue.field || "");
-      if (item && names[Number(item[1])]) text = names[Number(item[1])] + ": " + text;
+      var counted = /^Item (\d+): /.exec(text);
+      if (item && names[Number(item[1])]) {
+        text = names[Number(item[1])] + ": " + text;
+      } else if (counted && names[Number(counted[1]) - 1]) {
+        text = "Item " + counted[1] + " (" + names[Number(counted[1]) - 1] + "): " + text.slice(counted[0].length);
+      }
       if (issue.next_slot_at) text += " (next free slot: " + new Date(issue.next_slot_at).toLocaleString() + ")";
       var ul = issue.account_id && form.querySelector('[data-issues-for="' + issue.account_id + '"]');
       if (ul) {
