@@ -849,7 +849,10 @@ async fn widget_at_the_daily_cap(backend: Backend) {
 
     // One direct post through the API, to published.
     let key = app.api_key(&me.workspace.id, "widget", &[]).await;
-    let video = reqwest::multipart::Part::bytes(vec![7u8; 256 * 1024])
+    // A real video: tidepost probes what it is given and refuses what it cannot read.
+    let files = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(video_file(files.path(), "tide.mp4")).unwrap();
+    let video = reqwest::multipart::Part::bytes(bytes)
         .file_name("tide.mp4")
         .mime_str("video/mp4")
         .unwrap();
