@@ -4,8 +4,8 @@
 //! check naming the TikTok account's missing privacy choice beside it, fixed, published now —
 //! both targets reach `published` on the post page — then a second post scheduled an hour
 //! ahead in a named time zone shows up on the schedule under that zone. Every page is checked
-//! for sideways scrolling; screenshots at 390×844 and 1280×800 under
-//! `target/screenshots/compose_publish_and_schedule/`.
+//! for sideways scrolling; on both backends; screenshots at 390×844 and 1280×800 under
+//! `target/screenshots/compose_publish_and_schedule_<backend>/`.
 
 use std::time::{Duration, Instant};
 
@@ -16,17 +16,19 @@ use tidepost_store::testing::Backend;
 use crate::browser::{Browser, connect_instagram};
 use crate::support::*;
 
-const TEST: &str = "compose_publish_and_schedule";
 const CAPTION: &str = "Low tide walk #tidepost";
 
-#[tokio::test]
-async fn compose_publish_and_schedule_at_390() {
-    compose_publish_and_schedule(390, 844).await;
+both_backends!(
+    compose_publish_and_schedule_at_390,
+    compose_publish_and_schedule_at_1280,
+);
+
+async fn compose_publish_and_schedule_at_390(backend: Backend) {
+    compose_publish_and_schedule(backend, 390, 844).await;
 }
 
-#[tokio::test]
-async fn compose_publish_and_schedule_at_1280() {
-    compose_publish_and_schedule(1280, 800).await;
+async fn compose_publish_and_schedule_at_1280(backend: Backend) {
+    compose_publish_and_schedule(backend, 1280, 800).await;
 }
 
 /// A 4-second 720×1280 H.264/AAC MP4: a valid TikTok video and Instagram reel.
@@ -80,9 +82,13 @@ async fn wait_until(b: &Browser, what: &str, script: &str, seconds: u64) {
     }
 }
 
-async fn compose_publish_and_schedule(width: u32, height: u32) {
+async fn compose_publish_and_schedule(backend: Backend, width: u32, height: u32) {
+    let test = match backend {
+        Backend::Sqlite => "compose_publish_and_schedule_sqlite",
+        Backend::Postgres => "compose_publish_and_schedule_postgres",
+    };
     let app = spawn_app_with(
-        Backend::Sqlite,
+        backend,
         Options {
             emulator: true,
             workers: true,
@@ -133,7 +139,7 @@ async fn compose_publish_and_schedule(width: u32, height: u32) {
         "nothing picked yet"
     );
     b.assert_layout_fits("/compose").await;
-    b.screenshot(TEST, "01-composer").await;
+    b.screenshot(test, "01-composer").await;
 
     // Upload the video from the composer: the bar moves to full and the file is picked.
     b.client
@@ -210,7 +216,7 @@ async fn compose_publish_and_schedule(width: u32, height: u32) {
     b.assert_layout_fits("/compose with problems").await;
     b.screenshot_of(
         &format!("fieldset[data-target='{tiktok_id}']"),
-        TEST,
+        test,
         "02-live-problem",
     )
     .await;
@@ -232,13 +238,13 @@ async fn compose_publish_and_schedule(width: u32, height: u32) {
         20,
     )
     .await;
-    b.screenshot(TEST, "03-ready").await;
+    b.screenshot(test, "03-ready").await;
 
     // Publish now: the post page follows both targets to published.
     b.click("#compose-submit").await;
     let post_path = b
         .wait_for_path("the post page", |p| {
-            p.starts_with("/posts/") && p != "/posts/new"
+            p.starts_with("/posts/") && !p.starts_with("/posts/new")
         })
         .await;
     let post_id = post_path.trim_start_matches("/posts/").to_string();
@@ -270,7 +276,7 @@ async fn compose_publish_and_schedule(width: u32, height: u32) {
         "{page}"
     );
     b.assert_layout_fits("the post page").await;
-    b.screenshot(TEST, "04-published").await;
+    b.screenshot(test, "04-published").await;
 
     // Schedule another for an hour ahead in New York's time; it is listed under that zone.
     b.goto(&app.url(&format!("/compose?media={}", media_id.as_str().unwrap())))
@@ -321,7 +327,7 @@ async fn compose_publish_and_schedule(width: u32, height: u32) {
         "the published post is not on the schedule"
     );
     b.assert_layout_fits("/posts/scheduled").await;
-    b.screenshot(TEST, "05-scheduled").await;
+    b.screenshot(test, "05-scheduled").await;
 
     // Move it an hour later from its page; the page shows the new time in its zone.
     b.goto(&app.url(&scheduled_path)).await;
@@ -348,6 +354,6 @@ async fn compose_publish_and_schedule(width: u32, height: u32) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     b.assert_layout_fits("the scheduled post").await;
-    b.screenshot(TEST, "06-moved").await;
+    b.screenshot(test, "06-moved").await;
     b.close().await;
 }

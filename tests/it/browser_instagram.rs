@@ -2,8 +2,12 @@
 //! connect with Facebook Login through the emulator's dialog, choose a Page and Instagram
 //! account pair on tidepost's chooser (the Page without an Instagram account is shown with its
 //! explanation and cannot be chosen), then publish a carousel of three JPEGs made here from
-//! `/posts/new` and see the permalink on the post page. Every page is checked for sideways
-//! scrolling. Screenshots at 375×812 and 1280×800 under `target/screenshots/<test>/`.
+//! the composer with the account chosen (opened by the old `/posts/new?account=` link):
+//! the Instagram panel's media type and a reel's cover and feed choice, the files uploaded into
+//! the library in their order, a broken media rule shown beside the account naming the file
+//! before anything is sent, and the permalink on the post page. Every page is checked for
+//! sideways scrolling, on both backends. Screenshots at 375×812 and 1280×800 under
+//! `target/screenshots/<test>/`.
 
 use std::time::{Duration, Instant};
 
@@ -18,14 +22,17 @@ use crate::support::*;
 const PAGE_WITHOUT_IG: &str = "134895793791916";
 const CAPTION: &str = "Three tides, one morning #tidepost";
 
-#[tokio::test]
-async fn connect_choose_and_publish_a_carousel_at_375() {
-    connect_choose_and_publish(375, 812).await;
+both_backends!(
+    connect_choose_and_publish_a_carousel_at_375,
+    connect_choose_and_publish_a_carousel_at_1280,
+);
+
+async fn connect_choose_and_publish_a_carousel_at_375(backend: Backend) {
+    connect_choose_and_publish(backend, 375, 812).await;
 }
 
-#[tokio::test]
-async fn connect_choose_and_publish_a_carousel_at_1280() {
-    connect_choose_and_publish(1280, 800).await;
+async fn connect_choose_and_publish_a_carousel_at_1280(backend: Backend) {
+    connect_choose_and_publish(backend, 1280, 800).await;
 }
 
 /// The whole current URL (the dialog lives on the emulator's port).
@@ -112,10 +119,30 @@ fn jpeg(width: u16, height: u16, level: u8) -> Vec<u8> {
     out
 }
 
-async fn connect_choose_and_publish(width: u32, height: u32) {
-    let test = "instagram_connect_choose_and_publish";
+/// Waits until `script` returns `want` in the page.
+async fn wait_for(b: &Browser, what: &str, script: &str, want: Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = run(b, script).await;
+        if got == want {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never saw {what}: {got}; page: {}",
+            b.text_of("main").await
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+async fn connect_choose_and_publish(backend: Backend, width: u32, height: u32) {
+    let test = match backend {
+        Backend::Sqlite => "instagram_connect_choose_and_publish_sqlite",
+        Backend::Postgres => "instagram_connect_choose_and_publish_postgres",
+    };
     let app = spawn_app_with(
-        Backend::Sqlite,
+        backend,
         Options {
             emulator: true,
             workers: true,
@@ -306,11 +333,71 @@ async fn connect_choose_and_publish(width: u32, height: u32) {
     b.assert_layout_fits("the account page").await;
     b.screenshot(test, "06-account-connected").await;
 
-    // The post form with the Instagram account: a carousel of three JPEGs.
+    // The old single-account link opens the composer with the Instagram account chosen.
     b.goto(&app.url(&format!("/posts/new?account={account_id}")))
         .await;
-    assert_eq!(b.text_of(".creator .nickname").await, "Tidepost Coffee");
-    b.click("input[name=media_type][value=carousel]").await;
+    b.wait_for_path("the composer", |p| {
+        p == format!("/compose?account={account_id}")
+    })
+    .await;
+    let panel = format!("fieldset[data-target='{account_id}']");
+    assert_eq!(
+        b.text_of(&format!("{panel} .who-name strong")).await,
+        "Tidepost Coffee"
+    );
+    assert_eq!(
+        run(
+            &b,
+            &format!(
+                "const fs = document.querySelector(\"{panel}\"); \
+                 return [fs.querySelector('input[name=targets]').checked, \
+                         !fs.querySelector('.target-options').hidden, \
+                         fs.querySelector('[data-role=ig-type]').value];"
+            )
+        )
+        .await,
+        json!([true, true, ""]),
+        "chosen, its panel open, the type from the media"
+    );
+    // A reel's own choices show for a reel only: a cover URL and "also in the feed" (on).
+    let choose_type = |kind: &'static str| {
+        let panel = panel.clone();
+        let b = &b;
+        async move {
+            b.client
+                .execute(
+                    "const s = document.querySelector(arguments[0]); s.value = arguments[1]; \
+                     s.dispatchEvent(new Event('change', {bubbles: true}));",
+                    vec![json!(format!("{panel} [data-role=ig-type]")), json!(kind)],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    choose_type("reel").await;
+    let reel = run(
+        &b,
+        &format!(
+            "const fs = document.querySelector(\"{panel}\"); \
+             return [fs.querySelector('[data-role=reel-options]').hidden, \
+                     !!fs.querySelector('[data-role=ig-cover]'), \
+                     fs.querySelector('[data-role=ig-share]').checked];"
+        ),
+    )
+    .await;
+    assert_eq!(reel, json!([false, true, true]), "a reel's options");
+    b.screenshot_of(&panel, test, "07-panel-reel").await;
+    choose_type("carousel").await;
+    assert_eq!(
+        run(
+            &b,
+            &format!("return document.querySelector(\"{panel} [data-role=reel-options]\").hidden;")
+        )
+        .await,
+        json!(true)
+    );
+
+    // A carousel of three JPEGs, uploaded into the library in their order.
     let files = tempfile::tempdir().unwrap();
     let mut paths = Vec::new();
     for (name, w, h, level) in [
@@ -323,54 +410,57 @@ async fn connect_choose_and_publish(width: u32, height: u32) {
         paths.push(path.display().to_string());
     }
     b.client
-        .find(Locator::Css("#ig-files"))
+        .find(Locator::Css("#compose-file"))
         .await
         .unwrap()
         .send_keys(&paths.join("\n"))
         .await
         .unwrap();
     b.fill("#caption", CAPTION).await;
-    // The browser read each image's size; no rule is broken.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let chosen = run(
-            &b,
-            "return document.querySelectorAll('#ig-chosen li').length;",
-        )
-        .await;
-        if chosen == json!(3) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the three files are listed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let rules = run(
+    let picked = "return Array.from(document.querySelectorAll('#media-picker input[name=media]:checked')).map(i => i.dataset.name);";
+    wait_for(
         &b,
-        "const r = document.getElementById('ig-rules'); return r.hidden ? '' : r.innerText;",
+        "the three files uploaded and picked",
+        picked,
+        json!(["dawn.jpg", "noon.jpg", "dusk.jpg"]),
     )
     .await;
-    assert_eq!(rules, json!(""), "no media rule broken");
-    assert!(b.text_of("#ig-chosen").await.contains("noon.jpg"));
-    b.assert_layout_fits("/posts/new for Instagram").await;
-    b.screenshot_of("#ig-chosen", test, "07-post-new-carousel")
-        .await;
+    // No media rule broken: the live check is ready, nothing beside the account.
+    wait_for(
+        &b,
+        "the post ready",
+        "return document.getElementById('validation').textContent.startsWith('Ready for 1');",
+        json!(true),
+    )
+    .await;
+    assert_eq!(
+        run(
+            &b,
+            &format!(
+                "return document.querySelectorAll(\"[data-issues-for='{account_id}'] li\").length;"
+            )
+        )
+        .await,
+        json!(0)
+    );
+    assert!(b.text_of("#preview-list").await.contains("noon.jpg"));
+    b.assert_layout_fits("/compose for Instagram").await;
+    b.screenshot(test, "08-compose-carousel").await;
 
-    // A broken rule is shown before anything is sent: a panorama too wide for the feed.
+    // A broken rule is shown before anything is sent, beside the account and naming the
+    // file: a panorama too wide for the feed.
     let wide = files.path().join("wide.jpg");
     std::fs::write(&wide, jpeg(1600, 400, 70)).unwrap();
-    let input = b.client.find(Locator::Css("#ig-files")).await.unwrap();
+    let input = b.client.find(Locator::Css("#compose-file")).await.unwrap();
     input.clear().await.unwrap();
-    input
-        .send_keys(&format!("{}\n{}", paths[0], wide.display()))
-        .await
-        .unwrap();
+    input.send_keys(&wide.display().to_string()).await.unwrap();
+    let issues = format!("[data-issues-for='{account_id}']");
     let rule = {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = run(
                 &b,
-                "const r = document.getElementById('ig-rules'); return r.hidden ? '' : r.innerText;",
+                &format!("return document.querySelector(\"{issues}\").innerText;"),
             )
             .await;
             let text = text.as_str().unwrap().to_string();
@@ -383,61 +473,46 @@ async fn connect_choose_and_publish(width: u32, height: u32) {
     };
     assert!(rule.contains("aspect ratio"), "{rule}");
     assert!(rule.contains("wide.jpg"), "it names the file: {rule}");
-    b.assert_layout_fits("/posts/new with a broken rule").await;
-    b.screenshot_of("#ig-rules", test, "08-post-new-rule").await;
+    b.assert_layout_fits("/compose with a broken rule").await;
+    b.screenshot_of(&panel, test, "09-compose-rule").await;
 
     // Back to the three good images, and publish.
-    let input = b.client.find(Locator::Css("#ig-files")).await.unwrap();
-    input.clear().await.unwrap();
-    input.send_keys(&paths.join("\n")).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let state = run(
-            &b,
-            "return [document.querySelectorAll('#ig-chosen li').length, document.getElementById('ig-rules').hidden];",
-        )
+    b.click("#media-picker input[name=media][data-name='wide.jpg']")
         .await;
-        if state == json!([3, true]) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the form is clean again: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    b.click("#submit").await;
-
+    wait_for(
+        &b,
+        "the form clean again",
+        &format!(
+            "return document.getElementById('validation').textContent.startsWith('Ready for 1') \
+             && !document.querySelector(\"{issues} li\");"
+        ),
+        json!(true),
+    )
+    .await;
+    b.click("#compose-submit").await;
+    let post_path = b
+        .wait_for_path("the post page", |p| {
+            p.starts_with("/posts/") && !p.starts_with("/posts/new")
+        })
+        .await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut shot_moving = false;
-    let post_path = loop {
-        let path = b.path().await;
-        if path.starts_with("/posts/") && !path.starts_with("/posts/new") {
-            break path;
+    loop {
+        let state = b.text_of(".target strong").await;
+        if state == "published" {
+            break;
         }
         if !shot_moving {
-            let phase = run(
-                &b,
-                "const p = document.getElementById('phase'); return p ? p.textContent : '';",
-            )
-            .await;
-            if phase.as_str().is_some_and(|p| !p.is_empty()) {
-                b.screenshot_of("#progress", test, "09-progress").await;
-                shot_moving = true;
-            }
+            b.screenshot(test, "10-post-moving").await;
+            shot_moving = true;
         }
-        let error = run(
-            &b,
-            "const e = document.getElementById('upload-error'); return e && !e.hidden ? e.textContent : null;",
-        )
-        .await;
-        assert!(error.is_null(), "the post failed: {error}");
         assert!(
-            Instant::now() < deadline,
-            "the post never reached published; at {path}"
+            state != "failed" && Instant::now() < deadline,
+            "the post never reached published: {}",
+            b.text_of("main").await
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The post page: published, with the permalink.
     assert_eq!(b.text_of(".target strong").await, "published");
@@ -455,7 +530,7 @@ async fn connect_choose_and_publish(width: u32, height: u32) {
         "the media id is shown"
     );
     b.assert_layout_fits("the post page").await;
-    b.screenshot(test, "10-post-published").await;
+    b.screenshot(test, "11-post-published").await;
 
     // The emulator holds one carousel of three images for the business account.
     let media: Value = bare_client()
@@ -479,10 +554,11 @@ async fn connect_choose_and_publish(width: u32, height: u32) {
 
     // Every page fits the screen.
     for (name, path) in [
-        ("11-page-connect", "/connect/instagram".to_string()),
-        ("12-page-account", format!("/accounts/{account_id}")),
-        ("13-page-post", post_path.clone()),
-        ("14-page-dashboard", "/".to_string()),
+        ("12-page-connect", "/connect/instagram".to_string()),
+        ("13-page-account", format!("/accounts/{account_id}")),
+        ("14-page-compose", format!("/compose?account={account_id}")),
+        ("15-page-post", post_path.clone()),
+        ("16-page-dashboard", "/".to_string()),
     ] {
         b.goto(&app.url(&path)).await;
         b.text_of("h1").await;

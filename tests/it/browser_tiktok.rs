@@ -1,9 +1,17 @@
-//! TikTok in a real browser, against the in-process emulator with workers on: sign in, connect
-//! through the emulator's consent page, publish a video from `/posts/new` and watch its
-//! progress bar reach published, see it on the post page and in the dashboard's TikTok widget;
-//! refuse on the consent page and get a readable page. Every TikTok page is checked for
-//! sideways scrolling at 375 px. Screenshots at 375×812 and 1280×800 under
-//! `target/screenshots/<test>/`.
+//! TikTok in a real browser, against the in-process emulator with workers on, on both
+//! backends: sign in, connect through the emulator's consent page, open the composer from the
+//! account's "New post" link (the account chosen; the old `/posts/new?account=` link lands
+//! there too), read the TikTok panel as TikTok's Content Sharing guidelines want it (the
+//! creator's nickname and avatar, privacy with no default, "Allow …" boxes off, the disclosure
+//! with its labels and consent line, branded content never "Only me", the AI-generated label,
+//! the maximum duration; a creator who turned comments, duets and stitches off sees them
+//! disabled with the reason), have submits refused on the page (no media, a file over the
+//! size limit, no privacy) with the button usable, the caption kept and focus on the field,
+//! an upload tidepost refuses shown in plain words, then upload a real video with its progress
+//! bar, publish, follow the post page to published with the chosen options at TikTok, and see
+//! it in the dashboard's TikTok widget; refuse on the consent page and get a readable page.
+//! Every TikTok page is checked for sideways scrolling. Screenshots at 375×812 and 1280×800
+//! under `target/screenshots/<test>/`.
 
 use std::time::{Duration, Instant};
 
@@ -18,12 +26,17 @@ const CREATOR_OPEN_ID: &str = "act.sandboxCreatorEmulator0000000000";
 const CREATOR_NAME: &str = "Tidepost Sandbox";
 const CAPTION: &str = "Low tide at dawn #tidepost";
 
-async fn sandbox_app() -> TestApp {
+/// The upload limit of the composer tests: above the fixture video, below the file made to
+/// be too large.
+const MAX_UPLOAD: u64 = 16 * 1024 * 1024;
+
+async fn sandbox_app(backend: Backend) -> TestApp {
     spawn_app_with(
-        Backend::Sqlite,
+        backend,
         Options {
             emulator: true,
             workers: true,
+            env: vec![("TIDEPOST_MAX_UPLOAD_BYTES", MAX_UPLOAD.to_string())],
             ..Options::default()
         },
     )
@@ -84,44 +97,111 @@ async fn consent(b: &Browser, app: &TestApp, test: &str, decision: &str) {
         .await;
 }
 
-/// A real video of `size` bytes, padded with bytes that do not compress.
-fn video_file(dir: &std::path::Path, name: &str, size: u64) -> std::path::PathBuf {
+/// A 4-second 540×960 H.264/AAC MP4 with noise in it (a few MiB, so the upload bar moves):
+/// a valid TikTok video, made with ffmpeg.
+fn video_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     let path = dir.join(name);
-    tidepost_app::media::testing::write_video(&path, size, name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi"])
+        .args([
+            "-i",
+            "testsrc=duration=4:size=540x960:rate=30",
+            "-f",
+            "lavfi",
+        ])
+        .args(["-i", "sine=frequency=440:duration=4"])
+        .args(["-vf", "noise=alls=20:allf=t", "-c:v", "libx264"])
+        .args(["-preset", "ultrafast", "-crf", "27", "-pix_fmt", "yuv420p"])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs (Debian: apt-get install ffmpeg; .ci/run installs it)");
+    assert!(status.success(), "ffmpeg made the fixture video");
     path
 }
 
-/// Records every change of the upload form's phase and bar in `sessionStorage` (kept across
-/// the redirect to the post page), so the test sees each step however short.
+/// Records every change of the composer's upload bar and status in `sessionStorage`, so the
+/// test sees each step however short.
 const RECORD_PROGRESS: &str = r#"
   sessionStorage.setItem("progress", "[]");
-  const bar = document.getElementById("bar"), phase = document.getElementById("phase");
+  const bar = document.getElementById("compose-upload-bar");
+  const status = document.getElementById("compose-upload-status");
   const note = () => {
     const seen = JSON.parse(sessionStorage.getItem("progress"));
-    const entry = [phase.textContent, Number(bar.value)];
+    const entry = [status.textContent, Number(bar.value), Number(bar.max)];
     const last = seen[seen.length - 1];
     if (!last || last[0] !== entry[0] || last[1] !== entry[1]) seen.push(entry);
     sessionStorage.setItem("progress", JSON.stringify(seen));
   };
   const watch = new MutationObserver(note);
   watch.observe(bar, {attributes: true});
-  watch.observe(phase, {childList: true, characterData: true, subtree: true});
+  watch.observe(status, {childList: true, characterData: true, subtree: true});
 "#;
 
-#[tokio::test]
-async fn connect_and_publish_at_375() {
-    connect_and_publish(375, 812).await;
+async fn run(b: &Browser, script: &str) -> Value {
+    b.client.execute(script, vec![]).await.unwrap()
 }
 
-#[tokio::test]
-async fn connect_and_publish_at_1280() {
-    connect_and_publish(1280, 800).await;
+/// What a refused submit left: the page, the message, the button, the caption and the field
+/// that has focus.
+async fn refused_submit(b: &Browser, what: &str, says: &str) -> Value {
+    run(
+        b,
+        "document.getElementById('compose-general').textContent = '';",
+    )
+    .await;
+    b.click("#compose-submit").await;
+    let message = wait_for_text(b, "#compose-general", |t| t.contains(says)).await;
+    // Let every submit handler and the busy state's timer run.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let state = run(
+        b,
+        r#"const s = document.getElementById("compose-submit");
+           return {
+             path: location.pathname,
+             disabled: s.disabled,
+             busy: s.classList.contains("busy"),
+             caption: document.getElementById("caption").value,
+             focus: document.activeElement ? document.activeElement.id : "",
+           };"#,
+    )
+    .await;
+    assert_eq!(
+        state["path"], "/compose",
+        "{what}: still on the composer: {state}"
+    );
+    assert_eq!(
+        state["disabled"], false,
+        "{what}: the button is usable: {state}"
+    );
+    assert_eq!(
+        state["busy"], false,
+        "{what}: the button is not busy: {state}"
+    );
+    assert_eq!(
+        state["caption"], CAPTION,
+        "{what}: the caption is kept: {state}"
+    );
+    json!({ "message": message, "focus": state["focus"] })
 }
 
-async fn connect_and_publish(width: u32, height: u32) {
-    let test = "tiktok_connect_and_publish";
-    let app = sandbox_app().await;
-    app.create_user("ada@example.com", "acme").await;
+both_backends!(connect_and_publish_at_375, connect_and_publish_at_1280);
+
+async fn connect_and_publish_at_375(backend: Backend) {
+    connect_and_publish(backend, 375, 812).await;
+}
+
+async fn connect_and_publish_at_1280(backend: Backend) {
+    connect_and_publish(backend, 1280, 800).await;
+}
+
+async fn connect_and_publish(backend: Backend, width: u32, height: u32) {
+    let test = match backend {
+        Backend::Sqlite => "tiktok_connect_and_publish_sqlite",
+        Backend::Postgres => "tiktok_connect_and_publish_postgres",
+    };
+    let app = sandbox_app(backend).await;
+    let (_, workspace) = app.create_user("ada@example.com", "acme").await;
     let b = Browser::start(width, height).await;
 
     // Signed in, nothing connected yet.
@@ -163,17 +243,30 @@ async fn connect_and_publish(width: u32, height: u32) {
     b.assert_layout_fits("the account page").await;
     b.screenshot(test, "04-account-connected").await;
 
-    // The upload form per TikTok's guidelines.
+    // A second creator, who turned comments, duets and stitches off in TikTok.
+    let key = app.api_key(&workspace.id, "setup", &[]).await;
+    let quiet_id = connect_tiktok_via_api(&app, &key, "tidepost.quiet").await;
+
+    // "New post" opens the composer with this account chosen, per TikTok's guidelines.
+    b.goto(&app.url(&account_path)).await;
     b.click(&format!(
-        ".account-card a[href='/posts/new?account={account_id}']"
+        ".account-card a[href='/compose?account={account_id}']"
     ))
     .await;
-    b.wait_for_path("the upload form", |p| p.starts_with("/posts/new"))
-        .await;
-    assert_eq!(b.text_of(".creator .nickname").await, CREATOR_NAME);
+    b.wait_for_path("the composer", |p| {
+        p == format!("/compose?account={account_id}")
+    })
+    .await;
+    let panel = format!("fieldset[data-target='{account_id}']");
+    assert_eq!(
+        b.text_of(&format!("{panel} .creator .nickname")).await,
+        CREATOR_NAME
+    );
     assert!(
         b.client
-            .find(Locator::Css(".creator .avatar, .creator .dot"))
+            .find(Locator::Css(&format!(
+                "{panel} .creator .avatar, {panel} .creator .dot"
+            )))
             .await
             .is_ok(),
         "the creator's avatar (or its stand-in) is shown"
@@ -181,21 +274,37 @@ async fn connect_and_publish(width: u32, height: u32) {
     let form: Value = b
         .client
         .execute(
-            r#"const p = document.getElementById("privacy_level");
+            r#"const fs = document.querySelector("fieldset[data-target='" + arguments[0] + "']");
+               const other = document.querySelector("fieldset[data-target='" + arguments[1] + "']");
+               const p = fs.querySelector("[data-role=privacy]");
+               const role = r => fs.querySelector("[data-role=" + r + "]");
                return {
+                 chosen: fs.querySelector("input[name=targets]").checked,
+                 other_chosen: other.querySelector("input[name=targets]").checked,
+                 options_shown: !fs.querySelector(".target-options").hidden,
                  privacy: p.value,
-                 chosen: p.selectedOptions[0].disabled,
+                 placeholder_disabled: p.selectedOptions[0].disabled,
                  options: Array.from(p.options).filter(o => !o.disabled).map(o => o.value),
-                 toggles: ["allow_comment", "allow_duet", "allow_stitch"]
-                   .map(n => document.querySelector("input[name=" + n + "]").checked),
+                 toggles: ["allow-comment", "allow-duet", "allow-stitch"].map(r => role(r).checked),
+                 toggles_disabled: ["allow-comment", "allow-duet", "allow-stitch"].map(r => role(r).disabled),
+                 labels: ["allow-comment", "allow-duet", "allow-stitch"].map(r => role(r).parentNode.innerText.trim()),
+                 disclose: role("disclose").checked,
+                 brands_hidden: role("brands").hidden,
+                 aigc: role("aigc").checked,
+                 aigc_label: role("aigc").parentNode.innerText,
+                 consent: role("consent").innerText,
+                 duration: fs.querySelector(".max-duration").innerText,
                };"#,
-            vec![],
+            vec![json!(account_id), json!(quiet_id)],
         )
         .await
         .unwrap();
+    assert_eq!(form["chosen"], true, "the account is chosen: {form}");
+    assert_eq!(form["other_chosen"], false, "only that one: {form}");
+    assert_eq!(form["options_shown"], true, "its panel is open: {form}");
     assert_eq!(form["privacy"], "", "no privacy level preselected: {form}");
     assert_eq!(
-        form["chosen"], true,
+        form["placeholder_disabled"], true,
         "the placeholder cannot be chosen: {form}"
     );
     assert!(
@@ -208,137 +317,396 @@ async fn connect_and_publish(width: u32, height: u32) {
     assert_eq!(
         form["toggles"],
         json!([false, false, false]),
-        "toggles start off"
+        "the Allow boxes start off: {form}"
     );
-    b.assert_layout_fits("/posts/new").await;
-    b.screenshot(test, "05-post-new").await;
-
-    // An upload tidepost refuses shows a plain-words message and a red bar.
-    let files = tempfile::tempdir().unwrap();
-    let notes = files.path().join("notes.txt");
-    std::fs::write(&notes, "not a video").unwrap();
-    b.client
-        .find(Locator::Css("#file"))
-        .await
-        .unwrap()
-        .send_keys(&notes.display().to_string())
-        .await
-        .unwrap();
-    b.click("#privacy_level option[value='SELF_ONLY']").await;
-    b.click("#submit").await;
-    let refusal = wait_for_text(&b, "#upload-error", |t| !t.is_empty()).await;
+    assert_eq!(
+        form["toggles_disabled"],
+        json!([false, false, false]),
+        "{form}"
+    );
+    assert_eq!(
+        form["labels"],
+        json!(["Allow comments", "Allow duets", "Allow stitches"]),
+        "{form}"
+    );
+    assert_eq!(form["disclose"], false, "disclosure starts off: {form}");
+    assert_eq!(form["brands_hidden"], true, "{form}");
+    assert_eq!(form["aigc"], false, "the AI label starts off: {form}");
     assert!(
-        !refusal.contains('{') && !refusal.starts_with("HTTP"),
-        "a plain message: {refusal}"
+        form["aigc_label"]
+            .as_str()
+            .unwrap()
+            .contains("AI-generated"),
+        "{form}"
     );
-    let failed: Value = b
-        .client
+    let consent_line = form["consent"].as_str().unwrap();
+    assert!(
+        consent_line.contains("By posting, you agree to TikTok's Music Usage Confirmation."),
+        "the consent line: {form}"
+    );
+    assert!(
+        form["duration"].as_str().unwrap().contains("600 seconds"),
+        "the creator's maximum duration: {form}"
+    );
+    b.assert_layout_fits("/compose with a TikTok account").await;
+    b.screenshot(test, "05-composer").await;
+
+    // The disclosure: its kinds show once it is on; "Branded content" names its label, adds
+    // the Branded Content Policy to the consent line and cannot be "Only me".
+    b.click(&format!("{panel} [data-role=disclose]")).await;
+    let missing = run(
+        &b,
+        &format!(
+            "const fs = document.querySelector(\"{panel}\"); \
+             return [fs.querySelector('[data-role=brands]').hidden, \
+                     fs.querySelector('[data-role=disclose-missing]').hidden, \
+                     fs.querySelector('[data-role=brands]').innerText];"
+        ),
+    )
+    .await;
+    assert_eq!(missing[0], false, "the kinds show: {missing}");
+    assert_eq!(missing[1], false, "it asks which: {missing}");
+    let kinds = missing[2].as_str().unwrap();
+    assert!(
+        kinds.contains("Your brand")
+            && kinds.contains("Promotional content")
+            && kinds.contains("Branded content")
+            && kinds.contains("Paid partnership")
+            && kinds.contains(
+                "You need to indicate if your content promotes yourself, a third party, or both."
+            ),
+        "{kinds}"
+    );
+    b.click(&format!("{panel} [data-role=brand-content]")).await;
+    let branded = run(
+        &b,
+        &format!(
+            "const fs = document.querySelector(\"{panel}\"); \
+             const only = fs.querySelector('[data-role=privacy] option[value=SELF_ONLY]'); \
+             return {{consent: fs.querySelector('[data-role=consent]').innerText, \
+                     self_only_disabled: only ? only.disabled : null, \
+                     note: fs.querySelector('[data-role=private-branded]').hidden ? '' : \
+                       fs.querySelector('[data-role=private-branded]').innerText}};"
+        ),
+    )
+    .await;
+    assert!(
+        branded["consent"].as_str().unwrap().contains(
+            "By posting, you agree to TikTok's Branded Content Policy and Music Usage Confirmation."
+        ),
+        "{branded}"
+    );
+    assert_eq!(branded["self_only_disabled"], true, "{branded}");
+    assert!(
+        branded["note"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be set to private"),
+        "{branded}"
+    );
+    b.screenshot_of(&panel, test, "06-panel-branded").await;
+    // Back off; "Only me" then turns branded content off, with the reason.
+    b.click(&format!("{panel} [data-role=brand-content]")).await;
+    b.client
         .execute(
-            "return document.getElementById('progress').className;",
-            vec![],
+            "const s = document.querySelector(arguments[0]); s.value = 'SELF_ONLY'; \
+             s.dispatchEvent(new Event('change', {bubbles: true}));",
+            vec![json!(format!("{panel} [data-role=privacy]"))],
         )
         .await
         .unwrap();
+    let private = run(
+        &b,
+        &format!(
+            "const fs = document.querySelector(\"{panel}\"); \
+             return [fs.querySelector('[data-role=brand-content]').disabled, \
+                     fs.querySelector('[data-role=branded-reason]').hidden];"
+        ),
+    )
+    .await;
+    assert_eq!(
+        private,
+        json!([true, false]),
+        "branded content off for Only me"
+    );
+
+    // A creator's own settings: the boxes stay off, disabled, with the reason.
+    let quiet = format!("fieldset[data-target='{quiet_id}']");
+    b.click(&format!("{quiet} input[name=targets]")).await;
+    let off = run(
+        &b,
+        &format!(
+            "const fs = document.querySelector(\"{quiet}\"); \
+             return ['allow-comment', 'allow-duet', 'allow-stitch'].map(r => {{ \
+               const box = fs.querySelector('[data-role=' + r + ']'); \
+               return [box.checked, box.disabled, box.parentNode.innerText]; }});"
+        ),
+    )
+    .await;
+    for entry in off.as_array().unwrap() {
+        assert_eq!(entry[0], false, "{off}");
+        assert_eq!(entry[1], true, "{off}");
+        assert!(
+            entry[2]
+                .as_str()
+                .unwrap()
+                .contains("turned off in this account's TikTok settings"),
+            "{off}"
+        );
+    }
+    assert!(
+        b.text_of(&format!("{quiet} .creator .nickname")).await == "Quiet Quinn",
+        "each panel names its creator"
+    );
+    b.screenshot_of(&quiet, test, "07-panel-creator-off").await;
+
+    // The old single-account link opens the composer with the account chosen.
+    b.goto(&app.url(&format!("/posts/new?account={account_id}")))
+        .await;
+    b.wait_for_path("the composer from the old link", |p| {
+        p == format!("/compose?account={account_id}")
+    })
+    .await;
+    assert_eq!(
+        run(
+            &b,
+            &format!(
+                "return [document.querySelector(\"{panel} input[name=targets]\").checked, \
+                         document.querySelector(\"{quiet} input[name=targets]\").checked];"
+            )
+        )
+        .await,
+        json!([true, false])
+    );
+
+    // Refused on the page: no media yet. The message says why, focus is on the file field,
+    // the caption stays and the button is usable.
+    b.fill("#caption", CAPTION).await;
+    let refused = refused_submit(&b, "no media", "Choose the media").await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("Choose the media"),
+        "{refused}"
+    );
+    assert_eq!(refused["focus"], "compose-file", "{refused}");
+    b.assert_layout_fits("/compose with a refused submit").await;
+    b.screenshot(test, "08-refused-no-media").await;
+
+    // A file over the size limit is refused before it is sent, and so is a submit with it.
+    let files = tempfile::tempdir().unwrap();
+    let big = files.path().join("huge.mp4");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(MAX_UPLOAD + 1)
+        .unwrap();
+    b.client
+        .find(Locator::Css("#compose-file"))
+        .await
+        .unwrap()
+        .send_keys(&big.display().to_string())
+        .await
+        .unwrap();
+    let too_large = wait_for_text(&b, "#compose-upload-error", |t| !t.is_empty()).await;
+    assert!(
+        too_large.contains("huge.mp4") && too_large.contains("larger than"),
+        "{too_large}"
+    );
+    let refused = refused_submit(&b, "a file over the limit", "larger than").await;
+    assert!(
+        refused["message"].as_str().unwrap().contains("larger than"),
+        "{refused}"
+    );
+    assert_eq!(refused["focus"], "compose-file", "{refused}");
+    b.screenshot_of("#compose-upload", test, "09-too-large")
+        .await;
+
+    // An upload tidepost refuses shows a plain-words message and a red bar.
+    let notes = files.path().join("notes.txt");
+    std::fs::write(&notes, "not a video").unwrap();
+    let file_input = b.client.find(Locator::Css("#compose-file")).await.unwrap();
+    file_input.clear().await.unwrap();
+    file_input
+        .send_keys(&notes.display().to_string())
+        .await
+        .unwrap();
+    let refusal = wait_for_text(&b, "#compose-upload-error", |t| t.contains("notes.txt")).await;
+    assert!(
+        !refusal.contains('{') && !refusal.contains("HTTP") && !refusal.contains("answered"),
+        "a plain message: {refusal}"
+    );
+    let failed = run(
+        &b,
+        "return document.getElementById('compose-upload').className;",
+    )
+    .await;
     assert_eq!(
         failed, "upload-progress failed",
         "the bar shows the failure"
     );
-    b.assert_layout_fits("/posts/new with an upload error")
-        .await;
-    b.screenshot_of("#upload-error", test, "06-upload-refused")
+    b.assert_layout_fits("/compose with an upload error").await;
+    b.screenshot_of("#compose-upload", test, "10-upload-refused")
         .await;
 
-    // A video: watch the bar move to published.
-    let video = video_file(files.path(), "dawn.mp4", 12 * 1024 * 1024);
-    let file_input = b.client.find(Locator::Css("#file")).await.unwrap();
+    // A video: watch the bar move forward to full, and the file is picked.
+    let video = video_file(files.path(), "dawn.mp4");
+    let video_bytes = std::fs::metadata(&video).unwrap().len();
+    b.client.execute(RECORD_PROGRESS, vec![]).await.unwrap();
+    let file_input = b.client.find(Locator::Css("#compose-file")).await.unwrap();
     file_input.clear().await.unwrap();
     file_input
         .send_keys(&video.display().to_string())
         .await
         .unwrap();
-    b.fill("#caption", CAPTION).await;
-    b.click("#privacy_level option[value='PUBLIC_TO_EVERYONE']")
-        .await;
-    b.click("input[name=allow_comment]").await;
-    b.client.execute(RECORD_PROGRESS, vec![]).await.unwrap();
-    b.click("#submit").await;
-
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut shot_moving = false;
-    let post_path = loop {
-        let path = b.path().await;
-        if path.starts_with("/posts/") && !path.starts_with("/posts/new") {
-            break path;
-        }
-        if !shot_moving {
-            let phase: Value = b
-                .client
-                .execute(
-                    "const p = document.getElementById('phase'); return p ? p.textContent : '';",
-                    vec![],
-                )
-                .await
-                .unwrap_or(Value::Null);
-            if phase
-                .as_str()
-                .is_some_and(|p| p.contains("TikTok") && !p.contains("Published"))
-            {
-                b.screenshot_of("#progress", test, "07-progress").await;
-                shot_moving = true;
-            }
-        }
-        let error: Value = b
-            .client
-            .execute(
-                "const e = document.getElementById('upload-error'); return e && !e.hidden ? e.textContent : null;",
-                vec![],
-            )
-            .await
-            .unwrap_or(Value::Null);
-        assert!(error.is_null(), "the upload failed: {error}");
-        assert!(
-            Instant::now() < deadline,
-            "the post never reached published; at {path}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let post_id = post_path.trim_start_matches("/posts/").to_string();
-
-    // What the bar went through: forward only, through TikTok's steps, to 100 %.
-    let seen: Value = b
-        .client
-        .execute(
-            "return JSON.parse(sessionStorage.getItem('progress') || '[]');",
-            vec![],
-        )
-        .await
-        .unwrap();
+    while run(
+        &b,
+        "return !!document.querySelector('#media-picker input[name=media]:checked');",
+    )
+    .await
+        != json!(true)
+    {
+        assert!(Instant::now() < deadline, "the upload never finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = run(
+        &b,
+        "return JSON.parse(sessionStorage.getItem('progress') || '[]');",
+    )
+    .await;
     let steps = seen.as_array().unwrap();
     let values: Vec<f64> = steps.iter().map(|s| s[1].as_f64().unwrap()).collect();
     assert!(
         values.windows(2).all(|w| w[0] <= w[1]),
         "the bar never moves backwards: {seen}"
     );
-    let distinct = {
-        let mut v = values.clone();
-        v.dedup();
-        v.len()
-    };
-    assert!(distinct >= 3, "the bar moved in steps: {seen}");
-    let phases: Vec<&str> = steps.iter().map(|s| s[0].as_str().unwrap()).collect();
-    assert!(phases.contains(&"Uploading to tidepost"), "{seen}");
-    assert!(
-        phases.iter().any(|p| p.contains("TikTok")),
-        "the bar showed TikTok's part: {seen}"
+    assert_eq!(
+        values.last().copied(),
+        Some(video_bytes as f64),
+        "the bar ends full: {seen}"
     );
-    assert_eq!(steps.last().unwrap(), &json!(["Published", 100]), "{seen}");
+    assert!(
+        values.iter().any(|v| *v < video_bytes as f64),
+        "the bar moved: {seen}"
+    );
+    assert!(
+        steps.iter().any(|s| s[0].as_str().unwrap().contains('%')),
+        "the status counted: {seen}"
+    );
+    assert_eq!(
+        b.text_of("#compose-upload-status").await,
+        "Uploaded and added to the library."
+    );
+    b.screenshot_of("#compose-upload", test, "11-uploaded")
+        .await;
 
-    // The post page shows it published.
-    assert_eq!(b.text_of(".target strong").await, "published");
+    // Refused on the page: no privacy chosen (back to the placeholder); focus on the select.
+    b.client
+        .execute(
+            "const s = document.querySelector(arguments[0]); s.value = ''; \
+             s.dispatchEvent(new Event('change', {bubbles: true}));",
+            vec![json!(format!("{panel} [data-role=privacy]"))],
+        )
+        .await
+        .unwrap();
+    let refused = refused_submit(&b, "no privacy", "Choose who can see").await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("Choose who can see"),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["focus"],
+        format!("privacy-{account_id}"),
+        "{refused}"
+    );
+    assert!(
+        b.text_of(&format!("[data-issues-for='{account_id}']"))
+            .await
+            .contains("Choose who can see"),
+        "said beside the account"
+    );
+    b.screenshot_of(&panel, test, "12-refused-no-privacy").await;
+
+    // Choose: everyone sees it, comments allowed, the AI label, the post promotes the
+    // creator's own brand.
+    b.click(&format!(
+        "{panel} [data-role=privacy] option[value='PUBLIC_TO_EVERYONE']"
+    ))
+    .await;
+    b.click(&format!("{panel} [data-role=allow-comment]")).await;
+    b.click(&format!("{panel} [data-role=aigc]")).await;
+    b.click(&format!("{panel} [data-role=disclose]")).await;
+    b.click(&format!("{panel} [data-role=brand-organic]")).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !b.text_of("#validation").await.starts_with("Ready for 1") {
+        assert!(
+            Instant::now() < deadline,
+            "never ready: {}",
+            b.text_of("main").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.click("#compose-submit").await;
+
+    // The post page follows the post to published (it refreshes itself while it moves).
+    let post_path = b
+        .wait_for_path("the post page", |p| {
+            p.starts_with("/posts/") && !p.starts_with("/posts/new")
+        })
+        .await;
+    let post_id = post_path.trim_start_matches("/posts/").to_string();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut seen_states = Vec::new();
+    loop {
+        let state = b.text_of(".target strong").await;
+        if seen_states.last() != Some(&state) {
+            seen_states.push(state.clone());
+        }
+        if state == "published" {
+            break;
+        }
+        assert!(
+            state != "failed" && Instant::now() < deadline,
+            "the post never reached published: {seen_states:?}: {}",
+            b.text_of("main").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(b.text_of("#post .pill").await, "published");
     assert!(b.text_of("#post").await.contains(CAPTION));
+    let target = b.text_of(".target").await;
+    assert!(
+        target.contains(&format!(
+            "{video_bytes} of {video_bytes} bytes sent to TikTok"
+        )),
+        "TikTok's part: {target}"
+    );
     b.assert_layout_fits("the post page").await;
-    b.screenshot(test, "08-post-published").await;
+    b.screenshot(test, "13-post-published").await;
+
+    // TikTok got what was chosen: the "Allow" boxes as disable flags, the label, the brand.
+    let emulator = app.emulator.clone().unwrap();
+    let publishes: Value = bare_client()
+        .get(format!("{emulator}/_emulator/tiktok/publishes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let info = &publishes["publishes"].as_array().unwrap().last().unwrap()["post_info"];
+    assert_eq!(info["privacy_level"], "PUBLIC_TO_EVERYONE", "{info}");
+    assert_eq!(info["disable_comment"], false, "{info}");
+    assert_eq!(info["disable_duet"], true, "{info}");
+    assert_eq!(info["disable_stitch"], true, "{info}");
+    assert_eq!(info["is_aigc"], true, "{info}");
+    assert_eq!(info["brand_organic_toggle"], true, "{info}");
+    assert_eq!(info["brand_content_toggle"], false, "{info}");
+    assert_eq!(info["title"], CAPTION, "{info}");
 
     // The dashboard's widget: one direct post used, the post with its state.
     b.click(".nav a[href='/']").await;
@@ -363,18 +731,18 @@ async fn connect_and_publish(width: u32, height: u32) {
     );
     b.assert_layout_fits("the dashboard with the TikTok widget")
         .await;
-    b.screenshot(test, "09-dashboard-widget").await;
-    b.screenshot_of(&format!("{card} .recent"), test, "10-dashboard-recent")
+    b.screenshot(test, "14-dashboard-widget").await;
+    b.screenshot_of(&format!("{card} .recent"), test, "15-dashboard-recent")
         .await;
 
     // Every TikTok page fits the screen.
     for (name, path) in [
-        ("11-page-connect", "/connect/tiktok".to_string()),
-        ("12-page-accounts", "/accounts".to_string()),
-        ("13-page-account", format!("/accounts/{account_id}")),
-        ("14-page-posts", "/posts".to_string()),
-        ("15-page-post-new", "/posts/new".to_string()),
-        ("16-page-post", format!("/posts/{post_id}")),
+        ("16-page-connect", "/connect/tiktok".to_string()),
+        ("17-page-accounts", "/accounts".to_string()),
+        ("18-page-account", format!("/accounts/{account_id}")),
+        ("19-page-posts", "/posts".to_string()),
+        ("20-page-compose", format!("/compose?account={account_id}")),
+        ("21-page-post", format!("/posts/{post_id}")),
     ] {
         b.goto(&app.url(&path)).await;
         b.text_of("h1").await;
@@ -402,7 +770,7 @@ async fn wait_for_text(b: &Browser, css: &str, check: impl Fn(&str) -> bool) -> 
 #[tokio::test]
 async fn denying_consent_shows_a_readable_page() {
     let test = "tiktok_consent_denied";
-    let app = sandbox_app().await;
+    let app = sandbox_app(Backend::Sqlite).await;
     app.create_user("ada@example.com", "acme").await;
     for (width, height) in [(375, 812), (1280, 800)] {
         let b = Browser::start(width, height).await;
@@ -481,11 +849,13 @@ async fn widget_at_the_daily_cap(backend: Backend) {
 
     // One direct post through the API, to published.
     let key = app.api_key(&me.workspace.id, "widget", &[]).await;
-    let video =
-        reqwest::multipart::Part::bytes(tidepost_app::media::testing::video(256 * 1024, "tide"))
-            .file_name("tide.mp4")
-            .mime_str("video/mp4")
-            .unwrap();
+    // A real video: tidepost probes what it is given and refuses what it cannot read.
+    let files = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(video_file(files.path(), "tide.mp4")).unwrap();
+    let video = reqwest::multipart::Part::bytes(bytes)
+        .file_name("tide.mp4")
+        .mime_str("video/mp4")
+        .unwrap();
     let multipart = reqwest::multipart::Form::new()
         .text("account_id", account_id.clone())
         .text("mode", "direct")

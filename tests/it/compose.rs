@@ -7,7 +7,10 @@
 //!   time zones, PATCH before the start, DELETE (cancel) and its 409, the list's filters;
 //! - concurrent requests for an account's last free slot: exactly one is accepted;
 //! - PATCH of a post made for one account (caption, time, 409 once started);
-//! - the composer's `creator_info` kept a minute per account and token.
+//! - the composer's `creator_info` kept a minute per account and token;
+//! - the composer as the one posting form: the old `/posts/new` address opens it with the
+//!   account chosen, and its TikTok panel's fields reach `compose::submit` as the one options
+//!   type (an unticked "Allow …" box is the interaction disabled).
 
 use std::time::{Duration, Instant};
 
@@ -644,4 +647,172 @@ async fn composer_keeps_creator_info_a_minute(backend: Backend) {
     assert_eq!(calls().await, before + 2, "a new token asks again");
     load().await;
     assert_eq!(calls().await, before + 2);
+}
+
+both_backends!(composer_form_is_the_one_posting_form);
+
+/// The single-account form's old address opens the composer with the account chosen, and the
+/// composer's form reaches `compose::submit` with the TikTok panel's fields as the one options
+/// type: "Allow …" boxes left unticked are the interactions disabled, the disclosure's kinds
+/// and the AI label as chosen; a disclosure that does not say whose is refused beside the
+/// account, with what was typed kept.
+async fn composer_form_is_the_one_posting_form(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            emulator: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let me = app.signed_in("oneform").await;
+    let key = app.api_key(&me.workspace.id, "oneform", &[]).await;
+    let account = connect_tiktok_via_api(&app, &key, CREATOR_USERNAME).await;
+
+    // Old links.
+    let old = me
+        .client
+        .get(app.url(&format!("/posts/new?account={account}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(old.status().is_redirection(), "{}", old.status());
+    assert_eq!(location(&old), format!("/compose?account={account}"));
+    let bare = me.client.get(app.url("/posts/new")).send().await.unwrap();
+    assert_eq!(location(&bare), "/compose");
+    let page = app
+        .page_text(&me.client, &format!("/compose?account={account}"))
+        .await;
+    assert!(
+        page.contains(&format!(r#"name="targets" value="{account}" checked"#)),
+        "the account is chosen: {page}"
+    );
+    for box_name in [
+        "allow_comment",
+        "allow_duet",
+        "allow_stitch",
+        "is_aigc",
+        "disclose",
+    ] {
+        let tag = page
+            .split('<')
+            .find(|t| t.contains(&format!(r#"name="{box_name}:{account}""#)))
+            .unwrap_or_else(|| panic!("the {box_name} box: {page}"));
+        assert!(!tag.contains("checked"), "{box_name} starts off: {tag}");
+    }
+    assert!(
+        page.contains("Music Usage Confirmation"),
+        "the consent line: {page}"
+    );
+
+    // A video in the library.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi"])
+        .args([
+            "-i",
+            "testsrc=duration=4:size=360x640:rate=30",
+            "-f",
+            "lavfi",
+        ])
+        .args(["-i", "sine=frequency=440:duration=4", "-c:v", "libx264"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs (Debian: apt-get install ffmpeg; .ci/run installs it)");
+    assert!(status.success());
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(std::fs::read(&path).unwrap())
+            .file_name("clip.mp4")
+            .mime_str("video/mp4")
+            .unwrap(),
+    );
+    let media: Value = bare_client()
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let media_id = media["id"].as_str().unwrap_or_else(|| panic!("{media}"));
+
+    let field = |name: &str| format!("{name}:{account}");
+    let base = vec![
+        ("csrf".to_string(), me.csrf.clone()),
+        ("caption".to_string(), "one form".to_string()),
+        ("targets".to_string(), account.clone()),
+        ("media".to_string(), media_id.to_string()),
+        ("when".to_string(), "now".to_string()),
+        (field("mode"), "direct".to_string()),
+        (field("privacy"), "PUBLIC_TO_EVERYONE".to_string()),
+    ];
+
+    // Disclosed without saying whose: refused beside the account, the choices kept.
+    let mut fields = base.clone();
+    fields.push((field("disclose"), "on".into()));
+    fields.push((field("allow_comment"), "on".into()));
+    let refused = me
+        .client
+        .post(app.url("/compose"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains(
+            "You need to indicate if your content promotes yourself, a third party, or both"
+        ),
+        "{html}"
+    );
+    let tag = html
+        .split('<')
+        .find(|t| t.contains(&format!(r#"name="allow_comment:{account}""#)))
+        .unwrap();
+    assert!(tag.contains("checked"), "what was ticked stays: {tag}");
+    assert!(
+        html.contains(r#"value="PUBLIC_TO_EVERYONE" selected"#),
+        "{html}"
+    );
+
+    // Comments allowed, duets and stitches left off, the creator's own brand, the AI label.
+    let mut fields = base.clone();
+    fields.push((field("allow_comment"), "on".into()));
+    fields.push((field("disclose"), "on".into()));
+    fields.push((field("brand_organic"), "on".into()));
+    fields.push((field("is_aigc"), "on".into()));
+    let accepted = me
+        .client
+        .post(app.url("/compose"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert!(accepted.status().is_redirection(), "{}", accepted.status());
+    let post_id = location(&accepted)
+        .trim_start_matches("/posts/")
+        .to_string();
+    let post = tidepost_store::posts::get(&app.db, &me.workspace.id, &post_id)
+        .await
+        .unwrap()
+        .expect("the post is stored");
+    let stored: Value = serde_json::from_str(&post.options).unwrap();
+    let tiktok = &stored["targets"][0]["tiktok"];
+    assert_eq!(
+        stored["composite"], true,
+        "through compose::submit: {stored}"
+    );
+    assert_eq!(tiktok["privacy_level"], "PUBLIC_TO_EVERYONE", "{stored}");
+    assert_eq!(tiktok["disable_comment"], false, "{stored}");
+    assert_eq!(tiktok["disable_duet"], true, "{stored}");
+    assert_eq!(tiktok["disable_stitch"], true, "{stored}");
+    assert_eq!(tiktok["brand_organic_toggle"], true, "{stored}");
+    assert_eq!(tiktok["brand_content_toggle"], false, "{stored}");
+    assert_eq!(tiktok["is_aigc"], true, "{stored}");
 }

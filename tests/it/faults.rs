@@ -259,7 +259,7 @@ async fn provider_storms_and_latency(backend: Backend) {
             let form = rig
                 .me
                 .client
-                .get(rig.app.url(&format!("/posts/new?account={account}")))
+                .get(rig.app.url(&format!("/compose?account={account}")))
                 .send()
                 .await
                 .unwrap();
@@ -267,7 +267,7 @@ async fn provider_storms_and_latency(backend: Backend) {
             let html = form.text().await.unwrap();
             assert!(
                 html.contains("TikTok did not say what this account may post right now"),
-                "{name}: the post form does not say TikTok failed"
+                "{name}: the composer does not say TikTok failed"
             );
         }
         for _ in 0..8 {

@@ -2,20 +2,38 @@
 // confirmations.
 (function () {
   "use strict";
-  // Busy state on submit: the button shows a spinner and cannot be pressed twice.
+  // Busy state on submit: the button shows a spinner and cannot be pressed twice — only for a
+  // submit that really leaves. A page script that refuses the submit (preventDefault, in its
+  // own handler, before or after this one) keeps the button usable: the state is set after
+  // every handler has run, and only if none cancelled.
   document.addEventListener("submit", function (event) {
     var form = event.target;
+    if (event.defaultPrevented) return;
     var confirmText = form.getAttribute("data-confirm");
     if (confirmText && !window.confirm(confirmText)) {
       event.preventDefault();
       return;
     }
     var button = event.submitter || form.querySelector("button[type=submit], button:not([type])");
-    if (button) {
+    if (!button) return;
+    setTimeout(function () {
+      if (event.defaultPrevented) return;
       button.classList.add("busy");
-      setTimeout(function () { button.disabled = true; }, 0);
-    }
+      button.disabled = true;
+    }, 0);
   });
+  // Back to a page kept in the browser's cache: its buttons are usable again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    Array.prototype.forEach.call(document.querySelectorAll("button.busy"), function (button) {
+      button.classList.remove("busy");
+      button.disabled = false;
+    });
+  });
+  // A post still moving (its page says data-live): the page reloads to show where it is.
+  if (document.querySelector("[data-live]")) {
+    setTimeout(function () { window.location.reload(); }, 3000);
+  }
   // A phone's navigation row scrolls sideways: start it where the current page's entry shows.
   var current = document.querySelector(".nav a[aria-current=page]");
   if (current) {

@@ -1,8 +1,15 @@
-// The composer (/compose): what needs a script on top of the plain form. Shows each picked
-// account's options, fills in the browser's time zone, uploads new files into the media
-// library with a progress bar (tus_upload.js), previews the post per platform, and checks the
-// post as it is edited through POST /api/v1/posts/validate, showing each problem beside the
-// account it concerns. The form still submits normally; the server checks everything again.
+// The composer (/compose), the one posting form: what needs a script on top of the plain form.
+// Shows each picked account's platform panel and keeps it consistent (TikTok: the options of a
+// direct post only for a direct post, the brand boxes under "Disclose commercial content",
+// branded content never "Only me", the consent line naming the Branded Content Policy when it
+// applies, no duets or stitches for a photo post; Instagram: a reel's cover and feed choice),
+// fills in the browser's time zone, uploads new files into the media library with a progress
+// bar (resumable, tus_upload.js), previews the post per platform, and checks the post as it is
+// edited through POST /api/v1/posts/validate, showing each problem beside the account it
+// concerns. A submit the page can already tell is incomplete (no account, no media, an upload
+// still going or too large, no privacy chosen, a disclosure without its kind) is refused
+// before it leaves: the message says why, focus moves to the field, what was typed stays and
+// the button stays usable. Otherwise the form submits normally; the server checks it all again.
 (function () {
   "use strict";
 
@@ -39,6 +46,35 @@
     return form.elements[field + ":" + id];
   }
 
+  function role(fs, name) {
+    return fs.querySelector('[data-role="' + name + '"]');
+  }
+
+  // A box that counts: ticked and not turned off (a disabled box is not sent either).
+  function on(fs, name) {
+    var box = role(fs, name);
+    return !!(box && box.checked && !box.disabled);
+  }
+
+  function isDirect(fs) {
+    var mode = role(fs, "mode");
+    return !mode || mode.value !== "inbox";
+  }
+
+  // The picked media, in the order the post lists them: [{name, kind}].
+  function pickedMedia() {
+    var media = $all('input[name="media"]:checked').map(function (box) {
+      return { name: box.getAttribute("data-name"), kind: box.getAttribute("data-kind") };
+    });
+    if (value("media_url")) media.push({ name: value("media_url"), kind: value("media_url_kind") || "video" });
+    return media;
+  }
+
+  function photoPost() {
+    var media = pickedMedia();
+    return media.length > 0 && media.every(function (m) { return m.kind === "image"; });
+  }
+
   // The request POST /api/v1/posts/validate takes: the composite shape of POST /posts.
   function body() {
     var media = $all('input[name="media"]:checked').map(function (box) {
@@ -52,16 +88,26 @@
       var caption = option(fs, "caption");
       if (caption && caption.value.trim()) spec.caption = caption.value.trim();
       if (fs.getAttribute("data-platform") === "instagram") {
-        var type = option(fs, "ig_type");
-        spec.instagram = type && type.value ? { media_type: type.value } : {};
+        var type = role(fs, "ig-type");
+        spec.instagram = {};
+        if (type && type.value) spec.instagram.media_type = type.value;
+        if (type && type.value === "reel") {
+          var cover = role(fs, "ig-cover");
+          if (cover && cover.value.trim()) spec.instagram.cover_url = cover.value.trim();
+          spec.instagram.share_to_feed = on(fs, "ig-share");
+        }
       } else {
-        var privacy = option(fs, "privacy");
-        var mode = option(fs, "mode");
+        var privacy = role(fs, "privacy");
+        var disclose = on(fs, "disclose");
+        // "Allow …" unticked (or turned off) is the interaction disabled.
         spec.tiktok = {
-          mode: mode ? mode.value : "direct",
-          disable_comment: !!(option(fs, "disable_comment") || {}).checked,
-          disable_duet: !!(option(fs, "disable_duet") || {}).checked,
-          disable_stitch: !!(option(fs, "disable_stitch") || {}).checked,
+          mode: isDirect(fs) ? "direct" : "inbox",
+          disable_comment: !on(fs, "allow-comment"),
+          disable_duet: !on(fs, "allow-duet"),
+          disable_stitch: !on(fs, "allow-stitch"),
+          brand_organic_toggle: disclose && on(fs, "brand-organic"),
+          brand_content_toggle: disclose && on(fs, "brand-content"),
+          is_aigc: on(fs, "aigc"),
         };
         if (privacy && privacy.value) spec.tiktok.privacy_level = privacy.value;
       }
@@ -105,8 +151,17 @@
   function showVerdict(result) {
     clearIssues();
     var loose = [];
+    var names = pickedMedia().map(function (m) { return m.name; });
     (result.errors || []).forEach(function (issue) {
       var text = capital(issue.message);
+      // A media rule names the file it is about.
+      var item = /^media\[(\d+)\]/.exec(issue.field || "");
+      var counted = /^Item (\d+): /.exec(text);
+      if (item && names[Number(item[1])]) {
+        text = names[Number(item[1])] + ": " + text;
+      } else if (counted && names[Number(counted[1]) - 1]) {
+        text = "Item " + counted[1] + " (" + names[Number(counted[1]) - 1] + "): " + text.slice(counted[0].length);
+      }
       if (issue.next_slot_at) text += " (next free slot: " + new Date(issue.next_slot_at).toLocaleString() + ")";
       var ul = issue.account_id && form.querySelector('[data-issues-for="' + issue.account_id + '"]');
       if (ul) {
@@ -181,10 +236,7 @@
     list.textContent = "";
     var picked = targets();
     empty.hidden = picked.length > 0;
-    var media = $all('input[name="media"]:checked').map(function (box) {
-      return box.getAttribute("data-kind") + ": " + box.getAttribute("data-name");
-    });
-    if (value("media_url")) media.push((value("media_url_kind") || "video") + ": " + value("media_url"));
+    var media = pickedMedia().map(function (m) { return m.kind + ": " + m.name; });
     picked.forEach(function (fs) {
       var platform = fs.getAttribute("data-platform");
       var own = option(fs, "caption");
@@ -215,6 +267,46 @@
     });
   }
 
+  // Each panel's parts that depend on its other parts (and on the media, for TikTok).
+  function syncPanels() {
+    var photos = photoPost();
+    $all("fieldset.target").forEach(function (fs) {
+      if (fs.getAttribute("data-platform") === "instagram") {
+        var type = role(fs, "ig-type");
+        var reel = role(fs, "reel-options");
+        if (reel) reel.hidden = !(type && type.value === "reel");
+        return;
+      }
+      var direct = role(fs, "direct");
+      if (!direct) return;
+      direct.hidden = !isDirect(fs);
+      var privacy = role(fs, "privacy");
+      var disclose = on(fs, "disclose");
+      role(fs, "brands").hidden = !disclose;
+      // Branded content cannot be private: "Only me" and branded content exclude each other.
+      var branded = role(fs, "brand-content");
+      var selfOnly = privacy && privacy.value === "SELF_ONLY";
+      branded.disabled = !!selfOnly;
+      role(fs, "branded-reason").hidden = !selfOnly;
+      var brandedOn = disclose && branded.checked && !branded.disabled;
+      if (privacy) {
+        $all("option", privacy).forEach(function (o) {
+          if (o.value === "SELF_ONLY") o.disabled = brandedOn;
+        });
+      }
+      role(fs, "private-branded").hidden = !brandedOn;
+      role(fs, "disclose-missing").hidden = !(disclose && !on(fs, "brand-organic") && !brandedOn);
+      role(fs, "consent-branded").hidden = !brandedOn;
+      // Duets and stitches are for videos; a box the creator turned off stays off.
+      $all("input[data-video-only]", fs).forEach(function (box) {
+        if (box.hasAttribute("data-creator-off")) return;
+        box.disabled = photos;
+        var reason = box.parentNode.querySelector('[data-role="photo-reason"]');
+        if (reason) reason.hidden = !photos;
+      });
+    });
+  }
+
   function syncWhen() {
     document.getElementById("when-at").hidden = when() === "now";
   }
@@ -236,22 +328,56 @@
   } catch (e) { /* no Intl: the zone stays as typed */ }
 
   // New files go to the media library first, then are picked for this post.
+  var maxBytes = Number(form.getAttribute("data-max-bytes") || "0");
   var fileInput = document.getElementById("compose-file");
   var box = document.getElementById("compose-upload");
   var bar = document.getElementById("compose-upload-bar");
   var status = document.getElementById("compose-upload-status");
   var name = document.getElementById("compose-upload-name");
+  var uploadError = document.getElementById("compose-upload-error");
   var submit = document.getElementById("compose-submit");
+  var uploading = false;
+
+  function size(n) {
+    if (n >= 1073741824) return (n / 1073741824).toFixed(2) + " GiB";
+    if (n >= 1048576) return (n / 1048576).toFixed(1) + " MiB";
+    if (n >= 1024) return (n / 1024).toFixed(0) + " KiB";
+    return n + " bytes";
+  }
+
+  // The chosen files this server would refuse for their size: a message, or "".
+  function tooLarge() {
+    if (!fileInput || !maxBytes) return "";
+    var big = Array.prototype.filter.call(fileInput.files || [], function (f) { return f.size > maxBytes; });
+    if (!big.length) return "";
+    return big.map(function (f) { return f.name + " is " + size(f.size); }).join(", ") +
+      ": larger than the " + size(maxBytes) + " this server accepts. Choose a smaller file.";
+  }
+
+  function uploadFailed(message) {
+    uploading = false;
+    box.hidden = false;
+    box.classList.remove("done");
+    box.classList.add("failed");
+    status.textContent = "Not uploaded.";
+    uploadError.textContent = message;
+    uploadError.hidden = false;
+  }
+
+  var lastUploaded = null;
   function uploadNext(files) {
     if (!files.length) {
-      submit.disabled = false;
+      uploading = false;
+      box.classList.add("done");
       fileInput.value = "";
       validateSoon();
       return;
     }
     var file = files.shift();
+    uploading = true;
     box.hidden = false;
-    submit.disabled = true;
+    box.classList.remove("failed", "done");
+    uploadError.hidden = true;
     name.textContent = file.name;
     bar.value = 0;
     bar.max = file.size || 1;
@@ -260,8 +386,8 @@
       csrf: csrf,
       onProgress: function (sent, total) {
         bar.max = total || 1;
-        bar.value = sent;
-        status.textContent = Math.round((100 * sent) / (total || 1)) + " % of " + (total / 1048576).toFixed(1) + " MiB";
+        bar.value = Math.max(bar.value, sent);
+        status.textContent = Math.round((100 * sent) / (total || 1)) + " % of " + size(total);
       },
       onSuccess: function (mediaId) {
         status.textContent = "Uploaded and added to the library.";
@@ -280,30 +406,92 @@
         label.appendChild(input);
         label.appendChild(span);
         li.appendChild(label);
-        picker.insertBefore(li, picker.firstChild);
+        // Files chosen together keep their order (a carousel's order), first on top.
+        picker.insertBefore(li, lastUploaded ? lastUploaded.nextSibling : picker.firstChild);
+        lastUploaded = li;
         var empty = document.getElementById("media-empty");
         if (empty) empty.hidden = true;
+        syncPanels();
         uploadNext(files);
       },
       onError: function (message) {
-        status.textContent = "The upload failed: " + message;
-        submit.disabled = false;
+        uploadFailed(file.name + " was not uploaded: " + capital(message) + (/[.!?]$/.test(message) ? "" : "."));
+        fileInput.value = "";
       },
     });
   }
   if (fileInput) {
     fileInput.addEventListener("change", function () {
-      if (!window.TidepostUpload) {
-        status.textContent = "The uploader did not load; reload the page.";
+      uploadError.hidden = true;
+      if (!fileInput.files || !fileInput.files.length) return;
+      var big = tooLarge();
+      if (big) {
+        // Kept in the input (the submit says so too) until another file is chosen.
+        uploadFailed(big);
+        fileInput.focus();
         return;
       }
+      if (!window.TidepostUpload) {
+        uploadFailed("The uploader did not load; reload the page.");
+        return;
+      }
+      lastUploaded = null;
       uploadNext(Array.prototype.slice.call(fileInput.files));
     });
   }
 
+  // What keeps the post from going out that the page can tell on its own: {message, field,
+  // target}, or null.
+  function refusal() {
+    var picked = targets();
+    if (!picked.length) {
+      return { message: "Pick at least one account to post to.", field: form.querySelector('input[name="targets"]:not([disabled])') };
+    }
+    var big = tooLarge();
+    if (big) return { message: big, field: fileInput };
+    if (uploading) return { message: "Wait for the upload to finish before publishing.", field: fileInput };
+    if (!pickedMedia().length) {
+      return { message: "Choose the media first: upload a file, pick one from the library, or give a public URL.", field: fileInput || picker };
+    }
+    for (var i = 0; i < picked.length; i++) {
+      var fs = picked[i];
+      if (fs.getAttribute("data-platform") !== "tiktok" || !isDirect(fs)) continue;
+      var who = fs.getAttribute("data-name");
+      var privacy = role(fs, "privacy");
+      if (privacy && !privacy.value) {
+        return { message: "Choose who can see the post on " + who + ": TikTok asks the creator to pick it.", field: privacy, target: fs };
+      }
+      if (on(fs, "disclose") && !on(fs, "brand-organic") && !on(fs, "brand-content")) {
+        return { message: "You need to indicate if your content promotes yourself, a third party, or both (" + who + ").", field: role(fs, "brand-organic"), target: fs };
+      }
+    }
+    return null;
+  }
+
+  form.addEventListener("submit", function (event) {
+    var problem = refusal();
+    if (!problem) return;
+    event.preventDefault();
+    clearIssues();
+    showGeneral([problem.message]);
+    if (problem.target) {
+      var ul = problem.target.querySelector("[data-issues-for]");
+      var li = document.createElement("li");
+      li.textContent = problem.message;
+      ul.appendChild(li);
+      problem.target.classList.add("has-issues");
+    }
+    verdict.className = "small bad-text";
+    verdict.textContent = "Not published: " + problem.message;
+    submit.disabled = false;
+    submit.classList.remove("busy");
+    if (problem.field && problem.field.focus) problem.field.focus();
+  });
+
   form.addEventListener("change", function (event) {
     if (event.target === fileInput) return;
     syncTargets();
+    syncPanels();
     syncWhen();
     validateSoon();
   });
@@ -313,6 +501,7 @@
     validateSoon();
   });
   syncTargets();
+  syncPanels();
   syncWhen();
   syncCount();
   validate();

@@ -20,16 +20,6 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/app.js"),
     ),
     (
-        "upload.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/upload.js"),
-    ),
-    (
-        "instagram_post.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/instagram_post.js"),
-    ),
-    (
         "tus_upload.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/tus_upload.js"),

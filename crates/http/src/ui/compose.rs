@@ -7,7 +7,20 @@
 //! with what the person typed and every problem beside the account it concerns. `compose.js`
 //! adds what needs a script: uploading a new file into the media library with a real progress
 //! bar (the resumable `tus_upload.js`), the browser's time zone, a preview per platform, and
-//! live validation through `POST /api/v1/posts/validate` as the person edits.
+//! live validation through `POST /api/v1/posts/validate` as the person edits, and the checks
+//! a submit needs before it leaves the page (nothing picked, no media, no privacy chosen, a
+//! file over the size limit), which keep what was typed and move focus to the problem.
+//!
+//! It is the only posting form: `/posts/new?account=…` (the old single-account form) and the
+//! accounts' "New post" links open it with the account chosen (`?account=`). Each picked
+//! account shows its platform's panel, one template per platform rendering that platform's
+//! one options type: `compose_panel_tiktok.html` ([`TikTokOptions`], with the creator's
+//! nickname and avatar, privacy from `privacy_level_options` with no default, "Allow …"
+//! interaction boxes that start off and say why the creator's settings turned one off, the
+//! commercial-content disclosure with TikTok's consent line, the AI-generated label and the
+//! creator's maximum duration, per TikTok's Content Sharing guidelines) and
+//! `compose_panel_instagram.html` ([`InstagramOptions`]: media type; a reel's cover and
+//! whether it also shows in the feed).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -44,17 +57,85 @@ pub fn router() -> Router<HttpState> {
 /// How many library items the picker offers (the newest).
 const LIBRARY_CHOICES: i64 = 40;
 
-/// A TikTok account's choices, from its creator's `creator_info`.
-struct TikTokChoices {
-    /// (value, label, selected); nothing is preselected unless the person chose it.
-    privacy: Vec<(String, String, bool)>,
+/// How a person reads one of TikTok's privacy levels.
+fn privacy_label(level: &str) -> String {
+    match level {
+        "PUBLIC_TO_EVERYONE" => "Everyone".into(),
+        "MUTUAL_FOLLOW_FRIENDS" => "Friends (followers you follow back)".into(),
+        "FOLLOWER_OF_CREATOR" => "Followers".into(),
+        "SELF_ONLY" => "Only me".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A TikTok account's panel (`compose_panel_tiktok.html`): its options as chosen (the one
+/// [`TikTokOptions`] the form reads) beside what its creator's `creator_info` allows.
+struct TikTokPanel {
+    options: TikTokOptions,
+    /// The creator TikTok says the post goes to (empty when `creator_info` failed).
+    nickname: String,
+    username: String,
+    avatar_url: String,
+    /// (value, label); nothing is preselected unless the person chose it.
+    privacy: Vec<(String, String)>,
     comment_disabled: bool,
     duet_disabled: bool,
     stitch_disabled: bool,
     max_duration: u32,
+    /// "Disclose commercial content" is on (the brand boxes show).
+    disclose: bool,
     /// Why the creator's settings could not be read (the account can still be picked; the
     /// check on submit names the problem).
     error: Option<String>,
+}
+
+impl TikTokPanel {
+    fn inbox(&self) -> bool {
+        self.options.mode == Some(Mode::Inbox)
+    }
+
+    fn chosen(&self, privacy: &str) -> bool {
+        self.options.privacy_level.as_deref() == Some(privacy)
+    }
+
+    fn no_privacy(&self) -> bool {
+        !self.privacy.iter().any(|(value, _)| self.chosen(value))
+    }
+
+    /// "Allow …" boxes start off; one the creator turned off stays off.
+    fn allow_comment(&self) -> bool {
+        !self.options.disable_comment && !self.comment_disabled
+    }
+
+    fn allow_duet(&self) -> bool {
+        !self.options.disable_duet && !self.duet_disabled
+    }
+
+    fn allow_stitch(&self) -> bool {
+        !self.options.disable_stitch && !self.stitch_disabled
+    }
+}
+
+/// An Instagram account's panel (`compose_panel_instagram.html`): its [`InstagramOptions`].
+struct InstagramPanel {
+    options: InstagramOptions,
+    /// The Facebook Page it is reached through.
+    page_name: Option<String>,
+}
+
+impl InstagramPanel {
+    fn is(&self, media_type: &str) -> bool {
+        self.options.media_type.map(MediaType::as_str) == Some(media_type)
+    }
+
+    fn cover_url(&self) -> &str {
+        self.options.cover_url.as_deref().unwrap_or("")
+    }
+
+    /// A reel is shown in the feed too unless the person said otherwise.
+    fn share_to_feed(&self) -> bool {
+        self.options.share_to_feed.unwrap_or(true)
+    }
 }
 
 /// One account the post can go to.
@@ -72,14 +153,8 @@ struct TargetOption {
     usable: bool,
     checked: bool,
     caption: String,
-    inbox: bool,
-    disable_comment: bool,
-    disable_duet: bool,
-    disable_stitch: bool,
-    ig_type: String,
-    tiktok: Option<TikTokChoices>,
-    /// Instagram: the Facebook Page it is reached through.
-    page_name: Option<String>,
+    tiktok: Option<TikTokPanel>,
+    instagram: Option<InstagramPanel>,
     issues: Vec<String>,
 }
 
@@ -108,6 +183,7 @@ struct ComposePage {
     /// Problems of the post as a whole (media, time) and of no particular account.
     general: Vec<String>,
     max_upload: String,
+    max_upload_bytes: u64,
 }
 
 /// The form as typed: kept to render it again after a refusal.
@@ -164,6 +240,79 @@ impl Typed {
 
     fn flag(&self, account: &str, field: &str) -> bool {
         matches!(self.field(account, field), Some("on" | "true" | "1"))
+    }
+
+    /// A TikTok account's options as its panel sets them. The interaction boxes read "Allow
+    /// …": one left unchecked (or disabled, or absent) turns the interaction off. The brand
+    /// boxes count only while "Disclose commercial content" is on.
+    fn tiktok_options(&self, account: &str) -> TikTokOptions {
+        let disclose = self.flag(account, "disclose");
+        TikTokOptions {
+            mode: Some(if self.field(account, "mode") == Some("inbox") {
+                Mode::Inbox
+            } else {
+                Mode::Direct
+            }),
+            privacy_level: self
+                .field(account, "privacy")
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+            disable_comment: !self.flag(account, "allow_comment"),
+            disable_duet: !self.flag(account, "allow_duet"),
+            disable_stitch: !self.flag(account, "allow_stitch"),
+            brand_organic_toggle: disclose && self.flag(account, "brand_organic"),
+            brand_content_toggle: disclose && self.flag(account, "brand_content"),
+            is_aigc: self.flag(account, "is_aigc"),
+            ..TikTokOptions::default()
+        }
+    }
+
+    /// An Instagram account's options as its panel sets them: the cover and "also in the
+    /// feed" are a reel's only.
+    fn instagram_options(&self, account: &str) -> InstagramOptions {
+        let media_type = match self.field(account, "ig_type") {
+            Some("image") => Some(MediaType::Image),
+            Some("reel") => Some(MediaType::Reel),
+            Some("carousel") => Some(MediaType::Carousel),
+            Some("story") => Some(MediaType::Story),
+            _ => None,
+        };
+        let reel = media_type == Some(MediaType::Reel);
+        InstagramOptions {
+            media_type,
+            cover_url: self
+                .field(account, "ig_cover")
+                .map(str::trim)
+                .filter(|c| reel && !c.is_empty())
+                .map(str::to_string),
+            share_to_feed: reel.then(|| self.flag(account, "ig_share")),
+        }
+    }
+
+    /// What the form alone refuses, beside the account it concerns: commercial content
+    /// disclosed without saying whose (TikTok asks the creator to say).
+    fn form_issues(&self, accounts: &[Account]) -> Vec<Issue> {
+        self.targets
+            .iter()
+            .enumerate()
+            .filter_map(|(index, id)| {
+                let account = accounts.iter().find(|a| &a.id == id)?;
+                let tiktok = account.platform == Platform::Tiktok
+                    && self.field(id, "mode") != Some("inbox")
+                    && self.flag(id, "disclose")
+                    && !self.flag(id, "brand_organic")
+                    && !self.flag(id, "brand_content");
+                tiktok.then(|| Issue {
+                    target: Some(index),
+                    account_id: Some(id.clone()),
+                    platform: Some(Platform::Tiktok),
+                    field: format!("targets[{index}].tiktok.brand_organic_toggle"),
+                    rule: "disclosure".into(),
+                    message: "you need to indicate if your content promotes yourself, a third party, or both".into(),
+                    next_slot_ms: None,
+                })
+            })
+            .collect()
     }
 
     /// The post the form describes; `Err` with the problems the form itself has (before the
@@ -236,35 +385,8 @@ impl Typed {
                     ..TargetSpec::default()
                 };
                 match platform {
-                    Some(Platform::Instagram) => {
-                        spec.instagram = Some(InstagramOptions {
-                            media_type: match self.field(id, "ig_type") {
-                                Some("image") => Some(MediaType::Image),
-                                Some("reel") => Some(MediaType::Reel),
-                                Some("carousel") => Some(MediaType::Carousel),
-                                Some("story") => Some(MediaType::Story),
-                                _ => None,
-                            },
-                            ..InstagramOptions::default()
-                        })
-                    }
-                    Some(Platform::Tiktok) => {
-                        spec.tiktok = Some(TikTokOptions {
-                            mode: Some(if self.field(id, "mode") == Some("inbox") {
-                                Mode::Inbox
-                            } else {
-                                Mode::Direct
-                            }),
-                            privacy_level: self
-                                .field(id, "privacy")
-                                .filter(|p| !p.is_empty())
-                                .map(str::to_string),
-                            disable_comment: self.flag(id, "disable_comment"),
-                            disable_duet: self.flag(id, "disable_duet"),
-                            disable_stitch: self.flag(id, "disable_stitch"),
-                            ..TikTokOptions::default()
-                        })
-                    }
+                    Some(Platform::Instagram) => spec.instagram = Some(self.instagram_options(id)),
+                    Some(Platform::Tiktok) => spec.tiktok = Some(self.tiktok_options(id)),
                     // Not an account of this workspace: the composer says so.
                     None => {}
                 }
@@ -330,36 +452,48 @@ async fn render(
     let chosen: HashSet<&str> = typed.targets.iter().map(String::as_str).collect();
     let mut targets = Vec::new();
     for (account, info) in all.iter().zip(infos) {
-        let instagram = account.platform == Platform::Instagram;
         let usable = !account.needs_reauth();
-        let chosen_privacy = typed.field(&account.id, "privacy").unwrap_or("");
-        let tiktok = info.map(|result| match result {
-            Ok(info) => TikTokChoices {
-                privacy: info
-                    .privacy_level_options
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.as_str().to_string(),
-                            super::posts::privacy_label(p.as_str()),
-                            p.as_str() == chosen_privacy,
-                        )
-                    })
-                    .collect(),
-                comment_disabled: info.comment_disabled,
-                duet_disabled: info.duet_disabled,
-                stitch_disabled: info.stitch_disabled,
-                max_duration: info.max_video_post_duration_sec,
-                error: None,
-            },
-            Err(err) => TikTokChoices {
-                privacy: Vec::new(),
-                comment_disabled: false,
-                duet_disabled: false,
-                stitch_disabled: false,
-                max_duration: 0,
-                error: Some(crate::error::capitalize(&err.to_string())),
-            },
+        let tiktok = info.map(|result| {
+            let options = typed.tiktok_options(&account.id);
+            let disclose = typed.flag(&account.id, "disclose")
+                || options.brand_organic_toggle
+                || options.brand_content_toggle;
+            match result {
+                Ok(info) => TikTokPanel {
+                    options,
+                    nickname: info.nickname.clone(),
+                    username: info.username.clone(),
+                    avatar_url: info.avatar_url.clone(),
+                    privacy: info
+                        .privacy_level_options
+                        .iter()
+                        .map(|p| (p.as_str().to_string(), privacy_label(p.as_str())))
+                        .collect(),
+                    comment_disabled: info.comment_disabled,
+                    duet_disabled: info.duet_disabled,
+                    stitch_disabled: info.stitch_disabled,
+                    max_duration: info.max_video_post_duration_sec,
+                    disclose,
+                    error: None,
+                },
+                Err(err) => TikTokPanel {
+                    options,
+                    nickname: String::new(),
+                    username: String::new(),
+                    avatar_url: String::new(),
+                    privacy: Vec::new(),
+                    comment_disabled: false,
+                    duet_disabled: false,
+                    stitch_disabled: false,
+                    max_duration: 0,
+                    disclose,
+                    error: Some(err.to_string()),
+                },
+            }
+        });
+        let instagram = (account.platform == Platform::Instagram).then(|| InstagramPanel {
+            options: typed.instagram_options(&account.id),
+            page_name: tidepost_app::instagram::Details::of(account).page_name,
         });
         targets.push(TargetOption {
             id: account.id.clone(),
@@ -384,18 +518,8 @@ async fn render(
                 .field(&account.id, "caption")
                 .unwrap_or("")
                 .to_string(),
-            inbox: typed.field(&account.id, "mode") == Some("inbox"),
-            disable_comment: typed.flag(&account.id, "disable_comment"),
-            disable_duet: typed.flag(&account.id, "disable_duet"),
-            disable_stitch: typed.flag(&account.id, "disable_stitch"),
-            ig_type: typed
-                .field(&account.id, "ig_type")
-                .unwrap_or("")
-                .to_string(),
             tiktok,
-            page_name: instagram
-                .then(|| tidepost_app::instagram::Details::of(account).page_name)
-                .flatten(),
+            instagram,
             issues: by_account.remove(account.id.as_str()).unwrap_or_default(),
         });
     }
@@ -441,6 +565,7 @@ async fn render(
         },
         general,
         max_upload: bytes(state.app.config.publish.max_upload_bytes),
+        max_upload_bytes: state.app.config.publish.max_upload_bytes,
     })
 }
 
@@ -489,6 +614,24 @@ async fn submit(
         Ok(new) => new,
         Err(problems) => return refuse(Vec::new(), problems).await,
     };
+    let mut form_issues = typed.form_issues(&accounts);
+    if !form_issues.is_empty() {
+        // Every problem at once: the form's own and the accounts' checks.
+        return match compose::validate(&state.app, ws, &new).await {
+            Err(ComposeError::Invalid(issues)) => {
+                form_issues.extend(issues);
+                refuse(form_issues, Vec::new()).await
+            }
+            Err(ComposeError::Store(e)) => Err(PageError::from(e)),
+            Ok(_)
+            | Err(
+                ComposeError::NotFound(_)
+                | ComposeError::Conflict(_)
+                | ComposeError::Unavailable(_)
+                | ComposeError::Publish(_),
+            ) => refuse(form_issues, Vec::new()).await,
+        };
+    }
     match compose::submit(&state.app, ws, new).await {
         Ok(view) => Ok(Redirect::to(&format!("/posts/{}", view.post.id)).into_response()),
         Err(ComposeError::Invalid(issues)) => refuse(issues, Vec::new()).await,

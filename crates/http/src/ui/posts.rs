@@ -1,17 +1,7 @@
-//! Posts: the upload form (`/posts/new`), the history (`/posts`) and one post (`/posts/{id}`).
-//!
-//! The form follows TikTok's Content Sharing guidelines: the creator's nickname and avatar
-//! from `creator_info`, a privacy select with only the creator's options and no preselected
-//! value, interaction toggles off, the creator's maximum duration. `upload.js` sends the file
-//! to `POST /api/v1/posts` with `XMLHttpRequest` (a real progress bar from `upload.onprogress`:
-//! bytes received by tidepost), then polls `GET /api/v1/posts/{id}` for the bytes sent to
-//! TikTok and the processing state.
-//!
-//! For an Instagram account the form asks for the media type instead (image, reel, carousel,
-//! story) and `instagram_post.js` checks Instagram's media rules live before anything is
-//! uploaded (JPEG images up to 8 MiB from 4:5 to 1.91:1, MP4/MOV videos and their durations,
-//! 2–10 carousel items, caption limits), then sends the files and an `instagram` part to the
-//! same API; the detail page shows the permalink once published.
+//! Posts: the history (`/posts`) and one post (`/posts/{id}`), which refreshes itself while a
+//! target is still moving (`app.js`). `/posts/new?account=…`, the old single-account form,
+//! opens the composer (`/compose`) with that account chosen: every post from the UI goes
+//! through `compose::submit`.
 //!
 //! A TikTok target whose outcome is unknown (the answer to its publish request was lost) shows
 //! what happened and two explicit actions instead of Retry: "It is on TikTok — mark published"
@@ -26,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use tidepost_app::pipeline::{self, PublishError};
-use tidepost_app::tiktok::{self, reconcile};
+use tidepost_app::tiktok::reconcile;
 use tidepost_domain::Platform;
 use tidepost_domain::{PostSummary, TargetState};
 use tidepost_store::{accounts, posts};
@@ -62,127 +52,21 @@ fn page_error(err: PublishError) -> PageError {
     }
 }
 
-struct AccountOption {
-    id: String,
-    name: String,
-    platform: &'static str,
-    selected: bool,
-}
-
-/// The Instagram account the form posts as.
-struct InstagramAccount {
-    name: String,
-    username: String,
-    avatar_url: String,
-    page_name: String,
-}
-
-struct Creator {
-    nickname: String,
-    username: String,
-    avatar_url: String,
-    privacy_options: Vec<(String, String)>,
-    comment_disabled: bool,
-    duet_disabled: bool,
-    stitch_disabled: bool,
-    max_duration: u32,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "post_new.html")]
-struct NewPostPage {
-    chrome: Chrome,
-    accounts: Vec<AccountOption>,
-    creator: Option<Creator>,
-    creator_error: Option<String>,
-    instagram: Option<InstagramAccount>,
-    max_upload_bytes: u64,
-}
-
 #[derive(Deserialize)]
 struct NewQuery {
     account: Option<String>,
 }
 
-/// How a person reads one of TikTok's privacy levels (the composer uses it too).
-pub(super) fn privacy_label(level: &str) -> String {
-    match level {
-        "PUBLIC_TO_EVERYONE" => "Everyone".into(),
-        "MUTUAL_FOLLOW_FRIENDS" => "Friends (followers you follow back)".into(),
-        "FOLLOWER_OF_CREATOR" => "Followers".into(),
-        "SELF_ONLY" => "Only me".into(),
-        other => other.to_string(),
+/// The single-account form is the composer with the account chosen: old links (bookmarks,
+/// `/posts/new?account=…`) land there.
+async fn new_post(Query(q): Query<NewQuery>) -> Redirect {
+    match q.account.filter(|a| !a.is_empty()) {
+        Some(account) => Redirect::to(&format!(
+            "/compose?account={}",
+            url::form_urlencoded::byte_serialize(account.as_bytes()).collect::<String>()
+        )),
+        None => Redirect::to("/compose"),
     }
-}
-
-async fn new_post(
-    viewer: Viewer,
-    State(state): State<HttpState>,
-    Query(q): Query<NewQuery>,
-) -> Result<Response, PageError> {
-    let all: Vec<_> = accounts::list(&state.app.db, &viewer.workspace.id)
-        .await?
-        .into_iter()
-        .filter(|a| !a.needs_reauth())
-        .collect();
-    let chosen = q
-        .account
-        .as_deref()
-        .and_then(|id| all.iter().find(|a| a.id == id))
-        .or(all.first());
-    let account_id = chosen.map(|a| a.id.clone()).unwrap_or_default();
-    let instagram = chosen
-        .filter(|a| a.platform == Platform::Instagram)
-        .map(|a| {
-            let details = tidepost_app::instagram::Details::of(a);
-            InstagramAccount {
-                name: a.display_name.clone(),
-                username: a.username.clone().unwrap_or_default(),
-                avatar_url: a.avatar_url.clone().unwrap_or_default(),
-                page_name: details.page_name.unwrap_or_default(),
-            }
-        });
-    let (creator, creator_error) = match chosen {
-        None => (None, None),
-        Some(_) if instagram.is_some() => (None, None),
-        Some(account) => match tiktok::creator_info(&state.app, account).await {
-            Ok(info) => (
-                Some(Creator {
-                    nickname: info.nickname.clone(),
-                    username: info.username.clone(),
-                    avatar_url: info.avatar_url.clone(),
-                    privacy_options: info
-                        .privacy_level_options
-                        .iter()
-                        .map(|p| (p.as_str().to_string(), privacy_label(p.as_str())))
-                        .collect(),
-                    comment_disabled: info.comment_disabled,
-                    duet_disabled: info.duet_disabled,
-                    stitch_disabled: info.stitch_disabled,
-                    max_duration: info.max_video_post_duration_sec,
-                }),
-                None,
-            ),
-            Err(err) => (None, Some(err.to_string())),
-        },
-    };
-    let page = NewPostPage {
-        chrome: Chrome::for_viewer(&state, &viewer, "Posts"),
-        accounts: all
-            .iter()
-            .map(|a| AccountOption {
-                id: a.id.clone(),
-                name: a.display_name.clone(),
-                platform: a.platform.display_name(),
-                selected: a.id == account_id,
-            })
-            .collect(),
-        creator,
-        creator_error,
-        instagram,
-        max_upload_bytes: state.app.config.publish.max_upload_bytes,
-    };
-    Ok(page.into_response())
 }
 
 struct PostRow {
