@@ -450,7 +450,7 @@ async fn scheduling(backend: Backend) {
 }
 on_both!(scheduling, scheduling);
 
-/// A post made for one Instagram account (`instagram::publish::submit`, not a composite)
+/// A post made for one Instagram account (the single-account shape, a one-target composite)
 /// changes like any other before it is sent: reworded and moved to a later time, it goes out
 /// once, at that time, with the new caption and its media and type unchanged.
 async fn single_instagram_post_changed(backend: Backend) {
@@ -499,11 +499,13 @@ async fn single_instagram_post_changed(backend: Backend) {
     assert_eq!(moved.post.caption, "reworded");
     assert_eq!(moved.targets[0].state, "scheduled");
     assert_eq!(moved.targets[0].scheduled_at, Some(at));
-    // The post keeps its single-account options, reworded.
-    let kept: instagram::publish::InstagramPost =
-        serde_json::from_str(&moved.post.options).unwrap();
+    // The post keeps its options, reworded.
+    let kept: compose::StoredComposite = serde_json::from_str(&moved.post.options).unwrap();
     assert_eq!(kept.caption, "reworded");
-    assert_eq!(kept.media_type, instagram::publish::MediaType::Image);
+    assert_eq!(
+        kept.targets[0].instagram.as_ref().unwrap().media_type,
+        Some(instagram::publish::MediaType::Image)
+    );
 
     // Not before its time (the job enqueued when it was made finds it moved), then once.
     h.drain().await;

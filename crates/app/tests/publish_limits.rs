@@ -145,7 +145,7 @@ on_both!(quotas_refuse_with_the_next_slot, |backend| async move {
     assert_eq!(issue.rule, "quota", "{issue:?}");
     let (message, next_slot_ms) = (issue.message.clone(), issue.next_slot_ms.unwrap());
     assert_eq!(next_slot_ms, first_init.unwrap() + 86_400_000);
-    assert!(message.contains("daily cap of 2 direct posts"), "{message}");
+    assert!(message.contains("daily cap of 2 direct"), "{message}");
     assert!(message.contains("the next free slot is"), "{message}");
 
     // Pending inbox drafts.

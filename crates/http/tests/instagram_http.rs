@@ -416,7 +416,7 @@ async fn api_publish(backend: Backend) {
             .unwrap()
             .starts_with("https://www.instagram.com/p/")
     );
-    assert_eq!(post["options"]["items"].as_array().unwrap().len(), 3);
+    assert_eq!(post["options"]["media"].as_array().unwrap().len(), 3);
 
     // The dashboard's Instagram widget: token days left, the publishing limit as Meta last
     // reported it to the publish job (no call to Meta on page load), and the latest posts.

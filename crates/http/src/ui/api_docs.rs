@@ -328,8 +328,12 @@ impl Docs<'_> {
                 .filter_map(Value::as_str)
                 .collect::<Vec<_>>()
                 .join(" | "),
-            _ if schema.get("allOf").is_some() => "object".to_string(),
-            _ => "any".to_string(),
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::Object(_)
+                if schema.get("allOf").is_some() =>
+            {
+                "object".to_string()
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::Object(_) => "any".to_string(),
         };
         if base.starts_with("array") {
             return base.replacen(
@@ -391,8 +395,12 @@ impl Docs<'_> {
                 .filter_map(Value::as_str)
                 .find(|t| *t != "null")
                 .unwrap_or("null"),
-            _ if schema.get("properties").is_some() => "object",
-            _ => "any",
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::Object(_)
+                if schema.get("properties").is_some() =>
+            {
+                "object"
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::Object(_) => "any",
         };
         match kind {
             "object" => Value::Object(

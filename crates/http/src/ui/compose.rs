@@ -713,7 +713,11 @@ async fn scheduled(
         .await
         .map_err(|e| match e {
             ComposeError::Store(e) => PageError::from(e),
-            other => PageError::new(
+            other @ (ComposeError::Invalid(_)
+            | ComposeError::NotFound(_)
+            | ComposeError::Conflict(_)
+            | ComposeError::Unavailable(_)
+            | ComposeError::Publish(_)) => PageError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "The schedule could not be read",
                 other.to_string(),

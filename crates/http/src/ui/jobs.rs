@@ -134,7 +134,7 @@ async fn page(
                 JobState::Dead => "bad",
                 JobState::Failed => "warn",
                 JobState::Succeeded => "ok",
-                _ => "",
+                JobState::Queued | JobState::Running | JobState::Cancelled => "",
             },
             state: j.state.as_str(),
             can_retry: matches!(j.state, JobState::Failed | JobState::Dead),

@@ -44,7 +44,14 @@ fn page_error(err: PublishError) -> PageError {
     match err {
         PublishError::NotFound(_) => PageError::not_found(),
         PublishError::Store(e) => PageError::from(e),
-        other => PageError::new(
+        other @ (PublishError::Invalid { .. }
+        | PublishError::Quota { .. }
+        | PublishError::Conflict(_)
+        | PublishError::NeedsReauth(_)
+        | PublishError::Provider(_)
+        | PublishError::Unavailable(_)
+        | PublishError::Io(_)
+        | PublishError::TooLarge { .. }) => PageError::new(
             axum::http::StatusCode::CONFLICT,
             "That did not work",
             other.to_string(),

@@ -135,7 +135,14 @@ async fn login(
         Err(err @ (AccessError::WrongCredentials | AccessError::TooManyAttempts { .. })) => {
             let status = match err {
                 AccessError::TooManyAttempts { .. } => axum::http::StatusCode::TOO_MANY_REQUESTS,
-                _ => axum::http::StatusCode::UNAUTHORIZED,
+                AccessError::WrongCredentials
+                | AccessError::WeakPassword
+                | AccessError::InvalidEmail(_)
+                | AccessError::InvalidWorkspace(_)
+                | AccessError::UnknownWorkspace(_)
+                | AccessError::UnknownScope(_)
+                | AccessError::InvalidKeyName
+                | AccessError::Store(_) => axum::http::StatusCode::UNAUTHORIZED,
             };
             let page = login_page(
                 &state,

@@ -178,7 +178,10 @@ async fn create(
         Err(err @ (EndpointError::Invalid { .. } | EndpointError::Url(_))) => {
             let message = match &err {
                 EndpointError::Url(guard) => format!("That URL cannot be used: {guard}."),
-                other => capitalize(&other.to_string()),
+                other @ (EndpointError::Invalid { .. }
+                | EndpointError::Busy
+                | EndpointError::Vault(_)
+                | EndpointError::Store(_)) => capitalize(&other.to_string()),
             };
             let draft = Draft {
                 url: field("url"),
