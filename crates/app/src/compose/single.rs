@@ -4,9 +4,8 @@
 //! pipeline as any other post ([`super::submit`]).
 
 use super::{NewComposite, Schedule, TargetSpec};
-use crate::pipeline::media::{Item, ItemKind};
 use crate::platforms::instagram::publish::{InstagramOptions, NewInstagramPost};
-use crate::platforms::tiktok::{self, MediaSource, TikTokOptions};
+use crate::platforms::tiktok::{self, TikTokOptions};
 
 impl From<tiktok::NewPost> for NewComposite {
     fn from(new: tiktok::NewPost) -> Self {
@@ -18,25 +17,7 @@ impl From<tiktok::NewPost> for NewComposite {
             idempotency_key,
             created_by,
         } = new;
-        let video = |url: Option<String>, media_id: Option<String>| Item {
-            url,
-            media_id,
-            kind: Some(ItemKind::Video),
-            ..Item::default()
-        };
-        let media = match media {
-            MediaSource::Stored(id) => vec![video(None, Some(id))],
-            MediaSource::VideoUrl(url) => vec![video(Some(url), None)],
-            MediaSource::Photos => options
-                .photo_urls
-                .iter()
-                .map(|url| Item {
-                    url: Some(url.clone()),
-                    kind: Some(ItemKind::Image),
-                    ..Item::default()
-                })
-                .collect(),
-        };
+        let media = media.items(&options.photo_urls);
         NewComposite {
             caption: options.caption,
             media,

@@ -20,6 +20,30 @@ pub enum MediaSource {
     Photos,
 }
 
+impl MediaSource {
+    /// The media items of a post with this source (`photo_urls`: a photo post's images).
+    pub fn items(&self, photo_urls: &[String]) -> Vec<Item> {
+        let video = |url: Option<String>, media_id: Option<String>| Item {
+            url,
+            media_id,
+            kind: Some(ItemKind::Video),
+            ..Item::default()
+        };
+        match self {
+            MediaSource::Stored(id) => vec![video(None, Some(id.clone()))],
+            MediaSource::VideoUrl(url) => vec![video(Some(url.clone()), None)],
+            MediaSource::Photos => photo_urls
+                .iter()
+                .map(|url| Item {
+                    url: Some(url.clone()),
+                    kind: Some(ItemKind::Image),
+                    ..Item::default()
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A post to one TikTok account in the single-account shape (the API's `account_id` with the
 /// TikTok fields); `compose` takes it as the one-target composite it is.
 #[derive(Debug, Clone)]
@@ -140,25 +164,12 @@ pub fn single_as_spec(
     target: &Target,
 ) -> Option<(String, Vec<Item>, crate::pipeline::spec::TargetSpec)> {
     let o: PostOptions = serde_json::from_str(&post.options).ok()?;
-    let video = |url: Option<String>, media_id: Option<String>| Item {
-        url,
-        media_id,
-        kind: Some(ItemKind::Video),
-        ..Item::default()
+    let source = match (&post.media_id, &post.media_url) {
+        (Some(id), _) => MediaSource::Stored(id.clone()),
+        (None, Some(url)) if post.kind == "video" => MediaSource::VideoUrl(url.clone()),
+        _ => MediaSource::Photos,
     };
-    let media = match (&post.media_id, &post.media_url) {
-        (Some(id), _) => vec![video(None, Some(id.clone()))],
-        (None, Some(url)) if post.kind == "video" => vec![video(Some(url.clone()), None)],
-        _ => o
-            .photo_urls
-            .iter()
-            .map(|url| Item {
-                url: Some(url.clone()),
-                kind: Some(ItemKind::Image),
-                ..Item::default()
-            })
-            .collect(),
-    };
+    let media = source.items(&o.photo_urls);
     let mode = if target.mode == Mode::Inbox.as_str() {
         Mode::Inbox
     } else {
