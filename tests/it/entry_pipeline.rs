@@ -39,15 +39,15 @@ const CREATOR_USERNAME: &str = "tidepost.sandbox";
 
 /// A server with the emulator and workers on, its media in a folder of its own; a TikTok and
 /// an Instagram account connected through the emulator.
-struct Scene {
-    app: TestApp,
-    key: String,
-    tiktok: String,
-    instagram: String,
+pub(crate) struct Scene {
+    pub(crate) app: TestApp,
+    pub(crate) key: String,
+    pub(crate) tiktok: String,
+    pub(crate) instagram: String,
     data: tempfile::TempDir,
 }
 
-async fn scene(backend: Backend) -> Scene {
+pub(crate) async fn scene(backend: Backend) -> Scene {
     let data = tempfile::tempdir().unwrap();
     let app = spawn_app_with(
         backend,
@@ -73,7 +73,7 @@ async fn scene(backend: Backend) -> Scene {
 }
 
 impl Scene {
-    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         bare_client()
             .post(self.app.url(path))
             .bearer_auth(&self.key)

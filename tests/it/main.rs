@@ -33,3 +33,4 @@ mod setup;
 mod ssrf;
 mod tenancy;
 mod unknown_outcome;
+mod validate_matches_posts;

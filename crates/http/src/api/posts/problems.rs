@@ -180,13 +180,7 @@ pub fn single_problem(err: ComposeError, platform: Option<Platform>) -> Problem 
     let ComposeError::Invalid(issues) = err else {
         return compose_problem(err);
     };
-    let issues: Vec<Issue> = issues
-        .into_iter()
-        .map(|i| Issue {
-            field: single_field(&i, platform),
-            ..i
-        })
-        .collect();
+    let issues = single_issues(issues, platform);
     if let [one] = issues.as_slice() {
         match one.rule.as_str() {
             "not_found" => {
@@ -241,6 +235,18 @@ pub fn single_problem(err: ComposeError, platform: Option<Platform>) -> Problem 
         }
     }
     compose_problem(ComposeError::Invalid(issues))
+}
+
+/// The issues of a post in the single-account shape, their fields named as that shape names
+/// them (what `POST /posts` and `POST /posts/validate` both answer).
+pub fn single_issues(issues: Vec<Issue>, platform: Option<Platform>) -> Vec<Issue> {
+    issues
+        .into_iter()
+        .map(|i| Issue {
+            field: single_field(&i, platform),
+            ..i
+        })
+        .collect()
 }
 
 /// An issue's field as the single-account shape names it: the target's fields at the top

@@ -16,7 +16,7 @@ use tidepost_app::compose::{self, ComposeError, Issue};
 use tidepost_domain::Platform;
 
 use super::body::{self, Files, Shape};
-use super::problems::{compose_problem, single_problem};
+use super::problems::{compose_problem, single_issues, single_problem};
 use crate::auth::Caller;
 use crate::error::Problem;
 use crate::state::HttpState;
@@ -96,11 +96,17 @@ pub(crate) async fn validate(
                 })
                 .collect(),
         })),
-        Err(ComposeError::Invalid(issues)) => Ok(Json(Validation {
-            valid: false,
-            errors: issues.iter().map(ValidationIssue::from).collect(),
-            targets: Vec::new(),
-        })),
+        Err(ComposeError::Invalid(issues)) => {
+            let issues = match submission.shape {
+                Shape::Composite => issues,
+                Shape::Single(platform) => single_issues(issues, platform),
+            };
+            Ok(Json(Validation {
+                valid: false,
+                errors: issues.iter().map(ValidationIssue::from).collect(),
+                targets: Vec::new(),
+            }))
+        }
         Err(other) => Err(match submission.shape {
             Shape::Composite => compose_problem(other),
             Shape::Single(platform) => single_problem(other, platform),
