@@ -415,7 +415,11 @@
         uploadNext(files);
       },
       onError: function (message) {
-        uploadFailed(file.name + " was not uploaded: " + capital(message) + (/[.!?]$/.test(message) ? "" : "."));
+        var end = /[.!?]$/.test(message) ? "" : ".";
+        // A refusal that names the file already says which one.
+        uploadFailed(message.indexOf(file.name) === 0
+          ? message + end + " It was not uploaded."
+          : file.name + " was not uploaded: " + capital(message) + end);
         fileInput.value = "";
       },
     });

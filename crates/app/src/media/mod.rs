@@ -95,7 +95,8 @@ pub enum MediaError {
     },
     #[error("the upload is larger than the {max} bytes allowed")]
     TooLarge { max: u64 },
-    /// The bytes are no video or image tidepost can read.
+    /// The bytes are no video or image tidepost can read: the words of [`unreadable`], which
+    /// name the file.
     #[error("{0}")]
     Unreadable(String),
     /// Probing cannot run here (ffprobe missing or hanging): the operator's problem.
@@ -241,6 +242,16 @@ pub fn unreadable(name: Option<&str>, reason: &str) -> rules::Violation {
     }
 }
 
+/// A probe's refusal of the file `name` as the library says it ([`unreadable`]).
+fn named(err: ProbeError, name: Option<&str>) -> MediaError {
+    match err {
+        ProbeError::Unreadable(reason) => {
+            MediaError::Unreadable(unreadable(name.map(clean_name).as_deref(), &reason).message)
+        }
+        other @ (ProbeError::ToolMissing(_) | ProbeError::Timeout(_)) => other.into(),
+    }
+}
+
 /// The rule of [`unreadable`].
 pub const UNREADABLE_RULE: &str = "media.probe";
 
@@ -314,7 +325,10 @@ pub async fn import_file(
     original_name: Option<&str>,
 ) -> Result<Media, MediaError> {
     // Probe before the file moves: when probing cannot run, the caller keeps its file whole.
-    let probed = prober(app).probe(path).await?;
+    let probed = prober(app)
+        .probe(path)
+        .await
+        .map_err(|e| named(e, original_name))?;
     let stored = storage(app).put_file(path).await?;
     record_probed(
         app,
@@ -396,7 +410,7 @@ async fn record_probed(
         }
         Err(e) if strict == Strict::Strict => {
             forget_file(app, &stored.sha256).await;
-            return Err(e.into());
+            return Err(named(e, original_name));
         }
         Err(e) => {
             tracing::warn!(sha256 = %stored.sha256, error = %e, "media stored without probed metadata");

@@ -181,9 +181,7 @@ impl Prober {
                 .map(|l| l.rsplit(": ").next().unwrap_or(l).trim())
                 .find(|l| !l.is_empty())
                 .unwrap_or("unknown format");
-            return Err(ProbeError::Unreadable(format!(
-                "not a video or image tidepost can read ({reason})"
-            )));
+            return Err(ProbeError::Unreadable(format!("ffprobe says {reason:?}")));
         }
         parse_ffprobe(&output.stdout, head, size)
     }

@@ -27,13 +27,10 @@ pub async fn store<R: AsyncRead + Unpin + Send>(
 ) -> Result<Media, PublishError> {
     match crate::media::import(app, workspace_id, reader, content_type, original_name).await {
         Ok(media) => Ok(media),
-        Err(MediaError::Unreadable(reason)) => {
-            let v = crate::media::unreadable(original_name, &reason);
-            Err(PublishError::Invalid {
-                field: v.rule,
-                message: v.message,
-            })
-        }
+        Err(MediaError::Unreadable(message)) => Err(PublishError::Invalid {
+            field: crate::media::UNREADABLE_RULE,
+            message,
+        }),
         Err(other) => Err(other.into()),
     }
 }
