@@ -1,7 +1,7 @@
 //! The social platforms tidepost publishes to.
 //!
 //! `Platform` is what rows, jobs, API models and templates carry. It is decoded from its text
-//! column ([`TryFrom<String>`], used by the store's row types) and from requests
+//! column (`sqlx::Decode`, feature `sqlx`, used by the store's row types) and from requests
 //! ([`std::str::FromStr`], serde): an unknown value is an error naming it, never a default.
 //! Matches on it in the application crates have no wildcard arm (clippy's
 //! `wildcard_enum_match_arm` is denied there), so a new variant makes the compiler list every
@@ -78,7 +78,34 @@ impl std::str::FromStr for Platform {
     }
 }
 
-/// How a `platform` text column is decoded (`#[sqlx(try_from = "String")]`).
+/// A `platform` text column: decoded from its text, an unknown value an error naming it (the
+/// row's read fails with "error occurred while decoding column platform: unknown platform
+/// …"), never another platform.
+#[cfg(feature = "sqlx")]
+impl<DB: sqlx::Database> sqlx::Type<DB> for Platform
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+#[cfg(feature = "sqlx")]
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for Platform
+where
+    String: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <String as sqlx::Decode<'r, DB>>::decode(value)?;
+        Ok(text.parse::<Platform>()?)
+    }
+}
+
 impl TryFrom<String> for Platform {
     type Error = UnknownPlatform;
     fn try_from(s: String) -> Result<Self, Self::Error> {

@@ -33,7 +33,6 @@ impl AccountStatus {
 pub struct Account {
     pub id: String,
     pub workspace_id: String,
-    #[sqlx(try_from = "String")]
     pub platform: Platform,
     pub provider_user_id: String,
     pub display_name: String,

@@ -36,7 +36,6 @@ pub struct Target {
     pub workspace_id: String,
     pub post_id: String,
     pub account_id: String,
-    #[sqlx(try_from = "String")]
     pub platform: Platform,
     /// `direct` or `inbox`.
     pub mode: String,

@@ -400,3 +400,22 @@ both_backends!(events_are_recorded_per_workspace, |db: Db| async move {
             .is_empty()
     );
 });
+
+// A row whose platform tidepost does not know is an error naming the value, never read as
+// another platform.
+both_backends!(an_unknown_platform_in_a_row_is_named, |db: Db| async move {
+    let ws = workspaces::create(&db, "rows", "Rows").await.unwrap();
+    tidepost_store::accounts::upsert(&db, &account(&ws.id, "acc-1", "open-1"))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE accounts SET platform = 'myspace' WHERE id = 'acc-1'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let err = tidepost_store::accounts::get(&db, &ws.id, "acc-1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown platform \"myspace\""), "{err}");
+    assert!(err.contains("\"tiktok\", \"instagram\""), "{err}");
+});

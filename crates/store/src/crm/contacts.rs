@@ -13,7 +13,6 @@ use crate::{Db, Result};
 pub struct Contact {
     pub id: String,
     pub workspace_id: String,
-    #[sqlx(try_from = "String")]
     pub platform: Platform,
     pub platform_user_id: String,
     pub handle: Option<String>,

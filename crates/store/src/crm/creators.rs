@@ -24,7 +24,6 @@ pub struct Creator {
 pub struct OwnedAccount {
     pub id: String,
     pub creator_id: Option<String>,
-    #[sqlx(try_from = "String")]
     pub platform: Platform,
     pub display_name: String,
     pub username: Option<String>,

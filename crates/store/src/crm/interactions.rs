@@ -16,7 +16,6 @@ use crate::{Db, Result};
 pub struct Interaction {
     pub id: String,
     pub workspace_id: String,
-    #[sqlx(try_from = "String")]
     pub platform: Platform,
     /// `comment`, `reply`, `mention` or `message`.
     pub kind: String,

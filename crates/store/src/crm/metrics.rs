@@ -17,7 +17,6 @@ pub struct Track {
     pub target_id: String,
     pub workspace_id: String,
     pub account_id: String,
-    #[sqlx(try_from = "String")]
     pub platform: Platform,
     pub provider_media_id: String,
     pub media_type: Option<String>,
@@ -64,7 +63,6 @@ pub struct Untracked {
     pub target_id: String,
     pub workspace_id: String,
     pub account_id: String,
-    #[sqlx(try_from = "String")]
     pub platform: Platform,
     /// Instagram: the media id; TikTok: the JSON array of public post ids.
     pub media: String,
@@ -333,7 +331,6 @@ pub struct CreatorPost {
     pub target_id: String,
     pub post_id: String,
     pub caption: String,
-    #[sqlx(try_from = "String")]
     pub platform: Platform,
     pub state: String,
     pub account_id: String,
