@@ -99,6 +99,15 @@ pub struct Issue {
     pub message: String,
     /// For a `quota` refusal: when the next slot opens (ms since the epoch).
     pub next_slot_ms: Option<i64>,
+    /// For a `provider` refusal: the platform's error code and whether trying again may work.
+    pub provider: Option<ProviderRefusal>,
+}
+
+/// What a platform said when it refused a check (an `Issue` of rule `provider`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ProviderRefusal {
+    pub code: String,
+    pub retryable: bool,
 }
 
 impl std::fmt::Display for Issue {
@@ -185,6 +194,7 @@ fn issue(
         rule: rule.into(),
         message: message.into(),
         next_slot_ms: None,
+        provider: None,
     }
 }
 
@@ -227,12 +237,18 @@ fn issue_of(index: usize, spec: &TargetSpec, platform: Platform, err: PublishErr
             next_slot_ms: Some(next_slot_ms),
             ..issue(at, "scheduled_at", "quota", message)
         },
-        PublishError::Provider(e) => issue(
-            at,
-            format!("{base}.account_id"),
-            "provider",
-            format!("the provider refused: {}", e.message),
-        ),
+        PublishError::Provider(e) => Issue {
+            provider: Some(ProviderRefusal {
+                code: e.code.clone(),
+                retryable: e.is_retryable(),
+            }),
+            ..issue(
+                at,
+                format!("{base}.account_id"),
+                "provider",
+                format!("the provider refused: {}", e.message),
+            )
+        },
         other @ (PublishError::Conflict(_)
         | PublishError::Unavailable(_)
         | PublishError::Store(_)

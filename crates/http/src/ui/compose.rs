@@ -310,6 +310,7 @@ impl Typed {
                     rule: "disclosure".into(),
                     message: "you need to indicate if your content promotes yourself, a third party, or both".into(),
                     next_slot_ms: None,
+                provider: None,
                 })
             })
             .collect()

@@ -366,6 +366,7 @@ fn upload_problem(err: PublishError, index: usize) -> Problem {
                 rule: field.to_string(),
                 message,
                 next_slot_ms: None,
+                provider: None,
             }]))
         }
         other @ (PublishError::Invalid { .. }

@@ -140,6 +140,7 @@ pub fn compose_problem(err: ComposeError) -> Problem {
                         "rule": i.rule,
                         "message": i.message,
                         "next_slot_at": i.next_slot_ms.map(tidepost_domain::time::rfc3339),
+                        "provider": i.provider,
                     })
                 })
                 .collect();
@@ -212,7 +213,7 @@ pub fn single_problem(err: ComposeError, platform: Option<Platform>) -> Problem 
                 .with("next_slot_at", tidepost_domain::time::rfc3339(next));
             }
             "provider" => {
-                return Problem::new(
+                let problem = Problem::new(
                     StatusCode::BAD_GATEWAY,
                     "provider-error",
                     match platform {
@@ -222,6 +223,12 @@ pub fn single_problem(err: ComposeError, platform: Option<Platform>) -> Problem 
                     },
                     one.message.clone(),
                 );
+                return match &one.provider {
+                    Some(refusal) => problem
+                        .with("provider_code", refusal.code.clone())
+                        .with("retryable", refusal.retryable),
+                    None => problem,
+                };
             }
             "unavailable" => {
                 return Problem::new(

@@ -12,7 +12,7 @@
 use axum::Json;
 use axum::extract::{Request, State};
 use serde::Serialize;
-use tidepost_app::compose::{self, ComposeError, Issue};
+use tidepost_app::compose::{self, ComposeError, Issue, ProviderRefusal};
 use tidepost_domain::Platform;
 
 use super::body::{self, Files, Shape};
@@ -32,6 +32,8 @@ pub struct ValidationIssue {
     message: String,
     /// For a limit refusal: when the next slot opens (RFC 3339).
     next_slot_at: Option<String>,
+    /// For a platform's refusal: its code and whether trying again may work.
+    provider: Option<ProviderRefusal>,
 }
 
 impl From<&Issue> for ValidationIssue {
@@ -44,6 +46,7 @@ impl From<&Issue> for ValidationIssue {
             rule: i.rule.clone(),
             message: i.message.clone(),
             next_slot_at: i.next_slot_ms.map(tidepost_domain::time::rfc3339),
+            provider: i.provider.clone(),
         }
     }
 }
