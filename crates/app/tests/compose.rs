@@ -459,10 +459,10 @@ async fn single_instagram_post_changed(backend: Backend) {
     let made = tidepost_app::compose::submit(
         &h.app,
         &h.ws,
-        instagram::publish::NewInstagramPost {
+        instagram::options::NewInstagramPost {
             account_id: ig.id.clone(),
-            post: instagram::publish::InstagramPost {
-                media_type: instagram::publish::MediaType::Image,
+            post: instagram::options::InstagramPost {
+                media_type: instagram::options::MediaType::Image,
                 caption: "as first written".into(),
                 items: vec![Item {
                     url: Some(h.file_url("photo.jpg")),
@@ -504,7 +504,7 @@ async fn single_instagram_post_changed(backend: Backend) {
     assert_eq!(kept.caption, "reworded");
     assert_eq!(
         kept.targets[0].instagram.as_ref().unwrap().media_type,
-        Some(instagram::publish::MediaType::Image)
+        Some(instagram::options::MediaType::Image)
     );
 
     // Not before its time (the job enqueued when it was made finds it moved), then once.

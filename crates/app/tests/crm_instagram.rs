@@ -12,7 +12,7 @@ use instagram_support::*;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tidepost_app::crm;
-use tidepost_app::instagram::publish::{InstagramPost, MediaType, NewInstagramPost};
+use tidepost_app::instagram::options::{InstagramPost, MediaType, NewInstagramPost};
 use tidepost_app::instagram::webhooks;
 use tidepost_app::pipeline::media::Item;
 use tidepost_jobs::{Registry, drain_due};

@@ -6,7 +6,7 @@ mod instagram_support;
 
 use instagram_support::*;
 use serde_json::json;
-use tidepost_app::instagram::publish::{InstagramPost, MediaType, NewInstagramPost};
+use tidepost_app::instagram::options::{InstagramPost, MediaType, NewInstagramPost};
 use tidepost_app::pipeline::PostView;
 use tidepost_app::pipeline::media::Item;
 use tidepost_store::accounts::Account;

@@ -9,7 +9,7 @@ use instagram_support::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tidepost_app::compose::{ComposeError, Issue};
-use tidepost_app::instagram::publish::{InstagramPost, MediaType, NewInstagramPost};
+use tidepost_app::instagram::options::{InstagramPost, MediaType, NewInstagramPost};
 use tidepost_app::pipeline::PostView;
 use tidepost_app::pipeline::media::Item;
 use tidepost_store::accounts::Account;

@@ -3,7 +3,7 @@
 //! A composite post has one caption and one media set ([`NewComposite`]) and a target per
 //! account ([`TargetSpec`]), each with its own overrides (caption; TikTok mode, privacy and
 //! interaction options; Instagram media type, reel cover). Every target is checked by its
-//! platform's own checks (`publish::prepare` for TikTok, `instagram::publish::prepare` for
+//! platform's own checks (`publish::prepare` for TikTok, `instagram::prepare::prepare` for
 //! Instagram — the same code as a single-account post) and then runs its platform's own job
 //! (`tiktok.publish`, `instagram.publish`), one job per target, with its own state machine; the
 //! post's state is [`PostSummary::of`] its targets.
@@ -39,7 +39,7 @@ use crate::pipeline::{PostView, Prepared, PublishError, new_target};
 use crate::platforms::publish_job;
 
 pub use crate::pipeline::spec::{TargetInput, TargetSpec};
-pub use crate::platforms::instagram::publish::InstagramOptions;
+pub use crate::platforms::instagram::options::InstagramOptions;
 pub use crate::platforms::tiktok::TikTokOptions;
 pub use crate::platforms::tiktok::creator_cache::creator_info;
 pub use schedule::When;
@@ -948,7 +948,7 @@ pub async fn list(
 mod tests {
     use super::*;
     use crate::pipeline::quota::decide;
-    use crate::platforms::instagram::publish::{InstagramPost, MediaType};
+    use crate::platforms::instagram::options::{InstagramPost, MediaType};
     use crate::platforms::tiktok::{Mode, PostOptions};
 
     fn account(platform: &str) -> Account {

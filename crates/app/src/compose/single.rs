@@ -4,7 +4,7 @@
 //! pipeline as any other post ([`super::submit`]).
 
 use super::{NewComposite, Schedule, TargetSpec};
-use crate::platforms::instagram::publish::{InstagramOptions, NewInstagramPost};
+use crate::platforms::instagram::options::{InstagramOptions, NewInstagramPost};
 use crate::platforms::tiktok::{self, TikTokOptions};
 
 impl From<tiktok::NewPost> for NewComposite {

@@ -149,7 +149,7 @@ pub async fn guard_media_urls(
 }
 
 /// One target checked and ready to store: what its post row and its target row hold. Made by
-/// [`prepare`] (TikTok) and `instagram::publish::prepare`, shared by the single-target submits
+/// [`prepare`] (TikTok) and `instagram::prepare::prepare`, shared by the single-target submits
 /// and by `compose` (one post to several accounts), so every path runs the same checks.
 #[derive(Debug, Clone)]
 pub struct Prepared {

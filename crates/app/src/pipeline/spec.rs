@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tidepost_domain::Platform;
 
 use super::media::{Item, ItemKind};
-use crate::platforms::instagram::publish::InstagramOptions;
+use crate::platforms::instagram::options::InstagramOptions;
 use crate::platforms::tiktok::TikTokOptions;
 
 /// One account of a composite post and its overrides.

@@ -45,7 +45,7 @@ pub fn publish_job_kind(platform: Platform) -> &'static str {
 pub async fn daily_limit(app: &App, prepared: &Prepared) -> DailyLimit {
     match prepared.account.platform {
         Platform::Tiktok => tiktok::limits::daily_limit(app, prepared),
-        Platform::Instagram => instagram::publish::daily_limit(app, prepared).await,
+        Platform::Instagram => instagram::limits::daily_limit(app, prepared).await,
     }
 }
 
@@ -112,7 +112,7 @@ pub async fn prepare_target(
             tiktok::prepare::prepare_target(app, workspace_id, account, input).await
         }
         Platform::Instagram => {
-            instagram::publish::prepare_target(app, workspace_id, account, input).await
+            instagram::prepare::prepare_target(app, workspace_id, account, input).await
         }
     }
 }
@@ -127,7 +127,7 @@ pub async fn admit_now(
 ) -> Result<(), crate::pipeline::PublishError> {
     match prepared.account.platform {
         Platform::Tiktok => tiktok::limits::admit_now(app, prepared, now).await,
-        Platform::Instagram => instagram::publish::admit_now(app, &prepared.account, now).await,
+        Platform::Instagram => instagram::limits::admit_now(app, &prepared.account, now).await,
     }
 }
 
@@ -135,7 +135,7 @@ pub async fn admit_now(
 pub fn media_target(prepared: &Prepared) -> Option<crate::media::rules::Target> {
     match prepared.account.platform {
         Platform::Tiktok => tiktok::prepare::media_target(prepared),
-        Platform::Instagram => instagram::publish::media_target(prepared),
+        Platform::Instagram => instagram::prepare::media_target(prepared),
     }
 }
 
@@ -151,6 +151,6 @@ pub fn single_as_spec(
 )> {
     match target.platform {
         Platform::Tiktok => tiktok::prepare::single_as_spec(post, target),
-        Platform::Instagram => instagram::publish::single_as_spec(post, target),
+        Platform::Instagram => instagram::prepare::single_as_spec(post, target),
     }
 }

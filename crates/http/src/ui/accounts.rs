@@ -157,7 +157,7 @@ pub struct InstagramStats {
 impl InstagramStats {
     pub async fn of(state: &HttpState, account: &Account, now: i64) -> Result<Self, PageError> {
         let details: serde_json::Value = serde_json::from_str(&account.details).unwrap_or_default();
-        let reading = &details[tidepost_app::instagram::publish::PUBLISHING_LIMIT_DETAIL];
+        let reading = &details[tidepost_app::instagram::limits::PUBLISHING_LIMIT_DETAIL];
         let limit = reading["used"].as_i64().map(|used| {
             let total = reading["total"].as_i64().unwrap_or(100);
             (used, total, when(reading["checked_at"].as_i64()))

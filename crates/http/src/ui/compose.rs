@@ -34,7 +34,7 @@ use serde::Deserialize;
 use tidepost_app::compose::{
     self, ComposeError, InstagramOptions, Issue, NewComposite, Schedule, TargetSpec, TikTokOptions,
 };
-use tidepost_app::instagram::publish::MediaType;
+use tidepost_app::instagram::options::MediaType;
 use tidepost_app::media::rules::bytes;
 use tidepost_app::pipeline::media::{Item, ItemKind};
 use tidepost_app::tiktok::Mode;

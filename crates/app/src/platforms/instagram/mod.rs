@@ -9,7 +9,10 @@
 //! - [`webhooks`]: the inbound `instagram` webhook (handshake, signature, dedupe, apply).
 
 pub mod connect;
+pub mod limits;
 pub mod media_url;
+pub mod options;
+pub mod prepare;
 pub mod publish;
 pub mod webhooks;
 

@@ -19,7 +19,7 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tidepost_app::compose::{ComposeError, Issue, NewComposite, TargetSpec};
-use tidepost_app::instagram::publish::{InstagramPost, MediaType, NewInstagramPost};
+use tidepost_app::instagram::options::{InstagramPost, MediaType, NewInstagramPost};
 use tidepost_app::pipeline::media::{Item, ItemKind};
 use tidepost_app::pipeline::{self, PublishError};
 use tidepost_app::tiktok::{self, MediaSource, Mode, PostOptions, TikTokOptions};

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use tidepost_app::compose::TargetSpec;
-use tidepost_app::instagram::publish::MediaType as InstagramMediaType;
+use tidepost_app::instagram::options::MediaType as InstagramMediaType;
 use tidepost_app::pipeline::media::Item;
 use tidepost_app::tiktok::TikTokOptions;
 
