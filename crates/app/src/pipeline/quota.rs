@@ -169,4 +169,14 @@ mod tests {
             assert!(!fits(&events, probe, 2), "{probe} fits before {slot}");
         }
     }
+
+    #[test]
+    fn a_slot_is_kept_moved_or_refused() {
+        let day = DAY_MS;
+        let at = 100 * day;
+        assert_eq!(decide(&[at - 1], at, 2, false), Ok(at));
+        assert_eq!(decide(&[at - 1, at], at, 2, false), Err(Some(at - 1 + day)));
+        assert_eq!(decide(&[at - 1, at], at, 2, true), Ok(at - 1 + day));
+        assert_eq!(decide(&[], at, 0, true), Err(None));
+    }
 }
