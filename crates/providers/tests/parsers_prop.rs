@@ -210,7 +210,9 @@ proptest! {
         a in secrets(),
         b in secrets(),
     ) {
-        prop_assume!(a != b);
+        // HMAC pads a short key with zero bytes, so keys that differ only by trailing NULs are
+        // the same key ("" and "\0" sign alike): those are not "another secret".
+        prop_assume!(a.trim_end_matches('\0') != b.trim_end_matches('\0'));
         let header = tiktok_header(&a, 5, &body);
         prop_assert_eq!(
             verify_tiktok_signature(&header, &body, &SecretString::from(b), 5, 0),

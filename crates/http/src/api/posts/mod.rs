@@ -81,6 +81,19 @@ pub fn router() -> Router<HttpState> {
         .route("/posts/{id}/targets/{target}/send-again", post(send_again))
 }
 
+/// What an action on post `id` answers: the post, or the refusal naming its platform.
+async fn answer(
+    state: &HttpState,
+    workspace_id: &str,
+    id: &str,
+    done: Result<PostView, PublishError>,
+) -> Result<Json<Value>, Problem> {
+    match done {
+        Ok(view) => Ok(Json(render(state, &view).await?)),
+        Err(err) => Err(problem_on(err, platform_of(state, workspace_id, id).await)),
+    }
+}
+
 /// The platform of a post's target, for naming it in errors.
 async fn platform_of(state: &HttpState, workspace_id: &str, post_id: &str) -> Option<Platform> {
     tidepost_store::posts::targets_of(&state.app.db, workspace_id, post_id)
@@ -256,14 +269,8 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let view = match pipeline::get(&state.app, &caller.workspace_id, &id).await {
-        Ok(view) => view,
-        Err(err) => {
-            let platform = platform_of(&state, &caller.workspace_id, &id).await;
-            return Err(problem_on(err, platform));
-        }
-    };
-    Ok(Json(render(&state, &view).await?))
+    let done = pipeline::get(&state.app, &caller.workspace_id, &id).await;
+    answer(&state, &caller.workspace_id, &id, done).await
 }
 
 #[utoipa::path(
@@ -281,14 +288,8 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let view = match pipeline::cancel(&state.app, &caller.workspace_id, &id).await {
-        Ok(view) => view,
-        Err(err) => {
-            let platform = platform_of(&state, &caller.workspace_id, &id).await;
-            return Err(problem_on(err, platform));
-        }
-    };
-    Ok(Json(render(&state, &view).await?))
+    let done = pipeline::cancel(&state.app, &caller.workspace_id, &id).await;
+    answer(&state, &caller.workspace_id, &id, done).await
 }
 
 #[utoipa::path(
@@ -326,14 +327,8 @@ async fn retry(
     Path((id, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let view = match pipeline::retry(&state.app, &caller.workspace_id, &id, &target).await {
-        Ok(view) => view,
-        Err(err) => {
-            let platform = platform_of(&state, &caller.workspace_id, &id).await;
-            return Err(problem_on(err, platform));
-        }
-    };
-    Ok(Json(render(&state, &view).await?))
+    let done = pipeline::retry(&state.app, &caller.workspace_id, &id, &target).await;
+    answer(&state, &caller.workspace_id, &id, done).await
 }
 
 /// The body of `POST …/mark-published`.
