@@ -251,6 +251,33 @@ async fn api_upload(backend: Backend) {
     // An unknown post id is not found.
     let other = get(format!("/api/v1/posts/{}", tidepost_domain::new_id())).await;
     assert_eq!(other.status(), 404);
+
+    // Multipart text is text: a caption that reads like a number or a checkbox's word stays
+    // the caption, while the TikTok options' words are read as theirs ("on" turns comments off).
+    for caption in ["2024", "true", "on"] {
+        let form = reqwest::multipart::Form::new()
+            .text("account_id", e.account_id.clone())
+            .text("caption", caption)
+            .text("privacy_level", "SELF_ONLY")
+            .text("disable_comment", "on")
+            .text("media_url", "https://media.tidepost.example/a.mp4");
+        let answer = e
+            .http
+            .post(format!("{}/api/v1/posts", e.base))
+            .bearer_auth(&e.key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let post: Value = answer.json().await.unwrap();
+        assert_eq!(status, 202, "caption {caption:?}: {post}");
+        assert_eq!(post["caption"], caption, "{post}");
+        assert_eq!(
+            post["options"]["targets"][0]["tiktok"]["disable_comment"], true,
+            "{post}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

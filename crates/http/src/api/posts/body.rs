@@ -298,7 +298,10 @@ async fn multipart(
                 serde_json::from_str(&text).map_err(|e| field_problem(&name, e))?
             }
             "photo_urls" => Value::Array(vec![Value::String(text)]),
-            _ => form_value(&text),
+            // A TikTok option's text as the value it stands for (a checkbox's word, a number);
+            // every other field is text as it came (a caption of "2024" stays a caption).
+            name if TikTokOptions::FIELDS.contains(&name) => form_value(&text),
+            _ => Value::String(text),
         };
         match (fields.get_mut(&name), value) {
             // Repeated `photo_urls` parts add up.
