@@ -228,7 +228,8 @@ mod tests {
         }
     }
 
-    /// A single-account post as `publish::submit` stores it: its target's options are the post's.
+    /// A single-account post as versions before composites stored it: its target's options are
+    /// the post's.
     fn single(
         platform: &str,
         mode: &str,

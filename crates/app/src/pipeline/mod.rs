@@ -1,11 +1,12 @@
 //! The publishing pipeline every platform shares: posts and their targets, the target state
 //! machine ([`advance`]), the errors a person reads ([`PublishError`]), storing a checked target
-//! with its job ([`store_and_enqueue`]), cancelling, retrying and restarting targets, the
+//! with its job (the composer's `store`), cancelling, retrying and restarting targets, the
 //! daily-limit placement ([`quota`]), the halts of a publish job ([`halt`]), inbound webhook
 //! ingest ([`inbound`]) and media for publishing ([`media`]).
 //!
 //! What differs by platform (checking a target, its publish job, its limits) is behind
-//! `crate::platforms`; nothing here names a platform.
+//! `crate::platforms`. One exception is left: [`retry`] refuses a target whose TikTok init
+//! outcome is unknown (`platforms::tiktok::reconcile`), the only platform with that state.
 
 pub(crate) mod halt;
 pub mod inbound;
