@@ -19,9 +19,6 @@ pub fn problem(err: PublishError) -> Problem {
 
 /// A publish error about an account of `platform` (when one is concerned) as problem+json.
 pub fn problem_on(err: PublishError, platform: Option<Platform>) -> Problem {
-    let account = platform.map_or("the account".to_string(), |p| {
-        format!("the {} account", p.display_name())
-    });
     match err {
         PublishError::Invalid { field, message } => {
             Problem::invalid(format!("{field}: {message}")).with("field", field)
@@ -30,32 +27,14 @@ pub fn problem_on(err: PublishError, platform: Option<Platform>) -> Problem {
         PublishError::Quota {
             message,
             next_slot_ms,
-        } => {
-            let wait = (next_slot_ms - tidepost_domain::now_ms()).max(1000) / 1000;
-            Problem::too_many_requests(message, u64::try_from(wait).unwrap_or(1))
-                .with("next_slot_at", tidepost_domain::time::rfc3339(next_slot_ms))
-        }
+        } => limit_reached(message, next_slot_ms),
         PublishError::Conflict(message) => Problem::conflict(message),
-        PublishError::NeedsReauth(message) => Problem::new(
-            StatusCode::CONFLICT,
-            "needs-reauth",
-            "The account must be connected again",
-            format!("{message}; connect {account} again"),
-        ),
+        PublishError::NeedsReauth(message) => needs_reauth(&message, platform),
         PublishError::Provider(e) => {
             let retryable = e.is_retryable();
-            Problem::new(
-                StatusCode::BAD_GATEWAY,
-                "provider-error",
-                match platform {
-                    Some(Platform::Tiktok) => "TikTok refused",
-                    Some(Platform::Instagram) => "Instagram refused",
-                    None => "The platform refused",
-                },
-                e.message,
-            )
-            .with("provider_code", e.code)
-            .with("retryable", retryable)
+            refused_by(platform, e.message)
+                .with("provider_code", e.code)
+                .with("retryable", retryable)
         }
         PublishError::Unavailable(message) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -192,37 +171,13 @@ pub fn single_problem(err: ComposeError, platform: Option<Platform>) -> Problem 
                 };
                 return Problem::not_found(what).with("field", one.field.clone());
             }
-            "needs_reauth" => {
-                let account = platform.map_or("the account".to_string(), |p| {
-                    format!("the {} account", p.display_name())
-                });
-                return Problem::new(
-                    StatusCode::CONFLICT,
-                    "needs-reauth",
-                    "The account must be connected again",
-                    format!("{}; connect {account} again", one.message),
-                );
-            }
+            "needs_reauth" => return needs_reauth(&one.message, platform),
             "quota" => {
                 let next = one.next_slot_ms.unwrap_or_else(tidepost_domain::now_ms);
-                let wait = (next - tidepost_domain::now_ms()).max(1000) / 1000;
-                return Problem::too_many_requests(
-                    one.message.clone(),
-                    u64::try_from(wait).unwrap_or(1),
-                )
-                .with("next_slot_at", tidepost_domain::time::rfc3339(next));
+                return limit_reached(one.message.clone(), next);
             }
             "provider" => {
-                let problem = Problem::new(
-                    StatusCode::BAD_GATEWAY,
-                    "provider-error",
-                    match platform {
-                        Some(Platform::Tiktok) => "TikTok refused",
-                        Some(Platform::Instagram) => "Instagram refused",
-                        None => "The platform refused",
-                    },
-                    one.message.clone(),
-                );
+                let problem = refused_by(platform, one.message.clone());
                 return match &one.provider {
                     Some(refusal) => problem
                         .with("provider_code", refusal.code.clone())
@@ -254,6 +209,36 @@ pub fn single_issues(issues: Vec<Issue>, platform: Option<Platform>) -> Vec<Issu
             ..i
         })
         .collect()
+}
+
+/// 409: the account must be connected again (`platform`'s, when known).
+fn needs_reauth(message: &str, platform: Option<Platform>) -> Problem {
+    let account = platform.map_or("the account".to_string(), |p| {
+        format!("the {} account", p.display_name())
+    });
+    Problem::new(
+        StatusCode::CONFLICT,
+        "needs-reauth",
+        "The account must be connected again",
+        format!("{message}; connect {account} again"),
+    )
+}
+
+/// 429: a posting limit, with when the next slot opens.
+fn limit_reached(message: String, next_slot_ms: i64) -> Problem {
+    let wait = (next_slot_ms - tidepost_domain::now_ms()).max(1000) / 1000;
+    Problem::too_many_requests(message, u64::try_from(wait).unwrap_or(1))
+        .with("next_slot_at", tidepost_domain::time::rfc3339(next_slot_ms))
+}
+
+/// 502: the platform refused ("TikTok refused", or "The platform refused" when unknown).
+fn refused_by(platform: Option<Platform>, message: String) -> Problem {
+    let title = match platform {
+        Some(Platform::Tiktok) => "TikTok refused",
+        Some(Platform::Instagram) => "Instagram refused",
+        None => "The platform refused",
+    };
+    Problem::new(StatusCode::BAD_GATEWAY, "provider-error", title, message)
 }
 
 /// An issue's field as the single-account shape names it: the target's fields at the top
