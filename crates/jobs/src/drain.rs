@@ -17,6 +17,9 @@ pub struct RunReport {
     pub succeeded: usize,
     /// Failed and scheduled to try again.
     pub retrying: usize,
+    /// Not failed: waiting for something outside (a provider still processing, a rate-limit
+    /// slot) and due again later.
+    pub waiting: usize,
     pub dead: usize,
     /// Could not be settled: the lease was gone (the job will run again elsewhere).
     pub lost: usize,
@@ -32,6 +35,7 @@ impl RunReport {
         match outcome {
             Outcome::Succeeded => self.succeeded += 1,
             Outcome::Retrying { .. } => self.retrying += 1,
+            Outcome::Waiting { .. } => self.waiting += 1,
             Outcome::Dead => self.dead += 1,
             Outcome::LeaseLost => self.lost += 1,
             Outcome::Released => self.released += 1,

@@ -33,9 +33,16 @@ pub enum Retry {
     Yes { after: Option<Duration> },
     /// Never: the job goes straight to `dead`.
     No,
+    /// Nothing went wrong: the job is waiting for something outside (a provider still
+    /// processing, a rate-limit slot) and looks again after `after`. Not a failure: no
+    /// `last_error` is stored, nothing is logged as failed, and the run does not count as
+    /// failed in the metrics; the attempt still counts toward the kind's `max_attempts`.
+    Wait { after: Duration },
 }
 
-/// A handler's failure: a message (kept on the job as `last_error`) and whether to retry.
+/// What a handler returns when it did not finish: a failure (the message is kept on the job as
+/// `last_error`) and whether to retry, or a wait ([`JobError::wait`], the message is a note
+/// logged at debug level and kept nowhere).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobError {
     pub message: String,
@@ -57,6 +64,20 @@ impl JobError {
             message: message.to_string(),
             retry: Retry::No,
         }
+    }
+
+    /// Not a failure: "wait and look again" after `after` (a provider still processing, a
+    /// slot of a rate limit not free yet). `note` says what is awaited (logged at debug).
+    pub fn wait(note: impl fmt::Display, after: Duration) -> Self {
+        Self {
+            message: note.to_string(),
+            retry: Retry::Wait { after },
+        }
+    }
+
+    /// True for a [`wait`](Self::wait), false for a failure.
+    pub fn is_wait(&self) -> bool {
+        matches!(self.retry, Retry::Wait { .. })
     }
 
     /// Asks for the next try no sooner than `after` (a 429's `Retry-After`).

@@ -219,6 +219,16 @@ pub async fn fail(db: &Db, now: i64, lease: &Lease, run_at: i64, error: &str) ->
     .await
 }
 
+/// Puts a job that waits for something outside (not a failure) back as `queued`, due at
+/// `run_at`; its `last_error` is left as it was (a wait is not an error).
+pub async fn wait(db: &Db, now: i64, lease: &Lease, run_at: i64) -> Result<bool> {
+    let sql = format!(
+        "UPDATE jobs SET state = 'queued', run_at = $3, locked_by = NULL, lease_id = NULL, \
+             locked_until = NULL, updated_at = $4 WHERE {FENCE}"
+    );
+    fenced(db.pool(), &sql, lease, |q| q.bind(run_at).bind(now)).await
+}
+
 /// Moves the job to `dead`, keeping `error`.
 pub async fn bury(db: &Db, now: i64, lease: &Lease, error: &str) -> Result<bool> {
     let sql = format!(

@@ -8,6 +8,8 @@ pub const STARTED: &str = "tidepost_jobs_started_total";
 pub const SUCCEEDED: &str = "tidepost_jobs_succeeded_total";
 /// Failed runs that will be retried.
 pub const FAILED: &str = "tidepost_jobs_failed_total";
+/// Runs that were waiting for something outside (not failures) and will look again.
+pub const WAITED: &str = "tidepost_jobs_waited_total";
 pub const DEAD: &str = "tidepost_jobs_dead_total";
 /// Jobs waiting to run (queued or waiting for a retry), sampled by workers.
 pub const QUEUE_DEPTH: &str = "tidepost_jobs_queue_depth";
@@ -19,6 +21,10 @@ pub fn describe() {
     metrics::describe_counter!(STARTED, "Job runs started");
     metrics::describe_counter!(SUCCEEDED, "Job runs that succeeded");
     metrics::describe_counter!(FAILED, "Job runs that failed and will be retried");
+    metrics::describe_counter!(
+        WAITED,
+        "Job runs that were waiting for something outside (not failures) and will look again"
+    );
     metrics::describe_counter!(
         DEAD,
         "Jobs that went dead (out of attempts or failed permanently)"
@@ -45,6 +51,10 @@ pub(crate) fn succeeded(kind: &str) {
 
 pub(crate) fn failed(kind: &str) {
     metrics::counter!(FAILED, "kind" => kind.to_string()).increment(1);
+}
+
+pub(crate) fn waited(kind: &str) {
+    metrics::counter!(WAITED, "kind" => kind.to_string()).increment(1);
 }
 
 pub(crate) fn dead(kind: &str) {

@@ -27,6 +27,10 @@ pub enum Outcome {
     Retrying {
         at: i64,
     },
+    /// Not finished and not failed: waiting for something outside; due again at this instant.
+    Waiting {
+        at: i64,
+    },
     Dead,
     /// The lease was gone when the run tried to settle: another worker owns the job now.
     LeaseLost,
@@ -69,6 +73,7 @@ pub(crate) async fn run(
     match outcome {
         Outcome::Succeeded => metrics::succeeded(&kind),
         Outcome::Retrying { .. } => metrics::failed(&kind),
+        Outcome::Waiting { .. } => metrics::waited(&kind),
         Outcome::Dead => metrics::dead(&kind),
         Outcome::LeaseLost | Outcome::Released => {}
     }
@@ -114,10 +119,24 @@ async fn run_leased(
         None => release(queue, &job, &lease).await,
         Some(Ok(())) if ctx.completed_by_handler() => Outcome::Succeeded,
         Some(Ok(())) => complete(queue, &job, &lease, timing.completer.as_ref()).await,
+        Some(Err(err)) if err.is_wait() => {
+            let Retry::Wait { after } = err.retry else {
+                unreachable!("is_wait")
+            };
+            if job.attempts < max_attempts {
+                wait(queue, &job, &lease, after, &err.message).await
+            } else {
+                let error = format!(
+                    "gave up after {} attempts, still waiting: {}",
+                    job.attempts, err.message
+                );
+                bury(queue, &job, &lease, &error).await
+            }
+        }
         Some(Err(err)) => {
             let retry_after = match err.retry {
                 Retry::Yes { after } if job.attempts < max_attempts => Some(after),
-                _ => None,
+                Retry::Yes { .. } | Retry::No | Retry::Wait { .. } => None,
             };
             match retry_after {
                 Some(after) => {
@@ -205,6 +224,19 @@ async fn retry(queue: &Queue, job: &Job, lease: &Lease, delay: Duration, error: 
     tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, retry_in = ?delay, "job failed: {error}");
     if settle(|| lease::fail(queue.db(), now, lease, at, error)).await {
         Outcome::Retrying { at }
+    } else {
+        lost(job)
+    }
+}
+
+/// Puts a waiting job back, due at `now + delay`: not a failure, so nothing is stored as its
+/// error and the log says it waits (at debug level), never that it failed.
+async fn wait(queue: &Queue, job: &Job, lease: &Lease, delay: Duration, note: &str) -> Outcome {
+    let now = queue.clock().now_ms();
+    let at = now.saturating_add(millis(delay));
+    tracing::debug!(job = %job.id, kind = %job.kind, attempt = job.attempts, look_again_in = ?delay, "job waiting: {note}");
+    if settle(|| lease::wait(queue.db(), now, lease, at)).await {
+        Outcome::Waiting { at }
     } else {
         lost(job)
     }

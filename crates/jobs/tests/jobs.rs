@@ -1318,3 +1318,77 @@ async fn wait_for_state(db: &Db, id: &str, state: JobState) {
     }
     panic!("job {id} never reached {state}: {:?}", job(db, id).await);
 }
+
+// A handler's "wait and look again" (a provider still processing, a rate-limit slot) is not a
+// failure: the job stores no error, is not counted as failed, and looks again after the wait;
+// only running out of attempts while still waiting makes it dead, with the wait as the reason.
+both_backends!(waiting_is_not_an_error, |db: Db| async move {
+    let queue = queue(&db);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let runs = seen.clone();
+    let registry = Registry::new().register_with(
+        "poll",
+        exact(3, 10, 15),
+        handler_fn(move |_ctx, _payload: Value| {
+            let runs = runs.clone();
+            async move {
+                match runs.fetch_add(1, Ordering::SeqCst) {
+                    // A real failure first: it is the job's last error.
+                    0 => Err(JobError::retryable("provider timed out")),
+                    _ => Err(JobError::wait(
+                        "the provider is still processing",
+                        Duration::from_secs(7),
+                    )),
+                }
+            }
+        }),
+    );
+    let waiting = enqueue(&queue, NewJob::new("poll", &())).await;
+    let report = drain_due(&queue, &registry, None, 10).await.unwrap();
+    assert_eq!(report.retrying, 1, "{report:?}");
+
+    queue.clock().advance(Duration::from_secs(10));
+    let report = drain_due(&queue, &registry, None, 10).await.unwrap();
+    assert_eq!(
+        (
+            report.waiting,
+            report.retrying,
+            report.dead,
+            report.exit_code()
+        ),
+        (1, 0, 0, 0),
+        "{report:?}"
+    );
+    let after_wait = job(&db, &waiting).await;
+    assert_eq!(after_wait.state, JobState::Queued);
+    assert_eq!(after_wait.run_at, queue.clock().now_ms() + 7 * SECOND);
+    assert_eq!(after_wait.attempts, 2);
+    // The wait is not stored as an error: the last error is still the real one.
+    assert_eq!(after_wait.last_error.as_deref(), Some("provider timed out"));
+
+    // A job that only ever waited has no error at all.
+    let fresh = enqueue(
+        &queue,
+        NewJob::new("poll", &json!({"n": 2})).idempotency_key("second"),
+    )
+    .await;
+    queue.clock().advance(Duration::from_secs(7));
+    let report = drain_due(&queue, &registry, None, 10).await.unwrap();
+    // The first job's third attempt waits again with no attempt left: dead, and says why.
+    assert_eq!((report.waiting, report.dead), (1, 1), "{report:?}");
+    let fresh_job = job(&db, &fresh).await;
+    assert_eq!(
+        (fresh_job.state, fresh_job.last_error),
+        (JobState::Queued, None)
+    );
+    let spent = job(&db, &waiting).await;
+    assert_eq!(spent.state, JobState::Dead);
+    assert!(
+        spent
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("still waiting") && e.contains("still processing")),
+        "{:?}",
+        spent.last_error
+    );
+});
