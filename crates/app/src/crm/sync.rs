@@ -259,10 +259,10 @@ async fn take_slot(app: &App, account: &Account, now: i64) -> Result<(), JobErro
                 .meta_usage()
                 .wait_for(&account.provider_user_id)
             {
-                return Err(JobError::retryable(format!(
-                    "Meta reports {percent} % of the call budget used; waiting"
-                ))
-                .retry_after(wait));
+                return Err(JobError::wait(
+                    format!("Meta reports {percent} % of the call budget used; waiting"),
+                    wait,
+                ));
             }
             let hourly = format!("instagram:crm:hour:{}", account.id);
             if let Admission::WaitUntil(at) =
@@ -281,8 +281,10 @@ async fn take_slot(app: &App, account: &Account, now: i64) -> Result<(), JobErro
 
 fn wait_until(at: i64, now: i64, what: &str) -> JobError {
     let wait = Duration::from_millis((at - now).max(1_000) as u64);
-    JobError::retryable(format!("{what} reached; next slot in {} s", wait.as_secs()))
-        .retry_after(wait)
+    JobError::wait(
+        format!("{what} reached; next slot in {} s", wait.as_secs()),
+        wait,
+    )
 }
 
 /// Loads the job's account; `None` (after stopping its tracks) when it was disconnected.

@@ -27,6 +27,10 @@ pub(crate) enum Halt {
         after: Option<Duration>,
         error: Option<ProviderError>,
     },
+    /// Nothing went wrong: waiting for something outside (the platform still processing, a
+    /// rate-limit slot) and looking again after `after`. Not an error: the target keeps its
+    /// state and shows nothing, the job stores no error ([`JobError::wait`]).
+    Wait { note: String, after: Duration },
     /// The engine's own error (lease lost, database).
     Job(JobError),
     /// Nothing to do (target gone, cancelled or already finished).
@@ -54,6 +58,14 @@ pub(crate) fn retry(
         message: message.into(),
         after,
         error,
+    }
+}
+
+/// "Wait and look again" after `after`: not an error ([`Halt::Wait`]).
+pub(crate) fn wait(note: impl Into<String>, after: Duration) -> Halt {
+    Halt::Wait {
+        note: note.into(),
+        after,
     }
 }
 
@@ -141,7 +153,7 @@ pub(crate) async fn due(app: &App, r: &TargetRef) -> Result<Target, Halt> {
 /// Settles a run of a publish job to `platform` that may run `max_attempts` times: a failure
 /// marks the target failed; a retry shows its provider error on the target and asks the engine
 /// to run again (after the provider's wait, when it gave one), or fails the target once the
-/// attempts are spent.
+/// attempts are spent; a wait asks the engine to look again later, with no error anywhere.
 pub(crate) async fn settle(
     app: &App,
     ctx: &JobContext,
@@ -153,6 +165,7 @@ pub(crate) async fn settle(
     match outcome {
         Ok(()) | Err(Halt::Stop) => Ok(()),
         Err(Halt::Job(err)) => Err(err),
+        Err(Halt::Wait { note, after }) => Err(JobError::wait(note, after)),
         Err(Halt::Fail(err)) => {
             tracing::info!(target_id = %r.target_id, code = %err.code, %platform, "publish failed: {}", err.message);
             advance(

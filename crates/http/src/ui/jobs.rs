@@ -140,7 +140,20 @@ async fn page(
             can_retry: matches!(j.state, JobState::Failed | JobState::Dead),
             can_cancel: matches!(j.state, JobState::Queued | JobState::Failed),
             attempts: j.attempts,
-            error: j.last_error.unwrap_or_default(),
+            // A wait is never stored as an error; a succeeded job's error is of an attempt
+            // before the one that succeeded, and says so.
+            error: match (j.state, j.last_error) {
+                (_, None) => String::new(),
+                (JobState::Succeeded, Some(e)) => format!("Earlier attempt: {e}"),
+                (
+                    JobState::Queued
+                    | JobState::Running
+                    | JobState::Failed
+                    | JobState::Dead
+                    | JobState::Cancelled,
+                    Some(e),
+                ) => e,
+            },
             when: when(Some(j.updated_at)),
             kind: j.kind,
             id: j.id,

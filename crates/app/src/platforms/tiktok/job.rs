@@ -38,14 +38,13 @@ fn halt_for(err: TokenError) -> Halt {
 }
 
 fn wait_until(until: i64, now: i64, what: &str) -> Halt {
-    let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(0).max(1));
-    retry(
+    let after = Duration::from_millis(u64::try_from(until - now).unwrap_or(0).max(1));
+    halt::wait(
         format!(
             "waiting {} s for the next slot of {what}",
-            wait.as_secs_f64().ceil()
+            after.as_secs_f64().ceil()
         ),
-        Some(wait),
-        None,
+        after,
     )
 }
 

@@ -44,9 +44,10 @@ pub async fn run(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), JobEr
     let now = ctx.clock().now_ms();
     if let Admission::WaitUntil(until) = limits::status_slot(app, &account.id, now).await? {
         let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(1).max(1));
-        return Err(
-            JobError::retryable("waiting for TikTok's status rate limit").retry_after(wait),
-        );
+        return Err(JobError::wait(
+            "waiting for a slot of TikTok's status rate limit",
+            wait,
+        ));
     }
     let client = app.tiktok().map_err(JobError::retryable)?;
     let id = publish_id.as_str();
@@ -93,14 +94,16 @@ pub async fn run(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), JobEr
         .unwrap_or(target);
     let state = TargetState::parse(&target.state).unwrap_or(TargetState::Failed);
     if !state.is_final() {
-        return Err(JobError::retryable("TikTok is still processing the post")
-            .retry_after(backoff(ctx.attempt())));
+        return Err(JobError::wait(
+            "TikTok is still processing the post",
+            backoff(ctx.attempt()),
+        ));
     }
     if wants_post_id(app, &target).await? && ctx.attempt() < POST_ID_POLLS {
-        return Err(JobError::retryable(
+        return Err(JobError::wait(
             "published; waiting for TikTok's public post id (it appears after moderation)",
-        )
-        .retry_after(backoff(ctx.attempt()).max(Duration::from_secs(15))));
+            backoff(ctx.attempt()).max(Duration::from_secs(15)),
+        ));
     }
     Ok(())
 }
@@ -135,8 +138,7 @@ pub async fn apply_status(
         PublishState::Unknown(other) => other.as_str(),
     };
     let ids = (!status.public_post_ids.is_empty()).then_some(status.public_post_ids.as_slice());
-    let now = tidepost_domain::now_ms();
-    posts::set_provider_status(&app.db, &target.workspace_id, &target.id, raw, ids, now).await?;
+    crate::pipeline::record_provider_status(app, target, raw, ids).await?;
     let (ws, id) = (&target.workspace_id, &target.id);
     match &status.status {
         PublishState::SendToUserInbox | PublishState::PublishComplete => {
