@@ -48,6 +48,8 @@ impl Rig {
         assert_eq!(settings.status(), StatusCode::OK);
         let me = app.signed_in("faults").await;
         let key = app.api_key(&me.workspace.id, "faults", &[]).await;
+        // Every post event is delivered, so each path can be checked for contradictions.
+        crate::event_sequences::subscribe(&app, &key).await;
         Rig { app, emu, me, key }
     }
 
@@ -160,6 +162,9 @@ impl Rig {
 
     /// Each caption was published exactly once on the emulator.
     async fn published_once(&self, captions: &[String]) {
+        // Whatever path ended each target, no attempt was announced failed, then published.
+        crate::event_sequences::assert_no_failure_reverses(&self.app.db, &self.me.workspace.id)
+            .await;
         let publishes: Value = bare_client()
             .get(format!("{}/_emulator/tiktok/publishes", self.emu))
             .send()

@@ -739,6 +739,136 @@ async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
     assert!(!again.text().await.unwrap().contains(&shown));
 }
 
+both_backends!(rotating_twice_signs_with_every_secret_until_its_overlap_ends);
+
+/// A second rotation within the overlap promised for the first keeps the first's old secret:
+/// every rotated-out secret signs until its own overlap ends (Standard Webhooks allows several
+/// space-separated signatures), checked by the reference verifier.
+async fn rotating_twice_signs_with_every_secret_until_its_overlap_ends(backend: Backend) {
+    verifier_python();
+    let app = spawn(backend, vec![]).await;
+    let browser = app.signed_in("rotating-twice").await;
+    let ws = browser.workspace.id.clone();
+    let key = app.api_key(&ws, "crm", &[]).await;
+    let receiver = Receiver::start(200).await;
+    let created = create_endpoint(&app, &key, json!({"url": receiver.url})).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let first = created["secret"].as_str().unwrap().to_string();
+    let rotate = || async {
+        let answer = bare_client()
+            .post(app.url(&format!("/api/v1/webhook-endpoints/{id}/rotate-secret")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        answer.json::<Value>().await.unwrap()
+    };
+    let once = rotate().await;
+    let second = once["secret"].as_str().unwrap().to_string();
+    let twice = rotate().await;
+    let third = twice["secret"].as_str().unwrap().to_string();
+    // The first rotation's promise stands: its old secret signs until its own overlap ends.
+    let promised = ms(&once["previous_secret_expires_at"]);
+    assert_eq!(
+        twice["older_secrets_expire_at"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(ms)
+            .collect::<Vec<_>>(),
+        [promised],
+        "{twice:#}"
+    );
+    assert!(ms(&twice["previous_secret_expires_at"]) >= promised);
+
+    record(
+        &app.db,
+        &ws,
+        "account.needs_reauth",
+        json!({"account_id": "a1"}),
+    )
+    .await;
+    let got = receiver
+        .wait_for(1, "a delivery during both overlaps")
+        .await;
+    assert_eq!(got[0].headers["webhook-signature"].split(' ').count(), 3);
+    let stranger = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let results = verify(&[
+        (&third, &got[0]),
+        (&second, &got[0]),
+        (&first, &got[0]),
+        (stranger, &got[0]),
+    ])
+    .await;
+    assert_eq!(&results[..3], ["ok", "ok", "ok"], "{results:?}");
+    assert!(
+        results[3].contains("WebhookVerificationError"),
+        "{results:?}"
+    );
+
+    // The first secret's overlap ends: the other two still sign.
+    let older: String =
+        sqlx::query_scalar("SELECT older_secrets FROM webhook_endpoints WHERE id = $1")
+            .bind(&id)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    let mut older: Vec<Value> = serde_json::from_str(&older).unwrap();
+    assert_eq!(older.len(), 1);
+    older[0]["until"] = json!(tidepost_domain::now_ms() - 1);
+    sqlx::query("UPDATE webhook_endpoints SET older_secrets = $1 WHERE id = $2")
+        .bind(serde_json::to_string(&older).unwrap())
+        .bind(&id)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    record(
+        &app.db,
+        &ws,
+        "account.disconnected",
+        json!({"account_id": "a1"}),
+    )
+    .await;
+    let got = receiver
+        .wait_for(2, "a delivery after the first overlap")
+        .await;
+    assert_eq!(got[1].headers["webhook-signature"].split(' ').count(), 2);
+    let results = verify(&[(&third, &got[1]), (&second, &got[1]), (&first, &got[1])]).await;
+    assert_eq!(&results[..2], ["ok", "ok"], "{results:?}");
+    assert!(
+        results[2].contains("WebhookVerificationError"),
+        "{results:?}"
+    );
+
+    // A third rotation after the first overlap ended does not bring the first secret back.
+    let thrice = rotate().await;
+    let fourth = thrice["secret"].as_str().unwrap().to_string();
+    record(
+        &app.db,
+        &ws,
+        "account.connected",
+        json!({"account_id": "a1"}),
+    )
+    .await;
+    let got = receiver
+        .wait_for(3, "a delivery after a third rotation")
+        .await;
+    assert_eq!(got[2].headers["webhook-signature"].split(' ').count(), 3);
+    let results = verify(&[
+        (&fourth, &got[2]),
+        (&third, &got[2]),
+        (&second, &got[2]),
+        (&first, &got[2]),
+    ])
+    .await;
+    assert_eq!(&results[..3], ["ok", "ok", "ok"], "{results:?}");
+    assert!(
+        results[3].contains("WebhookVerificationError"),
+        "{results:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_ssrf_guard_refuses_private_targets() {
     let app = spawn(
@@ -853,6 +983,7 @@ async fn the_ssrf_guard_refuses_private_targets() {
             secret: "sealed elsewhere".into(),
             previous_secret: None,
             previous_secret_until: None,
+            older_secrets: "[]".into(),
             disabled_at: None,
             disabled_reason: None,
             failure_streak: 0,

@@ -187,6 +187,7 @@ async fn an_unknown_outcome_is_reconciled_or_settled_by_a_person(backend: Backen
     let me = app.signed_in("unknown-outcome").await;
     let key = app.api_key(&me.workspace.id, "api", &["api"]).await;
     let worker = app.api_key(&me.workspace.id, "cron", &["worker"]).await;
+    crate::event_sequences::subscribe(&app, &key).await;
     let account = connect_tiktok_via_api(&app, &key, "tidepost.sandbox").await;
     let video = video_server().await;
     let prefix = video.trim_end_matches("clip.mp4").to_string();
@@ -353,4 +354,32 @@ async fn an_unknown_outcome_is_reconciled_or_settled_by_a_person(backend: Backen
         marked["targets"][0]["post_ids"],
         json!(["7311111111111111111"])
     );
+
+    // The lost answers were announced as unknown, never as failures, and every target that
+    // turned out published was announced published after that.
+    s.run_due().await;
+    s.run_due().await;
+    crate::event_sequences::assert_no_failure_reverses(&s.app.db, &me.workspace.id).await;
+    for target in [&target_a, &target_c] {
+        let kinds: Vec<String> = sqlx::query_scalar(
+            "SELECT type FROM events WHERE workspace_id = $1 AND type LIKE 'post.%' \
+             AND payload LIKE $2 ORDER BY created_at, id",
+        )
+        .bind(&me.workspace.id)
+        .bind(format!("%{target}%"))
+        .fetch_all(s.app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            kinds.first().map(String::as_str),
+            Some("post.outcome_unknown"),
+            "{target}: {kinds:?}"
+        );
+        assert!(!kinds.iter().any(|k| k == "post.failed"), "{kinds:?}");
+        assert_eq!(
+            kinds.last().map(String::as_str),
+            Some("post.published"),
+            "{kinds:?}"
+        );
+    }
 }

@@ -253,7 +253,8 @@ pub async fn target_by_publish_id(
 }
 
 /// Moves the target from `from` to `to` if it is still in `from`; false when it moved meanwhile.
-/// `finished` sets `finished_at`.
+/// `finished` sets `finished_at`. Moving to `published` clears the error of earlier, retried
+/// attempts: a published target shows no error.
 pub async fn set_state(
     db: &Db,
     workspace_id: &str,
@@ -265,7 +266,10 @@ pub async fn set_state(
 ) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE post_targets SET state = $1, updated_at = $2, \
-         finished_at = CASE WHEN $3 = 1 THEN $2 ELSE finished_at END \
+         finished_at = CASE WHEN $3 = 1 THEN $2 ELSE finished_at END, \
+         error_code = CASE WHEN $1 = 'published' THEN NULL ELSE error_code END, \
+         error_message = CASE WHEN $1 = 'published' THEN NULL ELSE error_message END, \
+         error_retryable = CASE WHEN $1 = 'published' THEN 0 ELSE error_retryable END \
          WHERE workspace_id = $4 AND id = $5 AND state = $6",
     )
     .bind(to)
@@ -445,6 +449,34 @@ pub async fn set_provider_status(
     .execute(db.pool())
     .await?;
     Ok(())
+}
+
+/// Records the provider's status and replaces the public post ids with `ids`, only if they are
+/// still `known` (the JSON stored when the caller read the target): of two reporters at once,
+/// one changes them. False when they had changed meanwhile.
+pub async fn add_post_ids(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    status: &str,
+    known: &str,
+    ids: &[String],
+    now: i64,
+) -> Result<bool> {
+    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    let done = sqlx::query(
+        "UPDATE post_targets SET provider_status = $1, provider_post_ids = $2, updated_at = $3 \
+         WHERE workspace_id = $4 AND id = $5 AND provider_post_ids = $6",
+    )
+    .bind(status)
+    .bind(ids)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(id)
+    .bind(known)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Inits of one account in one mode since `since` that still count against a quota (not

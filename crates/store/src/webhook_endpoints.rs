@@ -3,7 +3,9 @@
 //! The signing secret is stored only as a vault envelope (the app seals it, bound to
 //! `webhook_endpoints/<id>/secret`); this module never sees it in clear. After a rotation the
 //! old envelope stays in `previous_secret` until `previous_secret_until`, so receivers that have
-//! not switched yet keep verifying. An endpoint is enabled while `disabled_at` is null;
+//! not switched yet keep verifying; a secret rotated out before that one moves to
+//! `older_secrets` (a JSON list of `{"secret", "until"}`) and keeps signing until its own
+//! overlap ends, however often the secret is rotated meanwhile. An endpoint is enabled while `disabled_at` is null;
 //! `failure_streak` counts its deliveries in a row that failed for good, and drives the
 //! automatic disabling (see the app's `outbound` module).
 
@@ -27,6 +29,9 @@ pub struct Endpoint {
     #[serde(skip)]
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<i64>,
+    /// JSON list of [`Retired`] secrets rotated out before `previous_secret`.
+    #[serde(skip)]
+    pub older_secrets: String,
     pub disabled_at: Option<i64>,
     pub disabled_reason: Option<String>,
     pub failure_streak: i64,
@@ -57,13 +62,47 @@ impl Endpoint {
             _ => None,
         }
     }
+
+    /// Every rotated-out secret whose overlap is still open at `now`, newest first: the
+    /// previous secret, then the older ones.
+    pub fn retired_secrets_at(&self, now: i64) -> Vec<Retired> {
+        let previous = match (&self.previous_secret, self.previous_secret_until) {
+            (Some(secret), Some(until)) => Some(Retired {
+                secret: secret.clone(),
+                until,
+            }),
+            _ => None,
+        };
+        previous
+            .into_iter()
+            .chain(self.older())
+            .filter(|r| now < r.until)
+            .collect()
+    }
+
+    /// The secrets rotated out before the previous one (expired ones included).
+    pub fn older(&self) -> Vec<Retired> {
+        serde_json::from_str(&self.older_secrets).unwrap_or_default()
+    }
+}
+
+/// A rotated-out secret's envelope and the end of its overlap (ms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Retired {
+    pub secret: String,
+    pub until: i64,
+}
+
+/// `retired` as stored in `older_secrets`.
+pub fn older_json(retired: &[Retired]) -> String {
+    serde_json::to_string(retired).unwrap_or_else(|_| "[]".into())
 }
 
 macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT id, workspace_id, url, description, event_types, secret, previous_secret, \
-             previous_secret_until, disabled_at, disabled_reason, failure_streak, last_success_at, \
+             previous_secret_until, older_secrets, disabled_at, disabled_reason, failure_streak, last_success_at, \
              created_at, updated_at FROM webhook_endpoints ",
             $rest
         )
@@ -74,8 +113,8 @@ pub async fn insert(db: &Db, endpoint: &Endpoint) -> Result<()> {
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, workspace_id, url, description, event_types, secret, \
          previous_secret, previous_secret_until, disabled_at, disabled_reason, failure_streak, \
-         last_success_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         last_success_at, created_at, updated_at, older_secrets) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&endpoint.id)
     .bind(&endpoint.workspace_id)
@@ -91,6 +130,7 @@ pub async fn insert(db: &Db, endpoint: &Endpoint) -> Result<()> {
     .bind(endpoint.last_success_at)
     .bind(endpoint.created_at)
     .bind(endpoint.updated_at)
+    .bind(&endpoint.older_secrets)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -186,8 +226,10 @@ pub async fn disable(
 }
 
 /// Replaces the secret with `new_secret` and keeps the current one, re-sealed for its new
-/// column as `previous`, until `previous_until`. Only if the stored secret is still `current`
-/// (of two rotations at once one wins, the other is told to retry); false otherwise.
+/// column as `previous`, until `previous_until`; `older` (JSON of [`Retired`]) is the list of
+/// the secrets rotated out before whose overlap has not ended (the former previous secret
+/// among them). Only if the stored secret is still `current` (of two rotations at once one
+/// wins, the other is told to retry); false otherwise.
 #[allow(clippy::too_many_arguments)]
 pub async fn rotate_secret(
     db: &Db,
@@ -197,11 +239,12 @@ pub async fn rotate_secret(
     new_secret: &str,
     previous: &str,
     previous_until: i64,
+    older: &str,
     now: i64,
 ) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE webhook_endpoints SET secret = $4, previous_secret = $5, \
-         previous_secret_until = $6, updated_at = $7 \
+         previous_secret_until = $6, updated_at = $7, older_secrets = $8 \
          WHERE workspace_id = $1 AND id = $2 AND secret = $3",
     )
     .bind(workspace_id)
@@ -211,6 +254,7 @@ pub async fn rotate_secret(
     .bind(previous)
     .bind(previous_until)
     .bind(now)
+    .bind(older)
     .execute(db.pool())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -269,32 +313,39 @@ pub async fn record_final_failure(
     .await?)
 }
 
-/// Every endpoint's secret envelopes (id, secret, previous secret), for key rotation.
-pub async fn all_secret_envelopes(db: &Db) -> Result<Vec<(String, String, Option<String>)>> {
-    Ok(
-        sqlx::query_as("SELECT id, secret, previous_secret FROM webhook_endpoints ORDER BY id")
-            .fetch_all(db.pool())
-            .await?,
+/// One endpoint's secret envelopes: id, secret, previous secret, older secrets (JSON).
+pub type SecretEnvelopes = (String, String, Option<String>, String);
+
+/// Every endpoint's secret envelopes, for key rotation.
+pub async fn all_secret_envelopes(db: &Db) -> Result<Vec<SecretEnvelopes>> {
+    Ok(sqlx::query_as(
+        "SELECT id, secret, previous_secret, older_secrets FROM webhook_endpoints ORDER BY id",
     )
+    .fetch_all(db.pool())
+    .await?)
 }
 
-/// Replaces an endpoint's envelopes (re-encrypted under a newer key) only if they are still
-/// the ones read; false when a rotation of the secret changed them meanwhile.
+/// Replaces an endpoint's envelopes (re-encrypted under a newer key: secret, previous secret,
+/// older secrets as JSON) only if they are still the ones read; false when a rotation of the
+/// secret changed them meanwhile.
 pub async fn replace_secret_envelopes(
     db: &Db,
     id: &str,
-    old: (&str, Option<&str>),
-    new: (&str, Option<&str>),
+    old: (&str, Option<&str>, &str),
+    new: (&str, Option<&str>, &str),
 ) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE webhook_endpoints SET secret = $4, previous_secret = $5 \
-         WHERE id = $1 AND secret = $2 AND ((previous_secret IS NULL AND $3 IS NULL) OR previous_secret = $3)",
+        "UPDATE webhook_endpoints SET secret = $4, previous_secret = $5, older_secrets = $7 \
+         WHERE id = $1 AND secret = $2 AND ((previous_secret IS NULL AND $3 IS NULL) OR previous_secret = $3) \
+         AND older_secrets = $6",
     )
     .bind(id)
     .bind(old.0)
     .bind(old.1)
     .bind(new.0)
     .bind(new.1)
+    .bind(old.2)
+    .bind(new.2)
     .execute(db.pool())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -315,6 +366,7 @@ pub(crate) mod tests {
             secret: "envelope-1".into(),
             previous_secret: None,
             previous_secret_until: None,
+            older_secrets: "[]".into(),
             disabled_at: None,
             disabled_reason: None,
             failure_streak: 0,
@@ -387,6 +439,7 @@ pub(crate) mod tests {
                 "envelope-2",
                 "envelope-1",
                 9_000,
+                "[]",
                 10
             )
             .await
@@ -401,6 +454,7 @@ pub(crate) mod tests {
                 "envelope-3",
                 "envelope-1",
                 9_000,
+                "[]",
                 11
             )
             .await
@@ -410,6 +464,14 @@ pub(crate) mod tests {
         assert_eq!(got.secret, "envelope-2");
         assert_eq!(got.previous_secret.as_deref(), Some("envelope-1"));
         assert_eq!(got.previous_secret_until, Some(9_000));
+        assert_eq!(
+            got.retired_secrets_at(10),
+            [Retired {
+                secret: "envelope-1".into(),
+                until: 9_000
+            }]
+        );
+        assert!(got.retired_secrets_at(9_000).is_empty());
 
         // Streaks, disabling once, enabling.
         assert_eq!(
@@ -440,21 +502,31 @@ pub(crate) mod tests {
             replace_secret_envelopes(
                 &db,
                 &first.id,
-                ("envelope-2", Some("envelope-1")),
-                ("k2-envelope-2", Some("k2-envelope-1"))
+                ("envelope-2", Some("envelope-1"), "[]"),
+                ("k2-envelope-2", Some("k2-envelope-1"), "[]")
             )
             .await
             .unwrap()
         );
         assert!(
-            !replace_secret_envelopes(&db, &first.id, ("envelope-2", None), ("x", None))
-                .await
-                .unwrap()
+            !replace_secret_envelopes(
+                &db,
+                &first.id,
+                ("envelope-2", None, "[]"),
+                ("x", None, "[]")
+            )
+            .await
+            .unwrap()
         );
         assert!(
-            replace_secret_envelopes(&db, &second.id, ("envelope-1", None), ("k2", None))
-                .await
-                .unwrap()
+            replace_secret_envelopes(
+                &db,
+                &second.id,
+                ("envelope-1", None, "[]"),
+                ("k2", None, "[]")
+            )
+            .await
+            .unwrap()
         );
         assert_eq!(all_secret_envelopes(&db).await.unwrap().len(), 3);
 

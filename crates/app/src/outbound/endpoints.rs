@@ -4,7 +4,7 @@
 //! `webhook_endpoints/<id>/secret` (and `previous_secret`).
 
 use tidepost_domain::now_ms;
-use tidepost_store::webhook_endpoints::{self, Endpoint, TABLE};
+use tidepost_store::webhook_endpoints::{self, Endpoint, Retired, TABLE};
 use tidepost_store::{StoreError, webhook_deliveries};
 use tidepost_vault::{Aad, VaultError};
 
@@ -84,8 +84,9 @@ fn aad<'a>(id: &'a str, column: &'a str) -> Aad<'a> {
     Aad::new(TABLE, id, column)
 }
 
-/// The keys to sign with at `now`: the current secret's, then the previous one's while its
-/// overlap window is open.
+/// The keys to sign with at `now`: the current secret's, then every rotated-out one's whose
+/// overlap window is still open, newest first (each rotation promises its old secret the whole
+/// overlap, however often the secret is rotated meanwhile).
 pub fn signing_keys(app: &App, endpoint: &Endpoint, now: i64) -> Result<Vec<Vec<u8>>, String> {
     let open = |envelope: &str, column: &str| -> Result<Vec<u8>, String> {
         let secret = app
@@ -95,8 +96,8 @@ pub fn signing_keys(app: &App, endpoint: &Endpoint, now: i64) -> Result<Vec<Vec<
         signing::key_bytes(secrecy::ExposeSecret::expose_secret(&secret))
     };
     let mut keys = vec![open(&endpoint.secret, SECRET)?];
-    if let Some(previous) = endpoint.previous_secret_at(now) {
-        keys.push(open(previous, PREVIOUS_SECRET)?);
+    for retired in endpoint.retired_secrets_at(now) {
+        keys.push(open(&retired.secret, PREVIOUS_SECRET)?);
     }
     Ok(keys)
 }
@@ -179,6 +180,7 @@ pub async fn create(
         event_types,
         previous_secret: None,
         previous_secret_until: None,
+        older_secrets: "[]".into(),
         disabled_at: (!new.enabled).then_some(now),
         disabled_reason: (!new.enabled).then(|| "created disabled".to_string()),
         failure_streak: 0,
@@ -258,7 +260,8 @@ pub async fn set_disabled(
     Ok(disabled)
 }
 
-/// A new secret; the old one keeps signing (beside it) for `webhooks_secret_overlap_secs`.
+/// A new secret; the old one keeps signing (beside it) for `webhooks_secret_overlap_secs`,
+/// and so does every secret rotated out earlier until its own overlap ends.
 pub async fn rotate_secret(
     app: &App,
     workspace_id: &str,
@@ -279,6 +282,9 @@ pub async fn rotate_secret(
     let overlap_ms = i64::try_from(app.config.outbound.secret_overlap_secs)
         .unwrap_or(86_400)
         .saturating_mul(1000);
+    // The secrets rotated out before, still in their overlap (the former previous one first),
+    // keep their envelopes (sealed as rotated-out secrets) and their own end.
+    let older = webhook_endpoints::older_json(&current.retired_secrets_at(now));
     let rotated = webhook_endpoints::rotate_secret(
         &app.db,
         workspace_id,
@@ -287,6 +293,7 @@ pub async fn rotate_secret(
         &sealed,
         &previous,
         now + overlap_ms,
+        &older,
         now,
     )
     .await?;
@@ -315,11 +322,15 @@ pub async fn rotate_keys(
     app: &App,
     report: &mut crate::connect::RotationReport,
 ) -> Result<(), crate::connect::ConnectError> {
-    for (id, secret, previous) in webhook_endpoints::all_secret_envelopes(&app.db).await? {
+    for (id, secret, previous, older_json) in
+        webhook_endpoints::all_secret_envelopes(&app.db).await?
+    {
+        let older: Vec<Retired> = serde_json::from_str(&older_json).unwrap_or_default();
         let needs = app.keyring.needs_rotation(&secret)
             || previous
                 .as_deref()
-                .is_some_and(|p| app.keyring.needs_rotation(p));
+                .is_some_and(|p| app.keyring.needs_rotation(p))
+            || older.iter().any(|r| app.keyring.needs_rotation(&r.secret));
         if !needs {
             report.already_current += 1;
             continue;
@@ -329,11 +340,21 @@ pub async fn rotate_keys(
             Some(p) => Some(app.keyring.reencrypt(p, &aad(&id, PREVIOUS_SECRET))?),
             None => None,
         };
+        let mut new_older = Vec::with_capacity(older.len());
+        for r in &older {
+            new_older.push(Retired {
+                secret: app
+                    .keyring
+                    .reencrypt(&r.secret, &aad(&id, PREVIOUS_SECRET))?,
+                until: r.until,
+            });
+        }
+        let new_older = webhook_endpoints::older_json(&new_older);
         if webhook_endpoints::replace_secret_envelopes(
             &app.db,
             &id,
-            (&secret, previous.as_deref()),
-            (&new_secret, new_previous.as_deref()),
+            (&secret, previous.as_deref(), &older_json),
+            (&new_secret, new_previous.as_deref(), &new_older),
         )
         .await?
         {

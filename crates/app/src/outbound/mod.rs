@@ -12,7 +12,8 @@
 //! | `account.connected` | `connect.rs`, `instagram/connect.rs` | the account |
 //! | `account.needs_reauth` | `tokens::mark_needs_reauth` | the account |
 //! | `account.disconnected` | `connect::disconnect` | the account |
-//! | `post.published`, `post.failed` | `publish::` (a target reaching its final state) | the post |
+//! | `post.published`, `post.failed`, `post.outcome_unknown` | `pipeline::advance` (a target reaching its final state; see `pipeline::final_event`), `tiktok::reconcile` | the post |
+//! | `post.updated` | `pipeline::record_provider_status` (a published target's post ids arriving later) | the post |
 //! | `interaction.created` | the Instagram comment/mention webhook, the CRM | the account |
 //! | `metrics.updated` | the CRM's metrics sync | the post |
 //! | `endpoint.disabled` | [`deliver`] (an endpoint that kept failing) | the endpoint |
@@ -24,6 +25,12 @@
 //! (display names, counts, the error's `code` and `message`). `metrics.updated` carries
 //! `{"post_id", "target_id", "account_id", "platform", "metrics": {"views", "likes",
 //! "comments", "shares", "saves", "reach"}, "sampled_at"}` (absent counts omitted);
+//! The `post.*` events carry `{"post_id", "target_id", "account_id", "platform", "mode",
+//! "state", "publish_id", "post_ids", "post_url", "error"}`: `post_ids` and `post_url` as soon
+//! as the platform told them (else `[]` and null, followed by `post.updated` when they arrive).
+//! A target whose publish answer was lost is announced `post.outcome_unknown`, never
+//! `post.failed`: it may still turn out published (then `post.published` follows), so a
+//! receiver never sees a failure that later reverses.
 //! `interaction.created` carries `{"interaction_id", "kind", "account_id", "platform",
 //! "contact_id", "post_id", "text", "time"}` as far as known.
 //!
@@ -127,6 +134,14 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("account.disconnected", "An account was disconnected"),
     ("post.published", "A post was published to an account"),
     ("post.failed", "A post failed on an account"),
+    (
+        "post.outcome_unknown",
+        "A post may or may not have reached its platform (the answer was lost); it is settled later",
+    ),
+    (
+        "post.updated",
+        "A published post's platform ids or link arrived",
+    ),
     ("interaction.created", "A comment, reply or mention arrived"),
     ("metrics.updated", "A post's metrics were updated"),
     (

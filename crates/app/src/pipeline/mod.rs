@@ -331,10 +331,114 @@ pub(crate) async fn republish(
     get(app, workspace_id, post_id).await
 }
 
+/// The outbound event of a target that reached the final state `to` with `error`:
+/// `post.published`; `post.failed` for a failure; `post.outcome_unknown` for a failure whose
+/// outcome is not known (the request may have reached the platform, its answer was lost), which
+/// is not announced as a failure because it may yet turn out published.
+pub fn final_event(to: TargetState, error: Option<&ProviderError>) -> Option<&'static str> {
+    match to {
+        TargetState::Published => Some("post.published"),
+        TargetState::Failed if error.is_some_and(|e| e.kind == ErrorKind::OutcomeUnknown) => {
+            Some("post.outcome_unknown")
+        }
+        TargetState::Failed => Some("post.failed"),
+        TargetState::Queued
+        | TargetState::Scheduled
+        | TargetState::Uploading
+        | TargetState::Processing
+        | TargetState::Cancelled => None,
+    }
+}
+
+/// The payload of a target's `post.*` event: its ids, and what the platform told of the post
+/// (`post_ids`, `post_url`) as far as known.
+pub async fn event_payload(
+    app: &App,
+    target: &Target,
+    error: Option<&ProviderError>,
+) -> Result<serde_json::Value, StoreError> {
+    Ok(json!({
+        "post_id": target.post_id,
+        "target_id": target.id,
+        "account_id": target.account_id,
+        "platform": target.platform,
+        "mode": target.mode,
+        "state": target.state,
+        // Which attempt at the target (a retry or a new send is a new one).
+        "attempt": target.init_generation,
+        "publish_id": target.publish_id,
+        "post_ids": target.post_ids(),
+        "post_url": crate::platforms::post_url(app, target).await?,
+        "error": error.map(|e| json!({"code": e.code, "message": e.message})),
+    }))
+}
+
+/// Records what the platform reports of a target (`status`, and its public post ids when
+/// given). When new ids arrive for a target already published (its `post.published` went out
+/// before the platform knew them), records `post.updated` with the ids and the post's URL.
+/// The ids are written compare-and-set, so of two reporters at once (a poll and a webhook)
+/// only the one that changed them records the event.
+pub async fn record_provider_status(
+    app: &App,
+    target: &Target,
+    status: &str,
+    post_ids: Option<&[String]>,
+) -> Result<(), StoreError> {
+    let (workspace_id, target_id) = (&target.workspace_id, &target.id);
+    let mut known = target.clone();
+    for _ in 0..5 {
+        let now = tidepost_domain::now_ms();
+        let mut ids = known.post_ids();
+        let before = ids.len();
+        for id in post_ids.unwrap_or_default() {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        if ids.len() == before {
+            return posts::set_provider_status(&app.db, workspace_id, target_id, status, None, now)
+                .await;
+        }
+        let changed = posts::add_post_ids(
+            &app.db,
+            workspace_id,
+            target_id,
+            status,
+            &known.provider_post_ids,
+            &ids,
+            now,
+        )
+        .await?;
+        let Some(fresh) = posts::target(&app.db, workspace_id, target_id).await? else {
+            return Ok(());
+        };
+        if !changed {
+            // Another reporter changed the ids meanwhile: merge into what it stored.
+            known = fresh;
+            continue;
+        }
+        if fresh.state == TargetState::Published.as_str() {
+            events::record(
+                &app.db,
+                workspace_id,
+                "post.updated",
+                Some(&fresh.post_id),
+                &event_payload(app, &fresh, None).await?,
+            )
+            .await?;
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
 /// Moves a target to `to` if the state machine allows it (compare-and-set, retried when
 /// another updater got there first). Returns the state it moved from, or `None` when the
-/// update was refused (backwards, repeated or already final). Records `post.published` and
-/// `post.failed` on the move into those states.
+/// update was refused (backwards, repeated or already final). Records the final event
+/// ([`final_event`]: `post.published`, `post.failed` or `post.outcome_unknown`) on the move
+/// into a final state. A target that reaches `published` keeps no error: the store clears the
+/// error of earlier, retried attempts with the move (their history stays on the jobs and in
+/// the event log).
 pub async fn advance(
     app: &App,
     workspace_id: &str,
@@ -364,7 +468,7 @@ pub async fn advance(
         {
             continue;
         }
-        if let Some(err) = error {
+        if let Some(err) = error.filter(|_| to != TargetState::Published) {
             let retryable = err.is_retryable() || err.kind == ErrorKind::OutcomeUnknown;
             posts::set_error(
                 &app.db,
@@ -377,30 +481,18 @@ pub async fn advance(
             )
             .await?;
         }
-        if from != to && matches!(to, TargetState::Published | TargetState::Failed) {
+        if from != to
+            && let Some(kind) = final_event(to, error)
+        {
             let target = posts::target(&app.db, workspace_id, target_id)
                 .await?
                 .unwrap_or(target);
-            let kind = if to == TargetState::Published {
-                "post.published"
-            } else {
-                "post.failed"
-            };
             events::record(
                 &app.db,
                 workspace_id,
                 kind,
                 Some(&target.post_id),
-                &json!({
-                    "post_id": target.post_id,
-                    "target_id": target.id,
-                    "account_id": target.account_id,
-                    "platform": target.platform,
-                    "mode": target.mode,
-                    "publish_id": target.publish_id,
-                    "post_ids": target.post_ids(),
-                    "error": error.map(|e| json!({"code": e.code, "message": e.message})),
-                }),
+                &event_payload(app, &target, error).await?,
             )
             .await?;
         }

@@ -49,6 +49,34 @@ pub async fn daily_limit(app: &App, prepared: &Prepared) -> DailyLimit {
     }
 }
 
+/// The public page of a published target, when its platform told it: TikTok's is made from the
+/// post id, Instagram's is the permalink Meta answered (stored with the media).
+pub async fn post_url(
+    app: &App,
+    target: &Target,
+) -> Result<Option<String>, tidepost_store::StoreError> {
+    match target.platform {
+        Platform::Tiktok => Ok(target.post_ids().first().map(|id| tiktok::post_url(id))),
+        Platform::Instagram => {
+            Ok(
+                tidepost_store::instagram::get(&app.db, &target.workspace_id, &target.id)
+                    .await?
+                    .and_then(|m| m.permalink),
+            )
+        }
+    }
+}
+
+/// Why `account` cannot post now, from the platform's last reading kept on the account (no
+/// call): TikTok's `creator_info` refusal (a banned creator, a spent cap), Instagram's
+/// publishing limit used up. `None` when nothing known stops it.
+pub fn posting_block(account: &tidepost_store::accounts::Account, now: i64) -> Option<String> {
+    match account.platform {
+        Platform::Tiktok => tiktok::limits::posting_block(account),
+        Platform::Instagram => instagram::limits::posting_block(account, now),
+    }
+}
+
 /// Who answers for `platform`'s accounts, as a person reads it in an error ("Meta refused…").
 pub fn provider_name(platform: Platform) -> &'static str {
     match platform {

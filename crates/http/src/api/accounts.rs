@@ -43,6 +43,12 @@ struct AccountDoc {
     status_reason: Option<String>,
     /// True when the creator must connect again before tidepost can publish.
     reconnect_required: bool,
+    /// False when the platform's last reading says the account cannot post now (TikTok's
+    /// `creator_info` refused it: a banned creator, a spent daily cap; Instagram's publishing
+    /// limit used up), or it must be connected again.
+    can_post: bool,
+    /// Why it cannot post now, when `can_post` is false for a reason other than reconnecting.
+    posting_block: Option<String>,
     /// The permissions the creator granted.
     scopes: Vec<String>,
     token: AccountTokenDoc,
@@ -92,6 +98,7 @@ struct ConnectDoc {
 }
 
 pub fn account_json(a: &Account) -> Value {
+    let posting_block = tidepost_app::platforms::posting_block(a, tidepost_domain::now_ms());
     json!({
         "id": a.id,
         "platform": a.platform,
@@ -102,6 +109,8 @@ pub fn account_json(a: &Account) -> Value {
         "status": a.status,
         "status_reason": a.status_reason,
         "reconnect_required": a.needs_reauth(),
+        "can_post": !a.needs_reauth() && posting_block.is_none(),
+        "posting_block": posting_block,
         "scopes": a.scopes.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
         "token": {
             "access_expires_at": a.access_expires_at.map(rfc3339),

@@ -51,6 +51,10 @@ pub struct EndpointOut {
     last_success_at: Option<String>,
     /// After a rotation: until when the previous secret also signs (RFC 3339).
     previous_secret_expires_at: Option<String>,
+    /// After two or more rotations within the overlap: until when each secret rotated out
+    /// before the previous one still signs (RFC 3339, newest first). Each rotated-out secret
+    /// signs for its whole overlap, however often the secret is rotated meanwhile.
+    older_secrets_expire_at: Vec<String>,
     created_at: String,
     updated_at: String,
 }
@@ -72,6 +76,12 @@ impl EndpointOut {
                 .previous_secret_at(now)
                 .and(e.previous_secret_until)
                 .map(rfc3339),
+            older_secrets_expire_at: e
+                .retired_secrets_at(now)
+                .into_iter()
+                .skip(usize::from(e.previous_secret_at(now).is_some()))
+                .map(|r| rfc3339(r.until))
+                .collect(),
             created_at: rfc3339(e.created_at),
             updated_at: rfc3339(e.updated_at),
         }
@@ -254,7 +264,8 @@ pub struct CreateEndpoint {
     description: String,
     /// Event types to receive (empty or absent: all): `account.connected`,
     /// `account.needs_reauth`, `account.disconnected`, `post.published`, `post.failed`,
-    /// `interaction.created`, `metrics.updated`, `endpoint.disabled`.
+    /// `post.outcome_unknown`, `post.updated`, `interaction.created`, `metrics.updated`,
+    /// `endpoint.disabled`.
     #[serde(default)]
     event_types: Vec<String>,
     #[serde(default = "yes")]

@@ -43,6 +43,8 @@ pub struct AccountCard {
     pub health: &'static str,
     pub health_class: &'static str,
     pub needs_reauth: bool,
+    /// Why the account cannot post now (a blocked creator, a used-up limit): no "New post".
+    pub posting_block: Option<String>,
     pub status_reason: Option<String>,
     pub token_line: String,
     pub reconnect_href: String,
@@ -180,8 +182,11 @@ impl AccountCard {
             Platform::Instagram => "I",
         };
         let now = tidepost_domain::now_ms();
+        let posting_block = tidepost_app::platforms::posting_block(account, now);
         let (health, health_class) = if account.needs_reauth() {
             ("needs reconnect", "bad")
+        } else if posting_block.is_some() {
+            ("cannot post", "bad")
         } else if account.access_expires_at.is_some_and(|at| at < now) {
             ("token expired", "warn")
         } else {
@@ -209,6 +214,7 @@ impl AccountCard {
             health,
             health_class,
             needs_reauth: account.needs_reauth(),
+            posting_block,
             status_reason: account.status_reason.clone(),
             token_line,
             reconnect_href: format!("/connect/{}", account.platform),
@@ -220,6 +226,7 @@ impl AccountCard {
 
     /// The card of `account`, with its [`TikTokStats`] when it is a TikTok account.
     pub async fn with_stats(state: &HttpState, account: &Account) -> Result<Self, PageError> {
+        let account = &with_fresh_reading(state, account).await?;
         let mut card = Self::of(account);
         let now = tidepost_domain::now_ms();
         match account.platform {
@@ -230,6 +237,29 @@ impl AccountCard {
         }
         Ok(card)
     }
+}
+
+/// The account after a fresh reading of whether it may post, when its platform has one to read
+/// (TikTok's `creator_info`, through the composer's one-minute cache, so this page and the
+/// composer spend one call between them): the reading is kept on the account
+/// (`platforms::posting_block`), and the card, the API and the composer agree. A failed reading
+/// changes nothing.
+async fn with_fresh_reading(state: &HttpState, account: &Account) -> Result<Account, PageError> {
+    let read = match account.platform {
+        Platform::Tiktok => !account.needs_reauth(),
+        Platform::Instagram => false,
+    };
+    if !read {
+        return Ok(account.clone());
+    }
+    if let Err(err) = tidepost_app::tiktok::creator_cache::creator_info(&state.app, account).await {
+        tracing::debug!(account_id = %account.id, error = %err, "creator_info not read for the account's health");
+    }
+    Ok(
+        accounts::get(&state.app.db, &account.workspace_id, &account.id)
+            .await?
+            .unwrap_or_else(|| account.clone()),
+    )
 }
 
 /// "3 days", "5 hours", "12 minutes".

@@ -66,10 +66,15 @@ impl EndpointView {
             disabled_when: when(e.disabled_at),
             last_success: when(e.last_success_at),
             failure_streak: e.failure_streak,
-            previous_until: e
-                .previous_secret_at(tidepost_domain::now_ms())
-                .and(e.previous_secret_until)
-                .map(|t| when(Some(t))),
+            // Every rotated-out secret still signing, each until its own overlap ends.
+            previous_until: Some(
+                e.retired_secrets_at(tidepost_domain::now_ms())
+                    .iter()
+                    .map(|r| when(Some(r.until)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+            .filter(|untils| !untils.is_empty()),
             created: when(Some(e.created_at)),
         }
     }

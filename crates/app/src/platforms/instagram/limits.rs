@@ -64,6 +64,22 @@ async fn remember_limit(
 /// `{"used", "total", "checked_at"}`.
 pub const PUBLISHING_LIMIT_DETAIL: &str = "publishing_limit";
 
+/// Why the account cannot publish now, from the last publishing-limit reading kept on it: every
+/// post of Meta's rolling 24 hours used, read less than 24 hours ago.
+pub fn posting_block(account: &Account, now: i64) -> Option<String> {
+    let details: serde_json::Value = serde_json::from_str(&account.details).ok()?;
+    let reading = details.get(PUBLISHING_LIMIT_DETAIL)?;
+    let used = reading["used"].as_u64()?;
+    let total = reading["total"].as_u64()?;
+    let checked_at = reading["checked_at"].as_i64()?;
+    (used >= total && now - checked_at < 86_400_000).then(|| {
+        format!(
+            "Instagram's publishing limit is reached: {used} of {total} posts in the last 24 hours (read {}); a slot frees as the oldest leaves the rolling window.",
+            tidepost_domain::time::rfc3339(checked_at)
+        )
+    })
+}
+
 /// The limit as a refusal when no post is left in the window.
 pub(crate) fn limit_refusal(
     limit: &tidepost_providers::meta::PublishingLimit,

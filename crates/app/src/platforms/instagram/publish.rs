@@ -154,12 +154,11 @@ impl Run<'_> {
     /// continuing to call would extend the block.
     fn spread_calls(&self) -> Option<Halt> {
         let (percent, wait) = self.app.providers.meta_usage().wait_for(self.ig())?;
-        Some(halt::retry(
+        Some(halt::wait(
             format!(
                 "Meta reports {percent}% of the call budget used; waiting before the next call"
             ),
-            Some(wait),
-            None,
+            wait,
         ))
     }
 
@@ -221,7 +220,7 @@ impl Run<'_> {
                     error: Some(e),
                 }
             }
-            other @ (Halt::Retry { .. } | Halt::Job(_) | Halt::Stop) => other,
+            other @ (Halt::Retry { .. } | Halt::Wait { .. } | Halt::Job(_) | Halt::Stop) => other,
         }
     }
 
@@ -374,10 +373,9 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
         ContainerState::Finished => false,
         ContainerState::Published => true,
         ContainerState::InProgress | ContainerState::Unknown(_) => {
-            return Err(retry(
+            return Err(halt::wait(
                 "Instagram is still processing the media",
-                Some(backoff(ctx.attempt())),
-                None,
+                backoff(ctx.attempt()),
             ));
         }
         ContainerState::Error | ContainerState::Expired => {
@@ -501,15 +499,7 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
         None => None,
     };
     let ids: Vec<String> = media_id.iter().cloned().collect();
-    posts::set_provider_status(
-        &app.db,
-        &r.workspace_id,
-        &r.target_id,
-        "PUBLISHED",
-        Some(&ids),
-        ctx.clock().now_ms(),
-    )
-    .await?;
+    crate::pipeline::record_provider_status(app, &target, "PUBLISHED", Some(&ids)).await?;
     ig_store::upsert(
         &app.db,
         &InstagramMedia {
@@ -623,13 +613,12 @@ async fn carousel_children(run: &Run<'_>, target: &Target) -> Result<Vec<String>
                 return Err(run.container_failed(target, &status, Some(i)).await);
             }
             ContainerState::InProgress | ContainerState::Published | ContainerState::Unknown(_) => {
-                return Err(retry(
+                return Err(halt::wait(
                     format!(
                         "Instagram is still processing media {} of the carousel",
                         i + 1
                     ),
-                    Some(backoff(run.ctx.attempt())),
-                    None,
+                    backoff(run.ctx.attempt()),
                 ));
             }
         }

@@ -214,3 +214,83 @@ pub async fn admit_now(app: &App, prepared: &Prepared, now: i64) -> Result<(), P
     };
     check_quotas(app, &prepared.account, mode, None, now).await
 }
+
+/// The key under which a TikTok account's details keep the creator's last "cannot post"
+/// answer from `creator_info` (`{"code", "message", "checked_at"}`); absent when the last
+/// reading allowed posting.
+pub const POSTING_BLOCK_DETAIL: &str = "posting_block";
+
+/// The `creator_info` refusals that say this creator cannot post now (TikTok answers them with
+/// HTTP 200 and `error.code`): banned from posting, the creator's daily cap of API posts, the
+/// app's cap of active creators, too many pending inbox shares.
+pub const POSTING_BLOCK_CODES: &[&str] = &[
+    "spam_risk_user_banned_from_posting",
+    "spam_risk_too_many_posts",
+    "reached_active_user_cap",
+    "spam_risk_too_many_pending_share",
+];
+
+/// Keeps what a `creator_info` reading says of the creator's ability to post on the account:
+/// a refusal of [`POSTING_BLOCK_CODES`] is remembered, an answer clears it; other failures
+/// (the network, a token) say nothing about it. So the accounts page, the API's account and
+/// the composer agree without each asking TikTok. Best effort: a failure here only leaves the
+/// shown health older.
+pub async fn remember_posting_reading<T>(
+    app: &App,
+    account: &Account,
+    reading: &Result<T, PublishError>,
+) {
+    let block = match reading {
+        Ok(_) => None,
+        Err(PublishError::Provider(e)) if POSTING_BLOCK_CODES.contains(&e.code.as_str()) => {
+            Some(serde_json::json!({
+                "code": e.code,
+                "message": e.message,
+                "checked_at": tidepost_domain::now_ms(),
+            }))
+        }
+        Err(_) => return,
+    };
+    let Ok(Some(current)) =
+        tidepost_store::accounts::get(&app.db, &account.workspace_id, &account.id).await
+    else {
+        return;
+    };
+    let mut details: serde_json::Value =
+        serde_json::from_str(&current.details).unwrap_or_else(|_| serde_json::json!({}));
+    let Some(map) = details.as_object_mut() else {
+        return;
+    };
+    let changed = match block {
+        Some(block) => {
+            map.insert(POSTING_BLOCK_DETAIL.into(), block);
+            true
+        }
+        None => map.remove(POSTING_BLOCK_DETAIL).is_some(),
+    };
+    if !changed {
+        return;
+    }
+    if let Err(err) = tidepost_store::accounts::set_details(
+        &app.db,
+        &account.workspace_id,
+        &account.id,
+        &details.to_string(),
+    )
+    .await
+    {
+        tracing::warn!(account_id = %account.id, error = %err, "could not keep the creator's posting reading");
+    }
+}
+
+/// Why the creator cannot post now, from the last `creator_info` reading kept on the account.
+pub fn posting_block(account: &Account) -> Option<String> {
+    let details: serde_json::Value = serde_json::from_str(&account.details).ok()?;
+    let block = details.get(POSTING_BLOCK_DETAIL)?;
+    let message = block["message"]
+        .as_str()
+        .unwrap_or("TikTok refuses posts from this creator now.");
+    Some(format!(
+        "TikTok does not let this creator post now: {message}"
+    ))
+}

@@ -103,10 +103,14 @@ pub async fn creator_info(app: &App, account: &Account) -> Result<CreatorInfo, P
     let client = app
         .tiktok()
         .map_err(|e| PublishError::Unavailable(e.to_string()))?;
-    Ok(crate::tokens::with_token(app, account, |token| async move {
+    let reading = crate::tokens::with_token(app, account, |token| async move {
         client.creator_info(&token).await
     })
-    .await?)
+    .await
+    .map_err(PublishError::from);
+    // Whether the creator may post is kept on the account, for its health on every page.
+    limits::remember_posting_reading(app, account, &reading).await;
+    reading
 }
 
 /// An error of ours, in the provider error shape the targets store.

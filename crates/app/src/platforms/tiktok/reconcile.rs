@@ -317,7 +317,10 @@ async fn resolve_published(
             "platform": target.platform,
             "mode": target.mode,
             "publish_id": target.publish_id,
+            "state": TargetState::Published.as_str(),
+            "attempt": generation,
             "post_ids": ids,
+            "post_url": ids.first().map(|id| super::post_url(id)),
             "error": null,
             "resolved": how,
         }),
@@ -338,10 +341,10 @@ pub async fn run(app: &App, ctx: &JobContext, r: &ReconcileRef) -> Result<(), Jo
     if !is_unknown(&target) {
         return match TargetState::parse(&target.state) {
             // The publish job has not failed the target yet.
-            Some(state) if !state.is_final() => Err(JobError::retryable(
+            Some(state) if !state.is_final() => Err(JobError::wait(
                 "the publish job is still settling this target",
-            )
-            .retry_after(backoff(ctx.attempt()))),
+                backoff(ctx.attempt()),
+            )),
             _ => Ok(()),
         };
     }
@@ -398,10 +401,10 @@ pub async fn run(app: &App, ctx: &JobContext, r: &ReconcileRef) -> Result<(), Jo
             explain(app, r, &format!("{LOST} tidepost looked among the creator's public videos for {} minutes and did not find it, so it was probably not posted; moderation can take longer, though: check the creator's TikTok profile. {CHOOSE}", WINDOW_MS / 60_000)).await?;
             Ok(())
         }
-        Finding::None => Err(JobError::retryable(
+        Finding::None => Err(JobError::wait(
             "not among the creator's public videos yet; looking again",
-        )
-        .retry_after(backoff(ctx.attempt()))),
+            backoff(ctx.attempt()),
+        )),
     }
 }
 

@@ -173,21 +173,15 @@ pub async fn apply(app: &App, r: &EventRef) -> Result<(), JobError> {
         .await?
         {
             Some(target) => {
-                let mut ids = target.post_ids();
-                if !ids.contains(&post_id) {
-                    ids.push(post_id.clone());
-                }
                 let status = target
                     .provider_status
                     .clone()
                     .unwrap_or_else(|| "PUBLISH_COMPLETE".into());
-                posts::set_provider_status(
-                    &app.db,
-                    &target.workspace_id,
-                    &target.id,
+                crate::pipeline::record_provider_status(
+                    app,
+                    &target,
                     &status,
-                    Some(&ids),
-                    tidepost_domain::now_ms(),
+                    Some(std::slice::from_ref(&post_id)),
                 )
                 .await?;
                 advance(
