@@ -1,0 +1,68 @@
+//! Error pages keep the layout: a person who hits a refusal, a missing page or our own failure
+//! still has the navigation (when signed in), the sandbox banner and a way back.
+//!
+//! Handlers answer a [`PageError`] without knowing who is looking; the page it renders alone
+//! has no navigation. This layer sees the `PageError` the response carries and renders it again
+//! with the viewer's [`Chrome`], read from the request's session cookie (one lookup, and only
+//! for error pages).
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::Chrome;
+use crate::auth::MaybeViewer;
+use crate::error::PageError;
+use crate::state::HttpState;
+
+pub async fn layer(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let cookies: Vec<_> = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    let response = next.run(request).await;
+    let Some(error) = response.extensions().get::<PageError>().cloned() else {
+        return response;
+    };
+    let chrome = match viewer(&state, cookies).await {
+        Some(viewer) => Chrome::for_viewer(&state, &viewer, ""),
+        None => Chrome::anonymous(&state),
+    };
+    let (parts, _) = response.into_parts();
+    let mut page = error.page(chrome);
+    keep_headers(&parts.headers, page.headers_mut());
+    page
+}
+
+/// The signed-in person, when the session cookie is live. A failing lookup (the database is
+/// down: often the very error shown) is no one: the page still renders.
+async fn viewer(
+    state: &HttpState,
+    cookies: Vec<axum::http::HeaderValue>,
+) -> Option<crate::auth::Viewer> {
+    if cookies.is_empty() {
+        return None;
+    }
+    let mut request = axum::http::Request::new(());
+    for cookie in cookies {
+        request.headers_mut().append(header::COOKIE, cookie);
+    }
+    let (mut parts, ()) = request.into_parts();
+    MaybeViewer::from_request_parts(&mut parts, state)
+        .await
+        .ok()
+        .and_then(|m| m.0)
+}
+
+/// What the handler said besides the page (`Retry-After`, cookies it set or cleared, …) stays.
+fn keep_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
+            continue;
+        }
+        to.append(name.clone(), value.clone());
+    }
+}
