@@ -656,14 +656,14 @@ async fn empty_pages_at_phone_and_desktop() {
         (
             "compose",
             "/compose",
-            "Posts",
+            "Compose",
             "No TikTok or Instagram account is connected yet.",
         ),
         ("posts", "/posts", "Posts", "No posts yet."),
         (
             "scheduled",
             "/posts/scheduled",
-            "Posts",
+            "Schedule",
             "Nothing is scheduled.",
         ),
         ("media", "/media", "Media", "No media yet."),
@@ -680,7 +680,7 @@ async fn empty_pages_at_phone_and_desktop() {
         (
             "webhooks",
             "/settings/webhooks",
-            "Settings",
+            "Webhooks",
             "No endpoints yet.",
         ),
     ];
