@@ -88,6 +88,7 @@ async fn error_pages_keep_the_layout(backend: Backend) {
         let response = me
             .client
             .post(app.url(&path))
+            .header("referer", app.url("/settings"))
             .form(&[("csrf", "not-the-token")])
             .send()
             .await
@@ -95,8 +96,24 @@ async fn error_pages_keep_the_layout(backend: Backend) {
         let status = response.status();
         let html = response.text().await.unwrap();
         assert_layout(&path, status, &html, true);
+        // Back to the form it came from, where the browser keeps what was typed.
+        assert!(
+            html.contains("href=\"/settings\" data-back>Go back</a>"),
+            "{path} ({status}): no way back to the form:\n{html}"
+        );
         seen += 1;
     }
+    // Another site's page is not offered as the way back.
+    let response = me
+        .client
+        .post(app.url("/settings/api-keys"))
+        .header("referer", "https://elsewhere.example/form")
+        .form(&[("csrf", "not-the-token")])
+        .send()
+        .await
+        .unwrap();
+    let html = response.text().await.unwrap();
+    assert!(!html.contains("data-back"), "{html}");
     // A path no route has.
     let response = me
         .client

@@ -234,6 +234,9 @@ pub struct ErrorPage {
     pub message: String,
     /// A way forward besides the dashboard: (link, label).
     pub action: Option<(String, String)>,
+    /// The page the person came from (same site), offered as "Go back": the browser's own back
+    /// keeps what they typed in a form.
+    pub back: Option<String>,
 }
 
 /// What a page says went wrong. As a response it is an [`ErrorPage`] without the person's
@@ -283,8 +286,8 @@ impl PageError {
 }
 
 impl PageError {
-    /// The page in `chrome`'s layout.
-    pub fn page(self, chrome: Chrome) -> Response {
+    /// The page in `chrome`'s layout, with "Go back" to `back` when known.
+    pub fn page(self, chrome: Chrome, back: Option<String>) -> Response {
         let status = self.status;
         let page = ErrorPage {
             chrome,
@@ -292,6 +295,7 @@ impl PageError {
             title: self.title,
             message: self.message,
             action: self.action,
+            back,
         };
         (status, page).into_response()
     }
@@ -299,7 +303,7 @@ impl PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let mut response = self.clone().page(Chrome::bare());
+        let mut response = self.clone().page(Chrome::bare(), None);
         response.extensions_mut().insert(self);
         response
     }

@@ -17,6 +17,7 @@ use crate::error::PageError;
 use crate::state::HttpState;
 
 pub async fn layer(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let back = came_from(&state, request.headers());
     let cookies: Vec<_> = request
         .headers()
         .get_all(header::COOKIE)
@@ -32,7 +33,7 @@ pub async fn layer(State(state): State<HttpState>, request: Request, next: Next)
         None => Chrome::anonymous(&state),
     };
     let (parts, _) = response.into_parts();
-    let mut page = error.page(chrome);
+    let mut page = error.page(chrome, back);
     keep_headers(&parts.headers, page.headers_mut());
     page
 }
@@ -55,6 +56,28 @@ async fn viewer(
         .await
         .ok()
         .and_then(|m| m.0)
+}
+
+/// The page the request came from, when it is one of ours (its path and query): a refused form
+/// sends the person back to it, with what they typed.
+fn came_from(state: &HttpState, headers: &HeaderMap) -> Option<String> {
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let url = url::Url::parse(referer).ok()?;
+    // Ours: the public address, or the host this request was sent to.
+    let public = url::Url::parse(&state.app.config.url("/")).ok()?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str()?),
+        None => url.host_str()?.to_string(),
+    };
+    if url.origin() != public.origin() && host != Some(authority.as_str()) {
+        return None;
+    }
+    let path = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    };
+    crate::auth::safe_next(&path).map(str::to_string)
 }
 
 /// What the handler said besides the page (`Retry-After`, cookies it set or cleared, …) stays.
