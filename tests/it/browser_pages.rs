@@ -533,7 +533,7 @@ fn pages(w: &World) -> Vec<Page> {
             p("/connect/instagram"),
             Some("Accounts"),
         ),
-        ("compose", p("/compose"), Some("Posts")),
+        ("compose", p("/compose"), Some("Compose")),
         ("posts", p("/posts"), Some("Posts")),
         ("post", format!("/posts/{}", w.post_id), Some("Posts")),
         (
@@ -541,11 +541,11 @@ fn pages(w: &World) -> Vec<Page> {
             format!("/posts/{}", w.scheduled_id),
             Some("Posts"),
         ),
-        ("scheduled", p("/posts/scheduled"), Some("Posts")),
+        ("scheduled", p("/posts/scheduled"), Some("Schedule")),
         (
             "post-new",
             format!("/posts/new?account={}", w.instagram_id),
-            Some("Posts"),
+            Some("Compose"),
         ),
         ("media", p("/media"), Some("Media")),
         ("creators", p("/creators"), Some("Creators")),
@@ -563,11 +563,11 @@ fn pages(w: &World) -> Vec<Page> {
         ("inbox", p("/inbox"), Some("Inbox")),
         ("jobs", p("/jobs"), Some("Jobs")),
         ("settings", p("/settings"), Some("Settings")),
-        ("webhooks", p("/settings/webhooks"), Some("Settings")),
+        ("webhooks", p("/settings/webhooks"), Some("Webhooks")),
         (
             "endpoint",
             format!("/settings/webhooks/{}", w.endpoint_id),
-            Some("Settings"),
+            Some("Webhooks"),
         ),
         ("api-docs", p("/docs/api"), None),
         ("not-found", p("/no/such/page"), None),
@@ -656,14 +656,14 @@ async fn empty_pages_at_phone_and_desktop() {
         (
             "compose",
             "/compose",
-            "Posts",
+            "Compose",
             "No TikTok or Instagram account is connected yet.",
         ),
         ("posts", "/posts", "Posts", "No posts yet."),
         (
             "scheduled",
             "/posts/scheduled",
-            "Posts",
+            "Schedule",
             "Nothing is scheduled.",
         ),
         ("media", "/media", "Media", "No media yet."),
@@ -680,7 +680,7 @@ async fn empty_pages_at_phone_and_desktop() {
         (
             "webhooks",
             "/settings/webhooks",
-            "Settings",
+            "Webhooks",
             "No endpoints yet.",
         ),
     ];

@@ -18,6 +18,7 @@ mod contract;
 mod crm;
 mod docs;
 mod entry_pipeline;
+mod error_pages;
 mod event_sequences;
 mod faults;
 mod faults_pg_restart;

@@ -179,17 +179,45 @@ pub(crate) async fn claim_state(
             Refusal::AlreadyUsed => ConnectError::StateReused,
             Refusal::Expired => ConnectError::StateExpired,
         })?;
-    if !flows.contains(&claimed.flow.as_str()) {
+    belongs(&claimed, flows, session)?;
+    Ok(claimed)
+}
+
+/// The live state named `state`, left unused: for showing a pending step again (a chooser
+/// submitted with nothing ticked) without spending it.
+pub(crate) async fn peek_state(
+    app: &App,
+    state: &str,
+    flows: &[&str],
+    session: Option<CallbackSession<'_>>,
+) -> Result<OAuthState, ConnectError> {
+    if state.is_empty() {
+        return Err(ConnectError::StateMissing);
+    }
+    let live = oauth_states::peek(&app.db, &sha256_hex(state), now_ms())
+        .await?
+        .ok_or(ConnectError::StateUnknown)?;
+    belongs(&live, flows, session)?;
+    Ok(live)
+}
+
+/// A state is for one of `flows`, and for the session that started it when one did.
+fn belongs(
+    state: &OAuthState,
+    flows: &[&str],
+    session: Option<CallbackSession<'_>>,
+) -> Result<(), ConnectError> {
+    if !flows.contains(&state.flow.as_str()) {
         return Err(ConnectError::StateUnknown);
     }
-    if let Some(owner) = claimed.user_id.as_deref() {
+    if let Some(owner) = state.user_id.as_deref() {
         let same =
-            session.is_some_and(|s| s.user_id == owner && s.workspace_id == claimed.workspace_id);
+            session.is_some_and(|s| s.user_id == owner && s.workspace_id == state.workspace_id);
         if !same {
             return Err(ConnectError::StateFromAnotherSession);
         }
     }
-    Ok(claimed)
+    Ok(())
 }
 
 /// Disconnects: revokes access at the provider (best effort: a token that is already invalid

@@ -390,6 +390,41 @@ async fn scheduling(backend: Backend) {
         "{}",
         issues[0].message
     );
+    // A person reads times in the zone they scheduled in, named; never a bare UTC stamp.
+    let spoken = compose::schedule::spoken(at + 30 * 60_000 + 24 * HOUR_MS, Some("Europe/Paris"));
+    assert!(spoken.ends_with("(Europe/Paris)"), "{spoken}");
+    assert!(issues[0].message.contains(&spoken), "{}", issues[0].message);
+    assert!(!issues[0].message.contains('Z'), "{}", issues[0].message);
+    // So does a time in the past, without naming the API's field.
+    let past = NewComposite {
+        schedule: Schedule {
+            at: Some(When {
+                at_ms: tidepost_domain::now_ms() - 2 * HOUR_MS,
+                time_zone: Some("America/New_York".into()),
+            }),
+            next_free_slot: false,
+        },
+        ..new(0, vec![plain_target(&ig)], false)
+    };
+    let ComposeError::Invalid(issues) = compose::submit(&h.app, &h.ws, past).await.unwrap_err()
+    else {
+        panic!("a time in the past is an invalid post")
+    };
+    let in_past = issues
+        .iter()
+        .find(|i| i.rule == "in_past")
+        .expect("in_past");
+    assert_eq!(in_past.field, "scheduled_at");
+    assert!(
+        in_past.message.contains("(America/New_York)") && in_past.message.contains("in the past"),
+        "{}",
+        in_past.message
+    );
+    assert!(
+        !in_past.message.contains("scheduled_at"),
+        "{}",
+        in_past.message
+    );
     // Asked for, the next free slot is taken.
     let third = compose::submit(&h.app, &h.ws, new(3, vec![plain_target(&ig)], true))
         .await

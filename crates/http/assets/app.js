@@ -57,6 +57,14 @@
   Array.prototype.forEach.call(document.querySelectorAll("img[data-fallback]"), function (img) {
     if (img.complete && img.naturalWidth === 0) avatarFallback(img);
   });
+  // "Go back" on an error page: the browser's back, which keeps what was typed in the form;
+  // the link itself when there is no history.
+  document.addEventListener("click", function (event) {
+    var back = event.target.closest("[data-back]");
+    if (!back || window.history.length < 2) return;
+    event.preventDefault();
+    window.history.back();
+  });
   // Copy buttons for secrets shown once.
   document.addEventListener("click", function (event) {
     var target = event.target.closest("[data-copy]");

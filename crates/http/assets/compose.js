@@ -148,6 +148,21 @@
     return text ? text.charAt(0).toUpperCase() + text.slice(1) : text;
   }
 
+  // A time as the person reads it: in the zone the form names (the one they typed, else the
+  // browser's), with that zone said.
+  function zoned(at) {
+    var tz = value("time_zone");
+    var date = new Date(at);
+    try {
+      return date.toLocaleString(undefined, {
+        timeZone: tz || undefined, dateStyle: "medium", timeStyle: "short",
+      }) + " (" + (tz || Intl.DateTimeFormat().resolvedOptions().timeZone) + ")";
+    } catch (e) {
+      // An unknown zone is the server's to refuse; meanwhile UTC, named.
+      return date.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+    }
+  }
+
   function showVerdict(result) {
     clearIssues();
     var loose = [];
@@ -162,7 +177,7 @@
       } else if (counted && names[Number(counted[1]) - 1]) {
         text = "Item " + counted[1] + " (" + names[Number(counted[1]) - 1] + "): " + text.slice(counted[0].length);
       }
-      if (issue.next_slot_at) text += " (next free slot: " + new Date(issue.next_slot_at).toLocaleString() + ")";
+      if (issue.next_slot_at) text += " (next free slot: " + zoned(issue.next_slot_at) + ")";
       var ul = issue.account_id && form.querySelector('[data-issues-for="' + issue.account_id + '"]');
       if (ul) {
         var li = document.createElement("li");
@@ -179,7 +194,7 @@
       verdict.className = "small ok-text";
       verdict.textContent = "Ready for " + result.targets.length + " account" +
         (result.targets.length === 1 ? "" : "s") +
-        (times.length ? ", going out " + new Date(times[0]).toLocaleString() : ", going out now") + ".";
+        (times.length ? ", going out " + zoned(times[0]) : ", going out now") + ".";
     } else {
       var n = (result.errors || []).length;
       verdict.className = "small bad-text";
@@ -338,10 +353,15 @@
   var submit = document.getElementById("compose-submit");
   var uploading = false;
 
+  // Sizes as the server writes them (media::rules::bytes): "4 GiB", "1.5 MiB", "900 bytes".
   function size(n) {
-    if (n >= 1073741824) return (n / 1073741824).toFixed(2) + " GiB";
-    if (n >= 1048576) return (n / 1048576).toFixed(1) + " MiB";
-    if (n >= 1024) return (n / 1024).toFixed(0) + " KiB";
+    var units = [[1073741824, "GiB"], [1048576, "MiB"], [1024, "KiB"]];
+    for (var i = 0; i < units.length; i++) {
+      if (n >= units[i][0]) {
+        var v = n / units[i][0];
+        return (Math.abs(v - Math.round(v)) < 0.05 ? v.toFixed(0) : v.toFixed(1)) + " " + units[i][1];
+      }
+    }
     return n + " bytes";
   }
 

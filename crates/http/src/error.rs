@@ -11,6 +11,8 @@ use tidepost_app::access::AccessError;
 use tidepost_app::connect::ConnectError;
 use tidepost_store::StoreError;
 
+use crate::ui::Chrome;
+
 /// An API error. `code` becomes the stable `type` URI `urn:tidepost:problem:<code>`.
 #[derive(Debug)]
 pub struct Problem {
@@ -221,18 +223,26 @@ impl From<AccessError> for Problem {
     }
 }
 
-/// An error page for people.
+/// An error page for people, inside the layout: the navigation when they are signed in, the
+/// sandbox banner (see [`crate::ui::error_chrome`]).
 #[derive(Debug, Template, WebTemplate)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
+    pub chrome: Chrome,
     pub status: u16,
     pub title: String,
     pub message: String,
     /// A way forward besides the dashboard: (link, label).
     pub action: Option<(String, String)>,
+    /// The page the person came from (same site), offered as "Go back": the browser's own back
+    /// keeps what they typed in a form.
+    pub back: Option<String>,
 }
 
-#[derive(Debug)]
+/// What a page says went wrong. As a response it is an [`ErrorPage`] without the person's
+/// layout, and carries itself as an extension so that the router's
+/// [`crate::ui::error_chrome`] layer renders it again in that layout.
+#[derive(Debug, Clone)]
 pub struct PageError {
     pub status: StatusCode,
     pub title: String,
@@ -275,15 +285,27 @@ impl PageError {
     }
 }
 
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
+impl PageError {
+    /// The page in `chrome`'s layout, with "Go back" to `back` when known.
+    pub fn page(self, chrome: Chrome, back: Option<String>) -> Response {
+        let status = self.status;
         let page = ErrorPage {
-            status: self.status.as_u16(),
+            chrome,
+            status: status.as_u16(),
             title: self.title,
             message: self.message,
             action: self.action,
+            back,
         };
-        (self.status, page).into_response()
+        (status, page).into_response()
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let mut response = self.clone().page(Chrome::bare(), None);
+        response.extensions_mut().insert(self);
+        response
     }
 }
 

@@ -14,7 +14,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tidepost_app::connect::{Callback, CallbackSession, ConnectError, Initiator};
-use tidepost_app::instagram::connect::{self as ig_connect, Finished, Pair, SCOPE_REASONS};
+use tidepost_app::instagram::connect::{self as ig_connect, Choice, Finished, Pair, SCOPE_REASONS};
 use tidepost_app::instagram::{Login, media_url, webhooks};
 use tidepost_domain::Platform;
 use tidepost_domain::time::rfc3339;
@@ -131,6 +131,8 @@ struct ChoosePage {
     pairs: Vec<Pair>,
     choice: String,
     any_choosable: bool,
+    /// Why the chooser is shown again (it was sent with nothing ticked).
+    error: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -162,6 +164,17 @@ fn chrome(state: &HttpState, viewer: &Option<Viewer>) -> Chrome {
     }
 }
 
+fn choose_page(state: &HttpState, viewer: &Option<Viewer>, choice: Choice) -> ChoosePage {
+    ChoosePage {
+        chrome: chrome(state, viewer),
+        any_choosable: choice.pairs.iter().any(Pair::choosable),
+        choice: choice.form_value().to_string(),
+        facebook_user: choice.facebook_user_name,
+        pairs: choice.pairs,
+        error: None,
+    }
+}
+
 async fn callback(
     State(state): State<HttpState>,
     MaybeViewer(viewer): MaybeViewer,
@@ -172,14 +185,7 @@ async fn callback(
         user_id: &v.user.id,
     });
     match ig_connect::finish(&state.app, &callback, session).await {
-        Ok(Finished::Choose(choice)) => ChoosePage {
-            chrome: chrome(&state, &viewer),
-            any_choosable: choice.pairs.iter().any(Pair::choosable),
-            choice: choice.form_value().to_string(),
-            facebook_user: choice.facebook_user_name,
-            pairs: choice.pairs,
-        }
-        .into_response(),
+        Ok(Finished::Choose(choice)) => choose_page(&state, &viewer, choice).into_response(),
         Ok(Finished::Connected(account)) if viewer.is_some() => {
             Redirect::to(&format!("/accounts/{}?connected=1", account.id)).into_response()
         }
@@ -220,6 +226,20 @@ async fn choose(
         workspace_id: &v.workspace.id,
         user_id: &v.user.id,
     });
+    if pages.is_empty() {
+        // Nothing ticked: the same chooser again with the reason, its choice still unspent.
+        return match ig_connect::pending_choice(&state.app, &choice, session).await {
+            Ok(pending) => {
+                let mut page = choose_page(&state, &viewer, pending);
+                page.error = Some(
+                    "Tick at least one Page whose Instagram account tidepost may publish to, then connect."
+                        .into(),
+                );
+                (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+            }
+            Err(err) => refused(err),
+        };
+    }
     match ig_connect::choose(&state.app, &choice, &pages, session).await {
         Ok(connected) if viewer.is_some() => match connected.as_slice() {
             [one] => Redirect::to(&format!("/accounts/{}?connected=1", one.id)).into_response(),

@@ -49,6 +49,10 @@ pub fn router(state: HttpState) -> Router {
         .merge(crate::webhooks::router())
         .merge(assets::router())
         .fallback(ui::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ui::error_chrome::layer,
+        ))
         .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn(ops::record_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))

@@ -149,6 +149,28 @@ async fn connect(e: &Env) -> Value {
         .next()
         .unwrap()
         .to_string();
+    // Sent with nothing ticked: the same chooser again, with the reason and every pair, and
+    // the choice still good (no second Facebook login).
+    let empty = e
+        .http
+        .post(format!("{}/connect/instagram/choose", e.base))
+        .form(&[("choice", choice.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 422);
+    let again = empty.text().await.unwrap();
+    for needle in [
+        "Tick at least one Page",
+        "Tidepost Coffee",
+        "@tidepost.coffee",
+        &format!("name=\"choice\" value=\"{choice}\""),
+    ] {
+        assert!(
+            again.contains(needle),
+            "{needle} missing from the chooser shown again:\n{again}"
+        );
+    }
     let done = e
         .http
         .post(format!("{}/connect/instagram/choose", e.base))
@@ -365,7 +387,9 @@ async fn api_publish(backend: Backend) {
     let status = answer.status();
     let created: Value = answer.json().await.unwrap();
     assert_eq!(status, 202, "{created}");
-    assert_eq!(created["kind"], json!("image"));
+    // The post is a photo post; Instagram's name for it is the target's mode.
+    assert_eq!(created["kind"], json!("photo"));
+    assert_eq!(created["targets"][0]["mode"], json!("image"));
     assert_eq!(created["targets"][0]["platform"], json!("instagram"));
     let post = published(&e, created["id"].as_str().unwrap()).await;
     assert_eq!(post["summary"], json!("published"), "{post}");
@@ -407,7 +431,8 @@ async fn api_publish(backend: Backend) {
     let status = answer.status();
     let created: Value = answer.json().await.unwrap();
     assert_eq!(status, 202, "{created}");
-    assert_eq!(created["kind"], json!("carousel"));
+    assert_eq!(created["kind"], json!("photo"));
+    assert_eq!(created["targets"][0]["mode"], json!("carousel"));
     let post = published(&e, created["id"].as_str().unwrap()).await;
     assert_eq!(post["summary"], json!("published"), "{post}");
     assert!(

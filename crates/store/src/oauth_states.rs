@@ -76,6 +76,19 @@ pub async fn consume(
     }))
 }
 
+/// The state when it is live (not used, not expired), without using it: a page that shows a
+/// pending choice again reads it this way.
+pub async fn peek(db: &Db, state_hash: &str, now: i64) -> Result<Option<OAuthState>> {
+    Ok(sqlx::query_as(
+        "SELECT state_hash, workspace_id, user_id, flow, pkce_verifier, return_to, created_at, expires_at, used_at \
+         FROM oauth_states WHERE state_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(state_hash)
+    .bind(now)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
 /// Forgets states that expired before `before`.
 pub async fn prune(db: &Db, before: i64) -> Result<u64> {
     Ok(

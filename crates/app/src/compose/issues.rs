@@ -132,13 +132,15 @@ pub(super) fn issue_of(
     }
 }
 
-/// The `quota` issue of a target refused at `at` by its limit, naming the next free slot.
+/// The `quota` issue of a target refused at `at` by its limit, naming the next free slot (times
+/// spoken in `time_zone`, the zone the post was scheduled in, else UTC, named).
 pub(super) fn quota_issue(
     index: usize,
     spec: &TargetSpec,
     platform: Platform,
     limit: &LimitCheck,
     next: Option<i64>,
+    time_zone: Option<&str>,
 ) -> Issue {
     let at = Some((index, spec, Some(platform)));
     let message = &limit.message;
@@ -150,9 +152,9 @@ pub(super) fn quota_issue(
                 "scheduled_at",
                 "quota",
                 format!(
-                    "{message} at {}; the next free slot is {}",
-                    tidepost_domain::time::rfc3339(limit.at),
-                    tidepost_domain::time::rfc3339(slot)
+                    "{message} on {}; the next free slot is {}",
+                    super::schedule::spoken(limit.at, time_zone),
+                    super::schedule::spoken(slot, time_zone)
                 ),
             )
         },

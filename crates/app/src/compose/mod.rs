@@ -140,6 +140,9 @@ pub struct PlannedTarget {
 pub struct Plan {
     pub targets: Vec<PlannedTarget>,
     pub at: Option<When>,
+    /// What the post is, whatever each platform makes of it: `video` when its media hold a
+    /// video, else `photo` (an Instagram reel and a TikTok video are one video post).
+    pub kind: &'static str,
 }
 
 /// Accepts a composite post: validates it ([`validate`]), then stores the post and its

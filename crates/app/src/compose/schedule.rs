@@ -81,7 +81,10 @@ pub fn parse(scheduled_at: &str, time_zone: Option<&str>) -> Result<When, Schedu
     if matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
         return Err(bad(
             "scheduled_at",
-            format!("{civil} does not exist in {name}: the clocks skip that hour"),
+            format!(
+                "{} does not exist in {name}: the clocks skip that hour; choose another time",
+                civil.strftime("%a %-d %b %Y, %H:%M")
+            ),
         ));
     }
     let zoned = ambiguous
@@ -104,6 +107,25 @@ pub fn show(at_ms: i64, time_zone: Option<&str>) -> String {
             .strftime("%Y-%m-%dT%H:%M:%S%:z")
             .to_string(),
         None => tidepost_domain::time::rfc3339(at_ms),
+    }
+}
+
+/// `at_ms` as a person reads it: `Tue 1 Dec 2026, 09:30 (America/New_York)`, in `time_zone`
+/// when it is a known zone, else `… 14:30 UTC`.
+pub fn spoken(at_ms: i64, time_zone: Option<&str>) -> String {
+    let Ok(ts) = jiff::Timestamp::from_millisecond(at_ms) else {
+        return at_ms.to_string();
+    };
+    match time_zone.and_then(|name| TimeZone::get(name).ok().map(|tz| (name, tz))) {
+        Some((name, tz)) => format!(
+            "{} ({name})",
+            ts.to_zoned_datetime(tz).strftime("%a %-d %b %Y, %H:%M")
+        ),
+        None => format!(
+            "{} UTC",
+            ts.to_zoned_datetime(TimeZone::UTC)
+                .strftime("%a %-d %b %Y, %H:%M")
+        ),
     }
 }
 
@@ -136,6 +158,15 @@ mod tests {
             "2026-07-01T09:00:00+02:00"
         );
         assert_eq!(show(w.at_ms, None), "2026-07-01T07:00:00Z");
+        assert_eq!(
+            spoken(w.at_ms, Some("Europe/Paris")),
+            "Wed 1 Jul 2026, 09:00 (Europe/Paris)"
+        );
+        assert_eq!(spoken(w.at_ms, None), "Wed 1 Jul 2026, 07:00 UTC");
+        assert_eq!(
+            spoken(w.at_ms, Some("Not/AZone")),
+            "Wed 1 Jul 2026, 07:00 UTC"
+        );
     }
 
     #[test]

@@ -20,11 +20,11 @@ pub async fn store(
     mut plan: Plan,
 ) -> Result<PostView, ComposeError> {
     let now = tidepost_domain::now_ms();
-    let first = &plan
-        .targets
-        .first()
-        .ok_or_else(|| ComposeError::Conflict("a post needs at least one target".into()))?
-        .prepared;
+    if plan.targets.is_empty() {
+        return Err(ComposeError::Conflict(
+            "a post needs at least one target".into(),
+        ));
+    }
     let stored = StoredComposite {
         composite: true,
         caption: new.caption.clone(),
@@ -35,7 +35,7 @@ pub async fn store(
         id: tidepost_domain::new_id(),
         workspace_id: workspace_id.to_string(),
         caption: new.caption.clone(),
-        kind: first.kind.clone(),
+        kind: plan.kind.into(),
         media_id: new.media.iter().find_map(|i| i.media_id.clone()),
         media_url: new.media.iter().find_map(|i| i.url.clone()),
         options: serde_json::to_string(&stored).unwrap_or_else(|_| "{}".into()),
@@ -49,7 +49,8 @@ pub async fn store(
     let mut targets = Vec::with_capacity(plan.targets.len());
     let mut tx = app.db.begin_write().await?;
     // The limits again, under the accounts' locks: the check and the insert are one step.
-    recheck_in(&mut tx, app, &mut plan.targets, None).await?;
+    let zone = plan.at.as_ref().and_then(|w| w.time_zone.as_deref());
+    recheck_in(&mut tx, app, &mut plan.targets, None, zone).await?;
     posts::insert_post_in(&mut tx, &post).await?;
     for planned in &plan.targets {
         let p = &planned.prepared;
@@ -85,6 +86,7 @@ pub(super) async fn recheck_in(
     app: &App,
     targets: &mut [PlannedTarget],
     except_post: Option<&str>,
+    time_zone: Option<&str>,
 ) -> Result<(), ComposeError> {
     let mut keys: Vec<String> = targets
         .iter()
@@ -111,6 +113,7 @@ pub(super) async fn recheck_in(
                 target.prepared.account.platform,
                 limit,
                 next,
+                time_zone,
             )),
         }
     }

@@ -84,7 +84,8 @@ pub async fn update(
     let mut plan = validate_except(app, workspace_id, &new, Some(post_id), check_time).await?;
     let now = tidepost_domain::now_ms();
     let mut tx = app.db.begin_write().await?;
-    recheck_in(&mut tx, app, &mut plan.targets, Some(post_id)).await?;
+    let zone = plan.at.as_ref().and_then(|w| w.time_zone.as_deref());
+    recheck_in(&mut tx, app, &mut plan.targets, Some(post_id), zone).await?;
     if change.caption.is_some() {
         // A single-account post keeps its options as its one target's, as it was made.
         let options = match plan.targets.first() {

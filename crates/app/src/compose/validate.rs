@@ -8,7 +8,7 @@ use tidepost_store::accounts::{self, Account};
 use super::issues::{issue, issue_of, quota_issue};
 use super::{
     ComposeError, Issue, MAX_TARGETS, NewComposite, PAST_TOLERANCE_MS, Plan, PlannedTarget,
-    TargetInput, TargetSpec,
+    Schedule, TargetInput, TargetSpec,
 };
 use crate::App;
 use crate::pipeline::Prepared;
@@ -121,9 +121,10 @@ async fn place(
     spec: &TargetSpec,
     prepared: &Prepared,
     at: i64,
-    next_free: bool,
+    schedule: &Schedule,
     except_post: Option<&str>,
 ) -> Result<(i64, LimitCheck), Issue> {
+    let next_free = schedule.next_free_slot;
     let limit = LimitCheck::new(
         crate::platforms::daily_limit(app, prepared).await,
         at,
@@ -147,7 +148,14 @@ async fn place(
     })?;
     match quota::decide(&events, at, limit.cap, next_free) {
         Ok(slot) => Ok((slot, limit)),
-        Err(next) => Err(quota_issue(index, spec, platform, &limit, next)),
+        Err(next) => Err(quota_issue(
+            index,
+            spec,
+            platform,
+            &limit,
+            next,
+            schedule.at.as_ref().and_then(|w| w.time_zone.as_deref()),
+        )),
     }
 }
 
@@ -210,8 +218,8 @@ pub(super) async fn validate_except(
             "scheduled_at",
             "in_past",
             format!(
-                "{} is in the past; leave scheduled_at out to post now",
-                tidepost_domain::time::rfc3339(when.at_ms)
+                "the time chosen, {}, is in the past: choose a later time, or publish now",
+                super::schedule::spoken(when.at_ms, when.time_zone.as_deref())
             ),
         ));
     }
@@ -293,23 +301,14 @@ pub(super) async fn validate_except(
             });
             continue;
         }
-        let (run_at, limit) = match place(
-            app,
-            index,
-            spec,
-            &prepared,
-            at,
-            new.schedule.next_free_slot,
-            except_post,
-        )
-        .await
-        {
-            Ok(placed) => placed,
-            Err(problem) => {
-                issues.push(problem);
-                continue;
-            }
-        };
+        let (run_at, limit) =
+            match place(app, index, spec, &prepared, at, &new.schedule, except_post).await {
+                Ok(placed) => placed,
+                Err(problem) => {
+                    issues.push(problem);
+                    continue;
+                }
+            };
         // Sent now: the platform's own count (posts from other apps too) must allow one more.
         if run_at == now
             && new.schedule.at.is_none()
@@ -332,5 +331,15 @@ pub(super) async fn validate_except(
     Ok(Plan {
         targets: planned,
         at: new.schedule.at.clone(),
+        kind: post_kind(&kinds),
     })
+}
+
+/// A post's kind as people read it: its media, not the first platform's name for them.
+fn post_kind(kinds: &[Option<ItemKind>]) -> &'static str {
+    if kinds.contains(&Some(ItemKind::Video)) {
+        "video"
+    } else {
+        "photo"
+    }
 }

@@ -547,7 +547,7 @@ async fn render(
         })
         .collect();
     Ok(ComposePage {
-        chrome: Chrome::for_viewer(state, viewer, "Posts"),
+        chrome: Chrome::for_viewer(state, viewer, "Compose"),
         targets,
         media,
         caption: typed.caption.clone(),
@@ -783,7 +783,7 @@ async fn scheduled(
         })
         .collect();
     Ok(ScheduledPage {
-        chrome: Chrome::for_viewer(&state, &viewer, "Posts"),
+        chrome: Chrome::for_viewer(&state, &viewer, "Schedule"),
         days,
         time_zone: zone_name,
         zone_error,

@@ -7,6 +7,7 @@ mod api_docs;
 mod compose;
 mod crm;
 mod dashboard;
+pub mod error_chrome;
 mod jobs;
 mod media;
 mod posts;
@@ -69,6 +70,18 @@ impl Chrome {
         }
     }
 
+    /// No one signed in and no banner: what a page has before [`error_chrome`] knows better.
+    pub fn bare() -> Self {
+        Self {
+            user_email: None,
+            workspace: String::new(),
+            csrf: String::new(),
+            sandbox: false,
+            active: "",
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
     pub fn anonymous(state: &HttpState) -> Self {
         Self {
             user_email: None,
@@ -84,13 +97,17 @@ impl Chrome {
     pub fn nav_items(&self) -> &'static [(&'static str, &'static str)] {
         &[
             ("/", "Dashboard"),
-            ("/accounts", "Accounts"),
+            ("/compose", "Compose"),
             ("/posts", "Posts"),
+            ("/posts/scheduled", "Schedule"),
+            ("/accounts", "Accounts"),
             ("/media", "Media"),
             ("/creators", "Creators"),
             ("/contacts", "Contacts"),
             ("/inbox", "Inbox"),
             ("/jobs", "Jobs"),
+            ("/settings/webhooks", "Webhooks"),
+            ("/settings#keys", "API keys"),
             ("/settings", "Settings"),
         ]
     }

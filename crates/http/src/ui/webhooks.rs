@@ -132,7 +132,7 @@ async fn index_page(
         .map(EndpointView::of)
         .collect();
     Ok(IndexPage {
-        chrome: Chrome::for_viewer(state, viewer, "Settings"),
+        chrome: Chrome::for_viewer(state, viewer, "Webhooks"),
         endpoints,
         disabled,
         events: choices(checked),
@@ -292,7 +292,7 @@ async fn endpoint_view(
         .then(|| rows.last().map(|d| d.id.clone()))
         .flatten();
     Ok(EndpointPage {
-        chrome: Chrome::for_viewer(state, viewer, "Settings"),
+        chrome: Chrome::for_viewer(state, viewer, "Webhooks"),
         counts: webhook_deliveries::counts(&state.app.db, ws, id).await?,
         endpoint: EndpointView::of(&endpoint),
         deliveries: rows.iter().map(DeliveryRow::of).collect(),
@@ -458,7 +458,7 @@ async fn delivery_page(
         .collect::<Vec<_>>()
         .join(", ");
     Ok(DeliveryPage {
-        chrome: Chrome::for_viewer(&state, &viewer, "Settings"),
+        chrome: Chrome::for_viewer(&state, &viewer, "Webhooks"),
         endpoint: EndpointView::of(&endpoint),
         event_id: delivery.event_id.clone(),
         delivery: DeliveryRow::of(&delivery),

@@ -25,7 +25,7 @@ use super::{Details, Login, PLATFORM};
 use crate::App;
 use crate::connect::{
     Callback, CallbackSession, ConnectError, Initiator, STATE_TTL_MS, claim_state, new_state,
-    state_secret,
+    peek_state, state_secret,
 };
 use crate::tokens::{self, ACCESS_TOKEN, secs_ms};
 
@@ -317,6 +317,25 @@ async fn facebook(app: &App, who: &Initiator<'_>, code: &str) -> Result<Choice, 
         facebook_user_name: user.name,
         pairs,
         expires_at: now_ms() + CHOICE_TTL_MS,
+    })
+}
+
+/// The pending choice again, unspent: the chooser shown anew when it was sent with nothing
+/// ticked, so that the person picks without logging in to Facebook again.
+pub async fn pending_choice(
+    app: &App,
+    choice: &str,
+    session: Option<CallbackSession<'_>>,
+) -> Result<Choice, ConnectError> {
+    let live = peek_state(app, choice, &[FLOW_CHOICE], session).await?;
+    let sealed = state_secret(app, &live)?.ok_or(ConnectError::StateUnknown)?;
+    let pending: Pending =
+        serde_json::from_str(sealed.expose_secret()).map_err(|_| ConnectError::StateUnknown)?;
+    Ok(Choice {
+        token: SecretString::from(choice.to_string()),
+        facebook_user_name: pending.facebook_user_name,
+        pairs: pending.pairs,
+        expires_at: live.expires_at,
     })
 }
 

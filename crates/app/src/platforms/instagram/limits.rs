@@ -95,7 +95,7 @@ pub(crate) fn limit_refusal(
             "Instagram's publishing limit is reached: {} of {} posts in the last 24 hours. A slot frees as the oldest of them leaves the rolling window, by {} at the latest.",
             limit.quota_usage,
             limit.quota_total.unwrap_or(limit.quota_usage),
-            tidepost_domain::time::rfc3339(frees)
+            crate::compose::schedule::spoken(frees, None)
         ),
         frees,
     ))

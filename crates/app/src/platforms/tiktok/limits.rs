@@ -127,7 +127,7 @@ async fn refusal(
                 return Ok(Some(quota(
                     format!(
                         "{name} reached the daily cap of {cap} direct posts through tidepost (TikTok allows about 15 a day per creator, across all apps); the next slot opens at {}",
-                        tidepost_domain::time::rfc3339(next)
+                        crate::compose::schedule::spoken(next, None)
                     ),
                     next,
                 )));
@@ -144,7 +144,7 @@ async fn refusal(
                     return Ok(Some(quota(
                         format!(
                             "this TikTok app is not audited yet, so it may post for at most {cap} creators a day and that many already posted; the next slot opens at {}",
-                            tidepost_domain::time::rfc3339(next)
+                            crate::compose::schedule::spoken(next, None)
                         ),
                         next,
                     )));
@@ -163,7 +163,7 @@ async fn refusal(
                 return Ok(Some(quota(
                     format!(
                         "{name} already has {cap} drafts from the last 24 hours waiting in their TikTok inbox; ask them to post or discard them, or wait until {}",
-                        tidepost_domain::time::rfc3339(next)
+                        crate::compose::schedule::spoken(next, None)
                     ),
                     next,
                 )));

@@ -75,7 +75,7 @@ pub async fn prepare(
             if media.kind != "video" {
                 return Err(invalid(
                     "media",
-                    "TikTok takes uploaded files for videos only; photos must be given as URLs under a verified domain",
+                    "TikTok takes an uploaded file only for a video; it fetches photos itself from their web address (give each photo's URL, on a site this TikTok app has verified)",
                 ));
             }
             (
@@ -132,7 +132,7 @@ fn media_of(
         _ if !kinds.is_empty() && kinds.iter().all(|k| *k == Some(ItemKind::Image)) => {
             let urls: Option<Vec<String>> = media.iter().map(|i| i.url.clone()).collect();
             urls.map(|urls| (MediaSource::Photos, urls)).ok_or_else(|| {
-                "TikTok takes photos as URLs it downloads (under a verified domain), not as uploads".into()
+                "TikTok fetches photos itself from their web address, so uploaded photos cannot go to TikTok: give each photo's URL (on a site this TikTok app has verified), or post a video".into()
             })
         }
         _ if kinds.iter().any(Option::is_none) => {

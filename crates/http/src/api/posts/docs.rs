@@ -115,6 +115,8 @@ pub(crate) struct TargetErrorDoc {
 #[allow(dead_code)]
 pub(crate) struct PostDoc {
     id: String,
+    /// `video` when the post's media hold a video, else `photo`; what each platform makes of
+    /// it (a reel, a carousel, a direct post…) is its target's `mode`.
     kind: String,
     caption: String,
     /// `pending`, `in_progress`, `published`, `partly_failed`, `failed` or `cancelled`.
