@@ -18,6 +18,9 @@ use crate::state::HttpState;
 
 pub const SESSION_COOKIE: &str = "tidepost_session";
 pub const LOGIN_CSRF_COOKIE: &str = "tidepost_login_csrf";
+/// Marks a browser that signed in before ([`tidepost_app::access::is_known_device`]): its
+/// holder's correct password gets through an account lock.
+pub const DEVICE_COOKIE: &str = "tidepost_device";
 
 /// A signed-in person looking at the UI.
 #[derive(Debug, Clone)]
@@ -247,6 +250,17 @@ pub fn login_csrf_cookie(token: String, secure: bool) -> Cookie<'static> {
         .secure(secure)
         .path("/")
         .max_age(time_duration(3600))
+        .build()
+}
+
+/// The known-device cookie, sent only to the sign-in form.
+pub fn device_cookie(value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((DEVICE_COOKIE, value))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .path("/login")
+        .max_age(time_duration(tidepost_app::access::KNOWN_DEVICE_MS / 1000))
         .build()
 }
 

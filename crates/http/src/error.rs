@@ -207,7 +207,8 @@ impl From<AccessError> for Problem {
     fn from(err: AccessError) -> Self {
         match err {
             AccessError::Store(store) => store.into(),
-            AccessError::TooManyAttempts { retry_after_secs } => {
+            AccessError::TooManyAttempts { retry_after_secs }
+            | AccessError::AccountLocked { retry_after_secs } => {
                 Problem::too_many_requests(err.to_string(), retry_after_secs.max(1) as u64)
             }
             AccessError::WrongCredentials => Problem::unauthorized(err.to_string()),
@@ -318,6 +319,7 @@ impl From<AccessError> for PageError {
             AccessError::Store(store) => store.into(),
             other @ (AccessError::WrongCredentials
             | AccessError::TooManyAttempts { .. }
+            | AccessError::AccountLocked { .. }
             | AccessError::WeakPassword
             | AccessError::InvalidEmail(_)
             | AccessError::InvalidWorkspace(_)

@@ -7,6 +7,7 @@ mod api_docs;
 mod compose;
 mod crm;
 mod dashboard;
+pub mod flash;
 mod jobs;
 mod media;
 mod posts;
