@@ -5,7 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use tidepost_app::outbound::deliver::{self, ResendError};
 use tidepost_app::outbound::endpoints::{self, Changes, EndpointError, NewEndpoint};
@@ -14,6 +14,7 @@ use tidepost_store::webhook_deliveries::{self, Attempt, Delivery};
 use tidepost_store::webhook_endpoints::{self, Endpoint};
 use utoipa::{IntoParams, ToSchema};
 
+use super::idempotency::OneTimeSecret;
 use super::{ApiJson, paging};
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -78,7 +79,14 @@ impl EndpointOut {
     }
 }
 
-/// An endpoint with its new signing secret, shown this once.
+/// What a replay (the same request again with its `Idempotency-Key`) of a creation or a rotation
+/// says instead of the signing secret.
+const SECRET_SHOWN_ONCE: OneTimeSecret = OneTimeSecret::Withhold {
+    fields: &["secret"],
+    note: "this is a replay: the signing secret was shown once, in the first answer to this request, and is not kept; if it was lost, rotate the secret",
+};
+
+/// An endpoint with its new signing secret, shown this once (a replay has `note` instead).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = WebhookEndpointWithSecret)]
 pub struct WithSecretOut {
@@ -273,7 +281,7 @@ async fn create(
     caller: Caller,
     State(state): State<HttpState>,
     ApiJson(body): ApiJson<CreateEndpoint>,
-) -> Result<(StatusCode, Json<WithSecretOut>), Problem> {
+) -> Result<(StatusCode, Extension<OneTimeSecret>, Json<WithSecretOut>), Problem> {
     caller.require_scope("api")?;
     let created = endpoints::create(
         &state.app,
@@ -289,6 +297,7 @@ async fn create(
     .map_err(endpoint_problem)?;
     Ok((
         StatusCode::CREATED,
+        Extension(SECRET_SHOWN_ONCE),
         Json(WithSecretOut {
             endpoint: EndpointOut::of(&created.endpoint),
             secret: created.secret,
@@ -409,16 +418,19 @@ async fn rotate_secret(
     caller: Caller,
     State(state): State<HttpState>,
     Path(id): Path<String>,
-) -> Result<Json<WithSecretOut>, Problem> {
+) -> Result<(Extension<OneTimeSecret>, Json<WithSecretOut>), Problem> {
     caller.require_scope("api")?;
     let rotated = endpoints::rotate_secret(&state.app, &caller.workspace_id, &id)
         .await
         .map_err(endpoint_problem)?
         .ok_or_else(|| Problem::not_found("webhook endpoint"))?;
-    Ok(Json(WithSecretOut {
-        endpoint: EndpointOut::of(&rotated.endpoint),
-        secret: rotated.secret,
-    }))
+    Ok((
+        Extension(SECRET_SHOWN_ONCE),
+        Json(WithSecretOut {
+            endpoint: EndpointOut::of(&rotated.endpoint),
+            secret: rotated.secret,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
