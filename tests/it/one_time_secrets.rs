@@ -10,7 +10,6 @@
 //! - A connect link: not replayed at all; the retry gets a fresh link (its OAuth state is single
 //!   use, and making another changes nothing).
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::*;
