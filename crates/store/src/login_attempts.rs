@@ -23,7 +23,8 @@ pub enum Admission {
 /// How a subject's attempts are let through.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// After this long without an attempt (and unblocked), a subject's count starts again.
+    /// After this long without an attempt and without a wait (counted from the later of its last
+    /// attempt and the end of its wait), a subject's count starts again.
     pub window_ms: i64,
     /// How long the subject is blocked after its `n`-th attempt (1-based); 0: not at all.
     pub delay_after: fn(i64) -> i64,
@@ -68,7 +69,9 @@ pub async fn admit(
                 until: blocked_until,
             });
         }
-        let run = if now - last_at >= policy.window_ms {
+        // The quiet window is counted from the end of the subject's wait, not from its last
+        // attempt: a wait as long as the window must not hand out a fresh run of free attempts.
+        let run = if now - last_at.max(blocked_until) >= policy.window_ms {
             0
         } else {
             attempts
@@ -193,6 +196,41 @@ mod tests {
                 admit(&db, "ada@example.com", "pair other", now, POLICY)
                     .await
                     .unwrap(),
+                Admission::Granted { attempt: 1 }
+            );
+        }
+    );
+
+    /// Blocked for the whole window after the second attempt.
+    fn two_then_a_window(attempt: i64) -> i64 {
+        if attempt >= 2 { POLICY.window_ms } else { 0 }
+    }
+
+    both_backends!(
+        a_wait_as_long_as_the_window_does_not_restart_the_count,
+        |db: Db| async move {
+            let policy = Policy {
+                window_ms: POLICY.window_ms,
+                delay_after: two_then_a_window,
+            };
+            let now = 7_000_000;
+            for attempt in 1..=2 {
+                assert_eq!(
+                    admit(&db, "a", "s", now, policy).await.unwrap(),
+                    Admission::Granted { attempt }
+                );
+            }
+            // The wait ends a full window after the last attempt: the next one is the third
+            // (and waits again), not a first of a new run.
+            let waited = now + policy.window_ms;
+            assert_eq!(
+                admit(&db, "a", "s", waited, policy).await.unwrap(),
+                Admission::Granted { attempt: 3 }
+            );
+            // Only a quiet window after the end of that wait starts the count again.
+            let quiet = waited + 2 * policy.window_ms;
+            assert_eq!(
+                admit(&db, "a", "s", quiet, policy).await.unwrap(),
                 Admission::Granted { attempt: 1 }
             );
         }
