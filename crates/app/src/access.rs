@@ -245,8 +245,11 @@ fn subjects(email: &str, client: &str) -> (String, String) {
     )
 }
 
-fn retry_after_secs(until: i64, now: i64) -> i64 {
-    ((until - now + 999) / 1000).max(1)
+/// Whole seconds (rounded up) from the moment of answering until `until`. Measured now, not at
+/// the request's start: a refused request may have started before the one whose attempt set
+/// the wait, and would otherwise name a second more than the wait.
+fn retry_after_secs(until: i64) -> i64 {
+    ((until - now_ms() + 999) / 1000).max(1)
 }
 
 /// Where a known-device cookie is sealed: bound to its user.
@@ -302,7 +305,7 @@ pub async fn sign_in(
         login_attempts::admit(db, &email, &pair, now, PAIR_POLICY).await?
     {
         return Err(AccessError::TooManyAttempts {
-            retry_after_secs: retry_after_secs(until, now),
+            retry_after_secs: retry_after_secs(until),
         });
     }
     if !known_device
@@ -310,7 +313,7 @@ pub async fn sign_in(
             login_attempts::admit(db, &email, &account, now, ACCOUNT_POLICY).await?
     {
         return Err(AccessError::AccountLocked {
-            retry_after_secs: retry_after_secs(until, now),
+            retry_after_secs: retry_after_secs(until),
         });
     }
     let verified = match &user {
