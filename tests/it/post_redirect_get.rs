@@ -7,12 +7,13 @@
 //! fails. `every_ui_post_answers_303_on_success` then makes each one succeed, as the workspace's
 //! owner with the objects it needs, and expects 303 with a same-site `Location`.
 //!
-//! A few forms need a provider answering or a post in a state only a provider produces (the
-//! composer and a reschedule read TikTok's creator info, a reply is sent to Instagram, the
-//! Facebook Page picker needs a finished Facebook login, the unknown-outcome forms need a post
-//! whose publish answer was lost). They are not driven here: their entry names the test that
-//! drives the route (checked to still mention it), and each of their handlers was read to end
-//! its success in `Redirect::to` (303). Driving them here too is left to do.
+//! The forms that need a state only a provider produces are driven here from fixtures that put
+//! the post or job in that state (a post waiting to be sent for cancel, a post whose publish
+//! answer was lost for "mark published" and "send again", a dead job for retry); the connect
+//! forms and the Facebook Page picker run against the sandbox emulator. Three remain driven
+//! elsewhere, because succeeding needs real media and the creator's settings read from TikTok
+//! (the composer, a reschedule) or a comment to answer on Instagram (an inbox reply): their
+//! entry names the test that drives the route, checked to still mention it.
 
 use std::collections::BTreeSet;
 
@@ -24,22 +25,56 @@ use crate::tenancy::{Object, make};
 /// How a form is made to succeed.
 #[derive(Debug, Clone, Copy)]
 enum Scenario {
-    /// Here, live: the fields to send (besides `csrf`) and the object the path's ids name.
+    /// Here, live: the fields to send (besides `csrf`), the object the path's ids name, and the
+    /// state it is put in first.
     Live {
         fields: &'static [(&'static str, &'static str)],
         object: Option<Object>,
+        prepare: Prepare,
     },
     /// Sign-in, sign-out and first-run setup: their own flows, live here too.
     Session,
-    /// Not driven here (it needs a provider): the test file that drives the route, and the
-    /// text by which it names it.
+    /// Here, live, through the sandbox emulator's provider flow that leads to the form.
+    Emulator,
+    /// Not driven here (it needs real media or a provider's content): the test file that
+    /// drives the route, and the text by which it names it.
     DrivenElsewhere(&'static str, &'static str),
 }
 
-use Scenario::{DrivenElsewhere, Live, Session};
+/// The state a fixture is put in before its form is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prepare {
+    AsMade,
+    /// A post whose target waits to be sent (queued): it can be cancelled.
+    QueuedPost,
+    /// A post whose TikTok publish answer was lost (failed, outcome unknown).
+    UnknownOutcome,
+    /// A job that failed for good.
+    DeadJob,
+    /// A creator whose account was detached (a creator owning accounts is not deleted).
+    CreatorWithoutAccounts,
+}
+
+use Scenario::{DrivenElsewhere, Emulator, Live, Session};
 
 const fn live(fields: &'static [(&'static str, &'static str)], object: Option<Object>) -> Scenario {
-    Live { fields, object }
+    Live {
+        fields,
+        object,
+        prepare: Prepare::AsMade,
+    }
+}
+
+const fn prepared(
+    fields: &'static [(&'static str, &'static str)],
+    object: Object,
+    prepare: Prepare,
+) -> Scenario {
+    Live {
+        fields,
+        object: Some(object),
+        prepare,
+    }
 }
 
 /// Every UI route that takes a POST, with how it is made to succeed.
@@ -54,10 +89,7 @@ const UI_POSTS: &[(&str, Scenario)] = &[
     ),
     ("/connect/tiktok", live(&[], None)),
     ("/connect/instagram", live(&[("login", "facebook")], None)),
-    (
-        "/connect/instagram/choose",
-        DrivenElsewhere("tests/it/browser_instagram.rs", "connect/instagram/choose"),
-    ),
+    ("/connect/instagram/choose", Emulator),
     (
         "/accounts/{id}/disconnect",
         live(&[], Some(Object::Account)),
@@ -72,7 +104,7 @@ const UI_POSTS: &[(&str, Scenario)] = &[
     ),
     (
         "/posts/{id}/cancel",
-        DrivenElsewhere("tests/it/tenancy.rs", "/posts/{id}/cancel"),
+        prepared(&[], Object::Post, Prepare::QueuedPost),
     ),
     (
         "/posts/{id}/targets/{target}/retry",
@@ -80,11 +112,11 @@ const UI_POSTS: &[(&str, Scenario)] = &[
     ),
     (
         "/posts/{id}/targets/{target}/mark-published",
-        DrivenElsewhere("tests/it/unknown_outcome.rs", "mark-published"),
+        prepared(&[("video", "")], Object::Post, Prepare::UnknownOutcome),
     ),
     (
         "/posts/{id}/targets/{target}/send-again",
-        DrivenElsewhere("tests/it/unknown_outcome.rs", "send-again"),
+        prepared(&[("confirm", "on")], Object::Post, Prepare::UnknownOutcome),
     ),
     (
         "/creators",
@@ -97,18 +129,15 @@ const UI_POSTS: &[(&str, Scenario)] = &[
             Some(Object::Creator),
         ),
     ),
-    (
-        "/creators/{id}/accounts",
-        Live {
-            fields: &[],
-            object: Some(Object::Creator),
-        },
-    ),
+    ("/creators/{id}/accounts", live(&[], Some(Object::Creator))),
     (
         "/creators/{id}/accounts/{account_id}/detach",
         live(&[], Some(Object::Creator)),
     ),
-    ("/creators/{id}/delete", live(&[], Some(Object::Creator))),
+    (
+        "/creators/{id}/delete",
+        prepared(&[], Object::Creator, Prepare::CreatorWithoutAccounts),
+    ),
     (
         "/inbox/{id}/reply",
         DrivenElsewhere("tests/it/browser_pages.rs", "/inbox/"),
@@ -116,7 +145,7 @@ const UI_POSTS: &[(&str, Scenario)] = &[
     ("/jobs/{id}/cancel", live(&[], Some(Object::Job))),
     (
         "/jobs/{id}/retry",
-        DrivenElsewhere("tests/it/jobs.rs", "/retry"),
+        prepared(&[], Object::Job, Prepare::DeadJob),
     ),
     ("/media/{id}/delete", live(&[], Some(Object::Media))),
     (
@@ -190,18 +219,82 @@ both_backends!(
     reloading_after_creating_a_key_creates_nothing
 );
 
+/// Puts the fixture named by `ids` in the state `prepare` asks for.
+async fn prepare_fixture(
+    app: &TestApp,
+    workspace_id: &str,
+    prepare: Prepare,
+    ids: &[(&'static str, String)],
+) {
+    let id = |name: &str| {
+        ids.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let (sql, id) = match prepare {
+        Prepare::AsMade => return,
+        Prepare::CreatorWithoutAccounts => {
+            tidepost_store::crm::creators::detach(
+                &app.db,
+                workspace_id,
+                &id("id"),
+                &id("account_id"),
+            )
+            .await
+            .unwrap()
+            .expect("the creator's account is detached");
+            return;
+        }
+        Prepare::QueuedPost => (
+            "UPDATE post_targets SET state = 'queued', error_code = NULL, error_message = NULL, \
+             finished_at = NULL WHERE id = $1",
+            id("target"),
+        ),
+        Prepare::UnknownOutcome => (
+            "UPDATE post_targets SET error_code = 'init_outcome_unknown', publish_id = 'lost' \
+             WHERE id = $1",
+            id("target"),
+        ),
+        Prepare::DeadJob => (
+            "UPDATE jobs SET state = 'dead', last_error = 'a fixture' WHERE id = $1",
+            id("id"),
+        ),
+    };
+    let changed = sqlx::query(sql)
+        .bind(&id)
+        .execute(app.db.pool())
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 1, "{prepare:?}");
+}
+
 async fn every_ui_post_answers_303_on_success(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(
+        backend,
+        Options {
+            emulator: true,
+            ..Options::default()
+        },
+    )
+    .await;
     let me = app.signed_in("acme").await;
     let ws = me.workspace.id.clone();
     for (template, scenario) in UI_POSTS {
-        let Live { fields, object } = *scenario else {
+        let Live {
+            fields,
+            object,
+            prepare,
+        } = *scenario
+        else {
             continue;
         };
         let mut ids: Vec<(&'static str, String)> = match object {
             Some(kind) => make(&app, kind, &ws).await,
             None => Vec::new(),
         };
+        prepare_fixture(&app, &ws, prepare, &ids).await;
         let mut form: Vec<(&str, String)> =
             fields.iter().map(|(k, v)| (*k, v.to_string())).collect();
         if *template == "/creators/{id}/accounts" {
@@ -230,6 +323,11 @@ async fn every_ui_post_answers_303_on_success(backend: Backend) {
         }
         redirected(&response, template);
     }
+
+    // The Facebook Page picker, at the end of a Facebook Login on the emulator (the helper
+    // checks that choosing answers 303 to the new account).
+    let account = connect_instagram_via_http(&app, &me).await;
+    assert!(!account.is_empty());
 
     // Sign-in and sign-out.
     let browser = client();
