@@ -93,8 +93,13 @@ pub struct WithSecretOut {
     #[serde(flatten)]
     #[schema(inline)]
     endpoint: EndpointOut,
-    /// `whsec_…`: verify deliveries with it (Standard Webhooks). It cannot be shown again.
-    secret: String,
+    /// `whsec_…`: verify deliveries with it (Standard Webhooks). It cannot be shown again:
+    /// absent from a replay (the same request again with its `Idempotency-Key`), which has
+    /// `note` instead.
+    secret: Option<String>,
+    /// Only on a replay: the secret was shown once, in the first answer, and is not kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -273,7 +278,7 @@ pub struct CreateEndpoint {
     post, path = "/api/v1/webhook-endpoints", tag = "webhooks",
     request_body = CreateEndpoint,
     responses(
-        (status = 201, description = "The endpoint with its secret, shown this once", body = WithSecretOut),
+        (status = 201, description = "The endpoint with its secret, shown this once (a replay with the same `Idempotency-Key` has the endpoint without its secret, and a `note`)", body = WithSecretOut),
         (status = 422, description = "A field is invalid (named in `field`): an unknown event type, or a URL the SSRF guard refuses", body = Problem),
     ),
 )]
@@ -300,7 +305,8 @@ async fn create(
         Extension(SECRET_SHOWN_ONCE),
         Json(WithSecretOut {
             endpoint: EndpointOut::of(&created.endpoint),
-            secret: created.secret,
+            secret: Some(created.secret),
+            note: None,
         }),
     ))
 }
@@ -409,7 +415,7 @@ async fn remove(
     post, path = "/api/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks",
     params(("id" = String, Path, description = "The endpoint's id")),
     responses(
-        (status = 200, description = "The new secret, shown this once; the previous one keeps signing until `previous_secret_expires_at`", body = WithSecretOut),
+        (status = 200, description = "The new secret, shown this once (a replay with the same `Idempotency-Key` has no secret, and a `note`); the previous one keeps signing until `previous_secret_expires_at`", body = WithSecretOut),
         (status = 404, description = "No such endpoint in this workspace", body = Problem),
         (status = 409, description = "Rotated by someone else at the same moment", body = Problem),
     ),
@@ -428,7 +434,8 @@ async fn rotate_secret(
         Extension(SECRET_SHOWN_ONCE),
         Json(WithSecretOut {
             endpoint: EndpointOut::of(&rotated.endpoint),
-            secret: rotated.secret,
+            secret: Some(rotated.secret),
+            note: None,
         }),
     ))
 }
