@@ -6,8 +6,8 @@
 //!   passwords sent after it wait too;
 //! - one address trying many accounts (a proxy, an office) slows down only the pairs it tried,
 //!   never the other accounts behind it;
-//! - an account locked by guesses from many addresses opens to its owner's known browser, whose
-//!   correct password lifts the lock; `tidepost user unlock` lifts it too (tests/it/cli.rs);
+//! - an account locked by guesses from many addresses opens to its owner's known browser (also
+//!   when another account signed in with it since), whose correct password lifts the lock; `tidepost user unlock` lifts it too (tests/it/cli.rs);
 //! - every 429 carries `Retry-After`.
 
 use reqwest::StatusCode;
@@ -60,6 +60,20 @@ fn retry_after(response: &reqwest::Response) -> u64 {
         .unwrap()
         .parse()
         .unwrap()
+}
+
+/// The known-device cookie a sign-in set (`tidepost_device_…`, one per account).
+fn device_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tidepost_device_"))
+        .map(str::to_string)
+}
+
+fn cookie_name(set_cookie: &str) -> &str {
+    set_cookie.split('=').next().unwrap()
 }
 
 /// Posts the sign-in forms of `forms` (browser, email, password) all at once, each browser's
@@ -197,10 +211,21 @@ async fn a_locked_account_opens_to_its_known_browser(backend: Backend) {
     let home = browser_at("192.0.2.10");
     let response = app.sign_in(&home, "ada@example.com", PASSWORD, "/").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let device = set_cookie(response.headers(), "tidepost_device").expect("a device cookie");
+    let device = device_cookie(response.headers()).expect("a device cookie");
     assert!(
         device.contains("HttpOnly") && device.contains("Path=/login"),
         "{device}"
+    );
+    // Bob signs in with the same browser afterwards: it is his known device too, and stays
+    // Ada's (one cookie per account).
+    app.create_user("bob@example.com", "acme").await;
+    let response = app.sign_in(&home, "bob@example.com", PASSWORD, "/").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let bobs = device_cookie(response.headers()).expect("bob's device cookie");
+    assert_ne!(
+        cookie_name(&bobs),
+        cookie_name(&device),
+        "{bobs} / {device}"
     );
     // Guesses from many addresses, each within its pair's free attempts, lock the account.
     for i in 0..access::ACCOUNT_MAX_ATTEMPTS {

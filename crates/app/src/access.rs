@@ -202,8 +202,9 @@ pub struct SignIn<'a> {
     pub password: &'a str,
     /// The client's address, for the per-(account, address) throttle.
     pub client: &'a str,
-    /// The known-device cookie the browser sent, if any ([`NewSession::device`]).
-    pub device: Option<&'a str>,
+    /// The known-device cookies the browser sent, one per account it signed in to
+    /// ([`NewSession::device`]); any of them may be this account's.
+    pub devices: &'a [String],
     pub session_hours: u32,
 }
 
@@ -297,10 +298,12 @@ pub async fn sign_in(
     let email = request.email.trim().to_lowercase();
     let (pair, account) = subjects(&email, request.client);
     let user = users::by_email(db, &email).await?;
-    let known_device = match (&user, request.device) {
-        (Some(user), Some(token)) => is_known_device(keyring, &user.id, token, now),
-        (Some(_) | None, None) | (None, Some(_)) => false,
-    };
+    let known_device = user.as_ref().is_some_and(|user| {
+        request
+            .devices
+            .iter()
+            .any(|token| is_known_device(keyring, &user.id, token, now))
+    });
     if let Admission::Refused { until } =
         login_attempts::admit(db, &email, &pair, now, PAIR_POLICY).await?
     {
@@ -498,7 +501,7 @@ mod tests {
             email,
             password,
             client,
-            device: None,
+            devices: &[],
             session_hours: 1,
         }
     }
@@ -666,17 +669,19 @@ mod tests {
                 .await
                 .unwrap();
             let foreign = known_device_token(&keyring, &other.id, now_ms());
-            for token in [foreign.as_str(), "forged"] {
+            for tokens in [vec![foreign.clone()], vec!["forged".to_string()]] {
                 let mut attempt = form("ada@example.com", "correct horse battery", "10.0.0.1");
-                attempt.device = Some(token);
+                attempt.devices = &tokens;
                 assert!(matches!(
                     sign_in(&db, &keyring, attempt).await,
                     Err(AccessError::AccountLocked { .. })
                 ));
             }
             // The owner's known browser with a wrong password is refused but not locked out…
+            // (Among the cookies of the other accounts this browser signed in to.)
+            let devices = vec![foreign.clone(), device.clone()];
             let mut known = form("ada@example.com", "wrong", "10.0.0.2");
-            known.device = Some(&device);
+            known.devices = &devices;
             assert!(matches!(
                 sign_in(&db, &keyring, known).await,
                 Err(AccessError::WrongCredentials)

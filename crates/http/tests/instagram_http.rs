@@ -435,7 +435,7 @@ async fn api_publish(backend: Backend) {
             email: "ada@example.com",
             password: "correct horse battery",
             client: "1.2.3.4",
-            device: None,
+            devices: &[],
             session_hours: 1,
         },
     )

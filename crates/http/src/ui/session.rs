@@ -14,8 +14,7 @@ use tidepost_store::users;
 
 use super::{Chrome, flash};
 use crate::auth::{
-    self, CsrfForm, DEVICE_COOKIE, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Viewer, csrf_refused,
-    safe_next,
+    self, CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Viewer, csrf_refused, safe_next,
 };
 use crate::client_addr::ClientAddr;
 use crate::error::{PageError, capitalize};
@@ -139,12 +138,12 @@ async fn login(
     }
     let config = &state.app.config;
     let client = client.to_string();
-    let device = jar.get(DEVICE_COOKIE).map(|c| c.value().to_string());
+    let devices = auth::device_cookies(&jar);
     let request = SignIn {
         email: &form.email,
         password: &form.password,
         client: &client,
-        device: device.as_deref(),
+        devices: &devices,
         session_hours: config.session_hours,
     };
     match access::sign_in(&state.app.db, &state.app.keyring, request).await {
@@ -158,7 +157,11 @@ async fn login(
                     config.secure_cookies,
                     max_age,
                 ))
-                .add(auth::device_cookie(session.device, config.secure_cookies));
+                .add(auth::device_cookie(
+                    &session.user.id,
+                    session.device,
+                    config.secure_cookies,
+                ));
             (jar, Redirect::to(safe_next(&form.next).unwrap_or("/"))).into_response()
         }
         Err(
