@@ -104,6 +104,29 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
+/// Argon2 spends tens of milliseconds of CPU by design. On the async workers it would hold up
+/// every other request on that worker meanwhile — among them one with a transaction open that
+/// the others queue behind (twenty setup posts at once ran the pool out of connections) — so
+/// requests hash and verify on tokio's blocking pool.
+async fn hash_off_the_workers(password: &str) -> String {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .expect("argon2 with default parameters does not panic")
+}
+
+/// [`verify_password`] on the blocking pool, against `hash` or, for an unknown email, the decoy
+/// hash (so that both take as long).
+async fn verify_off_the_workers(password: &str, hash: Option<&str>) -> bool {
+    let password = password.to_string();
+    let hash = hash.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        verify_password(&password, hash.as_deref().unwrap_or_else(|| decoy_hash()))
+    })
+    .await
+    .unwrap_or(false)
+}
+
 pub fn verify_password(password: &str, hash: &str) -> bool {
     Argon2::default()
         .verify_password(password.as_bytes(), hash)
@@ -160,7 +183,7 @@ pub async fn create_user(
         return Err(AccessError::WeakPassword);
     }
     let ws = workspaces::get_or_create(db, &slug, &slug).await?;
-    let user = users::create(db, &email, &hash_password(password)).await?;
+    let user = users::create(db, &email, &hash_off_the_workers(password).await).await?;
     users::add_membership(db, &ws.id, &user.id, Role::Owner).await?;
     Ok((user, ws))
 }
@@ -179,7 +202,8 @@ pub async fn create_first_user(
     if password.chars().count() < 10 {
         return Err(AccessError::WeakPassword);
     }
-    Ok(users::create_first(db, &email, &hash_password(password), &slug).await?)
+    let hash = hash_off_the_workers(password).await;
+    Ok(users::create_first(db, &email, &hash, &slug).await?)
 }
 
 /// A signed-in browser session, as the cookie and the forms need it.
@@ -320,9 +344,9 @@ pub async fn sign_in(
         });
     }
     let verified = match &user {
-        Some(user) => verify_password(request.password, &user.password_hash),
+        Some(user) => verify_off_the_workers(request.password, Some(&user.password_hash)).await,
         None => {
-            verify_password(request.password, decoy_hash());
+            verify_off_the_workers(request.password, None).await;
             false
         }
     };
