@@ -102,6 +102,14 @@ enum UserCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Lift the sign-in lock of a user's account (after too many failed sign-ins) and the
+    /// slowdown of every address that tried it.
+    Unlock {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,6 +225,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 password_stdin,
             )
             .await
+        }
+        Command::User(UserCommand::Unlock { email, db }) => {
+            ops::user_unlock(load(&db.flags(), file.as_deref())?, &email).await
         }
         Command::Apikey(ApiKeyCommand::Create {
             workspace,

@@ -71,6 +71,33 @@ pub async fn user_create(
     }
 }
 
+/// `tidepost user unlock --email E`: lifts the account's sign-in lock and the slowdown of every
+/// address that tried it.
+pub async fn user_unlock(config: Config, email: &str) -> Result<(), Failure> {
+    let db = connect(&config).await?;
+    db.migrate().await?;
+    let email = access::validate_email(email).map_err(|e| Failure::Usage(e.to_string()))?;
+    if tidepost_store::users::by_email(&db, &email)
+        .await?
+        .is_none()
+    {
+        return Err(Failure::Usage(format!("no user has the email {email}")));
+    }
+    match access::unlock(&db, &email).await {
+        Ok(0) => {
+            println!("{email} had no sign-in limit in force; its attempt counts are cleared.");
+            Ok(())
+        }
+        Ok(n) => {
+            let s = if n == 1 { "" } else { "s" };
+            println!("Unlocked {email}: lifted {n} sign-in limit{s}.");
+            Ok(())
+        }
+        Err(access::AccessError::Store(e)) => Err(e.into()),
+        Err(other) => Err(Failure::Usage(other.to_string())),
+    }
+}
+
 pub async fn apikey_create(
     config: Config,
     workspace: &str,

@@ -112,11 +112,78 @@ fn with_database<'a>(args: &[&'a str], url: &'a str) -> Vec<&'a str> {
 }
 
 both_backends!(
+    user_unlock_lifts_a_sign_in_lock,
     user_create_on_a_fresh_database,
     migrate_user_create_and_apikey_create,
     commands_refuse_a_database_from_a_newer_tidepost,
     serve_sandbox_prints_a_setup_link_and_stops_on_sigterm,
 );
+
+/// `user unlock` lifts the sign-in limits of an account (here the wait of the address that
+/// guessed), and refuses an email no user has.
+async fn user_unlock_lifts_a_sign_in_lock(backend: Backend) {
+    let dir = TempDir::new().unwrap();
+    let (url, _db_dir) = unmigrated_db(backend).await;
+    run_with(
+        dir.path(),
+        &with_database(
+            &[
+                "user",
+                "create",
+                "--email",
+                "ada@example.com",
+                "--workspace",
+                "acme",
+                "--password-stdin",
+            ],
+            &url,
+        ),
+        &[],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .await
+    .ok();
+    let app = spawn_app_with(
+        backend,
+        Options {
+            database_url: Some(url.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    for _ in 0..tidepost_app::access::PAIR_FREE_ATTEMPTS {
+        let response = app
+            .sign_in(&app.client, "ada@example.com", "a wrong guess", "/")
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = app
+        .sign_in(&app.client, "ada@example.com", PASSWORD, "/")
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let unlocked = run(
+        dir.path(),
+        &with_database(&["user", "unlock", "--email", "Ada@Example.com"], &url),
+    )
+    .await;
+    unlocked.ok();
+    assert_eq!(
+        unlocked.stdout.trim(),
+        "Unlocked ada@example.com: lifted 1 sign-in limit."
+    );
+    let response = app
+        .sign_in(&app.client, "ada@example.com", PASSWORD, "/")
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    run(
+        dir.path(),
+        &with_database(&["user", "unlock", "--email", "nobody@example.com"], &url),
+    )
+    .await
+    .fails(2, "no user has the email nobody@example.com");
+}
 
 /// `user create` on a database nobody migrated yet migrates it first (the README's way to a
 /// first user), and the user can sign in.

@@ -1,5 +1,5 @@
-//! The sign-in limit behind a reverse proxy: the per-client counter follows the address a
-//! trusted proxy forwards in `X-Forwarded-For`, and ignores the header from anyone else.
+//! The sign-in throttle behind a reverse proxy: the (account, address) pair follows the address
+//! a trusted proxy forwards in `X-Forwarded-For`, and ignores the header from anyone else.
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -25,16 +25,13 @@ fn forwarding_client(xff: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// The failures one client address may have before it is refused (a shared address gets four
-/// times an email's room).
-const CLIENT_LIMIT: i64 = access::LOGIN_MAX_FAILURES * 4;
-
-/// Fails `CLIENT_LIMIT` sign-ins from `client`, each with another email so that only the
-/// per-client counter fills up.
-async fn exhaust_client_limit(app: &TestApp, client: &reqwest::Client, tag: &str) {
-    for attempt in 0..CLIENT_LIMIT {
-        let email = format!("{tag}-{attempt}@example.com");
-        let response = app.sign_in(client, &email, "not the password", "/").await;
+/// Spends the free attempts of the (ada@example.com, `client`'s address) pair with wrong
+/// passwords, so that this address now has to wait.
+async fn exhaust_pair(app: &TestApp, client: &reqwest::Client) {
+    for attempt in 1..=access::PAIR_FREE_ATTEMPTS {
+        let response = app
+            .sign_in(client, "ada@example.com", "not the password", "/")
+            .await;
         assert_eq!(
             response.status(),
             StatusCode::UNAUTHORIZED,
@@ -48,15 +45,19 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_user("ada@example.com", "acme").await;
     let mallory = forwarding_client("198.51.100.1");
-    exhaust_client_limit(&app, &mallory, "m").await;
+    exhaust_pair(&app, &mallory).await;
     // Claiming to be someone else in the header does not buy a fresh counter.
     let disguised = forwarding_client("198.51.100.2");
     let response = app
         .sign_in(&disguised, "ada@example.com", PASSWORD, "/")
         .await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().get("retry-after").is_some());
     let html = response.text().await.unwrap();
-    assert!(html.contains("Too many failed sign-ins"), "{html}");
+    assert!(
+        html.contains("Too many sign-in attempts for this account from here"),
+        "{html}"
+    );
 }
 
 async fn a_trusted_proxy_keeps_clients_apart(backend: Backend) {
@@ -72,7 +73,7 @@ async fn a_trusted_proxy_keeps_clients_apart(backend: Backend) {
     app.create_user("ada@example.com", "acme").await;
     // Mallory forges a left-hand entry; the proxy appended her real address after it.
     let mallory = forwarding_client("203.0.113.50, 198.51.100.1");
-    exhaust_client_limit(&app, &mallory, "m").await;
+    exhaust_pair(&app, &mallory).await;
     let response = app
         .sign_in(&mallory, "ada@example.com", PASSWORD, "/")
         .await;
@@ -81,7 +82,7 @@ async fn a_trusted_proxy_keeps_clients_apart(backend: Backend) {
     let again = forwarding_client("192.0.2.77, 198.51.100.1");
     let response = app.sign_in(&again, "ada@example.com", PASSWORD, "/").await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    // Ada, behind the same proxy, has her own counter and signs in.
+    // Ada, behind the same proxy, has her own (account, address) pair and signs in.
     let ada = forwarding_client("198.51.100.2");
     let response = app.sign_in(&ada, "ada@example.com", PASSWORD, "/").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);

@@ -713,16 +713,17 @@ async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
         "{results:?}"
     );
 
-    // The UI shows a rotated secret once.
-    let page = browser
+    // The UI shows a rotated secret once, on the page the form's 303 leads to.
+    let rotated = browser
         .client
         .post(app.url(&format!("/settings/webhooks/{id}/rotate")))
         .form(&[("csrf", browser.csrf.as_str())])
         .send()
         .await
         .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
+    assert_eq!(rotated.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&rotated), format!("/settings/webhooks/{id}"));
+    let html = app.page_text(&browser.client, &location(&rotated)).await;
     let shown = html
         .split("id=\"new-secret\">")
         .nth(1)

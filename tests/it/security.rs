@@ -1287,9 +1287,16 @@ async fn secrets_never_reach_logs_pages_or_answers(backend: Backend) {
     let log_only = [csrf.clone()];
 
     // An API key from the UI (shown once on that page) and one from the API (in that answer).
-    let created = browser
+    // The form answers 303 and the page it leads to shows the key (post/redirect/get).
+    let response = browser
         .post(url("/settings/api-keys"))
         .form(&[("csrf", csrf.as_str()), ("name", "ui key")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let created = browser
+        .get(url(&location(&response)))
         .send()
         .await
         .unwrap()

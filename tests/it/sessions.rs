@@ -68,7 +68,7 @@ async fn wrong_password_shows_the_form_again(backend: Backend) {
 async fn sign_in_limit_answers_429(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_user("ada@example.com", "acme").await;
-    for attempt in 1..=access::LOGIN_MAX_FAILURES {
+    for attempt in 1..=access::PAIR_FREE_ATTEMPTS {
         let response = app
             .sign_in(&app.client, "ada@example.com", "guess number x", "/")
             .await;
@@ -78,15 +78,22 @@ async fn sign_in_limit_answers_429(backend: Backend) {
             "attempt {attempt}"
         );
     }
-    // Now even the right password is refused until the window passes.
+    // Now even the right password waits, from this address, and the page says how long (as
+    // does Retry-After).
     let response = app
         .sign_in(&app.client, "ada@example.com", PASSWORD, "/")
         .await;
     assert!(set_cookie(response.headers(), "tidepost_session").is_none());
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
     page_error(
         response,
         StatusCode::TOO_MANY_REQUESTS,
-        "Too many failed sign-ins; try again in",
+        "Too many sign-in attempts for this account from here; try again in",
     )
     .await;
 }

@@ -4,7 +4,12 @@ use reqwest::StatusCode;
 
 use crate::support::*;
 
-both_backends!(setup_link_works_once, setup_form_shows_what_is_wrong);
+both_backends!(
+    setup_link_works_once,
+    setup_form_shows_what_is_wrong,
+    setup_link_dies_once_any_user_exists,
+    parallel_setup_posts_create_one_user,
+);
 
 fn with_token(token: &str) -> Options {
     Options {
@@ -59,12 +64,17 @@ async fn setup_link_works_once(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let html = response.text().await.unwrap();
+    // Post/redirect/get: the sign-in page says what was created, once.
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/login");
+    let html = app.page_text(&app.client, "/login").await;
     assert!(
         html.contains("Account created for first@example.com. Sign in to continue."),
         "{html}"
     );
+    assert!(html.contains("value=\"first@example.com\""), "{html}");
+    let again = app.page_text(&app.client, "/login").await;
+    assert!(!again.contains("Account created"), "shown once");
     assert!(!app.setup.is_live());
     // The new account signs in.
     let response = app
@@ -156,4 +166,97 @@ async fn setup_form_shows_what_is_wrong(backend: Backend) {
         assert!(app.setup.is_live());
     }
     assert_eq!(tidepost_store::users::count(&app.db).await.unwrap(), 0);
+}
+
+/// Posts the setup form with `token` and `email`.
+async fn post_setup(
+    client: &reqwest::Client,
+    app: &TestApp,
+    token: &str,
+    email: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", token),
+            ("email", email),
+            ("password", PASSWORD),
+            ("workspace", "acme"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn setup_link_dies_once_any_user_exists(backend: Backend) {
+    let token = tidepost_app::access::random_token();
+    let app = spawn_app_with(backend, with_token(&token)).await;
+    // A user made another way (`tidepost user create`, another instance) while the link lives.
+    app.create_user("cli@example.com", "ops").await;
+    let response = app
+        .client
+        .get(app.url("/setup"))
+        .query(&[("token", &token)])
+        .send()
+        .await
+        .unwrap();
+    page_error(
+        response,
+        StatusCode::NOT_FOUND,
+        "This setup link is no longer valid",
+    )
+    .await;
+    let response = post_setup(&app.client, &app, &token, "web@example.com").await;
+    page_error(
+        response,
+        StatusCode::NOT_FOUND,
+        "This setup link is no longer valid",
+    )
+    .await;
+    assert!(
+        tidepost_store::users::by_email(&app.db, "web@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!app.setup.is_live(), "the token is dropped for good");
+    let login = app.page_text(&app.client, "/login").await;
+    assert!(!login.contains("one-time setup link"));
+}
+
+async fn parallel_setup_posts_create_one_user(backend: Backend) {
+    let token = tidepost_app::access::random_token();
+    let app = spawn_app_with(backend, with_token(&token)).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let url = app.url("/setup");
+        let token = token.clone();
+        tasks.spawn(async move {
+            client()
+                .post(url)
+                .form(&[
+                    ("token", token.as_str()),
+                    ("email", format!("first{i}@example.com").as_str()),
+                    ("password", PASSWORD),
+                    ("workspace", "acme"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let statuses = tasks.join_all().await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(created, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::SEE_OTHER || *s == StatusCode::NOT_FOUND),
+        "{statuses:?}"
+    );
+    assert_eq!(tidepost_store::users::count(&app.db).await.unwrap(), 1);
 }

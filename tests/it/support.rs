@@ -621,6 +621,7 @@ pub async fn connect_instagram_via_http(app: &TestApp, me: &SignedIn) -> String 
         .send()
         .await
         .unwrap();
+    assert_eq!(chosen.status(), StatusCode::SEE_OTHER, "choosing the Page");
     let account = location(&chosen);
     assert!(account.ends_with("?connected=1"), "{account}");
     account

@@ -20,7 +20,7 @@ use crate::support::*;
 
 /// The kinds of workspace objects routes take ids of.
 #[derive(Debug, Clone, Copy)]
-enum Object {
+pub(crate) enum Object {
     ApiKey,
     Account,
     /// A post with one target (`{id}` is the post, `{target}` its target).
@@ -233,7 +233,11 @@ const NOT_TENANT_DATA: &[&str] = &["/assets/{name}", "/media/{id}/{token}"];
 
 /// Makes an object of `kind` in `workspace_id`; returns the values of the template's
 /// placeholders, `id` first.
-async fn make(app: &TestApp, kind: Object, workspace_id: &str) -> Vec<(&'static str, String)> {
+pub(crate) async fn make(
+    app: &TestApp,
+    kind: Object,
+    workspace_id: &str,
+) -> Vec<(&'static str, String)> {
     match kind {
         Object::Creator => {
             let account_id = make_account(app, workspace_id).await;

@@ -18,6 +18,11 @@ use crate::state::HttpState;
 
 pub const SESSION_COOKIE: &str = "tidepost_session";
 pub const LOGIN_CSRF_COOKIE: &str = "tidepost_login_csrf";
+/// Marks a browser that signed in before ([`tidepost_app::access::is_known_device`]): its
+/// holder's correct password gets through an account lock. One cookie per account the browser
+/// signed in to, named this followed by `_` and a digest of the user id
+/// ([`device_cookie_name`]), so that signing in to a second account keeps the first one's.
+pub const DEVICE_COOKIE: &str = "tidepost_device";
 
 /// A signed-in person looking at the UI.
 #[derive(Debug, Clone)]
@@ -247,6 +252,33 @@ pub fn login_csrf_cookie(token: String, secure: bool) -> Cookie<'static> {
         .secure(secure)
         .path("/")
         .max_age(time_duration(3600))
+        .build()
+}
+
+/// The name of `user_id`'s known-device cookie: [`DEVICE_COOKIE`], `_`, and the first 16 hex
+/// digits of the id's SHA-256 (the id itself stays out of the browser's cookie names).
+pub fn device_cookie_name(user_id: &str) -> String {
+    let digest = tidepost_app::access::sha256_hex(user_id);
+    format!("{DEVICE_COOKIE}_{}", &digest[..16])
+}
+
+/// The known-device cookies a request carries (one per account the browser signed in to).
+pub fn device_cookies(jar: &CookieJar) -> Vec<String> {
+    let prefix = format!("{DEVICE_COOKIE}_");
+    jar.iter()
+        .filter(|c| c.name().starts_with(&prefix))
+        .map(|c| c.value().to_string())
+        .collect()
+}
+
+/// `user_id`'s known-device cookie, sent only to the sign-in form.
+pub fn device_cookie(user_id: &str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((device_cookie_name(user_id), value))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .path("/login")
+        .max_age(time_duration(tidepost_app::access::KNOWN_DEVICE_MS / 1000))
         .build()
 }
 

@@ -209,7 +209,8 @@ impl From<AccessError> for Problem {
     fn from(err: AccessError) -> Self {
         match err {
             AccessError::Store(store) => store.into(),
-            AccessError::TooManyAttempts { retry_after_secs } => {
+            AccessError::TooManyAttempts { retry_after_secs }
+            | AccessError::AccountLocked { retry_after_secs } => {
                 Problem::too_many_requests(err.to_string(), retry_after_secs.max(1) as u64)
             }
             AccessError::WrongCredentials => Problem::unauthorized(err.to_string()),
@@ -248,6 +249,8 @@ pub struct PageError {
     pub title: String,
     pub message: String,
     pub action: Option<(String, String)>,
+    /// Sent as `Retry-After` (every 429 has one: [`PageError::too_many_requests`]).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl PageError {
@@ -257,7 +260,24 @@ impl PageError {
             title: title.into(),
             message: message.into(),
             action: None,
+            retry_after_secs: None,
         }
+    }
+
+    /// A 429: the page says why and when to come back, and so does `Retry-After`.
+    pub fn too_many_requests(
+        title: impl Into<String>,
+        message: impl Into<String>,
+        retry_after_secs: u64,
+    ) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, title, message)
+            .with_retry_after(Some(retry_after_secs.max(1)))
+    }
+
+    /// Keeps a `Retry-After` (e.g. of the [`Problem`] this page tells about).
+    pub fn with_retry_after(mut self, retry_after_secs: Option<u64>) -> Self {
+        self.retry_after_secs = retry_after_secs;
+        self
     }
 
     /// Offers a link besides "Back to the dashboard" (e.g. "Try again").
@@ -297,7 +317,14 @@ impl PageError {
             action: self.action,
             back,
         };
-        (status, page).into_response()
+        let retry_after = self.retry_after_secs;
+        let mut response = (status, page).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -321,7 +348,8 @@ impl From<StoreError> for PageError {
                 "The database is unavailable",
                 "tidepost cannot reach its database right now. Nothing you did caused this; \
                  try again in a few seconds.",
-            );
+            )
+            .with_retry_after(Some(5));
         }
         PageError::internal(err)
     }
@@ -338,8 +366,13 @@ impl From<AccessError> for PageError {
     fn from(err: AccessError) -> Self {
         match err {
             AccessError::Store(store) => store.into(),
+            AccessError::TooManyAttempts { retry_after_secs }
+            | AccessError::AccountLocked { retry_after_secs } => PageError::too_many_requests(
+                "Too many sign-in attempts",
+                capitalize(&err.to_string()),
+                u64::try_from(retry_after_secs).unwrap_or(1),
+            ),
             other @ (AccessError::WrongCredentials
-            | AccessError::TooManyAttempts { .. }
             | AccessError::WeakPassword
             | AccessError::InvalidEmail(_)
             | AccessError::InvalidWorkspace(_)
@@ -361,4 +394,47 @@ pub fn capitalize(text: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Class: every 429 page says when to come back in `Retry-After`, like every 429 problem.
+    #[test]
+    fn every_429_page_carries_retry_after() {
+        let pages = [
+            PageError::from(AccessError::TooManyAttempts {
+                retry_after_secs: 30,
+            }),
+            PageError::from(AccessError::AccountLocked {
+                retry_after_secs: 900,
+            }),
+            PageError::too_many_requests("Slow down", "Try again later.", 0),
+            PageError::new(StatusCode::TOO_MANY_REQUESTS, "Limited", "by a provider")
+                .with_retry_after(Problem::too_many_requests("limited", 42).retry_after_secs),
+        ];
+        let expected = ["30", "900", "1", "42"];
+        for (page, expected) in pages.into_iter().zip(expected) {
+            let response = page.into_response();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()),
+                Some(expected)
+            );
+        }
+        // A sign-in limit is not a bad request: the page says how long to wait.
+        let page = PageError::from(AccessError::AccountLocked {
+            retry_after_secs: 61,
+        });
+        assert!(
+            page.message.starts_with("This account is locked"),
+            "{}",
+            page.message
+        );
+        assert!(page.message.contains("2 minutes"), "{}", page.message);
+    }
 }

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Extension, Form, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tidepost_app::connect::{Callback, CallbackSession, ConnectError, Initiator};
@@ -20,6 +20,7 @@ use tidepost_domain::Platform;
 use tidepost_domain::time::rfc3339;
 use tidepost_store::accounts;
 
+use crate::api::idempotency::OneTimeSecret;
 use crate::auth::{Caller, Credential, MaybeViewer, Viewer};
 use crate::error::{PageError, Problem, capitalize, connect_problem};
 use crate::state::HttpState;
@@ -297,7 +298,7 @@ async fn api_connect(
     caller: Caller,
     State(state): State<HttpState>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Extension<OneTimeSecret>, Json<Value>), Problem> {
     caller.require_scope("api")?;
     let request: ApiConnect = if body.iter().all(u8::is_ascii_whitespace) {
         ApiConnect::default()
@@ -319,8 +320,10 @@ async fn api_connect(
         .await
         .map_err(connect_problem)?;
     let expires_at = rfc3339(tidepost_domain::now_ms() + tidepost_app::connect::STATE_TTL_MS);
+    // The link holds a single-use OAuth state: a retry gets a new link, never this one again.
     Ok((
         StatusCode::CREATED,
+        Extension(OneTimeSecret::Regenerate),
         Json(json!({"authorize_url": url, "login": login.as_str(), "expires_at": expires_at})),
     ))
 }

@@ -14,8 +14,9 @@ pub struct HttpState {
     pub metrics: PrometheusHandle,
 }
 
-/// The one-time token of the first-run setup link. It exists only while there is no user; the
-/// first account created through it consumes it.
+/// The one-time token of the first-run setup link, kept in this process only. It is never enough
+/// on its own: the link works only while the database holds no user (checked again, atomically,
+/// when the first account is created), and it is dropped as soon as one is seen.
 #[derive(Clone, Default)]
 pub struct SetupToken(Arc<Mutex<Option<String>>>);
 
@@ -33,15 +34,9 @@ impl SetupToken {
             .is_some_and(|t| secrets_equal(t, candidate))
     }
 
-    /// Consumes the token if `candidate` matches it.
-    pub fn take(&self, candidate: &str) -> bool {
-        let mut slot = self.0.lock().expect("setup token lock");
-        if slot.as_deref().is_some_and(|t| secrets_equal(t, candidate)) {
-            *slot = None;
-            true
-        } else {
-            false
-        }
+    /// Drops the token: a user exists, so the link is dead for good.
+    pub fn kill(&self) {
+        *self.0.lock().expect("setup token lock") = None;
     }
 
     /// The token itself, to print the setup link.

@@ -455,10 +455,14 @@ async fn api_publish(backend: Backend) {
     .unwrap();
     let session = tidepost_app::access::sign_in(
         &e.app.db,
-        "ada@example.com",
-        "correct horse battery",
-        "1.2.3.4",
-        1,
+        &e.app.keyring,
+        tidepost_app::access::SignIn {
+            email: "ada@example.com",
+            password: "correct horse battery",
+            client: "1.2.3.4",
+            devices: &[],
+            session_hours: 1,
+        },
     )
     .await
     .unwrap();

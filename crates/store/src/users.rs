@@ -49,6 +49,86 @@ pub async fn create(db: &Db, email: &str, password_hash: &str) -> Result<User> {
     Ok(user)
 }
 
+/// Creates the first user, owner of the workspace `slug` (created if needed), only if no user
+/// exists yet: `None` when one does. The check and the inserts are one transaction that holds
+/// off every other creation of a user until it ends (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a
+/// `SHARE ROW EXCLUSIVE` lock on `users`, which waits for and blocks any concurrent insert), so
+/// of many concurrent first-run requests, and of a first-run request racing
+/// `tidepost user create`, exactly one user comes out of the first run.
+pub async fn create_first(
+    db: &Db,
+    email: &str,
+    password_hash: &str,
+    slug: &str,
+) -> Result<Option<(User, Workspace)>> {
+    let mut tx = db.begin_write().await?;
+    if db.dialect() == crate::Dialect::Postgres {
+        sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut *tx)
+        .await?;
+    if existing > 0 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let now = now_ms();
+    let found: Option<Workspace> =
+        sqlx::query_as("SELECT id, slug, name, created_at FROM workspaces WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let workspace = match found {
+        Some(ws) => ws,
+        None => {
+            let ws = Workspace {
+                id: new_id(),
+                slug: slug.to_string(),
+                name: slug.to_string(),
+                created_at: now,
+            };
+            sqlx::query(
+                "INSERT INTO workspaces (id, slug, name, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&ws.id)
+            .bind(&ws.slug)
+            .bind(&ws.name)
+            .bind(ws.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_as("a workspace with this slug"))?;
+            ws
+        }
+    };
+    let user = User {
+        id: new_id(),
+        email: email.trim().to_lowercase(),
+        password_hash: password_hash.to_string(),
+        created_at: now,
+    };
+    sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_as("a user with this email"))?;
+    sqlx::query(
+        "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&workspace.id)
+    .bind(&user.id)
+    .bind(Role::Owner.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some((user, workspace)))
+}
+
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>> {
     Ok(
         sqlx::query_as("SELECT id, email, password_hash, created_at FROM users WHERE email = $1")
@@ -117,4 +197,60 @@ pub async fn is_member(db: &Db, workspace_id: &str, user_id: &str) -> Result<boo
     .fetch_one(db.pool())
     .await?;
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::both_backends;
+
+    both_backends!(
+        the_first_user_is_created_once_however_many_race,
+        |db: Db| async move {
+            let mut tasks = Vec::new();
+            for i in 0..20 {
+                let db = db.clone();
+                tasks.push(tokio::spawn(async move {
+                    create_first(&db, &format!("first{i}@example.com"), "hash", "acme")
+                        .await
+                        .unwrap()
+                }));
+            }
+            let mut created = Vec::new();
+            for task in tasks {
+                if let Some((user, ws)) = task.await.unwrap() {
+                    created.push((user, ws));
+                }
+            }
+            assert_eq!(created.len(), 1, "exactly one first user");
+            assert_eq!(count(&db).await.unwrap(), 1);
+            let (user, ws) = &created[0];
+            assert!(is_member(&db, &ws.id, &user.id).await.unwrap());
+            // Once any user exists, by whatever way, there is no first user any more.
+            assert!(
+                create_first(&db, "late@example.com", "hash", "acme")
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+    );
+
+    both_backends!(no_first_user_once_another_exists, |db: Db| async move {
+        create(&db, "cli@example.com", "hash").await.unwrap();
+        assert!(
+            create_first(&db, "web@example.com", "hash", "acme")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(by_email(&db, "web@example.com").await.unwrap().is_none());
+        // Nothing half-made either: the workspace was not created.
+        assert!(
+            crate::workspaces::by_slug(&db, "acme")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    });
 }

@@ -135,27 +135,41 @@ both_backends!(api_keys_are_workspace_scoped, |db: Db| async move {
     );
 });
 
-both_backends!(login_attempts_count_in_window, |db: Db| async move {
-    for at in [10, 20, 30] {
-        login_attempts::record_failure(&db, "ada@example.com", at)
+// Pruning forgets idle throttle subjects but keeps one still blocked, and a subject pruned
+// starts its count again.
+both_backends!(
+    login_throttle_prune_keeps_blocked_subjects,
+    |db: Db| async move {
+        fn blocked_after_two(attempt: i64) -> i64 {
+            if attempt >= 2 { 1_000_000 } else { 0 }
+        }
+        let policy = login_attempts::Policy {
+            window_ms: 100,
+            delay_after: blocked_after_two,
+        };
+        for at in [10, 20] {
+            login_attempts::admit(&db, "ada@example.com", "blocked", at, policy)
+                .await
+                .unwrap();
+        }
+        login_attempts::admit(&db, "ada@example.com", "idle", 10, policy)
             .await
             .unwrap();
+        assert_eq!(login_attempts::prune(&db, 500).await.unwrap(), 1);
+        assert_eq!(
+            login_attempts::blocked_until(&db, "blocked", 500)
+                .await
+                .unwrap(),
+            Some(1_000_020)
+        );
+        assert_eq!(
+            login_attempts::admit(&db, "ada@example.com", "idle", 500, policy)
+                .await
+                .unwrap(),
+            login_attempts::Admission::Granted { attempt: 1 }
+        );
     }
-    assert_eq!(
-        login_attempts::failures_since(&db, "ada@example.com", 15)
-            .await
-            .unwrap(),
-        (2, Some(20))
-    );
-    assert_eq!(login_attempts::prune(&db, 25).await.unwrap(), 2);
-    login_attempts::clear(&db, "ada@example.com").await.unwrap();
-    assert_eq!(
-        login_attempts::failures_since(&db, "ada@example.com", 0)
-            .await
-            .unwrap(),
-        (0, None)
-    );
-});
+);
 
 #[tokio::test]
 async fn unreachable_postgres_is_a_clear_error() {

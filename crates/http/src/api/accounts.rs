@@ -4,12 +4,13 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use tidepost_app::connect::{self, Initiator};
 use tidepost_domain::time::rfc3339;
 use tidepost_store::accounts::{self, Account};
 
+use super::idempotency::OneTimeSecret;
 use super::paging;
 use crate::auth::{Caller, Credential};
 use crate::error::{Problem, connect_problem};
@@ -133,7 +134,7 @@ pub fn account_json(a: &Account) -> Value {
 async fn connect_tiktok(
     caller: Caller,
     State(state): State<HttpState>,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Extension<OneTimeSecret>, Json<Value>), Problem> {
     caller.require_scope("api")?;
     let user_id = match &caller.credential {
         Credential::Session { user_id } => Some(user_id.as_str()),
@@ -147,8 +148,10 @@ async fn connect_tiktok(
         .await
         .map_err(connect_problem)?;
     let expires_at = rfc3339(tidepost_domain::now_ms() + connect::STATE_TTL_MS);
+    // The link holds a single-use OAuth state: a retry gets a new link, never this one again.
     Ok((
         StatusCode::CREATED,
+        Extension(OneTimeSecret::Regenerate),
         Json(json!({"authorize_url": url, "expires_at": expires_at})),
     ))
 }

@@ -15,11 +15,16 @@
 //! routes need nothing to take part; `posts.idempotency_key` keeps deduplicating posts beneath
 //! it for clients that send the key in the body.
 //!
-//! Stored bodies are sealed with the instance's keyring (AES-256-GCM, bound to the workspace
-//! and key), because some first answers carry a secret shown once — a new API key, a webhook
-//! signing secret — that must not sit in the database in clear. Records expire within a day, so
-//! `keys rotate` leaves them alone; one sealed under a key since removed from the keyring
-//! answers 500 until it expires rather than running the request a second time.
+//! A secret shown once is never replayed. A handler whose answer carries one marks the answer
+//! with [`OneTimeSecret`]: `Withhold` stores it without the secret's fields and with a `note`
+//! saying the secret was shown once (a new API key, a webhook signing secret: the replay gives
+//! the object's metadata, and running the request again would make a second object);
+//! `Regenerate` does not store it at all, so a retry runs again and gets a fresh secret (a
+//! connect link, whose single-use OAuth state expires in minutes and whose repetition changes
+//! nothing). Stored bodies are still sealed with the instance's keyring (AES-256-GCM, bound to
+//! the workspace and key). Records expire within a day, so `keys rotate` leaves them alone; one
+//! sealed under a key since removed from the keyring answers 500 until it expires rather than
+//! running the request a second time.
 //!
 //! Bodies up to [`DEFAULT_BODY_LIMIT`] are read before the handler runs; larger ones (media
 //! uploads) are hashed as the handler reads them, never held in memory. The fingerprint of a
@@ -57,6 +62,39 @@ const LEASE_MS: i64 = 15 * 60_000;
 const KEPT_HEADERS: &[HeaderName] = &[header::CONTENT_TYPE, header::LOCATION, header::LINK];
 /// API answers are small JSON documents; anything larger is not stored.
 const MAX_STORED_BODY: usize = 4 * 1024 * 1024;
+
+/// Set on an answer (as a response extension) that carries a secret shown once: how a replay
+/// of it avoids showing the secret again.
+#[derive(Debug, Clone, Copy)]
+pub enum OneTimeSecret {
+    /// Store the answer without these top-level JSON fields, with `note` added: a replay gives
+    /// the object's metadata and says the secret was shown once.
+    Withhold {
+        fields: &'static [&'static str],
+        note: &'static str,
+    },
+    /// Store nothing: a retry with the same key runs again and makes a new secret (for answers
+    /// whose repetition changes nothing, such as a connect link).
+    Regenerate,
+}
+
+impl OneTimeSecret {
+    /// The body to store for a first answer `body`, or `None` when nothing may be stored.
+    fn storable(self, body: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            OneTimeSecret::Regenerate => None,
+            OneTimeSecret::Withhold { fields, note } => {
+                let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+                let object = value.as_object_mut()?;
+                for field in fields {
+                    object.remove(*field);
+                }
+                object.insert("note".into(), serde_json::Value::from(note));
+                serde_json::to_vec(&value).ok()
+            }
+        }
+    }
+}
 
 /// The middleware (installed on `/api/v1` in `server.rs`).
 pub(crate) async fn layer(
@@ -236,6 +274,11 @@ impl Held {
             self.release().await;
             return response;
         };
+        let secret = response.extensions().get::<OneTimeSecret>().copied();
+        if let Some(OneTimeSecret::Regenerate) = secret {
+            self.release().await;
+            return response;
+        }
         let (parts, body) = response.into_parts();
         let body = match axum::body::to_bytes(body, MAX_STORED_BODY).await {
             Ok(body) => body,
@@ -245,6 +288,17 @@ impl Held {
                     .into_response();
             }
         };
+        // The client gets the secret this once; what is kept for replays never holds it.
+        let kept = match secret {
+            None => body.to_vec(),
+            Some(marker) => match marker.storable(&body) {
+                Some(kept) => kept,
+                None => {
+                    self.release().await;
+                    return Response::from_parts(parts, Body::from(body));
+                }
+            },
+        };
         let headers: Vec<(&str, &str)> = KEPT_HEADERS
             .iter()
             .filter_map(|name| {
@@ -253,7 +307,7 @@ impl Held {
             })
             .collect();
         let row = row_of(&self.workspace_id, &self.key);
-        let sealed = self.state.app.keyring.encrypt(&body, &sealed_at(&row));
+        let sealed = self.state.app.keyring.encrypt(&kept, &sealed_at(&row));
         let stored = Stored {
             fingerprint,
             status: i64::from(status.as_u16()),
@@ -491,6 +545,24 @@ mod tests {
         let mut fingerprint = Fingerprint::of(&other_path);
         fingerprint.update(b"{\"a\":1}");
         assert_ne!(base, fingerprint.finish());
+    }
+
+    #[test]
+    fn a_one_time_secret_is_never_kept_for_a_replay() {
+        let body = br#"{"id":"k1","name":"ci","secret":"tp_abc","signing":"whsec_x"}"#;
+        let withhold = OneTimeSecret::Withhold {
+            fields: &["secret", "signing"],
+            note: "shown once",
+        };
+        let kept: serde_json::Value =
+            serde_json::from_slice(&withhold.storable(body).unwrap()).unwrap();
+        assert_eq!(
+            kept,
+            serde_json::json!({"id": "k1", "name": "ci", "note": "shown once"})
+        );
+        assert!(OneTimeSecret::Regenerate.storable(body).is_none());
+        // An answer that is not a JSON object cannot be cleaned: it is not kept either.
+        assert!(withhold.storable(b"tp_abc").is_none());
     }
 
     #[test]

@@ -3,12 +3,13 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tidepost_app::access;
 use tidepost_store::api_keys::{self, ApiKey};
 
+use super::idempotency::OneTimeSecret;
 use super::{ApiJson, paging};
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -45,9 +46,18 @@ struct NewKeyDoc {
     #[schema(inline)]
     #[serde(flatten)]
     key: KeyDoc,
-    /// Send it as `Authorization: Bearer <secret>`; it cannot be shown again.
-    secret: String,
+    /// Send it as `Authorization: Bearer <secret>`; it cannot be shown again. Absent from a
+    /// replay (the same request again with its `Idempotency-Key`), which has `note` instead.
+    secret: Option<String>,
+    /// Only on a replay: the secret was shown once, in the first answer, and is not kept.
+    note: Option<String>,
 }
+
+/// What a replay of a key's creation says instead of the secret.
+const SECRET_SHOWN_ONCE: OneTimeSecret = OneTimeSecret::Withhold {
+    fields: &["secret"],
+    note: "this is a replay: the key's secret was shown once, in the first answer to this request, and is not kept; if it was lost, revoke this key and create a new one",
+};
 
 #[derive(utoipa::ToSchema)]
 #[schema(as = ApiKeyList)]
@@ -146,7 +156,7 @@ struct CreateKey {
     post, path = "/api/v1/api-keys", tag = "api-keys",
     request_body = CreateKey,
     responses(
-        (status = 201, description = "The new key with its secret, shown this once", body = NewKeyDoc),
+        (status = 201, description = "The new key with its secret, shown this once (a replay with the same `Idempotency-Key` has the key without its secret, and a `note`)", body = NewKeyDoc),
         (status = 422, description = "The name is empty or a scope is unknown", body = Problem),
     ),
 )]
@@ -154,14 +164,14 @@ async fn create(
     caller: Caller,
     State(state): State<HttpState>,
     ApiJson(body): ApiJson<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Extension<OneTimeSecret>, Json<Value>), Problem> {
     caller.require_scope("api")?;
     let scopes: Vec<&str> = body.scopes.iter().map(String::as_str).collect();
     let created =
         access::create_api_key(&state.app.db, &caller.workspace_id, &body.name, &scopes).await?;
     let mut out = key_json(&created.key);
     out["secret"] = Value::String(created.secret);
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((StatusCode::CREATED, Extension(SECRET_SHOWN_ONCE), Json(out)))
 }
 
 #[utoipa::path(

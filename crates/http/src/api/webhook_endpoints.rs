@@ -5,7 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use tidepost_app::outbound::deliver::{self, ResendError};
 use tidepost_app::outbound::endpoints::{self, Changes, EndpointError, NewEndpoint};
@@ -14,6 +14,7 @@ use tidepost_store::webhook_deliveries::{self, Attempt, Delivery};
 use tidepost_store::webhook_endpoints::{self, Endpoint};
 use utoipa::{IntoParams, ToSchema};
 
+use super::idempotency::OneTimeSecret;
 use super::{ApiJson, paging};
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -88,15 +89,27 @@ impl EndpointOut {
     }
 }
 
-/// An endpoint with its new signing secret, shown this once.
+/// What a replay (the same request again with its `Idempotency-Key`) of a creation or a rotation
+/// says instead of the signing secret.
+const SECRET_SHOWN_ONCE: OneTimeSecret = OneTimeSecret::Withhold {
+    fields: &["secret"],
+    note: "this is a replay: the signing secret was shown once, in the first answer to this request, and is not kept; if it was lost, rotate the secret",
+};
+
+/// An endpoint with its new signing secret, shown this once (a replay has `note` instead).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = WebhookEndpointWithSecret)]
 pub struct WithSecretOut {
     #[serde(flatten)]
     #[schema(inline)]
     endpoint: EndpointOut,
-    /// `whsec_…`: verify deliveries with it (Standard Webhooks). It cannot be shown again.
-    secret: String,
+    /// `whsec_…`: verify deliveries with it (Standard Webhooks). It cannot be shown again:
+    /// absent from a replay (the same request again with its `Idempotency-Key`), which has
+    /// `note` instead.
+    secret: Option<String>,
+    /// Only on a replay: the secret was shown once, in the first answer, and is not kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -276,7 +289,7 @@ pub struct CreateEndpoint {
     post, path = "/api/v1/webhook-endpoints", tag = "webhooks",
     request_body = CreateEndpoint,
     responses(
-        (status = 201, description = "The endpoint with its secret, shown this once", body = WithSecretOut),
+        (status = 201, description = "The endpoint with its secret, shown this once (a replay with the same `Idempotency-Key` has the endpoint without its secret, and a `note`)", body = WithSecretOut),
         (status = 422, description = "A field is invalid (named in `field`): an unknown event type, or a URL the SSRF guard refuses", body = Problem),
     ),
 )]
@@ -284,7 +297,7 @@ async fn create(
     caller: Caller,
     State(state): State<HttpState>,
     ApiJson(body): ApiJson<CreateEndpoint>,
-) -> Result<(StatusCode, Json<WithSecretOut>), Problem> {
+) -> Result<(StatusCode, Extension<OneTimeSecret>, Json<WithSecretOut>), Problem> {
     caller.require_scope("api")?;
     let created = endpoints::create(
         &state.app,
@@ -300,9 +313,11 @@ async fn create(
     .map_err(endpoint_problem)?;
     Ok((
         StatusCode::CREATED,
+        Extension(SECRET_SHOWN_ONCE),
         Json(WithSecretOut {
             endpoint: EndpointOut::of(&created.endpoint),
-            secret: created.secret,
+            secret: Some(created.secret),
+            note: None,
         }),
     ))
 }
@@ -411,7 +426,7 @@ async fn remove(
     post, path = "/api/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks",
     params(("id" = String, Path, description = "The endpoint's id")),
     responses(
-        (status = 200, description = "The new secret, shown this once; the previous one keeps signing until `previous_secret_expires_at`", body = WithSecretOut),
+        (status = 200, description = "The new secret, shown this once (a replay with the same `Idempotency-Key` has no secret, and a `note`); the previous one keeps signing until `previous_secret_expires_at`", body = WithSecretOut),
         (status = 404, description = "No such endpoint in this workspace", body = Problem),
         (status = 409, description = "Rotated by someone else at the same moment", body = Problem),
     ),
@@ -420,16 +435,20 @@ async fn rotate_secret(
     caller: Caller,
     State(state): State<HttpState>,
     Path(id): Path<String>,
-) -> Result<Json<WithSecretOut>, Problem> {
+) -> Result<(Extension<OneTimeSecret>, Json<WithSecretOut>), Problem> {
     caller.require_scope("api")?;
     let rotated = endpoints::rotate_secret(&state.app, &caller.workspace_id, &id)
         .await
         .map_err(endpoint_problem)?
         .ok_or_else(|| Problem::not_found("webhook endpoint"))?;
-    Ok(Json(WithSecretOut {
-        endpoint: EndpointOut::of(&rotated.endpoint),
-        secret: rotated.secret,
-    }))
+    Ok((
+        Extension(SECRET_SHOWN_ONCE),
+        Json(WithSecretOut {
+            endpoint: EndpointOut::of(&rotated.endpoint),
+            secret: Some(rotated.secret),
+            note: None,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -704,6 +704,7 @@ async fn reply(
                 "Reply not posted",
                 crate::error::capitalize(&problem.detail),
             )
+            .with_retry_after(problem.retry_after_secs)
             .with_action("/inbox", "Back to the inbox"))
         }
     }

@@ -81,9 +81,11 @@ fn came_from(state: &HttpState, headers: &HeaderMap) -> Option<String> {
 }
 
 /// What the handler said besides the page (`Retry-After`, cookies it set or cleared, …) stays.
+/// The page's own headers (its type, length and `Retry-After`) are not doubled.
 fn keep_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    let own: Vec<_> = to.keys().cloned().collect();
     for (name, value) in from {
-        if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
+        if name == header::CONTENT_LENGTH || own.contains(name) {
             continue;
         }
         to.append(name.clone(), value.clone());

@@ -190,11 +190,10 @@ async fn act(
             };
             Ok(Redirect::to(&format!("/jobs?done={}", done.replace(' ', "+"))).into_response())
         }
-        Err(problem) => Err(PageError::new(
-            problem.status,
-            problem.title,
-            problem.detail,
-        )),
+        Err(problem) => Err(
+            PageError::new(problem.status, problem.title, problem.detail)
+                .with_retry_after(problem.retry_after_secs),
+        ),
     }
 }
 

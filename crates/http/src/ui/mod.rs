@@ -8,6 +8,7 @@ mod compose;
 mod crm;
 mod dashboard;
 pub mod error_chrome;
+pub mod flash;
 mod jobs;
 mod media;
 mod posts;

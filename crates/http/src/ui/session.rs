@@ -3,14 +3,16 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
-use tidepost_app::access::{self, AccessError, secrets_equal};
+use tidepost_app::access::{self, AccessError, SignIn, secrets_equal};
+use tidepost_store::users;
 
-use super::Chrome;
+use super::{Chrome, flash};
 use crate::auth::{
     self, CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Viewer, csrf_refused, safe_next,
 };
@@ -43,15 +45,17 @@ struct LoginQuery {
     signed_out: Option<String>,
 }
 
-/// Renders the sign-in form with a fresh double-submit CSRF token.
-fn login_page(
-    state: &HttpState,
-    jar: CookieJar,
-    next: &str,
-    email: &str,
+/// What the sign-in form shows besides its fresh CSRF token.
+struct LoginView<'a> {
+    next: &'a str,
+    email: &'a str,
     error: Option<String>,
     info: Option<String>,
-) -> Response {
+    setup_pending: bool,
+}
+
+/// Renders the sign-in form with a fresh double-submit CSRF token.
+fn login_page(state: &HttpState, jar: CookieJar, view: LoginView<'_>) -> Response {
     let csrf = access::random_token();
     let jar = jar.add(auth::login_csrf_cookie(
         csrf.clone(),
@@ -60,13 +64,19 @@ fn login_page(
     let page = LoginPage {
         chrome: Chrome::anonymous(state),
         csrf,
-        next: safe_next(next).unwrap_or("/").to_string(),
-        email: email.to_string(),
-        error,
-        info,
-        setup_pending: state.setup.is_live(),
+        next: safe_next(view.next).unwrap_or("/").to_string(),
+        email: view.email.to_string(),
+        error: view.error,
+        info: view.info,
+        setup_pending: view.setup_pending,
     };
     (jar, page).into_response()
+}
+
+/// The account the setup form created, shown once on the sign-in page it redirects to.
+#[derive(serde::Serialize, Deserialize)]
+struct SetupDone {
+    email: String,
 }
 
 async fn login_form(
@@ -74,14 +84,30 @@ async fn login_form(
     jar: CookieJar,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    let info = query.signed_out.map(|_| "You are signed out.".to_string());
+    let (jar, created) = flash::take::<SetupDone>(&state, jar, flash::SETUP_DONE, "");
+    let mut info = query.signed_out.map(|_| "You are signed out.".to_string());
+    let mut email = String::new();
+    if let Some(created) = created {
+        info = Some(format!(
+            "Account created for {}. Sign in to continue.",
+            created.email
+        ));
+        email = created.email;
+    }
+    let setup_pending = match setup_live(&state).await {
+        Ok(live) => live,
+        Err(err) => return err.into_response(),
+    };
     login_page(
         &state,
         jar,
-        query.next.as_deref().unwrap_or("/"),
-        "",
-        None,
-        info,
+        LoginView {
+            next: query.next.as_deref().unwrap_or("/"),
+            email: &email,
+            error: None,
+            info,
+            setup_pending,
+        },
     )
 }
 
@@ -111,15 +137,16 @@ async fn login(
         return csrf_refused().into_response();
     }
     let config = &state.app.config;
-    match access::sign_in(
-        &state.app.db,
-        &form.email,
-        &form.password,
-        &client.to_string(),
-        config.session_hours,
-    )
-    .await
-    {
+    let client = client.to_string();
+    let devices = auth::device_cookies(&jar);
+    let request = SignIn {
+        email: &form.email,
+        password: &form.password,
+        client: &client,
+        devices: &devices,
+        session_hours: config.session_hours,
+    };
+    match access::sign_in(&state.app.db, &state.app.keyring, request).await {
         Ok(session) => {
             tracing::info!(user_id = %session.user.id, workspace = %session.workspace.slug, "signed in");
             let max_age = (session.expires_at - tidepost_domain::now_ms()) / 1000;
@@ -129,12 +156,22 @@ async fn login(
                     session.token,
                     config.secure_cookies,
                     max_age,
+                ))
+                .add(auth::device_cookie(
+                    &session.user.id,
+                    session.device,
+                    config.secure_cookies,
                 ));
             (jar, Redirect::to(safe_next(&form.next).unwrap_or("/"))).into_response()
         }
-        Err(err @ (AccessError::WrongCredentials | AccessError::TooManyAttempts { .. })) => {
-            let status = match err {
-                AccessError::TooManyAttempts { .. } => axum::http::StatusCode::TOO_MANY_REQUESTS,
+        Err(
+            err @ (AccessError::WrongCredentials
+            | AccessError::TooManyAttempts { .. }
+            | AccessError::AccountLocked { .. }),
+        ) => {
+            let retry_after = match err {
+                AccessError::TooManyAttempts { retry_after_secs }
+                | AccessError::AccountLocked { retry_after_secs } => Some(retry_after_secs),
                 AccessError::WrongCredentials
                 | AccessError::WeakPassword
                 | AccessError::InvalidEmail(_)
@@ -142,17 +179,33 @@ async fn login(
                 | AccessError::UnknownWorkspace(_)
                 | AccessError::UnknownScope(_)
                 | AccessError::InvalidKeyName
-                | AccessError::Store(_) => axum::http::StatusCode::UNAUTHORIZED,
+                | AccessError::Store(_) => None,
+            };
+            let setup_pending = match setup_live(&state).await {
+                Ok(live) => live,
+                Err(err) => return err.into_response(),
             };
             let page = login_page(
                 &state,
                 jar,
-                &form.next,
-                &form.email,
-                Some(capitalize(&err.to_string())),
-                None,
+                LoginView {
+                    next: &form.next,
+                    email: &form.email,
+                    error: Some(capitalize(&err.to_string())),
+                    info: None,
+                    setup_pending,
+                },
             );
-            (status, page).into_response()
+            match retry_after {
+                // Every 429 says when to come back.
+                Some(secs) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, secs.max(1).to_string())],
+                    page,
+                )
+                    .into_response(),
+                None => (StatusCode::UNAUTHORIZED, page).into_response(),
+            }
         }
         Err(other) => PageError::from(other).into_response(),
     }
@@ -203,9 +256,25 @@ fn setup_expired() -> PageError {
     )
 }
 
+/// True while the first-run setup link may be used: its token is live in this process and no
+/// user exists in the database (one may have been made by `tidepost user create`, or through
+/// another instance). Once a user exists the token is dropped for good.
+async fn setup_live(state: &HttpState) -> Result<bool, PageError> {
+    if !state.setup.is_live() {
+        return Ok(false);
+    }
+    if users::count(&state.app.db).await? > 0 {
+        state.setup.kill();
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 async fn setup_form(State(state): State<HttpState>, Query(query): Query<SetupQuery>) -> Response {
-    if !state.setup.matches(&query.token) {
-        return setup_expired().into_response();
+    match setup_live(&state).await {
+        Ok(true) if state.setup.matches(&query.token) => {}
+        Ok(_) => return setup_expired().into_response(),
+        Err(err) => return err.into_response(),
     }
     SetupPage {
         chrome: Chrome::anonymous(&state),
@@ -229,6 +298,9 @@ struct SetupForm {
     workspace: String,
 }
 
+/// Creates the first account, only if no user exists (checked in the same database
+/// transaction as the insert, so parallel posts of the link, or a `tidepost user create`
+/// racing it, leave exactly one first user), then answers 303 to the sign-in page.
 async fn setup(
     State(state): State<HttpState>,
     jar: CookieJar,
@@ -238,18 +310,22 @@ async fn setup(
     if !state.setup.matches(&form.token) {
         return setup_expired().into_response();
     }
-    match access::create_user(&state.app.db, &form.email, &form.password, &form.workspace).await {
-        Ok((user, ws)) => {
-            state.setup.take(&form.token);
+    match access::create_first_user(&state.app.db, &form.email, &form.password, &form.workspace)
+        .await
+    {
+        Ok(Some((user, ws))) => {
+            state.setup.kill();
             tracing::info!(user_id = %user.id, workspace = %ws.slug, "first account created");
-            let info = Some(format!(
-                "Account created for {}. Sign in to continue.",
-                user.email
-            ));
-            login_page(&state, jar, "/", &user.email, None, info)
+            let done = SetupDone { email: user.email };
+            let cookie = flash::set(&state, flash::SETUP_DONE, "", &done);
+            (jar.add(cookie), Redirect::to("/login")).into_response()
+        }
+        Ok(None) => {
+            state.setup.kill();
+            setup_expired().into_response()
         }
         Err(AccessError::Store(e)) if !e.is_unique_violation() => {
-            PageError::internal(e).into_response()
+            PageError::from(e).into_response()
         }
         Err(err) => {
             let page = SetupPage {
@@ -259,7 +335,7 @@ async fn setup(
                 workspace: form.workspace,
                 error: Some(capitalize(&err.to_string())),
             };
-            (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }
     }
 }

@@ -7,11 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use tidepost_app::access;
 use tidepost_store::api_keys;
 
-use super::{Chrome, when};
+use super::{Chrome, flash, when};
 use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
@@ -33,6 +34,8 @@ struct KeyRow {
     revoked: bool,
 }
 
+/// A key just created: what the page shows once, carried there by a flash cookie.
+#[derive(serde::Serialize, Deserialize)]
 struct CreatedKey {
     name: String,
     secret: String,
@@ -74,11 +77,15 @@ async fn page(
     })
 }
 
+/// The settings page; right after a key was created it shows that key's secret, once.
 async fn settings(
     State(state): State<HttpState>,
     viewer: Viewer,
-) -> Result<SettingsPage, PageError> {
-    page(&state, &viewer, None, None).await
+    jar: CookieJar,
+) -> Result<Response, PageError> {
+    let (jar, created) =
+        flash::take::<CreatedKey>(&state, jar, flash::API_KEY, &viewer.session.token_hash);
+    Ok((jar, page(&state, &viewer, created, None).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -90,9 +97,12 @@ struct CreateKeyForm {
     worker: Option<String>,
 }
 
+/// Creates the key and answers 303 to `/settings`, which shows the secret once (post/redirect/
+/// get: reloading that page neither creates another key nor shows the secret again).
 async fn create_key(
     State(state): State<HttpState>,
     viewer: Viewer,
+    jar: CookieJar,
     Form(form): Form<CreateKeyForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
@@ -108,9 +118,8 @@ async fn create_key(
                 name: created.key.name,
                 secret: created.secret,
             };
-            Ok(page(&state, &viewer, Some(created), None)
-                .await?
-                .into_response())
+            let cookie = flash::set(&state, flash::API_KEY, &viewer.session.token_hash, &created);
+            Ok((jar.add(cookie), Redirect::to("/settings")).into_response())
         }
         Err(access::AccessError::Store(e)) => Err(e.into()),
         Err(err) => Ok((

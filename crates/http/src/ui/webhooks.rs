@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use tidepost_app::outbound::deliver::{self, ResendError};
 use tidepost_app::outbound::endpoints::{self, Changes, EndpointError, NewEndpoint};
@@ -17,7 +18,7 @@ use tidepost_app::outbound::{EVENT_TYPES, deliver::SCHEDULE};
 use tidepost_store::webhook_deliveries::{self, Delivery};
 use tidepost_store::webhook_endpoints::{self, Endpoint};
 
-use super::{Chrome, when};
+use super::{Chrome, flash, when};
 use crate::auth::{CsrfForm, Viewer};
 use crate::error::{PageError, capitalize};
 use crate::state::HttpState;
@@ -142,14 +143,65 @@ async fn index_page(
     })
 }
 
-async fn index(State(state): State<HttpState>, viewer: Viewer) -> Result<IndexPage, PageError> {
-    index_page(&state, &viewer, None, None, Draft::default(), &[]).await
+/// A signing secret just made (by creating an endpoint or rotating its secret), carried by a
+/// flash cookie to the page that shows it once (post/redirect/get).
+#[derive(serde::Serialize, Deserialize)]
+struct ShownSecret {
+    endpoint_id: String,
+    secret: String,
+}
+
+/// The secret a flash carried for `endpoint_id` (for this session), if any.
+fn take_secret(
+    state: &HttpState,
+    viewer: &Viewer,
+    jar: CookieJar,
+) -> (CookieJar, Option<ShownSecret>) {
+    flash::take(
+        state,
+        jar,
+        flash::WEBHOOK_SECRET,
+        &viewer.session.token_hash,
+    )
+}
+
+fn secret_cookie(
+    state: &HttpState,
+    viewer: &Viewer,
+    shown: &ShownSecret,
+) -> axum_extra::extract::cookie::Cookie<'static> {
+    flash::set(
+        state,
+        flash::WEBHOOK_SECRET,
+        &viewer.session.token_hash,
+        shown,
+    )
+}
+
+async fn index(
+    State(state): State<HttpState>,
+    viewer: Viewer,
+    jar: CookieJar,
+) -> Result<Response, PageError> {
+    let (jar, shown) = take_secret(&state, &viewer, jar);
+    let created = match shown {
+        Some(shown) => {
+            webhook_endpoints::get(&state.app.db, &viewer.workspace.id, &shown.endpoint_id)
+                .await?
+                .map(|e| (EndpointView::of(&e), shown.secret))
+        }
+        None => None,
+    };
+    let page = index_page(&state, &viewer, created, None, Draft::default(), &[]).await?;
+    Ok((jar, page).into_response())
 }
 
 /// The create form: `csrf`, `url`, `description` and one `event_types` per checked box.
+/// Creates the endpoint and answers 303 to the list, which shows the new secret once.
 async fn create(
     State(state): State<HttpState>,
     viewer: Viewer,
+    jar: CookieJar,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let field = |name: &str| {
@@ -173,12 +225,12 @@ async fn create(
     };
     match endpoints::create(&state.app, &viewer.workspace.id, new).await {
         Ok(created) => {
-            let shown = (EndpointView::of(&created.endpoint), created.secret);
-            Ok(
-                index_page(&state, &viewer, Some(shown), None, Draft::default(), &[])
-                    .await?
-                    .into_response(),
-            )
+            let shown = ShownSecret {
+                endpoint_id: created.endpoint.id,
+                secret: created.secret,
+            };
+            let cookie = secret_cookie(&state, &viewer, &shown);
+            Ok((jar.add(cookie), Redirect::to("/settings/webhooks")).into_response())
         }
         Err(err @ (EndpointError::Invalid { .. } | EndpointError::Url(_))) => {
             let message = match &err {
@@ -306,30 +358,39 @@ async fn endpoint_view(
 async fn endpoint_page(
     State(state): State<HttpState>,
     viewer: Viewer,
+    jar: CookieJar,
     Path(id): Path<String>,
     Query(query): Query<LogQuery>,
-) -> Result<EndpointPage, PageError> {
-    endpoint_view(&state, &viewer, &id, query, None, None).await
+) -> Result<Response, PageError> {
+    let (jar, shown) = take_secret(&state, &viewer, jar);
+    let secret = shown
+        .filter(|shown| shown.endpoint_id == id)
+        .map(|shown| shown.secret);
+    let page = endpoint_view(&state, &viewer, &id, query, secret, None).await?;
+    Ok((jar, page).into_response())
 }
 
+/// Rotates the secret and answers 303 to the endpoint's page, which shows the new one once.
 async fn rotate(
     State(state): State<HttpState>,
     viewer: Viewer,
+    jar: CookieJar,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
-) -> Result<EndpointPage, PageError> {
+) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     match endpoints::rotate_secret(&state.app, &viewer.workspace.id, &id).await {
         Ok(Some(rotated)) => {
-            endpoint_view(
-                &state,
-                &viewer,
-                &id,
-                LogQuery::default(),
-                Some(rotated.secret),
-                None,
+            let shown = ShownSecret {
+                endpoint_id: id.clone(),
+                secret: rotated.secret,
+            };
+            let cookie = secret_cookie(&state, &viewer, &shown);
+            Ok((
+                jar.add(cookie),
+                Redirect::to(&format!("/settings/webhooks/{id}")),
             )
-            .await
+                .into_response())
         }
         Ok(None) => Err(PageError::not_found()),
         Err(err @ EndpointError::Busy) => Err(PageError::new(
