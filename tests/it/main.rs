@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod api_lists;
+mod bad_bodies;
 mod browser;
 mod browser_compose;
 mod browser_instagram;
@@ -22,6 +23,7 @@ mod faults;
 mod faults_pg_restart;
 mod jobs;
 mod media;
+mod nul_text;
 mod openapi;
 mod ops;
 mod outbound_webhooks;

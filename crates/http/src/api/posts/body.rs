@@ -27,6 +27,7 @@ use tidepost_domain::Platform;
 use tokio_util::io::StreamReader;
 
 use super::problems::{compose_problem, field_problem, problem, schedule_of};
+use crate::bodies::{client_io, json_field, multipart_problem, text_field};
 use crate::error::Problem;
 use crate::state::HttpState;
 
@@ -252,13 +253,13 @@ async fn multipart(
 ) -> Result<Parsed, Problem> {
     let mut multipart = Multipart::from_request(request, state)
         .await
-        .map_err(|e| Problem::bad_request(e.body_text()))?;
+        .map_err(|e| multipart_problem(e.body_text(), e.status()))?;
     let mut fields = Map::new();
     let mut stored = Vec::new();
     while let Some(field) = multipart
         .next_field()
         .await
-        .map_err(|e| Problem::bad_request(e.body_text()))?
+        .map_err(|e| multipart_problem(e.body_text(), e.status()))?
     {
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
@@ -273,7 +274,10 @@ async fn multipart(
                 .unwrap_or("application/octet-stream")
                 .to_string();
             let file_name = field.file_name().map(str::to_string);
-            let reader = StreamReader::new(field.map_err(std::io::Error::other));
+            if let Some(file_name) = &file_name {
+                text_field(&name, file_name)?;
+            }
+            let reader = StreamReader::new(field.map_err(client_io));
             let media = pipeline::media::store(
                 &state.app,
                 workspace_id,
@@ -289,13 +293,17 @@ async fn multipart(
         let text = field
             .text()
             .await
-            .map_err(|e| Problem::bad_request(e.body_text()))?;
+            .map_err(|e| multipart_problem(e.body_text(), e.status()))?;
+        // A NUL in a text part, refused naming the part (JSON text parts by their own path).
+        text_field(&name, &text)?;
         if text.trim().is_empty() {
             continue;
         }
         let value = match name.as_str() {
             "targets" | "media" | "instagram" => {
-                serde_json::from_str(&text).map_err(|e| field_problem(&name, e))?
+                let value = serde_json::from_str(&text).map_err(|e| field_problem(&name, e))?;
+                json_field(&name, &value)?;
+                value
             }
             "photo_urls" => Value::Array(vec![Value::String(text)]),
             // A TikTok option's text as the value it stands for (a checkbox's word, a number);
