@@ -28,6 +28,7 @@ mod openapi;
 mod ops;
 mod outbound_webhooks;
 mod processes;
+mod provider_trouble;
 mod scale_out;
 mod security;
 mod sessions;

@@ -35,6 +35,9 @@ pub struct Issue {
 pub struct ProviderRefusal {
     pub code: String,
     pub retryable: bool,
+    /// For the platform's passing trouble (its rate limit, a 5xx): how many seconds to wait
+    /// before trying again. Such a refusal is about the moment, not the post.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl std::fmt::Display for Issue {
@@ -49,6 +52,9 @@ impl std::fmt::Display for Issue {
         write!(f, "{}: {}", self.field, self.message)
     }
 }
+
+/// The wait suggested when the platform's trouble named none.
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
 
 pub(super) fn issue(
     target: Option<(usize, &TargetSpec, Option<Platform>)>,
@@ -112,10 +118,35 @@ pub(super) fn issue_of(
             next_slot_ms: Some(next_slot_ms),
             ..issue(at, "scheduled_at", "quota", message)
         },
+        PublishError::Provider(e) if e.is_retryable() => {
+            // The platform's rate limit or a 5xx while checking the post (TikTok's
+            // creator_info, Meta's publishing limit): nothing is wrong with the post.
+            let wait = e
+                .retry_after
+                .map_or(DEFAULT_RETRY_AFTER_SECS, |w| w.as_secs().max(1));
+            Issue {
+                provider: Some(ProviderRefusal {
+                    code: e.code.clone(),
+                    retryable: true,
+                    retry_after_secs: Some(wait),
+                }),
+                ..issue(
+                    at,
+                    format!("{base}.account_id"),
+                    "provider_unavailable",
+                    format!(
+                        "{} is not answering right now ({}), so the post could not be checked; nothing was posted, try again in {wait} seconds",
+                        platform.display_name(),
+                        e.message.trim_end_matches('.'),
+                    ),
+                )
+            }
+        }
         PublishError::Provider(e) => Issue {
             provider: Some(ProviderRefusal {
                 code: e.code.clone(),
-                retryable: e.is_retryable(),
+                retryable: false,
+                retry_after_secs: None,
             }),
             ..issue(
                 at,
