@@ -141,6 +141,33 @@ async fn nul_in_any_text_field_is_refused_naming_it(backend: Backend) {
         }
     }
     assert!(tried > 30, "only {tried} fields in the OpenAPI document");
+    // The same JSON under another label (`curl -d` says form; some say text/plain or nothing):
+    // routes that read any body that is not multipart as JSON must not take the NUL either.
+    for (template, method, field) in [
+        ("/api/v1/posts", "POST", "caption"),
+        ("/api/v1/posts/validate", "POST", "caption"),
+        ("/api/v1/posts/{id}", "PATCH", "caption"),
+        ("/api/v1/creators", "POST", "name"),
+    ] {
+        let path = crate::bad_bodies::concrete(template, "nosuchupload");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        for label in [
+            Some("application/x-www-form-urlencoded"),
+            Some("text/plain"),
+            Some("application/octet-stream"),
+            None,
+        ] {
+            let mut request = http
+                .request(method.clone(), app.url(&path))
+                .bearer_auth(&key)
+                .body(json!({ field: nul }).to_string());
+            if let Some(label) = label {
+                request = request.header(CONTENT_TYPE, label);
+            }
+            let answer = request.send().await.unwrap();
+            refused(answer, field, &format!("{method} {template} as {label:?}")).await;
+        }
+    }
     // The same fields arrive as multipart text parts on POST /posts and /posts/validate.
     for path in ["/api/v1/posts", "/api/v1/posts/validate"] {
         for field in [

@@ -1,9 +1,9 @@
 //! Request bodies at the boundary, for every route at once.
 //!
 //! - **Text a database cannot hold.** [`refuse_nul`] (a layer over the whole router) refuses a
-//!   NUL character (U+0000) in the address, in any string (or key) of a JSON body, and in any
-//!   field of a form body, with a 400 naming the field (`targets[0].tiktok.caption`,
-//!   `caption`). PostgreSQL takes no NUL in text, and SQLite would store it and hand it to the
+//!   NUL character (U+0000) in the address, in any string (or key) of a JSON body (whatever its
+//!   label), and in any field of a form body, with a 400 naming the field
+//!   (`targets[0].tiktok.caption`, `caption`). PostgreSQL takes no NUL in text, and SQLite would store it and hand it to the
 //!   pages; refused here, no route can forget it. Multipart text parts are read by the routes
 //!   themselves (files are streamed, never buffered here): they check each part with
 //!   [`text_field`] (and a part holding JSON with [`json_field`]); `tests/it/nul_text.rs`
@@ -21,6 +21,7 @@ use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::error::{PageError, Problem, capitalize};
@@ -131,35 +132,63 @@ fn refusal(path: &str, problem: Problem, page_title: &str) -> Response {
 enum Kind {
     Json,
     Form,
-    /// Anything else: multipart (its routes check their parts), files, none.
+    /// `multipart/form-data` ([`is_multipart`]): streamed by its routes, which check their text
+    /// parts themselves.
+    Multipart,
+    /// Anything else, or no label: a file (raw media, a tus chunk), or JSON a client labelled
+    /// otherwise (`curl -d` says form, some say `text/plain`); several routes read any body that
+    /// is not multipart as JSON, so such a body is checked as JSON when it is one.
     Other,
 }
 
-fn kind_of(request: &Request) -> Kind {
-    let content_type = request
-        .headers()
+/// The media type of a `Content-Type`, lower-cased, without its parameters.
+fn essence(headers: &axum::http::HeaderMap) -> String {
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    content_type
+        .split(';')
+        .next()
         .unwrap_or_default()
-        .to_ascii_lowercase();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether a body is `multipart/form-data` (in any case): the one test of it, so the routes
+/// that read multipart and [`refuse_nul`], which leaves it to them, never disagree.
+pub fn is_multipart(headers: &axum::http::HeaderMap) -> bool {
+    essence(headers) == "multipart/form-data"
+}
+
+fn kind_of(request: &Request) -> Kind {
+    let essence = essence(request.headers());
+    let essence = essence.as_str();
     if essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
     {
         Kind::Json
     } else if essence == "application/x-www-form-urlencoded" {
         Kind::Form
-    } else if essence.is_empty() && request.uri().path().starts_with("/webhooks/") {
-        // Provider webhooks are read as JSON whatever they are labelled.
-        Kind::Json
+    } else if essence == "multipart/form-data" {
+        Kind::Multipart
     } else {
         Kind::Other
     }
 }
 
-/// Refuses a NUL character in the address, or in a field of a JSON or form body, with a 400
-/// naming it, before any handler runs. A JSON or form body is read whole here (they are
-/// limited to [`DEFAULT_BODY_LIMIT`] anyway) and handed on unchanged.
+/// Refuses a NUL character in the address, or in a field of a body, with a 400 naming it,
+/// before any handler runs.
+///
+/// - A JSON or form body is read whole here (they are limited to [`DEFAULT_BODY_LIMIT`]
+///   anyway) and handed on unchanged.
+/// - A multipart body is never read here: its files stream to disk, and its routes check its
+///   text parts ([`text_field`], [`json_field`]).
+/// - Any other body is read up to [`DEFAULT_BODY_LIMIT`]: if it ends by then it is checked as
+///   JSON when it parses as JSON (a route reading it as JSON whatever its label would otherwise
+///   take the NUL), and handed on; if it is longer it is a file (a raw media upload, a tus chunk)
+///   and streams on from where it is, unchecked, with at most that much held (none at all when
+///   its `Content-Length` says it is longer). No JSON route reads a body that long.
 pub async fn refuse_nul(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let raw = request
@@ -174,38 +203,49 @@ pub async fn refuse_nul(request: Request, next: Next) -> Response {
         return refusal(&path, problem, "That address is not valid");
     }
     let kind = kind_of(&request);
-    if kind == Kind::Other {
-        return next.run(request).await;
-    }
+    let labelled = match kind {
+        Kind::Multipart => return next.run(request).await,
+        Kind::Json | Kind::Form => true,
+        Kind::Other => false,
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > DEFAULT_BODY_LIMIT as u64) {
-        return refusal(&path, too_large(), "That was too large");
+        if labelled {
+            return refusal(&path, too_large(), "That was too large");
+        }
+        return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
     let bytes = match read_limited(body, DEFAULT_BODY_LIMIT).await {
         Ok(bytes) => bytes,
-        Err(Read::TooLarge) => return refusal(&path, too_large(), "That was too large"),
-        Err(Read::Cut(err)) => {
+        Err(Read::TooLarge { .. }) if labelled => {
+            return refusal(&path, too_large(), "That was too large");
+        }
+        Err(Read::TooLarge { head, rest }) => {
+            let body =
+                Body::from_stream(futures::stream::iter(head.into_iter().map(Ok)).chain(rest));
+            return next.run(Request::from_parts(parts, body)).await;
+        }
+        Err(Read::Cut { head, err }) if !labelled => {
+            // Perhaps a file chunk the route keeps as far as it came (a tus PATCH is resumed
+            // from there): it gets what arrived, then the same error, as if unread.
+            let arrived = futures::stream::iter(head.into_iter().map(Ok));
+            let body = Body::from_stream(arrived.chain(futures::stream::once(async { Err(err) })));
+            return next.run(Request::from_parts(parts, body)).await;
+        }
+        Err(Read::Cut { err, .. }) => {
             tracing::warn!(error = %err, path = %path, "a request body could not be read");
-            let problem = Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad-body",
-                "Malformed request body",
-                BODY_CUT,
-            );
-            return refusal(&path, problem, "That did not arrive whole");
+            return refusal(&path, body_cut(), "That did not arrive whole");
         }
     };
-    let field = match kind {
-        Kind::Json => serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|value| nul_in_json(&value, String::new())),
-        Kind::Form => nul_in_form(&bytes),
-        Kind::Other => None,
+    let field = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value) => nul_in_json(&value, String::new()),
+        Err(_) if kind == Kind::Form => nul_in_form(&bytes),
+        Err(_) => None,
     };
     if let Some(field) = field {
         return refusal(&path, nul_problem(&field), "That did not work");
@@ -214,24 +254,71 @@ pub async fn refuse_nul(request: Request, next: Next) -> Response {
         .await
 }
 
+type BodyStream = axum::body::BodyDataStream;
+
 enum Read {
-    TooLarge,
-    Cut(axum::Error),
+    /// Longer than the limit: what was read (in the chunks it came in) and the rest.
+    TooLarge {
+        head: Vec<axum::body::Bytes>,
+        rest: BodyStream,
+    },
+    /// The body broke off: what arrived before, and the error.
+    Cut {
+        head: Vec<axum::body::Bytes>,
+        err: axum::Error,
+    },
+}
+
+/// The 400 for a body the client did not finish.
+fn body_cut() -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "bad-body",
+        "Malformed request body",
+        BODY_CUT,
+    )
+}
+
+/// A body a route reads whole (JSON it parses itself), up to `limit` bytes: over it is 413,
+/// and a body that broke off is the client's 400 (logged as a warning), never a 500.
+pub async fn read_whole(body: Body, limit: usize) -> Result<axum::body::Bytes, Problem> {
+    match read_limited(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(Read::TooLarge { .. }) => Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request body too large",
+            format!(
+                "a JSON body may be at most {limit} bytes; send files as multipart/form-data or through /api/v1/uploads"
+            ),
+        )),
+        Err(Read::Cut { err, .. }) => {
+            tracing::warn!(error = %err, "a request body could not be read");
+            Err(body_cut())
+        }
+    }
 }
 
 /// The whole body, up to `limit` bytes.
 async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Read> {
-    use futures::StreamExt;
     let mut stream = body.into_data_stream();
-    let mut bytes = Vec::new();
+    let mut head: Vec<axum::body::Bytes> = Vec::new();
+    let mut len = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(Read::Cut)?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(Read::TooLarge);
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(err) => return Err(Read::Cut { head, err }),
+        };
+        len += chunk.len();
+        head.push(chunk);
+        if len > limit {
+            return Err(Read::TooLarge { head, rest: stream });
         }
-        bytes.extend_from_slice(&chunk);
     }
-    Ok(bytes.into())
+    if head.len() == 1 {
+        return Ok(head.remove(0));
+    }
+    Ok(head.concat().into())
 }
 
 fn too_large() -> Problem {
@@ -314,6 +401,101 @@ mod tests {
         assert_eq!(nul_in_form(b"csrf=x&name=a%00b").as_deref(), Some("name"));
         assert_eq!(nul_in_form(b"n%00=1").as_deref(), Some("n\\u0000"));
         assert_eq!(nul_in_form(b"csrf=x&name=ab"), None);
+    }
+
+    /// A router echoing how many bytes its handler read (and their sum), behind the layer.
+    fn echo() -> axum::Router {
+        async fn count(body: Body) -> String {
+            let mut stream = body.into_data_stream();
+            let (mut len, mut sum) = (0usize, 0u64);
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.unwrap();
+                len += chunk.len();
+                sum += chunk.iter().map(|b| u64::from(*b)).sum::<u64>();
+            }
+            format!("{len} {sum}")
+        }
+        axum::Router::new()
+            .route("/api/x", axum::routing::post(count))
+            .layer(axum::middleware::from_fn(refuse_nul))
+    }
+
+    async fn send(body: Body, content_type: &str, length: Option<usize>) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let mut request = Request::post("/api/x").header(header::CONTENT_TYPE, content_type);
+        if let Some(length) = length {
+            request = request.header(header::CONTENT_LENGTH, length);
+        }
+        let answer = echo().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = answer.status();
+        let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// A body in many chunks, as a file upload arrives: `n` chunks of 64 KiB of `byte`.
+    fn chunked(n: usize, byte: u8) -> Body {
+        let chunks = (0..n)
+            .map(move |_| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![byte; 64 * 1024])));
+        Body::from_stream(futures::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn json_under_any_label_is_checked() {
+        let nul = r#"{"caption": "a\u0000b"}"#;
+        for label in [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "",
+            "Multipart/Mixed",
+        ] {
+            let (status, text) = send(Body::from(nul), label, None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{label:?}: {text}");
+            assert!(
+                text.contains("caption: the text holds a NUL"),
+                "{label:?}: {text}"
+            );
+        }
+        let (status, text) = send(
+            Body::from("name=a%00b"),
+            "application/x-www-form-urlencoded",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        // Text without a NUL goes on unchanged.
+        let (status, text) = send(Body::from(r#"{"caption": "ab"}"#), "text/plain", None).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, "17 1419"));
+    }
+
+    #[tokio::test]
+    async fn files_and_multipart_stream_on_whole() {
+        // 8 MiB without a length: the first 2 MiB are held, then everything streams on.
+        let n = 128;
+        let want = format!("{} {}", n * 64 * 1024, (n * 64 * 1024) as u64 * 7);
+        for label in ["video/mp4", "application/offset+octet-stream", ""] {
+            let (status, text) = send(chunked(n, 7), label, None).await;
+            assert_eq!(
+                (status, text.as_str()),
+                (StatusCode::OK, want.as_str()),
+                "{label:?}"
+            );
+        }
+        // A multipart body is not read here at all, whatever it holds or its size.
+        let (status, text) = send(
+            Body::from(r#"{"caption": "a\u0000b"}"#),
+            "multipart/form-data; boundary=x",
+            None,
+        )
+        .await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, "23 1820"));
+        // A JSON body over the limit is refused; a declared file length is not read first.
+        let (status, _) = send(chunked(n, b' '), "application/json", None).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let (status, text) = send(chunked(n, 7), "video/mp4", Some(n * 64 * 1024)).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, want.as_str()));
     }
 
     #[test]

@@ -322,7 +322,7 @@ async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let stored = if content_type.starts_with("multipart/form-data") {
+    let stored = if crate::bodies::is_multipart(request.headers()) {
         let mut multipart = Multipart::from_request(request, &state)
             .await
             .map_err(|e| multipart_problem(e.body_text(), e.status()))?;

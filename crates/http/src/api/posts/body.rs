@@ -14,7 +14,6 @@
 //! that are TikTok options are read by that type (its own checks, unknown keys refused).
 
 use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::{StatusCode, header};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -164,12 +163,7 @@ pub async fn read(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .filter(|k| !k.is_empty());
-    let is_multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let mut parsed = if is_multipart {
+    let mut parsed = if crate::bodies::is_multipart(request.headers()) {
         multipart(state, workspace_id, request, files).await?
     } else {
         json(state, request).await?
@@ -185,19 +179,8 @@ async fn json(state: &HttpState, request: Request) -> Result<Parsed, Problem> {
     // The route's own limit is off for streamed multipart uploads; a JSON body is buffered,
     // so it keeps the default limit.
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, crate::server::DEFAULT_BODY_LIMIT)
-        .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "Request body too large",
-                format!(
-                    "a JSON body may be at most {} bytes; send files as multipart/form-data",
-                    crate::server::DEFAULT_BODY_LIMIT
-                ),
-            )
-        })?;
+    // A body cut short is the client's 400, not "too large".
+    let bytes = crate::bodies::read_whole(body, crate::server::DEFAULT_BODY_LIMIT).await?;
     let request = Request::from_parts(parts, axum::body::Body::from(bytes));
     let crate::api::ApiJson(value) =
         crate::api::ApiJson::<Value>::from_request(request, state).await?;
