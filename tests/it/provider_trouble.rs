@@ -240,12 +240,43 @@ async fn provider_trouble_at_creation_is_503_with_retry_after(backend: Backend) 
 
 both_backends!(creator_info_is_read_once_per_account_within_its_ttl);
 
-/// Page loads, validations and posts of one account within a minute read `creator_info` once,
-/// also when they come at once; another account, and another workspace's, are their own.
+/// Ten validations and a page load of one account at once, then page loads, a validation and a
+/// post within a minute, read `creator_info` once; another account, and another workspace's
+/// account of the same creator, are asked for themselves.
 async fn creator_info_is_read_once_per_account_within_its_ttl(backend: Backend) {
     let rig = Rig::start(backend).await;
     let account = rig.tiktok("cached.one").await;
     rig.clear_log().await;
+    // At once, before anything was kept: one call for all of them.
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let url = rig.app.url("/api/v1/posts/validate");
+        let key = rig.key.clone();
+        let body = single(&account, "at once");
+        burst.spawn(async move {
+            let answer = bare_client()
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            answer.status()
+        });
+    }
+    let page = rig
+        .me
+        .client
+        .get(rig.app.url(&format!("/compose?account={account}")))
+        .send();
+    let (statuses, page) = tokio::join!(burst.join_all(), page);
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(page.unwrap().status(), StatusCode::OK);
+    assert_eq!(rig.creator_info_calls().await, 1, "concurrent reads");
+    // Then one after another.
     for _ in 0..3 {
         rig.compose_page(&account).await;
     }
@@ -259,12 +290,6 @@ async fn creator_info_is_read_once_per_account_within_its_ttl(backend: Backend) 
         .api_post("/api/v1/posts", &single(&account, "cached"))
         .await;
     assert_eq!(made.status(), StatusCode::ACCEPTED);
-    // At once: ten validations and a page load.
-    let body = single(&account, "at once");
-    let burst = (0..10).map(|_| rig.api_post("/api/v1/posts/validate", &body));
-    for answer in futures::future::join_all(burst).await {
-        assert_eq!(answer.status(), StatusCode::OK);
-    }
     assert_eq!(rig.creator_info_calls().await, 1, "one call within the TTL");
 
     // Another account of the workspace is asked for itself.
@@ -277,5 +302,24 @@ async fn creator_info_is_read_once_per_account_within_its_ttl(backend: Backend) 
         rig.creator_info_calls().await,
         1,
         "one call for the new account"
+    );
+
+    // Another workspace connecting the same creator gets no answer kept for this one.
+    let them = rig.app.signed_in("elsewhere").await;
+    let their_key = rig.app.api_key(&them.workspace.id, "elsewhere", &[]).await;
+    let theirs = connect_tiktok_via_api(&rig.app, &their_key, "cached.one").await;
+    rig.clear_log().await;
+    let checked = bare_client()
+        .post(rig.app.url("/api/v1/posts/validate"))
+        .bearer_auth(&their_key)
+        .json(&single(&theirs, "theirs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked.status(), StatusCode::OK);
+    assert_eq!(
+        rig.creator_info_calls().await,
+        1,
+        "the other workspace's account"
     );
 }

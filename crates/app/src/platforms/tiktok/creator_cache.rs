@@ -28,8 +28,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tidepost_providers::ProviderError;
 use tidepost_providers::tiktok::CreatorInfo;
-use tidepost_providers::{ErrorKind, ProviderError};
 use tidepost_store::accounts::Account;
 
 use crate::App;
@@ -46,10 +46,13 @@ pub const BACKOFF_DEFAULT: Duration = Duration::from_secs(2);
 /// minute).
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// One account's kept answer, locked while it is fetched (so concurrent reads make one call).
+type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
+
 /// The answers, one slot per (workspace, account).
 #[derive(Default)]
 struct Cache {
-    slots: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Option<Entry>>>>>,
+    slots: Mutex<HashMap<(String, String), Slot>>,
 }
 
 struct Entry {
@@ -73,25 +76,6 @@ fn token_fingerprint(account: &Account) -> u64 {
     account.provider_user_id.hash(&mut hasher);
     account.access_token.hash(&mut hasher);
     hasher.finish()
-}
-
-/// Whether a failed read is the provider's passing trouble (its rate limit, a 5xx, a dropped
-/// connection), which trying again later fixes.
-pub fn is_provider_trouble(err: &PublishError) -> bool {
-    match err {
-        PublishError::Provider(e) => {
-            matches!(e.kind, ErrorKind::RateLimited | ErrorKind::Retryable)
-        }
-        PublishError::Invalid { .. }
-        | PublishError::NotFound(_)
-        | PublishError::Quota { .. }
-        | PublishError::Conflict(_)
-        | PublishError::NeedsReauth(_)
-        | PublishError::Unavailable(_)
-        | PublishError::Store(_)
-        | PublishError::Io(_)
-        | PublishError::TooLarge { .. } => false,
-    }
 }
 
 /// How long to leave `error` alone: its `Retry-After`, else [`BACKOFF_DEFAULT`]; one second
@@ -145,29 +129,24 @@ pub async fn creator_info(app: &App, account: &Account) -> Result<CreatorInfo, P
             });
             Ok(info)
         }
+        Err(PublishError::Provider(mut e)) if e.is_retryable() => {
+            // The first reader is told the same wait as those that come while it runs.
+            let wait = backoff(&e);
+            e.retry_after = Some(wait);
+            *entry = Some(Entry {
+                token,
+                at: Instant::now(),
+                kept: Kept::Trouble {
+                    error: e.clone(),
+                    until: Instant::now() + wait,
+                },
+            });
+            Err(PublishError::Provider(e))
+        }
         Err(err) => {
-            *entry = match &err {
-                PublishError::Provider(e) if is_provider_trouble(&err) => Some(Entry {
-                    token,
-                    at: Instant::now(),
-                    kept: Kept::Trouble {
-                        error: e.clone(),
-                        until: Instant::now() + backoff(e),
-                    },
-                }),
-                // A refusal of another kind (a revoked token, …) is not kept, and neither is an
-                // older answer: the next read asks again.
-                PublishError::Provider(_)
-                | PublishError::Invalid { .. }
-                | PublishError::NotFound(_)
-                | PublishError::Quota { .. }
-                | PublishError::Conflict(_)
-                | PublishError::NeedsReauth(_)
-                | PublishError::Unavailable(_)
-                | PublishError::Store(_)
-                | PublishError::Io(_)
-                | PublishError::TooLarge { .. } => None,
-            };
+            // A refusal of another kind (a revoked token, …) is not kept, and neither is an
+            // older answer: the next read asks again.
+            *entry = None;
             Err(err)
         }
     }
