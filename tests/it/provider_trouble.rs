@@ -199,8 +199,46 @@ async fn provider_trouble_at_creation_is_503_with_retry_after(backend: Backend) 
         unavailable(checked, &format!("{round}: POST /posts/validate")).await;
         let html = rig.compose_page(&account).await;
         assert!(
-            html.contains("TikTok did not say what this account may post right now"),
-            "{round}: the composer does not say TikTok failed"
+            html.contains("TikTok did not say what this account may post right now")
+                && html.contains("Try again in "),
+            "{round}: the composer does not say TikTok failed and when to try again"
+        );
+        // The composer's submit: 503 with Retry-After, the form as typed, and when to try again.
+        let caption = format!("typed during the {round}");
+        let page = rig
+            .me
+            .client
+            .post(rig.app.url("/compose"))
+            .form(&[
+                ("csrf", rig.me.csrf.as_str()),
+                ("caption", caption.as_str()),
+                ("targets", account.as_str()),
+                ("media_url", "https://media.tidepost.example/clip.mp4"),
+                ("media_url_kind", "video"),
+                ("when", "now"),
+                (&format!("privacy:{account}"), "SELF_ONLY"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            page.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{round}: composer submit"
+        );
+        assert!(
+            page.headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|s| s >= 1),
+            "{round}: composer submit without Retry-After"
+        );
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&caption), "{round}: the caption was lost");
+        assert!(
+            html.contains("TikTok is not answering right now") && html.contains("try again in "),
+            "{round}: the composer's refusal does not say when to try again"
         );
         if round == "storm" {
             // Retry-After 30: TikTok was asked once, by the first request.

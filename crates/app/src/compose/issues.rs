@@ -56,6 +56,26 @@ impl std::fmt::Display for Issue {
 /// The wait suggested when the platform's trouble named none.
 pub const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
 
+/// The rule of an issue that is the platform's passing trouble (its rate limit or a 5xx while
+/// the post was checked), not a fault of the post.
+pub const PROVIDER_UNAVAILABLE: &str = "provider_unavailable";
+
+impl Issue {
+    /// When every issue is a platform's passing trouble: the longest wait they name. Nothing is
+    /// wrong with the post itself, so the API answers 503 with `Retry-After` (and the composer
+    /// page the same), not a refusal of the post.
+    pub fn only_provider_trouble(issues: &[Issue]) -> Option<u64> {
+        if issues.is_empty() || issues.iter().any(|i| i.rule != PROVIDER_UNAVAILABLE) {
+            return None;
+        }
+        issues
+            .iter()
+            .filter_map(|i| i.provider.as_ref().and_then(|p| p.retry_after_secs))
+            .max()
+            .or(Some(DEFAULT_RETRY_AFTER_SECS))
+    }
+}
+
 pub(super) fn issue(
     target: Option<(usize, &TargetSpec, Option<Platform>)>,
     field: impl Into<String>,
@@ -133,7 +153,7 @@ pub(super) fn issue_of(
                 ..issue(
                     at,
                     format!("{base}.account_id"),
-                    "provider_unavailable",
+                    PROVIDER_UNAVAILABLE,
                     format!(
                         "{} is not answering right now ({}), so the post could not be checked; nothing was posted, try again in {wait} seconds",
                         platform.display_name(),

@@ -130,7 +130,7 @@ pub fn compose_problem(err: ComposeError) -> Problem {
                 })
                 .collect();
             let first_field = issues.first().map(|i| i.field.clone()).unwrap_or_default();
-            let problem = if let Some(wait) = only_provider_trouble(&issues) {
+            let problem = if let Some(wait) = Issue::only_provider_trouble(&issues) {
                 let mut p = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "provider-unavailable",
@@ -167,23 +167,6 @@ pub fn compose_problem(err: ComposeError) -> Problem {
         other => Problem::internal(other),
     }
 }
-
-/// When every issue is a platform's passing trouble (its rate limit or a 5xx while the post
-/// was checked): the longest wait they name. Nothing is wrong with the post itself, so the
-/// answer is 503 with `Retry-After`, not a refusal of the post.
-pub(crate) fn only_provider_trouble(issues: &[Issue]) -> Option<u64> {
-    if issues.is_empty() || issues.iter().any(|i| i.rule != PROVIDER_UNAVAILABLE) {
-        return None;
-    }
-    issues
-        .iter()
-        .filter_map(|i| i.provider.as_ref().and_then(|p| p.retry_after_secs))
-        .max()
-        .or(Some(tidepost_app::compose::DEFAULT_RETRY_AFTER_SECS))
-}
-
-/// The rule of an issue that is the platform's passing trouble.
-pub(crate) const PROVIDER_UNAVAILABLE: &str = "provider_unavailable";
 
 /// 503: the platform did not answer (its rate limit, a 5xx), with when to try again.
 fn provider_unavailable(platform: Option<Platform>, message: String, wait: u64) -> Problem {

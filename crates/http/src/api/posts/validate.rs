@@ -16,7 +16,7 @@ use tidepost_app::compose::{self, ComposeError, Issue, ProviderRefusal};
 use tidepost_domain::Platform;
 
 use super::body::{self, Files, Shape};
-use super::problems::{compose_problem, only_provider_trouble, single_issues, single_problem};
+use super::problems::{compose_problem, single_issues, single_problem};
 use crate::auth::Caller;
 use crate::error::Problem;
 use crate::state::HttpState;
@@ -101,7 +101,7 @@ pub(crate) async fn validate(
                 .collect(),
         })),
         // The platform could not be asked: no verdict, the same 503 `POST /posts` answers.
-        Err(ComposeError::Invalid(issues)) if only_provider_trouble(&issues).is_some() => {
+        Err(ComposeError::Invalid(issues)) if Issue::only_provider_trouble(&issues).is_some() => {
             Err(match submission.shape {
                 Shape::Composite => compose_problem(ComposeError::Invalid(issues)),
                 Shape::Single(platform) => single_problem(ComposeError::Invalid(issues), platform),
