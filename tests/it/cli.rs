@@ -778,6 +778,24 @@ async fn emulator_prints_the_settings_to_point_serve_at_it() {
         .collect();
     let reference = tidepost_app::config::reference_markdown();
     let http = bare_client();
+    // The printed base URLs are those `--sandbox` points the clients at (which the sandbox
+    // tests drive end to end), under this emulator's root.
+    let tiktok = tidepost_providers::tiktok::TikTokEndpoints::emulator(&root);
+    let meta = tidepost_providers::meta::MetaEndpoints::emulator(&root);
+    for (name, sandbox) in [
+        ("TIDEPOST_TIKTOK_AUTH_BASE_URL", &tiktok.auth_base),
+        ("TIDEPOST_TIKTOK_API_BASE_URL", &tiktok.api_base),
+        ("TIDEPOST_FACEBOOK_WWW_BASE_URL", &meta.facebook_www),
+        ("TIDEPOST_FACEBOOK_GRAPH_BASE_URL", &meta.graph),
+        ("TIDEPOST_INSTAGRAM_WWW_BASE_URL", &meta.instagram_www),
+        ("TIDEPOST_INSTAGRAM_API_BASE_URL", &meta.instagram_api),
+        ("TIDEPOST_INSTAGRAM_GRAPH_BASE_URL", &meta.instagram_graph),
+    ] {
+        assert!(
+            settings.iter().any(|(n, v)| n == name && v == sandbox),
+            "{name} is not printed as {sandbox}: {settings:?}"
+        );
+    }
     for host in tidepost_emulator::HOSTS {
         let (_, value) = settings
             .iter()
