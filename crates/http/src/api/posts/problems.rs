@@ -170,16 +170,16 @@ pub fn compose_problem(err: ComposeError) -> Problem {
 
 /// 503: the platform did not answer (its rate limit, a 5xx), with when to try again.
 fn provider_unavailable(platform: Option<Platform>, message: String, wait: u64) -> Problem {
-    let title = match platform {
-        Some(Platform::Tiktok) => "TikTok is not answering right now",
-        Some(Platform::Instagram) => "Instagram is not answering right now",
-        None => "The platform is not answering right now",
-    };
+    // The platform named by its display name: no new place for a new platform to answer.
+    let who = platform.map_or("The platform", |p| p.display_name());
     let mut p = Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "provider-unavailable",
-        title,
-        message,
+        "The platform is not answering right now",
+        format!(
+            "{who} is not answering right now ({}); try again in {wait} seconds",
+            message.trim_end_matches('.')
+        ),
     );
     p.retry_after_secs = Some(wait);
     p
