@@ -277,6 +277,12 @@ pub async fn emulator(listen: &str, auto_approve: bool) -> Result<(), Failure> {
         .await
         .map_err(Failure::from)?;
     println!("tidepost emulator listening on {}", emulator.base_url());
+    // What a `serve` without --sandbox needs to talk to it, ready to paste into its environment.
+    println!(
+        "# point a tidepost serve (without --sandbox) at this emulator with these settings:\n{}# and tell the emulator where tidepost receives webhooks: see {}/",
+        tidepost_emulator::settings_text(&emulator.base_url(), &emulator.ctx().config),
+        emulator.base_url()
+    );
     let shutdown = CancellationToken::new();
     stop_on_signal(shutdown.clone()).await;
     emulator.stop().await;

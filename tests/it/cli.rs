@@ -814,3 +814,134 @@ async fn serve_terminates_tls_with_hsts() {
         "graceful exit on SIGTERM; stderr: {stderr}"
     );
 }
+
+/// `tidepost emulator` alone prints the settings that point a `serve` without `--sandbox` at
+/// it (base URLs with their host prefixes, the emulator's app credentials), as lines to paste;
+/// each base URL answers its provider's first route (not a 404), the bare root answers an
+/// index naming them, and `config check` takes the printed lines as a valid configuration.
+#[tokio::test]
+async fn emulator_prints_the_settings_to_point_serve_at_it() {
+    let dir = TempDir::new().unwrap();
+    let served = Served::start(
+        dir.path(),
+        &["emulator", "--listen", "127.0.0.1:0"],
+        &[],
+        "TIDEPOST_INSTAGRAM_VERIFY_TOKEN=",
+    )
+    .await;
+    let root = served
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("tidepost emulator listening on "))
+        .expect("the listening line")
+        .trim()
+        .to_string();
+    let settings: Vec<(String, String)> = served
+        .stdout
+        .iter()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(name, _)| name.starts_with("TIDEPOST_"))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let reference = tidepost_app::config::reference_markdown();
+    let http = bare_client();
+    // The printed base URLs are those `--sandbox` points the clients at (which the sandbox
+    // tests drive end to end), under this emulator's root.
+    let tiktok = tidepost_providers::tiktok::TikTokEndpoints::emulator(&root);
+    let meta = tidepost_providers::meta::MetaEndpoints::emulator(&root);
+    for (name, sandbox) in [
+        ("TIDEPOST_TIKTOK_AUTH_BASE_URL", &tiktok.auth_base),
+        ("TIDEPOST_TIKTOK_API_BASE_URL", &tiktok.api_base),
+        ("TIDEPOST_FACEBOOK_WWW_BASE_URL", &meta.facebook_www),
+        ("TIDEPOST_FACEBOOK_GRAPH_BASE_URL", &meta.graph),
+        ("TIDEPOST_INSTAGRAM_WWW_BASE_URL", &meta.instagram_www),
+        ("TIDEPOST_INSTAGRAM_API_BASE_URL", &meta.instagram_api),
+        ("TIDEPOST_INSTAGRAM_GRAPH_BASE_URL", &meta.instagram_graph),
+    ] {
+        assert!(
+            settings.iter().any(|(n, v)| n == name && v == sandbox),
+            "{name} is not printed as {sandbox}: {settings:?}"
+        );
+    }
+    for host in tidepost_emulator::HOSTS {
+        let (_, value) = settings
+            .iter()
+            .find(|(name, _)| name == host.setting)
+            .unwrap_or_else(|| panic!("{} is not printed: {:?}", host.setting, served.stdout));
+        assert_eq!(value, &format!("{root}{}", host.prefix));
+        assert!(
+            reference.contains(host.setting),
+            "{} is no setting",
+            host.setting
+        );
+        assert!(
+            reference.contains(&format!("`http://127.0.0.1:9000{}`", host.prefix)),
+            "docs/configuration.md does not give the prefix of {}",
+            host.setting
+        );
+        let (method, path) = host.probe;
+        let url = format!("{value}{path}");
+        let answer = match method {
+            "POST" => http.post(&url).form(&[("x", "y")]).send().await.unwrap(),
+            _ => http.get(&url).send().await.unwrap(),
+        };
+        assert_ne!(answer.status(), StatusCode::NOT_FOUND, "{method} {url}");
+        assert!(
+            answer.status().as_u16() < 500,
+            "{method} {url}: {}",
+            answer.status()
+        );
+        // The same path on the bare root (the mistake the docs warn of) is not the provider.
+        let bare = http.get(format!("{root}{path}")).send().await.unwrap();
+        assert_eq!(bare.status(), StatusCode::NOT_FOUND, "{root}{path}");
+    }
+    for name in [
+        "TIDEPOST_TIKTOK_CLIENT_KEY",
+        "TIDEPOST_TIKTOK_CLIENT_SECRET",
+        "TIDEPOST_FACEBOOK_APP_ID",
+        "TIDEPOST_FACEBOOK_APP_SECRET",
+    ] {
+        assert!(
+            settings.iter().any(|(n, v)| n == name && !v.is_empty()),
+            "{name}"
+        );
+        assert!(reference.contains(name), "{name} is no setting");
+    }
+    // The bare root names every base URL.
+    let index: Value = http
+        .get(format!("{root}/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (name, value) in &settings {
+        assert_eq!(
+            index["settings"][name],
+            Value::String(value.clone()),
+            "{index}"
+        );
+    }
+    assert_eq!(
+        index["hosts"].as_array().map(Vec::len),
+        Some(tidepost_emulator::HOSTS.len())
+    );
+    // tidepost takes the printed lines as they are.
+    let keys = new_keys();
+    let mut env: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    env.push(("TIDEPOST_KEYS", keys.as_str()));
+    env.push(("TIDEPOST_PUBLIC_URL", "https://posts.example.com"));
+    let check = run_with(dir.path(), &["config", "check"], &env, None).await;
+    check.ok();
+    assert!(
+        check.stdout.contains(&format!("{root}/tiktok/open")),
+        "{}",
+        check.stdout
+    );
+    let (status, stderr) = served.terminate().await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

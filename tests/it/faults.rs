@@ -192,10 +192,9 @@ both_backends!(provider_storms_and_latency);
 
 /// A 429 storm, a 5xx burst and slow answers, one account each. Posts already at TikTok (long
 /// processing, so they are mid-flight when the fault starts) are not failed by it; a post
-/// submitted during the fault is refused with a retryable problem in the API, and the post
-/// form says TikTok did not answer; meanwhile the server answers at once. Once the fault ends
-/// the posts in flight are published and the refused one goes through when sent again, each
-/// exactly once.
+/// submitted during the fault, its creator's options read within the minute, is accepted
+/// without asking TikTok (and the post form shows the options kept); meanwhile the server
+/// answers at once. Once the fault ends every post is published, each exactly once.
 async fn provider_storms_and_latency(backend: Backend) {
     let rig = Rig::start(backend, Options::default()).await;
     let slow_processing = bare_client()
@@ -215,7 +214,7 @@ async fn provider_storms_and_latency(backend: Backend) {
         ("slow", json!({"latency_ms": 1500}), false),
     ];
     let mut captions = Vec::new();
-    for (name, faults, refused) in rounds {
+    for (name, faults, broken) in rounds {
         let account = rig.account(&format!("faults.{name}")).await;
         let mut posts = Vec::new();
         for i in 0..2 {
@@ -239,28 +238,13 @@ async fn provider_storms_and_latency(backend: Backend) {
         }
         rig.faults(faults).await;
         let late = format!("{name} late");
-        if refused {
-            let answer = rig.post(&account, &late, 32 * 1024).await;
-            let status = answer.status();
-            assert!(
-                [
-                    StatusCode::TOO_MANY_REQUESTS,
-                    StatusCode::BAD_GATEWAY,
-                    StatusCode::SERVICE_UNAVAILABLE
-                ]
-                .contains(&status),
-                "{name}: {status}"
-            );
-            let kind = answer
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .map(|v| v.to_str().unwrap().to_string());
-            assert_eq!(kind.as_deref(), Some("application/problem+json"), "{name}");
-            let body: Value = answer.json().await.unwrap();
-            assert!(
-                body["retryable"] == true || status == StatusCode::TOO_MANY_REQUESTS,
-                "{name}: {body}"
-            );
+        if broken {
+            // The creator's options were read seconds ago (the two posts above), within the
+            // creator_info cache's minute: a post submitted during the fault is accepted without
+            // asking TikTok, and sent once TikTok answers again (checked below). A post whose
+            // reading is not recent is refused with 503 and Retry-After, and the composer says
+            // so: tests/it/provider_trouble.rs.
+            posts.push(rig.post_ok(&account, &late).await);
             let form = rig
                 .me
                 .client
@@ -268,12 +252,9 @@ async fn provider_storms_and_latency(backend: Backend) {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(form.status(), StatusCode::OK);
-            let html = form.text().await.unwrap();
-            assert!(
-                html.contains("TikTok did not say what this account may post right now"),
-                "{name}: the composer does not say TikTok failed"
-            );
+            // The page answers (it shows every TikTok account, so the accounts of the earlier
+            // rounds, read more than a minute ago, may say TikTok did not answer).
+            assert_eq!(form.status(), StatusCode::OK, "{name}: the composer");
         }
         for _ in 0..8 {
             rig.serving().await;
@@ -283,9 +264,8 @@ async fn provider_storms_and_latency(backend: Backend) {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        if refused {
+        if broken {
             rig.no_faults().await;
-            posts.push(rig.post_ok(&account, &late).await);
         } else {
             // Slow, not broken: the post submitted meanwhile is accepted.
             posts.push(rig.post_ok(&account, &late).await);

@@ -827,8 +827,37 @@ pub fn reference_markdown() -> String {
             secret
         ));
     }
+    out.push_str(EMULATOR_SECTION);
     out
 }
+
+/// How to point a `serve` without `--sandbox` at `tidepost emulator` run on its own.
+const EMULATOR_SECTION: &str = "
+## Pointing `serve` at a separately run emulator
+
+`--sandbox` runs the provider emulator inside `serve` and points every provider setting at it.
+To run it on its own instead (`tidepost emulator --listen 127.0.0.1:9000`) and point a `serve`
+without `--sandbox` at it, each base URL must name the emulator's **prefix for that host**, not
+its bare root (the bare root answers only an index; `GET /` on the emulator lists the values):
+
+| setting | real host | value (emulator at `http://127.0.0.1:9000`) |
+|---|---|---|
+| `TIDEPOST_TIKTOK_AUTH_BASE_URL` | `https://www.tiktok.com` | `http://127.0.0.1:9000/tiktok/www` |
+| `TIDEPOST_TIKTOK_API_BASE_URL` | `https://open.tiktokapis.com` | `http://127.0.0.1:9000/tiktok/open` |
+| `TIDEPOST_FACEBOOK_WWW_BASE_URL` | `https://www.facebook.com` | `http://127.0.0.1:9000/meta/www` |
+| `TIDEPOST_FACEBOOK_GRAPH_BASE_URL` | `https://graph.facebook.com` | `http://127.0.0.1:9000/meta/graph` |
+| `TIDEPOST_INSTAGRAM_WWW_BASE_URL` | `https://www.instagram.com` | `http://127.0.0.1:9000/meta/instagram` |
+| `TIDEPOST_INSTAGRAM_API_BASE_URL` | `https://api.instagram.com` | `http://127.0.0.1:9000/meta/ig-api` |
+| `TIDEPOST_INSTAGRAM_GRAPH_BASE_URL` | `https://graph.instagram.com` | `http://127.0.0.1:9000/meta/ig-graph` |
+
+The upload hosts need no setting: their URLs come in the providers' answers. The emulator's app
+credentials go in `TIDEPOST_TIKTOK_CLIENT_KEY` / `_SECRET`, `TIDEPOST_FACEBOOK_APP_ID` /
+`_SECRET`, `TIDEPOST_INSTAGRAM_APP_ID` / `_SECRET` and `TIDEPOST_INSTAGRAM_VERIFY_TOKEN`.
+`tidepost emulator` prints every one of these lines, with its real address, when it starts,
+ready to paste into the environment of `serve`. For webhooks, tell the emulator where tidepost
+receives them: `PUT /_emulator/tiktok/settings` and `PUT /_emulator/meta/settings` with
+`{\"webhook_url\": \"https://…/webhooks/tiktok\"}` (`…/webhooks/instagram`).
+";
 
 #[cfg(test)]
 mod tests {

@@ -110,6 +110,31 @@ impl Problem {
         )
     }
 
+    /// An I/O error while a request was handled: a body the client did not finish
+    /// ([`crate::bodies::client_io`]) is its 400, logged as a warning; a full disk is 507;
+    /// anything else is ours (500).
+    pub fn from_io(err: std::io::Error) -> Self {
+        if crate::bodies::is_client_io(&err) {
+            tracing::warn!(error = %err, "a request body broke off");
+            return Self::new(
+                StatusCode::BAD_REQUEST,
+                "bad-body",
+                "Malformed request body",
+                crate::bodies::BODY_CUT,
+            );
+        }
+        if err.kind() == std::io::ErrorKind::StorageFull {
+            tracing::warn!(error = %err, "the media storage is full");
+            return Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient-storage",
+                "Storage full",
+                "the media storage is full, so the file was not kept; try again once space is freed",
+            );
+        }
+        Self::internal(err)
+    }
+
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.extra.insert(key.to_string(), value.into());
         self

@@ -6,6 +6,7 @@
 pub mod api;
 mod assets;
 pub mod auth;
+mod bodies;
 pub mod client_addr;
 pub mod error;
 pub mod instagram;

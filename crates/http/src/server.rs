@@ -49,11 +49,12 @@ pub fn router(state: HttpState) -> Router {
         .merge(crate::webhooks::router())
         .merge(assets::router())
         .fallback(ui::not_found)
+        .layer(axum::middleware::from_fn(crate::bodies::refuse_nul))
+        // Outside the body check, so that its refusals of a page's form keep the layout too.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ui::error_chrome::layer,
         ))
-        .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn(ops::record_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(ops::panic_response))
@@ -98,36 +99,6 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
         path = %path,
         version = ?request.version(),
     )
-}
-
-/// Ids and query values arrive percent-encoded, and a NUL byte is never valid in one (PostgreSQL
-/// cannot even compare text holding one, which would surface as a 500): refused with a 400 before
-/// any handler runs.
-async fn refuse_nul(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let uri = request.uri();
-    let raw = uri.path_and_query().map(|p| p.as_str()).unwrap_or_default();
-    if !raw.to_ascii_lowercase().contains("%00") {
-        return next.run(request).await;
-    }
-    let message = "the address holds a NUL character (%00), which no id or parameter may contain";
-    if uri.path() == "/api" || uri.path().starts_with("/api/") {
-        crate::error::Problem::bad_request(message).into_response()
-    } else {
-        crate::error::PageError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "That address is not valid",
-            capitalize_first(message),
-        )
-        .into_response()
-    }
-}
-
-fn capitalize_first(text: &str) -> String {
-    crate::error::capitalize(text) + "."
 }
 
 /// A bound HTTP server, not yet serving.

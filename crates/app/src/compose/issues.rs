@@ -35,6 +35,9 @@ pub struct Issue {
 pub struct ProviderRefusal {
     pub code: String,
     pub retryable: bool,
+    /// For the platform's passing trouble (its rate limit, a 5xx): how many seconds to wait
+    /// before trying again. Such a refusal is about the moment, not the post.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl std::fmt::Display for Issue {
@@ -47,6 +50,29 @@ impl std::fmt::Display for Issue {
             _ => {}
         }
         write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// The wait suggested when the platform's trouble named none.
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
+
+/// The rule of an issue that is the platform's passing trouble (its rate limit or a 5xx while
+/// the post was checked), not a fault of the post.
+pub const PROVIDER_UNAVAILABLE: &str = "provider_unavailable";
+
+impl Issue {
+    /// When every issue is a platform's passing trouble: the longest wait they name. Nothing is
+    /// wrong with the post itself, so the API answers 503 with `Retry-After` (and the composer
+    /// page the same), not a refusal of the post.
+    pub fn only_provider_trouble(issues: &[Issue]) -> Option<u64> {
+        if issues.is_empty() || issues.iter().any(|i| i.rule != PROVIDER_UNAVAILABLE) {
+            return None;
+        }
+        issues
+            .iter()
+            .filter_map(|i| i.provider.as_ref().and_then(|p| p.retry_after_secs))
+            .max()
+            .or(Some(DEFAULT_RETRY_AFTER_SECS))
     }
 }
 
@@ -112,10 +138,35 @@ pub(super) fn issue_of(
             next_slot_ms: Some(next_slot_ms),
             ..issue(at, "scheduled_at", "quota", message)
         },
+        PublishError::Provider(e) if e.is_retryable() => {
+            // The platform's rate limit or a 5xx while checking the post (TikTok's
+            // creator_info, Meta's publishing limit): nothing is wrong with the post.
+            let wait = e
+                .retry_after
+                .map_or(DEFAULT_RETRY_AFTER_SECS, |w| w.as_secs().max(1));
+            Issue {
+                provider: Some(ProviderRefusal {
+                    code: e.code.clone(),
+                    retryable: true,
+                    retry_after_secs: Some(wait),
+                }),
+                ..issue(
+                    at,
+                    format!("{base}.account_id"),
+                    PROVIDER_UNAVAILABLE,
+                    format!(
+                        "{} is not answering right now ({}), so the post could not be checked; nothing was posted, try again in {wait} seconds",
+                        platform.display_name(),
+                        e.message.trim_end_matches('.'),
+                    ),
+                )
+            }
+        }
         PublishError::Provider(e) => Issue {
             provider: Some(ProviderRefusal {
                 code: e.code.clone(),
-                retryable: e.is_retryable(),
+                retryable: false,
+                retry_after_secs: None,
             }),
             ..issue(
                 at,

@@ -41,7 +41,7 @@ pub use crate::pipeline::spec::{TargetInput, TargetSpec};
 pub use crate::platforms::instagram::options::InstagramOptions;
 pub use crate::platforms::tiktok::TikTokOptions;
 pub use crate::platforms::tiktok::creator_cache::creator_info;
-pub use issues::{Issue, ProviderRefusal};
+pub use issues::{DEFAULT_RETRY_AFTER_SECS, Issue, ProviderRefusal};
 pub use schedule::When;
 pub use store::store;
 pub use update::{Update, update};

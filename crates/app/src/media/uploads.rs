@@ -77,6 +77,11 @@ pub fn parse_metadata(header: &str) -> Result<Metadata, MediaError> {
             .map_err(|_| invalid(format!("the value of {key} is not base64")))?;
         let text = String::from_utf8(decoded)
             .map_err(|_| invalid(format!("the value of {key} is not UTF-8 text")))?;
+        if text.contains('\0') {
+            return Err(invalid(format!(
+                "the value of {key} holds a NUL character (U+0000), which no text field may contain"
+            )));
+        }
         match key {
             "filename" | "name" => out.file_name = Some(text),
             "filetype" | "content_type" | "type" => out.content_type = Some(text),

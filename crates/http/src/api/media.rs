@@ -24,6 +24,7 @@ use tokio_util::io::StreamReader;
 
 use super::paging;
 use crate::auth::Caller;
+use crate::bodies::{client_io, multipart_problem, text_field};
 use crate::error::Problem;
 use crate::state::HttpState;
 
@@ -87,7 +88,7 @@ pub(crate) fn problem(err: MediaError) -> Problem {
             None => Problem::conflict(message),
         },
         MediaError::Store(e) => e.into(),
-        MediaError::Io(e) => Problem::internal(e),
+        MediaError::Io(e) => Problem::from_io(e),
     }
 }
 
@@ -321,15 +322,15 @@ async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let stored = if content_type.starts_with("multipart/form-data") {
+    let stored = if crate::bodies::is_multipart(request.headers()) {
         let mut multipart = Multipart::from_request(request, &state)
             .await
-            .map_err(|e| Problem::bad_request(e.body_text()))?;
+            .map_err(|e| multipart_problem(e.body_text(), e.status()))?;
         let mut stored = None;
         while let Some(field) = multipart
             .next_field()
             .await
-            .map_err(|e| Problem::bad_request(e.body_text()))?
+            .map_err(|e| multipart_problem(e.body_text(), e.status()))?
         {
             if field.name() != Some("file") {
                 continue;
@@ -345,7 +346,10 @@ async fn upload(
                 .unwrap_or("application/octet-stream")
                 .to_string();
             let name = field.file_name().map(str::to_string);
-            let reader = StreamReader::new(field.map_err(std::io::Error::other));
+            if let Some(name) = &name {
+                text_field("file", name)?;
+            }
+            let reader = StreamReader::new(field.map_err(client_io));
             stored = Some(
                 media::import(
                     &state.app,
@@ -371,7 +375,7 @@ async fn upload(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let body: Body = request.into_body();
-        let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+        let reader = StreamReader::new(body.into_data_stream().map_err(client_io));
         media::import(
             &state.app,
             &caller.workspace_id,

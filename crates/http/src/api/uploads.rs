@@ -333,7 +333,7 @@ async fn patch(
         Err(r) => return *r,
     };
     let body: Body = request.into_body();
-    let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let reader = StreamReader::new(body.into_data_stream().map_err(crate::bodies::client_io));
     let result = uploads::append(&state.app, &caller.workspace_id, &id, offset, reader).await;
     match result {
         Ok(u) => {

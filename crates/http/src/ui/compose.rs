@@ -36,6 +36,7 @@ use tidepost_app::compose::{
 };
 use tidepost_app::instagram::options::MediaType;
 use tidepost_app::media::rules::bytes;
+use tidepost_app::pipeline::PublishError;
 use tidepost_app::pipeline::media::{Item, ItemKind};
 use tidepost_app::tiktok::Mode;
 use tidepost_domain::{Platform, PostSummary, TargetState};
@@ -113,6 +114,33 @@ impl TikTokPanel {
 
     fn allow_stitch(&self) -> bool {
         !self.options.disable_stitch && !self.stitch_disabled
+    }
+}
+
+/// Why a TikTok panel has no creator options, as its notice reads after "TikTok did not say
+/// what this account may post right now: ". TikTok's rate limit or a 5xx passes: the notice
+/// says when to try again (the wait the creator cache keeps).
+fn panel_error(err: &PublishError) -> String {
+    match err {
+        PublishError::Provider(e) if e.is_retryable() => {
+            let wait = e
+                .retry_after
+                .map_or(compose::DEFAULT_RETRY_AFTER_SECS, |w| w.as_secs().max(1));
+            format!(
+                "it is not answering ({}). Try again in {wait} seconds.",
+                e.message.trim_end_matches('.')
+            )
+        }
+        other @ (PublishError::Provider(_)
+        | PublishError::Invalid { .. }
+        | PublishError::NotFound(_)
+        | PublishError::Quota { .. }
+        | PublishError::Conflict(_)
+        | PublishError::NeedsReauth(_)
+        | PublishError::Unavailable(_)
+        | PublishError::Store(_)
+        | PublishError::Io(_)
+        | PublishError::TooLarge { .. }) => other.to_string(),
     }
 }
 
@@ -488,7 +516,7 @@ async fn render(
                     stitch_disabled: false,
                     max_duration: 0,
                     disclose,
-                    error: Some(err.to_string()),
+                    error: Some(panel_error(&err)),
                 },
             }
         });
@@ -607,8 +635,20 @@ async fn submit(
         let viewer = &viewer;
         let typed = &typed;
         async move {
+            // Only a platform's passing trouble (its rate limit, a 5xx while the post was
+            // checked): 503 with `Retry-After`, as the API answers; the page keeps the form as
+            // typed and each such issue says when to try again.
+            let wait = Issue::only_provider_trouble(&issues);
             let page = render(&state, viewer, typed, &issues, general).await?;
-            Ok::<_, PageError>((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+            Ok::<_, PageError>(match wait {
+                Some(secs) => (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                    page,
+                )
+                    .into_response(),
+                None => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
+            })
         }
     };
     let new = match typed.composite(&accounts, &viewer.user.id) {

@@ -98,8 +98,12 @@ pub fn register(registry: Registry, app: &App) -> Registry {
         )
 }
 
-/// The creator's current posting options (fetched each time the posting screen is shown).
-pub async fn creator_info(app: &App, account: &Account) -> Result<CreatorInfo, PublishError> {
+/// The creator's current posting options, asked of TikTok now. Every reader goes through
+/// [`creator_cache::creator_info`], which keeps the answer a minute.
+pub(crate) async fn creator_info(
+    app: &App,
+    account: &Account,
+) -> Result<CreatorInfo, PublishError> {
     let client = app
         .tiktok()
         .map_err(|e| PublishError::Unavailable(e.to_string()))?;

@@ -3,7 +3,8 @@
 use tidepost_store::accounts::Account;
 use tidepost_store::posts::{Post, Target};
 
-use super::{Mode, PostOptions, TikTokOptions, check_options, creator_info};
+use super::creator_cache::creator_info;
+use super::{Mode, PostOptions, TikTokOptions, check_options};
 use crate::App;
 use crate::pipeline::media::{Item, ItemKind};
 use crate::pipeline::spec::TargetInput;
@@ -57,7 +58,8 @@ pub struct NewPost {
 }
 
 /// Checks a TikTok target without storing anything: the media (stored media must be a video),
-/// the creator's current options for a direct post (`creator_info`, a call to TikTok), and the
+/// the creator's current options for a direct post (`creator_info`, kept a minute per account
+/// by [`creator_cache`](super::creator_cache)), and the
 /// options against them and the app's rules ([`check_options`]). The quotas are the caller's.
 pub async fn prepare(
     app: &App,

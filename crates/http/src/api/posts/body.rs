@@ -14,7 +14,6 @@
 //! that are TikTok options are read by that type (its own checks, unknown keys refused).
 
 use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::{StatusCode, header};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -27,6 +26,7 @@ use tidepost_domain::Platform;
 use tokio_util::io::StreamReader;
 
 use super::problems::{compose_problem, field_problem, problem, schedule_of};
+use crate::bodies::{client_io, json_field, multipart_problem, text_field};
 use crate::error::Problem;
 use crate::state::HttpState;
 
@@ -163,12 +163,7 @@ pub async fn read(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .filter(|k| !k.is_empty());
-    let is_multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let mut parsed = if is_multipart {
+    let mut parsed = if crate::bodies::is_multipart(request.headers()) {
         multipart(state, workspace_id, request, files).await?
     } else {
         json(state, request).await?
@@ -184,19 +179,8 @@ async fn json(state: &HttpState, request: Request) -> Result<Parsed, Problem> {
     // The route's own limit is off for streamed multipart uploads; a JSON body is buffered,
     // so it keeps the default limit.
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, crate::server::DEFAULT_BODY_LIMIT)
-        .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "Request body too large",
-                format!(
-                    "a JSON body may be at most {} bytes; send files as multipart/form-data",
-                    crate::server::DEFAULT_BODY_LIMIT
-                ),
-            )
-        })?;
+    // A body cut short is the client's 400, not "too large".
+    let bytes = crate::bodies::read_whole(body, crate::server::DEFAULT_BODY_LIMIT).await?;
     let request = Request::from_parts(parts, axum::body::Body::from(bytes));
     let crate::api::ApiJson(value) =
         crate::api::ApiJson::<Value>::from_request(request, state).await?;
@@ -252,13 +236,13 @@ async fn multipart(
 ) -> Result<Parsed, Problem> {
     let mut multipart = Multipart::from_request(request, state)
         .await
-        .map_err(|e| Problem::bad_request(e.body_text()))?;
+        .map_err(|e| multipart_problem(e.body_text(), e.status()))?;
     let mut fields = Map::new();
     let mut stored = Vec::new();
     while let Some(field) = multipart
         .next_field()
         .await
-        .map_err(|e| Problem::bad_request(e.body_text()))?
+        .map_err(|e| multipart_problem(e.body_text(), e.status()))?
     {
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
@@ -273,7 +257,10 @@ async fn multipart(
                 .unwrap_or("application/octet-stream")
                 .to_string();
             let file_name = field.file_name().map(str::to_string);
-            let reader = StreamReader::new(field.map_err(std::io::Error::other));
+            if let Some(file_name) = &file_name {
+                text_field(&name, file_name)?;
+            }
+            let reader = StreamReader::new(field.map_err(client_io));
             let media = pipeline::media::store(
                 &state.app,
                 workspace_id,
@@ -289,13 +276,17 @@ async fn multipart(
         let text = field
             .text()
             .await
-            .map_err(|e| Problem::bad_request(e.body_text()))?;
+            .map_err(|e| multipart_problem(e.body_text(), e.status()))?;
+        // A NUL in a text part, refused naming the part (JSON text parts by their own path).
+        text_field(&name, &text)?;
         if text.trim().is_empty() {
             continue;
         }
         let value = match name.as_str() {
             "targets" | "media" | "instagram" => {
-                serde_json::from_str(&text).map_err(|e| field_problem(&name, e))?
+                let value = serde_json::from_str(&text).map_err(|e| field_problem(&name, e))?;
+                json_field(&name, &value)?;
+                value
             }
             "photo_urls" => Value::Array(vec![Value::String(text)]),
             // A TikTok option's text as the value it stands for (a checkbox's word, a number);

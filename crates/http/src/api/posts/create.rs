@@ -31,6 +31,7 @@ pub(super) fn created_by(caller: &Caller) -> Option<String> {
         (status = 409, description = "The time (or now) would break a posting limit: `next_slot_at` and `errors` name it", body = Problem),
         (status = 413, description = "An upload over the size limit", body = Problem),
         (status = 422, description = "Invalid: `errors` lists every problem of every target (target, account_id, platform, field, rule, message)", body = Problem),
+        (status = 503, description = "The platform is not answering right now (its rate limit or a 5xx while the post was checked): `Retry-After` says when to try again; nothing was stored", body = Problem),
     ),
 )]
 pub(crate) async fn create(

@@ -2,7 +2,8 @@
 //! a post at once ([`compose_problem`]), and a post in the single-account shape
 //! ([`single_problem`]) whose issues are named as its fields and keep the statuses that shape
 //! always had (404 for an unknown account, 409 to reconnect, 429 for a limit, 502 when the
-//! platform refused).
+//! platform refused). The platform's passing trouble while a post is checked (its rate limit,
+//! a 5xx) is 503 with `Retry-After` in every shape: the post is not at fault.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -30,6 +31,16 @@ pub fn problem_on(err: PublishError, platform: Option<Platform>) -> Problem {
         } => limit_reached(message, next_slot_ms),
         PublishError::Conflict(message) => Problem::conflict(message),
         PublishError::NeedsReauth(message) => needs_reauth(&message, platform),
+        PublishError::Provider(e) if e.is_retryable() => {
+            let wait = e
+                .retry_after
+                .map_or(tidepost_app::compose::DEFAULT_RETRY_AFTER_SECS, |w| {
+                    w.as_secs().max(1)
+                });
+            provider_unavailable(platform, e.message, wait)
+                .with("provider_code", e.code)
+                .with("retryable", true)
+        }
         PublishError::Provider(e) => {
             let retryable = e.is_retryable();
             refused_by(platform, e.message)
@@ -48,15 +59,10 @@ pub fn problem_on(err: PublishError, platform: Option<Platform>) -> Problem {
             "Upload too large",
             format!("the file is larger than the {max} bytes allowed"),
         ),
-        // A full media disk is an operator's problem the caller should hear about plainly (and
-        // may retry later), not an opaque internal error.
-        PublishError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => Problem::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "insufficient-storage",
-            "Storage full",
-            "the media storage is full, so the file was not kept; try again once space is freed",
-        ),
-        other @ (PublishError::Store(_) | PublishError::Io(_)) => Problem::internal(other),
+        // A body the client cut off is its 400; a full media disk is an operator's problem the
+        // caller should hear about plainly (507, and may retry later); the rest is ours.
+        PublishError::Io(e) => Problem::from_io(e),
+        PublishError::Store(e) => e.into(),
     }
 }
 
@@ -124,7 +130,16 @@ pub fn compose_problem(err: ComposeError) -> Problem {
                 })
                 .collect();
             let first_field = issues.first().map(|i| i.field.clone()).unwrap_or_default();
-            let problem = if only_quota {
+            let problem = if let Some(wait) = Issue::only_provider_trouble(&issues) {
+                let mut p = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider-unavailable",
+                    "The platform is not answering right now",
+                    detail,
+                );
+                p.retry_after_secs = Some(wait);
+                p.with("retryable", true)
+            } else if only_quota {
                 Problem::new(
                     StatusCode::CONFLICT,
                     "schedule-limit",
@@ -151,6 +166,23 @@ pub fn compose_problem(err: ComposeError) -> Problem {
         ComposeError::Publish(e) => problem(e),
         other => Problem::internal(other),
     }
+}
+
+/// 503: the platform did not answer (its rate limit, a 5xx), with when to try again.
+fn provider_unavailable(platform: Option<Platform>, message: String, wait: u64) -> Problem {
+    // The platform named by its display name: no new place for a new platform to answer.
+    let who = platform.map_or("The platform", |p| p.display_name());
+    let mut p = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "provider-unavailable",
+        "The platform is not answering right now",
+        format!(
+            "{who} is not answering right now ({}); try again in {wait} seconds",
+            message.trim_end_matches('.')
+        ),
+    );
+    p.retry_after_secs = Some(wait);
+    p
 }
 
 /// A post in the single-account shape refused: the issues named as the fields of that shape

@@ -76,6 +76,7 @@ pub struct Validation {
     responses(
         (status = 200, description = "The verdict: every problem at once, or when each target would go out", body = Validation),
         (status = 422, description = "A field does not parse (named in `field`), as `POST /api/v1/posts` would answer", body = Problem),
+        (status = 503, description = "The platform is not answering right now (its rate limit or a 5xx while the post was checked): `Retry-After` says when to try again", body = Problem),
     ),
 )]
 pub(crate) async fn validate(
@@ -99,6 +100,13 @@ pub(crate) async fn validate(
                 })
                 .collect(),
         })),
+        // The platform could not be asked: no verdict, the same 503 `POST /posts` answers.
+        Err(ComposeError::Invalid(issues)) if Issue::only_provider_trouble(&issues).is_some() => {
+            Err(match submission.shape {
+                Shape::Composite => compose_problem(ComposeError::Invalid(issues)),
+                Shape::Single(platform) => single_problem(ComposeError::Invalid(issues), platform),
+            })
+        }
         Err(ComposeError::Invalid(issues)) => {
             let issues = match submission.shape {
                 Shape::Composite => issues,
