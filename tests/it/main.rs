@@ -4,6 +4,7 @@
 
 mod support;
 
+mod account_health;
 mod api;
 mod api_lists;
 mod bad_bodies;
@@ -39,6 +40,7 @@ mod sessions;
 mod setup;
 mod sign_in_throttle;
 mod ssrf;
+mod target_errors;
 mod tenancy;
 mod unknown_outcome;
 mod validate_matches_posts;

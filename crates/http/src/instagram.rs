@@ -57,12 +57,12 @@ async fn page(
     viewer: &Viewer,
     error: Option<String>,
 ) -> Result<ConnectPage, PageError> {
-    let cards = accounts::list(&state.app.db, &viewer.workspace.id)
-        .await?
-        .iter()
-        .filter(|a| a.platform == Platform::Instagram)
-        .map(AccountCard::of)
-        .collect();
+    let mut cards = Vec::new();
+    for account in accounts::list(&state.app.db, &viewer.workspace.id).await? {
+        if account.platform == Platform::Instagram {
+            cards.push(AccountCard::fresh(state, &account).await?);
+        }
+    }
     Ok(ConnectPage {
         chrome: Chrome::for_viewer(state, viewer, "Accounts"),
         scopes: SCOPE_REASONS,

@@ -224,6 +224,13 @@ impl AccountCard {
         }
     }
 
+    /// The card of `account` after a fresh reading of whether it may post (no stats): every
+    /// page that shows an account's health reads it first, so none shows a blocked account
+    /// healthy.
+    pub async fn fresh(state: &HttpState, account: &Account) -> Result<Self, PageError> {
+        Ok(Self::of(&with_fresh_reading(state, account).await?))
+    }
+
     /// The card of `account`, with its [`TikTokStats`] when it is a TikTok account.
     pub async fn with_stats(state: &HttpState, account: &Account) -> Result<Self, PageError> {
         let account = &with_fresh_reading(state, account).await?;
@@ -239,21 +246,54 @@ impl AccountCard {
     }
 }
 
-/// The account after a fresh reading of whether it may post, when its platform has one to read
-/// (TikTok's `creator_info`, through the composer's one-minute cache, so this page and the
-/// composer spend one call between them): the reading is kept on the account
-/// (`platforms::posting_block`), and the card, the API and the composer agree. A failed reading
-/// changes nothing.
+/// How old Instagram's last publishing-limit reading may be before a page showing the account
+/// reads it again (a blocked account is read again on every load, so a lifted block shows).
+const INSTAGRAM_READING_FRESH_MS: i64 = 60_000;
+
+/// The account after a fresh reading of whether it may post, when its platform has one to read,
+/// kept on the account (`platforms::posting_block`) so the card, the API and the composer agree.
+/// A failed reading changes nothing.
+///
+/// - TikTok: `creator_info`, through the composer's one-minute cache of answers (this page and
+///   the composer spend one call between them) while nothing is known against the creator; a
+///   creator blocked by the last reading is asked again directly, so a lifted block is seen on
+///   the next load and not a minute later (a refusal is never cached, so a blocked creator costs
+///   one call per load either way).
+/// - Instagram: Meta's publishing limit, when the last reading is older than a minute or says
+///   the limit is used up.
 async fn with_fresh_reading(state: &HttpState, account: &Account) -> Result<Account, PageError> {
-    let read = match account.platform {
-        Platform::Tiktok => !account.needs_reauth(),
-        Platform::Instagram => false,
-    };
-    if !read {
+    if account.needs_reauth() {
         return Ok(account.clone());
     }
-    if let Err(err) = tidepost_app::tiktok::creator_cache::creator_info(&state.app, account).await {
-        tracing::debug!(account_id = %account.id, error = %err, "creator_info not read for the account's health");
+    let now = tidepost_domain::now_ms();
+    let blocked = tidepost_app::platforms::posting_block(account, now).is_some();
+    let read = match account.platform {
+        Platform::Tiktok => {
+            let reading = if blocked {
+                tidepost_app::tiktok::creator_info(&state.app, account).await
+            } else {
+                tidepost_app::tiktok::creator_cache::creator_info(&state.app, account).await
+            };
+            reading.map(drop).map_err(|e| e.to_string())
+        }
+        Platform::Instagram => {
+            let details: serde_json::Value =
+                serde_json::from_str(&account.details).unwrap_or_default();
+            let checked_at =
+                details[tidepost_app::instagram::limits::PUBLISHING_LIMIT_DETAIL]["checked_at"]
+                    .as_i64();
+            if blocked || checked_at.is_none_or(|at| now - at >= INSTAGRAM_READING_FRESH_MS) {
+                tidepost_app::instagram::limits::publishing_limit(&state.app, account)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            } else {
+                return Ok(account.clone());
+            }
+        }
+    };
+    if let Err(err) = read {
+        tracing::debug!(account_id = %account.id, error = %err, "the platform's can-post reading was not taken for the account's health");
     }
     Ok(
         accounts::get(&state.app.db, &account.workspace_id, &account.id)
@@ -338,11 +378,10 @@ struct AccountsPage {
 }
 
 async fn list(State(state): State<HttpState>, viewer: Viewer) -> Result<AccountsPage, PageError> {
-    let cards = accounts::list(&state.app.db, &viewer.workspace.id)
-        .await?
-        .iter()
-        .map(AccountCard::of)
-        .collect();
+    let mut cards = Vec::new();
+    for account in accounts::list(&state.app.db, &viewer.workspace.id).await? {
+        cards.push(AccountCard::fresh(&state, &account).await?);
+    }
     Ok(AccountsPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Accounts"),
         cards,
