@@ -650,22 +650,44 @@ async fn submit(
     .await
 }
 
-/// Sends the request `request` builds (3 tries at most: again on a transport error, the post
-/// carrying its idempotency key); the answer must be 202. Returns the post id.
+/// Sends the request `request` builds as a careful client does, the post carrying its
+/// idempotency key: again on a transport error (3 at most), and after the `Retry-After` of a 503
+/// (every 503 must carry one: another instance refreshing the account's token, possibly a
+/// killed worker whose refresh lease must run out first), for two minutes at most. The answer
+/// must then be 202. Returns the post id.
 async fn post_with_retries(caption: &str, request: impl Fn() -> reqwest::RequestBuilder) -> String {
-    for attempt in 0..3 {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let mut transport_errors = 0;
+    loop {
         match request().send().await {
+            Ok(answer) if answer.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                let wait: u64 = answer
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("{caption}: a 503 without Retry-After"));
+                let body: Value = answer.json().await.unwrap_or(Value::Null);
+                assert!(
+                    Instant::now() < give_up,
+                    "{caption}: still 503 after two minutes: {body}"
+                );
+                eprintln!("{caption}: 503 ({body}); again in {wait} s");
+                tokio::time::sleep(Duration::from_secs(wait.min(10))).await;
+            }
             Ok(answer) => {
                 let status = answer.status();
                 let body: Value = answer.json().await.unwrap_or(Value::Null);
                 assert_eq!(status, StatusCode::ACCEPTED, "{caption}: {body}");
                 return body["id"].as_str().unwrap().to_string();
             }
-            Err(err) if attempt < 2 => eprintln!("{caption}: {err}; again"),
+            Err(err) if transport_errors < 2 => {
+                transport_errors += 1;
+                eprintln!("{caption}: {err}; again");
+            }
             Err(err) => panic!("{caption}: {err}"),
         }
     }
-    unreachable!()
 }
 
 /// A publish TikTok completed and shows to everyone (with its public post id).

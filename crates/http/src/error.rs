@@ -97,6 +97,19 @@ impl Problem {
     }
 
     /// A 500 whose cause is logged under a fresh id and not shown.
+    /// A 503 for something that passes by itself (another instance refreshing the account's
+    /// token, a store busy for a moment): `Retry-After` says when to send the request again.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        let mut problem = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Unavailable",
+            detail,
+        );
+        problem.retry_after_secs = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+        problem
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let id = tidepost_domain::new_id();
         tracing::error!(error_id = %id, error = %cause, "internal error");
@@ -379,6 +392,9 @@ impl From<StoreError> for PageError {
         PageError::internal(err)
     }
 }
+
+/// How long a client waits before sending again a request refused as briefly unavailable.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 /// The database is stopped, restarting or out of reach: the client should try again.
 const DATABASE_UNAVAILABLE: &str = "the database is unavailable right now (stopped, restarting or unreachable); try again in a few seconds";

@@ -348,12 +348,12 @@ pub(crate) fn crm_problem(err: CrmError) -> Problem {
             "The provider refused",
             e.to_string(),
         ),
-        CrmError::Busy(detail) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "Try again shortly",
-            detail,
-        ),
+        CrmError::Busy(detail) => {
+            let mut busy = Problem::unavailable(detail);
+            busy.code = "busy";
+            busy.title = "Try again shortly";
+            busy
+        }
         CrmError::NotConfigured(e) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not-configured",

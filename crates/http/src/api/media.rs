@@ -59,12 +59,7 @@ pub(crate) fn problem(err: MediaError) -> Problem {
             "Unsupported media",
             message,
         ),
-        MediaError::Unavailable(message) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Unavailable",
-            message,
-        ),
+        MediaError::Unavailable(message) => Problem::unavailable(message),
         MediaError::NotFound(what) => Problem::not_found(what),
         MediaError::InUse { media_id, post_ids } => Problem::new(
             StatusCode::CONFLICT,

@@ -254,11 +254,9 @@ const INSTAGRAM_READING_FRESH_MS: i64 = 60_000;
 /// kept on the account (`platforms::posting_block`) so the card, the API and the composer agree.
 /// A failed reading changes nothing.
 ///
-/// - TikTok: `creator_info`, through the composer's one-minute cache of answers (this page and
-///   the composer spend one call between them) while nothing is known against the creator; a
-///   creator blocked by the last reading is asked again directly, so a lifted block is seen on
-///   the next load and not a minute later (a refusal is never cached, so a blocked creator costs
-///   one call per load either way).
+/// - TikTok: `creator_info`, through the one-minute cache of answers the composer and the API
+///   share (`platforms/tiktok/creator_cache.rs`); a refusal is not kept there, so a blocked
+///   creator is asked again on the next load and a lifted block shows at once.
 /// - Instagram: Meta's publishing limit, when the last reading is older than a minute or says
 ///   the limit is used up.
 async fn with_fresh_reading(state: &HttpState, account: &Account) -> Result<Account, PageError> {
@@ -269,12 +267,11 @@ async fn with_fresh_reading(state: &HttpState, account: &Account) -> Result<Acco
     let blocked = tidepost_app::platforms::posting_block(account, now).is_some();
     let read = match account.platform {
         Platform::Tiktok => {
-            let reading = if blocked {
-                tidepost_app::tiktok::creator_info(&state.app, account).await
-            } else {
-                tidepost_app::tiktok::creator_cache::creator_info(&state.app, account).await
-            };
-            reading.map(drop).map_err(|e| e.to_string())
+            // The cache keeps an answer, never a refusal: a blocked creator is asked again.
+            tidepost_app::tiktok::creator_cache::creator_info(&state.app, account)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         Platform::Instagram => {
             let details: serde_json::Value =

@@ -47,12 +47,7 @@ pub fn problem_on(err: PublishError, platform: Option<Platform>) -> Problem {
                 .with("provider_code", e.code)
                 .with("retryable", retryable)
         }
-        PublishError::Unavailable(message) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Unavailable",
-            message,
-        ),
+        PublishError::Unavailable(message) => Problem::unavailable(message),
         PublishError::TooLarge { max } => Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
@@ -157,12 +152,7 @@ pub fn compose_problem(err: ComposeError) -> Problem {
         }
         ComposeError::NotFound(what) => Problem::not_found(what),
         ComposeError::Conflict(message) => Problem::conflict(message),
-        ComposeError::Unavailable(message) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Unavailable",
-            message,
-        ),
+        ComposeError::Unavailable(message) => Problem::unavailable(message),
         ComposeError::Publish(e) => problem(e),
         other => Problem::internal(other),
     }
@@ -218,12 +208,7 @@ pub fn single_problem(err: ComposeError, platform: Option<Platform>) -> Problem 
                 };
             }
             "unavailable" => {
-                return Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "Unavailable",
-                    one.message.clone(),
-                );
+                return Problem::unavailable(one.message.clone());
             }
             _ => {}
         }
