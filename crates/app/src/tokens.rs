@@ -194,7 +194,7 @@ async fn refresh_with(
         }
         tries += 1;
         match wait_for_other_refresh(seen, &load).await? {
-            Waited::Refreshed(account) => return Ok(Some(account)),
+            Waited::Refreshed(account) => return Ok(Some(*account)),
             Waited::LeaseFree if tries < 3 => {}
             Waited::LeaseFree | Waited::StillHeld => return Err(TokenError::RefreshBusy),
         }
@@ -216,7 +216,7 @@ async fn refresh_with(
 /// How a wait for another holder's refresh ended.
 enum Waited {
     /// It stored new tokens.
-    Refreshed(Account),
+    Refreshed(Box<Account>),
     /// It let go without new tokens, or its lease ran out (its process died): try to take it.
     LeaseFree,
     /// It still holds the lease after the bounded wait.
@@ -238,7 +238,7 @@ where
             ));
         }
         if now.access_token != before.access_token {
-            return Ok(Waited::Refreshed(now));
+            return Ok(Waited::Refreshed(Box::new(now)));
         }
         let lease_over = now
             .refresh_lease_until
