@@ -20,6 +20,7 @@ mod docs;
 mod entry_pipeline;
 mod faults;
 mod faults_pg_restart;
+mod instagram_options;
 mod jobs;
 mod media;
 mod openapi;

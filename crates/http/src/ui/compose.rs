@@ -286,6 +286,7 @@ impl Typed {
                 .filter(|c| reel && !c.is_empty())
                 .map(str::to_string),
             share_to_feed: reel.then(|| self.flag(account, "ig_share")),
+            ..InstagramOptions::default()
         }
     }
 
