@@ -7,6 +7,11 @@
 //! `thumb_offset` past the video's end, 2207057; a `location_id` that is not a place), the
 //! target failing with the reason. The emulator's own refusals (too many collaborators or
 //! tags, `alt_text` on a reel) are checked against it directly.
+//!
+//! The first comment: posted once under the published media and shown on the target
+//! (`first_comment: {state, comment_id, error, attempts}`), after transient refusals too, and
+//! never twice when the answer of a call that posted it was lost (the next run finds it under
+//! the media instead of posting again).
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +26,7 @@ both_backends!(
     each_option_reaches_the_emulator,
     each_refusal_names_the_field,
     meta_refuses_what_only_it_knows,
+    the_first_comment_is_posted_once,
 );
 
 /// Serves a square JPEG and the test clip (3.5 s) on a free local port; returns the base URL.
@@ -705,4 +711,106 @@ async fn meta_refuses_what_only_it_knows(backend: Backend) {
     ])
     .await;
     assert_eq!(status, StatusCode::OK, "a known place is taken: {answer:#}");
+}
+
+impl Scene {
+    async fn meta_settings(&self, patch: Value) {
+        let emulator = self.app.emulator.clone().unwrap();
+        let answer = bare_client()
+            .put(format!("{emulator}/_emulator/meta/settings"))
+            .json(&patch)
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{patch}");
+    }
+
+    /// The post once its first comment is no longer pending.
+    async fn comment_settled(&self, post_id: &str) -> Value {
+        let path = format!("/api/v1/posts/{post_id}");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let post: Value = self
+                .app
+                .api_get(&self.key, &path)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let state = &post["targets"][0]["first_comment"]["state"];
+            if state == "posted" || state == "failed" {
+                return post;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the comment never settled: {post:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The comments under the published media `media_id`.
+    async fn comments_under(&self, media_id: &str) -> Vec<Value> {
+        let all = self.emulator("/_emulator/meta/media").await;
+        all["media"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == media_id)
+            .unwrap_or_else(|| panic!("no media {media_id}: {all:#}"))["comments"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Publishes an image with `comment` as its first comment; returns the post once the
+    /// comment settled, and the comments under its media.
+    async fn commented(&self, comment: &str) -> (Value, Vec<Value>) {
+        let post = self
+            .published(&self.body(
+                vec![self.image()],
+                json!({"media_type": "image", "first_comment": comment}),
+            ))
+            .await;
+        let post = self.comment_settled(post["id"].as_str().unwrap()).await;
+        let media_id = post["targets"][0]["instagram"]["media_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let comments = self.comments_under(&media_id).await;
+        (post, comments)
+    }
+}
+
+async fn the_first_comment_is_posted_once(backend: Backend) {
+    let s = scene(backend).await;
+
+    // Posted once, right after publishing, and shown on the target.
+    let (post, comments) = s.commented("First! #tidepost").await;
+    let target = &post["targets"][0];
+    assert_eq!(target["state"], "published", "{post:#}");
+    assert_eq!(target["first_comment"]["state"], "posted", "{post:#}");
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert_eq!(comments[0]["text"], "First! #tidepost");
+    assert_eq!(comments[0]["id"], target["first_comment"]["comment_id"]);
+    assert_eq!(target["first_comment"]["attempts"], 1, "{post:#}");
+
+    // Refused twice with a transient error, then posted: once.
+    s.meta_settings(json!({"fail_comments": 2})).await;
+    let (post, comments) = s.commented("Second, after two refusals").await;
+    let target = &post["targets"][0];
+    assert_eq!(target["first_comment"]["state"], "posted", "{post:#}");
+    assert_eq!(target["first_comment"]["attempts"], 3, "{post:#}");
+    assert_eq!(target["first_comment"]["error"], Value::Null, "{post:#}");
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert_eq!(comments[0]["id"], target["first_comment"]["comment_id"]);
+
+    // Posted, but the answer was lost (as when a worker dies between the call and the
+    // record): the next run finds it under the media and does not post it again.
+    s.meta_settings(json!({"lose_comment_answers": 1})).await;
+    let (post, comments) = s.commented("Third, answer lost").await;
+    let target = &post["targets"][0];
+    assert_eq!(target["first_comment"]["state"], "posted", "{post:#}");
+    assert_eq!(comments.len(), 1, "posted once: {comments:#?}");
+    assert_eq!(comments[0]["id"], target["first_comment"]["comment_id"]);
 }

@@ -533,6 +533,13 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     )
     .await?;
     posts::clear_error(&app.db, &r.workspace_id, &r.target_id, ctx.clock().now_ms()).await?;
+    // The first comment is its own step, enqueued before the target says published (a run
+    // that ends in between enqueues it again, which is a no-op).
+    if run.options.first_comment.is_some() {
+        super::first_comment::enqueue(app, &target, ctx.clock().now_ms())
+            .await
+            .map_err(Halt::Job)?;
+    }
     advance(
         app,
         &r.workspace_id,

@@ -114,8 +114,26 @@ pub(crate) struct TargetDoc {
     post_url: Option<String>,
     /// The last failure.
     error: Option<TargetErrorDoc>,
+    /// Instagram: the first comment, when the post has one.
+    first_comment: Option<FirstCommentDoc>,
     updated_at: String,
     finished_at: Option<String>,
+}
+
+/// An Instagram target's first comment, posted by tidepost right after the media is
+/// published; a failed comment leaves the post published.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostTargetFirstComment)]
+#[allow(dead_code)]
+pub(crate) struct FirstCommentDoc {
+    /// `pending`, `posted` or `failed`.
+    state: String,
+    /// The comment's id at Instagram, once posted.
+    comment_id: Option<String>,
+    /// The last error (while pending, the one being retried).
+    error: Option<String>,
+    /// Calls made so far.
+    attempts: i64,
 }
 
 /// Why a target failed.
