@@ -61,6 +61,7 @@ pub(crate) struct Scene {
     pub(crate) key: String,
     pub(crate) account: String,
     pub(crate) media: String,
+    pub(crate) me: SignedIn,
 }
 
 pub(crate) async fn scene(backend: Backend) -> Scene {
@@ -81,6 +82,7 @@ pub(crate) async fn scene(backend: Backend) -> Scene {
         key,
         account,
         media: media_server().await,
+        me,
     }
 }
 
@@ -794,6 +796,19 @@ async fn the_first_comment_is_posted_once(backend: Backend) {
     assert_eq!(comments[0]["text"], "First! #tidepost");
     assert_eq!(comments[0]["id"], target["first_comment"]["comment_id"]);
     assert_eq!(target["first_comment"]["attempts"], 1, "{post:#}");
+    // The post page says so.
+    let page = s
+        .app
+        .page_text(
+            &s.me.client,
+            &format!("/posts/{}", post["id"].as_str().unwrap()),
+        )
+        .await;
+    let shown = format!(
+        "First comment:</span> posted (comment id {})",
+        target["first_comment"]["comment_id"].as_str().unwrap()
+    );
+    assert!(page.contains(&shown), "{shown} in {page}");
 
     // Refused twice with a transient error, then posted: once.
     s.meta_settings(json!({"fail_comments": 2})).await;
