@@ -9,6 +9,7 @@ mod api_lists;
 mod browser;
 mod browser_compose;
 mod browser_instagram;
+mod browser_instagram_options;
 mod browser_pages;
 mod browser_tiktok;
 mod cli;
