@@ -1228,18 +1228,61 @@ async fn hash_body(body: Body, drop_after: Option<u64>) -> Option<Fetch> {
     let mut stream = body.into_data_stream();
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
+    let mut head = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.ok()?;
         bytes += chunk.len() as u64;
         if drop_after.is_some_and(|limit| bytes > limit) || bytes > MAX_VIDEO_BYTES {
             return None;
         }
+        let room = HEAD_BYTES.saturating_sub(head.len());
+        head.extend_from_slice(&chunk[..room.min(chunk.len())]);
         hasher.update(&chunk);
     }
     Some(Fetch::Done {
         bytes,
         sha256: hex::encode(hasher.finalize()),
         content_type: None,
-        duration_ms: None,
+        duration_ms: mp4_duration_ms(&head),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = u32::try_from(body.len() + 8)
+            .unwrap()
+            .to_be_bytes()
+            .to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The length comes from `moov/mvhd` (version 0 and 1), after other boxes; none without it.
+    #[test]
+    fn mp4_lengths() {
+        let mut v0 = vec![0u8; 4 + 8];
+        v0.extend_from_slice(&1000u32.to_be_bytes());
+        v0.extend_from_slice(&3500u32.to_be_bytes());
+        v0.extend_from_slice(&[0; 80]);
+        let mut file = boxed(b"ftyp", b"isom0000");
+        file.extend(boxed(
+            b"moov",
+            &[boxed(b"trak", &[0; 8]), boxed(b"mvhd", &v0)].concat(),
+        ));
+        assert_eq!(mp4_duration_ms(&file), Some(3500));
+
+        let mut v1 = vec![1u8, 0, 0, 0];
+        v1.extend_from_slice(&[0; 16]);
+        v1.extend_from_slice(&90_000u32.to_be_bytes());
+        v1.extend_from_slice(&(90_000u64 * 12).to_be_bytes());
+        let file = boxed(b"moov", &boxed(b"mvhd", &v1));
+        assert_eq!(mp4_duration_ms(&file), Some(12_000));
+
+        assert_eq!(mp4_duration_ms(&boxed(b"ftyp", b"isom")), None);
+        assert_eq!(mp4_duration_ms(b"not an mp4"), None);
+    }
 }

@@ -87,8 +87,8 @@ pub struct TrialParams {
 }
 
 /// An Instagram target's options, as a person or a client chooses them (`targets[].instagram`).
-/// Which media type takes which option, and the limits, are checked by `prepare` (see
-/// `docs/api.md`, "Instagram options").
+/// Which media type takes which option, and the limits, are checked by
+/// [`prepare`](super::prepare) (`takes` and `check_options`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstagramOptions {
