@@ -213,3 +213,50 @@ pub struct NewInstagramPost {
     pub idempotency_key: Option<String>,
     pub created_by: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Posts stored before the options were added still read, with none of them; a post
+    /// without options is stored as before (no new keys).
+    #[test]
+    fn stored_posts_read_without_the_new_options() {
+        let old = r#"{"media_type":"reel","caption":"c","items":[{"url":"https://m.example/r.mp4"}],"cover_url":null,"share_to_feed":true}"#;
+        let post: InstagramPost = serde_json::from_str(old).unwrap();
+        assert_eq!(post.media_type, MediaType::Reel);
+        assert!(post.collaborators.is_empty() && post.user_tags.is_empty());
+        assert_eq!(post.first_comment, None);
+        let stored = serde_json::to_value(&post).unwrap();
+        for key in ["collaborators", "user_tags", "location_id", "first_comment"] {
+            assert!(stored.get(key).is_none(), "{key} in {stored}");
+        }
+        // And every option survives the round trip through the options and back.
+        let options = InstagramOptions {
+            collaborators: vec!["a".into()],
+            user_tags: vec![UserTag {
+                item: Some(1),
+                username: "b".into(),
+                x: Some(0.5),
+                y: Some(0.5),
+            }],
+            location_id: Some(" 1 ".into()),
+            alt_text: Some("".into()),
+            thumb_offset: Some(3),
+            audio_name: Some("s".into()),
+            trial_params: Some(TrialParams {
+                graduation_strategy: GraduationStrategy::Manual,
+            }),
+            first_comment: Some("hi".into()),
+            ..InstagramOptions::default()
+        };
+        let post = InstagramPost::from_options(MediaType::Reel, "c".into(), vec![], options);
+        assert_eq!(post.location_id.as_deref(), Some("1"));
+        assert_eq!(post.alt_text, None, "an empty text is no choice");
+        let back: InstagramPost =
+            serde_json::from_str(&serde_json::to_string(&post).unwrap()).unwrap();
+        assert_eq!(back, post);
+        assert_eq!(back.options().trial_params, post.trial_params);
+        assert!(serde_json::from_str::<TrialParams>(r#"{"graduation_strategy":"SOON"}"#).is_err());
+    }
+}
