@@ -505,6 +505,7 @@ async fn single_instagram_post_changed(backend: Backend) {
                 }],
                 cover_url: None,
                 share_to_feed: None,
+                ..Default::default()
             },
             idempotency_key: None,
             created_by: None,

@@ -123,6 +123,7 @@ async fn pull_and_reply(backend: Backend) {
                 }],
                 cover_url: None,
                 share_to_feed: None,
+                ..Default::default()
             },
             idempotency_key: None,
             created_by: None,

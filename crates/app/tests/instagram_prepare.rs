@@ -22,6 +22,7 @@ async fn submit(h: &Harness, account: &Account, caption: &str) -> PostView {
         }],
         cover_url: None,
         share_to_feed: None,
+        ..Default::default()
     };
     tidepost_app::compose::submit(
         &h.app,

@@ -64,6 +64,7 @@ fn post(media_type: MediaType, caption: &str, items: Vec<Item>) -> InstagramPost
         items,
         cover_url: None,
         share_to_feed: None,
+        ..Default::default()
     }
 }
 

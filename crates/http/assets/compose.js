@@ -75,6 +75,36 @@
     return media.length > 0 && media.every(function (m) { return m.kind === "image"; });
   }
 
+  // An Instagram panel's media type: the one chosen, or what the media make it (one image,
+  // one video a reel, several a carousel).
+  function igType(fs) {
+    var type = role(fs, "ig-type");
+    if (type && type.value) return type.value;
+    var media = pickedMedia();
+    if (media.length > 1) return "carousel";
+    if (media.length === 1) return media[0].kind === "image" ? "image" : "reel";
+    return "";
+  }
+
+  // The "People tagged" field: one tag a line, "[N: ]username[ x y]" (N counted from 1).
+  // A number that does not read is sent as typed, so the check names the field.
+  function parseTags(text) {
+    return text.split("\n").map(function (line) { return line.trim(); }).filter(Boolean).map(function (line) {
+      var tag = {};
+      var m = /^(\d+)\s*:\s*(.*)$/.exec(line);
+      if (m) {
+        tag.item = Number(m[1]) - 1;
+        line = m[2];
+      }
+      var words = line.split(/\s+/);
+      tag.username = words[0] || "";
+      var number = function (w) { return /^-?\d*\.?\d+$/.test(w) ? Number(w) : w; };
+      if (words.length > 1) tag.x = number(words[1]);
+      if (words.length > 2) tag.y = number(words[2]);
+      return tag;
+    });
+  }
+
   // The request POST /api/v1/posts/validate takes: the composite shape of POST /posts.
   function body() {
     var media = $all('input[name="media"]:checked').map(function (box) {
@@ -91,10 +121,29 @@
         var type = role(fs, "ig-type");
         spec.instagram = {};
         if (type && type.value) spec.instagram.media_type = type.value;
+        var kind = igType(fs);
+        var text = function (name) {
+          var el = role(fs, name);
+          return el ? el.value.trim() : "";
+        };
+        // The reel's part shows (and counts) once "Reel" is chosen, as without the script.
         if (type && type.value === "reel") {
           var cover = role(fs, "ig-cover");
           if (cover && cover.value.trim()) spec.instagram.cover_url = cover.value.trim();
           spec.instagram.share_to_feed = on(fs, "ig-share");
+          // Not a whole number: sent as typed, so the check names the field.
+          if (text("ig-thumb")) spec.instagram.thumb_offset = /^\d+$/.test(text("ig-thumb")) ? Number(text("ig-thumb")) : text("ig-thumb");
+          if (text("ig-audio")) spec.instagram.audio_name = text("ig-audio");
+          if (text("ig-trial")) spec.instagram.trial_params = { graduation_strategy: text("ig-trial") };
+        }
+        if (kind === "image" && text("ig-alt")) spec.instagram.alt_text = text("ig-alt");
+        if (kind !== "story") {
+          if (text("ig-collaborators")) {
+            spec.instagram.collaborators = text("ig-collaborators").split(/[\s,]+/).filter(Boolean);
+          }
+          if (text("ig-tags")) spec.instagram.user_tags = parseTags(text("ig-tags"));
+          if (text("ig-location")) spec.instagram.location_id = text("ig-location");
+          if (text("ig-comment")) spec.instagram.first_comment = text("ig-comment");
         }
       } else {
         var privacy = role(fs, "privacy");
@@ -290,6 +339,11 @@
         var type = role(fs, "ig-type");
         var reel = role(fs, "reel-options");
         if (reel) reel.hidden = !(type && type.value === "reel");
+        // Each option shows for the media types that take it.
+        var kind = igType(fs);
+        $all("[data-types]", fs).forEach(function (box) {
+          box.hidden = kind !== "" && box.getAttribute("data-types").split(" ").indexOf(kind) < 0;
+        });
         return;
       }
       var direct = role(fs, "direct");

@@ -4,7 +4,7 @@
 //! pipeline as any other post ([`super::submit`]).
 
 use super::{NewComposite, Schedule, TargetSpec};
-use crate::platforms::instagram::options::{InstagramOptions, NewInstagramPost};
+use crate::platforms::instagram::options::NewInstagramPost;
 use crate::platforms::tiktok::{self, TikTokOptions};
 
 impl From<tiktok::NewPost> for NewComposite {
@@ -40,6 +40,7 @@ impl From<tiktok::NewPost> for NewComposite {
 impl From<NewInstagramPost> for NewComposite {
     fn from(new: NewInstagramPost) -> Self {
         let post = new.post;
+        let instagram = Some(post.options());
         NewComposite {
             caption: post.caption,
             media: post.items,
@@ -47,11 +48,7 @@ impl From<NewInstagramPost> for NewComposite {
                 account_id: new.account_id,
                 caption: None,
                 tiktok: None,
-                instagram: Some(InstagramOptions {
-                    media_type: Some(post.media_type),
-                    cover_url: post.cover_url,
-                    share_to_feed: post.share_to_feed,
-                }),
+                instagram,
             }],
             schedule: Schedule::default(),
             idempotency_key: new.idempotency_key,

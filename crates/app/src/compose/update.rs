@@ -323,6 +323,7 @@ mod tests {
             }],
             cover_url: Some("https://m.example/c.jpg".into()),
             share_to_feed: Some(false),
+            ..Default::default()
         };
         let view = single(
             "instagram",

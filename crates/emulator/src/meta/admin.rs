@@ -4,7 +4,8 @@
 //!   long-lived Facebook Login user token with every scope, for a professional fixture account
 //!   (optional body `{"ig_user_id": ".."}` picks the Creator account instead of the Business one);
 //! - `GET /accounts`: the fixtures;
-//! - `GET /media`: every container and published media;
+//! - `GET /media`: every container (with the parameters it was created with) and published
+//!   media (with the comments under it);
 //! - `GET|PUT /settings`: run-time settings (partial JSON);
 //! - `POST /comments`: inject a comment or mention from a fake user (fires the webhook);
 //! - `POST /webhooks/verify`: run the handshake against the callback and report;
@@ -143,11 +144,20 @@ async fn media(State(meta): State<Meta>) -> Json<Value> {
             .media
             .values()
             .map(|m| {
-                m.admin_json(
+                let mut media = m.admin_json(
                     &s.ig_account(&m.owner)
                         .map(|a| a.username.clone())
                         .unwrap_or_default(),
-                )
+                );
+                // The comments under it, oldest first (a first comment shows here).
+                let comments: Vec<Value> = s
+                    .comments
+                    .values()
+                    .filter(|c| c.media_id == m.id)
+                    .map(|c| json!({"id": c.id, "text": c.text, "username": c.username, "from_id": c.from_id, "parent_id": c.parent_id}))
+                    .collect();
+                media["comments"] = json!(comments);
+                media
             })
             .collect();
         Json(json!({"containers": containers, "media": media}))

@@ -378,6 +378,29 @@ pub fn add_comment(
         return Err(errors::invalid_param("The comment is too long"));
     }
     let now = call.meta.now_ms();
+    // The comment knobs (`fail_comments`, `lose_comment_answers`), each spent once per call.
+    let (fail, lose) = if reply_to.is_none() {
+        let mut knobs = (false, false);
+        call.meta.update_settings(|s| {
+            if s.fail_comments > 0 {
+                s.fail_comments -= 1;
+                knobs.0 = true;
+            } else if s.lose_comment_answers > 0 {
+                s.lose_comment_answers -= 1;
+                knobs.1 = true;
+            }
+        });
+        knobs
+    } else {
+        (false, false)
+    };
+    if fail {
+        return Err(GraphError::new(
+            2,
+            "An unexpected error has occurred. Please retry your request later.",
+        )
+        .transient(true));
+    }
     let id = call.meta.store(|s| {
         let (media_id, parent) = match reply_to {
             None => (target.to_string(), None),
@@ -410,6 +433,11 @@ pub fn add_comment(
             s, &media_id, parent, message, &username, &owner, now,
         ))
     })?;
+    if lose {
+        return Err(GraphError::new(1, "An unknown error occurred")
+            .status(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+            .transient(true));
+    }
     Ok(json!({ "id": id }))
 }
 

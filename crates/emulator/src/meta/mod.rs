@@ -96,6 +96,12 @@ pub struct Settings {
     pub video_processing_ms: u64,
     pub publishing_limit: u32,
     pub hourly_call_budget: u64,
+    /// The next this many `POST /{ig-media-id}/comments` are refused with a transient error
+    /// (code 2) and post nothing.
+    pub fail_comments: u32,
+    /// The next this many `POST /{ig-media-id}/comments` post the comment, then answer with a
+    /// 500 as if the answer were lost.
+    pub lose_comment_answers: u32,
 }
 
 impl From<&Config> for Settings {
@@ -109,6 +115,8 @@ impl From<&Config> for Settings {
             video_processing_ms: c.video_processing_ms,
             publishing_limit: c.publishing_limit,
             hourly_call_budget: c.hourly_call_budget,
+            fail_comments: 0,
+            lose_comment_answers: 0,
         }
     }
 }
@@ -125,6 +133,8 @@ pub struct SettingsPatch {
     pub video_processing_ms: Option<u64>,
     pub publishing_limit: Option<u32>,
     pub hourly_call_budget: Option<u64>,
+    pub fail_comments: Option<u32>,
+    pub lose_comment_answers: Option<u32>,
 }
 
 impl Settings {
@@ -142,7 +152,9 @@ impl Settings {
             code_exchange_long_lived,
             video_processing_ms,
             publishing_limit,
-            hourly_call_budget
+            hourly_call_budget,
+            fail_comments,
+            lose_comment_answers
         );
     }
 }

@@ -48,6 +48,9 @@ pub enum Fetch {
         bytes: u64,
         sha256: String,
         content_type: Option<String>,
+        /// A video's length from its MP4 `mvhd` box, when that box is near the start.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
     },
     Failed {
         error: String,
@@ -98,6 +101,9 @@ impl Container {
         }) {
             return ("ERROR", error);
         }
+        if let Some(error) = self.thumb_offset_error() {
+            return ("ERROR", error);
+        }
         let expired = now_ms >= self.created_ms + DAY_MS;
         let waiting = self
             .sources
@@ -119,6 +125,23 @@ impl Container {
                 "Finished: Media has been uploaded and it is ready to be published.".into(),
             ),
         }
+    }
+
+    /// Meta's 2207057 when `thumb_offset` is not before the video's end (known once fetched).
+    fn thumb_offset_error(&self) -> Option<String> {
+        let offset: u64 = self.extras.get("thumb_offset")?.parse().ok()?;
+        let length = self.sources.iter().find_map(|s| match &s.fetch {
+            Fetch::Done {
+                duration_ms: Some(d),
+                ..
+            } if s.role == "video" => Some(*d),
+            _ => None,
+        })?;
+        (offset >= length).then(|| {
+            format!(
+                "Error: 2207057 The thumb_offset {offset} is out of range: it must be at least 0 and less than the video's length ({length} ms)."
+            )
+        })
     }
 
     fn is_video(&self) -> bool {
@@ -305,6 +328,7 @@ fn plan(call: &Call) -> GraphResult<Plan> {
         }
     }
     check_caption(p.get("caption"))?;
+    check_options(call, media_type, is_carousel_item)?;
     for json_param in ["user_tags", "product_tags", "trial_params"] {
         if let Some(raw) = p.get(json_param)
             && serde_json::from_str::<Value>(raw).is_err()
@@ -324,6 +348,117 @@ fn plan(call: &Call) -> GraphResult<Plan> {
         .subcode(2207057));
     }
     Ok(plan)
+}
+
+/// Places the emulator knows (Facebook Pages with a location): a `location_id` must be one.
+pub const PLACES: &[(&str, &str)] = &[
+    ("106078429431815", "Lisbon, Portugal"),
+    ("108424279189115", "New York, New York"),
+    ("110774245616525", "Paris, France"),
+    ("213106903", "Brighton Beach"),
+];
+/// Collaborators on one container (unconfirmed in Meta's docs; what integrations report).
+pub const MAX_COLLABORATORS: usize = 3;
+/// People tagged on one media.
+pub const MAX_USER_TAGS: usize = 20;
+
+/// The optional parameters: each on the media types Meta's reference lists it for, within its
+/// limits.
+fn check_options(call: &Call, media_type: MediaType, is_carousel_item: bool) -> GraphResult<()> {
+    let p = &call.params;
+    let not_here = |param: &str| {
+        errors::invalid_param(format!(
+            "The parameter {param} is not supported for {} containers",
+            if is_carousel_item {
+                "carousel item".to_string()
+            } else {
+                format!("{media_type:?}").to_ascii_uppercase()
+            }
+        ))
+    };
+    let reel = media_type == MediaType::Reels;
+    let story = media_type == MediaType::Stories;
+    if let Some(raw) = p.get("collaborators") {
+        if story || is_carousel_item {
+            return Err(not_here("collaborators"));
+        }
+        let names: Vec<String> = serde_json::from_str(raw).map_err(|_| {
+            errors::invalid_param("Param collaborators must be a JSON array of usernames")
+        })?;
+        if names.len() > MAX_COLLABORATORS {
+            return Err(errors::invalid_param(format!(
+                "Param collaborators can have at most {MAX_COLLABORATORS} usernames"
+            ))
+            .user(
+                "Too many collaborators",
+                format!("You can invite up to {MAX_COLLABORATORS} collaborators."),
+            ));
+        }
+    }
+    if let Some(raw) = p.get("user_tags") {
+        if story || media_type == MediaType::Carousel {
+            return Err(not_here("user_tags"));
+        }
+        let tags: Vec<Value> = serde_json::from_str(raw).map_err(|_| {
+            errors::invalid_param("Param user_tags must be a JSON array of {username, x, y}")
+        })?;
+        if tags.len() > MAX_USER_TAGS {
+            return Err(errors::invalid_param(format!(
+                "Param user_tags can have at most {MAX_USER_TAGS} tags"
+            ))
+            .user(
+                "Too many tags",
+                format!("You can tag up to {MAX_USER_TAGS} people."),
+            ));
+        }
+        for tag in &tags {
+            if tag["username"].as_str().is_none_or(str::is_empty) {
+                return Err(errors::invalid_param("Each user tag needs a username"));
+            }
+            for axis in ["x", "y"] {
+                if let Some(v) = tag.get(axis)
+                    && !v.as_f64().is_some_and(|v| (0.0..=1.0).contains(&v))
+                {
+                    return Err(errors::invalid_param(format!(
+                        "User tag {axis} must be a number from 0.0 to 1.0"
+                    )));
+                }
+            }
+        }
+    }
+    if let Some(location) = p.get("location_id") {
+        if story || is_carousel_item {
+            return Err(not_here("location_id"));
+        }
+        if !PLACES.iter().any(|(id, _)| *id == location) {
+            return Err(errors::invalid_param(format!(
+                "The location_id {location} is not a valid location: it must be a Page with location data"
+            )));
+        }
+    }
+    if p.get("alt_text").is_some() && (media_type != MediaType::Image || is_carousel_item) {
+        return Err(not_here("alt_text"));
+    }
+    for reel_only in ["audio_name", "trial_params"] {
+        if p.get(reel_only).is_some() && !reel {
+            return Err(not_here(reel_only));
+        }
+    }
+    if p.get("thumb_offset").is_some() && !matches!(media_type, MediaType::Reels | MediaType::Video)
+    {
+        return Err(not_here("thumb_offset"));
+    }
+    if let Some(raw) = p.get("trial_params") {
+        let strategy = serde_json::from_str::<Value>(raw)
+            .ok()
+            .and_then(|v| v["graduation_strategy"].as_str().map(str::to_string));
+        if !matches!(strategy.as_deref(), Some("MANUAL" | "SS_PERFORMANCE")) {
+            return Err(errors::invalid_param(
+                "Param trial_params must be {\"graduation_strategy\": \"MANUAL\" | \"SS_PERFORMANCE\"}",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_caption(caption: Option<&str>) -> GraphResult<()> {
@@ -563,6 +698,46 @@ fn mark_bytes_arrived(meta: &Meta, id: &str) {
     });
 }
 
+/// How much of a fetched file is kept to read an MP4's length from (a file with its index
+/// first has it there).
+const HEAD_BYTES: usize = 1024 * 1024;
+
+/// The length in an MP4's `moov/mvhd` box, when it lies in `head`.
+pub fn mp4_duration_ms(head: &[u8]) -> Option<u64> {
+    fn boxes(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut at = 0usize;
+        std::iter::from_fn(move || {
+            let header = data.get(at..at + 8)?;
+            let size = u32::from_be_bytes(header[..4].try_into().ok()?) as usize;
+            let kind = &header[4..8];
+            let (start, end) = match size {
+                1 => {
+                    let large = data.get(at + 8..at + 16)?;
+                    let large = usize::try_from(u64::from_be_bytes(large.try_into().ok()?)).ok()?;
+                    (at + 16, at.checked_add(large)?)
+                }
+                0 => (at + 8, data.len()),
+                n if n >= 8 => (at + 8, at.checked_add(n)?),
+                _ => return None,
+            };
+            let body = data.get(start..end.min(data.len()))?;
+            at = end;
+            Some((kind, body))
+        })
+    }
+    let (_, moov) = boxes(head).find(|(kind, _)| *kind == b"moov")?;
+    let (_, mvhd) = boxes(moov).find(|(kind, _)| *kind == b"mvhd")?;
+    let number = |range: std::ops::Range<usize>| -> Option<u64> {
+        let bytes = mvhd.get(range)?;
+        Some(bytes.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b)))
+    };
+    let (timescale, duration) = match mvhd.first()? {
+        0 => (number(12..16)?, number(16..20)?),
+        _ => (number(20..24)?, number(24..32)?),
+    };
+    (timescale > 0).then(|| duration.saturating_mul(1000) / timescale)
+}
+
 enum FetchError {
     Unreachable(String),
     TooLarge,
@@ -592,6 +767,7 @@ async fn fetch(http: &reqwest::Client, url: &str, max_bytes: u64) -> Result<Fetc
         .map(str::to_string);
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
+    let mut head = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
@@ -601,12 +777,15 @@ async fn fetch(http: &reqwest::Client, url: &str, max_bytes: u64) -> Result<Fetc
         if bytes > max_bytes {
             return Err(FetchError::TooLarge);
         }
+        let room = HEAD_BYTES.saturating_sub(head.len());
+        head.extend_from_slice(&chunk[..room.min(chunk.len())]);
         hasher.update(&chunk);
     }
     Ok(Fetch::Done {
         bytes,
         sha256: hex::encode(hasher.finalize()),
         content_type,
+        duration_ms: mp4_duration_ms(&head),
     })
 }
 
@@ -1049,17 +1228,61 @@ async fn hash_body(body: Body, drop_after: Option<u64>) -> Option<Fetch> {
     let mut stream = body.into_data_stream();
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
+    let mut head = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.ok()?;
         bytes += chunk.len() as u64;
         if drop_after.is_some_and(|limit| bytes > limit) || bytes > MAX_VIDEO_BYTES {
             return None;
         }
+        let room = HEAD_BYTES.saturating_sub(head.len());
+        head.extend_from_slice(&chunk[..room.min(chunk.len())]);
         hasher.update(&chunk);
     }
     Some(Fetch::Done {
         bytes,
         sha256: hex::encode(hasher.finalize()),
         content_type: None,
+        duration_ms: mp4_duration_ms(&head),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = u32::try_from(body.len() + 8)
+            .unwrap()
+            .to_be_bytes()
+            .to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The length comes from `moov/mvhd` (version 0 and 1), after other boxes; none without it.
+    #[test]
+    fn mp4_lengths() {
+        let mut v0 = vec![0u8; 4 + 8];
+        v0.extend_from_slice(&1000u32.to_be_bytes());
+        v0.extend_from_slice(&3500u32.to_be_bytes());
+        v0.extend_from_slice(&[0; 80]);
+        let mut file = boxed(b"ftyp", b"isom0000");
+        file.extend(boxed(
+            b"moov",
+            &[boxed(b"trak", &[0; 8]), boxed(b"mvhd", &v0)].concat(),
+        ));
+        assert_eq!(mp4_duration_ms(&file), Some(3500));
+
+        let mut v1 = vec![1u8, 0, 0, 0];
+        v1.extend_from_slice(&[0; 16]);
+        v1.extend_from_slice(&90_000u32.to_be_bytes());
+        v1.extend_from_slice(&(90_000u64 * 12).to_be_bytes());
+        let file = boxed(b"moov", &boxed(b"mvhd", &v1));
+        assert_eq!(mp4_duration_ms(&file), Some(12_000));
+
+        assert_eq!(mp4_duration_ms(&boxed(b"ftyp", b"isom")), None);
+        assert_eq!(mp4_duration_ms(b"not an mp4"), None);
+    }
 }

@@ -34,7 +34,7 @@ use serde::Deserialize;
 use tidepost_app::compose::{
     self, ComposeError, InstagramOptions, Issue, NewComposite, Schedule, TargetSpec, TikTokOptions,
 };
-use tidepost_app::instagram::options::MediaType;
+use tidepost_app::instagram::options::{GraduationStrategy, MediaType, TrialParams, UserTag};
 use tidepost_app::media::rules::bytes;
 use tidepost_app::pipeline::PublishError;
 use tidepost_app::pipeline::media::{Item, ItemKind};
@@ -164,6 +164,97 @@ impl InstagramPanel {
     fn share_to_feed(&self) -> bool {
         self.options.share_to_feed.unwrap_or(true)
     }
+
+    /// Whether a part for `media_type` shows before the script runs: for that type, or while
+    /// the type comes from the media.
+    fn shows(&self, media_type: &str) -> bool {
+        self.options.media_type.is_none() || self.is(media_type)
+    }
+
+    fn thumb_offset(&self) -> String {
+        self.options
+            .thumb_offset
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    }
+
+    fn audio_name(&self) -> &str {
+        self.options.audio_name.as_deref().unwrap_or("")
+    }
+
+    fn trial_is(&self, strategy: &str) -> bool {
+        self.options
+            .trial_params
+            .map(|t| t.graduation_strategy.as_str())
+            .unwrap_or("")
+            == strategy
+    }
+
+    fn alt_text(&self) -> &str {
+        self.options.alt_text.as_deref().unwrap_or("")
+    }
+
+    fn collaborators(&self) -> String {
+        self.options.collaborators.join(", ")
+    }
+
+    fn location_id(&self) -> &str {
+        self.options.location_id.as_deref().unwrap_or("")
+    }
+
+    fn first_comment(&self) -> &str {
+        self.options.first_comment.as_deref().unwrap_or("")
+    }
+
+    /// The tags as the field lists them: `[N: ]username[ x y]`, one per line, N counted
+    /// from 1.
+    fn user_tags(&self) -> String {
+        self.options
+            .user_tags
+            .iter()
+            .map(|t| {
+                let mut line = String::new();
+                if let Some(item) = t.item {
+                    line.push_str(&format!("{}: ", item + 1));
+                }
+                line.push_str(&t.username);
+                if let (Some(x), Some(y)) = (t.x, t.y) {
+                    line.push_str(&format!(" {x} {y}"));
+                }
+                line
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The "People tagged" field: one tag a line, `[N: ]username[ x y]` with N the carousel item
+/// counted from 1. What does not read as a number is kept as not-a-number, so the check
+/// refuses it with the field's name instead of the form dropping it.
+fn parse_user_tags(text: &str) -> Vec<UserTag> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (item, rest) = match line.split_once(':') {
+                Some((n, rest)) if n.trim().chars().all(|c| c.is_ascii_digit()) => (
+                    n.trim().parse::<usize>().ok().map(|n| n.saturating_sub(1)),
+                    rest,
+                ),
+                _ => (None, line),
+            };
+            let mut words = rest.split_whitespace();
+            let username = words.next().unwrap_or_default().to_string();
+            let number = |w: Option<&str>| w.map(|w| w.parse::<f64>().unwrap_or(f64::NAN));
+            let (x, y) = (number(words.next()), number(words.next()));
+            UserTag {
+                item,
+                username,
+                x,
+                y,
+            }
+        })
+        .collect()
 }
 
 /// One account the post can go to.
@@ -306,14 +397,50 @@ impl Typed {
             _ => None,
         };
         let reel = media_type == Some(MediaType::Reel);
+        let story = media_type == Some(MediaType::Story);
+        let text = |field: &str| {
+            self.field(account, field)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+        };
+        // The reel's parts count for a reel only, the feed's for every type but a story, as
+        // the panel shows them.
+        let reel_text = |field: &str| text(field).filter(|_| reel);
+        let feed_text = |field: &str| text(field).filter(|_| !story);
         InstagramOptions {
             media_type,
-            cover_url: self
-                .field(account, "ig_cover")
-                .map(str::trim)
-                .filter(|c| reel && !c.is_empty())
-                .map(str::to_string),
+            cover_url: reel_text("ig_cover"),
             share_to_feed: reel.then(|| self.flag(account, "ig_share")),
+            // A frame that is not a number of milliseconds is left for the check to name.
+            thumb_offset: reel_text("ig_thumb").map(|t| t.parse().unwrap_or(u64::MAX)),
+            audio_name: reel_text("ig_audio"),
+            trial_params: reel_text("ig_trial").and_then(|t| {
+                let graduation_strategy = match t.as_str() {
+                    "MANUAL" => GraduationStrategy::Manual,
+                    "SS_PERFORMANCE" => GraduationStrategy::SsPerformance,
+                    _ => return None,
+                };
+                Some(TrialParams {
+                    graduation_strategy,
+                })
+            }),
+            alt_text: text("ig_alt")
+                .filter(|_| matches!(media_type, None | Some(MediaType::Image))),
+            collaborators: feed_text("ig_collaborators")
+                .map(|t| {
+                    t.split([',', ' ', '\n'])
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            user_tags: feed_text("ig_tags")
+                .map(|t| parse_user_tags(&t))
+                .unwrap_or_default(),
+            location_id: feed_text("ig_location"),
+            first_comment: feed_text("ig_comment"),
         }
     }
 
@@ -892,5 +1019,93 @@ async fn reschedule(
         Err(ComposeError::NotFound(_)) => Err(PageError::not_found()),
         Err(ComposeError::Store(e)) => Err(PageError::from(e)),
         Err(other) => Err(refused(crate::error::capitalize(&other.to_string()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(pairs: &[(&str, &str)]) -> Typed {
+        Typed::parse(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The no-JS path reads every Instagram option the panel shows, as the script sends it,
+    /// and only for the media types the panel shows it for; the panel renders them back.
+    #[test]
+    fn the_form_reads_every_instagram_option() {
+        let form = typed(&[
+            ("ig_type:a", "carousel"),
+            ("ig_collaborators:a", "@ana.tide, bo_sea"),
+            ("ig_tags:a", "2: ana.tide 0.5 0.25\n\n1: bo_sea 0.1 x"),
+            ("ig_location:a", " 106078429431815 "),
+            ("ig_comment:a", "First!"),
+            ("ig_alt:a", "not for a carousel"),
+            ("ig_thumb:a", "1200"),
+        ]);
+        let o = form.instagram_options("a");
+        assert_eq!(o.collaborators, ["@ana.tide", "bo_sea"]);
+        assert_eq!(o.user_tags.len(), 2);
+        assert_eq!(o.user_tags[0].item, Some(1));
+        assert_eq!(o.user_tags[0].username, "ana.tide");
+        assert_eq!(
+            (o.user_tags[0].x, o.user_tags[0].y),
+            (Some(0.5), Some(0.25))
+        );
+        // A number that does not read stays, for the check to name the field.
+        assert!(o.user_tags[1].y.is_some_and(f64::is_nan));
+        assert_eq!(o.location_id.as_deref(), Some("106078429431815"));
+        assert_eq!(o.first_comment.as_deref(), Some("First!"));
+        assert_eq!(o.alt_text, None, "alt text is an image's");
+        assert_eq!(o.thumb_offset, None, "a cover frame is a reel's");
+
+        let reel = typed(&[
+            ("ig_type:a", "reel"),
+            ("ig_thumb:a", "1200"),
+            ("ig_audio:a", "Tide sound"),
+            ("ig_trial:a", "SS_PERFORMANCE"),
+        ])
+        .instagram_options("a");
+        assert_eq!(reel.thumb_offset, Some(1200));
+        assert_eq!(reel.audio_name.as_deref(), Some("Tide sound"));
+        assert_eq!(
+            reel.trial_params.map(|t| t.graduation_strategy),
+            Some(GraduationStrategy::SsPerformance)
+        );
+        let panel = InstagramPanel {
+            options: reel,
+            page_name: None,
+        };
+        assert!(panel.trial_is("SS_PERFORMANCE") && !panel.trial_is(""));
+        assert_eq!(panel.thumb_offset(), "1200");
+
+        let story = typed(&[
+            ("ig_type:a", "story"),
+            ("ig_collaborators:a", "ana"),
+            ("ig_comment:a", "hi"),
+        ])
+        .instagram_options("a");
+        assert!(story.collaborators.is_empty() && story.first_comment.is_none());
+
+        let image = typed(&[("ig_type:a", "image"), ("ig_alt:a", "A square")]);
+        let panel = InstagramPanel {
+            options: image.instagram_options("a"),
+            page_name: None,
+        };
+        assert_eq!(panel.alt_text(), "A square");
+        let tagged = InstagramPanel {
+            options: form.instagram_options("a"),
+            page_name: None,
+        };
+        assert_eq!(
+            tagged.user_tags().lines().next(),
+            Some("2: ana.tide 0.5 0.25")
+        );
+        assert_eq!(tagged.collaborators(), "@ana.tide, bo_sea");
     }
 }

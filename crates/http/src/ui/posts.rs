@@ -156,6 +156,8 @@ struct TargetRow {
     /// Instagram: the published media's permalink and id.
     permalink: Option<String>,
     media_id: Option<String>,
+    /// Instagram: the first comment's state, as a sentence.
+    first_comment: Option<String>,
     mode: String,
     state: String,
     progress: String,
@@ -214,7 +216,19 @@ async fn detail(
         let target_state = TargetState::parse(&t.state).unwrap_or(TargetState::Failed);
         if t.platform == Platform::Instagram {
             let recorded = tidepost_store::instagram::get(&state.app.db, ws, &t.id).await?;
+            let comment = tidepost_store::instagram::first_comment(&state.app.db, ws, &t.id)
+                .await?
+                .map(|c| match (c.state.as_str(), c.comment_id, c.error) {
+                    ("posted", Some(id), _) => format!("posted (comment id {id})"),
+                    ("failed", _, error) => format!(
+                        "not posted: {}",
+                        error.unwrap_or_else(|| "no reason given".into())
+                    ),
+                    (_, _, Some(error)) => format!("waiting to be tried again ({error})"),
+                    (state, _, _) => state.to_string(),
+                });
             targets.push(TargetRow {
+                first_comment: comment,
                 id: t.id.clone(),
                 account,
                 platform: "Instagram",
@@ -249,6 +263,7 @@ async fn detail(
             platform: "TikTok",
             permalink: None,
             media_id: None,
+            first_comment: None,
             mode: if t.mode == "inbox" {
                 "Draft in the creator's inbox".into()
             } else {

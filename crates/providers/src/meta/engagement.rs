@@ -144,6 +144,25 @@ impl MetaClient {
         })
     }
 
+    /// `POST /{ig-media-id}/comments?message=…`: comments on a media as the account; returns
+    /// the comment's id. Not idempotent (a lost answer may have posted the comment: look for it
+    /// with [`comments`](Self::comments) before sending again).
+    pub async fn comment(
+        &self,
+        host: GraphHost,
+        token: &SecretString,
+        media_id: &str,
+        message: &str,
+    ) -> Result<String, ProviderError> {
+        let request = self
+            .graph_request(Method::POST, host, &format!("{media_id}/comments"), token)
+            .form(&[("message", message)]);
+        let created: Created = self
+            .graph(Call::non_idempotent("meta.comment"), request)
+            .await?;
+        Ok(created.id)
+    }
+
     /// `POST /{ig-comment-id}/replies?message=…`: replies to a top-level comment; returns the
     /// reply's id. Not idempotent (a lost answer may have posted the reply).
     pub async fn reply(

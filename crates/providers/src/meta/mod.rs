@@ -38,7 +38,8 @@ pub use account::{FacebookUser, IgAccountRef, IgUser, Page};
 pub use engagement::{Comment, CommentPage, Insight};
 pub use oauth::{InstagramLoginToken, MetaToken};
 pub use publishing::{
-    Container, ContainerState, ContainerStatus, MediaInfo, MediaSource, PublishingLimit,
+    Container, ContainerOptions, ContainerState, ContainerStatus, MediaInfo, MediaSource,
+    PublishingLimit, UserTag,
 };
 pub use usage::Usage;
 pub use webhook::{

@@ -111,6 +111,80 @@ impl Container {
     }
 }
 
+/// A person tagged on a container's media: at `x`/`y` on an image, by name only on a video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserTag {
+    pub username: String,
+    pub x: Option<f64>,
+    pub y: Option<f64>,
+}
+
+/// The optional container parameters beside the media (each sent only when set; which media
+/// type takes which is the caller's to check, and Meta refuses the rest).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerOptions {
+    /// `collaborators`: usernames, sent as a JSON array.
+    pub collaborators: Vec<String>,
+    /// `user_tags`: sent as a JSON array of `{username, x, y}`.
+    pub user_tags: Vec<UserTag>,
+    /// `location_id`: a Facebook Page with a location.
+    pub location_id: Option<String>,
+    /// `alt_text` (images).
+    pub alt_text: Option<String>,
+    /// `thumb_offset` (videos): the cover frame, in milliseconds.
+    pub thumb_offset: Option<u64>,
+    /// `audio_name` (reels).
+    pub audio_name: Option<String>,
+    /// `trial_params` (reels): `{"graduation_strategy": "MANUAL" | "SS_PERFORMANCE"}`.
+    pub trial_graduation: Option<String>,
+}
+
+impl ContainerOptions {
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let mut params = Vec::new();
+        if !self.collaborators.is_empty() {
+            params.push((
+                "collaborators",
+                serde_json::Value::from(self.collaborators.clone()).to_string(),
+            ));
+        }
+        if !self.user_tags.is_empty() {
+            let tags: Vec<serde_json::Value> = self
+                .user_tags
+                .iter()
+                .map(|t| {
+                    let mut tag = serde_json::json!({ "username": t.username });
+                    if let (Some(x), Some(y)) = (t.x, t.y) {
+                        tag["x"] = x.into();
+                        tag["y"] = y.into();
+                    }
+                    tag
+                })
+                .collect();
+            params.push(("user_tags", serde_json::Value::from(tags).to_string()));
+        }
+        if let Some(location) = &self.location_id {
+            params.push(("location_id", location.clone()));
+        }
+        if let Some(alt) = &self.alt_text {
+            params.push(("alt_text", alt.clone()));
+        }
+        if let Some(offset) = self.thumb_offset {
+            params.push(("thumb_offset", offset.to_string()));
+        }
+        if let Some(audio) = &self.audio_name {
+            params.push(("audio_name", audio.clone()));
+        }
+        if let Some(strategy) = &self.trial_graduation {
+            params.push((
+                "trial_params",
+                serde_json::json!({ "graduation_strategy": strategy }).to_string(),
+            ));
+        }
+        params
+    }
+}
+
 /// A container's `status_code`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(from = "String")]
@@ -273,9 +347,31 @@ impl MetaClient {
         ig_user_id: &str,
         container: &Container,
     ) -> Result<String, ProviderError> {
+        self.create_container_with(
+            host,
+            token,
+            ig_user_id,
+            container,
+            &ContainerOptions::default(),
+        )
+        .await
+    }
+
+    /// [`create_container`](Self::create_container) with the optional parameters (tags,
+    /// collaborators, location, alt text, cover frame, audio name, trial reel).
+    pub async fn create_container_with(
+        &self,
+        host: GraphHost,
+        token: &SecretString,
+        ig_user_id: &str,
+        container: &Container,
+        options: &ContainerOptions,
+    ) -> Result<String, ProviderError> {
+        let mut params = container.params();
+        params.extend(options.params());
         let request = self
             .graph_request(Method::POST, host, &format!("{ig_user_id}/media"), token)
-            .form(&container.params());
+            .form(&params);
         let created: Created = self
             .graph(Call::idempotent("meta.create_container"), request)
             .await?;
@@ -414,6 +510,41 @@ mod tests {
             status("SOMETHING", "").status_code,
             ContainerState::Unknown("SOMETHING".into())
         );
+    }
+
+    #[test]
+    fn option_params() {
+        let options = ContainerOptions {
+            collaborators: vec!["a.b".into(), "c_d".into()],
+            user_tags: vec![
+                UserTag {
+                    username: "x".into(),
+                    x: Some(0.5),
+                    y: Some(0.25),
+                },
+                UserTag {
+                    username: "y".into(),
+                    x: None,
+                    y: None,
+                },
+            ],
+            location_id: Some("1".into()),
+            thumb_offset: Some(1500),
+            trial_graduation: Some("MANUAL".into()),
+            ..ContainerOptions::default()
+        };
+        let params = options.params();
+        assert_eq!(params[0], ("collaborators", r#"["a.b","c_d"]"#.into()));
+        assert_eq!(
+            params[1],
+            (
+                "user_tags",
+                r#"[{"username":"x","x":0.5,"y":0.25},{"username":"y"}]"#.into()
+            )
+        );
+        assert!(params.contains(&("thumb_offset", "1500".into())));
+        assert!(params.contains(&("trial_params", r#"{"graduation_strategy":"MANUAL"}"#.into())));
+        assert!(ContainerOptions::default().params().is_empty());
     }
 
     #[test]

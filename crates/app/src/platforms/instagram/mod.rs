@@ -9,6 +9,7 @@
 //! - [`webhooks`]: the inbound `instagram` webhook (handshake, signature, dedupe, apply).
 
 pub mod connect;
+pub mod first_comment;
 pub mod limits;
 pub mod media_url;
 pub mod options;
@@ -127,5 +128,6 @@ pub fn register(registry: tidepost_jobs::Registry, app: &App) -> tidepost_jobs::
             async move { webhooks::apply(&app, &payload).await }
         }),
     );
+    let registry = first_comment::register(registry, app);
     publish::register(registry, app)
 }

@@ -8,7 +8,7 @@ use tidepost_store::media::{self, Media};
 use tidepost_store::posts::{Post, Target};
 use tokio::io::AsyncReadExt;
 
-use super::options::{InstagramOptions, InstagramPost, MediaType};
+use super::options::{InstagramPost, MediaType};
 use crate::App;
 use crate::media::rules;
 use crate::pipeline::media::{Item, ItemKind, extension, kind_of_extension};
@@ -64,6 +64,8 @@ struct Resolved {
     size: Option<u64>,
     dims: Option<(u32, u32)>,
     duration: Option<f64>,
+    /// A stored video's probed length, in milliseconds.
+    probed_ms: Option<i64>,
 }
 
 async fn resolve(
@@ -101,6 +103,7 @@ async fn resolve(
                 size: None,
                 dims: item.width.zip(item.height),
                 duration: item.duration_sec,
+                probed_ms: None,
             })
         }
         (None, Some(id)) => {
@@ -133,6 +136,7 @@ async fn resolve(
                 size: u64::try_from(stored.size_bytes).ok(),
                 dims: dims.or(item.width.zip(item.height)),
                 duration: item.duration_sec,
+                probed_ms: stored.duration_ms,
                 stored: Some(stored),
             })
         }
@@ -198,14 +202,6 @@ fn check_rules(post: &InstagramPost, items: &[Resolved]) -> Result<(), PublishEr
         return Err(invalid(
             "caption",
             "stories show no caption: leave it empty (put text on the image instead)",
-        ));
-    }
-    if post.media_type != MediaType::Reel
-        && (post.cover_url.is_some() || post.share_to_feed.is_some())
-    {
-        return Err(invalid(
-            "cover_url",
-            "a cover and share_to_feed are for reels only",
         ));
     }
     if let Some(cover) = &post.cover_url {
@@ -320,6 +316,259 @@ fn check_rules(post: &InstagramPost, items: &[Resolved]) -> Result<(), PublishEr
     Ok(())
 }
 
+/// Collaborators Meta takes on one post (Meta's docs do not say; 3 is the figure integrations
+/// report and the emulator enforces).
+pub const MAX_COLLABORATORS: usize = 3;
+/// People tagged on one media: Instagram's in-app limit (Meta's docs give no number).
+pub const MAX_USER_TAGS: usize = 20;
+/// `alt_text` length: Meta's docs give none; 1000 characters is tidepost's own bound.
+pub const MAX_ALT_TEXT: usize = 1000;
+/// `audio_name` length: Meta's docs give none; 100 characters is tidepost's own bound.
+pub const MAX_AUDIO_NAME: usize = 100;
+
+/// The media types that take each option, as Meta's container reference lists them.
+fn takes(field: &str, media_type: MediaType) -> bool {
+    use MediaType::{Carousel, Image, Reel, Story};
+    let allowed: &[MediaType] = match field {
+        "cover_url" | "share_to_feed" | "thumb_offset" | "audio_name" | "trial_params" => &[Reel],
+        "alt_text" => &[Image],
+        "collaborators" | "user_tags" | "location_id" | "first_comment" => &[Image, Reel, Carousel],
+        _ => &[Image, Reel, Carousel, Story],
+    };
+    allowed.contains(&media_type)
+}
+
+fn media_types_taking(field: &str) -> String {
+    let names: Vec<&str> = [
+        MediaType::Image,
+        MediaType::Reel,
+        MediaType::Carousel,
+        MediaType::Story,
+    ]
+    .into_iter()
+    .filter(|t| takes(field, *t))
+    .map(|t| match t {
+        MediaType::Image => "image posts",
+        MediaType::Reel => "reels",
+        MediaType::Carousel => "carousels",
+        MediaType::Story => "stories",
+    })
+    .collect();
+    match names.as_slice() {
+        [one] => format!("{one} only"),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [] => "nothing".into(),
+    }
+}
+
+/// An Instagram username: 1 to 30 letters, digits, periods and underscores (a leading `@` is
+/// dropped).
+fn username(field: &'static str, what: &str, raw: &str) -> Result<String, PublishError> {
+    let name = raw.trim().trim_start_matches('@');
+    let valid = (1..=30).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(invalid(
+            field,
+            format!(
+                "{what}: {raw:?} is not an Instagram username (1 to 30 letters, digits, periods and underscores)"
+            ),
+        ))
+    }
+}
+
+/// The publishing options: each only where its media type takes it, each within its limits.
+/// Returns the post with usernames as Meta takes them (no `@`).
+fn check_options(post: &InstagramPost, items: &[Resolved]) -> Result<InstagramPost, PublishError> {
+    let mut post = post.clone();
+    let given: [(&'static str, bool); 10] = [
+        ("cover_url", post.cover_url.is_some()),
+        ("share_to_feed", post.share_to_feed.is_some()),
+        ("collaborators", !post.collaborators.is_empty()),
+        ("user_tags", !post.user_tags.is_empty()),
+        ("location_id", post.location_id.is_some()),
+        ("alt_text", post.alt_text.is_some()),
+        ("thumb_offset", post.thumb_offset.is_some()),
+        ("audio_name", post.audio_name.is_some()),
+        ("trial_params", post.trial_params.is_some()),
+        ("first_comment", post.first_comment.is_some()),
+    ];
+    for (field, set) in given {
+        if set && !takes(field, post.media_type) {
+            return Err(invalid(
+                field,
+                format!(
+                    "Instagram does not take {field} on a {}: it is for {}",
+                    post.media_type.as_str(),
+                    media_types_taking(field)
+                ),
+            ));
+        }
+    }
+    if post.collaborators.len() > MAX_COLLABORATORS {
+        return Err(invalid(
+            "collaborators",
+            format!(
+                "Instagram takes at most {MAX_COLLABORATORS} collaborators (this post has {})",
+                post.collaborators.len()
+            ),
+        ));
+    }
+    let mut collaborators = Vec::with_capacity(post.collaborators.len());
+    for (i, raw) in post.collaborators.iter().enumerate() {
+        let name = username("collaborators", &format!("collaborator {}", i + 1), raw)?;
+        if collaborators.contains(&name) {
+            return Err(invalid("collaborators", format!("{name} is invited twice")));
+        }
+        collaborators.push(name);
+    }
+    post.collaborators = collaborators;
+
+    let carousel = post.media_type == MediaType::Carousel;
+    let mut per_item = vec![0usize; items.len().max(1)];
+    for (i, tag) in post.user_tags.iter_mut().enumerate() {
+        let what = format!("tag {}", i + 1);
+        tag.username = username("user_tags", &what, &tag.username)?;
+        let index = match (carousel, tag.item) {
+            (true, None) => {
+                return Err(invalid(
+                    "user_tags",
+                    format!("{what}: say which carousel item it is on (\"item\", from 0)"),
+                ));
+            }
+            (true, Some(n)) if n >= items.len() => {
+                return Err(invalid(
+                    "user_tags",
+                    format!(
+                        "{what}: the carousel has no item {n} (items are counted from 0 to {})",
+                        items.len().saturating_sub(1)
+                    ),
+                ));
+            }
+            (true, Some(n)) => n,
+            (false, None | Some(0)) => 0,
+            (false, Some(_)) => {
+                return Err(invalid(
+                    "user_tags",
+                    format!("{what}: \"item\" is for carousels; this post has one media"),
+                ));
+            }
+        };
+        let video = items.get(index).is_some_and(|r| r.kind == ItemKind::Video);
+        match (video, tag.x, tag.y) {
+            (true, None, None) => {}
+            (true, _, _) => {
+                return Err(invalid(
+                    "user_tags",
+                    format!("{what}: a video takes tags by username only, without x and y"),
+                ));
+            }
+            (false, Some(x), Some(y)) => {
+                for (axis, v) in [("x", x), ("y", y)] {
+                    if !(0.0..=1.0).contains(&v) {
+                        return Err(invalid(
+                            "user_tags",
+                            format!("{what}: {axis} must be between 0.0 and 1.0 (got {v})"),
+                        ));
+                    }
+                }
+            }
+            (false, _, _) => {
+                return Err(invalid(
+                    "user_tags",
+                    format!(
+                        "{what}: a tag on an image needs x and y (0.0 to 1.0, from the top left)"
+                    ),
+                ));
+            }
+        }
+        per_item[index] += 1;
+        if per_item[index] > MAX_USER_TAGS {
+            return Err(invalid(
+                "user_tags",
+                format!("Instagram takes at most {MAX_USER_TAGS} people tagged on one media"),
+            ));
+        }
+    }
+    if let Some(location) = &post.location_id
+        && !(location.len() <= 20 && location.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(invalid(
+            "location_id",
+            format!(
+                "{location:?} is not a location id: the id of a Facebook Page with a location (digits)"
+            ),
+        ));
+    }
+    if let Some(alt) = &post.alt_text
+        && alt.chars().count() > MAX_ALT_TEXT
+    {
+        return Err(invalid(
+            "alt_text",
+            format!(
+                "alt text is at most {MAX_ALT_TEXT} characters (this one has {})",
+                alt.chars().count()
+            ),
+        ));
+    }
+    if let Some(audio) = &post.audio_name
+        && audio.chars().count() > MAX_AUDIO_NAME
+    {
+        return Err(invalid(
+            "audio_name",
+            format!(
+                "the audio name is at most {MAX_AUDIO_NAME} characters (this one has {})",
+                audio.chars().count()
+            ),
+        ));
+    }
+    if let Some(offset) = post.thumb_offset {
+        if post.cover_url.is_some() {
+            return Err(invalid(
+                "thumb_offset",
+                "give one cover: a cover_url or a thumb_offset (Meta ignores the offset when both are given)",
+            ));
+        }
+        let length = items.first().and_then(|r| {
+            r.probed_ms
+                .or_else(|| r.duration.map(|d| (d * 1000.0) as i64))
+        });
+        if let Some(length) = length
+            && i64::try_from(offset).unwrap_or(i64::MAX) >= length
+        {
+            return Err(invalid(
+                "thumb_offset",
+                format!(
+                    "the cover frame at {offset} ms is past the video's end (it lasts {length} ms)"
+                ),
+            ));
+        }
+    }
+    if let Some(comment) = &post.first_comment {
+        let chars = comment.chars().count();
+        if chars > 2200 {
+            return Err(invalid(
+                "first_comment",
+                format!("an Instagram comment is at most 2200 characters (this one has {chars})"),
+            ));
+        }
+        let hashtags = comment.matches('#').count();
+        if hashtags > 30 {
+            return Err(invalid(
+                "first_comment",
+                format!(
+                    "Instagram allows at most 30 hashtags in a comment (this one has {hashtags})"
+                ),
+            ));
+        }
+    }
+    Ok(post)
+}
+
 /// The media rules an Instagram target's media must meet: those of its media type (each item
 /// of a carousel).
 pub fn media_target(prepared: &Prepared) -> Option<rules::Target> {
@@ -345,6 +594,7 @@ pub async fn prepare(
         resolved.push(resolve(app, workspace_id, item, i).await?);
     }
     check_rules(post, &resolved)?;
+    let post = &check_options(post, &resolved)?;
     let urls: Vec<&str> = post.items.iter().filter_map(|i| i.url.as_deref()).collect();
     crate::pipeline::guard_media_urls(app, "items", &urls).await?;
     if let Some(cover) = &post.cover_url {
@@ -395,13 +645,12 @@ pub async fn prepare_target(
         [_] => MediaType::Image,
         _ => MediaType::Carousel,
     });
-    let post = InstagramPost {
+    let post = InstagramPost::from_options(
         media_type,
-        caption: input.caption.to_string(),
-        items: input.media.to_vec(),
-        cover_url: o.cover_url.filter(|c| !c.is_empty()),
-        share_to_feed: o.share_to_feed,
-    };
+        input.caption.to_string(),
+        input.media.to_vec(),
+        o,
+    );
     prepare(app, workspace_id, account, &post).await
 }
 
@@ -414,11 +663,7 @@ pub fn single_as_spec(
     let ig: InstagramPost = serde_json::from_str(&post.options).ok()?;
     let spec = crate::pipeline::spec::TargetSpec {
         account_id: target.account_id.clone(),
-        instagram: Some(InstagramOptions {
-            media_type: Some(ig.media_type),
-            cover_url: ig.cover_url,
-            share_to_feed: ig.share_to_feed,
-        }),
+        instagram: Some(ig.options()),
         ..Default::default()
     };
     Some((ig.caption, ig.items, spec))
@@ -447,6 +692,7 @@ mod tests {
             size: None,
             dims: None,
             duration: None,
+            probed_ms: None,
         }
     }
 
@@ -460,16 +706,14 @@ mod tests {
             size: None,
             dims: jpeg_dims,
             duration: None,
+            probed_ms: None,
         }
     }
 
     fn outcome(media_type: MediaType, items: Vec<Resolved>) -> Result<(), String> {
         let post = InstagramPost {
             media_type,
-            caption: String::new(),
-            items: Vec::new(),
-            cover_url: None,
-            share_to_feed: None,
+            ..InstagramPost::default()
         };
         check_rules(&post, &items).map_err(|e| e.to_string())
     }

@@ -18,7 +18,9 @@ use serde_json::json;
 use tidepost_domain::Platform;
 use tidepost_domain::publish::TargetState;
 use tidepost_jobs::{JobContext, JobError, NewJob, Registry, RetryPolicy, StepState, handler_fn};
-use tidepost_providers::meta::{Container, ContainerState, ContainerStatus, MediaSource};
+use tidepost_providers::meta::{
+    Container, ContainerOptions, ContainerState, ContainerStatus, MediaSource, UserTag,
+};
 use tidepost_providers::{ErrorKind, ProviderError};
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::instagram::{self as ig_store, InstagramMedia};
@@ -162,14 +164,22 @@ impl Run<'_> {
         ))
     }
 
-    async fn create(&self, container: &Container) -> Result<String, Halt> {
+    async fn create(
+        &self,
+        container: &Container,
+        options: &ContainerOptions,
+    ) -> Result<String, Halt> {
         if let Some(wait) = self.spread_calls() {
             return Err(wait);
         }
         let (client, host, ig) = (&self.client, self.host(), self.ig());
-        self.call(|token| async move { client.create_container(host, &token, ig, container).await })
-            .await
-            .map_err(halt_for)
+        self.call(|token| async move {
+            client
+                .create_container_with(host, &token, ig, container, options)
+                .await
+        })
+        .await
+        .map_err(halt_for)
     }
 
     async fn status(&self, id: &str) -> Result<ContainerStatus, Halt> {
@@ -513,6 +523,13 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     )
     .await?;
     posts::clear_error(&app.db, &r.workspace_id, &r.target_id, ctx.clock().now_ms()).await?;
+    // The first comment is its own step, enqueued before the target says published (a run
+    // that ends in between enqueues it again, which is a no-op).
+    if run.options.first_comment.is_some() {
+        super::first_comment::enqueue(app, &target, ctx.clock().now_ms())
+            .await
+            .map_err(Halt::Job)?;
+    }
     advance(
         app,
         &r.workspace_id,
@@ -541,6 +558,40 @@ fn container_state(state: &ContainerState) -> &str {
         ContainerState::Expired => "EXPIRED",
         ContainerState::Published => "PUBLISHED",
         ContainerState::Unknown(s) => s.as_str(),
+    }
+}
+
+/// The people tagged on the post's media `item` (for a single media, every tag).
+fn tags_on(post: &InstagramPost, item: usize) -> Vec<UserTag> {
+    post.user_tags
+        .iter()
+        .filter(|t| t.item.unwrap_or(0) == item)
+        .map(|t| UserTag {
+            username: t.username.clone(),
+            x: t.x,
+            y: t.y,
+        })
+        .collect()
+}
+
+/// The optional parameters of the container that is published (a carousel's tags go on its
+/// items instead).
+fn container_options(post: &InstagramPost) -> ContainerOptions {
+    let carousel = post.media_type == MediaType::Carousel;
+    ContainerOptions {
+        collaborators: post.collaborators.clone(),
+        user_tags: if carousel {
+            Vec::new()
+        } else {
+            tags_on(post, 0)
+        },
+        location_id: post.location_id.clone(),
+        alt_text: post.alt_text.clone(),
+        thumb_offset: post.thumb_offset,
+        audio_name: post.audio_name.clone(),
+        trial_graduation: post
+            .trial_params
+            .map(|t| t.graduation_strategy.as_str().to_string()),
     }
 }
 
@@ -573,7 +624,12 @@ async fn create_containers(run: &Run<'_>, target: &Target) -> Result<String, Hal
             Container::Carousel { children, caption }
         }
     };
-    run.create(&container)
+    let options = match o.media_type {
+        // Stories take only their media.
+        MediaType::Story => ContainerOptions::default(),
+        MediaType::Image | MediaType::Reel | MediaType::Carousel => container_options(o),
+    };
+    run.create(&container, &options)
         .await
         .map_err(|h| run.describe(h, if single { Some(0) } else { None }))
 }
@@ -595,8 +651,12 @@ async fn carousel_children(run: &Run<'_>, target: &Target) -> Result<Vec<String>
                     ItemKind::Image => MediaSource::Image(url),
                     ItemKind::Video => MediaSource::Video(url),
                 };
+                let options = ContainerOptions {
+                    user_tags: tags_on(&run.options, i),
+                    ..ContainerOptions::default()
+                };
                 let id = run
-                    .create(&Container::CarouselItem(source))
+                    .create(&Container::CarouselItem(source), &options)
                     .await
                     .map_err(|h| run.describe(h, Some(i)))?;
                 ids.push(id);

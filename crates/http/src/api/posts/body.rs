@@ -18,7 +18,9 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tidepost_app::compose::{ComposeError, Issue, NewComposite, TargetSpec};
-use tidepost_app::instagram::options::{InstagramPost, MediaType, NewInstagramPost};
+use tidepost_app::instagram::options::{
+    InstagramOptions, InstagramPost, MediaType, NewInstagramPost, TrialParams, UserTag,
+};
 use tidepost_app::pipeline::media::{Item, ItemKind};
 use tidepost_app::pipeline::{self, PublishError};
 use tidepost_app::tiktok::{self, MediaSource, Mode, PostOptions, TikTokOptions};
@@ -87,6 +89,14 @@ struct InstagramBody {
     media_id: Option<String>,
     cover_url: Option<String>,
     share_to_feed: Option<bool>,
+    collaborators: Vec<String>,
+    user_tags: Vec<UserTag>,
+    location_id: Option<String>,
+    alt_text: Option<String>,
+    thumb_offset: Option<u64>,
+    audio_name: Option<String>,
+    trial_params: Option<TrialParams>,
+    first_comment: Option<String>,
 }
 
 impl InstagramBody {
@@ -131,13 +141,25 @@ impl InstagramBody {
                 "add the media: items (each a url or the media_id of an upload), media_url or media_id",
             ));
         }
-        Ok(InstagramPost {
-            media_type,
-            caption: self.caption.unwrap_or(caption),
-            items,
-            cover_url: self.cover_url.filter(|c| !c.is_empty()),
+        let options = InstagramOptions {
+            media_type: Some(media_type),
+            cover_url: self.cover_url,
             share_to_feed: self.share_to_feed,
-        })
+            collaborators: self.collaborators,
+            user_tags: self.user_tags,
+            location_id: self.location_id,
+            alt_text: self.alt_text,
+            thumb_offset: self.thumb_offset,
+            audio_name: self.audio_name,
+            trial_params: self.trial_params,
+            first_comment: self.first_comment,
+        };
+        Ok(InstagramPost::from_options(
+            media_type,
+            self.caption.unwrap_or(caption),
+            items,
+            options,
+        ))
     }
 }
 

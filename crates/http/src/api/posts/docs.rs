@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use tidepost_app::compose::TargetSpec;
-use tidepost_app::instagram::options::MediaType as InstagramMediaType;
+use tidepost_app::instagram::options::{
+    MediaType as InstagramMediaType, TrialParams as InstagramTrialParams,
+    UserTag as InstagramUserTag,
+};
 use tidepost_app::pipeline::media::Item;
 use tidepost_app::tiktok::TikTokOptions;
 
@@ -70,6 +73,22 @@ pub(crate) struct InstagramBodyDoc {
     cover_url: Option<String>,
     /// Reels: also show the reel in the feed.
     share_to_feed: Option<bool>,
+    /// Up to 3 usernames invited as collaborators (not on stories).
+    collaborators: Option<Vec<String>>,
+    /// People tagged: on an image at `x`/`y`; on a reel by name; on a carousel per `item`.
+    user_tags: Option<Vec<InstagramUserTag>>,
+    /// The id of a Facebook Page with a location (digits; not on stories).
+    location_id: Option<String>,
+    /// Image posts: the text a screen reader says (up to 1000 characters).
+    alt_text: Option<String>,
+    /// Reels: the frame used as the cover, in milliseconds from the start.
+    thumb_offset: Option<u64>,
+    /// Reels: the name of the reel's original audio.
+    audio_name: Option<String>,
+    /// Reels: publish as a trial reel, shown to non-followers first.
+    trial_params: Option<InstagramTrialParams>,
+    /// A comment posted under the media right after it is published (not on stories).
+    first_comment: Option<String>,
 }
 
 /// One target of a post as the API shows it.
@@ -95,8 +114,26 @@ pub(crate) struct TargetDoc {
     post_url: Option<String>,
     /// The last failure.
     error: Option<TargetErrorDoc>,
+    /// Instagram: the first comment, when the post has one.
+    first_comment: Option<FirstCommentDoc>,
     updated_at: String,
     finished_at: Option<String>,
+}
+
+/// An Instagram target's first comment, posted by tidepost right after the media is
+/// published; a failed comment leaves the post published.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostTargetFirstComment)]
+#[allow(dead_code)]
+pub(crate) struct FirstCommentDoc {
+    /// `pending`, `posted` or `failed`.
+    state: String,
+    /// The comment's id at Instagram, once posted.
+    comment_id: Option<String>,
+    /// The last error (while pending, the one being retried).
+    error: Option<String>,
+    /// Calls made so far.
+    attempts: i64,
 }
 
 /// Why a target failed.

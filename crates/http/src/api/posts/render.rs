@@ -15,15 +15,41 @@ use crate::state::HttpState;
 /// One post as the API shows it, with what is recorded of its Instagram media.
 pub async fn render(state: &HttpState, view: &PostView) -> Result<Value, Problem> {
     let mut instagram = HashMap::new();
+    let mut comments = HashMap::new();
     for t in &view.targets {
-        if t.platform == Platform::Instagram
-            && let Some(m) =
+        if t.platform == Platform::Instagram {
+            if let Some(m) =
                 tidepost_store::instagram::get(&state.app.db, &t.workspace_id, &t.id).await?
-        {
-            instagram.insert(t.id.clone(), m);
+            {
+                instagram.insert(t.id.clone(), m);
+            }
+            if let Some(c) =
+                tidepost_store::instagram::first_comment(&state.app.db, &t.workspace_id, &t.id)
+                    .await?
+            {
+                comments.insert(t.id.clone(), c);
+            }
         }
     }
-    Ok(post_json(view, &instagram))
+    let mut json = post_json(view, &instagram);
+    // Each Instagram target's first comment: its own state (pending, posted, failed), the
+    // comment's id once posted, the last error.
+    let first_comments = view.targets.iter().map(|t| {
+        comments.get(&t.id).map(|c| {
+            json!({
+                "state": c.state,
+                "comment_id": c.comment_id,
+                "error": c.error,
+                "attempts": c.attempts,
+            })
+        })
+    });
+    if let Some(targets) = json["targets"].as_array_mut() {
+        for (target, comment) in targets.iter_mut().zip(first_comments) {
+            target["first_comment"] = comment.unwrap_or(Value::Null);
+        }
+    }
+    Ok(json)
 }
 
 /// One post as the API shows it; `instagram` holds the recorded media of its Instagram
