@@ -20,7 +20,6 @@ const INSTAGRAM_REASON: &str = "publishing limit is reached";
 struct World {
     app: TestApp,
     me: SignedIn,
-    emu: String,
     key: String,
     tiktok: String,
     instagram: String,
@@ -36,22 +35,18 @@ impl World {
             },
         )
         .await;
-        let emu = app.emulator.clone().unwrap();
         let me = app.signed_in("health").await;
         let key = app.api_key(&me.workspace.id, "api", &["api"]).await;
-        let added = bare_client()
-            .post(format!("{emu}/_emulator/tiktok/creators"))
-            .json(&json!({"username": "health.capped", "display_name": "Capped Cleo"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(added.status(), StatusCode::CREATED);
-        let tiktok = connect_tiktok_via_api(&app, &key, "health.capped").await;
+        let tiktok = connect_new_creator(
+            &app,
+            &key,
+            json!({"username": "health.capped", "display_name": "Capped Cleo"}),
+        )
+        .await;
         let instagram = connect_instagram_via_http(&app, &me).await;
         World {
             app,
             me,
-            emu,
             key,
             tiktok,
             instagram,
@@ -61,24 +56,12 @@ impl World {
     /// TikTok's daily cap of direct posts per creator (0: every `creator_info` says the cap is
     /// reached).
     async fn tiktok_cap(&self, cap: u32) {
-        let set = bare_client()
-            .put(format!("{}/_emulator/tiktok/settings", self.emu))
-            .json(&json!({"direct_post_daily_cap": cap}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(set.status(), StatusCode::OK);
+        set_emulator(&self.app, "tiktok", json!({"direct_post_daily_cap": cap})).await;
     }
 
     /// Instagram's publishing limit per 24 hours (0: used up).
     async fn instagram_limit(&self, limit: u32) {
-        let set = bare_client()
-            .put(format!("{}/_emulator/meta/settings", self.emu))
-            .json(&json!({"publishing_limit": limit}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(set.status(), StatusCode::OK);
+        set_emulator(&self.app, "meta", json!({"publishing_limit": limit})).await;
     }
 
     /// Makes the account's last publishing-limit reading older than a page's look-again time,

@@ -39,13 +39,12 @@ impl Rig {
         .await;
         let emu = app.emulator.clone().unwrap();
         // Short processing, so each round is about the fault and not the wait.
-        let settings = bare_client()
-            .put(format!("{emu}/_emulator/tiktok/settings"))
-            .json(&json!({"processing_delay_ms": 200, "moderation_delay_ms": 100}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(settings.status(), StatusCode::OK);
+        set_emulator(
+            &app,
+            "tiktok",
+            json!({"processing_delay_ms": 200, "moderation_delay_ms": 100}),
+        )
+        .await;
         let me = app.signed_in("faults").await;
         let key = app.api_key(&me.workspace.id, "faults", &[]).await;
         // Every post event is delivered, so each path can be checked for contradictions.
@@ -55,14 +54,7 @@ impl Rig {
 
     /// A new public creator on the emulator, connected through the API; its account id.
     async fn account(&self, username: &str) -> String {
-        let added = bare_client()
-            .post(format!("{}/_emulator/tiktok/creators", self.emu))
-            .json(&json!({"username": username}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(added.status(), StatusCode::CREATED);
-        connect_tiktok_via_api(&self.app, &self.key, username).await
+        connect_new_creator(&self.app, &self.key, json!({"username": username})).await
     }
 
     async fn faults(&self, set: Value) {

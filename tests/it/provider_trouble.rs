@@ -33,14 +33,7 @@ impl Rig {
     }
 
     async fn tiktok(&self, username: &str) -> String {
-        let added = bare_client()
-            .post(format!("{}/_emulator/tiktok/creators", self.emu))
-            .json(&json!({"username": username}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(added.status(), StatusCode::CREATED);
-        connect_tiktok_via_api(&self.app, &self.key, username).await
+        connect_new_creator(&self.app, &self.key, json!({"username": username})).await
     }
 
     async fn faults(&self, provider: &str, set: Value) {

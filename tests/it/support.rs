@@ -492,6 +492,48 @@ pub async fn approve_tiktok_consent(
     location(&approved)
 }
 
+/// Sets the in-process emulator's settings of `provider` (`tiktok` or `meta`): the JSON merged
+/// into its current ones. Needs [`Options::emulator`].
+pub async fn set_emulator(app: &TestApp, provider: &str, settings: Value) {
+    let emu = app
+        .emulator
+        .as_deref()
+        .expect("the app runs with the emulator");
+    let set = bare_client()
+        .put(format!("{emu}/_emulator/{provider}/settings"))
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        set.status(),
+        StatusCode::OK,
+        "{provider} settings {settings}"
+    );
+}
+
+/// Adds the TikTok creator `creator` (`{"username": …}` and any other of the emulator's creator
+/// fields) to the in-process emulator and connects it through the API with `key`: the new
+/// account's id.
+pub async fn connect_new_creator(app: &TestApp, key: &str, creator: Value) -> String {
+    let emu = app
+        .emulator
+        .as_deref()
+        .expect("the app runs with the emulator");
+    let username = creator["username"]
+        .as_str()
+        .expect("a username")
+        .to_string();
+    let added = bare_client()
+        .post(format!("{emu}/_emulator/tiktok/creators"))
+        .json(&creator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED, "{creator}");
+    connect_tiktok_via_api(app, key, &username).await
+}
+
 /// Connects the emulator's TikTok creator `creator` (open_id or username) to the API key's
 /// workspace the way a host application does: `POST /api/v1/connect/tiktok`, the creator
 /// approves on the emulator's consent form, the browser lands on tidepost's callback. Returns

@@ -39,25 +39,12 @@ impl Scene {
         )
         .await;
         let emu = app.emulator.clone().unwrap();
-        let set = bare_client()
-            .put(format!("{emu}/_emulator/tiktok/settings"))
-            .json(&settings)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(set.status(), StatusCode::OK);
+        set_emulator(&app, "tiktok", settings).await;
         let me = app.signed_in("target-errors").await;
         let key = app.api_key(&me.workspace.id, "api", &["api"]).await;
         let worker = app.api_key(&me.workspace.id, "cron", &["worker"]).await;
         crate::event_sequences::subscribe(&app, &key).await;
-        let added = bare_client()
-            .post(format!("{emu}/_emulator/tiktok/creators"))
-            .json(&json!({"username": creator}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(added.status(), StatusCode::CREATED);
-        let account = connect_tiktok_via_api(&app, &key, creator).await;
+        let account = connect_new_creator(&app, &key, json!({"username": creator})).await;
         Scene {
             app,
             me,
