@@ -751,7 +751,16 @@ async fn page_checks(b: &Browser, path: &str) {
           }
           if (lefts.size > 1) misaligned.push(sel + " starts at " + Array.from(lefts).join(", "));
         }
-        return {h1, brokenCode, small, tables, misaligned};
+        // Times a person reads are written for people, never as a bare RFC 3339 stamp
+        // (machine text, in code or pre blocks, may hold one).
+        const stamps = [];
+        const walker = document.createTreeWalker(document.querySelector("main") || document.body, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          if (node.parentElement.closest("code, pre, script, textarea, input")) continue;
+          const m = /\d{4}-\d\d-\d\dT\d\d:\d\d/.exec(node.textContent);
+          if (m) stamps.push(node.textContent.trim().slice(0, 80));
+        }
+        return {h1, brokenCode, small, tables, misaligned, stamps};
         "#,
     )
     .await;
@@ -776,6 +785,11 @@ async fn page_checks(b: &Browser, path: &str) {
         report["tables"],
         json!([]),
         "{path} at {width} px has tables a phone cannot read"
+    );
+    assert_eq!(
+        report["stamps"],
+        json!([]),
+        "{path} at {width} px shows a bare timestamp"
     );
 }
 

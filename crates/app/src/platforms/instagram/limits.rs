@@ -75,7 +75,7 @@ pub fn posting_block(account: &Account, now: i64) -> Option<String> {
     (used >= total && now - checked_at < 86_400_000).then(|| {
         format!(
             "Instagram's publishing limit is reached: {used} of {total} posts in the last 24 hours (read {}); a slot frees as the oldest leaves the rolling window.",
-            tidepost_domain::time::rfc3339(checked_at)
+            crate::compose::schedule::spoken(checked_at, None)
         )
     })
 }
