@@ -499,6 +499,20 @@ pub async fn connect_instagram(b: &Browser, app: &TestApp) {
         p.starts_with("/oauth/instagram/callback")
     })
     .await;
+    // Sent with nothing ticked: the same chooser again with the reason, inside the layout, and
+    // no second Facebook login.
+    b.click("form[action='/connect/instagram/choose'] button[type=submit]")
+        .await;
+    b.wait_for_path("the chooser shown again", |p| {
+        p == "/connect/instagram/choose"
+    })
+    .await;
+    let error = b.text_of("#choose-error").await;
+    assert!(error.contains("Tick at least one Page"), "{error}");
+    assert!(
+        !b.text_of(".nav").await.is_empty(),
+        "the chooser shown again keeps the navigation"
+    );
     b.click(&format!(
         "input[name=page][value='{}']",
         tidepost_emulator::meta::state::BUSINESS_PAGE_ID

@@ -206,6 +206,18 @@ async fn compose_publish_and_schedule(backend: Backend, width: u32, height: u32)
         .await,
         json!(0)
     );
+    // The problem may come from the check made before the caption was typed: the preview
+    // shows the caption after the next one.
+    wait_until(
+        &b,
+        "the caption in the previews",
+        &format!(
+            "return Array.from(document.querySelectorAll('#preview-list .preview')).every(p => p.innerText.includes({}));",
+            json!(CAPTION)
+        ),
+        20,
+    )
+    .await;
     let previews = run(
         &b,
         "return Array.from(document.querySelectorAll('#preview-list .preview')).map(p => p.innerText);",
