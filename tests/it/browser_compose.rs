@@ -319,6 +319,13 @@ async fn compose_publish_and_schedule(backend: Backend, width: u32, height: u32)
         20,
     )
     .await;
+    // The status line says when it goes out in the zone typed, named (the browser's is UTC).
+    let status = b.text_of("#validation").await;
+    assert!(
+        status.contains(&format!("({zone})"))
+            && status.contains(&local.strftime("%-I:%M").to_string()),
+        "{status}"
+    );
     b.click("#compose-submit").await;
     let scheduled_path = b
         .wait_for_path("the scheduled post's page", |p| {
