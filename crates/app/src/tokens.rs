@@ -30,8 +30,6 @@ pub const REFRESH_TOKEN: &str = "refresh_token";
 /// How long a refresh lease lasts: well beyond a provider call's timeout, so a lease never
 /// runs out while its holder is still waiting for the provider's answer.
 const REFRESH_LEASE_MS: i64 = 90_000;
-/// A token with more than this left is used as it is while another instance refreshes it.
-const STILL_GOOD_MS: i64 = 10_000;
 /// A token closer than this to its expiry is refreshed before use.
 const EXPIRY_MARGIN_MS: i64 = 60_000;
 
@@ -104,19 +102,13 @@ pub async fn ready(app: &App, account: &Account) -> Result<Account, TokenError> 
                 .unwrap_or_else(|| "access was revoked".into()),
         ));
     }
-    let now = now_ms();
-    match account.access_expires_at {
-        Some(at) if at - EXPIRY_MARGIN_MS < now => {
-            // Still good for a while: refreshed here when the lease is free, else used as it
-            // is while another instance refreshes (no wait, no refusal). An expired token
-            // waits for that refresh.
-            let still_good = at - STILL_GOOD_MS > now;
-            refresh_with(app, account, !still_good)
-                .await
-                .map(|refreshed| refreshed.unwrap_or_else(|| account.clone()))
-        }
-        Some(_) | None => Ok(account.clone()),
+    if account
+        .access_expires_at
+        .is_some_and(|at| at - EXPIRY_MARGIN_MS < now_ms())
+    {
+        return refresh_seen(app, account).await;
     }
+    Ok(account.clone())
 }
 
 /// Runs `call` with a valid access token of `account` (see the module docs).
@@ -165,17 +157,6 @@ pub async fn refresh(
 /// holds the lease now, nothing is spent: the caller gets the tokens that task stored. So any
 /// number of callers that saw the same expiring token cause exactly one refresh.
 pub async fn refresh_seen(app: &App, seen: &Account) -> Result<Account, TokenError> {
-    refresh_with(app, seen, true)
-        .await?
-        .ok_or(TokenError::RefreshBusy)
-}
-
-/// [`refresh_seen`]; when another holds the lease and `wait` is false, `None` at once.
-async fn refresh_with(
-    app: &App,
-    seen: &Account,
-    wait: bool,
-) -> Result<Option<Account>, TokenError> {
     let (workspace_id, account_id) = (seen.workspace_id.as_str(), seen.id.as_str());
     let holder = format!("{}:{}", app.instance_id, tidepost_domain::new_id());
     let load = || async {
@@ -183,48 +164,27 @@ async fn refresh_with(
             .await?
             .ok_or_else(|| TokenError::NeedsReauth("the account was disconnected".into()))
     };
-    // The lease is another's: wait for its tokens. Should it let go without storing any (its
-    // refresh failed) or run out (its process died), the lease is free and taken here.
-    let mut tries = 0;
-    while !accounts::try_lease_refresh(&app.db, account_id, &holder, now_ms(), REFRESH_LEASE_MS)
+    if !accounts::try_lease_refresh(&app.db, account_id, &holder, now_ms(), REFRESH_LEASE_MS)
         .await?
     {
-        if !wait {
-            return Ok(None);
-        }
-        tries += 1;
-        match wait_for_other_refresh(seen, &load).await? {
-            Waited::Refreshed(account) => return Ok(Some(*account)),
-            Waited::LeaseFree if tries < 3 => {}
-            Waited::LeaseFree | Waited::StillHeld => return Err(TokenError::RefreshBusy),
-        }
+        return wait_for_other_refresh(seen, load).await;
     }
     // Another task may have refreshed between the caller's read and our lease: then its tokens
     // are the current ones, and `seen`'s refresh token is already spent.
     let current = load().await?;
     if current.access_token != seen.access_token {
         accounts::release_refresh(&app.db, account_id, &holder).await?;
-        return Ok(Some(current));
+        return Ok(current);
     }
     let result = spend_refresh_token(app, &current, &holder).await;
     if result.is_err() {
         accounts::release_refresh(&app.db, account_id, &holder).await?;
     }
     result?;
-    load().await.map(Some)
+    load().await
 }
-/// How a wait for another holder's refresh ended.
-enum Waited {
-    /// It stored new tokens.
-    Refreshed(Box<Account>),
-    /// It let go without new tokens, or its lease ran out (its process died): try to take it.
-    LeaseFree,
-    /// It still holds the lease after the bounded wait.
-    StillHeld,
-}
-
 /// Another task holds the lease: wait (bounded) until it has stored new tokens.
-async fn wait_for_other_refresh<F, Fut>(before: &Account, load: F) -> Result<Waited, TokenError>
+async fn wait_for_other_refresh<F, Fut>(before: &Account, load: F) -> Result<Account, TokenError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Account, TokenError>>,
@@ -238,16 +198,13 @@ where
             ));
         }
         if now.access_token != before.access_token {
-            return Ok(Waited::Refreshed(Box::new(now)));
+            return Ok(now);
         }
-        let lease_over = now
-            .refresh_lease_until
-            .is_none_or(|until| until <= now_ms());
-        if now.refresh_lease_by.is_none() || lease_over {
-            return Ok(Waited::LeaseFree);
+        if now.refresh_lease_by.is_none() {
+            break;
         }
     }
-    Ok(Waited::StillHeld)
+    Err(TokenError::RefreshBusy)
 }
 
 /// Tokens a provider answered a refresh with.

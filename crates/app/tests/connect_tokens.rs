@@ -269,51 +269,6 @@ async fn sweep_refreshes_what_is_due(backend: Backend) {
     assert_eq!(tokens::refresh_due(&h.app).await.unwrap().refreshed, 0);
 }
 
-/// Another instance holds the account's refresh lease: a token that is still good for a while
-/// is used as it is (no wait, no refusal); once the holder's lease has run out (its process
-/// died mid-refresh), the lease is taken over and the refresh goes through.
-async fn a_held_or_abandoned_refresh_lease(backend: Backend) {
-    let h = harness(backend).await;
-    async fn set_expiry(h: &Harness, at: i64) -> accounts::Account {
-        sqlx::query("UPDATE accounts SET access_expires_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(&h.account.id)
-            .execute(h.app.db.pool())
-            .await
-            .unwrap();
-        accounts::get(&h.app.db, &h.ws, &h.account.id)
-            .await
-            .unwrap()
-            .unwrap()
-    }
-    let now = tidepost_domain::now_ms();
-    assert!(
-        accounts::try_lease_refresh(&h.app.db, &h.account.id, "other-instance", now, 90_000)
-            .await
-            .unwrap()
-    );
-    // Expiring within the minute, still good for 30 s: used now, not refreshed.
-    let expiring = set_expiry(&h, now + 30_000).await;
-    let started = std::time::Instant::now();
-    let ready = tokens::ready(&h.app, &expiring).await.unwrap();
-    assert_eq!(ready.access_token, expiring.access_token);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(2),
-        "it did not wait for the other instance's refresh"
-    );
-    // The holder died: its lease ran out. An expired token is refreshed here.
-    sqlx::query("UPDATE accounts SET refresh_lease_until = $1 WHERE id = $2")
-        .bind(now - 1)
-        .bind(&h.account.id)
-        .execute(h.app.db.pool())
-        .await
-        .unwrap();
-    let expired = set_expiry(&h, now - 1_000).await;
-    let refreshed = tokens::ready(&h.app, &expired).await.unwrap();
-    assert_ne!(refreshed.access_token, expired.access_token);
-    assert!(refreshed.access_expires_at.unwrap() > now + 3_600_000);
-}
-
 async fn disconnect_revokes(backend: Backend) {
     let h = harness(backend).await;
     let token = tokens::open(&h.app, &h.account, tokens::ACCESS_TOKEN).unwrap();
@@ -403,7 +358,6 @@ on_both!(
     refresh_and_retry_after_401,
     refused_refresh_needs_reauth,
     sweep_refreshes_what_is_due,
-    a_held_or_abandoned_refresh_lease,
     disconnect_revokes,
     rotation_moves_secrets_to_the_new_key,
 );
