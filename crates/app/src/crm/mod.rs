@@ -213,11 +213,7 @@ pub async fn reply(
             "text must be at most {REPLY_MAX_CHARS} characters (Instagram's limit)"
         )));
     }
-    let answerable = match original.platform {
-        Platform::Instagram => matches!(original.kind.as_str(), "comment" | "reply"),
-        Platform::Tiktok => false,
-    };
-    if !answerable {
+    if !crate::platforms::can_answer(original.platform, &original.kind) {
         return Err(CrmError::Unsupported(format!(
             "only Instagram comments can be answered from tidepost; this is a {} {}",
             original.platform.display_name(),

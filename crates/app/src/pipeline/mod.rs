@@ -257,10 +257,11 @@ pub async fn retry(
     target_id: &str,
 ) -> Result<PostView, PublishError> {
     let target = target_of_post(app, workspace_id, post_id, target_id).await?;
-    if crate::platforms::tiktok::reconcile::is_unknown(&target) {
-        return Err(PublishError::Conflict(
-            "TikTok may already have this post (its outcome is unknown): check the creator's profile, then mark it published or send it again with confirmation".into(),
-        ));
+    if crate::platforms::outcome_unknown(&target) {
+        return Err(PublishError::Conflict(format!(
+            "{} may already have this post (its outcome is unknown): check the creator's profile, then mark it published or send it again with confirmation",
+            target.platform.display_name()
+        )));
     }
     let state = TargetState::parse(&target.state).unwrap_or(TargetState::Failed);
     let next = state.retry().map_err(|e| {

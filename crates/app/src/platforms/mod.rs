@@ -182,3 +182,66 @@ pub fn single_as_spec(
         Platform::Instagram => instagram::prepare::single_as_spec(post, target),
     }
 }
+
+/// The provider media id a published target's metrics are tracked by, from what the target
+/// stored (`provider_post_ids`).
+pub fn metrics_media_id(platform: Platform, stored: &str) -> Option<String> {
+    match platform {
+        Platform::Tiktok => tiktok::metrics::media_id(stored),
+        Platform::Instagram => instagram::metrics::media_id(stored),
+    }
+}
+
+/// Samples `account`'s due metric tracks at its platform (the `crm.metrics` job), within the
+/// platform's call budget.
+pub async fn sample_metrics(
+    app: &App,
+    account: &tidepost_store::accounts::Account,
+    due: &[tidepost_store::crm::metrics::Track],
+    now: i64,
+) -> Result<(), tidepost_jobs::JobError> {
+    match account.platform {
+        Platform::Tiktok => tiktok::metrics::sample(app, account, due, now).await,
+        Platform::Instagram => instagram::metrics::sample(app, account, due, now).await,
+    }
+}
+
+/// Whether tidepost pulls the comments of `platform`'s media into the CRM (TikTok has no
+/// comments API for third-party apps).
+pub fn pulls_comments(platform: Platform) -> bool {
+    match platform {
+        Platform::Tiktok => false,
+        Platform::Instagram => true,
+    }
+}
+
+/// Pulls the new comments of `account`'s tracked media (the `crm.comments` job).
+pub async fn pull_comments(
+    app: &App,
+    account: &tidepost_store::accounts::Account,
+    now: i64,
+) -> Result<(), tidepost_jobs::JobError> {
+    match account.platform {
+        Platform::Tiktok => Ok(()),
+        Platform::Instagram => instagram::comments::pull(app, account, now).await,
+    }
+}
+
+/// Whether an interaction of `kind` on `platform` can be answered from tidepost.
+pub fn can_answer(platform: Platform, kind: &str) -> bool {
+    match platform {
+        Platform::Tiktok => false,
+        Platform::Instagram => instagram::comments::can_answer(kind),
+    }
+}
+
+/// Whether `target` failed with an outcome its platform could not tell (the request may have
+/// reached the platform, its answer was lost): such a target is not retried blindly but
+/// looked for, then marked published or sent again on purpose (TikTok's `tiktok.reconcile`;
+/// Instagram looks for its media itself before publishing again, so none stays unknown).
+pub fn outcome_unknown(target: &Target) -> bool {
+    match target.platform {
+        Platform::Tiktok => tiktok::reconcile::is_unknown(target),
+        Platform::Instagram => false,
+    }
+}

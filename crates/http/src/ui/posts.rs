@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use tidepost_app::pipeline::{self, PublishError};
+use tidepost_app::platforms;
 use tidepost_app::tiktok::reconcile;
 use tidepost_domain::Platform;
 use tidepost_domain::{PostSummary, TargetState};
@@ -279,8 +280,8 @@ async fn detail(
             publish_id: t.publish_id.clone().unwrap_or_default(),
             post_ids: t.post_ids(),
             error: t.error_message.clone(),
-            retryable: target_state == TargetState::Failed && !reconcile::is_unknown(t),
-            unknown: reconcile::is_unknown(t),
+            retryable: target_state == TargetState::Failed && !platforms::outcome_unknown(t),
+            unknown: platforms::outcome_unknown(t),
             cancellable: target_state.cancellable(),
             published: target_state == TargetState::Published,
         });

@@ -7,11 +7,14 @@
 //! - [`publish`]: images, reels, carousels and stories on the publish pipeline.
 //! - [`media_url`]: signed, expiring URLs from which Meta fetches uploaded media.
 //! - [`webhooks`]: the inbound `instagram` webhook (handshake, signature, dedupe, apply).
+//! - [`metrics`] and [`comments`]: media insights and comment pulls for the CRM.
 
+pub mod comments;
 pub mod connect;
 pub mod first_comment;
 pub mod limits;
 pub mod media_url;
+pub mod metrics;
 pub mod options;
 pub mod prepare;
 pub mod publish;

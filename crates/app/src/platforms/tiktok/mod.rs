@@ -13,11 +13,13 @@
 //!   creator's public videos; a person marks it published or, confirming, sends it again.
 //! - [`limits`]: the shared rate limit and the quotas, kept in the database.
 //! - [`webhooks`]: the inbound TikTok webhook, stored raw and deduplicated, applied by a job.
+//! - [`metrics`]: video counts for the CRM through the video query.
 
 pub mod connect;
 pub mod creator_cache;
 pub mod job;
 pub mod limits;
+pub mod metrics;
 pub mod options;
 pub mod prepare;
 pub mod reconcile;
