@@ -27,14 +27,7 @@ struct World {
 
 impl World {
     async fn start(backend: Backend) -> World {
-        let app = spawn_app_with(
-            backend,
-            Options {
-                emulator: true,
-                ..Options::default()
-            },
-        )
-        .await;
+        let app = spawn_app_with(backend, Options::emulated()).await;
         let me = app.signed_in("health").await;
         let key = app.api_key(&me.workspace.id, "api", &["api"]).await;
         let tiktok = connect_new_creator(
@@ -165,26 +158,7 @@ impl World {
 
     /// A direct TikTok post of a small video through the API.
     async fn post_tiktok(&self, caption: &str) -> reqwest::Response {
-        let video = tidepost_app::media::testing::video(16 * 1024, caption);
-        let form = reqwest::multipart::Form::new()
-            .text("account_id", self.tiktok.clone())
-            .text("mode", "direct")
-            .text("caption", caption.to_string())
-            .text("privacy_level", "PUBLIC_TO_EVERYONE")
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(video)
-                    .file_name("tide.mp4")
-                    .mime_str("video/mp4")
-                    .unwrap(),
-            );
-        bare_client()
-            .post(self.app.url("/api/v1/posts"))
-            .bearer_auth(&self.key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
+        post_tiktok_video(&self.app, &self.key, &self.tiktok, caption, 16 * 1024).await
     }
 }
 

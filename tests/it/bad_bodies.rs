@@ -173,14 +173,7 @@ async fn bad_bodies_never_answer_5xx(backend: Backend) {
     capture_errors();
     // The providers configured (the emulator), so connect routes read their bodies instead of
     // answering that the provider is not set up (a 503 that is not about the body).
-    let app = spawn_app_with(
-        backend,
-        Options {
-            emulator: true,
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with(backend, Options::emulated()).await;
     let me = app.signed_in("bodies").await;
     let key = app.api_key(&me.workspace.id, "bodies", &[]).await;
     let http = bare_client();

@@ -103,15 +103,7 @@ impl Scene {
     }
 
     async fn emulator(&self, path: &str) -> Value {
-        let emulator = self.app.emulator.clone().unwrap();
-        bare_client()
-            .get(format!("{emulator}{path}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        emulator_json(self.app.emulator.as_deref().unwrap(), path).await
     }
 
     /// Uploads a real video named `notvideo.mp4` through the media library, then overwrites

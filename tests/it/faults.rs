@@ -58,46 +58,16 @@ impl Rig {
     }
 
     async fn faults(&self, set: Value) {
-        let answer = bare_client()
-            .put(format!("{}/_emulator/faults/tiktok", self.emu))
-            .json(&set)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), StatusCode::OK, "faults {set}");
+        emulator_faults(&self.emu, "tiktok", Some(set)).await;
     }
 
     async fn no_faults(&self) {
-        let answer = bare_client()
-            .delete(format!("{}/_emulator/faults/tiktok", self.emu))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        emulator_faults(&self.emu, "tiktok", None).await;
     }
 
     /// A direct post of a small video (distinct for each caption) through the API; its id.
     async fn post(&self, account_id: &str, caption: &str, bytes: usize) -> reqwest::Response {
-        let video = tidepost_app::media::testing::video(bytes, caption);
-        let form = reqwest::multipart::Form::new()
-            .text("account_id", account_id.to_string())
-            .text("mode", "direct")
-            .text("caption", caption.to_string())
-            .text("privacy_level", "PUBLIC_TO_EVERYONE")
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(video)
-                    .file_name("tide.mp4")
-                    .mime_str("video/mp4")
-                    .unwrap(),
-            );
-        bare_client()
-            .post(self.app.url("/api/v1/posts"))
-            .bearer_auth(&self.key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
+        post_tiktok_video(&self.app, &self.key, account_id, caption, bytes).await
     }
 
     async fn post_ok(&self, account_id: &str, caption: &str) -> String {
@@ -157,14 +127,7 @@ impl Rig {
         // Whatever path ended each target, no attempt was announced failed, then published.
         crate::event_sequences::assert_no_failure_reverses(&self.app.db, &self.me.workspace.id)
             .await;
-        let publishes: Value = bare_client()
-            .get(format!("{}/_emulator/tiktok/publishes", self.emu))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let publishes = emulator_json(&self.emu, "/_emulator/tiktok/publishes").await;
         let mut count: HashMap<&str, Vec<&Value>> = HashMap::new();
         for p in publishes["publishes"].as_array().unwrap() {
             count
@@ -396,14 +359,7 @@ async fn duplicated_and_reordered_webhooks_apply_once() {
     assert_eq!(flushed.status(), StatusCode::NO_CONTENT);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let attempts: Value = bare_client()
-            .get(format!("{}/_emulator/webhooks", rig.emu))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let attempts: Value = emulator_json(&rig.emu, "/_emulator/webhooks").await;
         let attempts = attempts["attempts"].as_array().unwrap();
         let bodies: HashSet<&str> = attempts
             .iter()

@@ -305,17 +305,6 @@ async fn sign_in(server: &str, email: &str) -> reqwest::Client {
     http
 }
 
-async fn emulator_json(emu: &str, path: &str) -> Value {
-    bare_client()
-        .get(format!("{emu}{path}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_stopped_and_started_during_work() {
     install_crypto();

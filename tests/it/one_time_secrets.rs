@@ -49,14 +49,7 @@ async fn post_with_key(
 
 async fn a_replay_never_shows_a_secret_again(backend: Backend) {
     // The emulator stands in for TikTok and Meta, so that the connect links can be made.
-    let app = spawn_app_with(
-        backend,
-        Options {
-            emulator: true,
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with(backend, Options::emulated()).await;
     let me = app.signed_in("acme").await;
     let key = app.api_key(&me.workspace.id, "ci", &[]).await;
     let endpoint: Value = post_with_key(

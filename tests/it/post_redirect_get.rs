@@ -271,14 +271,7 @@ async fn prepare_fixture(
 }
 
 async fn every_ui_post_answers_303_on_success(backend: Backend) {
-    let app = spawn_app_with(
-        backend,
-        Options {
-            emulator: true,
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with(backend, Options::emulated()).await;
     let me = app.signed_in("acme").await;
     let ws = me.workspace.id.clone();
     for (template, scenario) in UI_POSTS {

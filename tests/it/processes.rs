@@ -187,14 +187,7 @@ pub async fn connect_creator(
 pub async fn wait_webhooks_stored_once(emu: &str, db: &tidepost_store::Db) -> usize {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let attempts: Value = bare_client()
-            .get(format!("{emu}/_emulator/webhooks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let attempts: Value = emulator_json(emu, "/_emulator/webhooks").await;
         let attempts = attempts["attempts"].as_array().unwrap();
         let sent: HashSet<&str> = attempts
             .iter()

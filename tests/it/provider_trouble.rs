@@ -18,14 +18,7 @@ struct Rig {
 
 impl Rig {
     async fn start(backend: Backend) -> Rig {
-        let app = spawn_app_with(
-            backend,
-            Options {
-                emulator: true,
-                ..Options::default()
-            },
-        )
-        .await;
+        let app = spawn_app_with(backend, Options::emulated()).await;
         let emu = app.emulator.clone().unwrap();
         let me = app.signed_in("trouble").await;
         let key = app.api_key(&me.workspace.id, "trouble", &[]).await;
@@ -37,43 +30,20 @@ impl Rig {
     }
 
     async fn faults(&self, provider: &str, set: Value) {
-        let answer = bare_client()
-            .put(format!("{}/_emulator/faults/{provider}", self.emu))
-            .json(&set)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), StatusCode::OK, "faults {set}");
+        emulator_faults(&self.emu, provider, Some(set)).await;
     }
 
     async fn no_faults(&self, provider: &str) {
-        let cleared = bare_client()
-            .delete(format!("{}/_emulator/faults/{provider}", self.emu))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
+        emulator_faults(&self.emu, provider, None).await;
     }
 
     async fn clear_log(&self) {
-        let cleared = bare_client()
-            .delete(format!("{}/_emulator/requests", self.emu))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
+        emulator_clear_log(&self.emu).await;
     }
 
     /// How many `creator_info` calls the emulator received since the log was cleared.
     async fn creator_info_calls(&self) -> usize {
-        let log: Value = bare_client()
-            .get(format!("{}/_emulator/requests", self.emu))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log = emulator_json(&self.emu, "/_emulator/requests").await;
         log["requests"]
             .as_array()
             .unwrap()

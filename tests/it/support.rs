@@ -95,6 +95,16 @@ pub struct Options {
     pub env: Vec<(&'static str, String)>,
 }
 
+impl Options {
+    /// The in-process emulator on ([`Options::emulator`]), everything else by default.
+    pub fn emulated() -> Options {
+        Options {
+            emulator: true,
+            ..Options::default()
+        }
+    }
+}
+
 /// The emulator's TikTok settings [`Options::emulator`] starts with (besides the webhook URL):
 /// processing long enough for a browser to see it, moderation short.
 pub const EMULATOR_TIKTOK_SETTINGS: &str =
@@ -825,4 +835,74 @@ pub async fn fixture_account(
         .find(|a| a.platform.as_str() == platform && a.provider_user_id == provider_user_id)
         .expect("the account was just stored")
         .id
+}
+
+/// GET `path` of the emulator at `emu` (its admin API, `/_emulator/…`), as JSON.
+pub async fn emulator_json(emu: &str, path: &str) -> Value {
+    let answer = bare_client()
+        .get(format!("{emu}{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        answer.status().is_success(),
+        "GET {path}: {}",
+        answer.status()
+    );
+    answer.json().await.unwrap()
+}
+
+/// Sets the emulator's faults for `provider` (`tiktok`, `meta`); `None` clears them.
+pub async fn emulator_faults(emu: &str, provider: &str, set: Option<Value>) {
+    let url = format!("{emu}/_emulator/faults/{provider}");
+    let answer = match &set {
+        Some(set) => bare_client().put(url).json(set).send().await.unwrap(),
+        None => bare_client().delete(url).send().await.unwrap(),
+    };
+    assert!(
+        answer.status().is_success(),
+        "faults {provider} {set:?}: {}",
+        answer.status()
+    );
+}
+
+/// Forgets the requests the emulator logged (`/_emulator/requests`).
+pub async fn emulator_clear_log(emu: &str) {
+    let cleared = bare_client()
+        .delete(format!("{emu}/_emulator/requests"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
+}
+
+/// A direct, public TikTok post to `account` through the API's multipart shape, of a small
+/// generated video (`bytes` long, distinct for each caption).
+pub async fn post_tiktok_video(
+    app: &TestApp,
+    key: &str,
+    account: &str,
+    caption: &str,
+    bytes: usize,
+) -> reqwest::Response {
+    let video = tidepost_app::media::testing::video(bytes, caption);
+    let form = reqwest::multipart::Form::new()
+        .text("account_id", account.to_string())
+        .text("mode", "direct")
+        .text("caption", caption.to_string())
+        .text("privacy_level", "PUBLIC_TO_EVERYONE")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(video)
+                .file_name("tide.mp4")
+                .mime_str("video/mp4")
+                .unwrap(),
+        );
+    bare_client()
+        .post(app.url("/api/v1/posts"))
+        .bearer_auth(key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
 }

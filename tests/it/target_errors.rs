@@ -30,14 +30,7 @@ struct Scene {
 
 impl Scene {
     async fn start(backend: Backend, creator: &str, settings: Value) -> Scene {
-        let app = spawn_app_with(
-            backend,
-            Options {
-                emulator: true,
-                ..Options::default()
-            },
-        )
-        .await;
+        let app = spawn_app_with(backend, Options::emulated()).await;
         let emu = app.emulator.clone().unwrap();
         set_emulator(&app, "tiktok", settings).await;
         let me = app.signed_in("target-errors").await;
@@ -57,26 +50,8 @@ impl Scene {
 
     /// A direct post of a small video through the API; (post id, target id).
     async fn post(&self, caption: &str) -> (String, String) {
-        let video = tidepost_app::media::testing::video(32 * 1024, caption);
-        let form = reqwest::multipart::Form::new()
-            .text("account_id", self.account.clone())
-            .text("mode", "direct")
-            .text("caption", caption.to_string())
-            .text("privacy_level", "PUBLIC_TO_EVERYONE")
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(video)
-                    .file_name("tide.mp4")
-                    .mime_str("video/mp4")
-                    .unwrap(),
-            );
-        let answer = bare_client()
-            .post(self.app.url("/api/v1/posts"))
-            .bearer_auth(&self.key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let answer =
+            post_tiktok_video(&self.app, &self.key, &self.account, caption, 32 * 1024).await;
         let status = answer.status();
         let body: Value = answer.json().await.unwrap();
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -87,12 +62,7 @@ impl Scene {
     }
 
     async fn faults(&self, set: Option<Value>) {
-        let url = format!("{}/_emulator/faults/tiktok", self.emu);
-        let answer = match set {
-            Some(set) => bare_client().put(url).json(&set).send().await.unwrap(),
-            None => bare_client().delete(url).send().await.unwrap(),
-        };
-        assert!(answer.status().is_success(), "{}", answer.status());
+        emulator_faults(&self.emu, "tiktok", set).await;
     }
 
     /// Makes every waiting job due and runs what is due once.

@@ -143,14 +143,7 @@ impl Scene {
     }
 
     async fn publishes(&self) -> Vec<Value> {
-        let all: Value = bare_client()
-            .get(format!("{}/_emulator/tiktok/publishes", self.emulator))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let all = emulator_json(&self.emulator, "/_emulator/tiktok/publishes").await;
         all["publishes"].as_array().unwrap().clone()
     }
 
