@@ -252,19 +252,8 @@ async fn connect(server: &str, emu: &str, key: &str, username: &str) -> String {
 /// `POST /api/v1/posts` with a small distinct video; returns the post id.
 async fn submit(server: &str, key: &str, account_id: &str, caption: &str, n: usize) -> String {
     let video = tidepost_app::media::testing::video(16 * 1024, &n.to_string());
-    let form = reqwest::multipart::Form::new()
-        .text("account_id", account_id.to_string())
-        .text("mode", "direct")
-        .text("caption", caption.to_string())
-        .text("privacy_level", "SELF_ONLY")
-        .text("idempotency_key", caption.to_string())
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(video)
-                .file_name("tide.mp4")
-                .mime_str("video/mp4")
-                .unwrap(),
-        );
+    let form = tiktok_video_form(account_id, caption, "SELF_ONLY", video)
+        .text("idempotency_key", caption.to_string());
     let answer = bare_client()
         .post(format!("{server}/api/v1/posts"))
         .bearer_auth(key)

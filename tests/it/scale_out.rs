@@ -632,19 +632,8 @@ async fn submit(
         } else {
             "SELF_ONLY"
         };
-        let form = reqwest::multipart::Form::new()
-            .text("account_id", account_id.to_string())
-            .text("mode", "direct")
-            .text("caption", caption.to_string())
-            .text("privacy_level", privacy)
-            .text("idempotency_key", caption.to_string())
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(video)
-                    .file_name("tide.mp4")
-                    .mime_str("video/mp4")
-                    .unwrap(),
-            );
+        let form = tiktok_video_form(account_id, caption, privacy, video)
+            .text("idempotency_key", caption.to_string());
         http.post(&url).bearer_auth(key).multipart(form)
     })
     .await

@@ -886,18 +886,7 @@ pub async fn post_tiktok_video(
     bytes: usize,
 ) -> reqwest::Response {
     let video = tidepost_app::media::testing::video(bytes, caption);
-    let form = reqwest::multipart::Form::new()
-        .text("account_id", account.to_string())
-        .text("mode", "direct")
-        .text("caption", caption.to_string())
-        .text("privacy_level", "PUBLIC_TO_EVERYONE")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(video)
-                .file_name("tide.mp4")
-                .mime_str("video/mp4")
-                .unwrap(),
-        );
+    let form = tiktok_video_form(account, caption, "PUBLIC_TO_EVERYONE", video);
     bare_client()
         .post(app.url("/api/v1/posts"))
         .bearer_auth(key)
@@ -905,4 +894,25 @@ pub async fn post_tiktok_video(
         .send()
         .await
         .unwrap()
+}
+
+/// The API's multipart shape of a direct TikTok post of `video` to `account`.
+pub fn tiktok_video_form(
+    account: &str,
+    caption: &str,
+    privacy: &'static str,
+    video: Vec<u8>,
+) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("account_id", account.to_string())
+        .text("mode", "direct")
+        .text("caption", caption.to_string())
+        .text("privacy_level", privacy)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(video)
+                .file_name("tide.mp4")
+                .mime_str("video/mp4")
+                .unwrap(),
+        )
 }

@@ -25,12 +25,7 @@ pub fn can_answer(kind: &str) -> bool {
 
 /// Pulls the new comments of the account's tracked media (stories have none to pull).
 pub async fn pull(app: &App, account: &Account, now: i64) -> Result<(), JobError> {
-    let client = app
-        .providers
-        .meta()
-        .map_err(|e| JobError::permanent(e.to_string()))?
-        .clone();
-    let host = super::host_of(account);
+    let (client, host) = super::graph_for_job(app, account)?;
     let workspace_id = &account.workspace_id;
     for track in metrics::active_of_account(&app.db, workspace_id, &account.id).await? {
         if track.media_type.as_deref() == Some("story") {

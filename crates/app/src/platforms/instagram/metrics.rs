@@ -68,12 +68,7 @@ fn wanted(media_type: Option<&str>) -> &'static [&'static str] {
 }
 
 async fn sample_one(app: &App, account: &Account, track: &Track, now: i64) -> Result<(), JobError> {
-    let client = app
-        .providers
-        .meta()
-        .map_err(|e| JobError::permanent(e.to_string()))?
-        .clone();
-    let host = super::host_of(account);
+    let (client, host) = super::graph_for_job(app, account)?;
     let wanted = wanted(track.media_type.as_deref());
     let media = track.provider_media_id.clone();
     let result = tokens::with_token(app, account, |token| {

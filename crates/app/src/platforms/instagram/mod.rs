@@ -95,6 +95,20 @@ pub fn host_of(account: &Account) -> GraphHost {
     Details::of(account).login().host()
 }
 
+/// The Graph client and the host `account` is reached on, for a job: a job whose provider
+/// is not configured stops for good.
+pub(crate) fn graph_for_job(
+    app: &App,
+    account: &Account,
+) -> Result<(tidepost_providers::meta::MetaClient, GraphHost), tidepost_jobs::JobError> {
+    let client = app
+        .providers
+        .meta()
+        .map_err(|e| tidepost_jobs::JobError::permanent(e.to_string()))?
+        .clone();
+    Ok((client, host_of(account)))
+}
+
 /// Extends an Instagram account's long-lived token (the account's refresh lease is held by the
 /// caller) with the token itself: Instagram Login tokens through `refresh_access_token`,
 /// Facebook Login user tokens by exchanging the still-valid long-lived token again.
