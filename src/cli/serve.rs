@@ -16,6 +16,14 @@ use super::Failure;
 
 /// Connects, migrates and builds the application handle shared by every long-running role.
 async fn build_app(config: Config, emulator: Option<&Emulator>) -> Result<App, Failure> {
+    // A bucket that does not exist, refused credentials or an endpoint that is no S3: refuse
+    // to start, naming the setting and what the storage answered.
+    config
+        .media
+        .storage
+        .check()
+        .await
+        .map_err(|reason| Failure::Usage(format!("media storage: {reason}")))?;
     let db = Db::connect_with(&config.database_url, config.database_max_connections).await?;
     db.migrate().await?;
     let keyring = tidepost_app::keys::load_keyring(&config)?;

@@ -97,13 +97,14 @@ fn header(r: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
 }
 
-both_backends!(media_api_and_resumable_uploads);
+every_storage!(media_api_and_resumable_uploads);
 
-async fn media_api_and_resumable_uploads(backend: Backend) {
+async fn media_api_and_resumable_uploads(backend: Backend, storage: MediaStorage) {
     let app = spawn_app_with(
         backend,
         Options {
             env: vec![("TIDEPOST_MAX_UPLOAD_BYTES", "20000000".into())],
+            s3: storage == MediaStorage::S3,
             ..Default::default()
         },
     )
