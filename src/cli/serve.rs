@@ -16,19 +16,23 @@ use super::Failure;
 
 /// Connects, migrates and builds the application handle shared by every long-running role.
 async fn build_app(config: Config, emulator: Option<&Emulator>) -> Result<App, Failure> {
-    // A bucket that does not exist, refused credentials or an endpoint that is no S3: refuse
-    // to start, naming the setting and what the storage answered.
-    config
-        .media
-        .storage
-        .check()
-        .await
-        .map_err(|reason| Failure::Usage(format!("media storage: {reason}")))?;
     let db = Db::connect_with(&config.database_url, config.database_max_connections).await?;
     db.migrate().await?;
     let keyring = tidepost_app::keys::load_keyring(&config)?;
     let providers = Providers::from_config(&config, emulator.map(|e| e.base_url()).as_deref());
     Ok(App::new(config, db, keyring, providers))
+}
+
+/// A bucket that does not exist, refused credentials or an endpoint that is no S3: refuse to
+/// start, in one line naming the setting and what the storage answered (before logging starts,
+/// so that line is all an operator sees).
+async fn check_storage(config: &Config) -> Result<(), Failure> {
+    config
+        .media
+        .storage
+        .check()
+        .await
+        .map_err(|reason| Failure::Usage(format!("media storage: {reason}")))
 }
 
 /// Starts the embedded worker pool, which also fires the recurring sweeps.
@@ -50,6 +54,7 @@ async fn start_workers(
 
 pub async fn serve(mut config: Config) -> Result<(), Failure> {
     config.check_for_serve()?;
+    check_storage(&config).await?;
     init_tracing(config.log_format, &config.log_level);
     pick_free_port(&mut config)?;
     let emulator = if config.sandbox {
@@ -92,6 +97,7 @@ pub async fn serve(mut config: Config) -> Result<(), Failure> {
 
 /// `tidepost worker`: background work only, for scale-out beside `serve --no-workers`.
 pub async fn worker(config: Config) -> Result<(), Failure> {
+    check_storage(&config).await?;
     init_tracing(config.log_format, &config.log_level);
     let app = build_app(config, None).await?;
     let shutdown = CancellationToken::new();
@@ -112,6 +118,7 @@ pub async fn worker(config: Config) -> Result<(), Failure> {
 /// `tidepost run-once`: runs what is due and exits; for cron or a serverless function.
 /// Exits 0 when every job it ran succeeded, 1 when some failed (they are retried later).
 pub async fn run_once(config: Config, kinds: Vec<String>, max: usize) -> Result<(), Failure> {
+    check_storage(&config).await?;
     init_tracing(config.log_format, &config.log_level);
     let app = build_app(config, None).await?;
     let registry = work::registry(&app);
