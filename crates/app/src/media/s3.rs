@@ -165,10 +165,12 @@ impl std::fmt::Debug for S3Storage {
 #[error("the media storage failed: {0}")]
 pub struct StorageUnavailable(pub String);
 
-/// Whether `err` came from the object store ([`StorageUnavailable`]).
+/// Whether `err` is the object store failing ([`StorageUnavailable`]), not an object missing.
 pub fn is_unavailable(err: &std::io::Error) -> bool {
-    err.get_ref()
-        .is_some_and(|inner| inner.downcast_ref::<StorageUnavailable>().is_some())
+    err.kind() != std::io::ErrorKind::NotFound
+        && err
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<StorageUnavailable>().is_some())
 }
 
 /// An object store error as an I/O error of the matching kind (the message names the object,
