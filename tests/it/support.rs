@@ -149,6 +149,8 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub base: String,
     pub db: Db,
+    /// The application the server runs (its configuration, storage, keyring).
+    pub app: App,
     /// A client with its own cookie jar, not signed in.
     pub client: reqwest::Client,
     pub setup: SetupToken,
@@ -304,6 +306,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         db,
+        app: app.clone(),
         client: client(),
         setup,
         emulator: emulator_base,
