@@ -3,6 +3,7 @@
 
 mod ops;
 mod serve;
+mod storage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,8 +57,25 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Check or fill the media storage.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Run the TikTok + Meta API emulator alone.
     Emulator(EmulatorArgs),
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Check that the media storage answers and allows list, write, read and delete; one line,
+    /// non-zero exit naming what is missing.
+    Check,
+    /// Copy the local media folder into the S3 bucket (`storage = s3`), verifying each file's
+    /// SHA-256; run it again to resume.
+    Migrate {
+        /// The local media folder. Default: `media_dir`.
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -253,6 +271,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ConfigCmd(ConfigCommand::Reference) => {
             print!("{}", tidepost_app::config::reference_markdown());
             Ok(())
+        }
+        Command::Storage(StorageCommand::Check) => {
+            storage::check(load(&[], file.as_deref())?).await
+        }
+        Command::Storage(StorageCommand::Migrate { from }) => {
+            let raw = gather(&[], file.as_deref())?;
+            storage::migrate(&raw, Config::from_raw(&raw)?, from).await
         }
         Command::Emulator(args) => serve::emulator(&args.listen, args.auto_approve).await,
     }

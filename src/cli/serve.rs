@@ -23,6 +23,18 @@ async fn build_app(config: Config, emulator: Option<&Emulator>) -> Result<App, F
     Ok(App::new(config, db, keyring, providers))
 }
 
+/// A bucket that does not exist, refused credentials or an endpoint that is no S3: refuse to
+/// start, in one line naming the setting and what the storage answered (before logging starts,
+/// so that line is all an operator sees).
+async fn check_storage(config: &Config) -> Result<(), Failure> {
+    config
+        .media
+        .storage
+        .check()
+        .await
+        .map_err(|reason| Failure::Usage(format!("media storage: {reason}")))
+}
+
 /// Starts the embedded worker pool, which also fires the recurring sweeps.
 async fn start_workers(
     app: &App,
@@ -42,6 +54,7 @@ async fn start_workers(
 
 pub async fn serve(mut config: Config) -> Result<(), Failure> {
     config.check_for_serve()?;
+    check_storage(&config).await?;
     init_tracing(config.log_format, &config.log_level);
     pick_free_port(&mut config)?;
     let emulator = if config.sandbox {
@@ -84,6 +97,7 @@ pub async fn serve(mut config: Config) -> Result<(), Failure> {
 
 /// `tidepost worker`: background work only, for scale-out beside `serve --no-workers`.
 pub async fn worker(config: Config) -> Result<(), Failure> {
+    check_storage(&config).await?;
     init_tracing(config.log_format, &config.log_level);
     let app = build_app(config, None).await?;
     let shutdown = CancellationToken::new();
@@ -104,6 +118,7 @@ pub async fn worker(config: Config) -> Result<(), Failure> {
 /// `tidepost run-once`: runs what is due and exits; for cron or a serverless function.
 /// Exits 0 when every job it ran succeeded, 1 when some failed (they are retried later).
 pub async fn run_once(config: Config, kinds: Vec<String>, max: usize) -> Result<(), Failure> {
+    check_storage(&config).await?;
     init_tracing(config.log_format, &config.log_level);
     let app = build_app(config, None).await?;
     let registry = work::registry(&app);

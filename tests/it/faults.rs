@@ -615,3 +615,96 @@ async fn media_disk_full() {
     rig.all_published(&[id], 60).await;
     rig.published_once(&["disk 0".to_string()]).await;
 }
+
+both_backends!(media_on_s3_publishes_and_survives_an_outage);
+
+/// Media on S3 (moto): a video of three TikTok chunks is sent from ranged reads of the bucket
+/// and published once; `/readyz` names the bucket. The S3 server stopped: `/readyz` says the
+/// storage is unavailable (degraded, not down), an upload is refused with a 503 problem that
+/// says so (never a 500), no post is made, the server keeps serving. Back: the same upload is
+/// accepted and published exactly once.
+async fn media_on_s3_publishes_and_survives_an_outage(backend: Backend) {
+    let mut rig = Rig::start(
+        backend,
+        Options {
+            s3: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let account = rig.account("faults.s3").await;
+    // The default chunk is 10 MB: 25 MB is three chunks, each a ranged GET of the bucket.
+    let answer = rig.post(&account, "s3 0", 25 * 1024 * 1024).await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let first = answer.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rig.all_published(&[first], 120).await;
+    rig.published_once(&["s3 0".to_string()]).await;
+    let ready: Value = bare_client()
+        .get(rig.app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["storage"]["available"], true, "{ready}");
+    assert!(
+        ready["storage"]["at"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://tidepost-"),
+        "{ready}"
+    );
+
+    rig.app.s3.as_mut().unwrap().stop();
+    let ready = bare_client()
+        .get(rig.app.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "degraded, not out of rotation"
+    );
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["storage"]["available"], false, "{ready}");
+    assert!(
+        ready["storage"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("storage"),
+        "{ready}"
+    );
+    let refused = rig.post(&account, "s3 1", 64 * 1024).await;
+    let body = problem(refused, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("media storage"),
+        "{body}"
+    );
+    rig.serving().await;
+    let posts: Value = rig
+        .app
+        .api_get(&rig.key, "/api/v1/posts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posts["data"].as_array().map(Vec::len), Some(1), "{posts}");
+
+    rig.app.s3.as_mut().unwrap().restart().await;
+    let answer = rig.post(&account, "s3 1", 64 * 1024).await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let id = answer.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rig.all_published(&[id], 60).await;
+    rig.published_once(&["s3 0".to_string(), "s3 1".to_string()])
+        .await;
+}

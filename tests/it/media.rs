@@ -97,13 +97,65 @@ fn header(r: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
 }
 
-both_backends!(media_api_and_resumable_uploads);
+every_storage!(
+    media_api_and_resumable_uploads,
+    signed_media_urls_stream_from_the_storage
+);
 
-async fn media_api_and_resumable_uploads(backend: Backend) {
+/// The signed, expiring `/media/{id}/{token}` URL Meta fetches stored media from streams the
+/// bytes from the storage (the folder or the bucket) with their type and length; once the
+/// object is gone from the storage it answers 410, not a 500.
+async fn signed_media_urls_stream_from_the_storage(backend: Backend, storage: MediaStorage) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            s3: storage == MediaStorage::S3,
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = app.signed_in("media-url").await;
+    let key = app.api_key(&a.workspace.id, "media", &[]).await;
+    let image = photo(dir.path(), "signed.jpg", 640, 800);
+    let r = bare_client()
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .header("content-type", "image/jpeg")
+        .body(image.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let media = tidepost_store::media::get(&app.db, &a.workspace.id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let signed = tidepost_app::platforms::instagram::media_url::signed_url(&app.app, &media);
+    let signed = url::Url::parse(&signed).unwrap();
+    let path = format!("{}?{}", signed.path(), signed.query().unwrap_or_default());
+    let r = bare_client().get(app.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-type"), "image/jpeg");
+    assert_eq!(header(&r, "content-length"), image.len().to_string());
+    assert_eq!(r.bytes().await.unwrap().as_ref(), image.as_slice());
+
+    let storage_of = tidepost_app::media::storage(&app.app);
+    assert!(storage_of.delete(&media.sha256).await.unwrap());
+    let r = bare_client().get(app.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+}
+
+async fn media_api_and_resumable_uploads(backend: Backend, storage: MediaStorage) {
     let app = spawn_app_with(
         backend,
         Options {
             env: vec![("TIDEPOST_MAX_UPLOAD_BYTES", "20000000".into())],
+            s3: storage == MediaStorage::S3,
             ..Default::default()
         },
     )

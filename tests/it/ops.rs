@@ -31,6 +31,14 @@ async fn health_and_readiness(backend: Backend) {
     assert_eq!(body["status"], "ready", "{body}");
     assert_eq!(body["database"], database, "{body}");
     assert_eq!(body["ffprobe"]["available"], true, "{body}");
+    assert_eq!(body["storage"]["available"], true, "{body}");
+    assert!(
+        body["storage"]["at"]
+            .as_str()
+            .unwrap()
+            .starts_with("local:"),
+        "{body}"
+    );
     assert!(
         body["ffprobe"]["version"]
             .as_str()

@@ -40,6 +40,34 @@ async fn two_servers_two_workers_publish_each_post_once() {
     cluster.check(&run, false).await;
 }
 
+/// The same run with media on S3 (moto) and each process given its own data directory (no
+/// shared disk): every uploaded video is received by a `serve` and sent to TikTok by a
+/// `worker` that never saw it on disk, so each post published once proves the bucket carries
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn media_on_s3_without_a_shared_disk_publishes_each_post_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start_with("s3", true).await;
+    let run = cluster.connect_and_publish().await;
+    cluster.wait_until_final(&run).await;
+    cluster.check(&run, false).await;
+    for i in 0..2 {
+        let own = cluster
+            .dir
+            .path()
+            .join(format!("data-serve{i}"))
+            .join("media");
+        let kept: Vec<_> = std::fs::read_dir(&own)
+            .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            kept.iter()
+                .all(|name| name.to_string_lossy().starts_with('.')),
+            "serve{i} kept media on its own disk: {kept:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_every_few_seconds_loses_and_doubles_nothing() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -78,6 +106,8 @@ pub struct Cluster {
     api_key: String,
     /// Where TikTok pulls the PULL_FROM_URL posts' videos from.
     media: String,
+    /// The S3 server media lives on ([`Cluster::start_with`]), kept for the test.
+    _s3: Option<tidepost_app::media::s3_server::S3Server>,
 }
 
 /// What one run submitted: post id → (account username, caption).
@@ -88,6 +118,12 @@ pub struct Run {
 
 impl Cluster {
     pub async fn start(label: &'static str) -> Cluster {
+        Self::start_with(label, false).await
+    }
+
+    /// With `s3`, media lives on a bucket of an S3 server (moto) and each process has its own
+    /// data directory (`data-serve0`, `data-worker1`, …): no shared disk.
+    pub async fn start_with(label: &'static str, s3: bool) -> Cluster {
         install_crypto();
         let emulator = start_emulator().await;
         let emu = emulator.base_url();
@@ -107,6 +143,32 @@ impl Cluster {
                 ("TIDEPOST_WEBHOOKS_ALLOW_PRIVATE", "true"),
             ],
         );
+        let mut env = env;
+        let s3 = if s3 {
+            let server =
+                tokio::task::spawn_blocking(tidepost_app::media::s3_server::S3Server::start)
+                    .await
+                    .expect("start moto");
+            env.extend(
+                server
+                    .env()
+                    .await
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v)),
+            );
+            Some(server)
+        } else {
+            None
+        };
+        // Each process's own data directory, when media is on S3.
+        let own_dir = |name: &str| {
+            s3.is_some().then(|| {
+                dir.path()
+                    .join(format!("data-{name}"))
+                    .display()
+                    .to_string()
+            })
+        };
 
         // The schema comes from the binary under test, as an operator applies it.
         let migrated = spawn_tidepost(dir.path(), "migrate", &["migrate"], &env, &[])
@@ -125,6 +187,11 @@ impl Cluster {
         for i in 0..2 {
             let port = free_port();
             let base = format!("http://127.0.0.1:{port}");
+            let own = own_dir(&format!("serve{i}"));
+            let mut extra = vec![("TIDEPOST_PUBLIC_URL", base.as_str())];
+            if let Some(own) = &own {
+                extra.push(("TIDEPOST_DATA_DIR", own.as_str()));
+            }
             let child = spawn_tidepost(
                 dir.path(),
                 &format!("serve{i}"),
@@ -135,7 +202,7 @@ impl Cluster {
                     &format!("127.0.0.1:{port}"),
                 ],
                 &env,
-                &[("TIDEPOST_PUBLIC_URL", base.as_str())],
+                &extra,
             );
             server_procs.push(child);
             servers.push(base);
@@ -145,12 +212,17 @@ impl Cluster {
         }
         let mut workers = Vec::new();
         for i in 0..2 {
+            let own = own_dir(&format!("worker{i}"));
+            let extra: Vec<(&str, &str)> = own
+                .iter()
+                .map(|own| ("TIDEPOST_DATA_DIR", own.as_str()))
+                .collect();
             workers.push(spawn_tidepost(
                 dir.path(),
                 &format!("worker{i}"),
                 &["worker"],
                 &env,
-                &[],
+                &extra,
             ));
         }
 
@@ -195,6 +267,7 @@ impl Cluster {
             dir,
             api_key,
             media,
+            _s3: s3,
         }
     }
 

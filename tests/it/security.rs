@@ -752,6 +752,14 @@ const OUTBOUND_CLIENTS: &[(&str, &str)] = &[
         "src/cli/serve.rs",
         "configures the in-process sandbox emulator at its own local address",
     ),
+    (
+        "crates/app/src/media/s3.rs",
+        "object_store's S3 client on the operator's configured bucket and endpoint",
+    ),
+    (
+        "crates/app/src/media/s3_server.rs",
+        "tests only (feature `testing`): makes buckets on the moto server a test started on loopback",
+    ),
 ];
 
 #[test]

@@ -93,6 +93,9 @@ pub struct Options {
     pub workers: bool,
     /// More environment settings (`TIDEPOST_…`, value).
     pub env: Vec<(&'static str, String)>,
+    /// Keep media on a fresh bucket of an S3 server (moto) the test starts, instead of the
+    /// local folder.
+    pub s3: bool,
 }
 
 impl Options {
@@ -105,6 +108,47 @@ impl Options {
     }
 }
 
+/// Where a test's media lives: [`every_storage!`] runs a test on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaStorage {
+    Local,
+    S3,
+}
+
+/// Declares `mod NAME { sqlite, postgres, sqlite_s3, postgres_s3 }` tests that call
+/// `async fn NAME(backend: Backend, storage: MediaStorage)`: one test body proves both
+/// databases and both media storages.
+macro_rules! every_storage {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use $crate::support::{Backend, MediaStorage};
+
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite, MediaStorage::Local).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(Backend::Postgres, MediaStorage::Local).await
+                }
+
+                #[tokio::test]
+                async fn sqlite_s3() {
+                    super::$name(Backend::Sqlite, MediaStorage::S3).await
+                }
+
+                #[tokio::test]
+                async fn postgres_s3() {
+                    super::$name(Backend::Postgres, MediaStorage::S3).await
+                }
+            }
+        )+
+    };
+}
+pub(crate) use every_storage;
+
 /// The emulator's TikTok settings [`Options::emulator`] starts with (besides the webhook URL):
 /// processing long enough for a browser to see it, moderation short.
 pub const EMULATOR_TIKTOK_SETTINGS: &str =
@@ -115,11 +159,15 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub base: String,
     pub db: Db,
+    /// The application the server runs (its configuration, storage, keyring).
+    pub app: App,
     /// A client with its own cookie jar, not signed in.
     pub client: reqwest::Client,
     pub setup: SetupToken,
     /// The in-process emulator's base URL (`http://127.0.0.1:PORT`), with [`Options::emulator`].
     pub emulator: Option<String>,
+    /// The S3 server media lives on, with [`Options::s3`] (stop it for an outage).
+    pub s3: Option<tidepost_app::media::s3_server::S3Server>,
     shutdown: CancellationToken,
     _task: JoinHandle<()>,
     _workers: Option<JoinHandle<tidepost_jobs::ShutdownReport>>,
@@ -183,7 +231,16 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         ("workers", "false".to_string()),
     ];
     let public_url = options.public_url.clone();
-    let env = options.env.clone();
+    let mut env = options.env.clone();
+    let s3 = if options.s3 {
+        let server = tokio::task::spawn_blocking(tidepost_app::media::s3_server::S3Server::start)
+            .await
+            .expect("start moto");
+        env.extend(server.env().await);
+        Some(server)
+    } else {
+        None
+    };
     let raw = RawSettings::gather(
         &flags,
         |name| match name {
@@ -259,9 +316,11 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         db,
+        app: app.clone(),
         client: client(),
         setup,
         emulator: emulator_base,
+        s3,
         shutdown,
         _task: task,
         _workers: workers,

@@ -124,8 +124,8 @@ impl Problem {
     }
 
     /// An I/O error while a request was handled: a body the client did not finish
-    /// ([`crate::bodies::client_io`]) is its 400, logged as a warning; a full disk is 507;
-    /// anything else is ours (500).
+    /// ([`crate::bodies::client_io`]) is its 400, logged as a warning; object storage that is
+    /// down or refuses us is 503; a full disk is 507; anything else is ours (500).
     pub fn from_io(err: std::io::Error) -> Self {
         if crate::bodies::is_client_io(&err) {
             tracing::warn!(error = %err, "a request body broke off");
@@ -134,6 +134,12 @@ impl Problem {
                 "bad-body",
                 "Malformed request body",
                 crate::bodies::BODY_CUT,
+            );
+        }
+        if tidepost_app::media::s3::is_unavailable(&err) {
+            tracing::warn!(error = %err, "the media storage failed");
+            return Self::unavailable(
+                "the media storage (object storage) did not answer or refused the request, so nothing was kept; try again shortly",
             );
         }
         if err.kind() == std::io::ErrorKind::StorageFull {

@@ -390,7 +390,8 @@ async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: Bytes
     }
 }
 
-/// `GET /media/{id}/{token}?expires=…`: a stored file, for Meta to fetch. Streams from disk.
+/// `GET /media/{id}/{token}?expires=…`: a stored file, for Meta to fetch. Streams from the
+/// storage (the local disk or the bucket).
 async fn media(
     State(state): State<HttpState>,
     Path((id, token)): Path<(String, String)>,
@@ -398,8 +399,8 @@ async fn media(
     let now = tidepost_domain::now_ms() / 1000;
     match media_url::open(&state.app, &id, &token, now).await {
         Ok(media) => {
-            let path = tidepost_app::pipeline::media::path_of(&state.app, &media);
-            match tokio::fs::File::open(path).await {
+            let storage = tidepost_app::media::storage(&state.app);
+            match storage.open(&media.sha256, None).await {
                 Ok(file) => (
                     [
                         (header::CONTENT_TYPE, media.content_type.clone()),
@@ -409,7 +410,14 @@ async fn media(
                     Body::from_stream(tokio_util::io::ReaderStream::new(file)),
                 )
                     .into_response(),
-                Err(_) => StatusCode::GONE.into_response(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    StatusCode::GONE.into_response()
+                }
+                Err(e) => {
+                    tracing::warn!(media_id = %media.id, error = %e, "a stored media file cannot be read");
+                    Problem::unavailable(format!("the media file cannot be read now: {e}"))
+                        .into_response()
+                }
             }
         }
         Err(media_url::MediaUrlError::Expired) => StatusCode::GONE.into_response(),

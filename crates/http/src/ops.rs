@@ -1,5 +1,5 @@
 //! Operational routes: `/healthz` (the process is up), `/readyz` (the database answers and its
-//! schema is current; ffprobe's presence is reported beside it), `/metrics` (Prometheus text),
+//! schema is current; ffprobe's presence and the media storage are reported beside it), `/metrics` (Prometheus text),
 //! and the request-metrics middleware.
 
 use std::any::Any;
@@ -57,10 +57,12 @@ async fn readyz(State(state): State<HttpState>) -> Response {
                     )
                 }
             };
+            let (status, storage) = storage_readiness(&state, status).await;
             axum::Json(json!({
                 "status": status,
                 "database": db.dialect().name(),
                 "ffprobe": ffprobe,
+                "storage": storage,
             }))
             .into_response()
         }
@@ -74,6 +76,28 @@ async fn readyz(State(state): State<HttpState>) -> Response {
             );
             p = p.with("database", db.dialect().name());
             p.into_response()
+        }
+    }
+}
+
+/// Whether the media storage answers: a `HEAD` of an object no content has (the answer must be
+/// "not found"; refused credentials, a missing bucket or an unreachable endpoint say otherwise).
+/// Like ffprobe it degrades rather than fails readiness: without the storage, uploads and sends
+/// of stored media fail with the reason, while the rest keeps working.
+async fn storage_readiness(
+    state: &HttpState,
+    status: &'static str,
+) -> (&'static str, serde_json::Value) {
+    let storage = tidepost_app::media::storage(&state.app);
+    let nothing = "0".repeat(64);
+    match storage.exists(&nothing).await {
+        Ok(_) => (status, json!({"at": storage.describe(), "available": true})),
+        Err(err) => {
+            tracing::warn!(error = %err, at = %storage.describe(), "the media storage is unavailable");
+            (
+                "degraded",
+                json!({"at": storage.describe(), "available": false, "error": err.to_string()}),
+            )
         }
     }
 }

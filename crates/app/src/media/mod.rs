@@ -17,6 +17,9 @@
 
 pub mod probe;
 pub mod rules;
+pub mod s3;
+#[cfg(feature = "testing")]
+pub mod s3_server;
 pub mod storage;
 pub mod sweep;
 #[cfg(feature = "testing")]
@@ -24,6 +27,7 @@ pub mod testing;
 pub mod uploads;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tidepost_store::StoreError;
@@ -31,17 +35,22 @@ use tidepost_store::media::{self as repo, Media};
 use tokio::io::AsyncRead;
 
 pub use probe::{MediaInfo, MediaKind, ProbeError, Prober};
-pub use storage::{LocalDisk, Storage};
+pub use s3::{S3Settings, S3Storage};
+pub use storage::{LocalCopy, LocalDisk, Storage};
 
 use crate::App;
 use crate::config::{ConfigError, RawSettings};
 
-/// The media settings (`media_dir`, `media_retention_days`, `upload_expiry_hours`,
-/// `ffprobe_path`, `probe_timeout_secs`; the size limit is `max_upload_bytes`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The media settings (`storage`, `s3_*`, `media_dir`, `media_retention_days`,
+/// `upload_expiry_hours`, `ffprobe_path`, `probe_timeout_secs`; the size limit is
+/// `max_upload_bytes`).
+#[derive(Debug, Clone)]
 pub struct MediaSettings {
-    /// Where media files live (default `<data_dir>/media`).
+    /// Where media files live (default `<data_dir>/media`); with S3 storage, only unfinished
+    /// resumable uploads.
     pub dir: PathBuf,
+    /// The storage media lives in (`storage`: the local folder `dir`, or an S3 bucket).
+    pub storage: Arc<dyn Storage>,
     /// Media no post has used for this many days is deleted; 0 keeps media forever.
     pub retention_days: u32,
     /// Unfinished resumable uploads are deleted this many hours after they were created.
@@ -75,8 +84,49 @@ impl MediaSettings {
             .map(|(v, _)| v)
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "ffprobe".into());
+        let storage: Arc<dyn Storage> = match text("storage") {
+            None => Arc::new(LocalDisk::new(&dir)),
+            Some((v, origin)) => match v.to_ascii_lowercase().as_str() {
+                "" | "local" => Arc::new(LocalDisk::new(&dir)),
+                "s3" => {
+                    let settings = S3Settings::from_raw(raw)?;
+                    let max = raw
+                        .get("max_upload_bytes")
+                        .and_then(|(v, _)| v.trim().parse::<u64>().ok())
+                        .unwrap_or(0);
+                    if max > s3::MAX_OBJECT_COPY {
+                        return Err(ConfigError::Invalid {
+                            setting: "max_upload_bytes",
+                            origin: raw
+                                .get("max_upload_bytes")
+                                .map(|(_, o)| o.to_string())
+                                .unwrap_or_default(),
+                            message: format!(
+                                "with S3 storage at most {} bytes (5 GiB, S3's largest copy), got {max}",
+                                s3::MAX_OBJECT_COPY
+                            ),
+                        });
+                    }
+                    Arc::new(
+                        S3Storage::new(settings).map_err(|message| ConfigError::Invalid {
+                            setting: "storage",
+                            origin: origin.to_string(),
+                            message,
+                        })?,
+                    )
+                }
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        setting: "storage",
+                        origin: origin.to_string(),
+                        message: format!("expected local or s3, got {v:?}"),
+                    });
+                }
+            },
+        };
         Ok(Self {
             dir,
+            storage,
             retention_days: number("media_retention_days", 30, 0, 36_500)? as u32,
             upload_expiry_hours: number("upload_expiry_hours", 24, 1, 24 * 30)? as u32,
             ffprobe,
@@ -169,8 +219,8 @@ impl From<MediaError> for crate::pipeline::PublishError {
 }
 
 /// The storage media lives in.
-pub fn storage(app: &App) -> LocalDisk {
-    LocalDisk::new(&app.config.media.dir)
+pub fn storage(app: &App) -> &Arc<dyn Storage> {
+    &app.config.media.storage
 }
 
 /// The prober configured for this instance.
@@ -350,10 +400,15 @@ async fn record(
     original_name: Option<&str>,
     strict: Strict,
 ) -> Result<Media, MediaError> {
-    let path = storage(app)
-        .local_path(&stored.sha256)
-        .ok_or_else(|| MediaError::Unavailable("the storage has no local copy to probe".into()))?;
-    let probed = prober(app).probe(&path).await;
+    let copy = match storage(app).local_copy(&stored.sha256).await {
+        Ok(copy) => copy,
+        Err(e) => {
+            forget_file(app, &stored.sha256).await;
+            return Err(e.into());
+        }
+    };
+    let probed = prober(app).probe(copy.path()).await;
+    drop(copy);
     record_probed(
         app,
         workspace_id,

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// A stream of bytes going into or out of the storage.
 pub type ByteStream<'a> = Pin<Box<dyn AsyncRead + Send + 'a>>;
-type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What [`Storage::put`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +35,25 @@ pub enum PutError {
     Io(#[from] std::io::Error),
 }
 
+/// A file on this machine holding stored content, for tools that read files (ffprobe): the
+/// stored file itself on the local disk, a temporary copy (deleted when dropped) otherwise.
+#[derive(Debug)]
+pub enum LocalCopy {
+    Stored(PathBuf),
+    Temporary(tempfile::TempPath),
+}
+
+impl LocalCopy {
+    pub fn path(&self) -> &Path {
+        match self {
+            LocalCopy::Stored(p) => p,
+            LocalCopy::Temporary(p) => p,
+        }
+    }
+}
+
 /// Content-addressed byte storage.
-pub trait Storage: Send + Sync {
+pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Streams `reader` in (never whole in memory), hashing as it goes; refuses more than
     /// `max` bytes. Storing content that is already there keeps one copy.
     fn put<'a>(&'a self, reader: ByteStream<'a>, max: u64) -> Fut<'a, Result<Stored, PutError>>;
@@ -56,9 +73,20 @@ pub trait Storage: Send + Sync {
 
     fn exists<'a>(&'a self, sha256: &'a str) -> Fut<'a, std::io::Result<bool>>;
 
-    /// A path on this machine holding the content, for tools that read files (ffprobe) and
-    /// for serving it; `None` for a remote store.
+    /// The size of the content in bytes; `None` when it is not there.
+    fn size<'a>(&'a self, sha256: &'a str) -> Fut<'a, std::io::Result<Option<u64>>>;
+
+    /// A file on this machine holding the content, for tools that read files (ffprobe).
+    fn local_copy<'a>(&'a self, sha256: &'a str) -> Fut<'a, std::io::Result<LocalCopy>>;
+
+    /// The path of the content's own file on this machine; `None` for a remote store.
     fn local_path(&self, sha256: &str) -> Option<PathBuf>;
+
+    /// Where the content lives, for readiness and logs (`local:/srv/media`, `s3://bucket/prefix`).
+    fn describe(&self) -> String;
+
+    /// Whether the storage can be written, read and deleted in; the reason when not.
+    fn check(&self) -> Fut<'_, Result<(), String>>;
 }
 
 /// Whether `s` is a content address (64 lowercase hex digits).
@@ -68,7 +96,7 @@ pub fn is_address(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn bad_address(s: &str) -> std::io::Error {
+pub(crate) fn bad_address(s: &str) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
         format!("{s:?} is not a content address"),
@@ -230,8 +258,39 @@ impl Storage for LocalDisk {
         Box::pin(async move { tokio::fs::try_exists(self.path(sha256)?).await })
     }
 
+    fn size<'a>(&'a self, sha256: &'a str) -> Fut<'a, std::io::Result<Option<u64>>> {
+        Box::pin(async move {
+            match tokio::fs::metadata(self.path(sha256)?).await {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn local_copy<'a>(&'a self, sha256: &'a str) -> Fut<'a, std::io::Result<LocalCopy>> {
+        Box::pin(async move { Ok(LocalCopy::Stored(self.path(sha256)?)) })
+    }
+
     fn local_path(&self, sha256: &str) -> Option<PathBuf> {
         self.path(sha256).ok()
+    }
+
+    fn describe(&self) -> String {
+        format!("local:{}", self.root.display())
+    }
+
+    fn check(&self) -> Fut<'_, Result<(), String>> {
+        Box::pin(async move {
+            let at = self.root.display();
+            let temp = self
+                .temp()
+                .await
+                .map_err(|e| format!("{at}: cannot create the folder: {e}"))?;
+            let written = tokio::fs::write(&temp, b"tidepost storage check").await;
+            let _ = tokio::fs::remove_file(&temp).await;
+            written.map_err(|e| format!("{at}: cannot write: {e}"))
+        })
     }
 }
 

@@ -58,7 +58,16 @@ pub async fn check_before_send(app: &App, media: &Media) -> Result<(), rules::Vi
             &reason,
         ));
     }
-    match crate::media::prober(app).probe(&path_of(app, media)).await {
+    let copy = match crate::media::storage(app).local_copy(&media.sha256).await {
+        Ok(copy) => copy,
+        Err(e) => {
+            return Err(crate::media::unreadable(
+                media.original_name.as_deref(),
+                &format!("the stored file cannot be read ({e})"),
+            ));
+        }
+    };
+    match crate::media::prober(app).probe(copy.path()).await {
         Ok(_) => Ok(()),
         Err(ProbeError::Unreadable(reason)) => Err(crate::media::unreadable(
             media.original_name.as_deref(),
@@ -76,13 +85,13 @@ pub async fn check_before_send(app: &App, media: &Media) -> Result<(), rules::Vi
 /// Why the stored file of `media` is not what was probed, if it is not: gone, or of another
 /// size.
 async fn changed_on_disk(app: &App, media: &Media) -> Option<String> {
-    match tokio::fs::metadata(path_of(app, media)).await {
-        Ok(meta) if i64::try_from(meta.len()).ok() == Some(media.size_bytes) => None,
-        Ok(meta) => Some(format!(
-            "the stored file changed since it was uploaded ({} bytes, not {})",
-            meta.len(),
+    match crate::media::storage(app).size(&media.sha256).await {
+        Ok(Some(size)) if i64::try_from(size).ok() == Some(media.size_bytes) => None,
+        Ok(Some(size)) => Some(format!(
+            "the stored file changed since it was uploaded ({size} bytes, not {})",
             media.size_bytes
         )),
+        Ok(None) => Some("the stored file is missing from the storage".into()),
         Err(e) => Some(format!("the stored file cannot be read ({e})")),
     }
 }

@@ -177,6 +177,19 @@ impl TikTokClient {
         content_type: &str,
     ) -> Result<ChunkAck, ProviderError> {
         let body = chunk_body(file, chunk).await?;
+        self.upload_chunk_body(upload_url, body, chunk, content_type)
+            .await
+    }
+
+    /// [`Self::upload_chunk`] with the chunk's bytes from elsewhere (object storage): `body`
+    /// must hold exactly `chunk.len` bytes.
+    pub async fn upload_chunk_body(
+        &self,
+        upload_url: &SecretString,
+        body: reqwest::Body,
+        chunk: &Chunk,
+        content_type: &str,
+    ) -> Result<ChunkAck, ProviderError> {
         let request = self
             .http
             .put(upload_url.expose_secret())

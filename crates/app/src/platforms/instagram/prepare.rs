@@ -117,8 +117,9 @@ async fn resolve(
             };
             let mut head = vec![0u8; 64 * 1024];
             let mut read = 0;
-            if let Ok(mut file) =
-                tokio::fs::File::open(crate::pipeline::media::path_of(app, &stored)).await
+            if let Ok(mut file) = crate::media::storage(app)
+                .open(&stored.sha256, Some(0..head.len() as u64))
+                .await
             {
                 while read < head.len() {
                     match file.read(&mut head[read..]).await {

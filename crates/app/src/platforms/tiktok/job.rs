@@ -546,7 +546,34 @@ async fn upload(
                 ErrorKind::Permanent,
             ))
         })?;
-    let path = crate::pipeline::media::path_of(app, &media);
+    let storage = crate::media::storage(app);
+    match storage.size(&media.sha256).await {
+        Ok(Some(size)) if i64::try_from(size).ok() == Some(media.size_bytes) => {}
+        Ok(Some(size)) => {
+            return Err(Halt::Fail(local_error(
+                "media_file",
+                format!(
+                    "The media file is {size} bytes but the upload was declared with {} bytes; it changed since the publish started.",
+                    media.size_bytes
+                ),
+                ErrorKind::Permanent,
+            )));
+        }
+        Ok(None) => {
+            return Err(Halt::Fail(local_error(
+                "media_missing",
+                "The media file of this post is gone.",
+                ErrorKind::Permanent,
+            )));
+        }
+        Err(e) => {
+            return Err(retry(
+                format!("the media file cannot be read: {e}"),
+                None,
+                None,
+            ));
+        }
+    }
     let plan = ChunkPlan::with_chunk_size(media.size_bytes as u64, target.chunk_size as u64)
         .map_err(|e| {
             Halt::Fail(local_error(
@@ -575,8 +602,25 @@ async fn upload(
         if TargetState::parse(&current.state).is_none_or(TargetState::is_final) {
             return Err(Halt::Stop);
         }
+        let body = match storage
+            .open(&media.sha256, Some(chunk.offset..chunk.offset + chunk.len))
+            .await
+        {
+            Ok(reader) => reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(reader)),
+            Err(e) => {
+                return Err(retry(
+                    format!(
+                        "chunk {} of {}: the media file cannot be read: {e}",
+                        index + 1,
+                        plan.total_chunk_count()
+                    ),
+                    None,
+                    None,
+                ));
+            }
+        };
         match client
-            .upload_chunk(&url, &path, &chunk, &media.content_type)
+            .upload_chunk_body(&url, body, &chunk, &media.content_type)
             .await
         {
             Ok(_) => {
