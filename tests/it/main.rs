@@ -17,6 +17,7 @@ mod browser_tiktok;
 mod cli;
 mod client_addr;
 mod compose;
+mod connect_links;
 mod contract;
 mod crm;
 mod docs;

@@ -229,7 +229,13 @@ const ID_ROUTES: &[IdRoute] = &[
 /// Routes with a path parameter that is not a workspace object's id.
 /// `/media/{id}/{token}` is the signed, expiring URL Meta fetches media from: it is authorized by
 /// its token (a vault envelope bound to the media id), not by a workspace's credentials.
-const NOT_TENANT_DATA: &[&str] = &["/assets/{name}", "/media/{id}/{token}"];
+/// `/connect/link/{token}` is a connect link's hosted page: the token is the link (only its hash
+/// is stored, bound to one workspace), for a creator who has no tidepost login.
+const NOT_TENANT_DATA: &[&str] = &[
+    "/assets/{name}",
+    "/media/{id}/{token}",
+    "/connect/link/{token}",
+];
 
 /// Makes an object of `kind` in `workspace_id`; returns the values of the template's
 /// placeholders, `id` first.

@@ -113,6 +113,7 @@ async fn connect_start(
     let who = Initiator {
         workspace_id: &viewer.workspace.id,
         user_id: Some(&viewer.user.id),
+        connect_link: None,
     };
     match ig_connect::start(&state.app, who, login).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
@@ -185,7 +186,21 @@ async fn callback(
         workspace_id: &v.workspace.id,
         user_id: &v.user.id,
     });
-    match ig_connect::finish(&state.app, &callback, session).await {
+    let link = match crate::connect_links::link_of(&state, callback.state.as_deref()).await {
+        Ok(link) => link,
+        Err(e) => return e.into_response(),
+    };
+    let finished = ig_connect::finish(&state.app, &callback, session).await;
+    if let Some(link) = link {
+        return match finished {
+            Ok(Finished::Choose(choice)) => choose_page(&state, &viewer, choice).into_response(),
+            Ok(Finished::Connected(_)) => {
+                crate::connect_links::land(&state, link, "Instagram", Ok(())).await
+            }
+            Err(err) => crate::connect_links::land(&state, link, "Instagram", Err(err)).await,
+        };
+    }
+    match finished {
         Ok(Finished::Choose(choice)) => choose_page(&state, &viewer, choice).into_response(),
         Ok(Finished::Connected(account)) if viewer.is_some() => {
             Redirect::to(&format!("/accounts/{}?connected=1", account.id)).into_response()
@@ -241,7 +256,15 @@ async fn choose(
             Err(err) => refused(err),
         };
     }
-    match ig_connect::choose(&state.app, &choice, &pages, session).await {
+    let link = match crate::connect_links::link_of(&state, Some(&choice)).await {
+        Ok(link) => link,
+        Err(e) => return e.into_response(),
+    };
+    let chosen = ig_connect::choose(&state.app, &choice, &pages, session).await;
+    if let Some(link) = link {
+        return crate::connect_links::land(&state, link, "Instagram", chosen.map(|_| ())).await;
+    }
+    match chosen {
         Ok(connected) if viewer.is_some() => match connected.as_slice() {
             [one] => Redirect::to(&format!("/accounts/{}?connected=1", one.id)).into_response(),
             _ => Redirect::to("/accounts").into_response(),
@@ -315,6 +338,7 @@ async fn api_connect(
     let who = Initiator {
         workspace_id: &caller.workspace_id,
         user_id,
+        connect_link: None,
     };
     let url = ig_connect::start(&state.app, who, login)
         .await

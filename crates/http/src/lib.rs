@@ -8,6 +8,7 @@ mod assets;
 pub mod auth;
 mod bodies;
 pub mod client_addr;
+pub mod connect_links;
 pub mod error;
 pub mod instagram;
 pub mod oauth;

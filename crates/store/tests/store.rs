@@ -342,6 +342,7 @@ both_backends!(oauth_states_are_single_use, |db: Db| async move {
         flow: "tiktok".into(),
         pkce_verifier: None,
         return_to: None,
+        connect_link_id: None,
         created_at: 0,
         expires_at,
         used_at: None,

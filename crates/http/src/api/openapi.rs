@@ -86,6 +86,10 @@ and replayed with `Idempotent-Replayed: true`.",
         crate::api::accounts::disconnect,
         // instagram.rs
         crate::instagram::api_connect,
+        // connect_links.rs
+        crate::connect_links::api_create,
+        crate::connect_links::api_origins,
+        crate::connect_links::api_set_origins,
         // api/posts/
         crate::api::posts::create,
         crate::api::posts::list,

@@ -356,6 +356,7 @@ async fn connect_tiktok_start(
     let who = Initiator {
         workspace_id: &viewer.workspace.id,
         user_id: Some(&viewer.user.id),
+        connect_link: None,
     };
     match tidepost_app::tiktok::connect::start(&state.app, who).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
