@@ -671,3 +671,99 @@ both_backends!(
     host_flow,
     settings_page
 );
+
+/// Instagram through a link: Facebook Login, the Page chooser (no tidepost session), back on
+/// the host with the Instagram account; the same chooser sent again is a clear page.
+async fn instagram_through_a_link(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            emulator: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let emulator = app.emulator.clone().unwrap();
+    let ws = workspace(&app, "Studio North").await;
+    let key = app.api_key(&ws.id, "crm", &[]).await;
+    assert_eq!(
+        put_origins(&app, &key, json!([HOST])).await.status(),
+        StatusCode::OK
+    );
+    let link = create_link(
+        &app,
+        &key,
+        json!({"platforms": ["instagram"], "external_ref": "crm-ig", "return_url": format!("{HOST}/back")}),
+    )
+    .await;
+    let url = link["url"].as_str().unwrap();
+    let (_, html) = open(url).await;
+    assert!(!html.contains("value=\"tiktok\""), "{html}");
+    let started = pick(url, "instagram:facebook").await;
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let dialog = bare_client()
+        .get(location(&started))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let action = dialog
+        .split("<form method=\"post\" action=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let mut form = hidden_fields(&dialog);
+    form.push(("decision".into(), "approve".into()));
+    let approved = bare_client()
+        .post(format!("{emulator}{action}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let chooser = bare_client().get(location(&approved)).send().await.unwrap();
+    assert_eq!(chooser.status(), StatusCode::OK, "the Page chooser");
+    let chooser = chooser.text().await.unwrap();
+    let mut form = hidden_fields(&chooser);
+    form.push((
+        "page".into(),
+        tidepost_emulator::meta::state::BUSINESS_PAGE_ID.into(),
+    ));
+    let chosen = bare_client()
+        .post(app.url("/connect/instagram/choose"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chosen.status(), StatusCode::SEE_OTHER);
+    let query = query_of(&location(&chosen));
+    assert_eq!(param(&query, "status"), Some("connected"));
+    assert_eq!(param(&query, "external_ref"), Some("crm-ig"));
+    let account_id = param(&query, "account_id").unwrap();
+    let account: Value = app
+        .api_get(&key, &format!("/api/v1/accounts/{account_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(account["platform"], "instagram");
+    assert_eq!(
+        account["provider_user_id"],
+        tidepost_emulator::meta::state::BUSINESS_IG_ID
+    );
+    assert_eq!(account["external_ref"], "crm-ig");
+    // The chooser sent again: its choice is spent.
+    let again = bare_client()
+        .post(app.url("/connect/instagram/choose"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::GONE);
+    let html = again.text().await.unwrap();
+    assert!(html.contains("This sign-in is over"), "{html}");
+}
+
+both_backends!(instagram_through_a_link);

@@ -10,6 +10,7 @@ mod api_lists;
 mod bad_bodies;
 mod browser;
 mod browser_compose;
+mod browser_connect_links;
 mod browser_instagram;
 mod browser_instagram_options;
 mod browser_pages;

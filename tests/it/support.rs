@@ -598,7 +598,7 @@ pub async fn connect_tiktok_via_api(app: &TestApp, key: &str, creator: &str) -> 
 }
 
 /// The `<input type="hidden" name=… value=…>` fields of a page, values unescaped.
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
     html.split("<input type=\"hidden\" name=\"")
         .skip(1)
         .map(|rest| {
