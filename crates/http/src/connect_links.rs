@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use crate::api::ApiJson;
 use crate::api::idempotency::OneTimeSecret;
-use crate::auth::Caller;
+use crate::auth::{Caller, MaybeViewer};
 use crate::error::{PageError, Problem, capitalize};
 use crate::state::HttpState;
 use crate::ui::Chrome;
@@ -232,7 +232,7 @@ fn private(status: StatusCode, page: impl IntoResponse) -> Response {
 }
 
 fn message(
-    state: &HttpState,
+    chrome: Chrome,
     status: StatusCode,
     title: &str,
     message: String,
@@ -246,7 +246,7 @@ fn message(
     private(
         status,
         MessagePage {
-            chrome: Chrome::anonymous(state),
+            chrome,
             title: title.into(),
             message,
             next_step: next_step.into(),
@@ -257,11 +257,11 @@ fn message(
 }
 
 /// The page for a link that cannot be used (twice, late, unknown) or our own failure.
-fn unusable(state: &HttpState, err: Unusable) -> Response {
+fn unusable(chrome: Chrome, err: Unusable) -> Response {
     let again = "Go back to the application that sent you here and start connecting again: it gives you a new link.";
     match err {
         Unusable::Unknown => message(
-            state,
+            chrome,
             StatusCode::NOT_FOUND,
             "This connect link is not valid",
             "The link may have been cut short or changed when it was copied.".into(),
@@ -269,7 +269,7 @@ fn unusable(state: &HttpState, err: Unusable) -> Response {
             None,
         ),
         Unusable::Used => message(
-            state,
+            chrome,
             StatusCode::GONE,
             "This connect link was already used",
             "Each connect link works once, and this one has been used.".into(),
@@ -277,7 +277,7 @@ fn unusable(state: &HttpState, err: Unusable) -> Response {
             None,
         ),
         Unusable::Expired => message(
-            state,
+            chrome,
             StatusCode::GONE,
             "This connect link has expired",
             "Connect links only work for a limited time, and this one has run out.".into(),
@@ -285,7 +285,7 @@ fn unusable(state: &HttpState, err: Unusable) -> Response {
             None,
         ),
         Unusable::Connect(ConnectError::NotConfigured(e)) => message(
-            state,
+            chrome,
             StatusCode::SERVICE_UNAVAILABLE,
             "This platform cannot be connected right now",
             capitalize(&e.to_string()),
@@ -301,13 +301,14 @@ fn unusable(state: &HttpState, err: Unusable) -> Response {
 
 async fn show(
     state: &HttpState,
+    chrome: Chrome,
     token: &str,
     status: StatusCode,
     error: Option<String>,
 ) -> Response {
     let opened = match connect_links::open(&state.app, token).await {
         Ok(opened) => opened,
-        Err(err) => return unusable(state, err),
+        Err(err) => return unusable(chrome, err),
     };
     let choices = opened
         .choices
@@ -324,7 +325,7 @@ async fn show(
     private(
         status,
         LinkPage {
-            chrome: Chrome::anonymous(state),
+            chrome,
             token: token.to_string(),
             workspace: opened.workspace_name,
             reconnect: opened.reconnect,
@@ -335,9 +336,21 @@ async fn show(
     )
 }
 
-/// `GET /connect/link/{token}`: the workspace's name and the ways to connect.
-async fn page(State(state): State<HttpState>, Path(token): Path<String>) -> Response {
-    show(&state, &token, StatusCode::OK, None).await
+/// `GET /connect/link/{token}`: the workspace's name and the ways to connect. A creator has no
+/// session (no navigation); a signed-in person trying a link keeps their layout.
+async fn page(
+    State(state): State<HttpState>,
+    MaybeViewer(viewer): MaybeViewer,
+    Path(token): Path<String>,
+) -> Response {
+    show(
+        &state,
+        Chrome::for_maybe_viewer(&state, &viewer, "Accounts"),
+        &token,
+        StatusCode::OK,
+        None,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -349,14 +362,17 @@ struct ChooseForm {
 /// `POST /connect/link/{token}`: spends the link and sends the creator to the platform.
 async fn choose(
     State(state): State<HttpState>,
+    MaybeViewer(viewer): MaybeViewer,
     Path(token): Path<String>,
     Form(form): Form<ChooseForm>,
 ) -> Response {
+    let chrome = Chrome::for_maybe_viewer(&state, &viewer, "Accounts");
     match connect_links::start(&state.app, &token, &form.choice).await {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(Unusable::NotOffered) => {
             show(
                 &state,
+                chrome,
                 &token,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some("Choose one of the ways to connect below.".into()),
@@ -366,6 +382,7 @@ async fn choose(
         Err(err @ Unusable::NotConfigured(_)) => {
             show(
                 &state,
+                chrome,
                 &token,
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(format!(
@@ -375,7 +392,7 @@ async fn choose(
             )
             .await
         }
-        Err(err) => unusable(&state, err),
+        Err(err) => unusable(chrome, err),
     }
 }
 
@@ -394,6 +411,7 @@ pub(crate) async fn link_of(
 /// `status=error` and the code. A state used twice or late: a page saying so.
 pub(crate) async fn land(
     state: &HttpState,
+    chrome: Chrome,
     link: ConnectLink,
     platform: &str,
     outcome: Result<(), ConnectError>,
@@ -416,7 +434,7 @@ pub(crate) async fn land(
         | ConnectError::StateFromAnotherSession => {
             let finished = link.finished_at.is_some().then_some(&link);
             return message(
-                state,
+                chrome,
                 StatusCode::GONE,
                 "This sign-in is over",
                 format!("{}.", capitalize(&failed.to_string())),
@@ -453,7 +471,7 @@ pub(crate) async fn land(
     if !failed.is_refusal() {
         let page = PageError::internal(&failed);
         return message(
-            state,
+            chrome,
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("{platform} was not connected"),
             page.message,
@@ -463,7 +481,7 @@ pub(crate) async fn land(
     }
     tracing::info!(link_id = %link.id, reason = %failed, "connection through a link refused");
     message(
-        state,
+        chrome,
         StatusCode::BAD_REQUEST,
         &format!("{platform} was not connected"),
         format!("{}.", capitalize(&failed.to_string()).trim_end_matches('.')),

@@ -159,16 +159,9 @@ fn refused(err: ConnectError) -> Response {
     }
 }
 
-fn chrome(state: &HttpState, viewer: &Option<Viewer>) -> Chrome {
-    match viewer {
-        Some(v) => Chrome::for_viewer(state, v, "Accounts"),
-        None => Chrome::anonymous(state),
-    }
-}
-
 fn choose_page(state: &HttpState, viewer: &Option<Viewer>, choice: Choice) -> ChoosePage {
     ChoosePage {
-        chrome: chrome(state, viewer),
+        chrome: Chrome::for_maybe_viewer(state, viewer, "Accounts"),
         any_choosable: choice.pairs.iter().any(Pair::choosable),
         choice: choice.form_value().to_string(),
         facebook_user: choice.facebook_user_name,
@@ -192,13 +185,15 @@ async fn callback(
     };
     let finished = ig_connect::finish(&state.app, &callback, session).await;
     if let Some(link) = link {
-        return match finished {
-            Ok(Finished::Choose(choice)) => choose_page(&state, &viewer, choice).into_response(),
-            Ok(Finished::Connected(_)) => {
-                crate::connect_links::land(&state, link, "Instagram", Ok(())).await
+        let outcome = match finished {
+            Ok(Finished::Choose(choice)) => {
+                return choose_page(&state, &viewer, choice).into_response();
             }
-            Err(err) => crate::connect_links::land(&state, link, "Instagram", Err(err)).await,
+            Ok(Finished::Connected(_)) => Ok(()),
+            Err(err) => Err(err),
         };
+        let chrome = Chrome::for_maybe_viewer(&state, &viewer, "Accounts");
+        return crate::connect_links::land(&state, chrome, link, "Instagram", outcome).await;
     }
     match finished {
         Ok(Finished::Choose(choice)) => choose_page(&state, &viewer, choice).into_response(),
@@ -262,7 +257,9 @@ async fn choose(
     };
     let chosen = ig_connect::choose(&state.app, &choice, &pages, session).await;
     if let Some(link) = link {
-        return crate::connect_links::land(&state, link, "Instagram", chosen.map(|_| ())).await;
+        let chrome = Chrome::for_maybe_viewer(&state, &viewer, "Accounts");
+        return crate::connect_links::land(&state, chrome, link, "Instagram", chosen.map(|_| ()))
+            .await;
     }
     match chosen {
         Ok(connected) if viewer.is_some() => match connected.as_slice() {

@@ -42,7 +42,9 @@ async fn tiktok_callback(
     };
     let finished = tidepost_app::tiktok::connect::finish(&state.app, &callback, session).await;
     if let Some(link) = link {
-        return crate::connect_links::land(&state, link, "TikTok", finished.map(|_| ())).await;
+        let chrome = Chrome::for_maybe_viewer(&state, &viewer, "Accounts");
+        return crate::connect_links::land(&state, chrome, link, "TikTok", finished.map(|_| ()))
+            .await;
     }
     match finished {
         Ok(account) if viewer.is_some() => {
