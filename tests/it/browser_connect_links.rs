@@ -2,7 +2,8 @@
 //! pretend host application (a page on this machine that shows what tidepost sent back) makes
 //! a link, the creator opens it with no tidepost session, reads the workspace's name and the
 //! ways to connect, continues with TikTok, approves on the emulator's consent page and lands
-//! back on the host's page with `status=connected`, the account and the host's own id. The same
+//! back on the host's page with `status=connected`, the account and the host's own id; the
+//! account's widget (dark) shows its card. The same
 //! link opened again says it was used, and says what to do. Every page is checked for
 //! sideways scrolling; screenshots under `target/screenshots/<test>/`.
 
@@ -123,6 +124,26 @@ async fn hosted_page_at(backend: Backend, width: u32, height: u32) {
     b.screenshot(
         test,
         &format!("02-back-on-host-{}", format!("{backend:?}").to_lowercase()),
+    )
+    .await;
+
+    // The account's widget, as the host frames it, in the dark style.
+    let widget: Value = bare_client()
+        .post(app.url(&format!("/api/v1/accounts/{account_id}/widget-links")))
+        .bearer_auth(&key)
+        .json(&json!({"theme": "dark"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    b.goto(widget["url"].as_str().unwrap()).await;
+    assert!(b.text_of(".account-card").await.contains("Token"));
+    b.assert_layout_fits("the account widget").await;
+    b.screenshot(
+        test,
+        &format!("02b-widget-{}", format!("{backend:?}").to_lowercase()),
     )
     .await;
 

@@ -9,12 +9,14 @@ use reqwest::StatusCode;
 use crate::support::{Backend, both_backends, registered_routes, spawn_app};
 
 /// Routes that answer machines, not people (API, provider callbacks and webhooks, signed media,
-/// assets, health and metrics): they have no layout to keep.
+/// assets, health and metrics), and the account widget a host frames in its own page: they
+/// have no layout to keep.
 fn for_people(path: &str) -> bool {
     ![
         "/api/",
         "/webhooks/",
         "/media/",
+        "/widget/",
         "/assets/",
         "/healthz",
         "/readyz",

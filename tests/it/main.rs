@@ -48,3 +48,4 @@ mod target_errors;
 mod tenancy;
 mod unknown_outcome;
 mod validate_matches_posts;
+mod widget;

@@ -22,6 +22,7 @@ pub mod proxies;
 mod state;
 pub mod tokens;
 pub mod usage;
+pub mod widget;
 pub mod work;
 
 pub use config::Config;

@@ -32,7 +32,7 @@ pub fn router() -> Router<HttpState> {
 /// Routes under `/api/v1`.
 pub fn api_router() -> Router<HttpState> {
     Router::new()
-        .route("/connect-links", axum::routing::post(api_create))
+        .route("/connect-links", axum::routing::post(create_connect_link))
         .route("/allowed-origins", get(api_origins).put(api_set_origins))
 }
 
@@ -148,7 +148,7 @@ pub struct LinkOut {
         (status = 422, description = "A field is invalid (named in `field`, with its `rule`): a `return_url` outside the allowed origins, an `expires_in` out of range, an unknown platform, an account not in this workspace", body = Problem),
     ),
 )]
-async fn api_create(
+async fn create_connect_link(
     caller: Caller,
     State(state): State<HttpState>,
     ApiJson(body): ApiJson<CreateLink>,

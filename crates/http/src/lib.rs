@@ -17,6 +17,7 @@ mod server;
 mod state;
 pub mod ui;
 pub mod webhooks;
+pub mod widget;
 
 pub use server::{DEFAULT_BODY_LIMIT, Server, router};
 pub use state::{HttpState, SetupToken};

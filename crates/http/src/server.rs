@@ -39,6 +39,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(oauth::router())
         .merge(crate::instagram::router())
         .merge(crate::connect_links::router())
+        .merge(crate::widget::router())
         .nest(
             "/api/v1",
             api::router().layer(axum::middleware::from_fn_with_state(
@@ -94,6 +95,8 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
         format!("/media/{}/…", rest.split('/').next().unwrap_or_default())
     } else if path.starts_with("/connect/link/") {
         "/connect/link/…".to_string()
+    } else if let Some(rest) = path.strip_prefix("/widget/") {
+        format!("/widget/{}/…", rest.split('/').next().unwrap_or_default())
     } else {
         path.to_string()
     };
