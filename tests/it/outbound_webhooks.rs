@@ -23,9 +23,9 @@ use crate::support::*;
 // The receiver.
 
 #[derive(Debug, Clone)]
-struct Captured {
-    headers: BTreeMap<String, String>,
-    body: String,
+pub(crate) struct Captured {
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: String,
 }
 
 #[derive(Default)]
@@ -37,13 +37,13 @@ struct ReceiverState {
 }
 
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: Arc<Mutex<ReceiverState>>,
 }
 
 impl Receiver {
-    async fn start(default: u16) -> Receiver {
+    pub(crate) async fn start(default: u16) -> Receiver {
         let state = Arc::new(Mutex::new(ReceiverState {
             default,
             ..Default::default()
@@ -84,11 +84,11 @@ impl Receiver {
         self.state.lock().unwrap().default = status;
     }
 
-    fn got(&self) -> Vec<Captured> {
+    pub(crate) fn got(&self) -> Vec<Captured> {
         self.state.lock().unwrap().got.clone()
     }
 
-    async fn wait_for(&self, n: usize, what: &str) -> Vec<Captured> {
+    pub(crate) async fn wait_for(&self, n: usize, what: &str) -> Vec<Captured> {
         for _ in 0..300 {
             let got = self.got();
             if got.len() >= n {

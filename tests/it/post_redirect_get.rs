@@ -91,6 +91,14 @@ const UI_POSTS: &[(&str, Scenario)] = &[
     ("/connect/instagram", live(&[("login", "facebook")], None)),
     ("/connect/instagram/choose", Emulator),
     (
+        "/connect/link/{token}",
+        DrivenElsewhere("tests/it/connect_links.rs", "/connect/link/"),
+    ),
+    (
+        "/settings/allowed-origins",
+        live(&[("origins", "https://crm.example.com")], None),
+    ),
+    (
         "/accounts/{id}/disconnect",
         live(&[], Some(Object::Account)),
     ),

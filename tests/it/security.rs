@@ -66,6 +66,9 @@ const NOT_SESSION_FORMS: &[(&str, &str)] = &[
     // Provider webhooks: verified by their signature (see the webhook tests).
     ("/webhooks/tiktok", "TikTok-Signature"),
     ("/webhooks/instagram", "X-Hub-Signature-256"),
+    // A connect link's hosted page: for a creator with no session; the link's secret,
+    // single-use token in the path is what makes the form unforgeable.
+    ("/connect/link/{token}", "connect link token"),
 ];
 
 #[test]
@@ -660,6 +663,10 @@ const DYNAMIC_REDIRECTS: &[(&str, &str)] = &[
     ("auth.rs", "&target"),
     // The sign-in form's `next`, through `safe_next`.
     ("ui/session.rs", "safe_next(&form.next).unwrap_or(\"/\")"),
+    // A connect link: the provider's authorize URL (as above), and the host's `return_url`,
+    // whose origin was checked against the workspace's allowed origins when the link was made.
+    ("connect_links.rs", "&url"),
+    ("connect_links.rs", "&connect_links::return_url(&link)"),
 ];
 
 #[test]

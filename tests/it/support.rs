@@ -531,6 +531,16 @@ pub async fn approve_tiktok_consent(
     consent: &str,
     creator: Option<&str>,
 ) -> String {
+    answer_tiktok_consent(emulator, consent, creator, "approve").await
+}
+
+/// [`approve_tiktok_consent`] with the button `decision` (`approve` or `deny`).
+pub async fn answer_tiktok_consent(
+    emulator: &str,
+    consent: &str,
+    creator: Option<&str>,
+    decision: &str,
+) -> String {
     let mut form: Vec<(String, String)> = consent
         .split("<input type=\"hidden\" name=\"")
         .skip(1)
@@ -551,7 +561,7 @@ pub async fn approve_tiktok_consent(
     if let Some(creator) = creator {
         form.push(("creator".into(), creator));
     }
-    form.push(("decision".into(), "approve".into()));
+    form.push(("decision".into(), decision.into()));
     let approved = bare_client()
         .post(format!("{emulator}/tiktok/www/v2/auth/authorize/"))
         .form(&form)
@@ -657,7 +667,7 @@ pub async fn connect_tiktok_via_api(app: &TestApp, key: &str, creator: &str) -> 
 }
 
 /// The `<input type="hidden" name=… value=…>` fields of a page, values unescaped.
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
     html.split("<input type=\"hidden\" name=\"")
         .skip(1)
         .map(|rest| {

@@ -82,6 +82,11 @@ const ID_ROUTES: &[IdRoute] = &[
     row("POST", "/settings/api-keys/{id}/revoke", Object::ApiKey),
     row("GET", "/api/v1/accounts/{id}", Object::Account),
     row("DELETE", "/api/v1/accounts/{id}", Object::Account),
+    row(
+        "POST",
+        "/api/v1/accounts/{id}/widget-links",
+        Object::Account,
+    ),
     row("GET", "/accounts/{id}", Object::Account),
     row("POST", "/accounts/{id}/disconnect", Object::Account),
     row("GET", "/api/v1/posts/{id}", Object::Post),
@@ -229,7 +234,16 @@ const ID_ROUTES: &[IdRoute] = &[
 /// Routes with a path parameter that is not a workspace object's id.
 /// `/media/{id}/{token}` is the signed, expiring URL Meta fetches media from: it is authorized by
 /// its token (a vault envelope bound to the media id), not by a workspace's credentials.
-const NOT_TENANT_DATA: &[&str] = &["/assets/{name}", "/media/{id}/{token}"];
+/// `/connect/link/{token}` is a connect link's hosted page: the token is the link (only its hash
+/// is stored, bound to one workspace), for a creator who has no tidepost login.
+/// `/widget/{id}/{token}` is an account widget's signed URL, authorized by its token like
+/// signed media.
+const NOT_TENANT_DATA: &[&str] = &[
+    "/assets/{name}",
+    "/media/{id}/{token}",
+    "/connect/link/{token}",
+    "/widget/{id}/{token}",
+];
 
 /// Makes an object of `kind` in `workspace_id`; returns the values of the template's
 /// placeholders, `id` first.

@@ -9,8 +9,9 @@
 //! leaves nothing half-stored.
 
 use serde_json::json;
-use tidepost_domain::now_ms;
-use tidepost_store::accounts;
+use tidepost_domain::{Platform, now_ms};
+use tidepost_store::accounts::{self, Account};
+use tidepost_store::connect_links::{self, ConnectLink};
 use tidepost_store::oauth_states::{self, OAuthState, Refusal};
 use tidepost_store::{StoreError, events};
 use tidepost_vault::{Aad, VaultError};
@@ -69,6 +70,14 @@ pub enum ConnectError {
     NothingChosen,
     #[error("{0}")]
     NotChoosable(String),
+    #[error(
+        "you signed in to {provider} as {signed_in}, but this link connects {expected} again, so nothing was changed: sign out of {provider} and sign in as {expected}"
+    )]
+    WrongAccount {
+        provider: &'static str,
+        expected: String,
+        signed_in: String,
+    },
     #[error(transparent)]
     NotConfigured(#[from] NotConfigured),
     #[error(transparent)]
@@ -78,6 +87,28 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
+    /// A short stable code for the host application (the `error` a connect link returns).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConnectError::StateMissing | ConnectError::StateUnknown => "link_invalid",
+            ConnectError::StateReused => "link_used",
+            ConnectError::StateExpired => "link_expired",
+            ConnectError::StateFromAnotherSession => "link_invalid",
+            ConnectError::Denied { .. } => "access_denied",
+            ConnectError::ProviderError { .. } => "provider_error",
+            ConnectError::CodeMissing => "code_missing",
+            ConnectError::ScopeMissing { .. } => "scope_missing",
+            ConnectError::PersonalAccount { .. } => "personal_account",
+            ConnectError::NoPages => "no_pages",
+            ConnectError::NoInstagramAccount => "no_instagram_account",
+            ConnectError::NothingChosen => "nothing_chosen",
+            ConnectError::NotChoosable(_) => "not_choosable",
+            ConnectError::WrongAccount { .. } => "wrong_account",
+            ConnectError::NotConfigured(_) => "not_configured",
+            ConnectError::Vault(_) | ConnectError::Store(_) => "internal",
+        }
+    }
+
     /// Refusals caused by the request (shown as 400), as opposed to our own failures.
     pub fn is_refusal(&self) -> bool {
         !matches!(
@@ -92,6 +123,9 @@ impl ConnectError {
 pub struct Initiator<'a> {
     pub workspace_id: &'a str,
     pub user_id: Option<&'a str>,
+    /// The connect link the creator came through (no one signed in then): the callbacks
+    /// finish into it ([`crate::connect_links`]).
+    pub connect_link: Option<&'a str>,
 }
 
 fn verifier_aad(state_hash: &str) -> Aad<'_> {
@@ -121,6 +155,7 @@ pub(crate) async fn new_state(
             user_id: who.user_id.map(str::to_string),
             flow: flow.into(),
             return_to: None,
+            connect_link_id: who.connect_link.map(str::to_string),
             created_at: now,
             expires_at: now + ttl_ms,
             used_at: None,
@@ -220,6 +255,91 @@ fn belongs(
     Ok(())
 }
 
+/// The connect link a claimed state was started from, if any.
+pub(crate) async fn link_of(
+    app: &App,
+    claimed: &OAuthState,
+) -> Result<Option<ConnectLink>, ConnectError> {
+    match &claimed.connect_link_id {
+        Some(id) => Ok(connect_links::get(&app.db, &claimed.workspace_id, id).await?),
+        None => Ok(None),
+    }
+}
+
+/// Before an account is stored: a link that connects one account again accepts only that
+/// account's platform identity back (a creator signed in as someone else is refused, and
+/// nothing is stored). An account disconnected meanwhile is connected anew.
+pub(crate) async fn check_reconnect(
+    app: &App,
+    link: Option<&ConnectLink>,
+    platform: Platform,
+    provider_user_id: &str,
+    signed_in: &str,
+) -> Result<(), ConnectError> {
+    let Some((link, id)) = link.and_then(|l| l.reconnect_account_id.as_deref().map(|id| (l, id)))
+    else {
+        return Ok(());
+    };
+    match accounts::get(&app.db, &link.workspace_id, id).await? {
+        Some(a) if a.platform == platform && a.provider_user_id == provider_user_id => Ok(()),
+        Some(a) => Err(ConnectError::WrongAccount {
+            provider: platform.display_name(),
+            expected: a
+                .username
+                .as_deref()
+                .map(|u| format!("@{u}"))
+                .unwrap_or(a.display_name),
+            signed_in: signed_in.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// After an account is stored: gives it a creator, stamps the link's `external_ref` on both,
+/// records `account.connected` (a new account) or `account.reconnected` (one connected before)
+/// with `payload` plus `external_ref`, and ends the link's flow with that status.
+pub(crate) async fn announce_connected(
+    app: &App,
+    stored: &Account,
+    existed: bool,
+    link: Option<&ConnectLink>,
+    mut payload: serde_json::Value,
+) -> Result<(), ConnectError> {
+    crate::crm::creator_for_new_account(app, stored).await?;
+    if let Some(reference) = link.and_then(|l| l.external_ref.as_deref()) {
+        accounts::set_external_ref(&app.db, &stored.workspace_id, &stored.id, reference).await?;
+    }
+    let external_ref = accounts::external_ref(&app.db, &stored.workspace_id, &stored.id).await?;
+    payload["external_ref"] = json!(external_ref);
+    let kind = if existed {
+        "account.reconnected"
+    } else {
+        "account.connected"
+    };
+    events::record(
+        &app.db,
+        &stored.workspace_id,
+        kind,
+        Some(&stored.id),
+        &payload,
+    )
+    .await?;
+    if let Some(link) = link {
+        let status = if existed { "reconnected" } else { "connected" };
+        connect_links::finish(
+            &app.db,
+            &link.workspace_id,
+            &link.id,
+            status,
+            None,
+            Some(&stored.id),
+            now_ms(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Disconnects: revokes access at the provider (best effort: a token that is already invalid
 /// needs no revoking) and deletes the account with its tokens.
 pub async fn disconnect(
@@ -231,6 +351,7 @@ pub async fn disconnect(
         return Ok(false);
     };
     crate::platforms::revoke(app, &account).await;
+    let external_ref = accounts::external_ref(&app.db, workspace_id, account_id).await?;
     let deleted = accounts::delete(&app.db, workspace_id, account_id).await?;
     if deleted {
         events::record(
@@ -238,7 +359,7 @@ pub async fn disconnect(
             workspace_id,
             "account.disconnected",
             Some(account_id),
-            &json!({"account_id": account_id, "platform": account.platform}),
+            &json!({"account_id": account_id, "platform": account.platform, "external_ref": external_ref}),
         )
         .await?;
     }

@@ -9,6 +9,7 @@ pub mod access;
 pub mod compose;
 pub mod config;
 pub mod connect;
+pub mod connect_links;
 pub mod crm;
 pub mod keys;
 pub mod media;
@@ -21,6 +22,7 @@ pub mod proxies;
 mod state;
 pub mod tokens;
 pub mod usage;
+pub mod widget;
 pub mod work;
 
 pub use config::Config;

@@ -280,12 +280,14 @@ pub async fn mark_needs_reauth(
     )
     .await?;
     if changed {
+        let external_ref =
+            accounts::external_ref(&app.db, &account.workspace_id, &account.id).await?;
         events::record(
             &app.db,
             &account.workspace_id,
             "account.needs_reauth",
             Some(&account.id),
-            &json!({"account_id": account.id, "platform": account.platform, "reason": reason}),
+            &json!({"account_id": account.id, "platform": account.platform, "reason": reason, "external_ref": external_ref}),
         )
         .await?;
     }

@@ -72,6 +72,7 @@ pub async fn prune(app: &App) -> tidepost_jobs::Result<()> {
     let now = tidepost_domain::now_ms();
     tidepost_store::sessions::delete_expired(&app.db, now).await?;
     tidepost_store::oauth_states::prune(&app.db, now - 86_400_000).await?;
+    tidepost_store::connect_links::prune(&app.db, now - 86_400_000).await?;
     tidepost_store::login_attempts::prune(&app.db, now - 86_400_000).await?;
     tidepost_store::idempotency::sweep(&app.db, now).await?;
     prune_jobs(app, now).await?;

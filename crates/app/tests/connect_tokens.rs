@@ -30,6 +30,7 @@ async fn authorize_with(h: &Harness, app: &App) -> Callback {
         Initiator {
             workspace_id: &h.ws,
             user_id: Some(USER),
+            connect_link: None,
         },
     )
     .await
@@ -94,7 +95,8 @@ async fn oauth_round_trip(backend: Backend) {
     let log = events::recent(&h.app.db, &h.ws, Some(&account.id), 10)
         .await
         .unwrap();
-    assert_eq!(log[0].r#type, "account.connected");
+    // The harness stored this creator's account already: connecting it again is a reconnection.
+    assert_eq!(log[0].r#type, "account.reconnected");
     // The same callback again is refused: states are single use.
     let again = tidepost_app::tiktok::connect::finish(&h.app, &callback, session(&h))
         .await

@@ -244,6 +244,7 @@ pub fn connect_problem(err: ConnectError) -> Problem {
         | ConnectError::NoInstagramAccount
         | ConnectError::NothingChosen
         | ConnectError::NotChoosable(_)
+        | ConnectError::WrongAccount { .. }
         | ConnectError::Vault(_)
         | ConnectError::Store(_)) => Problem::internal(other),
     }

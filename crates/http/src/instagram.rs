@@ -113,6 +113,7 @@ async fn connect_start(
     let who = Initiator {
         workspace_id: &viewer.workspace.id,
         user_id: Some(&viewer.user.id),
+        connect_link: None,
     };
     match ig_connect::start(&state.app, who, login).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
@@ -158,16 +159,9 @@ fn refused(err: ConnectError) -> Response {
     }
 }
 
-fn chrome(state: &HttpState, viewer: &Option<Viewer>) -> Chrome {
-    match viewer {
-        Some(v) => Chrome::for_viewer(state, v, "Accounts"),
-        None => Chrome::anonymous(state),
-    }
-}
-
 fn choose_page(state: &HttpState, viewer: &Option<Viewer>, choice: Choice) -> ChoosePage {
     ChoosePage {
-        chrome: chrome(state, viewer),
+        chrome: Chrome::for_maybe_viewer(state, viewer, "Accounts"),
         any_choosable: choice.pairs.iter().any(Pair::choosable),
         choice: choice.form_value().to_string(),
         facebook_user: choice.facebook_user_name,
@@ -185,7 +179,23 @@ async fn callback(
         workspace_id: &v.workspace.id,
         user_id: &v.user.id,
     });
-    match ig_connect::finish(&state.app, &callback, session).await {
+    let link = match crate::connect_links::link_of(&state, callback.state.as_deref()).await {
+        Ok(link) => link,
+        Err(e) => return e.into_response(),
+    };
+    let finished = ig_connect::finish(&state.app, &callback, session).await;
+    if let Some(link) = link {
+        let outcome = match finished {
+            Ok(Finished::Choose(choice)) => {
+                return choose_page(&state, &viewer, choice).into_response();
+            }
+            Ok(Finished::Connected(_)) => Ok(()),
+            Err(err) => Err(err),
+        };
+        let chrome = Chrome::for_maybe_viewer(&state, &viewer, "Accounts");
+        return crate::connect_links::land(&state, chrome, link, "Instagram", outcome).await;
+    }
+    match finished {
         Ok(Finished::Choose(choice)) => choose_page(&state, &viewer, choice).into_response(),
         Ok(Finished::Connected(account)) if viewer.is_some() => {
             Redirect::to(&format!("/accounts/{}?connected=1", account.id)).into_response()
@@ -241,7 +251,17 @@ async fn choose(
             Err(err) => refused(err),
         };
     }
-    match ig_connect::choose(&state.app, &choice, &pages, session).await {
+    let link = match crate::connect_links::link_of(&state, Some(&choice)).await {
+        Ok(link) => link,
+        Err(e) => return e.into_response(),
+    };
+    let chosen = ig_connect::choose(&state.app, &choice, &pages, session).await;
+    if let Some(link) = link {
+        let chrome = Chrome::for_maybe_viewer(&state, &viewer, "Accounts");
+        return crate::connect_links::land(&state, chrome, link, "Instagram", chosen.map(|_| ()))
+            .await;
+    }
+    match chosen {
         Ok(connected) if viewer.is_some() => match connected.as_slice() {
             [one] => Redirect::to(&format!("/accounts/{}?connected=1", one.id)).into_response(),
             _ => Redirect::to("/accounts").into_response(),
@@ -315,6 +335,7 @@ async fn api_connect(
     let who = Initiator {
         workspace_id: &caller.workspace_id,
         user_id,
+        connect_link: None,
     };
     let url = ig_connect::start(&state.app, who, login)
         .await

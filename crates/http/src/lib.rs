@@ -8,6 +8,7 @@ mod assets;
 pub mod auth;
 mod bodies;
 pub mod client_addr;
+pub mod connect_links;
 pub mod error;
 pub mod instagram;
 pub mod oauth;
@@ -16,6 +17,7 @@ mod server;
 mod state;
 pub mod ui;
 pub mod webhooks;
+pub mod widget;
 
 pub use server::{DEFAULT_BODY_LIMIT, Server, router};
 pub use state::{HttpState, SetupToken};

@@ -36,7 +36,17 @@ async fn tiktok_callback(
         workspace_id: &v.workspace.id,
         user_id: &v.user.id,
     });
-    match tidepost_app::tiktok::connect::finish(&state.app, &callback, session).await {
+    let link = match crate::connect_links::link_of(&state, callback.state.as_deref()).await {
+        Ok(link) => link,
+        Err(e) => return e.into_response(),
+    };
+    let finished = tidepost_app::tiktok::connect::finish(&state.app, &callback, session).await;
+    if let Some(link) = link {
+        let chrome = Chrome::for_maybe_viewer(&state, &viewer, "Accounts");
+        return crate::connect_links::land(&state, chrome, link, "TikTok", finished.map(|_| ()))
+            .await;
+    }
+    match finished {
         Ok(account) if viewer.is_some() => {
             Redirect::to(&format!("/accounts/{}?connected=1", account.id)).into_response()
         }

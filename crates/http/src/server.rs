@@ -38,6 +38,8 @@ pub fn router(state: HttpState) -> Router {
         .merge(ui::router())
         .merge(oauth::router())
         .merge(crate::instagram::router())
+        .merge(crate::connect_links::router())
+        .merge(crate::widget::router())
         .nest(
             "/api/v1",
             api::router().layer(axum::middleware::from_fn_with_state(
@@ -85,13 +87,18 @@ pub fn router(state: HttpState) -> Router {
 }
 
 /// The span every request is logged in. Its path only: query strings carry OAuth codes and
-/// states, and the setup token, and a signed media path carries its token, none of which may
-/// reach a log (even at debug level).
+/// states, and the setup token, and a signed media path and a connect link's path carry their
+/// tokens, none of which may reach a log (even at debug level).
 fn request_span(request: &axum::extract::Request) -> tracing::Span {
     let path = request.uri().path();
-    let path = match path.strip_prefix("/media/") {
-        Some(rest) => format!("/media/{}/…", rest.split('/').next().unwrap_or_default()),
-        None => path.to_string(),
+    let path = if let Some(rest) = path.strip_prefix("/media/") {
+        format!("/media/{}/…", rest.split('/').next().unwrap_or_default())
+    } else if path.starts_with("/connect/link/") {
+        "/connect/link/…".to_string()
+    } else if let Some(rest) = path.strip_prefix("/widget/") {
+        format!("/widget/{}/…", rest.split('/').next().unwrap_or_default())
+    } else {
+        path.to_string()
     };
     tracing::debug_span!(
         "request",

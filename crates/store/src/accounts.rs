@@ -166,6 +166,98 @@ pub async fn page(
     .await?)
 }
 
+/// An account with the host application's id for its creator (`external_ref`, set by a connect
+/// link).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Referenced {
+    #[sqlx(flatten)]
+    pub account: Account,
+    pub external_ref: Option<String>,
+}
+
+macro_rules! select_referenced {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, workspace_id, platform, provider_user_id, display_name, username, avatar_url, status, \
+             status_reason, scopes, access_token, refresh_token, access_expires_at, refresh_expires_at, \
+             last_refreshed_at, refresh_lease_until, refresh_lease_by, details, created_at, updated_at, \
+             external_ref FROM accounts ",
+            $rest
+        )
+    };
+}
+
+/// [`page`] with each account's `external_ref`, optionally only the accounts whose
+/// `external_ref` is `external_ref`.
+pub async fn page_referenced(
+    db: &Db,
+    workspace_id: &str,
+    external_ref: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Referenced>> {
+    Ok(sqlx::query_as(select_referenced!(
+        "WHERE workspace_id = $1 AND ($2 IS NULL OR external_ref = $2) AND ($3 IS NULL OR id < $3) \
+         ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(workspace_id)
+    .bind(external_ref)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// One account with its `external_ref`.
+pub async fn get_referenced(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Referenced>> {
+    Ok(
+        sqlx::query_as(select_referenced!("WHERE workspace_id = $1 AND id = $2"))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
+}
+
+/// The host application's id for the account's creator, if one was given.
+pub async fn external_ref(db: &Db, workspace_id: &str, id: &str) -> Result<Option<String>> {
+    let found: Option<Option<String>> =
+        sqlx::query_scalar("SELECT external_ref FROM accounts WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(found.flatten())
+}
+
+/// Stamps the host application's id for the creator on the account and on its creator record,
+/// in one transaction.
+pub async fn set_external_ref(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    external_ref: &str,
+) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query("UPDATE accounts SET external_ref = $1 WHERE workspace_id = $2 AND id = $3")
+        .bind(external_ref)
+        .bind(workspace_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE creators SET external_ref = $1 WHERE workspace_id = $2 \
+         AND id = (SELECT creator_id FROM accounts WHERE workspace_id = $2 AND id = $3)",
+    )
+    .bind(external_ref)
+    .bind(workspace_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Every workspace's account for one provider identity: provider webhooks name the identity,
 /// not the workspace, so this is the one lookup that crosses workspaces.
 pub async fn by_provider_identity(

@@ -11,7 +11,9 @@
 //! reads or writes tenant data takes the workspace id and filters by it.
 
 pub mod accounts;
+pub mod allowed_origins;
 pub mod api_keys;
+pub mod connect_links;
 pub mod crm;
 mod db;
 mod error;

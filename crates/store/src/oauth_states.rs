@@ -15,6 +15,8 @@ pub struct OAuthState {
     pub pkce_verifier: Option<String>,
     /// Where to send the person afterwards (a relative path), or a host app's URL.
     pub return_to: Option<String>,
+    /// The connect link this authorization was started from (its callback finishes into it).
+    pub connect_link_id: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
@@ -22,8 +24,8 @@ pub struct OAuthState {
 
 pub async fn insert(db: &Db, s: &OAuthState) -> Result<()> {
     sqlx::query(
-        "INSERT INTO oauth_states (state_hash, workspace_id, user_id, flow, pkce_verifier, return_to, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO oauth_states (state_hash, workspace_id, user_id, flow, pkce_verifier, return_to, created_at, expires_at, connect_link_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&s.state_hash)
     .bind(&s.workspace_id)
@@ -33,6 +35,7 @@ pub async fn insert(db: &Db, s: &OAuthState) -> Result<()> {
     .bind(&s.return_to)
     .bind(s.created_at)
     .bind(s.expires_at)
+    .bind(&s.connect_link_id)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -55,7 +58,7 @@ pub async fn consume(
 ) -> Result<std::result::Result<OAuthState, Refusal>> {
     let won: Option<OAuthState> = sqlx::query_as(
         "UPDATE oauth_states SET used_at = $1 WHERE state_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-         RETURNING state_hash, workspace_id, user_id, flow, pkce_verifier, return_to, created_at, expires_at, used_at",
+         RETURNING state_hash, workspace_id, user_id, flow, pkce_verifier, return_to, created_at, expires_at, used_at, connect_link_id",
     )
     .bind(now)
     .bind(state_hash)
@@ -80,7 +83,7 @@ pub async fn consume(
 /// pending choice again reads it this way.
 pub async fn peek(db: &Db, state_hash: &str, now: i64) -> Result<Option<OAuthState>> {
     Ok(sqlx::query_as(
-        "SELECT state_hash, workspace_id, user_id, flow, pkce_verifier, return_to, created_at, expires_at, used_at \
+        "SELECT state_hash, workspace_id, user_id, flow, pkce_verifier, return_to, created_at, expires_at, used_at, connect_link_id \
          FROM oauth_states WHERE state_hash = $1 AND used_at IS NULL AND expires_at > $2",
     )
     .bind(state_hash)
@@ -98,4 +101,16 @@ pub async fn prune(db: &Db, before: i64) -> Result<u64> {
             .await?
             .rows_affected(),
     )
+}
+
+/// The workspace and connect link of a state, used or not (a callback of a link's flow finishes
+/// into the link even when the state itself is refused).
+pub async fn connect_link_of(db: &Db, state_hash: &str) -> Result<Option<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT workspace_id, connect_link_id FROM oauth_states \
+         WHERE state_hash = $1 AND connect_link_id IS NOT NULL",
+    )
+    .bind(state_hash)
+    .fetch_optional(db.pool())
+    .await?)
 }

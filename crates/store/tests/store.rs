@@ -342,6 +342,7 @@ both_backends!(oauth_states_are_single_use, |db: Db| async move {
         flow: "tiktok".into(),
         pkce_verifier: None,
         return_to: None,
+        connect_link_id: None,
         created_at: 0,
         expires_at,
         used_at: None,
@@ -375,6 +376,94 @@ both_backends!(oauth_states_are_single_use, |db: Db| async move {
         Refusal::Unknown
     );
     assert_eq!(oauth_states::prune(&db, 2_000).await.unwrap(), 2);
+});
+
+both_backends!(connect_links_are_spent_once, |db: Db| async move {
+    use tidepost_store::connect_links::{self, ConnectLink, Refusal};
+    let ws = workspaces::create(&db, "w", "W").await.unwrap();
+    let other = workspaces::create(&db, "o", "O").await.unwrap();
+    let link = |id: &str, expires_at| ConnectLink {
+        id: id.into(),
+        workspace_id: ws.id.clone(),
+        platforms: "tiktok instagram".into(),
+        external_ref: Some("crm-1".into()),
+        return_url: "https://crm.example.com/back".into(),
+        reconnect_account_id: None,
+        created_at: 0,
+        expires_at,
+        used_at: None,
+        finished_at: None,
+        status: None,
+        error: None,
+        account_id: None,
+    };
+    connect_links::insert(&db, &link("l1", 1_000), "h1")
+        .await
+        .unwrap();
+    connect_links::insert(&db, &link("l2", 1_000), "h2")
+        .await
+        .unwrap();
+    // Looking does not spend it.
+    assert!(connect_links::peek(&db, "h1", 10).await.unwrap().is_ok());
+    // Of several requests racing with one link, exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { connect_links::consume(&db, "h1", 10).await })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        if racer.await.unwrap().unwrap().is_ok() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(
+        connect_links::peek(&db, "h1", 20)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::AlreadyUsed
+    );
+    assert_eq!(
+        connect_links::consume(&db, "h2", 1_000)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::Expired
+    );
+    assert_eq!(
+        connect_links::peek(&db, "nope", 10)
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::Unknown
+    );
+    // Bound to its workspace; its ending is recorded once.
+    assert!(
+        connect_links::get(&db, &other.id, "l1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        connect_links::finish(&db, &ws.id, "l1", "connected", None, Some("acc"), 30)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !connect_links::finish(&db, &ws.id, "l1", "error", Some("internal"), None, 40)
+            .await
+            .unwrap()
+    );
+    let ended = connect_links::get(&db, &ws.id, "l1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status.as_deref(), Some("connected"));
+    assert_eq!(ended.account_id.as_deref(), Some("acc"));
+    assert_eq!(connect_links::prune(&db, 2_000).await.unwrap(), 2);
 });
 
 both_backends!(events_are_recorded_per_workspace, |db: Db| async move {

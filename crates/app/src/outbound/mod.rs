@@ -9,7 +9,7 @@
 //!
 //! | type | recorded by | `subject_id` |
 //! |---|---|---|
-//! | `account.connected` | `connect.rs`, `instagram/connect.rs` | the account |
+//! | `account.connected`, `account.reconnected` | `connect::announce_connected` (from each platform's `connect.rs`) | the account |
 //! | `account.needs_reauth` | `tokens::mark_needs_reauth` | the account |
 //! | `account.disconnected` | `connect::disconnect` | the account |
 //! | `post.published`, `post.failed`, `post.outcome_unknown` | `pipeline::advance` (a target reaching its final state; see `pipeline::final_event`), `tiktok::reconcile` | the post |
@@ -31,6 +31,9 @@
 //! A target whose publish answer was lost is announced `post.outcome_unknown`, never
 //! `post.failed`: it may still turn out published (then `post.published` follows), so a
 //! receiver never sees a failure that later reverses.
+//! The `account.*` events carry `{"account_id", "platform", "external_ref"}` (the host's id
+//! for the creator, from the connect link; null when none) and what the event adds
+//! (`display_name`, `reason`…).
 //! `interaction.created` carries `{"interaction_id", "kind", "account_id", "platform",
 //! "contact_id", "post_id", "text", "time"}` as far as known.
 //!
@@ -126,9 +129,10 @@ impl Default for Live {
 
 /// The event types an endpoint can subscribe to, in the order the UI lists them.
 pub const EVENT_TYPES: &[(&str, &str)] = &[
+    ("account.connected", "An account was connected"),
     (
-        "account.connected",
-        "An account was connected (or connected again)",
+        "account.reconnected",
+        "An account connected before was connected again",
     ),
     ("account.needs_reauth", "An account must be connected again"),
     ("account.disconnected", "An account was disconnected"),

@@ -245,3 +245,65 @@ pub fn outcome_unknown(target: &Target) -> bool {
         Platform::Instagram => false,
     }
 }
+
+/// One way to connect an account, as a connect link's page offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectChoice {
+    pub platform: Platform,
+    /// The form value naming this choice (`tiktok`, `instagram:facebook`, …).
+    pub value: &'static str,
+    pub label: &'static str,
+    /// What the creator needs for it, in plain words.
+    pub needs: &'static str,
+    /// For Instagram, which login.
+    pub login: instagram::Login,
+}
+
+/// The ways to connect an account of `platform`.
+pub fn connect_choices(platform: Platform) -> &'static [ConnectChoice] {
+    match platform {
+        Platform::Tiktok => &[ConnectChoice {
+            platform: Platform::Tiktok,
+            value: "tiktok",
+            label: "Continue with TikTok",
+            needs: "Sign in to TikTok and allow posting. Any TikTok account can be connected.",
+            login: instagram::Login::Facebook,
+        }],
+        Platform::Instagram => &[
+            ConnectChoice {
+                platform: Platform::Instagram,
+                value: "instagram:facebook",
+                label: "Instagram through Facebook",
+                needs: "For an Instagram professional account (Business or Creator) linked to a Facebook Page you manage: sign in to Facebook, then pick the Page.",
+                login: instagram::Login::Facebook,
+            },
+            ConnectChoice {
+                platform: Platform::Instagram,
+                value: "instagram:instagram",
+                label: "Instagram Login",
+                needs: "For an Instagram professional account (Business or Creator), with or without a Facebook Page: sign in to Instagram. Personal accounts cannot be connected: switch to a professional account in the Instagram app first.",
+                login: instagram::Login::Instagram,
+            },
+        ],
+    }
+}
+
+/// Starts connecting an account through `choice` for `who`: the provider's consent URL.
+pub async fn start_connect(
+    app: &App,
+    choice: &ConnectChoice,
+    who: crate::connect::Initiator<'_>,
+) -> Result<String, crate::connect::ConnectError> {
+    match choice.platform {
+        Platform::Tiktok => tiktok::connect::start(app, who).await,
+        Platform::Instagram => instagram::connect::start(app, who, choice.login).await,
+    }
+}
+
+/// Whether this instance is configured to connect accounts of `platform`.
+pub fn connect_configured(app: &App, platform: Platform) -> bool {
+    match platform {
+        Platform::Tiktok => app.tiktok().is_ok(),
+        Platform::Instagram => app.providers.meta().is_ok(),
+    }
+}

@@ -253,6 +253,7 @@ impl Harness {
         Initiator {
             workspace_id: &self.ws,
             user_id: Some(USER),
+            connect_link: None,
         }
     }
 

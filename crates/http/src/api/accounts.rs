@@ -1,4 +1,4 @@
-//! `/api/v1/accounts` and `/api/v1/connect/{platform}`: connected accounts for host
+//! `/api/v1/accounts` (filtered by `external_ref`) and `/api/v1/connect/{platform}`: connected accounts for host
 //! applications, and the authorize URL to send their users to.
 
 use axum::extract::{Path, Query, State};
@@ -52,6 +52,8 @@ struct AccountDoc {
     posting_block: Option<String>,
     /// The permissions the creator granted.
     scopes: Vec<String>,
+    /// Your id for the creator, from the connect link that connected it (null when none).
+    external_ref: Option<String>,
     token: AccountTokenDoc,
     /// RFC 3339.
     created_at: String,
@@ -80,6 +82,9 @@ struct AccountListDoc {
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only the accounts connected for this creator of yours (the connect link's
+    /// `external_ref`).
+    external_ref: Option<String>,
     /// `next_cursor` of the previous page.
     after: Option<String>,
     /// 1 to 200 (default 50).
@@ -98,7 +103,7 @@ struct ConnectDoc {
     expires_at: String,
 }
 
-pub fn account_json(a: &Account) -> Value {
+pub fn account_json(a: &Account, external_ref: Option<&str>) -> Value {
     let posting_block = tidepost_app::platforms::posting_block(a, tidepost_domain::now_ms());
     json!({
         "id": a.id,
@@ -113,6 +118,7 @@ pub fn account_json(a: &Account) -> Value {
         "can_post": !a.needs_reauth() && posting_block.is_none(),
         "posting_block": posting_block,
         "scopes": a.scopes.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        "external_ref": external_ref,
         "token": {
             "access_expires_at": a.access_expires_at.map(rfc3339),
             "refresh_expires_at": a.refresh_expires_at.map(rfc3339),
@@ -143,6 +149,7 @@ async fn connect_tiktok(
     let who = Initiator {
         workspace_id: &caller.workspace_id,
         user_id,
+        connect_link: None,
     };
     let url = tidepost_app::tiktok::connect::start(&state.app, who)
         .await
@@ -161,7 +168,7 @@ async fn connect_tiktok(
     params(ListQuery),
     responses(
         (status = 200, description = "The workspace's connected accounts, newest first", body = AccountListDoc),
-        (status = 422, description = "`limit` is out of range", body = Problem),
+        (status = 422, description = "`limit` is out of range, or `external_ref` is not one (empty, too long, control characters)", body = Problem),
     ),
 )]
 async fn list(
@@ -171,16 +178,24 @@ async fn list(
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
     let limit = paging::limit(q.limit, 50)?;
-    let rows = accounts::page(
+    if let Some(reference) = &q.external_ref {
+        tidepost_app::connect_links::check_external_ref("external_ref", reference)
+            .map_err(crate::connect_links::link_problem)?;
+    }
+    let rows = accounts::page_referenced(
         &state.app.db,
         &caller.workspace_id,
+        q.external_ref.as_deref(),
         paging::after(q.after.as_deref()),
         limit + 1,
     )
     .await?;
-    let (list, next) = paging::page(rows, limit, |a| &a.id);
+    let (list, next) = paging::page(rows, limit, |a| &a.account.id);
     Ok(Json(json!({
-        "data": list.iter().map(account_json).collect::<Vec<_>>(),
+        "data": list
+            .iter()
+            .map(|r| account_json(&r.account, r.external_ref.as_deref()))
+            .collect::<Vec<_>>(),
         "next_cursor": next,
     })))
 }
@@ -199,10 +214,13 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let account = accounts::get(&state.app.db, &caller.workspace_id, &id)
+    let found = accounts::get_referenced(&state.app.db, &caller.workspace_id, &id)
         .await?
         .ok_or_else(|| Problem::not_found("account"))?;
-    Ok(Json(account_json(&account)))
+    Ok(Json(account_json(
+        &found.account,
+        found.external_ref.as_deref(),
+    )))
 }
 
 #[utoipa::path(

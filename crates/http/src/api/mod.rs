@@ -30,6 +30,8 @@ pub fn router() -> Router<HttpState> {
         .merge(keys::router())
         .merge(accounts::router())
         .merge(crate::instagram::api_router())
+        .merge(crate::connect_links::api_router())
+        .merge(crate::widget::api_router())
         .merge(posts::router())
         .merge(jobs::router())
         .merge(media::router())

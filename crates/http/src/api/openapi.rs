@@ -86,6 +86,12 @@ and replayed with `Idempotent-Replayed: true`.",
         crate::api::accounts::disconnect,
         // instagram.rs
         crate::instagram::api_connect,
+        // connect_links.rs
+        crate::connect_links::create_connect_link,
+        crate::connect_links::api_origins,
+        crate::connect_links::api_set_origins,
+        // widget.rs
+        crate::widget::create_widget_link,
         // api/posts/
         crate::api::posts::create,
         crate::api::posts::list,

@@ -276,7 +276,7 @@ pub struct CreateEndpoint {
     #[serde(default)]
     description: String,
     /// Event types to receive (empty or absent: all): `account.connected`,
-    /// `account.needs_reauth`, `account.disconnected`, `post.published`, `post.failed`,
+    /// `account.reconnected`, `account.needs_reauth`, `account.disconnected`, `post.published`, `post.failed`,
     /// `post.outcome_unknown`, `post.updated`, `interaction.created`, `metrics.updated`,
     /// `endpoint.disabled`.
     #[serde(default)]

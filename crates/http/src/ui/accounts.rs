@@ -50,6 +50,8 @@ pub struct AccountCard {
     pub reconnect_href: String,
     /// On the account's own page (no link to itself).
     pub on_own_page: bool,
+    /// Shown in a host's widget: no links or buttons into tidepost.
+    pub read_only: bool,
     /// Quota left today and the latest posts (TikTok accounts, where the page asks for them).
     pub tiktok: Option<TikTokStats>,
     /// Token days left, publishing limit used and the latest posts (Instagram accounts).
@@ -219,6 +221,7 @@ impl AccountCard {
             token_line,
             reconnect_href: format!("/connect/{}", account.platform),
             on_own_page: false,
+            read_only: false,
             tiktok: None,
             instagram: None,
         }
@@ -356,6 +359,7 @@ async fn connect_tiktok_start(
     let who = Initiator {
         workspace_id: &viewer.workspace.id,
         user_id: Some(&viewer.user.id),
+        connect_link: None,
     };
     match tidepost_app::tiktok::connect::start(&state.app, who).await {
         Ok(url) => Ok(Redirect::to(&url).into_response()),

@@ -71,6 +71,19 @@ impl Chrome {
         }
     }
 
+    /// [`Chrome::for_viewer`] when someone is signed in, else [`Chrome::anonymous`] (the pages
+    /// that people without a session reach too: OAuth callbacks, a connect link's pages).
+    pub fn for_maybe_viewer(
+        state: &HttpState,
+        viewer: &Option<Viewer>,
+        active: &'static str,
+    ) -> Self {
+        match viewer {
+            Some(v) => Self::for_viewer(state, v, active),
+            None => Self::anonymous(state),
+        }
+    }
+
     /// No one signed in and no banner: what a page has before [`error_chrome`] knows better.
     pub fn bare() -> Self {
         Self {

@@ -22,6 +22,7 @@ pub fn router() -> Router<HttpState> {
         .route("/settings", get(settings))
         .route("/settings/api-keys", post(create_key))
         .route("/settings/api-keys/{id}/revoke", post(revoke_key))
+        .route("/settings/allowed-origins", post(save_origins))
 }
 
 struct KeyRow {
@@ -48,6 +49,9 @@ struct SettingsPage {
     keys: Vec<KeyRow>,
     created: Option<CreatedKey>,
     error: Option<String>,
+    /// The allowed origins, one a line (as typed, when they were refused).
+    origins_text: String,
+    origins_error: Option<String>,
 }
 
 async fn page(
@@ -69,11 +73,14 @@ async fn page(
             scopes: k.scopes,
         })
         .collect();
+    let origins = tidepost_app::connect_links::origins(&state.app, &viewer.workspace.id).await?;
     Ok(SettingsPage {
         chrome: Chrome::for_viewer(state, viewer, "Settings"),
         keys,
         created,
         error,
+        origins_text: origins.join("\n"),
+        origins_error: None,
     })
 }
 
@@ -149,4 +156,55 @@ async fn revoke_key(
     }
     tracing::info!(key_id = %id, workspace = %viewer.workspace.slug, "API key revoked");
     Ok(Redirect::to("/settings").into_response())
+}
+
+#[derive(Deserialize)]
+struct OriginsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    origins: String,
+}
+
+/// Saves the allowed origins (one a line) and answers 303 to `/settings`; a refused origin
+/// shows the page again (422) with the reason and the text as typed.
+async fn save_origins(
+    State(state): State<HttpState>,
+    viewer: Viewer,
+    Form(form): Form<OriginsForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    // The typed lines that hold something, with their line numbers for the message.
+    let (numbers, lines): (Vec<usize>, Vec<String>) = form
+        .origins
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim().to_string()))
+        .filter(|(_, l)| !l.is_empty())
+        .unzip();
+    match tidepost_app::connect_links::set_origins(
+        &state.app,
+        &viewer.workspace.id,
+        "origins",
+        &lines,
+    )
+    .await
+    {
+        Ok(_) => Ok(Redirect::to("/settings#origins").into_response()),
+        Err(tidepost_app::connect_links::LinkError::Store(e)) => Err(e.into()),
+        Err(tidepost_app::connect_links::LinkError::Invalid { field, message, .. }) => {
+            let line = field
+                .trim_start_matches("origins[")
+                .trim_end_matches(']')
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| numbers.get(i))
+                .map(|n| format!("Line {n}: "))
+                .unwrap_or_default();
+            let mut page = page(&state, &viewer, None, None).await?;
+            page.origins_text = form.origins;
+            page.origins_error = Some(format!("{line}{}.", crate::error::capitalize(&message)));
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
 }

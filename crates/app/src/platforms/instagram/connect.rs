@@ -18,14 +18,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tidepost_domain::{new_id, now_ms};
 use tidepost_providers::ProviderError;
+use tidepost_store::StoreError;
 use tidepost_store::accounts::{self, Account, AccountStatus};
-use tidepost_store::{StoreError, events};
+use tidepost_store::connect_links::ConnectLink;
 
 use super::{Details, Login, PLATFORM};
 use crate::App;
 use crate::connect::{
-    Callback, CallbackSession, ConnectError, Initiator, STATE_TTL_MS, claim_state, new_state,
-    peek_state, state_secret,
+    Callback, CallbackSession, ConnectError, Initiator, STATE_TTL_MS, announce_connected,
+    check_reconnect, claim_state, link_of, new_state, peek_state, state_secret,
 };
 use crate::tokens::{self, ACCESS_TOKEN, secs_ms};
 
@@ -220,10 +221,11 @@ pub async fn finish(
     let who = Initiator {
         workspace_id: &claimed.workspace_id,
         user_id: claimed.user_id.as_deref(),
+        connect_link: claimed.connect_link_id.as_deref(),
     };
     match login {
         Login::Facebook => facebook(app, &who, code).await.map(Finished::Choose),
-        Login::Instagram => instagram(app, &who, code)
+        Login::Instagram => instagram(app, &who, link_of(app, &claimed).await?.as_ref(), code)
             .await
             .map(|a| Finished::Connected(Box::new(a))),
     }
@@ -350,6 +352,7 @@ pub async fn choose(
         return Err(ConnectError::NothingChosen);
     }
     let claimed = claim_state(app, Some(choice), &[FLOW_CHOICE], session).await?;
+    let link = link_of(app, &claimed).await?;
     let sealed = state_secret(app, &claimed)?.ok_or(ConnectError::StateUnknown)?;
     let pending: Pending =
         serde_json::from_str(sealed.expose_secret()).map_err(|_| ConnectError::StateUnknown)?;
@@ -390,10 +393,13 @@ pub async fn choose(
             app,
             &claimed.workspace_id,
             ig,
-            &token,
-            pending.expires_in,
-            &pending.scopes,
+            Grant {
+                token: &token,
+                expires_in: pending.expires_in,
+                scopes: &pending.scopes,
+            },
             &details,
+            link.as_ref(),
         )
         .await?;
         connected.push(account);
@@ -401,7 +407,12 @@ pub async fn choose(
     Ok(connected)
 }
 
-async fn instagram(app: &App, who: &Initiator<'_>, code: &str) -> Result<Account, ConnectError> {
+async fn instagram(
+    app: &App,
+    who: &Initiator<'_>,
+    link: Option<&ConnectLink>,
+    code: &str,
+) -> Result<Account, ConnectError> {
     let client = app.providers.meta()?;
     let err = provider_error(Login::Instagram);
     let redirect = &app.config.meta.redirect_uri;
@@ -459,25 +470,41 @@ async fn instagram(app: &App, who: &Initiator<'_>, code: &str) -> Result<Account
         app,
         who.workspace_id,
         &side,
-        &long.access_token,
-        long.expires_in,
-        &short.permissions,
+        Grant {
+            token: &long.access_token,
+            expires_in: long.expires_in,
+            scopes: &short.permissions,
+        },
         &details,
+        link,
     )
     .await
+}
+
+/// What Meta granted: the long-lived token, its lifetime and the permissions.
+struct Grant<'a> {
+    token: &'a SecretString,
+    expires_in: Option<u64>,
+    scopes: &'a [String],
 }
 
 async fn store_account(
     app: &App,
     workspace_id: &str,
     ig: &InstagramSide,
-    token: &SecretString,
-    expires_in: Option<u64>,
-    scopes: &[String],
+    grant: Grant<'_>,
     details: &Details,
+    link: Option<&ConnectLink>,
 ) -> Result<Account, ConnectError> {
+    let Grant {
+        token,
+        expires_in,
+        scopes,
+    } = grant;
+    check_reconnect(app, link, PLATFORM, &ig.id, &format!("@{}", ig.username)).await?;
     let now = now_ms();
     let existing = accounts::find(&app.db, workspace_id, PLATFORM, &ig.id).await?;
+    let existed = existing.is_some();
     let id = existing.map(|a| a.id).unwrap_or_else(new_id);
     let account = Account {
         access_token: tokens::seal(app, &id, ACCESS_TOKEN, token),
@@ -510,14 +537,13 @@ async fn store_account(
         .ok_or(StoreError::Conflict {
             what: "the account vanished while connecting; it",
         })?;
-    crate::crm::creator_for_new_account(app, &stored).await?;
     let login = details.login();
-    events::record(
-        &app.db,
-        workspace_id,
-        "account.connected",
-        Some(&stored.id),
-        &json!({
+    announce_connected(
+        app,
+        &stored,
+        existed,
+        link,
+        json!({
             "account_id": stored.id,
             "platform": PLATFORM,
             "display_name": stored.display_name,

@@ -1,18 +1,18 @@
 //! Connecting a TikTok account: Login Kit with PKCE on the shared OAuth states of
 //! [`crate::connect`]. [`start`] returns TikTok's authorize URL; [`finish`] takes the
 //! callback's parameters, exchanges the code, fetches the profile, stores the encrypted tokens
-//! and records `account.connected`. [`revoke`] is disconnect's call to TikTok.
+//! and records `account.connected` (`account.reconnected` for an account connected before). [`revoke`] is disconnect's call to TikTok.
 
 use serde_json::json;
 use tidepost_domain::{Platform, new_id, now_ms};
 use tidepost_providers::tiktok::{code_challenge, pkce_verifier};
+use tidepost_store::StoreError;
 use tidepost_store::accounts::{self, Account, AccountStatus};
-use tidepost_store::{StoreError, events};
 
 use crate::App;
 use crate::connect::{
-    Callback, CallbackSession, ConnectError, Initiator, STATE_TTL_MS, claim_state, new_state,
-    state_secret,
+    Callback, CallbackSession, ConnectError, Initiator, STATE_TTL_MS, announce_connected,
+    check_reconnect, claim_state, link_of, new_state, state_secret,
 };
 use crate::tokens::{self, ACCESS_TOKEN, REFRESH_TOKEN, secs_ms};
 
@@ -108,6 +108,20 @@ pub async fn finish(
         .user_info(&tokens.access_token, fields)
         .await
         .map_err(provider_error)?;
+    let link = link_of(app, &claimed).await?;
+    let signed_in = profile
+        .username
+        .as_deref()
+        .map(|u| format!("@{u}"))
+        .unwrap_or_else(|| profile.display_name.clone());
+    check_reconnect(
+        app,
+        link.as_ref(),
+        Platform::Tiktok,
+        &tokens.open_id,
+        &signed_in,
+    )
+    .await?;
     let now = now_ms();
     let existing = accounts::find(
         &app.db,
@@ -116,6 +130,7 @@ pub async fn finish(
         &tokens.open_id,
     )
     .await?;
+    let existed = existing.is_some();
     let id = existing.map(|a| a.id).unwrap_or_else(new_id);
     let account = Account {
         access_token: tokens::seal(app, &id, ACCESS_TOKEN, &tokens.access_token),
@@ -154,13 +169,12 @@ pub async fn finish(
     .ok_or(StoreError::Conflict {
         what: "the account vanished while connecting; it",
     })?;
-    crate::crm::creator_for_new_account(app, &stored).await?;
-    events::record(
-        &app.db,
-        &stored.workspace_id,
-        "account.connected",
-        Some(&stored.id),
-        &json!({"account_id": stored.id, "platform": Platform::Tiktok, "display_name": stored.display_name}),
+    announce_connected(
+        app,
+        &stored,
+        existed,
+        link.as_ref(),
+        json!({"account_id": stored.id, "platform": Platform::Tiktok, "display_name": stored.display_name}),
     )
     .await?;
     tracing::info!(account_id = %stored.id, workspace_id = %stored.workspace_id, "TikTok account connected");

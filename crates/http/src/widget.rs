@@ -1,0 +1,187 @@
+//! The embeddable account widget: `POST /api/v1/accounts/{id}/widget-links` answers a signed,
+//! expiring URL ([`tidepost_app::widget`]); `GET /widget/{id}/{token}` renders the account's
+//! card (health, token lifetime, the day's limits, recent posts), read-only, sized for an
+//! iframe, light or dark, framable only by the workspace's allowed origins
+//! (`Content-Security-Policy: frame-ancestors`).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tidepost_app::widget::{self, WidgetError};
+use tidepost_domain::time::rfc3339;
+use tidepost_store::accounts;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{PageError, Problem};
+use crate::state::HttpState;
+use crate::ui::accounts::AccountCard;
+
+pub fn router() -> Router<HttpState> {
+    Router::new().route("/widget/{id}/{token}", get(show))
+}
+
+/// Routes under `/api/v1`.
+pub fn api_router() -> Router<HttpState> {
+    Router::new().route("/accounts/{id}/widget-links", post(create_widget_link))
+}
+
+/// What the widget link is for.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = NewWidgetLink)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreateWidget {
+    /// Seconds the link works: 60 to 604800 (7 days); default 3600.
+    #[schema(example = 3600, minimum = 60, maximum = 604800)]
+    expires_in: Option<i64>,
+    /// `light` (default) or `dark`.
+    #[schema(example = "dark")]
+    theme: Option<String>,
+}
+
+/// A widget link: put `url` in an iframe on one of the workspace's allowed origins.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WidgetLink)]
+pub struct WidgetOut {
+    url: String,
+    /// RFC 3339: the link stops working then.
+    expires_at: String,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/accounts/{id}/widget-links", tag = "accounts",
+    params(("id" = String, Path, description = "The account's id")),
+    request_body(content = CreateWidget, description = "Optional: an empty body takes the defaults"),
+    responses(
+        (status = 201, description = "The signed URL of the account's card", body = WidgetOut),
+        (status = 404, description = "No such account in this workspace", body = Problem),
+        (status = 422, description = "`expires_in` out of range or `theme` not light or dark (named in `field`)", body = Problem),
+    ),
+)]
+async fn create_widget_link(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<WidgetOut>), Problem> {
+    caller.require_scope("api")?;
+    let account = accounts::get(&state.app.db, &caller.workspace_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("account"))?;
+    // An empty body takes every default.
+    let body: CreateWidget = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateWidget::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Problem::invalid(format!("body: {e}")))?
+    };
+    let expires_in = body.expires_in.unwrap_or(widget::DEFAULT_EXPIRES_IN_SECS);
+    if !(widget::MIN_EXPIRES_IN_SECS..=widget::MAX_EXPIRES_IN_SECS).contains(&expires_in) {
+        return Err(Problem::invalid(format!(
+            "expires_in: must be {} to {} seconds (7 days)",
+            widget::MIN_EXPIRES_IN_SECS,
+            widget::MAX_EXPIRES_IN_SECS
+        ))
+        .with("field", "expires_in")
+        .with("rule", "out_of_range"));
+    }
+    let theme = widget::theme_of(body.theme.as_deref()).ok_or_else(|| {
+        Problem::invalid("theme: expected light or dark")
+            .with("field", "theme")
+            .with("rule", "unknown_theme")
+    })?;
+    let expires = tidepost_domain::now_ms() / 1000 + expires_in;
+    Ok((
+        StatusCode::CREATED,
+        Json(WidgetOut {
+            url: widget::url_until(&state.app, &account, expires, theme),
+            expires_at: rfc3339(expires * 1000),
+        }),
+    ))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "widget.html")]
+struct WidgetPage {
+    card: AccountCard,
+    theme: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "widget_refused.html")]
+struct RefusedPage {
+    message: String,
+}
+
+/// Who may frame the widget: the workspace's allowed origins (nobody when there are none).
+fn policy(origins: &[String]) -> String {
+    let ancestors = if origins.is_empty() {
+        "'none'".to_string()
+    } else {
+        origins.join(" ")
+    };
+    format!(
+        "default-src 'self'; img-src 'self' data: http: https:; style-src 'self'; script-src 'self'; \
+         form-action 'none'; frame-ancestors {ancestors}"
+    )
+}
+
+fn refused(status: StatusCode, err: &WidgetError) -> Response {
+    let mut response = (
+        status,
+        RefusedPage {
+            message: format!(
+                "{}: ask the application showing it to load it again.",
+                crate::error::capitalize(&err.to_string())
+            ),
+        },
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /widget/{id}/{token}`: the card, read-only.
+async fn show(
+    State(state): State<HttpState>,
+    Path((id, token)): Path<(String, String)>,
+) -> Response {
+    let (account, theme) = match widget::open(&state.app, &id, &token).await {
+        Ok(opened) => opened,
+        Err(err @ (WidgetError::Invalid | WidgetError::Gone)) => {
+            return refused(StatusCode::NOT_FOUND, &err);
+        }
+        Err(err @ WidgetError::Expired) => return refused(StatusCode::GONE, &err),
+        Err(WidgetError::Store(e)) => return PageError::from(e).into_response(),
+    };
+    let card = match AccountCard::with_stats(&state, &account).await {
+        Ok(mut card) => {
+            card.read_only = true;
+            card
+        }
+        Err(e) => return e.into_response(),
+    };
+    let origins =
+        match tidepost_app::connect_links::origins(&state.app, &account.workspace_id).await {
+            Ok(origins) => origins,
+            Err(e) => return PageError::from(e).into_response(),
+        };
+    let mut response = WidgetPage { card, theme }.into_response();
+    let headers = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&policy(&origins)) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
