@@ -61,13 +61,27 @@
     return !mode || mode.value !== "inbox";
   }
 
-  // The picked media, in the order the post lists them: [{name, kind}].
+  // The picked media, in the order the post lists them: [{id, name, kind, duration}] (a
+  // library item has its id and, for a video, its probed length in milliseconds).
   function pickedMedia() {
     var media = $all('input[name="media"]:checked').map(function (box) {
-      return { name: box.getAttribute("data-name"), kind: box.getAttribute("data-kind") };
+      return {
+        id: box.value,
+        name: box.getAttribute("data-name"),
+        kind: box.getAttribute("data-kind"),
+        duration: Number(box.getAttribute("data-duration-ms") || "0"),
+      };
     });
     if (value("media_url")) media.push({ name: value("media_url"), kind: value("media_url_kind") || "video" });
     return media;
+  }
+
+  // The one video of the post when it is a library item of known length (the frame picker's
+  // video), else null.
+  function pickedVideo() {
+    var media = pickedMedia();
+    if (media.length !== 1 || media[0].kind !== "video" || !media[0].id || !(media[0].duration > 0)) return null;
+    return media[0];
   }
 
   function photoPost() {
@@ -159,6 +173,10 @@
           is_aigc: on(fs, "aigc"),
         };
         if (privacy && privacy.value) spec.tiktok.privacy_level = privacy.value;
+        var cover = role(fs, "cover-ms");
+        var coverText = cover && !cover.disabled ? cover.value.trim() : "";
+        // Not a whole number: sent as typed, so the check names the field.
+        if (coverText) spec.tiktok.video_cover_timestamp_ms = /^\d+$/.test(coverText) ? Number(coverText) : coverText;
       }
       return spec;
     });
@@ -323,6 +341,84 @@
     });
   }
 
+  // The frame pickers (a slider and the frame the server renders) under the cover-frame
+  // fields, for the picked video. The slider moves in 100 ms steps over the video's probed
+  // length and writes the field; the field typed moves the slider. Nothing is chosen until the
+  // person moves one of them (TikTok and Instagram then use the first frame).
+  var frameTimers = [];
+  function frameField(picker) {
+    return picker.parentNode.querySelector("[data-frame-input]");
+  }
+
+  function frameUrl(mediaId, ms) {
+    return "/api/v1/media/" + encodeURIComponent(mediaId) + "/frame?at_ms=" + ms;
+  }
+
+  function showFrame(picker, ms) {
+    var img = role(picker, "frame-image");
+    var time = role(picker, "frame-time");
+    var id = picker.getAttribute("data-media");
+    time.textContent = "Frame at " + (ms / 1000).toFixed(1) + " s";
+    var url = frameUrl(id, ms);
+    if (img.getAttribute("src") === url) return;
+    img.onload = function () { img.hidden = false; };
+    img.onerror = function () {
+      // The server says why (a time past the end, a file it cannot read) as problem+json.
+      fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (p) {
+        time.textContent = "The frame could not be shown: " + (p.detail || p.title || "unknown error");
+      }).catch(function () { time.textContent = "The frame could not be shown."; });
+      img.hidden = true;
+    };
+    img.src = url;
+  }
+
+  function frameStep(value, max) {
+    var n = Math.floor(Number(value) / 100) * 100;
+    if (!isFinite(n) || n < 0) n = 0;
+    return Math.min(n, max);
+  }
+
+  function syncFrames() {
+    var video = pickedVideo();
+    $all('[data-role="frame-picker"]').forEach(function (picker) {
+      var field = frameField(picker);
+      if (!video || !field || field.disabled) {
+        picker.hidden = true;
+        return;
+      }
+      var slider = role(picker, "frame-slider");
+      var max = Math.max(0, Math.floor((video.duration - 1) / 100) * 100);
+      slider.max = String(max);
+      picker.setAttribute("data-media", video.id);
+      picker.hidden = false;
+      slider.value = String(frameStep(field.value || "0", max));
+      showFrame(picker, Number(slider.value));
+    });
+  }
+
+  // A slider moved or a cover-frame field typed: the other follows, the frame after a pause.
+  function frameInput(target) {
+    var picker, field;
+    if (target.getAttribute("data-role") === "frame-slider") {
+      picker = target.closest('[data-role="frame-picker"]');
+      field = frameField(picker);
+      field.value = target.value;
+    } else if (target.hasAttribute("data-frame-input")) {
+      field = target;
+      picker = field.parentNode.querySelector('[data-role="frame-picker"]');
+      if (!picker || picker.hidden) return;
+      var slider = role(picker, "frame-slider");
+      slider.value = String(frameStep(field.value || "0", Number(slider.max)));
+    } else {
+      return;
+    }
+    var index = $all('[data-role="frame-picker"]').indexOf(picker);
+    var ms = Number(role(picker, "frame-slider").value);
+    role(picker, "frame-time").textContent = "Frame at " + (ms / 1000).toFixed(1) + " s";
+    clearTimeout(frameTimers[index]);
+    frameTimers[index] = setTimeout(function () { showFrame(picker, ms); }, 120);
+  }
+
   function syncTargets() {
     $all("fieldset.target").forEach(function (fs) {
       var box = fs.querySelector('input[name="targets"]');
@@ -349,6 +445,12 @@
       var direct = role(fs, "direct");
       if (!direct) return;
       direct.hidden = !isDirect(fs);
+      // A cover frame is a video's (disabled, it is not sent either).
+      var coverBox = role(fs, "cover-box");
+      if (coverBox) {
+        coverBox.hidden = photos;
+        role(fs, "cover-ms").disabled = photos;
+      }
       var privacy = role(fs, "privacy");
       var disclose = on(fs, "disclose");
       role(fs, "brands").hidden = !disclose;
@@ -374,6 +476,7 @@
         if (reason) reason.hidden = !photos;
       });
     });
+    syncFrames();
   }
 
   function syncWhen() {
@@ -485,6 +588,15 @@
         lastUploaded = li;
         var empty = document.getElementById("media-empty");
         if (empty) empty.hidden = true;
+        // What the server found in the file (its kind, a video's length for the frame picker).
+        fetch("/api/v1/media/" + encodeURIComponent(mediaId), { credentials: "same-origin" }).then(function (r) {
+          return r.ok ? r.json() : null;
+        }).then(function (m) {
+          if (!m) return;
+          input.setAttribute("data-kind", m.kind);
+          input.setAttribute("data-duration-ms", String(Math.round((m.duration_secs || 0) * 1000)));
+          syncPanels();
+        }).catch(function () { /* the picker waits for a reload */ });
         syncPanels();
         uploadNext(files);
       },
@@ -575,6 +687,7 @@
   });
   form.addEventListener("input", function (event) {
     if (event.target === fileInput) return;
+    frameInput(event.target);
     syncCount();
     validateSoon();
   });

@@ -115,6 +115,14 @@ impl TikTokPanel {
     fn allow_stitch(&self) -> bool {
         !self.options.disable_stitch && !self.stitch_disabled
     }
+
+    /// The cover frame as its field shows it (empty: TikTok's first frame).
+    fn cover_ms(&self) -> String {
+        self.options
+            .video_cover_timestamp_ms
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Why a TikTok panel has no creator options, as its notice reads after "TikTok did not say
@@ -283,6 +291,8 @@ struct MediaOption {
     name: String,
     /// `video` or `image`.
     kind: String,
+    /// A video's probed length (0 when unknown): the frame picker's range.
+    duration_ms: i64,
     details: String,
     checked: bool,
 }
@@ -382,6 +392,12 @@ impl Typed {
             brand_organic_toggle: disclose && self.flag(account, "brand_organic"),
             brand_content_toggle: disclose && self.flag(account, "brand_content"),
             is_aigc: self.flag(account, "is_aigc"),
+            // A frame that is not a number of milliseconds is left for the check to name.
+            video_cover_timestamp_ms: self
+                .field(account, "cover_ms")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| t.parse().unwrap_or(u32::MAX)),
             ..TikTokOptions::default()
         }
     }
@@ -696,6 +712,7 @@ async fn render(
                 checked: picked.contains(m.id.as_str()),
                 name: m.original_name.clone().unwrap_or_else(|| m.id.clone()),
                 kind: m.kind.clone(),
+                duration_ms: m.duration_ms.unwrap_or(0),
                 details: details.join(" · "),
                 id: m.id,
             }

@@ -80,6 +80,7 @@ pub async fn prepare(
                     "TikTok takes an uploaded file only for a video; it fetches photos itself from their web address (give each photo's URL, on a site this TikTok app has verified)",
                 ));
             }
+            check_cover(options.options.video_cover_timestamp_ms, media.duration_ms)?;
             (
                 "video",
                 Some(media.id.clone()),
@@ -89,7 +90,15 @@ pub async fn prepare(
             )
         }
         MediaSource::VideoUrl(url) => ("video", None, Some(url.clone()), "pull_from_url", 0),
-        MediaSource::Photos => ("photo", None, None, "pull_from_url", 0),
+        MediaSource::Photos => {
+            if options.options.video_cover_timestamp_ms.is_some() {
+                return Err(invalid(
+                    "video_cover_timestamp_ms",
+                    "a cover frame is a video's: a photo post's cover is one of its photos (photo_cover_index)",
+                ));
+            }
+            ("photo", None, None, "pull_from_url", 0)
+        }
     };
     // Before anything is asked of TikTok: a refused URL costs no call.
     if let Some(url) = &media_url {
@@ -117,6 +126,19 @@ pub async fn prepare(
         caption: options.caption.clone(),
         options: serde_json::to_string(&options).unwrap_or_else(|_| "{}".into()),
     })
+}
+
+/// A video's cover frame (`video_cover_timestamp_ms`) must lie within its probed length.
+fn check_cover(cover_ms: Option<u32>, length_ms: Option<i64>) -> Result<(), PublishError> {
+    if let (Some(cover), Some(length)) = (cover_ms, length_ms)
+        && i64::from(cover) >= length
+    {
+        return Err(invalid(
+            "video_cover_timestamp_ms",
+            format!("the cover frame at {cover} ms is past the video's end (it lasts {length} ms)"),
+        ));
+    }
+    Ok(())
 }
 
 /// The shared media as TikTok takes it: one video (stored, or a URL TikTok pulls), or images
