@@ -211,6 +211,13 @@ async fn the_frame_is_the_videos_picture_at_that_time(backend: Backend) {
         .unwrap();
     problem(answer, StatusCode::NOT_FOUND, "not-found").await;
     let answer = bare_client()
+        .get(app.url(&format!("/api/v1/media/{id}/frame?at_ms=abc")))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .unwrap();
+    problem(answer, StatusCode::NOT_FOUND, "not-found").await;
+    let answer = bare_client()
         .get(app.url(&format!("/api/v1/media/{id}/frame?at_ms=1500")))
         .send()
         .await

@@ -140,17 +140,17 @@ pub fn ffmpeg_path(ffprobe: &str) -> String {
     }
 }
 
-/// The stored video `media_id` of the workspace at `at_ms`, as a JPEG. Refuses (naming
-/// `at_ms`) a time past the probed end, and media that is not a video.
-pub async fn render(
-    app: &App,
-    workspace_id: &str,
-    media_id: &str,
-    at_ms: u64,
-) -> Result<Frame, MediaError> {
-    let media = repo::get(&app.db, workspace_id, media_id)
+/// The stored video `media_id` of the workspace (`NotFound` for another workspace's), before
+/// anything of the request is looked at: a refusal never tells whether another workspace has it.
+pub async fn video(app: &App, workspace_id: &str, media_id: &str) -> Result<Media, MediaError> {
+    repo::get(&app.db, workspace_id, media_id)
         .await?
-        .ok_or(MediaError::NotFound("media"))?;
+        .ok_or(MediaError::NotFound("media"))
+}
+
+/// The frame of the stored `media` at `at_ms`, as a JPEG. Refuses (naming `at_ms`) a time past
+/// the probed end, and media that is not a video.
+pub async fn render(app: &App, media: &Media, at_ms: u64) -> Result<Frame, MediaError> {
     if MediaKind::parse(&media.kind) != Some(MediaKind::Video) {
         return Err(MediaError::Invalid {
             field: "media",
@@ -196,7 +196,7 @@ pub async fn render(
     if let Some(jpeg) = cached(frames, &key) {
         return Ok(Frame { at_ms, jpeg });
     }
-    let jpeg = Arc::new(run_ffmpeg(app, &media, at_ms).await?);
+    let jpeg = Arc::new(run_ffmpeg(app, media, at_ms).await?);
     if let Ok(mut cache) = frames.cache.lock() {
         cache.put(key, jpeg.clone());
     }

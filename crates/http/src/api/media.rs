@@ -318,9 +318,13 @@ async fn frame(
     query: Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, Problem> {
     caller.require_scope("api")?;
+    // Another workspace's media is a 404 whatever the query says.
+    let video = media::frame::video(&state.app, &caller.workspace_id, &id)
+        .await
+        .map_err(problem)?;
     let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let at = at_ms(&query)?;
-    let frame = media::frame::render(&state.app, &caller.workspace_id, &id, at)
+    let frame = media::frame::render(&state.app, &video, at)
         .await
         .map_err(problem)?;
     Ok((
