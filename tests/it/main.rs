@@ -46,5 +46,6 @@ mod sign_in_throttle;
 mod ssrf;
 mod target_errors;
 mod tenancy;
+mod tiktok_photo_options;
 mod unknown_outcome;
 mod validate_matches_posts;

@@ -173,6 +173,14 @@
           is_aigc: on(fs, "aigc"),
         };
         if (privacy && privacy.value) spec.tiktok.privacy_level = privacy.value;
+        // A photo post's title, description and music (disabled for a video: not sent).
+        var photoText = function (name) {
+          var el = role(fs, name);
+          return el && !el.disabled ? el.value.trim() : "";
+        };
+        if (photoText("photo-title")) spec.tiktok.title = photoText("photo-title");
+        if (photoText("photo-description")) spec.tiktok.description = photoText("photo-description");
+        if (on(fs, "auto-music")) spec.tiktok.auto_add_music = true;
         var cover = role(fs, "cover-ms");
         var coverText = cover && !cover.disabled ? cover.value.trim() : "";
         // Not a whole number: sent as typed, so the check names the field.
@@ -445,7 +453,14 @@
       var direct = role(fs, "direct");
       if (!direct) return;
       direct.hidden = !isDirect(fs);
-      // A cover frame is a video's (disabled, it is not sent either).
+      // A title, description and music are a photo post's (music a direct one's); a cover
+      // frame is a video's. Disabled, a part is not sent either.
+      var photoBox = role(fs, "photo-box");
+      if (photoBox) {
+        photoBox.hidden = !photos;
+        $all("input, textarea", photoBox).forEach(function (el) { el.disabled = !photos; });
+        role(fs, "auto-music").disabled = !photos || !isDirect(fs);
+      }
       var coverBox = role(fs, "cover-box");
       if (coverBox) {
         coverBox.hidden = photos;

@@ -116,6 +116,14 @@ impl TikTokPanel {
         !self.options.disable_stitch && !self.stitch_disabled
     }
 
+    fn title(&self) -> &str {
+        self.options.title.as_deref().unwrap_or("")
+    }
+
+    fn description(&self) -> &str {
+        self.options.description.as_deref().unwrap_or("")
+    }
+
     /// The cover frame as its field shows it (empty: TikTok's first frame).
     fn cover_ms(&self) -> String {
         self.options
@@ -376,6 +384,12 @@ impl Typed {
     /// boxes count only while "Disclose commercial content" is on.
     fn tiktok_options(&self, account: &str) -> TikTokOptions {
         let disclose = self.flag(account, "disclose");
+        let text = |field: &str| {
+            self.field(account, field)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+        };
         TikTokOptions {
             mode: Some(if self.field(account, "mode") == Some("inbox") {
                 Mode::Inbox
@@ -398,6 +412,9 @@ impl Typed {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .map(|t| t.parse().unwrap_or(u32::MAX)),
+            title: text("title"),
+            description: text("description"),
+            auto_add_music: self.flag(account, "auto_music"),
             ..TikTokOptions::default()
         }
     }

@@ -373,17 +373,17 @@ async fn call_init(
     if post.kind == "photo" {
         let photo_mode = match mode {
             Mode::Direct => PhotoMode::Direct(PhotoPostInfo {
-                title: None,
-                description: caption,
+                title: options.options.title.clone(),
+                description: options.options.description.clone().or(caption),
                 privacy_level: privacy,
                 disable_comment: options.options.disable_comment,
-                auto_add_music: false,
+                auto_add_music: options.options.auto_add_music,
                 brand_content_toggle: options.options.brand_content_toggle,
                 brand_organic_toggle: options.options.brand_organic_toggle,
             }),
             Mode::Inbox => PhotoMode::Upload {
-                title: None,
-                description: caption,
+                title: options.options.title.clone(),
+                description: options.options.description.clone().or(caption),
             },
         };
         let init = InitPhoto {

@@ -61,6 +61,16 @@ pub struct TikTokOptions {
     /// Photo posts: which image (from 0) is the cover.
     #[schema(minimum = 0)]
     pub photo_cover_index: u32,
+    /// Photo posts: a title shown above the description, at most 90 characters (UTF-16
+    /// units).
+    #[schema(max_length = 90)]
+    pub title: Option<String>,
+    /// Photo posts: the description, at most 4000 characters (UTF-16 units); the caption when
+    /// not given.
+    #[schema(max_length = 4000)]
+    pub description: Option<String>,
+    /// Photo posts made directly: let TikTok add recommended music.
+    pub auto_add_music: bool,
 }
 
 impl TikTokOptions {
@@ -77,7 +87,79 @@ impl TikTokOptions {
         "is_aigc",
         "duration_sec",
         "photo_cover_index",
+        "title",
+        "description",
+        "auto_add_music",
     ];
+
+    /// The options that are text whatever they look like (a form's title "2024" stays text).
+    pub const TEXT_FIELDS: &[&str] = &["privacy_level", "title", "description"];
+}
+
+/// A video's caption (its `title` on TikTok), in UTF-16 units.
+pub const MAX_VIDEO_CAPTION: usize = 2200;
+/// A photo post's title, in UTF-16 units.
+pub const MAX_PHOTO_TITLE: usize = 90;
+/// A photo post's description, in UTF-16 units.
+pub const MAX_PHOTO_DESCRIPTION: usize = 4000;
+
+/// Checks the texts of a post: a video's caption; a photo post's title and description (the
+/// caption when no description is given). The photo post's texts are refused on a video.
+fn check_texts(media: &MediaSource, mode: Mode, options: &PostOptions) -> Result<(), PublishError> {
+    let units = |text: &str| text.encode_utf16().count();
+    let o = &options.options;
+    if *media != MediaSource::Photos {
+        if units(&options.caption) > MAX_VIDEO_CAPTION {
+            return Err(invalid(
+                "caption",
+                format!("the caption is longer than TikTok's {MAX_VIDEO_CAPTION} characters"),
+            ));
+        }
+        for (field, given) in [
+            ("title", o.title.is_some()),
+            ("description", o.description.is_some()),
+            ("auto_add_music", o.auto_add_music),
+        ] {
+            if given {
+                return Err(invalid(
+                    field,
+                    format!("{field} is a photo post's: a video's text is its caption"),
+                ));
+            }
+        }
+        return Ok(());
+    }
+    if let Some(title) = &o.title
+        && units(title) > MAX_PHOTO_TITLE
+    {
+        return Err(invalid(
+            "title",
+            format!(
+                "a photo post's title is at most {MAX_PHOTO_TITLE} characters (this one has {})",
+                units(title)
+            ),
+        ));
+    }
+    let (field, description) = match &o.description {
+        Some(d) => ("description", d.as_str()),
+        None => ("caption", options.caption.as_str()),
+    };
+    if units(description) > MAX_PHOTO_DESCRIPTION {
+        return Err(invalid(
+            field,
+            format!(
+                "a photo post's description is at most {MAX_PHOTO_DESCRIPTION} characters (this one has {})",
+                units(description)
+            ),
+        ));
+    }
+    if o.auto_add_music && mode == Mode::Inbox {
+        return Err(invalid(
+            "auto_add_music",
+            "TikTok adds music only to a photo post made directly; a draft's music is chosen in the app",
+        ));
+    }
+    Ok(())
 }
 
 /// What a TikTok target stores for its publish job: the options as accepted (checked, with
@@ -102,12 +184,7 @@ pub fn check_options(
     options: &mut PostOptions,
     creator: Option<&CreatorInfo>,
 ) -> Result<(), PublishError> {
-    if options.caption.encode_utf16().count() > 2200 {
-        return Err(invalid(
-            "caption",
-            "the caption is longer than TikTok's 2200 characters",
-        ));
-    }
+    check_texts(media, mode, options)?;
     if let MediaSource::VideoUrl(url) = media {
         check_media_url("media_url", url)?;
     }
