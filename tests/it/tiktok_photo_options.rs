@@ -3,8 +3,10 @@
 //! description standing in for the caption; each refusal is a 422 naming
 //! `targets[N].tiktok.FIELD` with nothing stored: a title over 90 UTF-16 units (counted as
 //! TikTok counts them, so 46 emoji are too many), a description over 4000, the photo options
-//! on a video, music asked for a draft. The OpenAPI document types them. On SQLite and
-//! PostgreSQL.
+//! on a video, music asked for a draft. The OpenAPI document types them. Photos uploaded to
+//! tidepost (media ids) go to TikTok as signed URLs under tidepost's `/media/` (made when the
+//! post is sent), beside photos given by URL, in the post's order; TikTok pulls them and the
+//! post is published. On SQLite and PostgreSQL.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,8 @@ use crate::support::*;
 
 both_backends!(
     photo_options_reach_tiktok,
-    photo_option_refusals_name_the_field
+    photo_option_refusals_name_the_field,
+    uploaded_photos_go_to_tiktok_from_signed_urls,
 );
 
 /// Serves two JPEGs and the test clip on a free local port; returns the base URL.
@@ -60,7 +63,8 @@ async fn scene(backend: Backend, workers: bool) -> Scene {
     set_emulator(
         &app,
         "tiktok",
-        json!({"verified_url_prefixes": [format!("{media}/")]}),
+        // The test's own media server, and tidepost's media URLs as the sandbox verifies them.
+        json!({"verified_url_prefixes": [format!("{media}/"), app.url("/media/")]}),
     )
     .await;
     Scene {
@@ -287,5 +291,132 @@ async fn photo_option_refusals_name_the_field(backend: Backend) {
         list["data"].as_array().unwrap().len(),
         1,
         "nothing of the refused posts was stored: {list:#}"
+    );
+}
+
+/// The post `id` once its target is published or failed, as the API shows it.
+async fn settled(s: &Scene, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let post: Value = s
+            .app
+            .api_get(&s.key, &format!("/api/v1/posts/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let state = post["targets"][0]["state"].as_str().unwrap_or_default();
+        if matches!(state, "published" | "failed") {
+            return post;
+        }
+        assert!(Instant::now() < deadline, "the post settled: {post:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn uploaded_photos_go_to_tiktok_from_signed_urls(backend: Backend) {
+    let s = scene(backend, true).await;
+    let upload = |bytes: Vec<u8>| {
+        let url = s.app.url("/api/v1/media");
+        let key = s.key.clone();
+        async move {
+            let answer = bare_client()
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", "image/jpeg")
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::CREATED);
+            answer.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let first = upload(testing::jpeg(1080, 1350)).await;
+    let second = upload(testing::jpeg(1080, 1080)).await;
+    let media = json!([
+        {"media_id": first},
+        {"url": format!("{}/1.jpg", s.media), "kind": "image"},
+        {"media_id": second},
+    ]);
+    let (status, post) = s
+        .post(&s.body(
+            media,
+            json!({"privacy_level": "SELF_ONLY", "title": "Uploaded", "photo_cover_index": 2}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{post:#}");
+    let post = settled(&s, post["id"].as_str().unwrap()).await;
+    assert_eq!(post["targets"][0]["state"], "published", "{post:#}");
+    let publish_id = post["targets"][0]["publish_id"].as_str().unwrap();
+    let emulator = s.app.emulator.clone().unwrap();
+    let publishes: Value = bare_client()
+        .get(format!("{emulator}/_emulator/tiktok/publishes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = publishes["publishes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["publish_id"] == publish_id)
+        .cloned()
+        .unwrap();
+    let images: Vec<&str> = sent["source_info"]["photo_images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert_eq!(images.len(), 3, "{sent:#}");
+    assert!(
+        images[0].starts_with(&s.app.url(&format!("/media/{first}/"))),
+        "a signed URL of the first upload: {images:?}"
+    );
+    assert_eq!(images[1], format!("{}/1.jpg", s.media));
+    assert!(
+        images[2].starts_with(&s.app.url(&format!("/media/{second}/"))),
+        "{images:?}"
+    );
+    // The signed URL serves the uploaded bytes.
+    let served = bare_client().get(images[0]).send().await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(
+        served.bytes().await.unwrap().to_vec(),
+        testing::jpeg(1080, 1350)
+    );
+
+    // A stored video among photos is refused, naming the media; nothing stored.
+    let video: Value = bare_client()
+        .post(s.app.url("/api/v1/media"))
+        .bearer_auth(&s.key)
+        .header("content-type", "video/mp4")
+        .body(testing::video(4096, "photos"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, problem) = s
+        .post(&s.body(
+            json!([{"media_id": first}, {"media_id": video["id"]}]),
+            json!({"privacy_level": "SELF_ONLY"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem:#}");
+    assert!(
+        problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["field"] == "media" && e["account_id"] == s.account.as_str()),
+        "{problem:#}"
     );
 }

@@ -163,16 +163,57 @@ fn check_texts(media: &MediaSource, mode: Mode, options: &PostOptions) -> Result
 }
 
 /// What a TikTok target stores for its publish job: the options as accepted (checked, with
-/// the flags the creator disabled for good turned on), its caption and, for a photo post, the
-/// image URLs TikTok pulls.
+/// the flags the creator disabled for good turned on), its caption and, for a photo post, its
+/// images: by URL (TikTok pulls them) or uploaded to tidepost (`photo_media_ids`, served to
+/// TikTok from a signed URL made when the post is sent).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PostOptions {
     pub caption: String,
     #[serde(flatten)]
     pub options: TikTokOptions,
-    /// Photo posts: the image URLs TikTok pulls.
+    /// Photo posts: the image URLs TikTok pulls, in order; empty at the place of a photo
+    /// uploaded to tidepost.
     pub photo_urls: Vec<String>,
+    /// Photo posts: beside `photo_urls`, place by place, the media id of a photo uploaded to
+    /// tidepost (empty at the place of a URL); empty when every photo is a URL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub photo_media_ids: Vec<String>,
+}
+
+impl PostOptions {
+    /// A photo post's images in order: the URL TikTok pulls, or the id of an uploaded photo.
+    pub fn photos(&self) -> Vec<PhotoSource<'_>> {
+        self.photo_urls
+            .iter()
+            .enumerate()
+            .map(
+                |(i, url)| match self.photo_media_ids.get(i).filter(|id| !id.is_empty()) {
+                    Some(id) => PhotoSource::Stored(id),
+                    None => PhotoSource::Url(url),
+                },
+            )
+            .collect()
+    }
+
+    /// The URLs among a photo post's images.
+    pub fn photo_url_list(&self) -> Vec<&str> {
+        self.photos()
+            .into_iter()
+            .filter_map(|p| match p {
+                PhotoSource::Url(url) => Some(url),
+                PhotoSource::Stored(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// Where one image of a photo post comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoSource<'a> {
+    Url(&'a str),
+    /// A media id of the post's workspace.
+    Stored(&'a str),
 }
 
 /// Checks `options` against the creator's info and the app's rules; may turn flags on that
@@ -195,7 +236,7 @@ pub fn check_options(
                 "a photo post needs between 1 and 35 image URLs",
             ));
         }
-        for url in &options.photo_urls {
+        for url in options.photo_url_list() {
             check_media_url("photo_urls", url)?;
         }
         if options.options.photo_cover_index as usize >= options.photo_urls.len() {
@@ -271,12 +312,14 @@ pub fn check_options(
 }
 
 impl PostOptions {
-    /// What a target with `options` stores for its job.
+    /// What a target with `options` stores for its job (`photo_urls`: a photo post's image
+    /// URLs, all pulled by TikTok).
     pub fn new(caption: &str, photo_urls: Vec<String>, options: TikTokOptions) -> Self {
         Self {
             caption: caption.to_string(),
             options,
             photo_urls,
+            photo_media_ids: Vec::new(),
         }
     }
 }
