@@ -4,6 +4,9 @@
 //! slider changes the picture (its pixels, read back from the page) and writes the field, and
 //! the post made there reaches the emulators' records with `video_cover_timestamp_ms` (TikTok)
 //! and `thumb_offset` (Meta) as chosen. Before any move nothing is chosen (both fields empty).
+//! The previews show the chosen frames cropped 9:16, the caption as Instagram cuts it ("…
+//! more"), the hashtags counted against Instagram's 30 (over: warned) and TikTok's disclosure
+//! label.
 //! On SQLite and PostgreSQL; screenshots under `target/screenshots/frame_picker_<backend>/`.
 
 use std::time::{Duration, Instant};
@@ -222,6 +225,69 @@ async fn frame_picker(backend: Backend, width: u32, height: u32) {
         "03-reel-moved",
     )
     .await;
+
+    // The previews show the chosen frames, cropped 9:16 (a TikTok video, a reel).
+    let preview = |id: &str| format!("[data-preview-for='{id}']");
+    let shape = "const box = document.querySelector(arguments[0] + ' [data-role=preview-media]'); \
+         if (!box) return null; const r = box.getBoundingClientRect(); const img = box.querySelector('img'); \
+         return [Math.round(1000 * r.width / r.height), img ? img.getAttribute('src') : ''];";
+    for (id, at) in [(&tiktok, 2500), (&instagram, 1200)] {
+        let want = format!("at_ms={at}");
+        let got = wait_for(
+            &b,
+            "the preview with the chosen frame",
+            &format!(
+                "const p = (function () {{ {shape} }}).apply(null, arguments); \
+                 return p && p[1].endsWith('{want}') ? p : null;"
+            ),
+            vec![json!(preview(id))],
+        )
+        .await;
+        assert_eq!(got[0], 563, "9:16 ({id}): {got}");
+    }
+    // The caption as Instagram cuts it, and the hashtags counted against its limit of 30.
+    let long = format!(
+        "Low tide walk along the bay this morning, the light was soft and the water far out, so we went further than ever before {}",
+        (1..=31)
+            .map(|n| format!("#t{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    b.fill("#caption", &long).await;
+    let texts = wait_for(
+        &b,
+        "the previews of the long caption",
+        "const t = s => { const el = document.querySelector(s); return el ? [el.textContent, el.className] : null; }; \
+         const ig = t(arguments[0] + ' [data-role=preview-caption]'); const n = t(arguments[0] + ' [data-role=preview-counts]'); \
+         const tt = t(arguments[1] + ' [data-role=preview-counts]'); \
+         return ig && n && tt && n[0].startsWith('31') ? [ig[0], n, tt] : null;",
+        vec![json!(preview(&instagram)), json!(preview(&tiktok))],
+    )
+    .await;
+    let caption = texts[0].as_str().unwrap();
+    assert!(caption.ends_with("… more"), "{caption}");
+    assert!(caption.chars().count() <= 125 + 6, "{caption}");
+    assert_eq!(
+        texts[1][0], "31 of 30 hashtags · 0 of 20 mentions: over Instagram's limit",
+        "{texts}"
+    );
+    assert!(
+        texts[1][1].as_str().unwrap().contains("bad-text"),
+        "{texts}"
+    );
+    assert_eq!(texts[2][0], "31 hashtags · 0 mentions", "{texts}");
+    // TikTok's disclosure label on its preview.
+    b.click(&format!("{tt} [data-role=disclose]")).await;
+    b.click(&format!("{tt} [data-role=brand-organic]")).await;
+    let label = wait_for(
+        &b,
+        "the disclosure label",
+        "const el = document.querySelector(arguments[0] + ' .preview-label'); return el ? el.textContent : null;",
+        vec![json!(preview(&tiktok))],
+    )
+    .await;
+    assert_eq!(label, "Promotional content");
+    b.screenshot_of("#preview", test, "04-previews").await;
 
     // Publish: the frames chosen reach TikTok and Meta.
     run(

@@ -319,32 +319,112 @@
     });
   }
 
-  // One preview per picked account: the caption it will carry and the media.
+  // The platforms' limits a preview counts against (Instagram's caption: 30 hashtags, 20
+  // @ tags; TikTok documents none) and where Instagram's feed cuts a caption ("… more").
+  var LIMITS = { instagram: { hashtags: 30, mentions: 20 }, tiktok: { hashtags: 0, mentions: 0 } };
+  var INSTAGRAM_MORE_AT = 125;
+
+  function count(text, re) {
+    return (text.match(re) || []).length;
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // How the platform shows the media of this target: "9x16", "4x5" or "1x1".
+  function ratioOf(fs, media) {
+    if (fs.getAttribute("data-platform") !== "instagram") return "9x16";
+    var kind = igType(fs);
+    if (kind === "reel" || kind === "story") return "9x16";
+    var first = media[0];
+    var box = first && firstBox();
+    if (box && box.getAttribute("data-width") && box.getAttribute("data-width") === box.getAttribute("data-height")) return "1x1";
+    return "4x5";
+  }
+
+  function firstBox() {
+    return form.querySelector('input[name="media"]:checked');
+  }
+
+  // The chosen cover frame of a target (TikTok's cover or a reel's), 0 when none.
+  function coverOf(fs) {
+    var field = role(fs, "cover-ms") || role(fs, "ig-thumb");
+    var n = field && !field.disabled ? Number(field.value) : 0;
+    return isFinite(n) && n > 0 ? Math.floor(n / 100) * 100 : 0;
+  }
+
+  // One preview per picked account: the media cropped as the platform shows it (the chosen
+  // video frame), the caption as it is cut, the hashtag and mention counts against the
+  // platform's limits, collaborators, people tagged and the disclosure labels.
   function renderPreview() {
     var list = document.getElementById("preview-list");
     var empty = document.getElementById("preview-empty");
     list.textContent = "";
     var picked = targets();
     empty.hidden = picked.length > 0;
-    var media = pickedMedia().map(function (m) { return m.kind + ": " + m.name; });
+    var media = pickedMedia();
+    var video = pickedVideo();
     picked.forEach(function (fs) {
       var platform = fs.getAttribute("data-platform");
       var own = option(fs, "caption");
       var caption = own && own.value.trim() ? own.value.trim() : form.elements.caption.value.trim();
-      var card = document.createElement("article");
-      card.className = "preview preview-" + platform;
-      var head = document.createElement("p");
-      head.className = "preview-head";
-      head.textContent = (platform === "instagram" ? "Instagram · " : "TikTok · ") + fs.getAttribute("data-name");
-      var frame = document.createElement("div");
-      frame.className = "preview-frame";
-      frame.textContent = media.length ? media.join("\n") : "No media yet";
-      var text = document.createElement("p");
-      text.className = "preview-caption";
-      text.textContent = caption || "(no caption)";
-      card.appendChild(head);
+      var card = el("article", "preview preview-" + platform);
+      card.setAttribute("data-preview-for", fs.getAttribute("data-target"));
+      card.appendChild(el("p", "preview-head", (platform === "instagram" ? "Instagram · " : "TikTok · ") + fs.getAttribute("data-name")));
+      var frame = el("div", "preview-frame ratio-" + ratioOf(fs, media));
+      frame.setAttribute("data-role", "preview-media");
+      if (video) {
+        var img = el("img");
+        img.alt = "The video's frame at " + (coverOf(fs) / 1000).toFixed(1) + " s";
+        img.src = frameUrl(video.id, Math.min(coverOf(fs), Math.max(0, Math.floor((video.duration - 1) / 100) * 100)));
+        frame.appendChild(img);
+      } else {
+        frame.appendChild(el("span", "preview-names", media.length ? media.map(function (m) { return m.kind + ": " + m.name; }).join("\n") : "No media yet"));
+      }
+      if (platform === "tiktok" && on(fs, "disclose")) {
+        var labels = [];
+        if (on(fs, "brand-organic")) labels.push("Promotional content");
+        if (on(fs, "brand-content")) labels.push("Paid partnership");
+        if (labels.length) frame.appendChild(el("span", "preview-label", labels.join(" · ")));
+      }
+      if (platform === "tiktok" && on(fs, "aigc")) frame.appendChild(el("span", "preview-label aigc", "AI-generated"));
       card.appendChild(frame);
+      var text = el("p", "preview-caption");
+      text.setAttribute("data-role", "preview-caption");
+      if (!caption) {
+        text.textContent = "(no caption)";
+      } else if (platform === "instagram" && caption.length > INSTAGRAM_MORE_AT) {
+        text.appendChild(document.createTextNode(caption.slice(0, INSTAGRAM_MORE_AT).replace(/\s+\S*$/, "") + "… "));
+        text.appendChild(el("span", "more", "more"));
+      } else {
+        text.textContent = caption;
+        if (platform === "tiktok") text.classList.add("clamped");
+      }
       card.appendChild(text);
+      var limits = LIMITS[platform];
+      var tags = count(caption, /(^|\s)#[^\s#]+/g);
+      var mentions = count(caption, /(^|\s)@[\w.]+/g);
+      var counts = el("p", "preview-counts small");
+      counts.setAttribute("data-role", "preview-counts");
+      counts.textContent = tags + (limits.hashtags ? " of " + limits.hashtags : "") + " hashtags · " +
+        mentions + (limits.mentions ? " of " + limits.mentions : "") + " mentions";
+      if ((limits.hashtags && tags > limits.hashtags) || (limits.mentions && mentions > limits.mentions)) {
+        counts.classList.add("bad-text");
+        counts.textContent += ": over " + (platform === "instagram" ? "Instagram" : "TikTok") + "'s limit";
+      }
+      card.appendChild(counts);
+      if (platform === "instagram") {
+        var collab = role(fs, "ig-collaborators");
+        var who = collab && !collab.closest("[hidden]") ? collab.value.split(/[\s,]+/).filter(Boolean) : [];
+        if (who.length) card.appendChild(el("p", "preview-extra small", "With " + who.join(", ")));
+        var tagged = role(fs, "ig-tags");
+        var people = tagged && !tagged.closest("[hidden]") ? parseTags(tagged.value) : [];
+        if (people.length) card.appendChild(el("p", "preview-extra small", "Tagged: " + people.map(function (t) { return t.username; }).join(", ")));
+      }
       list.appendChild(card);
     });
   }

@@ -301,6 +301,9 @@ struct MediaOption {
     kind: String,
     /// A video's probed length (0 when unknown): the frame picker's range.
     duration_ms: i64,
+    /// The probed pixel size (0 when unknown): how the previews crop it.
+    width: i64,
+    height: i64,
     details: String,
     checked: bool,
 }
@@ -730,6 +733,8 @@ async fn render(
                 name: m.original_name.clone().unwrap_or_else(|| m.id.clone()),
                 kind: m.kind.clone(),
                 duration_ms: m.duration_ms.unwrap_or(0),
+                width: m.width.unwrap_or(0),
+                height: m.height.unwrap_or(0),
                 details: details.join(" · "),
                 id: m.id,
             }
