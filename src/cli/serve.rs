@@ -192,13 +192,20 @@ async fn start_sandbox_emulator() -> Result<Emulator, Failure> {
         .map_err(Failure::from)
 }
 
-/// Tells the emulator where tidepost receives provider webhooks (known only once bound).
+/// Tells the emulator where tidepost receives provider webhooks (known only once bound), and
+/// that its TikTok app verified tidepost's `/media/` URLs (photos uploaded to tidepost are sent
+/// to TikTok from there), beside the emulator's own example prefix.
 async fn point_emulator_webhooks_at(emulator: &Emulator, app: &App) {
     let http = tidepost_providers::http_client();
+    let mut prefixes = tidepost_emulator::tiktok::Config::default().verified_url_prefixes;
+    prefixes.push(app.config.url("/media/"));
     let settings = [
         (
             "tiktok",
-            serde_json::json!({"webhook_url": app.config.url("/webhooks/tiktok")}),
+            serde_json::json!({
+                "webhook_url": app.config.url("/webhooks/tiktok"),
+                "verified_url_prefixes": prefixes,
+            }),
         ),
         (
             "meta",

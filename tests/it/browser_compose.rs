@@ -32,7 +32,7 @@ async fn compose_publish_and_schedule_at_1280(backend: Backend) {
 }
 
 /// A 4-second 720×1280 H.264/AAC MP4: a valid TikTok video and Instagram reel.
-fn video(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn video(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("low-tide.mp4");
     let status = std::process::Command::new("ffmpeg")
         .args([

@@ -27,6 +27,7 @@ both_backends!(
     each_refusal_names_the_field,
     meta_refuses_what_only_it_knows,
     the_first_comment_is_posted_once,
+    a_first_comment_refused_for_good,
 );
 
 /// Serves a square JPEG and the test clip (3.5 s) on a free local port; returns the base URL.
@@ -828,4 +829,61 @@ async fn the_first_comment_is_posted_once(backend: Backend) {
     assert_eq!(target["first_comment"]["state"], "posted", "{post:#}");
     assert_eq!(comments.len(), 1, "posted once: {comments:#?}");
     assert_eq!(comments[0]["id"], target["first_comment"]["comment_id"]);
+}
+
+/// Instagram refuses a first comment for good (the media's comments are turned off): the
+/// target stays published, the comment step is failed with the reason after one attempt, its
+/// job is finished rather than queued again, nothing is under the media, and the API and the
+/// post page say so.
+async fn a_first_comment_refused_for_good(backend: Backend) {
+    let s = scene(backend).await;
+    s.meta_settings(json!({"refuse_comments": 1})).await;
+    let (post, comments) = s.commented("Refused #tidepost").await;
+    let target = &post["targets"][0];
+    assert_eq!(target["state"], "published", "{post:#}");
+    assert_eq!(target["error"], Value::Null, "the post is fine: {post:#}");
+    let comment = &target["first_comment"];
+    assert_eq!(comment["state"], "failed", "{post:#}");
+    assert_eq!(comment["attempts"], 1, "not retried: {post:#}");
+    assert_eq!(comment["comment_id"], Value::Null, "{post:#}");
+    let reason = comment["error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("Comments are turned off"),
+        "the reason: {post:#}"
+    );
+    assert!(comments.is_empty(), "nothing posted: {comments:#?}");
+    // Its job is over, not waiting for another try.
+    let jobs: Value = s
+        .app
+        .api_get(&s.key, "/api/v1/jobs?kind=instagram.first_comment")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let jobs = jobs["data"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:#?}");
+    assert!(
+        matches!(
+            jobs[0]["state"].as_str(),
+            Some("succeeded" | "failed" | "dead")
+        ),
+        "the comment's job is finished: {jobs:#?}"
+    );
+    // The post page shows the failed step with the reason.
+    let page = s
+        .app
+        .page_text(
+            &s.me.client,
+            &format!("/posts/{}", post["id"].as_str().unwrap()),
+        )
+        .await;
+    let shown = page
+        .split("First comment:</span>")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        shown.trim_start().starts_with("not posted") && shown.contains("Comments are turned off"),
+        "the post page: {}",
+        &shown[..shown.len().min(300)]
+    );
 }

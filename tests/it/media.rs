@@ -25,7 +25,7 @@ fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-fn jpeg(dir: &Path, w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn jpeg(dir: &Path, w: u32, h: u32) -> Vec<u8> {
     let color = format!("color=c=green:size={w}x{h}");
     ffmpeg(
         dir,
@@ -44,7 +44,7 @@ fn photo(dir: &Path, name: &str, w: u32, h: u32) -> Vec<u8> {
     )
 }
 
-fn mp4(dir: &Path) -> Vec<u8> {
+pub(crate) fn mp4(dir: &Path) -> Vec<u8> {
     ffmpeg(
         dir,
         "clip.mp4",

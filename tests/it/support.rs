@@ -278,6 +278,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     if let Some(base) = &emulator_base {
         let mut settings: Value = serde_json::from_str(EMULATOR_TIKTOK_SETTINGS).unwrap();
         settings["webhook_url"] = Value::from(app.config.url("/webhooks/tiktok"));
+        // As `serve --sandbox` does: the TikTok app verified tidepost's media URLs.
+        settings["verified_url_prefixes"] =
+            serde_json::json!(["https://media.tidepost.example/", app.config.url("/media/")]);
         let answer = bare_client()
             .put(format!("{base}/_emulator/tiktok/settings"))
             .json(&settings)

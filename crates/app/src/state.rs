@@ -27,6 +27,8 @@ pub struct Inner {
     pub outbound: crate::outbound::Live,
     /// What follows a stored inbound webhook (its application job), made once per job kind.
     pub(crate) ingest: crate::pipeline::inbound::IngestFollowUps,
+    /// Video frames rendered for the frame picker: ffmpeg's permits and the frame cache.
+    pub frames: crate::media::frame::Frames,
 }
 
 impl std::ops::Deref for App {
@@ -53,6 +55,7 @@ impl App {
             instance_id,
             outbound: crate::outbound::Live::default(),
             ingest: Default::default(),
+            frames: Default::default(),
         }))
     }
 

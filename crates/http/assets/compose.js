@@ -61,13 +61,27 @@
     return !mode || mode.value !== "inbox";
   }
 
-  // The picked media, in the order the post lists them: [{name, kind}].
+  // The picked media, in the order the post lists them: [{id, name, kind, duration}] (a
+  // library item has its id and, for a video, its probed length in milliseconds).
   function pickedMedia() {
     var media = $all('input[name="media"]:checked').map(function (box) {
-      return { name: box.getAttribute("data-name"), kind: box.getAttribute("data-kind") };
+      return {
+        id: box.value,
+        name: box.getAttribute("data-name"),
+        kind: box.getAttribute("data-kind"),
+        duration: Number(box.getAttribute("data-duration-ms") || "0"),
+      };
     });
     if (value("media_url")) media.push({ name: value("media_url"), kind: value("media_url_kind") || "video" });
     return media;
+  }
+
+  // The one video of the post when it is a library item of known length (the frame picker's
+  // video), else null.
+  function pickedVideo() {
+    var media = pickedMedia();
+    if (media.length !== 1 || media[0].kind !== "video" || !media[0].id || !(media[0].duration > 0)) return null;
+    return media[0];
   }
 
   function photoPost() {
@@ -159,6 +173,18 @@
           is_aigc: on(fs, "aigc"),
         };
         if (privacy && privacy.value) spec.tiktok.privacy_level = privacy.value;
+        // A photo post's title, description and music (disabled for a video: not sent).
+        var photoText = function (name) {
+          var el = role(fs, name);
+          return el && !el.disabled ? el.value.trim() : "";
+        };
+        if (photoText("photo-title")) spec.tiktok.title = photoText("photo-title");
+        if (photoText("photo-description")) spec.tiktok.description = photoText("photo-description");
+        if (on(fs, "auto-music")) spec.tiktok.auto_add_music = true;
+        var cover = role(fs, "cover-ms");
+        var coverText = cover && !cover.disabled ? cover.value.trim() : "";
+        // Not a whole number: sent as typed, so the check names the field.
+        if (coverText) spec.tiktok.video_cover_timestamp_ms = /^\d+$/.test(coverText) ? Number(coverText) : coverText;
       }
       return spec;
     });
@@ -293,34 +319,192 @@
     });
   }
 
-  // One preview per picked account: the caption it will carry and the media.
+  // The platforms' limits a preview counts against (Instagram's caption: 30 hashtags, 20
+  // @ tags; TikTok documents none) and where Instagram's feed cuts a caption ("… more").
+  var LIMITS = { instagram: { hashtags: 30, mentions: 20 }, tiktok: { hashtags: 0, mentions: 0 } };
+  var INSTAGRAM_MORE_AT = 125;
+
+  function count(text, re) {
+    return (text.match(re) || []).length;
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // How the platform shows the media of this target: "9x16", "4x5" or "1x1".
+  function ratioOf(fs, media) {
+    if (fs.getAttribute("data-platform") !== "instagram") return "9x16";
+    var kind = igType(fs);
+    if (kind === "reel" || kind === "story") return "9x16";
+    var first = media[0];
+    var box = first && firstBox();
+    if (box && box.getAttribute("data-width") && box.getAttribute("data-width") === box.getAttribute("data-height")) return "1x1";
+    return "4x5";
+  }
+
+  function firstBox() {
+    return form.querySelector('input[name="media"]:checked');
+  }
+
+  // The chosen cover frame of a target (TikTok's cover or a reel's), 0 when none.
+  function coverOf(fs) {
+    var field = role(fs, "cover-ms") || role(fs, "ig-thumb");
+    var n = field && !field.disabled ? Number(field.value) : 0;
+    return isFinite(n) && n > 0 ? Math.floor(n / 100) * 100 : 0;
+  }
+
+  // One preview per picked account: the media cropped as the platform shows it (the chosen
+  // video frame), the caption as it is cut, the hashtag and mention counts against the
+  // platform's limits, collaborators, people tagged and the disclosure labels.
   function renderPreview() {
     var list = document.getElementById("preview-list");
     var empty = document.getElementById("preview-empty");
     list.textContent = "";
     var picked = targets();
     empty.hidden = picked.length > 0;
-    var media = pickedMedia().map(function (m) { return m.kind + ": " + m.name; });
+    var media = pickedMedia();
+    var video = pickedVideo();
     picked.forEach(function (fs) {
       var platform = fs.getAttribute("data-platform");
       var own = option(fs, "caption");
       var caption = own && own.value.trim() ? own.value.trim() : form.elements.caption.value.trim();
-      var card = document.createElement("article");
-      card.className = "preview preview-" + platform;
-      var head = document.createElement("p");
-      head.className = "preview-head";
-      head.textContent = (platform === "instagram" ? "Instagram · " : "TikTok · ") + fs.getAttribute("data-name");
-      var frame = document.createElement("div");
-      frame.className = "preview-frame";
-      frame.textContent = media.length ? media.join("\n") : "No media yet";
-      var text = document.createElement("p");
-      text.className = "preview-caption";
-      text.textContent = caption || "(no caption)";
-      card.appendChild(head);
+      var card = el("article", "preview preview-" + platform);
+      card.setAttribute("data-preview-for", fs.getAttribute("data-target"));
+      card.appendChild(el("p", "preview-head", (platform === "instagram" ? "Instagram · " : "TikTok · ") + fs.getAttribute("data-name")));
+      var frame = el("div", "preview-frame ratio-" + ratioOf(fs, media));
+      frame.setAttribute("data-role", "preview-media");
+      if (video) {
+        var img = el("img");
+        img.alt = "The video's frame at " + (coverOf(fs) / 1000).toFixed(1) + " s";
+        img.src = frameUrl(video.id, Math.min(coverOf(fs), Math.max(0, Math.floor((video.duration - 1) / 100) * 100)));
+        frame.appendChild(img);
+      } else {
+        frame.appendChild(el("span", "preview-names", media.length ? media.map(function (m) { return m.kind + ": " + m.name; }).join("\n") : "No media yet"));
+      }
+      if (platform === "tiktok" && on(fs, "disclose")) {
+        var labels = [];
+        if (on(fs, "brand-organic")) labels.push("Promotional content");
+        if (on(fs, "brand-content")) labels.push("Paid partnership");
+        if (labels.length) frame.appendChild(el("span", "preview-label", labels.join(" · ")));
+      }
+      if (platform === "tiktok" && on(fs, "aigc")) frame.appendChild(el("span", "preview-label aigc", "AI-generated"));
       card.appendChild(frame);
+      var text = el("p", "preview-caption");
+      text.setAttribute("data-role", "preview-caption");
+      if (!caption) {
+        text.textContent = "(no caption)";
+      } else if (platform === "instagram" && caption.length > INSTAGRAM_MORE_AT) {
+        text.appendChild(document.createTextNode(caption.slice(0, INSTAGRAM_MORE_AT).replace(/\s+\S*$/, "") + "… "));
+        text.appendChild(el("span", "more", "more"));
+      } else {
+        text.textContent = caption;
+        if (platform === "tiktok") text.classList.add("clamped");
+      }
       card.appendChild(text);
+      var limits = LIMITS[platform];
+      var tags = count(caption, /(^|\s)#[^\s#]+/g);
+      var mentions = count(caption, /(^|\s)@[\w.]+/g);
+      var counts = el("p", "preview-counts small");
+      counts.setAttribute("data-role", "preview-counts");
+      counts.textContent = tags + (limits.hashtags ? " of " + limits.hashtags : "") + " hashtags · " +
+        mentions + (limits.mentions ? " of " + limits.mentions : "") + " mentions";
+      if ((limits.hashtags && tags > limits.hashtags) || (limits.mentions && mentions > limits.mentions)) {
+        counts.classList.add("bad-text");
+        counts.textContent += ": over " + (platform === "instagram" ? "Instagram" : "TikTok") + "'s limit";
+      }
+      card.appendChild(counts);
+      if (platform === "instagram") {
+        var collab = role(fs, "ig-collaborators");
+        var who = collab && !collab.closest("[hidden]") ? collab.value.split(/[\s,]+/).filter(Boolean) : [];
+        if (who.length) card.appendChild(el("p", "preview-extra small", "With " + who.join(", ")));
+        var tagged = role(fs, "ig-tags");
+        var people = tagged && !tagged.closest("[hidden]") ? parseTags(tagged.value) : [];
+        if (people.length) card.appendChild(el("p", "preview-extra small", "Tagged: " + people.map(function (t) { return t.username; }).join(", ")));
+      }
       list.appendChild(card);
     });
+  }
+
+  // The frame pickers (a slider and the frame the server renders) under the cover-frame
+  // fields, for the picked video. The slider moves in 100 ms steps over the video's probed
+  // length and writes the field; the field typed moves the slider. Nothing is chosen until the
+  // person moves one of them (TikTok and Instagram then use the first frame).
+  var frameTimers = [];
+  function frameField(picker) {
+    return picker.parentNode.querySelector("[data-frame-input]");
+  }
+
+  function frameUrl(mediaId, ms) {
+    return "/api/v1/media/" + encodeURIComponent(mediaId) + "/frame?at_ms=" + ms;
+  }
+
+  function showFrame(picker, ms) {
+    var img = role(picker, "frame-image");
+    var time = role(picker, "frame-time");
+    var id = picker.getAttribute("data-media");
+    time.textContent = "Frame at " + (ms / 1000).toFixed(1) + " s";
+    var url = frameUrl(id, ms);
+    if (img.getAttribute("src") === url) return;
+    img.onload = function () { img.hidden = false; };
+    img.onerror = function () {
+      // The server says why (a time past the end, a file it cannot read) as problem+json.
+      fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (p) {
+        time.textContent = "The frame could not be shown: " + (p.detail || p.title || "unknown error");
+      }).catch(function () { time.textContent = "The frame could not be shown."; });
+      img.hidden = true;
+    };
+    img.src = url;
+  }
+
+  function frameStep(value, max) {
+    var n = Math.floor(Number(value) / 100) * 100;
+    if (!isFinite(n) || n < 0) n = 0;
+    return Math.min(n, max);
+  }
+
+  function syncFrames() {
+    var video = pickedVideo();
+    $all('[data-role="frame-picker"]').forEach(function (picker) {
+      var field = frameField(picker);
+      if (!video || !field || field.disabled) {
+        picker.hidden = true;
+        return;
+      }
+      var slider = role(picker, "frame-slider");
+      var max = Math.max(0, Math.floor((video.duration - 1) / 100) * 100);
+      slider.max = String(max);
+      picker.setAttribute("data-media", video.id);
+      picker.hidden = false;
+      slider.value = String(frameStep(field.value || "0", max));
+      showFrame(picker, Number(slider.value));
+    });
+  }
+
+  // A slider moved or a cover-frame field typed: the other follows, the frame after a pause.
+  function frameInput(target) {
+    var picker, field;
+    if (target.getAttribute("data-role") === "frame-slider") {
+      picker = target.closest('[data-role="frame-picker"]');
+      field = frameField(picker);
+      field.value = target.value;
+    } else if (target.hasAttribute("data-frame-input")) {
+      field = target;
+      picker = field.parentNode.querySelector('[data-role="frame-picker"]');
+      if (!picker || picker.hidden) return;
+      var slider = role(picker, "frame-slider");
+      slider.value = String(frameStep(field.value || "0", Number(slider.max)));
+    } else {
+      return;
+    }
+    var index = $all('[data-role="frame-picker"]').indexOf(picker);
+    var ms = Number(role(picker, "frame-slider").value);
+    role(picker, "frame-time").textContent = "Frame at " + (ms / 1000).toFixed(1) + " s";
+    clearTimeout(frameTimers[index]);
+    frameTimers[index] = setTimeout(function () { showFrame(picker, ms); }, 120);
   }
 
   function syncTargets() {
@@ -349,6 +533,19 @@
       var direct = role(fs, "direct");
       if (!direct) return;
       direct.hidden = !isDirect(fs);
+      // A title, description and music are a photo post's (music a direct one's); a cover
+      // frame is a video's. Disabled, a part is not sent either.
+      var photoBox = role(fs, "photo-box");
+      if (photoBox) {
+        photoBox.hidden = !photos;
+        $all("input, textarea", photoBox).forEach(function (el) { el.disabled = !photos; });
+        role(fs, "auto-music").disabled = !photos || !isDirect(fs);
+      }
+      var coverBox = role(fs, "cover-box");
+      if (coverBox) {
+        coverBox.hidden = photos;
+        role(fs, "cover-ms").disabled = photos;
+      }
       var privacy = role(fs, "privacy");
       var disclose = on(fs, "disclose");
       role(fs, "brands").hidden = !disclose;
@@ -374,6 +571,7 @@
         if (reason) reason.hidden = !photos;
       });
     });
+    syncFrames();
   }
 
   function syncWhen() {
@@ -485,6 +683,15 @@
         lastUploaded = li;
         var empty = document.getElementById("media-empty");
         if (empty) empty.hidden = true;
+        // What the server found in the file (its kind, a video's length for the frame picker).
+        fetch("/api/v1/media/" + encodeURIComponent(mediaId), { credentials: "same-origin" }).then(function (r) {
+          return r.ok ? r.json() : null;
+        }).then(function (m) {
+          if (!m) return;
+          input.setAttribute("data-kind", m.kind);
+          input.setAttribute("data-duration-ms", String(Math.round((m.duration_secs || 0) * 1000)));
+          syncPanels();
+        }).catch(function () { /* the picker waits for a reload */ });
         syncPanels();
         uploadNext(files);
       },
@@ -575,6 +782,7 @@
   });
   form.addEventListener("input", function (event) {
     if (event.target === fileInput) return;
+    frameInput(event.target);
     syncCount();
     validateSoon();
   });

@@ -17,7 +17,7 @@ impl From<tiktok::NewPost> for NewComposite {
             idempotency_key,
             created_by,
         } = new;
-        let media = media.items(&options.photo_urls);
+        let media = media.items(&options.photos());
         NewComposite {
             caption: options.caption,
             media,

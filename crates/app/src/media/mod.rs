@@ -5,6 +5,7 @@
 //! - [`probe`]: what a file is, from its bytes (images by their headers, videos with ffprobe).
 //! - [`rules`]: the providers' media rules over probed metadata, every violation at once.
 //! - [`uploads`]: resumable uploads (tus 1.0.0 core, creation, termination) into the library.
+//! - [`frame`]: one frame of a stored video as a JPEG (ffmpeg), bounded and cached.
 //! - [`sweep`]: the recurring clean-up of unused media and abandoned uploads.
 //! - `testing` (feature `testing`): real videos and images for other crates' tests.
 //!
@@ -15,6 +16,7 @@
 //! it); [`import`] is the library's strict entry, which refuses anything that is neither a video
 //! nor an image it can read.
 
+pub mod frame;
 pub mod probe;
 pub mod rules;
 pub mod s3;

@@ -378,11 +378,16 @@ pub fn add_comment(
         return Err(errors::invalid_param("The comment is too long"));
     }
     let now = call.meta.now_ms();
-    // The comment knobs (`fail_comments`, `lose_comment_answers`), each spent once per call.
+    // The comment knobs (`refuse_comments`, `fail_comments`, `lose_comment_answers`), each
+    // spent once per call.
     let (fail, lose) = if reply_to.is_none() {
         let mut knobs = (false, false);
+        let mut refuse = false;
         call.meta.update_settings(|s| {
-            if s.fail_comments > 0 {
+            if s.refuse_comments > 0 {
+                s.refuse_comments -= 1;
+                refuse = true;
+            } else if s.fail_comments > 0 {
                 s.fail_comments -= 1;
                 knobs.0 = true;
             } else if s.lose_comment_answers > 0 {
@@ -390,6 +395,11 @@ pub fn add_comment(
                 knobs.1 = true;
             }
         });
+        if refuse {
+            return Err(errors::invalid_param(
+                "Comments are turned off for this media",
+            ));
+        }
         knobs
     } else {
         (false, false)

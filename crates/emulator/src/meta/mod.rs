@@ -102,6 +102,9 @@ pub struct Settings {
     /// The next this many `POST /{ig-media-id}/comments` post the comment, then answer with a
     /// 500 as if the answer were lost.
     pub lose_comment_answers: u32,
+    /// The next this many `POST /{ig-media-id}/comments` are refused for good (code 100, the
+    /// media's comments are turned off) and post nothing.
+    pub refuse_comments: u32,
 }
 
 impl From<&Config> for Settings {
@@ -117,6 +120,7 @@ impl From<&Config> for Settings {
             hourly_call_budget: c.hourly_call_budget,
             fail_comments: 0,
             lose_comment_answers: 0,
+            refuse_comments: 0,
         }
     }
 }
@@ -135,6 +139,7 @@ pub struct SettingsPatch {
     pub hourly_call_budget: Option<u64>,
     pub fail_comments: Option<u32>,
     pub lose_comment_answers: Option<u32>,
+    pub refuse_comments: Option<u32>,
 }
 
 impl Settings {
@@ -154,7 +159,8 @@ impl Settings {
             publishing_limit,
             hourly_call_budget,
             fail_comments,
-            lose_comment_answers
+            lose_comment_answers,
+            refuse_comments
         );
     }
 }

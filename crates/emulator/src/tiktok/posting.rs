@@ -71,6 +71,9 @@ struct PostInfo {
     description: Option<String>,
     privacy_level: Option<String>,
     brand_content_toggle: Option<bool>,
+    /// Photo posts made directly: a boolean when given (only its type is checked).
+    #[allow(dead_code)]
+    auto_add_music: Option<bool>,
 }
 
 /// Where the media of a publish comes from.
@@ -201,6 +204,16 @@ async fn photo_init(
         Mode::Direct => Some(check_post_info(&post_info, &creator, 90, Some(4000))?),
         Mode::Inbox => {
             check_post_info_lengths(&post_info, 90, Some(4000))?;
+            // A draft carries its title and description only (the Photo reference).
+            if let Some(other) = post_info.as_object().and_then(|info| {
+                info.keys()
+                    .find(|k| !matches!(k.as_str(), "title" | "description"))
+                    .cloned()
+            }) {
+                return Err(ApiError::invalid_param(format!(
+                    "post_info.{other} is not taken with post_mode MEDIA_UPLOAD: only title and description."
+                )));
+            }
             None
         }
     };

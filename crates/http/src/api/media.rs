@@ -7,11 +7,15 @@
 //! - `POST /media`: a direct upload (`multipart/form-data` with a `file` field, or the raw bytes
 //!   with the file's content type and an optional `X-File-Name`). Large files go through the
 //!   resumable `/uploads` instead. The same bytes uploaded twice return the same item.
+//! - `GET /media/{id}/frame?at_ms=N`: a video's frame at N ms as a JPEG (rendered by ffmpeg,
+//!   N rounded down to 100 ms steps, cached), for choosing a cover frame. Signed-in browsers
+//!   use it with their session, like every `GET` here.
 //! - `DELETE /media/{id}`: 409 while a post that has not finished uses it.
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::TryStreamExt;
@@ -35,6 +39,7 @@ pub fn router() -> Router<HttpState> {
             get(list).post(upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/media/{id}", get(show).delete(remove))
+        .route("/media/{id}/frame", get(frame))
 }
 
 /// A [`MediaError`] as problem+json.
@@ -270,6 +275,71 @@ async fn show(
     let mut v = media_json(&m, true);
     v["usage"] = json!({"posts": usage.posts, "pending_post_ids": usage.pending_post_ids});
     Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FrameQuery {
+    /// The frame's time in milliseconds from the start, below the video's length; rounded
+    /// down to a multiple of 100.
+    #[param(value_type = u64, minimum = 0)]
+    at_ms: Option<String>,
+}
+
+/// `at_ms` as a number of milliseconds, or a 422 naming it.
+fn at_ms(query: &FrameQuery) -> Result<u64, Problem> {
+    let refuse = |detail: String| Problem::invalid(detail).with("field", "at_ms");
+    match query.at_ms.as_deref().map(str::trim) {
+        None | Some("") => Err(refuse(
+            "at_ms: give the frame's time in milliseconds from the start (at_ms=1500)".into(),
+        )),
+        Some(text) => text.parse::<u64>().map_err(|_| {
+            refuse(format!(
+                "at_ms: {text:?} is not a whole number of milliseconds from the start"
+            ))
+        }),
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/media/{id}/frame", tag = "media",
+    params(("id" = String, Path, description = "The video's media id"), FrameQuery),
+    responses(
+        (status = 200, description = "The frame as a JPEG at most 480 pixels wide; `X-Frame-At-Ms` says the time rendered", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such media in this workspace", body = Problem),
+        (status = 422, description = "`at_ms` is missing, not a whole number or past the video's end (`field: at_ms`), or the media is not a video (`field: media`)", body = Problem),
+        (status = 503, description = "ffmpeg is not available on the server or took too long", body = Problem),
+    ),
+)]
+async fn frame(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    query: Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, Problem> {
+    caller.require_scope("api")?;
+    // Another workspace's media is a 404 whatever the query says.
+    let video = media::frame::video(&state.app, &caller.workspace_id, &id)
+        .await
+        .map_err(problem)?;
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let at = at_ms(&query)?;
+    let frame = media::frame::render(&state.app, &video, at)
+        .await
+        .map_err(problem)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg".to_string()),
+            // A media id's bytes never change: the frame at a time is the same for good.
+            (header::CACHE_CONTROL, "private, max-age=86400".to_string()),
+            (
+                header::HeaderName::from_static("x-frame-at-ms"),
+                frame.at_ms.to_string(),
+            ),
+        ],
+        frame.jpeg.as_ref().clone(),
+    )
+        .into_response())
 }
 
 #[utoipa::path(

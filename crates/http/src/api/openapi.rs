@@ -107,6 +107,7 @@ and replayed with `Idempotent-Replayed: true`.",
         crate::api::media::list,
         crate::api::media::upload,
         crate::api::media::show,
+        crate::api::media::frame,
         crate::api::media::remove,
         // api/uploads.rs
         crate::api::uploads::create,

@@ -115,6 +115,22 @@ impl TikTokPanel {
     fn allow_stitch(&self) -> bool {
         !self.options.disable_stitch && !self.stitch_disabled
     }
+
+    fn title(&self) -> &str {
+        self.options.title.as_deref().unwrap_or("")
+    }
+
+    fn description(&self) -> &str {
+        self.options.description.as_deref().unwrap_or("")
+    }
+
+    /// The cover frame as its field shows it (empty: TikTok's first frame).
+    fn cover_ms(&self) -> String {
+        self.options
+            .video_cover_timestamp_ms
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Why a TikTok panel has no creator options, as its notice reads after "TikTok did not say
@@ -283,6 +299,11 @@ struct MediaOption {
     name: String,
     /// `video` or `image`.
     kind: String,
+    /// A video's probed length (0 when unknown): the frame picker's range.
+    duration_ms: i64,
+    /// The probed pixel size (0 when unknown): how the previews crop it.
+    width: i64,
+    height: i64,
     details: String,
     checked: bool,
 }
@@ -366,6 +387,12 @@ impl Typed {
     /// boxes count only while "Disclose commercial content" is on.
     fn tiktok_options(&self, account: &str) -> TikTokOptions {
         let disclose = self.flag(account, "disclose");
+        let text = |field: &str| {
+            self.field(account, field)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+        };
         TikTokOptions {
             mode: Some(if self.field(account, "mode") == Some("inbox") {
                 Mode::Inbox
@@ -382,6 +409,15 @@ impl Typed {
             brand_organic_toggle: disclose && self.flag(account, "brand_organic"),
             brand_content_toggle: disclose && self.flag(account, "brand_content"),
             is_aigc: self.flag(account, "is_aigc"),
+            // A frame that is not a number of milliseconds is left for the check to name.
+            video_cover_timestamp_ms: self
+                .field(account, "cover_ms")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| t.parse().unwrap_or(u32::MAX)),
+            title: text("title"),
+            description: text("description"),
+            auto_add_music: self.flag(account, "auto_music"),
             ..TikTokOptions::default()
         }
     }
@@ -696,6 +732,9 @@ async fn render(
                 checked: picked.contains(m.id.as_str()),
                 name: m.original_name.clone().unwrap_or_else(|| m.id.clone()),
                 kind: m.kind.clone(),
+                duration_ms: m.duration_ms.unwrap_or(0),
+                width: m.width.unwrap_or(0),
+                height: m.height.unwrap_or(0),
                 details: details.join(" · "),
                 id: m.id,
             }

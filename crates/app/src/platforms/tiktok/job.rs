@@ -10,17 +10,18 @@ use serde_json::json;
 use tidepost_domain::Platform;
 use tidepost_domain::publish::TargetState;
 use tidepost_jobs::{JobContext, JobError, NewJob, StepState};
-use tidepost_providers::ErrorKind;
 use tidepost_providers::tiktok::{
     ChunkPlan, InitPhoto, InitResult, InitVideo, PhotoMode, PhotoPostInfo, PostInfo, PostMode,
     PrivacyLevel, TikTokClient, VideoSource,
 };
+use tidepost_providers::{ErrorKind, ProviderError};
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::limits::Admission;
 use tidepost_store::media;
 use tidepost_store::posts::{self, Post, Target};
 use tidepost_vault::Aad;
 
+use super::options::PhotoSource;
 use super::{Mode, POLL_JOB, PostOptions, limits, local_error};
 use crate::App;
 use crate::pipeline::halt::{self, Halt, load, retry};
@@ -173,6 +174,9 @@ async fn init(
     let prepared = if ctx.peek_step(&step_name).await?.is_absent() {
         if target.source == "file_upload" {
             check_media(app, post, target).await?;
+        }
+        if post.kind == "photo" {
+            check_photos(app, options, target).await?;
         }
         match prepare.run().await {
             Ok(ready) => Some(ready),
@@ -373,22 +377,22 @@ async fn call_init(
     if post.kind == "photo" {
         let photo_mode = match mode {
             Mode::Direct => PhotoMode::Direct(PhotoPostInfo {
-                title: None,
-                description: caption,
+                title: options.options.title.clone(),
+                description: options.options.description.clone().or(caption),
                 privacy_level: privacy,
                 disable_comment: options.options.disable_comment,
-                auto_add_music: false,
+                auto_add_music: options.options.auto_add_music,
                 brand_content_toggle: options.options.brand_content_toggle,
                 brand_organic_toggle: options.options.brand_organic_toggle,
             }),
             Mode::Inbox => PhotoMode::Upload {
-                title: None,
-                description: caption,
+                title: options.options.title.clone(),
+                description: options.options.description.clone().or(caption),
             },
         };
         let init = InitPhoto {
             mode: photo_mode,
-            photo_images: options.photo_urls.clone(),
+            photo_images: photo_images(app, options, target).await?,
             photo_cover_index: options.options.photo_cover_index,
             is_aigc: options.options.is_aigc,
         };
@@ -498,6 +502,54 @@ async fn check_media(app: &App, post: &Post, target: &Target) -> Result<(), Halt
     crate::pipeline::media::check_before_send(app, &media)
         .await
         .map_err(|v| Halt::Fail(local_error(v.rule, v.message, ErrorKind::Permanent)))
+}
+
+/// The uploaded photos of a photo post are probed again before TikTok is sent to fetch them,
+/// as a stored video is ([`check_media`]).
+async fn check_photos(app: &App, options: &PostOptions, target: &Target) -> Result<(), Halt> {
+    for photo in options.photos() {
+        let PhotoSource::Stored(id) = photo else {
+            continue;
+        };
+        let media = media::get(&app.db, &target.workspace_id, id)
+            .await?
+            .ok_or_else(|| Halt::Fail(photo_gone(target)))?;
+        crate::pipeline::media::check_before_send(app, &media)
+            .await
+            .map_err(|v| Halt::Fail(local_error(v.rule, v.message, ErrorKind::Permanent)))?;
+    }
+    Ok(())
+}
+
+fn photo_gone(target: &Target) -> ProviderError {
+    local_error(
+        "media_missing",
+        format!("a photo of post target {} is gone", target.id),
+        ErrorKind::Permanent,
+    )
+}
+
+/// The URLs TikTok pulls a photo post's images from: a photo uploaded to tidepost is served
+/// from a signed, expiring URL made now (as Meta fetches stored media), which the TikTok app
+/// must have verified as a URL prefix (the public URL's `/media/`).
+async fn photo_images(
+    app: &App,
+    options: &PostOptions,
+    target: &Target,
+) -> Result<Vec<String>, TokenError> {
+    let mut urls = Vec::new();
+    for photo in options.photos() {
+        urls.push(match photo {
+            PhotoSource::Url(url) => url.to_string(),
+            PhotoSource::Stored(id) => {
+                let media = media::get(&app.db, &target.workspace_id, id)
+                    .await?
+                    .ok_or_else(|| TokenError::Provider(photo_gone(target)))?;
+                crate::platforms::instagram::media_url::signed_url(app, &media)
+            }
+        });
+    }
+    Ok(urls)
 }
 
 /// Streams the remaining chunks, recording each acknowledgement.

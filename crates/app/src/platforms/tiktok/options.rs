@@ -61,6 +61,16 @@ pub struct TikTokOptions {
     /// Photo posts: which image (from 0) is the cover.
     #[schema(minimum = 0)]
     pub photo_cover_index: u32,
+    /// Photo posts: a title shown above the description, at most 90 characters (UTF-16
+    /// units).
+    #[schema(max_length = 90)]
+    pub title: Option<String>,
+    /// Photo posts: the description, at most 4000 characters (UTF-16 units); the caption when
+    /// not given.
+    #[schema(max_length = 4000)]
+    pub description: Option<String>,
+    /// Photo posts made directly: let TikTok add recommended music.
+    pub auto_add_music: bool,
 }
 
 impl TikTokOptions {
@@ -77,20 +87,133 @@ impl TikTokOptions {
         "is_aigc",
         "duration_sec",
         "photo_cover_index",
+        "title",
+        "description",
+        "auto_add_music",
     ];
+
+    /// The options that are text whatever they look like (a form's title "2024" stays text).
+    pub const TEXT_FIELDS: &[&str] = &["privacy_level", "title", "description"];
+}
+
+/// A video's caption (its `title` on TikTok), in UTF-16 units.
+pub const MAX_VIDEO_CAPTION: usize = 2200;
+/// A photo post's title, in UTF-16 units.
+pub const MAX_PHOTO_TITLE: usize = 90;
+/// A photo post's description, in UTF-16 units.
+pub const MAX_PHOTO_DESCRIPTION: usize = 4000;
+
+/// Checks the texts of a post: a video's caption; a photo post's title and description (the
+/// caption when no description is given). The photo post's texts are refused on a video.
+fn check_texts(media: &MediaSource, mode: Mode, options: &PostOptions) -> Result<(), PublishError> {
+    let units = |text: &str| text.encode_utf16().count();
+    let o = &options.options;
+    if *media != MediaSource::Photos {
+        if units(&options.caption) > MAX_VIDEO_CAPTION {
+            return Err(invalid(
+                "caption",
+                format!("the caption is longer than TikTok's {MAX_VIDEO_CAPTION} characters"),
+            ));
+        }
+        for (field, given) in [
+            ("title", o.title.is_some()),
+            ("description", o.description.is_some()),
+            ("auto_add_music", o.auto_add_music),
+        ] {
+            if given {
+                return Err(invalid(
+                    field,
+                    format!("{field} is a photo post's: a video's text is its caption"),
+                ));
+            }
+        }
+        return Ok(());
+    }
+    if let Some(title) = &o.title
+        && units(title) > MAX_PHOTO_TITLE
+    {
+        return Err(invalid(
+            "title",
+            format!(
+                "a photo post's title is at most {MAX_PHOTO_TITLE} characters (this one has {})",
+                units(title)
+            ),
+        ));
+    }
+    let (field, description) = match &o.description {
+        Some(d) => ("description", d.as_str()),
+        None => ("caption", options.caption.as_str()),
+    };
+    if units(description) > MAX_PHOTO_DESCRIPTION {
+        return Err(invalid(
+            field,
+            format!(
+                "a photo post's description is at most {MAX_PHOTO_DESCRIPTION} characters (this one has {})",
+                units(description)
+            ),
+        ));
+    }
+    if o.auto_add_music && mode == Mode::Inbox {
+        return Err(invalid(
+            "auto_add_music",
+            "TikTok adds music only to a photo post made directly; a draft's music is chosen in the app",
+        ));
+    }
+    Ok(())
 }
 
 /// What a TikTok target stores for its publish job: the options as accepted (checked, with
-/// the flags the creator disabled for good turned on), its caption and, for a photo post, the
-/// image URLs TikTok pulls.
+/// the flags the creator disabled for good turned on), its caption and, for a photo post, its
+/// images: by URL (TikTok pulls them) or uploaded to tidepost (`photo_media_ids`, served to
+/// TikTok from a signed URL made when the post is sent).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PostOptions {
     pub caption: String,
     #[serde(flatten)]
     pub options: TikTokOptions,
-    /// Photo posts: the image URLs TikTok pulls.
+    /// Photo posts: the image URLs TikTok pulls, in order; empty at the place of a photo
+    /// uploaded to tidepost.
     pub photo_urls: Vec<String>,
+    /// Photo posts: beside `photo_urls`, place by place, the media id of a photo uploaded to
+    /// tidepost (empty at the place of a URL); empty when every photo is a URL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub photo_media_ids: Vec<String>,
+}
+
+impl PostOptions {
+    /// A photo post's images in order: the URL TikTok pulls, or the id of an uploaded photo.
+    pub fn photos(&self) -> Vec<PhotoSource<'_>> {
+        self.photo_urls
+            .iter()
+            .enumerate()
+            .map(
+                |(i, url)| match self.photo_media_ids.get(i).filter(|id| !id.is_empty()) {
+                    Some(id) => PhotoSource::Stored(id),
+                    None => PhotoSource::Url(url),
+                },
+            )
+            .collect()
+    }
+
+    /// The URLs among a photo post's images.
+    pub fn photo_url_list(&self) -> Vec<&str> {
+        self.photos()
+            .into_iter()
+            .filter_map(|p| match p {
+                PhotoSource::Url(url) => Some(url),
+                PhotoSource::Stored(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// Where one image of a photo post comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoSource<'a> {
+    Url(&'a str),
+    /// A media id of the post's workspace.
+    Stored(&'a str),
 }
 
 /// Checks `options` against the creator's info and the app's rules; may turn flags on that
@@ -102,12 +225,7 @@ pub fn check_options(
     options: &mut PostOptions,
     creator: Option<&CreatorInfo>,
 ) -> Result<(), PublishError> {
-    if options.caption.encode_utf16().count() > 2200 {
-        return Err(invalid(
-            "caption",
-            "the caption is longer than TikTok's 2200 characters",
-        ));
-    }
+    check_texts(media, mode, options)?;
     if let MediaSource::VideoUrl(url) = media {
         check_media_url("media_url", url)?;
     }
@@ -118,7 +236,7 @@ pub fn check_options(
                 "a photo post needs between 1 and 35 image URLs",
             ));
         }
-        for url in &options.photo_urls {
+        for url in options.photo_url_list() {
             check_media_url("photo_urls", url)?;
         }
         if options.options.photo_cover_index as usize >= options.photo_urls.len() {
@@ -194,12 +312,14 @@ pub fn check_options(
 }
 
 impl PostOptions {
-    /// What a target with `options` stores for its job.
+    /// What a target with `options` stores for its job (`photo_urls`: a photo post's image
+    /// URLs, all pulled by TikTok).
     pub fn new(caption: &str, photo_urls: Vec<String>, options: TikTokOptions) -> Self {
         Self {
             caption: caption.to_string(),
             options,
             photo_urls,
+            photo_media_ids: Vec::new(),
         }
     }
 }

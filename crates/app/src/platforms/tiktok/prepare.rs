@@ -4,6 +4,7 @@ use tidepost_store::accounts::Account;
 use tidepost_store::posts::{Post, Target};
 
 use super::creator_cache::creator_info;
+use super::options::PhotoSource;
 use super::{Mode, PostOptions, TikTokOptions, check_options};
 use crate::App;
 use crate::pipeline::media::{Item, ItemKind};
@@ -22,8 +23,8 @@ pub enum MediaSource {
 }
 
 impl MediaSource {
-    /// The media items of a post with this source (`photo_urls`: a photo post's images).
-    pub fn items(&self, photo_urls: &[String]) -> Vec<Item> {
+    /// The media items of a post with this source (`photos`: a photo post's images).
+    pub fn items(&self, photos: &[PhotoSource<'_>]) -> Vec<Item> {
         let video = |url: Option<String>, media_id: Option<String>| Item {
             url,
             media_id,
@@ -33,12 +34,19 @@ impl MediaSource {
         match self {
             MediaSource::Stored(id) => vec![video(None, Some(id.clone()))],
             MediaSource::VideoUrl(url) => vec![video(Some(url.clone()), None)],
-            MediaSource::Photos => photo_urls
+            MediaSource::Photos => photos
                 .iter()
-                .map(|url| Item {
-                    url: Some(url.clone()),
-                    kind: Some(ItemKind::Image),
-                    ..Item::default()
+                .map(|photo| {
+                    let (url, media_id) = match photo {
+                        PhotoSource::Url(url) => (Some(url.to_string()), None),
+                        PhotoSource::Stored(id) => (None, Some(id.to_string())),
+                    };
+                    Item {
+                        url,
+                        media_id,
+                        kind: Some(ItemKind::Image),
+                        ..Item::default()
+                    }
                 })
                 .collect(),
         }
@@ -77,9 +85,10 @@ pub async fn prepare(
             if media.kind != "video" {
                 return Err(invalid(
                     "media",
-                    "TikTok takes an uploaded file only for a video; it fetches photos itself from their web address (give each photo's URL, on a site this TikTok app has verified)",
+                    "the stored media is not a video: a photo post gives its images as photos (kind image)",
                 ));
             }
+            check_cover(options.options.video_cover_timestamp_ms, media.duration_ms)?;
             (
                 "video",
                 Some(media.id.clone()),
@@ -89,7 +98,15 @@ pub async fn prepare(
             )
         }
         MediaSource::VideoUrl(url) => ("video", None, Some(url.clone()), "pull_from_url", 0),
-        MediaSource::Photos => ("photo", None, None, "pull_from_url", 0),
+        MediaSource::Photos => {
+            if options.options.video_cover_timestamp_ms.is_some() {
+                return Err(invalid(
+                    "video_cover_timestamp_ms",
+                    "a cover frame is a video's: a photo post's cover is one of its photos (photo_cover_index)",
+                ));
+            }
+            ("photo", None, None, "pull_from_url", 0)
+        }
     };
     // Before anything is asked of TikTok: a refused URL costs no call.
     if let Some(url) = &media_url {
@@ -97,8 +114,22 @@ pub async fn prepare(
     }
     // More than 35 photos is refused below without looking at them.
     if *media == MediaSource::Photos && options.photo_urls.len() <= 35 {
-        let urls: Vec<&str> = options.photo_urls.iter().map(String::as_str).collect();
+        let urls = options.photo_url_list();
         guard_media_urls(app, "photo_urls", &urls).await?;
+        // Uploaded photos: images of this workspace.
+        for photo in options.photos() {
+            if let PhotoSource::Stored(id) = photo {
+                let media = tidepost_store::media::get(&app.db, workspace_id, id)
+                    .await?
+                    .ok_or(PublishError::NotFound("media"))?;
+                if media.kind != "image" {
+                    return Err(invalid(
+                        "media",
+                        "TikTok posts one video or 1 to 35 images, not a mix or several videos",
+                    ));
+                }
+            }
+        }
     }
     let creator = if mode == Mode::Direct {
         Some(creator_info(app, &account).await?)
@@ -119,23 +150,53 @@ pub async fn prepare(
     })
 }
 
+/// A video's cover frame (`video_cover_timestamp_ms`) must lie within its probed length.
+fn check_cover(cover_ms: Option<u32>, length_ms: Option<i64>) -> Result<(), PublishError> {
+    if let (Some(cover), Some(length)) = (cover_ms, length_ms)
+        && i64::from(cover) >= length
+    {
+        return Err(invalid(
+            "video_cover_timestamp_ms",
+            format!("the cover frame at {cover} ms is past the video's end (it lasts {length} ms)"),
+        ));
+    }
+    Ok(())
+}
+
 /// The shared media as TikTok takes it: one video (stored, or a URL TikTok pulls), or images
-/// by URL (a photo post).
+/// (a photo post) by URL or uploaded to tidepost: their URLs and media ids place by place
+/// (see [`PostOptions::photo_media_ids`]).
+#[allow(clippy::type_complexity)]
 fn media_of(
     media: &[Item],
     kinds: &[Option<ItemKind>],
-) -> Result<(MediaSource, Vec<String>), String> {
+) -> Result<(MediaSource, Vec<String>, Vec<String>), String> {
     match (media, kinds) {
         ([item], [Some(ItemKind::Video)]) => match (&item.media_id, &item.url) {
-            (Some(id), None) => Ok((MediaSource::Stored(id.clone()), Vec::new())),
-            (None, Some(url)) => Ok((MediaSource::VideoUrl(url.clone()), Vec::new())),
+            (Some(id), None) => Ok((MediaSource::Stored(id.clone()), Vec::new(), Vec::new())),
+            (None, Some(url)) => Ok((MediaSource::VideoUrl(url.clone()), Vec::new(), Vec::new())),
             _ => Err("give the video either as a url or as a media_id".into()),
         },
         _ if !kinds.is_empty() && kinds.iter().all(|k| *k == Some(ItemKind::Image)) => {
-            let urls: Option<Vec<String>> = media.iter().map(|i| i.url.clone()).collect();
-            urls.map(|urls| (MediaSource::Photos, urls)).ok_or_else(|| {
-                "TikTok fetches photos itself from their web address, so uploaded photos cannot go to TikTok: give each photo's URL (on a site this TikTok app has verified), or post a video".into()
-            })
+            let mut urls = Vec::new();
+            let mut ids = Vec::new();
+            for item in media {
+                match (&item.url, &item.media_id) {
+                    (Some(url), None) => {
+                        urls.push(url.clone());
+                        ids.push(String::new());
+                    }
+                    (None, Some(id)) => {
+                        urls.push(String::new());
+                        ids.push(id.clone());
+                    }
+                    _ => return Err("give each photo either as a url or as a media_id".into()),
+                }
+            }
+            if ids.iter().all(String::is_empty) {
+                ids.clear();
+            }
+            Ok((MediaSource::Photos, urls, ids))
         }
         _ if kinds.iter().any(Option::is_none) => {
             Err("say whether each media is an image or a video (\"kind\")".into())
@@ -151,11 +212,14 @@ pub async fn prepare_target(
     account: Account,
     input: &TargetInput<'_>,
 ) -> Result<Prepared, PublishError> {
-    let (media, photo_urls) =
+    let (media, photo_urls, photo_media_ids) =
         media_of(input.media, input.kinds).map_err(|message| invalid("media", message))?;
     let o = input.spec.tiktok.clone().unwrap_or_default();
     let mode = o.mode.unwrap_or(Mode::Direct);
-    let options = PostOptions::new(input.caption, photo_urls, o);
+    let options = PostOptions {
+        photo_media_ids,
+        ..PostOptions::new(input.caption, photo_urls, o)
+    };
     prepare(app, workspace_id, account, mode, &media, options).await
 }
 
@@ -171,7 +235,7 @@ pub fn single_as_spec(
         (None, Some(url)) if post.kind == "video" => MediaSource::VideoUrl(url.clone()),
         _ => MediaSource::Photos,
     };
-    let media = source.items(&o.photo_urls);
+    let media = source.items(&o.photos());
     let mode = if target.mode == Mode::Inbox.as_str() {
         Mode::Inbox
     } else {

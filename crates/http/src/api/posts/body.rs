@@ -313,6 +313,7 @@ async fn multipart(
             "photo_urls" => Value::Array(vec![Value::String(text)]),
             // A TikTok option's text as the value it stands for (a checkbox's word, a number);
             // every other field is text as it came (a caption of "2024" stays a caption).
+            name if TikTokOptions::TEXT_FIELDS.contains(&name) => Value::String(text),
             name if TikTokOptions::FIELDS.contains(&name) => form_value(&text),
             _ => Value::String(text),
         };
