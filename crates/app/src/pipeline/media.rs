@@ -60,6 +60,12 @@ pub async fn check_before_send(app: &App, media: &Media) -> Result<(), rules::Vi
     }
     let copy = match crate::media::storage(app).local_copy(&media.sha256).await {
         Ok(copy) => copy,
+        // The storage is down or refuses us: not the file's fault; the send reads it again
+        // and retries while the storage is out.
+        Err(e) if crate::media::s3::is_unavailable(&e) => {
+            tracing::warn!(media_id = %media.id, error = %e, "could not read media again before sending");
+            return Ok(());
+        }
         Err(e) => {
             return Err(crate::media::unreadable(
                 media.original_name.as_deref(),
@@ -83,7 +89,7 @@ pub async fn check_before_send(app: &App, media: &Media) -> Result<(), rules::Vi
 }
 
 /// Why the stored file of `media` is not what was probed, if it is not: gone, or of another
-/// size.
+/// size. A storage that does not answer is no verdict on the file.
 async fn changed_on_disk(app: &App, media: &Media) -> Option<String> {
     match crate::media::storage(app).size(&media.sha256).await {
         Ok(Some(size)) if i64::try_from(size).ok() == Some(media.size_bytes) => None,
@@ -92,6 +98,8 @@ async fn changed_on_disk(app: &App, media: &Media) -> Option<String> {
             media.size_bytes
         )),
         Ok(None) => Some("the stored file is missing from the storage".into()),
+        // The storage is down or refuses us: that says nothing of the file (a send retries).
+        Err(e) if crate::media::s3::is_unavailable(&e) => None,
         Err(e) => Some(format!("the stored file cannot be read ({e})")),
     }
 }
