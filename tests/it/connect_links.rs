@@ -72,6 +72,30 @@ async fn pick(url: &str, choice: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// Picks TikTok on the link's page and approves the emulator's consent as `username`: the
+/// callback URL and tidepost's answer to it.
+async fn consent_with_tiktok(
+    emulator: &str,
+    url: &str,
+    username: &str,
+) -> (String, reqwest::Response) {
+    let started = pick(url, "tiktok").await;
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let authorize = location(&started);
+    assert!(authorize.starts_with(emulator), "{authorize}");
+    let consent = bare_client()
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let callback = approve_tiktok_consent(emulator, &consent, Some(username)).await;
+    let landed = bare_client().get(&callback).send().await.unwrap();
+    (callback, landed)
+}
+
 /// The link's address on this test server (the public URL of a server without the emulator
 /// names port 0).
 fn local(app: &TestApp, link: &Value) -> String {
@@ -448,20 +472,7 @@ async fn host_flow(backend: Backend) {
     let (status, html) = open(&url).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Studio North"));
-    let started = pick(&url, "tiktok").await;
-    assert_eq!(started.status(), StatusCode::SEE_OTHER);
-    let authorize = location(&started);
-    assert!(authorize.starts_with(&emulator), "{authorize}");
-    let consent = bare_client()
-        .get(&authorize)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let callback = approve_tiktok_consent(&emulator, &consent, Some("link_ada")).await;
-    let landed = bare_client().get(&callback).send().await.unwrap();
+    let (callback, landed) = consent_with_tiktok(&emulator, &url, "link_ada").await;
     assert_eq!(landed.status(), StatusCode::SEE_OTHER);
     let back = location(&landed);
     assert!(
@@ -553,17 +564,7 @@ async fn host_flow(backend: Backend) {
     let wrong = reconnect(&app).await;
     let (_, html) = open(&wrong).await;
     assert!(html.contains("Connect @link_ada again"), "{html}");
-    let started = pick(&wrong, "tiktok").await;
-    let consent = bare_client()
-        .get(location(&started))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let callback = approve_tiktok_consent(&emulator, &consent, Some("link_bob")).await;
-    let landed = bare_client().get(&callback).send().await.unwrap();
+    let (_, landed) = consent_with_tiktok(&emulator, &wrong, "link_bob").await;
     assert_eq!(landed.status(), StatusCode::BAD_REQUEST);
     let html = landed.text().await.unwrap();
     assert!(html.contains("@link_bob"), "{html}");
@@ -582,17 +583,7 @@ async fn host_flow(backend: Backend) {
 
     // The right creator: reconnected, the same account, announced as such.
     let right = reconnect(&app).await;
-    let started = pick(&right, "tiktok").await;
-    let consent = bare_client()
-        .get(location(&started))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let callback = approve_tiktok_consent(&emulator, &consent, Some("link_ada")).await;
-    let landed = bare_client().get(&callback).send().await.unwrap();
+    let (_, landed) = consent_with_tiktok(&emulator, &right, "link_ada").await;
     assert_eq!(landed.status(), StatusCode::SEE_OTHER);
     let query = query_of(&location(&landed));
     assert_eq!(param(&query, "status"), Some("reconnected"));

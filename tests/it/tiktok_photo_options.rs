@@ -76,6 +76,37 @@ async fn scene(backend: Backend, workers: bool) -> Scene {
 }
 
 impl Scene {
+    /// The photo publish TikTok received for post `id`, once the post was sent (60 s at most).
+    async fn sent_to_tiktok(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let publish_id = loop {
+            let post: Value = self
+                .app
+                .api_get(&self.key, &format!("/api/v1/posts/{id}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if let Some(publish_id) = post["targets"][0]["publish_id"].as_str() {
+                break publish_id.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the photo post was sent: {post:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let emulator = self.app.emulator.clone().unwrap();
+        let publishes = emulator_json(&emulator, "/_emulator/tiktok/publishes").await;
+        publishes["publishes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["publish_id"] == publish_id.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("the photo publish: {publishes:#}"))
+    }
+
     fn photos(&self) -> Value {
         json!([
             {"url": format!("{}/1.jpg", self.media), "kind": "image"},
@@ -120,40 +151,7 @@ async fn photo_options_reach_tiktok(backend: Backend) {
     assert_eq!(status, StatusCode::ACCEPTED, "{post:#}");
     let id = post["id"].as_str().unwrap().to_string();
     assert_eq!(post["options"]["targets"][0]["tiktok"]["title"], "Low tide");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let publish_id = loop {
-        let post: Value = s
-            .app
-            .api_get(&s.key, &format!("/api/v1/posts/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if let Some(publish_id) = post["targets"][0]["publish_id"].as_str() {
-            break publish_id.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the photo post was sent: {post:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let emulator = s.app.emulator.clone().unwrap();
-    let publishes: Value = bare_client()
-        .get(format!("{emulator}/_emulator/tiktok/publishes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sent = publishes["publishes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["publish_id"] == publish_id.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("the photo publish: {publishes:#}"));
+    let sent = s.sent_to_tiktok(&id).await;
     let info = &sent["post_info"];
     assert_eq!(info["title"], "Low tide", "{sent:#}");
     assert_eq!(
@@ -169,39 +167,7 @@ async fn photo_options_reach_tiktok(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{post:#}");
     let id = post["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let publish_id = loop {
-        let post: Value = s
-            .app
-            .api_get(&s.key, &format!("/api/v1/posts/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if let Some(publish_id) = post["targets"][0]["publish_id"].as_str() {
-            break publish_id.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the photo post was sent: {post:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let publishes: Value = bare_client()
-        .get(format!("{emulator}/_emulator/tiktok/publishes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sent = publishes["publishes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["publish_id"] == publish_id.as_str())
-        .cloned()
-        .unwrap();
+    let sent = s.sent_to_tiktok(&id).await;
     assert_eq!(sent["post_info"]["description"], "Low tide #tidepost");
     assert!(sent["post_info"].get("title").is_none(), "{sent:#}");
     assert_eq!(sent["post_info"]["auto_add_music"], false);
@@ -353,14 +319,7 @@ async fn uploaded_photos_go_to_tiktok_from_signed_urls(backend: Backend) {
     assert_eq!(post["targets"][0]["state"], "published", "{post:#}");
     let publish_id = post["targets"][0]["publish_id"].as_str().unwrap();
     let emulator = s.app.emulator.clone().unwrap();
-    let publishes: Value = bare_client()
-        .get(format!("{emulator}/_emulator/tiktok/publishes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let publishes = emulator_json(&emulator, "/_emulator/tiktok/publishes").await;
     let sent = publishes["publishes"]
         .as_array()
         .unwrap()
