@@ -55,11 +55,17 @@ fn pull_body(url: &str, privacy: &str) -> Value {
     })
 }
 
+/// A photo post's init body; a draft (`MEDIA_UPLOAD`) carries only title and description.
 fn photo_body(urls: &[String], mode: &str) -> Value {
+    let post_info = if mode == "MEDIA_UPLOAD" {
+        json!({"title": "photos", "description": "a #carousel"})
+    } else {
+        json!({"title": "photos", "description": "a #carousel", "privacy_level": "PUBLIC_TO_EVERYONE"})
+    };
     json!({
         "media_type": "PHOTO",
         "post_mode": mode,
-        "post_info": {"title": "photos", "description": "a #carousel", "privacy_level": "PUBLIC_TO_EVERYONE"},
+        "post_info": post_info,
         "source_info": {"source": "PULL_FROM_URL", "photo_images": urls, "photo_cover_index": 0},
         "is_aigc": false,
     })
@@ -384,6 +390,21 @@ async fn photo_posts_pull_every_image() {
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("scope_not_authorized"))
+    );
+    // A draft with a direct post's options is refused: only title and description.
+    let mut with_privacy = photo_body(&urls, "MEDIA_UPLOAD");
+    with_privacy["post_info"]["privacy_level"] = json!("PUBLIC_TO_EVERYONE");
+    let (status, body) = init(
+        &h,
+        &upload_only,
+        "/v2/post/publish/content/init/",
+        with_privacy,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_param")),
+        "{body}"
     );
     let (status, body) = init(
         &h,
