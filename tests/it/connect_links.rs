@@ -692,29 +692,8 @@ async fn instagram_through_a_link(backend: Backend) {
     assert!(!html.contains("value=\"tiktok\""), "{html}");
     let started = pick(url, "instagram:facebook").await;
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
-    let dialog = bare_client()
-        .get(location(&started))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let action = dialog
-        .split("<form method=\"post\" action=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .replace("&amp;", "&");
-    let mut form = hidden_fields(&dialog);
-    form.push(("decision".into(), "approve".into()));
-    let approved = bare_client()
-        .post(format!("{emulator}{action}"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let chooser = bare_client().get(location(&approved)).send().await.unwrap();
+    let callback = approve_facebook_dialog(&emulator, &location(&started)).await;
+    let chooser = bare_client().get(&callback).send().await.unwrap();
     assert_eq!(chooser.status(), StatusCode::OK, "the Page chooser");
     let chooser = chooser.text().await.unwrap();
     let mut form = hidden_fields(&chooser);

@@ -687,28 +687,12 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Connects the emulator's Instagram business account to `me`'s workspace over HTTP, the way
-/// a person does in a browser: Facebook Login from `/connect/instagram`, "Continue" on the
-/// emulator's dialog, the emulator's business Page picked in tidepost's chooser. Returns the
-/// new account's id. Needs [`Options::emulator`].
-pub async fn connect_instagram_via_http(app: &TestApp, me: &SignedIn) -> String {
-    let emulator = app
-        .emulator
-        .clone()
-        .expect("the app runs with the emulator");
-    let page = app.page_text(&me.client, "/connect/instagram").await;
-    let csrf = hidden_input(&page, "csrf").expect("the connect form has a csrf field");
-    let started = me
-        .client
-        .post(app.url("/connect/instagram"))
-        .form(&[("csrf", csrf.as_str()), ("login", "facebook")])
-        .send()
-        .await
-        .unwrap();
-    let dialog_url = location(&started);
-    assert!(dialog_url.starts_with(&emulator), "{dialog_url}");
+/// "Continue" on the emulator's Facebook Login dialog at `dialog_url`: the callback URL the
+/// person is sent back to.
+pub async fn approve_facebook_dialog(emulator: &str, dialog_url: &str) -> String {
+    assert!(dialog_url.starts_with(emulator), "{dialog_url}");
     let dialog = bare_client()
-        .get(&dialog_url)
+        .get(dialog_url)
         .send()
         .await
         .unwrap()
@@ -729,7 +713,28 @@ pub async fn connect_instagram_via_http(app: &TestApp, me: &SignedIn) -> String 
         .send()
         .await
         .unwrap();
-    let callback = location(&approved);
+    location(&approved)
+}
+
+/// Connects the emulator's Instagram business account to `me`'s workspace over HTTP, the way
+/// a person does in a browser: Facebook Login from `/connect/instagram`, "Continue" on the
+/// emulator's dialog, the emulator's business Page picked in tidepost's chooser. Returns the
+/// new account's id. Needs [`Options::emulator`].
+pub async fn connect_instagram_via_http(app: &TestApp, me: &SignedIn) -> String {
+    let emulator = app
+        .emulator
+        .clone()
+        .expect("the app runs with the emulator");
+    let page = app.page_text(&me.client, "/connect/instagram").await;
+    let csrf = hidden_input(&page, "csrf").expect("the connect form has a csrf field");
+    let started = me
+        .client
+        .post(app.url("/connect/instagram"))
+        .form(&[("csrf", csrf.as_str()), ("login", "facebook")])
+        .send()
+        .await
+        .unwrap();
+    let callback = approve_facebook_dialog(&emulator, &location(&started)).await;
     let chooser = me.client.get(&callback).send().await.unwrap();
     assert_eq!(chooser.status(), StatusCode::OK, "the chooser");
     let chooser = chooser.text().await.unwrap();
