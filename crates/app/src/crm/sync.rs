@@ -216,17 +216,27 @@ fn comments_interval(app: &App) -> i64 {
 
 /// The accounts with tracks being sampled whose platform has comments to pull.
 async fn accounts_with_comments(app: &App) -> Result<Vec<(String, String)>, StoreError> {
-    let rows: Vec<(String, String, Platform)> = sqlx::query_as(
-        "SELECT DISTINCT workspace_id, account_id, platform FROM metric_tracks \
-         WHERE next_sample_at IS NOT NULL ORDER BY account_id LIMIT 500",
-    )
-    .fetch_all(app.db.pool())
-    .await?;
-    Ok(rows
+    // The platforms are filtered in the query, not after it, so that accounts of platforms
+    // without comments never take the places of the LIMIT.
+    let pulled: Vec<&str> = Platform::ALL
         .into_iter()
-        .filter(|(_, _, platform)| platforms::pulls_comments(*platform))
-        .map(|(workspace_id, account_id, _)| (workspace_id, account_id))
-        .collect())
+        .filter(|p| platforms::pulls_comments(*p))
+        .map(Platform::as_str)
+        .collect();
+    if pulled.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=pulled.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT DISTINCT workspace_id, account_id FROM metric_tracks \
+         WHERE next_sample_at IS NOT NULL AND platform IN ({}) ORDER BY account_id LIMIT 500",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as(&sql);
+    for platform in pulled {
+        query = query.bind(platform);
+    }
+    Ok(query.fetch_all(app.db.pool()).await?)
 }
 
 /// A job error that waits until `at` for a slot of `what`.
