@@ -77,7 +77,7 @@ async fn a_worker_killed_every_few_seconds_loses_and_doubles_nothing() {
     // their webhooks applied.
     let (run, kills) = tokio::join!(
         async {
-            let run = cluster.connect_and_publish().await;
+            let run = cluster.connect_and_publish_killing().await;
             cluster.wait_until_final(&run).await;
             stop.store(true, Ordering::SeqCst);
             run
@@ -114,6 +114,9 @@ pub struct Cluster {
 pub struct Run {
     posts: BTreeMap<String, (String, String)>,
     usernames: Vec<String>,
+    /// Posts refused because their account's token was lost (caption → username): only
+    /// while a worker is killed ([`Cluster::check`] says when that is allowed).
+    refused: BTreeMap<String, String>,
 }
 
 impl Cluster {
@@ -274,6 +277,17 @@ impl Cluster {
     /// Connects [`ACCOUNTS`] creators through OAuth (half started on each server) and submits
     /// [`POSTS_PER_ACCOUNT`] posts for each, alternating servers, 16 at a time.
     pub async fn connect_and_publish(&self) -> Run {
+        self.connect_and_publish_with(false).await
+    }
+
+    /// [`Cluster::connect_and_publish`] while a worker is being killed: a post refused because
+    /// its account must be connected again is kept in [`Run::refused`] instead of failing the
+    /// run (a kill can lose a rotated refresh token, see [`Cluster::check`]).
+    pub async fn connect_and_publish_killing(&self) -> Run {
+        self.connect_and_publish_with(true).await
+    }
+
+    async fn connect_and_publish_with(&self, killing: bool) -> Run {
         let http = bare_client();
         let mut usernames = Vec::new();
         for i in 0..ACCOUNTS {
@@ -318,16 +332,27 @@ impl Cluster {
             let limit = limit.clone();
             tasks.spawn(async move {
                 let _slot = limit.acquire_owned().await.unwrap();
-                let id = submit(&server, &key, &account_id, &caption, n, &media).await;
+                let id = submit(&server, &key, &account_id, &caption, n, &media, killing).await;
                 (id, username, caption)
             });
         }
         let mut posts = BTreeMap::new();
+        let mut refused = BTreeMap::new();
         while let Some(done) = tasks.join_next().await {
-            let (id, username, caption) = done.unwrap();
-            assert!(posts.insert(id, (username, caption)).is_none());
+            match done.unwrap() {
+                (Some(id), username, caption) => {
+                    assert!(posts.insert(id, (username, caption)).is_none());
+                }
+                (None, username, caption) => {
+                    refused.insert(caption, username);
+                }
+            }
         }
-        Run { posts, usernames }
+        Run {
+            posts,
+            usernames,
+            refused,
+        }
     }
 
     /// Waits until every target is final (5 minutes at most).
@@ -389,7 +414,10 @@ impl Cluster {
     /// Every check of the issue, from the API and the emulator's records. With `killed`, a
     /// post whose worker died between sending init and storing TikTok's answer may instead be
     /// failed as `init_outcome_unknown` (tidepost refuses to risk a second post, and tells
-    /// the user so): it must then have reached TikTok at most once.
+    /// the user so): it must then have reached TikTok at most once. Likewise an account whose
+    /// rotated refresh token a kill lost (TikTok's log shows the old one presented again) must
+    /// be shown as needing reconnection, and its posts may be refused or failed for it, never
+    /// doubled.
     pub async fn check(&self, run: &Run, killed: bool) {
         let http = bare_client();
         let reconciled = if killed {
@@ -405,30 +433,31 @@ impl Cluster {
                     .unwrap();
             assert_eq!(looked, 0, "nothing to reconcile when no worker died");
         }
-        // Every post published, as the API tells it.
-        let mut unknown = HashSet::new();
-        for (n, (id, (_, caption))) in run.posts.iter().enumerate() {
-            let server = &self.servers[n % 2];
-            let post: Value = http
-                .get(format!("{server}/api/v1/posts/{id}"))
-                .bearer_auth(&self.api_key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(post["caption"], caption.as_str(), "{post}");
-            let target = &post["targets"][0];
-            if killed && target["state"] == "failed" {
-                assert_eq!(target["error"]["code"], "init_outcome_unknown", "{post}");
-                unknown.insert(caption.clone());
-            } else {
-                assert_eq!(target["state"], "published", "{post}");
-            }
-        }
-
-        // Exactly one publish per post on TikTok, complete, under the right creator.
+        // Refresh grants TikTok refused. With a worker killed, one kind is expected: a kill
+        // between TikTok's answer to a refresh (which rotates the refresh token: the one sent
+        // stops working) and the commit that stores it loses the new token, so the account's
+        // next refresh presents the old one ("reused") and the account must be connected
+        // again. No client can close that window; tidepost must then say so (the account needs
+        // reconnecting, its posts refused or failed with that reason) and post nothing twice.
+        let refreshes: Value = http
+            .get(format!("{}/_emulator/tiktok/refreshes", self.emu))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let refreshes = refreshes["refreshes"].as_array().unwrap().clone();
+        let refused_grants: Vec<&Value> = refreshes
+            .iter()
+            .filter(|r| r["outcome"] != "rotated")
+            .collect();
+        assert!(
+            refused_grants
+                .iter()
+                .all(|r| killed && r["outcome"] == "reused"),
+            "refused refresh grants: {refused_grants:?}"
+        );
         let creators: Value = http
             .get(format!("{}/_emulator/tiktok/creators", self.emu))
             .send()
@@ -448,6 +477,72 @@ impl Cluster {
                 )
             })
             .collect();
+        let lost: HashSet<String> = refused_grants
+            .iter()
+            .filter_map(|r| r["open_id"].as_str())
+            .map(|id| open_ids[id].clone())
+            .collect();
+        // Rare: the window is the instants between the answer and the commit.
+        assert!(
+            lost.len() <= 3,
+            "{} accounts lost their token: {lost:?}",
+            lost.len()
+        );
+        for username in run.refused.values() {
+            assert!(
+                lost.contains(username),
+                "a post of {username} was refused for a lost token TikTok never rotated away"
+            );
+        }
+        if !lost.is_empty() {
+            let accounts: Value = http
+                .get(format!("{}/api/v1/accounts", self.servers[0]))
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for account in accounts["data"].as_array().unwrap() {
+                if lost.contains(account["username"].as_str().unwrap()) {
+                    assert_eq!(account["reconnect_required"], true, "{account}");
+                }
+            }
+        }
+
+        // Every post published, as the API tells it.
+        let mut unknown = HashSet::new();
+        // Posts of an account whose token was lost that failed for it.
+        let mut lost_failed = HashSet::new();
+        for (n, (id, (username, caption))) in run.posts.iter().enumerate() {
+            let server = &self.servers[n % 2];
+            let post: Value = http
+                .get(format!("{server}/api/v1/posts/{id}"))
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(post["caption"], caption.as_str(), "{post}");
+            let target = &post["targets"][0];
+            if killed
+                && target["state"] == "failed"
+                && target["error"]["code"] != "init_outcome_unknown"
+                && lost.contains(username)
+            {
+                lost_failed.insert(caption.clone());
+            } else if killed && target["state"] == "failed" {
+                assert_eq!(target["error"]["code"], "init_outcome_unknown", "{post}");
+                unknown.insert(caption.clone());
+            } else {
+                assert_eq!(target["state"], "published", "{post}");
+            }
+        }
+
+        // Exactly one publish per post on TikTok, complete, under the right creator.
         let publishes: Value = http
             .get(format!("{}/_emulator/tiktok/publishes", self.emu))
             .send()
@@ -466,6 +561,11 @@ impl Cluster {
         let mut unknown_received = 0;
         for (username, caption) in run.posts.values() {
             let found = by_caption.get(caption).map(Vec::as_slice).unwrap_or(&[]);
+            if lost_failed.contains(caption) {
+                // Failed for the lost token: sent at most once (before the token was lost).
+                assert!(found.len() <= 1, "publishes of {caption:?}: {found:?}");
+                continue;
+            }
             if unknown.contains(caption) {
                 assert!(found.len() <= 1, "publishes of {caption:?}: {found:?}");
                 // What TikTok completed and shows publicly was found by the reconcile job: an
@@ -485,9 +585,15 @@ impl Cluster {
             assert_eq!(owner, username, "{p}");
             *per_creator.entry(owner.as_str()).or_default() += 1;
         }
+        for caption in run.refused.keys() {
+            assert!(
+                !by_caption.contains_key(caption),
+                "{caption:?} was refused but is on TikTok"
+            );
+        }
         let all = publishes["publishes"].as_array().unwrap().len();
         assert!(
-            all <= run.posts.len() && all + unknown.len() >= run.posts.len(),
+            all <= run.posts.len() && all + unknown.len() + lost_failed.len() >= run.posts.len(),
             "{all} publishes for {} posts ({} unknown)",
             run.posts.len(),
             unknown.len()
@@ -517,25 +623,18 @@ impl Cluster {
             "{} unknown outcomes never reached TikTok: a wait sits between intent and request",
             unknown.len() - unknown_received
         );
-        if unknown.is_empty() {
+        if unknown.is_empty() && lost.is_empty() {
             assert!(per_creator.values().all(|&n| n == POSTS_PER_ACCOUNT));
         }
+        eprintln!(
+            "scale_out {}: {} accounts lost a rotated refresh token to a kill; {} posts refused and {} failed for it",
+            self.label,
+            lost.len(),
+            run.refused.len(),
+            lost_failed.len()
+        );
 
-        // No refresh token spent twice, and tokens really were refreshed in the middle.
-        let refreshes: Value = http
-            .get(format!("{}/_emulator/tiktok/refreshes", self.emu))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let refreshes = refreshes["refreshes"].as_array().unwrap();
-        let refused: Vec<&Value> = refreshes
-            .iter()
-            .filter(|r| r["outcome"] != "rotated")
-            .collect();
-        assert!(refused.is_empty(), "refused refresh grants: {refused:?}");
+        // Tokens really were refreshed in the middle.
         let refreshed: HashSet<&str> = refreshes
             .iter()
             .filter_map(|r| r["open_id"].as_str())
@@ -581,7 +680,8 @@ impl Cluster {
             .filter(|r| r["path"].as_str().unwrap().ends_with("/video/init/") && r["status"] == 200)
             .count();
         assert!(
-            inits <= run.posts.len() && inits + unknown.len() >= run.posts.len(),
+            inits <= run.posts.len()
+                && inits + unknown.len() + lost_failed.len() >= run.posts.len(),
             "{inits} inits for {} posts",
             run.posts.len()
         );
@@ -589,7 +689,10 @@ impl Cluster {
         // Every webhook stored once and applied once.
         let events = wait_webhooks_stored_once(&self.emu, &self.db).await;
         // Each publish sends at least post.publish.complete.
-        assert!(events >= run.posts.len(), "{events} events");
+        assert!(
+            events + lost_failed.len() >= run.posts.len(),
+            "{events} events"
+        );
         eprintln!(
             "scale_out {}: {} posts ({} init outcomes unknown, {} of them received by TikTok), {} refreshes, {} provider requests",
             self.label,
@@ -679,7 +782,8 @@ async fn media_server() -> String {
 
 /// `POST /api/v1/posts` (multipart, a small distinct video; every fourth post a public
 /// PULL_FROM_URL one instead, which TikTok completes on its own once init reached it), retried
-/// with the same idempotency key on a transport error. Returns the post id.
+/// with the same idempotency key on a transport error. Returns the post id; `None` when
+/// `lost_ok` and the account must be connected again.
 async fn submit(
     server: &str,
     key: &str,
@@ -687,7 +791,8 @@ async fn submit(
     caption: &str,
     n: usize,
     media: &str,
-) -> String {
+    lost_ok: bool,
+) -> Option<String> {
     let http = bare_client();
     let url = format!("{server}/api/v1/posts");
     if n.is_multiple_of(4) {
@@ -696,9 +801,12 @@ async fn submit(
             "privacy_level": "PUBLIC_TO_EVERYONE", "idempotency_key": caption,
             "media_url": format!("{media}/media/{n}.mp4"),
         });
-        return post_with_retries(caption, || http.post(&url).bearer_auth(key).json(&body)).await;
+        return post_with_retries(caption, lost_ok, || {
+            http.post(&url).bearer_auth(key).json(&body)
+        })
+        .await;
     }
-    post_with_retries(caption, || {
+    post_with_retries(caption, lost_ok, || {
         let video = tidepost_app::media::testing::video(16 * 1024, &n.to_string());
         let privacy = if n.is_multiple_of(2) {
             "PUBLIC_TO_EVERYONE"
@@ -716,8 +824,13 @@ async fn submit(
 /// idempotency key: again on a transport error (3 at most), and after the `Retry-After` of a 503
 /// (every 503 must carry one: another instance refreshing the account's token, possibly a
 /// killed worker whose refresh lease must run out first), for two minutes at most. The answer
-/// must then be 202. Returns the post id.
-async fn post_with_retries(caption: &str, request: impl Fn() -> reqwest::RequestBuilder) -> String {
+/// must then be 202 — or, with `lost_ok`, a 409 saying the account must be connected again
+/// (`None`). Returns the post id.
+async fn post_with_retries(
+    caption: &str,
+    lost_ok: bool,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> Option<String> {
     let give_up = Instant::now() + Duration::from_secs(120);
     let mut transport_errors = 0;
     loop {
@@ -740,8 +853,15 @@ async fn post_with_retries(caption: &str, request: impl Fn() -> reqwest::Request
             Ok(answer) => {
                 let status = answer.status();
                 let body: Value = answer.json().await.unwrap_or(Value::Null);
+                if lost_ok
+                    && status == StatusCode::CONFLICT
+                    && body["type"] == "urn:tidepost:problem:needs-reauth"
+                {
+                    eprintln!("{caption}: refused, the account must be connected again: {body}");
+                    return None;
+                }
                 assert_eq!(status, StatusCode::ACCEPTED, "{caption}: {body}");
-                return body["id"].as_str().unwrap().to_string();
+                return Some(body["id"].as_str().unwrap().to_string());
             }
             Err(err) if transport_errors < 2 => {
                 transport_errors += 1;
