@@ -167,7 +167,7 @@ async fn options_from_the_composer_reach_the_emulator(backend: Backend) {
     assert_eq!(params["location_id"], PLACES[0].0);
 
     // The first comment, under the media and on the post page.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         b.goto(&s.app.url(&post_path)).await;
         let text = b.text_of(".target").await;

@@ -872,7 +872,7 @@ async fn widget_at_the_daily_cap(backend: Backend) {
     assert_eq!(created.status(), reqwest::StatusCode::ACCEPTED);
     let post: Value = created.json().await.unwrap();
     let post_id = post["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let now: Value = app
             .api_get(&key, &format!("/api/v1/posts/{post_id}"))

@@ -345,7 +345,7 @@ async fn a_scheduled_post_whose_file_stopped_reading_fails(backend: Backend) {
     );
 
     let path = format!("/api/v1/posts/{}", post["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let target = loop {
         let shown = s.get(&path).await;
         let target = shown["targets"][0].clone();

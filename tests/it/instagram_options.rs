@@ -142,7 +142,7 @@ impl Scene {
     /// The post once its target is published or failed.
     pub(crate) async fn settled(&self, post_id: &str) -> Value {
         let path = format!("/api/v1/posts/{post_id}");
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let post: Value = self
                 .app

@@ -629,7 +629,7 @@ async fn sandbox_mode_lets_the_emulator_fetch_local_media() {
         .unwrap()
         .to_string();
     let mut post = Value::Null;
-    for _ in 0..600 {
+    for _ in 0..1800 {
         post = app
             .api_get(&key, &format!("/api/v1/posts/{id}"))
             .await

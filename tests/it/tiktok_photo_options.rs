@@ -76,9 +76,9 @@ async fn scene(backend: Backend, workers: bool) -> Scene {
 }
 
 impl Scene {
-    /// The photo publish TikTok received for post `id`, once the post was sent (60 s at most).
+    /// The photo publish TikTok received for post `id`, once the post was sent (3 minutes at most).
     async fn sent_to_tiktok(&self, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(180);
         let publish_id = loop {
             let post: Value = self
                 .app
