@@ -23,6 +23,7 @@ mod connect_links;
 mod contract;
 mod crm;
 mod docs;
+mod drafts;
 mod entry_pipeline;
 mod error_pages;
 mod event_sequences;

@@ -43,6 +43,8 @@ pub(crate) enum Object {
     Interaction,
     /// A post target (`{id}` is the target).
     Target,
+    /// A draft (a post saved without being sent).
+    Draft,
 }
 
 /// Who calls a route: an API key (`/api/v1`) or a signed-in browser (UI pages, CSRF field sent).
@@ -230,6 +232,10 @@ const ID_ROUTES: &[IdRoute] = &[
     ),
     row("POST", "/inbox/{id}/reply", Object::Interaction),
     row("GET", "/api/v1/targets/{id}/metrics", Object::Target),
+    row("GET", "/api/v1/drafts/{id}", Object::Draft),
+    row("PUT", "/api/v1/drafts/{id}", Object::Draft),
+    row("DELETE", "/api/v1/drafts/{id}", Object::Draft),
+    row("POST", "/api/v1/drafts/{id}/publish", Object::Draft),
 ];
 
 /// Routes with a path parameter that is not a workspace object's id.
@@ -374,6 +380,26 @@ pub(crate) async fn make(
             vec![("id", app.key_id(&secret).await)]
         }
         Object::Account => vec![("id", make_account(app, workspace_id).await)],
+        Object::Draft => {
+            let now = tidepost_domain::now_ms();
+            let id = tidepost_domain::new_id();
+            let draft = tidepost_store::drafts::Draft {
+                id: id.clone(),
+                workspace_id: workspace_id.to_string(),
+                body: serde_json::json!({"caption": format!("fixture draft {}", &id[24..])})
+                    .to_string(),
+                created_by: None,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+                post_id: None,
+                published_at: None,
+            };
+            tidepost_store::drafts::insert(&app.db, &draft)
+                .await
+                .unwrap();
+            vec![("id", id)]
+        }
         Object::Post => {
             let account_id = make_account(app, workspace_id).await;
             let now = tidepost_domain::now_ms();
@@ -549,6 +575,13 @@ async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) 
                 .expect("the post exists")
                 .caption
         }
+        Object::Draft => {
+            tidepost_store::drafts::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists")
+                .body
+        }
         Object::Media => tidepost_store::media::get(&app.db, workspace_id, id)
             .await
             .unwrap()
@@ -647,6 +680,13 @@ async fn state_of(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> 
                 .expect("the object exists");
             format!("{} {}", t.state, t.updated_at)
         }
+        Object::Draft => match tidepost_store::drafts::get(&app.db, workspace_id, id)
+            .await
+            .unwrap()
+        {
+            Some(d) => format!("{} {} {:?}", d.version, d.updated_at, d.post_id),
+            None => "deleted".into(),
+        },
         Object::Media => match tidepost_store::media::get(&app.db, workspace_id, id)
             .await
             .unwrap()

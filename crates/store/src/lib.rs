@@ -16,6 +16,7 @@ pub mod api_keys;
 pub mod connect_links;
 pub mod crm;
 mod db;
+pub mod drafts;
 mod error;
 pub mod events;
 pub mod idempotency;

@@ -15,11 +15,13 @@
 //!   with the next free slot ([`Issue::next_slot_ms`]); [`Schedule::next_free_slot`] takes that
 //!   slot instead. The limit is checked again under the account's lock in the transaction that
 //!   stores the post, so concurrent requests for an account's last slot get it once.
+//! - `drafts`: posts saved without being sent or scheduled, published later through [`validate`].
 //! - `update` changes the caption or the time of a post that has not started (409 after);
 //!   cancelling and retrying one failed target are `pipeline::cancel` and `pipeline::retry`.
 //!
 //! These functions are what the API (`/api/v1/posts`) and the UI call.
 
+pub mod drafts;
 mod issues;
 pub mod schedule;
 mod single;

@@ -17,8 +17,29 @@ pub async fn store(
     app: &App,
     workspace_id: &str,
     new: &NewComposite,
-    mut plan: Plan,
+    plan: Plan,
 ) -> Result<PostView, ComposeError> {
+    store_from(app, workspace_id, new, plan, None)
+        .await?
+        .ok_or_else(|| ComposeError::Conflict("the post was not stored".into()))
+}
+
+/// The draft a post is published from, at the version that was checked.
+#[derive(Debug, Clone)]
+pub(super) struct DraftClaim {
+    pub id: String,
+    pub version: i64,
+}
+
+/// [`store`], and with `draft` the draft marked published in the same transaction: `None`
+/// (nothing stored) when that draft changed or was published meanwhile.
+pub(super) async fn store_from(
+    app: &App,
+    workspace_id: &str,
+    new: &NewComposite,
+    mut plan: Plan,
+    draft: Option<&DraftClaim>,
+) -> Result<Option<PostView>, ComposeError> {
     let now = tidepost_domain::now_ms();
     if plan.targets.is_empty() {
         return Err(ComposeError::Conflict(
@@ -48,6 +69,22 @@ pub async fn store(
     };
     let mut targets = Vec::with_capacity(plan.targets.len());
     let mut tx = app.db.begin_write().await?;
+    // The draft first: of two publications of one draft the second waits here for the first
+    // to commit, then finds it published (before it could meet the limits the first took).
+    if let Some(draft) = draft
+        && !tidepost_store::drafts::mark_published_in(
+            &mut tx,
+            workspace_id,
+            &draft.id,
+            draft.version,
+            &post.id,
+            now,
+        )
+        .await?
+    {
+        // Dropping the transaction rolls it back: nothing is kept.
+        return Ok(None);
+    }
     // The limits again, under the accounts' locks: the check and the insert are one step.
     let zone = plan.at.as_ref().and_then(|w| w.time_zone.as_deref());
     recheck_in(&mut tx, app, &mut plan.targets, None, zone).await?;
@@ -68,7 +105,7 @@ pub async fn store(
         targets.push(target);
     }
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(PostView { post, targets })
+    Ok(Some(PostView { post, targets }))
 }
 
 /// Checks the limits of `targets` again inside the write transaction `conn`, each under its

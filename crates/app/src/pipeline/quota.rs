@@ -78,7 +78,8 @@ impl LimitCheck {
 
 /// Where one more post of a limit `cap` goes, given the times `events` already counted: `at`
 /// when it fits there; else the next free slot when `next_free`; else `Err` with that slot
-/// (`None` when the limit is 0).
+/// (`None` when the limit is 0), on the whole second at or after it: the API shows times to
+/// the second, and a slot shown rounded down would be refused when given back.
 pub(crate) fn decide(
     events: &[i64],
     at: i64,
@@ -88,7 +89,7 @@ pub(crate) fn decide(
     match first_fit(events, at, cap) {
         Some(slot) if slot == at => Ok(at),
         Some(slot) if next_free => Ok(slot),
-        other => Err(other),
+        other => Err(other.map(|slot| (slot + 999).div_euclid(1000) * 1000)),
     }
 }
 
@@ -130,6 +131,17 @@ mod tests {
     use super::*;
 
     const H: i64 = 3_600_000;
+
+    #[test]
+    fn a_refused_time_names_a_slot_that_is_accepted_when_given_back() {
+        // A post counted at a time with milliseconds: its slot frees 24 h later, mid-second.
+        let events = [1_000_000_400];
+        let at = events[0] + H;
+        let slot = decide(&events, at, 1, false).unwrap_err().unwrap();
+        assert_eq!(slot % 1000, 0, "{slot}");
+        assert!(slot >= events[0] + DAY_MS);
+        assert_eq!(decide(&events, slot, 1, false), Ok(slot));
+    }
 
     #[test]
     fn windows() {

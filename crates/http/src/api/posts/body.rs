@@ -46,6 +46,8 @@ pub enum Shape {
 pub struct Submission {
     pub new: NewComposite,
     pub shape: Shape,
+    /// `draft: true`: save it as a draft (nothing checked, nothing sent).
+    pub draft: bool,
 }
 
 /// Whether `file` parts may be stored (`POST /posts`) or are refused (`/validate` stores
@@ -75,6 +77,8 @@ struct CreatePost {
     time_zone: Option<String>,
     /// `next_free_slot` or `exact` (the default).
     schedule: Option<String>,
+    /// Saves the post as a draft instead.
+    draft: bool,
 }
 
 /// The `instagram` object of the single-account shape.
@@ -179,6 +183,27 @@ pub async fn read(
     files: Files,
     created_by: Option<String>,
 ) -> Result<Submission, Problem> {
+    read_as(state, workspace_id, request, files, created_by, false).await
+}
+
+/// [`read`] for a draft (`/drafts`): as if the body said `"draft": true`.
+pub async fn read_draft(
+    state: &HttpState,
+    workspace_id: &str,
+    request: Request,
+    created_by: Option<String>,
+) -> Result<Submission, Problem> {
+    read_as(state, workspace_id, request, Files::Store, created_by, true).await
+}
+
+async fn read_as(
+    state: &HttpState,
+    workspace_id: &str,
+    request: Request,
+    files: Files,
+    created_by: Option<String>,
+    draft: bool,
+) -> Result<Submission, Problem> {
     let header_key = request
         .headers()
         .get("idempotency-key")
@@ -193,6 +218,7 @@ pub async fn read(
     if parsed.body.idempotency_key.is_none() {
         parsed.body.idempotency_key = header_key;
     }
+    parsed.body.draft |= draft;
     submission(state, workspace_id, parsed, created_by).await
 }
 
@@ -365,6 +391,7 @@ impl CreatePost {
         "scheduled_at",
         "time_zone",
         "schedule",
+        "draft",
     ];
 }
 
@@ -432,7 +459,14 @@ async fn submission(
         body.schedule.as_deref(),
     )?;
     let given = given_options(&tiktok);
-    if let Some(targets) = body.targets.take() {
+    let draft = body.draft;
+    // A draft may not know its accounts yet: with none given it is a post to several, to be
+    // chosen later.
+    let targets = body
+        .targets
+        .take()
+        .or_else(|| (draft && body.account_id.is_empty()).then(Vec::new));
+    if let Some(targets) = targets {
         if !body.account_id.is_empty() {
             return Err(field_problem(
                 "account_id",
@@ -464,6 +498,7 @@ async fn submission(
                 created_by,
             },
             shape: Shape::Composite,
+            draft,
         });
     }
     if body.account_id.is_empty() {
@@ -538,6 +573,7 @@ async fn submission(
     Ok(Submission {
         new: NewComposite { schedule, ..single },
         shape: Shape::Single(platform),
+        draft,
     })
 }
 

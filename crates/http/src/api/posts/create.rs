@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use serde_json::Value;
+use axum::response::{IntoResponse, Response};
 use tidepost_app::compose;
 
 use super::body::{self, Files, Shape};
@@ -27,6 +27,7 @@ pub(super) fn created_by(caller: &Caller) -> Option<String> {
     request_body(content = super::docs::CreatePostDoc, description = "JSON, or multipart/form-data with the same fields as text parts and `file` parts"),
     responses(
         (status = 202, description = "Accepted: the targets are queued or scheduled", body = super::docs::PostDoc),
+        (status = 201, description = "With `draft: true`: the draft saved, with `issues` (see `/api/v1/drafts`)", body = super::docs::DraftDoc),
         (status = 404, description = "No such account or media in this workspace", body = Problem),
         (status = 409, description = "The time (or now) would break a posting limit: `next_slot_at` and `errors` name it", body = Problem),
         (status = 413, description = "An upload over the size limit", body = Problem),
@@ -38,7 +39,7 @@ pub(crate) async fn create(
     caller: Caller,
     State(state): State<HttpState>,
     request: Request,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<Response, Problem> {
     caller.require_scope("api")?;
     let submission = body::read(
         &state,
@@ -48,11 +49,14 @@ pub(crate) async fn create(
         created_by(&caller),
     )
     .await?;
+    if submission.draft {
+        return super::drafts::save(&state, &caller, &submission.new).await;
+    }
     let view = compose::submit(&state.app, &caller.workspace_id, submission.new)
         .await
         .map_err(|err| match submission.shape {
             Shape::Composite => compose_problem(err),
             Shape::Single(platform) => single_problem(err, platform),
         })?;
-    Ok((StatusCode::ACCEPTED, Json(render(&state, &view).await?)))
+    Ok((StatusCode::ACCEPTED, Json(render(&state, &view).await?)).into_response())
 }

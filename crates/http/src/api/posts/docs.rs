@@ -45,6 +45,9 @@ pub(crate) struct CreatePostDoc {
     instagram: Option<InstagramBodyDoc>,
     /// Same as the `Idempotency-Key` header.
     idempotency_key: Option<String>,
+    /// Save it as a draft instead (`201` with the draft): nothing is checked or sent until
+    /// `POST /api/v1/drafts/{id}/publish`.
+    draft: Option<bool>,
 }
 
 /// How a scheduled time meets the posting limits.
@@ -183,6 +186,51 @@ pub(crate) struct PostListDoc {
 pub(crate) struct UpdatePostDoc {
     caption: Option<String>,
     /// The new time; `null` for now.
+    scheduled_at: Option<String>,
+    time_zone: Option<String>,
+    schedule: Option<ScheduleDoc>,
+}
+
+/// A draft: a post saved without being sent or scheduled.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Draft)]
+pub(crate) struct DraftDoc {
+    id: String,
+    /// 1 when saved, one more with every change; also the response's `ETag`.
+    version: i64,
+    caption: String,
+    media: Vec<Item>,
+    targets: Vec<TargetSpec>,
+    /// The time it is to be published at (RFC 3339); null: when it is published.
+    scheduled_at: Option<String>,
+    time_zone: Option<String>,
+    schedule: ScheduleDoc,
+    created_by: Option<String>,
+    created_at: String,
+    updated_at: String,
+    /// The post it became, once published.
+    post_id: Option<String>,
+    published_at: Option<String>,
+    /// What stops it from being published now, as a refused post lists it (left out of lists).
+    #[schema(value_type = Option<Vec<Object>>)]
+    issues: Option<Vec<serde_json::Value>>,
+}
+
+/// A page of drafts.
+#[derive(utoipa::ToSchema)]
+#[schema(as = DraftList)]
+pub(crate) struct DraftListDoc {
+    data: Vec<DraftDoc>,
+    /// Pass as `after` for the next page; null on the last one.
+    next_cursor: Option<String>,
+}
+
+/// The body of `POST /api/v1/drafts/{id}/publish`, all optional: without `scheduled_at` the
+/// draft's own time counts (none: now).
+#[derive(utoipa::ToSchema)]
+#[schema(as = PublishDraft)]
+pub(crate) struct PublishDraftDoc {
+    /// RFC 3339 with an offset, a local date and time with `time_zone`, or null for now.
     scheduled_at: Option<String>,
     time_zone: Option<String>,
     schedule: Option<ScheduleDoc>,

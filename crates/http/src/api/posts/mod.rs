@@ -39,6 +39,7 @@
 mod body;
 mod create;
 mod docs;
+pub(crate) mod drafts;
 mod problems;
 mod render;
 mod validate;
@@ -79,6 +80,7 @@ pub fn router() -> Router<HttpState> {
             post(mark_published),
         )
         .route("/posts/{id}/targets/{target}/send-again", post(send_again))
+        .merge(drafts::router())
 }
 
 /// What an action on post `id` answers: the post, or the refusal naming its platform.

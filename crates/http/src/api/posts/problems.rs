@@ -97,6 +97,25 @@ pub(crate) fn schedule_of(
     Ok(Schedule { at, next_free_slot })
 }
 
+/// Issues as the API lists them (a refusal's `errors`, a draft's `issues`).
+pub(crate) fn issues_json(issues: &[Issue]) -> Vec<Value> {
+    issues
+        .iter()
+        .map(|i| {
+            json!({
+                "target": i.target,
+                "account_id": i.account_id,
+                "platform": i.platform,
+                "field": i.field,
+                "rule": i.rule,
+                "message": i.message,
+                "next_slot_at": i.next_slot_ms.map(tidepost_domain::time::rfc3339),
+                "provider": i.provider,
+            })
+        })
+        .collect()
+}
+
 /// A composite post's refusal as problem+json: every issue in `errors`; 409 when the only
 /// problem is the time (a limit), with the latest `next_slot_at` of the targets.
 pub fn compose_problem(err: ComposeError) -> Problem {
@@ -109,21 +128,7 @@ pub fn compose_problem(err: ComposeError) -> Problem {
                 .collect::<Vec<_>>()
                 .join("; ");
             let next_slot = issues.iter().filter_map(|i| i.next_slot_ms).max();
-            let errors: Vec<Value> = issues
-                .iter()
-                .map(|i| {
-                    json!({
-                        "target": i.target,
-                        "account_id": i.account_id,
-                        "platform": i.platform,
-                        "field": i.field,
-                        "rule": i.rule,
-                        "message": i.message,
-                        "next_slot_at": i.next_slot_ms.map(tidepost_domain::time::rfc3339),
-                        "provider": i.provider,
-                    })
-                })
-                .collect();
+            let errors = issues_json(&issues);
             let first_field = issues.first().map(|i| i.field.clone()).unwrap_or_default();
             let problem = if let Some(wait) = Issue::only_provider_trouble(&issues) {
                 let mut p = Problem::new(
