@@ -372,3 +372,209 @@ async fn another_workspaces_drafts_are_not_found(backend: Backend) {
     assert_eq!(mine["caption"], "mine");
     assert_eq!(mine["version"], 1);
 }
+
+both_backends!(the_composer_saves_reopens_and_publishes_a_draft);
+
+/// The composer's "Save draft": an unfinished post kept (nothing checked), listed on `/drafts`,
+/// opened again with every choice as it was, changed, scheduled through the form in a zone and
+/// published as one post; the draft then opens its post; a stale form is refused, not applied.
+async fn the_composer_saves_reopens_and_publishes_a_draft(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            emulator: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let me = app.signed_in("composer-drafts").await;
+    let key = app.api_key(&me.workspace.id, "composer-drafts", &[]).await;
+    let account = connect_tiktok_via_api(&app, &key, "tidepost.sandbox").await;
+    let field = |name: &str| format!("{name}:{account}");
+
+    // Unfinished: no media, no privacy. Saved as it is.
+    let first = vec![
+        ("csrf".to_string(), me.csrf.clone()),
+        ("caption".to_string(), "half done #plan".to_string()),
+        ("targets".to_string(), account.clone()),
+        ("when".to_string(), "at".to_string()),
+        ("scheduled_at".to_string(), "2031-03-04T09:30".to_string()),
+        ("time_zone".to_string(), "America/New_York".to_string()),
+        (field("mode"), "direct".to_string()),
+        (field("allow_comment"), "on".to_string()),
+        (field("is_aigc"), "on".to_string()),
+        ("intent".to_string(), "draft".to_string()),
+    ];
+    let saved = me
+        .client
+        .post(app.url("/compose"))
+        .form(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let reopen = location(&saved);
+    assert!(reopen.starts_with("/compose?draft="), "{reopen}");
+    let draft_id = reopen
+        .trim_start_matches("/compose?draft=")
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, posts) = call(&app, &key, Method::GET, "/api/v1/posts", None).await;
+    assert_eq!(posts["data"], json!([]), "a draft is no post");
+
+    // Listed, and opened again as it was typed.
+    let list = app.page_text(&me.client, "/drafts").await;
+    assert!(list.contains("half done #plan"), "{list}");
+    let html = app.page_text(&me.client, &reopen).await;
+    assert!(html.contains("Draft saved"), "{html}");
+    assert!(html.contains("Edit a draft"), "{html}");
+    assert!(html.contains("half done #plan"), "{html}");
+    assert!(html.contains(r#"value="2031-03-04T09:30""#), "{html}");
+    assert!(html.contains(r#"value="America/New_York""#), "{html}");
+    let tag = |name: &str| {
+        html.split('<')
+            .find(|t| t.contains(&format!(r#"name="{name}:{account}""#)))
+            .unwrap_or_else(|| panic!("no {name} field"))
+            .to_string()
+    };
+    assert!(tag("allow_comment").contains("checked"));
+    assert!(tag("is_aigc").contains("checked"));
+    assert!(!tag("allow_duet").contains("checked"));
+
+    // Finished and published from the composer: one post, at the time in its zone.
+    let media = bare_client()
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&key)
+        .multipart(
+            reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(tidepost_app::media::testing::video(
+                    64 * 1024,
+                    "draft",
+                ))
+                .file_name("draft.mp4")
+                .mime_str("video/mp4")
+                .unwrap(),
+            ),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let media_id = media["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{media}"))
+        .to_string();
+    let mut finished: Vec<(String, String)> = first
+        .iter()
+        .filter(|(k, _)| k != "intent")
+        .cloned()
+        .collect();
+    finished.extend([
+        ("draft".to_string(), draft_id.clone()),
+        ("draft_version".to_string(), "1".to_string()),
+        ("media".to_string(), media_id),
+        (field("privacy"), "SELF_ONLY".to_string()),
+        ("intent".to_string(), "publish".to_string()),
+    ]);
+    // A form made on an older version than the draft's is refused, the draft unchanged.
+    let (_, bumped) = call_with(
+        &app,
+        &key,
+        Method::PUT,
+        &format!("/api/v1/drafts/{draft_id}"),
+        Some(json!({"caption": "changed elsewhere"})),
+        Some("\"1\""),
+    )
+    .await;
+    assert_eq!(bumped["version"], 2, "{bumped:#}");
+    let stale = me
+        .client
+        .post(app.url("/compose"))
+        .form(&finished)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = stale.text().await.unwrap();
+    assert!(page.contains("changed meanwhile"), "{page}");
+    let (_, kept) = call(
+        &app,
+        &key,
+        Method::GET,
+        &format!("/api/v1/drafts/{draft_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(kept["caption"], "changed elsewhere");
+    assert_eq!(kept["post_id"], Value::Null);
+
+    for (k, v) in finished.iter_mut() {
+        if k == "draft_version" {
+            *v = "2".into();
+        }
+    }
+    let published = me
+        .client
+        .post(app.url("/compose"))
+        .form(&finished)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::SEE_OTHER);
+    let post_path = location(&published);
+    assert!(post_path.starts_with("/posts/"), "{post_path}");
+    let post_id = post_path.trim_start_matches("/posts/").to_string();
+    let (_, post) = call(
+        &app,
+        &key,
+        Method::GET,
+        &format!("/api/v1/posts/{post_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(post["caption"], "half done #plan", "{post:#}");
+    // 09:30 in New York on 4 March 2031 (EST, UTC-5).
+    assert_eq!(post["scheduled_at"], "2031-03-04T14:30:00Z", "{post:#}");
+    assert_eq!(post["targets"][0]["state"], "scheduled");
+    let (_, posts) = call(&app, &key, Method::GET, "/api/v1/posts", None).await;
+    assert_eq!(posts["data"].as_array().unwrap().len(), 1);
+
+    // The draft now opens its post, and leaves the list.
+    let again = me.client.get(app.url(&reopen)).send().await.unwrap();
+    assert_eq!(location(&again), post_path);
+    let list = app.page_text(&me.client, "/drafts").await;
+    assert!(!list.contains("half done #plan"), "{list}");
+
+    // Another draft, deleted from the list.
+    let mut other = first.clone();
+    other[1].1 = "to delete".into();
+    let saved = me
+        .client
+        .post(app.url("/compose"))
+        .form(&other)
+        .send()
+        .await
+        .unwrap();
+    let other_id = location(&saved)
+        .trim_start_matches("/compose?draft=")
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let deleted = me
+        .client
+        .post(app.url(&format!("/drafts/{other_id}/delete")))
+        .form(&[("csrf", me.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&deleted), "/drafts");
+    let list = app.page_text(&me.client, "/drafts").await;
+    assert!(!list.contains("to delete"), "{list}");
+    assert!(list.contains("No drafts"), "{list}");
+}

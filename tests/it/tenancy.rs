@@ -236,6 +236,7 @@ const ID_ROUTES: &[IdRoute] = &[
     row("PUT", "/api/v1/drafts/{id}", Object::Draft),
     row("DELETE", "/api/v1/drafts/{id}", Object::Draft),
     row("POST", "/api/v1/drafts/{id}/publish", Object::Draft),
+    row("POST", "/drafts/{id}/delete", Object::Draft),
 ];
 
 /// Routes with a path parameter that is not a workspace object's id.

@@ -754,6 +754,8 @@
   }
 
   form.addEventListener("submit", function (event) {
+    // "Save draft" keeps the post as it is, unfinished too: nothing to check before.
+    if (event.submitter && event.submitter.value === "draft") return;
     var problem = refusal();
     if (!problem) return;
     event.preventDefault();

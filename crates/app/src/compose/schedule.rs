@@ -110,6 +110,20 @@ pub fn show(at_ms: i64, time_zone: Option<&str>) -> String {
     }
 }
 
+/// `at_ms` as a form's date-and-time field holds it (`2026-12-01T09:30`), in `time_zone` when
+/// it is a known zone, else in UTC: what [`parse`] reads back with the same zone.
+pub fn local_input(at_ms: i64, time_zone: Option<&str>) -> String {
+    let Ok(ts) = jiff::Timestamp::from_millisecond(at_ms) else {
+        return String::new();
+    };
+    let zone = time_zone
+        .and_then(|name| TimeZone::get(name).ok())
+        .unwrap_or(TimeZone::UTC);
+    ts.to_zoned_datetime(zone)
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
 /// `at_ms` as a person reads it: `Tue 1 Dec 2026, 09:30 (America/New_York)`, in `time_zone`
 /// when it is a known zone, else `… 14:30 UTC`.
 pub fn spoken(at_ms: i64, time_zone: Option<&str>) -> String {

@@ -324,22 +324,33 @@ struct ComposePage {
     general: Vec<String>,
     max_upload: String,
     max_upload_bytes: u64,
+    /// The draft being edited (empty: a new post) and its version.
+    draft_id: String,
+    draft_version: String,
+    /// "Draft saved" after saving.
+    saved: bool,
 }
 
-/// The form as typed: kept to render it again after a refusal.
+/// The form as typed: kept to render it again after a refusal (and read back from a draft,
+/// `super::drafts::typed_of`).
 #[derive(Debug, Default)]
-struct Typed {
-    csrf: String,
-    caption: String,
-    targets: Vec<String>,
-    media: Vec<String>,
-    media_url: String,
-    media_url_kind: String,
-    when: String,
-    scheduled_at: String,
-    time_zone: String,
+pub(super) struct Typed {
+    pub csrf: String,
+    pub caption: String,
+    pub targets: Vec<String>,
+    pub media: Vec<String>,
+    pub media_url: String,
+    pub media_url_kind: String,
+    pub when: String,
+    pub scheduled_at: String,
+    pub time_zone: String,
     /// Per account: field name → value (`caption`, `mode`, `privacy`, `disable_comment`, …).
-    per_account: HashMap<String, HashMap<String, String>>,
+    pub per_account: HashMap<String, HashMap<String, String>>,
+    /// The button pressed: `draft` ("Save draft") or publish.
+    pub intent: String,
+    /// The draft being edited, and the version the form was made from.
+    pub draft_id: String,
+    pub draft_version: String,
 }
 
 impl Typed {
@@ -357,6 +368,9 @@ impl Typed {
                 "when" => typed.when = value,
                 "scheduled_at" => typed.scheduled_at = value.trim().to_string(),
                 "time_zone" => typed.time_zone = value.trim().to_string(),
+                "intent" => typed.intent = value,
+                "draft" => typed.draft_id = value.trim().to_string(),
+                "draft_version" => typed.draft_version = value.trim().to_string(),
                 other => {
                     if let Some((field, account)) = other.split_once(':') {
                         typed
@@ -761,6 +775,9 @@ async fn render(
         general,
         max_upload: bytes(state.app.config.publish.max_upload_bytes),
         max_upload_bytes: state.app.config.publish.max_upload_bytes,
+        draft_id: typed.draft_id.clone(),
+        draft_version: typed.draft_version.clone(),
+        saved: false,
     })
 }
 
@@ -770,6 +787,10 @@ struct PageQuery {
     account: Option<String>,
     /// Preselects this library item (links from the media library).
     media: Option<String>,
+    /// Opens this draft.
+    draft: Option<String>,
+    /// Says the draft was just saved.
+    saved: Option<String>,
 }
 
 async fn page(
@@ -777,14 +798,26 @@ async fn page(
     State(state): State<HttpState>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, PageError> {
-    let typed = Typed {
-        targets: q.account.into_iter().collect(),
-        media: q.media.into_iter().collect(),
-        ..Typed::default()
+    let typed = match q.draft.as_deref().filter(|d| !d.is_empty()) {
+        Some(id) => {
+            let draft = compose::drafts::get(&state.app, &viewer.workspace.id, id)
+                .await
+                .map_err(super::drafts::page_error)?;
+            if let Some(post) = &draft.post_id {
+                // Published since: the post is where it went on.
+                return Ok(Redirect::to(&format!("/posts/{post}")).into_response());
+            }
+            super::drafts::typed_of(&draft)
+        }
+        None => Typed {
+            targets: q.account.into_iter().collect(),
+            media: q.media.into_iter().collect(),
+            ..Typed::default()
+        },
     };
-    Ok(render(&state, &viewer, &typed, &[], Vec::new())
-        .await?
-        .into_response())
+    let mut page = render(&state, &viewer, &typed, &[], Vec::new()).await?;
+    page.saved = q.saved.is_some() && !typed.draft_id.is_empty();
+    Ok(page.into_response())
 }
 
 async fn submit(
@@ -821,6 +854,71 @@ async fn submit(
         Ok(new) => new,
         Err(problems) => return refuse(Vec::new(), problems).await,
     };
+    // A draft is saved as it is; publishing one saves what was typed first, so a refusal
+    // loses nothing of it.
+    let editing = (!typed.draft_id.is_empty()).then_some(typed.draft_id.as_str());
+    let saved = match editing {
+        Some(id) => {
+            let version = typed.draft_version.parse::<i64>().ok();
+            match compose::drafts::replace(&state.app, ws, id, &new, version).await {
+                Ok(draft) => Some(draft),
+                Err(ComposeError::Store(e)) => return Err(PageError::from(e)),
+                Err(ComposeError::NotFound(_)) => return Err(PageError::not_found()),
+                Err(other) => {
+                    return refuse(
+                        Vec::new(),
+                        vec![crate::error::capitalize(&other.to_string())],
+                    )
+                    .await;
+                }
+            }
+        }
+        None if typed.intent == "draft" => Some(
+            compose::drafts::save(&state.app, ws, &new)
+                .await
+                .map_err(super::drafts::page_error)?,
+        ),
+        None => None,
+    };
+    if typed.intent == "draft" {
+        let id = saved.map(|d| d.id).unwrap_or_default();
+        return Ok(Redirect::to(&format!("/compose?draft={id}&saved=1")).into_response());
+    }
+    if let Some(draft) = saved {
+        // The draft's new version counts from here: a refusal shows the form on it.
+        let typed = Typed {
+            draft_version: draft.version.to_string(),
+            ..typed
+        };
+        let typed = &typed;
+        let mut form_issues = typed.form_issues(&accounts);
+        let outcome = if form_issues.is_empty() {
+            compose::drafts::publish(
+                &state.app,
+                ws,
+                &draft.id,
+                None,
+                Some(viewer.user.id.clone()),
+            )
+            .await
+        } else {
+            Err(ComposeError::Invalid(Vec::new()))
+        };
+        return match outcome {
+            Ok(view) => Ok(Redirect::to(&format!("/posts/{}", view.post.id)).into_response()),
+            Err(ComposeError::Invalid(issues)) => {
+                form_issues.extend(issues);
+                let page = render(&state, &viewer, typed, &form_issues, Vec::new()).await?;
+                Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+            }
+            Err(ComposeError::Store(e)) => Err(PageError::from(e)),
+            Err(other) => {
+                let general = vec![crate::error::capitalize(&other.to_string())];
+                let page = render(&state, &viewer, typed, &[], general).await?;
+                Ok((axum::http::StatusCode::CONFLICT, page).into_response())
+            }
+        };
+    }
     let mut form_issues = typed.form_issues(&accounts);
     if !form_issues.is_empty() {
         // Every problem at once: the form's own and the accounts' checks.

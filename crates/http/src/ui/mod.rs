@@ -7,6 +7,7 @@ mod api_docs;
 mod compose;
 mod crm;
 mod dashboard;
+mod drafts;
 pub mod error_chrome;
 pub mod flash;
 mod jobs;
@@ -30,6 +31,7 @@ pub fn router() -> Router<HttpState> {
         .merge(accounts::router())
         .merge(api_docs::router())
         .merge(compose::router())
+        .merge(drafts::router())
         .merge(crm::router())
         .merge(dashboard::router())
         .merge(jobs::router())
@@ -112,6 +114,7 @@ impl Chrome {
         &[
             ("/", "Dashboard"),
             ("/compose", "Compose"),
+            ("/drafts", "Drafts"),
             ("/posts", "Posts"),
             ("/posts/scheduled", "Schedule"),
             ("/accounts", "Accounts"),
