@@ -11,6 +11,7 @@ mod bad_bodies;
 mod browser;
 mod browser_compose;
 mod browser_connect_links;
+mod browser_drafts;
 mod browser_frame_picker;
 mod browser_instagram;
 mod browser_instagram_options;

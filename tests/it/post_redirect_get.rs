@@ -83,6 +83,7 @@ const UI_POSTS: &[(&str, Scenario)] = &[
     ("/logout", Session),
     ("/setup", Session),
     ("/settings/api-keys", live(&[("name", "reloaded")], None)),
+    ("/drafts/{id}/delete", live(&[], Some(Object::Draft))),
     (
         "/settings/api-keys/{id}/revoke",
         live(&[], Some(Object::ApiKey)),
