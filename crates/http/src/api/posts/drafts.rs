@@ -25,7 +25,7 @@ use tidepost_domain::time::rfc3339;
 
 use super::body;
 use super::create::created_by;
-use super::problems::{compose_problem, field_problem, issues_json, schedule_of};
+use super::problems::{changed_schedule, compose_problem, issues_json};
 use super::render::render;
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -320,15 +320,10 @@ pub(crate) async fn remove(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct PublishDraft {
-    #[serde(deserialize_with = "present")]
+    #[serde(deserialize_with = "super::problems::present")]
     scheduled_at: Option<Option<String>>,
     time_zone: Option<String>,
     schedule: Option<String>,
-}
-
-/// A field given as `null` is `Some(None)`, a missing one `None`.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 #[utoipa::path(
@@ -356,20 +351,11 @@ pub(crate) async fn publish(
         serde_json::from_slice(&raw)
             .map_err(|e| Problem::bad_request(format!("the body must be a JSON object: {e}")))?
     };
-    let schedule = match &body.scheduled_at {
-        Some(at) => Some(schedule_of(
-            at.as_deref(),
-            body.time_zone.as_deref(),
-            body.schedule.as_deref(),
-        )?),
-        None if body.time_zone.is_some() || body.schedule.is_some() => {
-            return Err(field_problem(
-                "scheduled_at",
-                "time_zone and schedule go with a scheduled_at (null for now)",
-            ));
-        }
-        None => None,
-    };
+    let schedule = changed_schedule(
+        body.scheduled_at.as_ref().map(Option::as_deref),
+        body.time_zone.as_deref(),
+        body.schedule.as_deref(),
+    )?;
     let view = drafts::publish(
         &state.app,
         &caller.workspace_id,

@@ -56,8 +56,8 @@ use tidepost_domain::{Platform, TargetState};
 
 pub(crate) use create::{__path_create, create};
 use docs::{PostDoc, PostListDoc, UpdatePostDoc};
+use problems::{changed_schedule, field_problem};
 pub use problems::{compose_problem, problem, problem_on};
-use problems::{field_problem, schedule_of};
 pub use render::render;
 pub(crate) use validate::{__path_validate, validate};
 
@@ -178,15 +178,10 @@ async fn list(
 #[serde(default, deny_unknown_fields)]
 struct UpdatePost {
     caption: Option<String>,
-    #[serde(deserialize_with = "present")]
+    #[serde(deserialize_with = "problems::present")]
     scheduled_at: Option<Option<String>>,
     time_zone: Option<String>,
     schedule: Option<String>,
-}
-
-/// A field given as `null` is `Some(None)`, a missing one `None`.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 #[utoipa::path(
@@ -221,20 +216,11 @@ async fn update(
             "nothing to change: give a caption or a scheduled_at (null for now)",
         ));
     }
-    let schedule = match &body.scheduled_at {
-        Some(at) => Some(schedule_of(
-            at.as_deref(),
-            body.time_zone.as_deref(),
-            body.schedule.as_deref(),
-        )?),
-        None if body.time_zone.is_some() || body.schedule.is_some() => {
-            return Err(field_problem(
-                "scheduled_at",
-                "time_zone and schedule go with a scheduled_at",
-            ));
-        }
-        None => None,
-    };
+    let schedule = changed_schedule(
+        body.scheduled_at.as_ref().map(Option::as_deref),
+        body.time_zone.as_deref(),
+        body.schedule.as_deref(),
+    )?;
     let view = compose::update(
         &state.app,
         &caller.workspace_id,

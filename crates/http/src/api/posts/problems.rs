@@ -97,6 +97,31 @@ pub(crate) fn schedule_of(
     Ok(Schedule { at, next_free_slot })
 }
 
+/// A new time in a body that changes one (`PATCH /posts/{id}`, publishing a draft):
+/// `scheduled_at` given — null for now — with its `time_zone` and `schedule`; `None` when the
+/// body gives no time.
+pub(crate) fn changed_schedule(
+    scheduled_at: Option<Option<&str>>,
+    time_zone: Option<&str>,
+    schedule: Option<&str>,
+) -> Result<Option<Schedule>, Problem> {
+    match scheduled_at {
+        Some(at) => schedule_of(at, time_zone, schedule).map(Some),
+        None if time_zone.is_some() || schedule.is_some() => Err(field_problem(
+            "scheduled_at",
+            "time_zone and schedule go with a scheduled_at (null for now)",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// A field given as `null` is `Some(None)`, a missing one `None` (with `#[serde(default)]`).
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    <Option<String> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Issues as the API lists them (a refusal's `errors`, a draft's `issues`).
 pub(crate) fn issues_json(issues: &[Issue]) -> Vec<Value> {
     issues
