@@ -31,6 +31,7 @@ mod faults_pg_restart;
 mod instagram_options;
 mod jobs;
 mod media;
+mod media_content;
 mod media_frame;
 mod nul_text;
 mod one_time_secrets;
