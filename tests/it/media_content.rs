@@ -31,7 +31,12 @@ async fn a_media_items_bytes_are_read_only_by_its_workspace(backend: Backend) {
     let url = app.url(&format!("/api/v1/media/{id}/content"));
 
     // Its own workspace: the bytes, typed as probed, never sniffed.
-    let answer = bare_client().get(&url).bearer_auth(&key).send().await.unwrap();
+    let answer = bare_client()
+        .get(&url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
     assert_eq!(answer.headers()["content-type"], "image/jpeg");
     assert_eq!(answer.headers()["x-content-type-options"], "nosniff");

@@ -12,6 +12,7 @@ pub mod flash;
 mod jobs;
 mod media;
 mod posts;
+mod preview;
 mod session;
 mod settings;
 mod webhooks;
