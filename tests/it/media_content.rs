@@ -1,7 +1,8 @@
 //! `GET /api/v1/media/{id}/content`, the route the previews read a library item's bytes from:
 //! the workspace's own media comes back byte for byte with its probed content type (by key and
 //! by a signed-in browser's session), another workspace's media and a missing id are both a
-//! 404 problem, and nobody signed out reads anything. On SQLite and PostgreSQL.
+//! 404 problem, an item whose file is gone from the storage is a 410 saying so, and nobody
+//! signed out reads anything. On SQLite and PostgreSQL.
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -83,6 +84,42 @@ async fn a_media_items_bytes_are_read_only_by_its_workspace(backend: Backend) {
         "not-found",
     )
     .await;
+
+    // The workspace's item whose file is gone from the storage: 410, said so.
+    let now = tidepost_domain::now_ms();
+    let lost = tidepost_store::media::Media {
+        id: tidepost_domain::new_id(),
+        workspace_id: me.workspace.id.clone(),
+        sha256: "0".repeat(64),
+        size_bytes: 10,
+        content_type: "image/jpeg".into(),
+        kind: "image".into(),
+        storage_path: format!("media/{}", "0".repeat(64)),
+        original_name: Some("lost.jpg".into()),
+        created_at: now,
+        info: None,
+        probe_error: None,
+        container: None,
+        width: None,
+        height: None,
+        duration_ms: None,
+        last_used_at: None,
+    };
+    let lost = tidepost_store::media::insert_or_get(&app.db, &lost)
+        .await
+        .unwrap();
+    let p = problem(
+        bare_client()
+            .get(app.url(&format!("/api/v1/media/{}/content", lost.id)))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::GONE,
+        "media-file-missing",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("missing"), "{p}");
 
     // Signed out: nothing.
     let answer = bare_client().get(&url).send().await.unwrap();

@@ -352,6 +352,7 @@ async fn frame(
     responses(
         (status = 200, description = "The stored file, with the content type probed from its bytes", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 404, description = "No such media in this workspace", body = Problem),
+        (status = 410, description = "The media is the workspace's but its file is missing from the storage", body = Problem),
         (status = 503, description = "The stored file cannot be read now", body = Problem),
     ),
 )]
@@ -370,7 +371,13 @@ async fn content(
         .await
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Problem::not_found("media file")
+                // The item is the workspace's, its bytes are gone from the storage.
+                Problem::new(
+                    StatusCode::GONE,
+                    "media-file-missing",
+                    "Media file missing",
+                    "the stored file of this media is missing from the storage",
+                )
             } else {
                 tracing::warn!(media_id = %m.id, error = %e, "a stored media file cannot be read");
                 Problem::unavailable("the media file cannot be read now")
