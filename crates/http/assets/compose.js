@@ -404,20 +404,28 @@
     return model;
   }
 
+  var lastDrawn = "";
+
   // One preview per picked account (preview.js draws it). While a tag's username is being
   // typed in a preview, the previews wait, not to lose it.
   function renderPreview() {
     var preview = window.TidepostPreview;
     if (!preview || preview.typing()) return;
     preview.settle();
+    var picked = targets();
+    var media = pickedMedia();
+    var models = picked.map(function (fs) { return previewModel(fs, media); });
+    // Drawn again only when something it shows changed: a redraw replaces the images and
+    // buttons under the pointer (a click on a marker's × would be lost).
+    var drawn = JSON.stringify(models) + "|" + preview.state();
+    if (drawn === lastDrawn) return;
+    lastDrawn = drawn;
     var list = document.getElementById("preview-list");
     var empty = document.getElementById("preview-empty");
     list.textContent = "";
-    var picked = targets();
     empty.hidden = picked.length > 0;
-    var media = pickedMedia();
-    picked.forEach(function (fs) {
-      list.appendChild(preview.card(previewModel(fs, media), {
+    picked.forEach(function (fs, i) {
+      list.appendChild(preview.card(models[i], {
         redraw: renderPreview,
         tag: function (item, x, y, username) { addTag(fs, item, x, y, username); },
         untag: function (tag) { removeTag(fs, tag); },

@@ -290,7 +290,8 @@
       people.setAttribute("data-role", "preview-tagged");
       node.appendChild(people);
     }
-    if (model.link && model.link.href) {
+    // Only a web link is made a link (the permalink comes from the platform).
+    if (model.link && /^https?:\/\//.test(model.link.href || "")) {
       var p = el("p", "preview-extra small preview-link");
       var a = el("a", "", model.link.text || model.link.href);
       a.href = model.link.href;
@@ -313,7 +314,14 @@
     if (pending && !pending.fresh && !typing()) pending = null;
   }
 
-  window.TidepostPreview = { card: card, ratio: ratio, frameUrl: frameUrl, typing: typing, settle: settle };
+  // What of the previews' own state a redraw would show (the tag input open or not).
+  function state() {
+    return pending ? JSON.stringify([pending.target, pending.item, pending.x, pending.y]) : "";
+  }
+
+  window.TidepostPreview = {
+    card: card, ratio: ratio, frameUrl: frameUrl, typing: typing, settle: settle, state: state,
+  };
 
   // The post page: each stored preview drawn where the page puts it.
   Array.prototype.forEach.call(document.querySelectorAll("[data-preview]"), function (slot) {
