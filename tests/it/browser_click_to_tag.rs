@@ -1,8 +1,8 @@
 //! The previews in a real browser: images picked from the media library show in the
 //! composer's preview (read through `/api/v1/media/{id}/content`), a click on an Instagram
 //! image (or on a carousel's item) opens a small input, the username typed there becomes a
-//! marker on the preview and a line of the "People tagged" field, a marker's × takes it away
-//! again, and the post published from there reaches the emulator with each tag at the point
+//! marker on the preview and a line of the "People tagged" field (Escape closes the input
+//! tagging nobody), a marker's × takes it away again, and the post published from there reaches the emulator with each tag at the point
 //! clicked (x/y of the image as Instagram defines them, from its top left, through the crop
 //! the preview shows). After publishing, the post page shows the same preview: the image, the
 //! markers and the link to the post on Instagram. At 390 px (one square image, shown 1:1) and
@@ -290,6 +290,25 @@ async fn click_to_tag_an_image_on_a_phone(backend: Backend) {
     );
     b.screenshot_of(&card, &test, "01-library-image-in-preview")
         .await;
+
+    // Escape closes the input without tagging anyone.
+    click_at(&b, &card, 0.8, 0.2).await;
+    let input = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!("{card} [data-role=tag-username]")))
+        .await
+        .unwrap();
+    input.send_keys("nobody\u{E00C}").await.unwrap();
+    wait_for(
+        &b,
+        "the input closed",
+        &format!("return document.querySelectorAll(\"{card} [data-role=tag-username]\").length;"),
+        json!(0),
+    )
+    .await;
+    assert!(tag_lines(&b, &s).await.is_empty(), "Escape tags nobody");
 
     click_at(&b, &card, 0.3, 0.6).await;
     b.screenshot_of(&card, &test, "02-username-input").await;
