@@ -1,7 +1,8 @@
 //! The post page shows the post's preview after publishing, drawn by the composer's own
 //! preview script from what was stored: a TikTok video from the media library shown 9:16 at
 //! its chosen cover frame, the disclosure and AI-generated labels, the caption, and the link to
-//! the post on TikTok once TikTok gave its id. In a real browser at 390 px; screenshot under
+//! the post on TikTok once TikTok gave its id; a photo post of library images opens on its
+//! cover photo. In a real browser at 390 px; screenshots under
 //! `target/screenshots/post_preview_tiktok/`.
 
 use std::time::{Duration, Instant};
@@ -138,6 +139,78 @@ async fn the_post_page_shows_a_tiktok_posts_preview(backend: Backend) {
     b.assert_layout_fits("the post page with a TikTok preview")
         .await;
     b.screenshot_of(card, "post_preview_tiktok", "01-post-page")
+        .await;
+
+    // A photo post of two library images with the second as its cover opens on the cover.
+    set_emulator(
+        &app,
+        "tiktok",
+        json!({"verified_url_prefixes": [app.url("/media/")]}),
+    )
+    .await;
+    let mut photos = Vec::new();
+    for (w, h) in [(1080, 1350), (1080, 1080)] {
+        let answer = bare_client()
+            .post(app.url("/api/v1/media"))
+            .bearer_auth(&key)
+            .header("content-type", "image/jpeg")
+            .body(tidepost_app::media::testing::jpeg(w, h))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::CREATED);
+        let item: Value = answer.json().await.unwrap();
+        photos.push(item["id"].as_str().unwrap().to_string());
+    }
+    let answer = bare_client()
+        .post(app.url("/api/v1/posts"))
+        .bearer_auth(&key)
+        .json(&json!({
+            "caption": "Two photos",
+            "media": [{"media_id": photos[0]}, {"media_id": photos[1]}],
+            "targets": [{"account_id": account, "tiktok": {
+                "privacy_level": "SELF_ONLY",
+                "title": "The bay",
+                "photo_cover_index": 1,
+            }}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let created: Value = answer.json().await.unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    b.goto(&app.url(&format!("/posts/{}", created["id"].as_str().unwrap())))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let shown = loop {
+        let shown = run(
+            &b,
+            &format!(
+                "const card = document.querySelector(\"{card}\"); if (!card) return null; \
+                 const img = card.querySelector('[data-role=preview-image]'); \
+                 if (!img || !img.complete || !img.naturalWidth) return null; \
+                 return [img.getAttribute('src'), card.querySelector('.preview-index').textContent, \
+                 card.querySelectorAll('.preview-item').length];"
+            ),
+        )
+        .await;
+        if !shown.is_null() {
+            break shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the photo preview: {}",
+            b.text_of("main").await
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    assert_eq!(
+        shown,
+        json!([format!("/api/v1/media/{}/content", photos[1]), "2/2", 2]),
+        "the cover photo first"
+    );
+    b.screenshot_of(card, "post_preview_tiktok", "02-photo-post-cover")
         .await;
     b.close().await;
 }

@@ -381,7 +381,11 @@
     };
     if (platform === "instagram") {
       model.kind = igType(fs);
-      if (model.kind === "reel") model.cover_ms = coverOf(fs);
+      if (model.kind === "reel") {
+        model.cover_ms = coverOf(fs);
+        var coverUrl = role(fs, "ig-cover");
+        if (coverUrl && coverUrl.value.trim()) model.cover_url = coverUrl.value.trim();
+      }
       var collab = shownField(fs, "ig-collaborators");
       if (collab) model.collaborators = collab.value.split(/[\s,]+/).filter(Boolean);
       var tagged = shownField(fs, "ig-tags");

@@ -10,7 +10,8 @@
 // window.TidepostPreview.card(model, hooks) returns the card of one target. The model:
 //   {platform: "instagram"|"tiktok", name, target, kind (Instagram: image, carousel, reel,
 //    story; TikTok: video, photo), media: [{kind: "image"|"video", id?, url?, name?, width?,
-//    height?, duration_ms?}], cover_ms, caption, labels: [..], collaborators: [..],
+//    height?, duration_ms?}], cover_ms, cover_url? (a reel's cover image), start? (the item
+//    shown first: a TikTok photo post's cover), caption, labels: [..], collaborators: [..],
 //    tags: [{item?, username, x?, y?, line?}], link?: {href, text}}
 // hooks (the composer's, for tagging people by clicking an image): {tag(item, x, y, username),
 // untag(tag)}; without them the card is read-only.
@@ -79,6 +80,14 @@
       img.src = item.id ? contentUrl(item.id) : item.url;
       img.setAttribute("data-role", "preview-image");
       return img;
+    }
+    if (item.kind === "video" && model.cover_url && /^https?:\/\//.test(model.cover_url)) {
+      // A reel's own cover image, shown instead of a frame.
+      var cover = el("img");
+      cover.alt = "The reel's cover image";
+      cover.src = model.cover_url;
+      cover.setAttribute("data-role", "preview-cover");
+      return cover;
     }
     if (item.kind === "video" && item.id) {
       var at = Math.floor((Number(model.cover_ms) || 0) / 100) * 100;
@@ -190,7 +199,9 @@
     node.appendChild(el("p", "preview-head", (platform === "instagram" ? "Instagram · " : "TikTok · ") + (model.name || "")));
 
     var several = media.length > 1;
-    var index = Math.min(shown[model.target] || 0, Math.max(0, media.length - 1));
+    // The item shown first: the one last chosen here, else the post's cover (TikTok photos).
+    var start = shown[model.target] !== undefined ? shown[model.target] : Number(model.start) || 0;
+    var index = Math.min(start, Math.max(0, media.length - 1));
     var item = media[index];
     var frame = el("div", "preview-frame ratio-" + ratio(platform, model.kind, media[0]));
     frame.setAttribute("data-role", "preview-media");

@@ -1,6 +1,7 @@
 //! A stored target's preview as the post page shows it: the model `assets/preview.js` draws
 //! (the composer draws the same model from its form as it is edited). The media (library
-//! items through `/api/v1/media/{id}/content`, a video's cover frame through its frame route),
+//! items through `/api/v1/media/{id}/content`, a video's cover frame through its frame route
+//! or a reel's cover image, a TikTok photo post opening on its cover photo),
 //! the caption the target was sent with, the disclosure labels, collaborators, the people
 //! tagged where they sit, and the link to the post on the platform once it is known.
 
@@ -25,6 +26,11 @@ struct Model<'a> {
     caption: String,
     media: Vec<Item>,
     cover_ms: u64,
+    /// A reel's own cover image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cover_url: Option<String>,
+    /// The item shown first (a TikTok photo post's cover).
+    start: u32,
     labels: Vec<&'static str>,
     collaborators: Vec<String>,
     tags: Vec<UserTag>,
@@ -113,6 +119,8 @@ pub(super) async fn of(
                 caption: ig.caption,
                 media,
                 cover_ms: ig.thumb_offset.unwrap_or(0),
+                cover_url: ig.cover_url.filter(|u| !u.trim().is_empty()),
+                start: 0,
                 labels: Vec::new(),
                 collaborators: ig.collaborators,
                 tags: ig.user_tags,
@@ -167,6 +175,8 @@ pub(super) async fn of(
                 caption: tt.caption,
                 media,
                 cover_ms: o.video_cover_timestamp_ms.map(u64::from).unwrap_or(0),
+                cover_url: None,
+                start: o.photo_cover_index,
                 labels,
                 collaborators: Vec::new(),
                 tags: Vec::new(),
