@@ -443,7 +443,19 @@ async fn connect_choose_and_publish(backend: Backend, width: u32, height: u32) {
         .await,
         json!(0)
     );
-    assert!(b.text_of("#preview-list").await.contains("noon.jpg"));
+    // The preview shows the carousel one item at a time, a button per item naming its file.
+    assert_eq!(
+        run(
+            &b,
+            "return Array.from(document.querySelectorAll('#preview-list .preview-item')).map(b => b.getAttribute('aria-label'));"
+        )
+        .await,
+        json!([
+            "Show item 1 (dawn.jpg)",
+            "Show item 2 (noon.jpg)",
+            "Show item 3 (dusk.jpg)"
+        ])
+    );
     b.assert_layout_fits("/compose for Instagram").await;
     b.screenshot(test, "08-compose-carousel").await;
 

@@ -197,6 +197,7 @@ const ID_ROUTES: &[IdRoute] = &[
     ),
     row("GET", "/api/v1/media/{id}", Object::Media),
     row("GET", "/api/v1/media/{id}/frame", Object::Media),
+    row("GET", "/api/v1/media/{id}/content", Object::Media),
     row("DELETE", "/api/v1/media/{id}", Object::Media),
     row("POST", "/media/{id}/delete", Object::Media),
     row("GET", "/api/v1/uploads/{id}", Object::Upload),

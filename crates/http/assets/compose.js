@@ -4,9 +4,11 @@
 // branded content never "Only me", the consent line naming the Branded Content Policy when it
 // applies, no duets or stitches for a photo post; Instagram: a reel's cover and feed choice),
 // fills in the browser's time zone, uploads new files into the media library with a progress
-// bar (resumable, tus_upload.js), previews the post per platform, and checks the post as it is
-// edited through POST /api/v1/posts/validate, showing each problem beside the account it
-// concerns. A submit the page can already tell is incomplete (no account, no media, an upload
+// bar (resumable, tus_upload.js), previews the post per platform (drawn by preview.js, shared
+// with the post page; on an Instagram image or carousel item a click tags a person there,
+// written as a line of the "People tagged" field, which stays the way without a script or a
+// pointer), and checks the post as it is edited through POST /api/v1/posts/validate, showing
+// each problem beside the account it concerns. A submit the page can already tell is incomplete (no account, no media, an upload
 // still going or too large, no privacy chosen, a disclosure without its kind) is refused
 // before it leaves: the message says why, focus moves to the field, what was typed stays and
 // the button stays usable. Otherwise the form submits normally; the server checks it all again.
@@ -70,9 +72,12 @@
         name: box.getAttribute("data-name"),
         kind: box.getAttribute("data-kind"),
         duration: Number(box.getAttribute("data-duration-ms") || "0"),
+        duration_ms: Number(box.getAttribute("data-duration-ms") || "0"),
+        width: Number(box.getAttribute("data-width") || "0"),
+        height: Number(box.getAttribute("data-height") || "0"),
       };
     });
-    if (value("media_url")) media.push({ name: value("media_url"), kind: value("media_url_kind") || "video" });
+    if (value("media_url")) media.push({ name: value("media_url"), url: value("media_url"), kind: value("media_url_kind") || "video" });
     return media;
   }
 
@@ -103,7 +108,15 @@
   // The "People tagged" field: one tag a line, "[N: ]username[ x y]" (N counted from 1).
   // A number that does not read is sent as typed, so the check names the field.
   function parseTags(text) {
-    return text.split("\n").map(function (line) { return line.trim(); }).filter(Boolean).map(function (line) {
+    return parseTagLines(text).map(function (t) { return t.tag; });
+  }
+
+  // Each tag of the field with the number of its line (from 0): [{line, tag}].
+  function parseTagLines(text) {
+    return text.split("\n").map(function (line, n) { return { n: n, text: line.trim() }; }).filter(function (l) {
+      return l.text;
+    }).map(function (l) {
+      var line = l.text;
       var tag = {};
       var m = /^(\d+)\s*:\s*(.*)$/.exec(line);
       if (m) {
@@ -115,7 +128,7 @@
       var number = function (w) { return /^-?\d*\.?\d+$/.test(w) ? Number(w) : w; };
       if (words.length > 1) tag.x = number(words[1]);
       if (words.length > 2) tag.y = number(words[2]);
-      return tag;
+      return { line: l.n, tag: tag };
     });
   }
 
@@ -319,37 +332,6 @@
     });
   }
 
-  // The platforms' limits a preview counts against (Instagram's caption: 30 hashtags, 20
-  // @ tags; TikTok documents none) and where Instagram's feed cuts a caption ("… more").
-  var LIMITS = { instagram: { hashtags: 30, mentions: 20 }, tiktok: { hashtags: 0, mentions: 0 } };
-  var INSTAGRAM_MORE_AT = 125;
-
-  function count(text, re) {
-    return (text.match(re) || []).length;
-  }
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  // How the platform shows the media of this target: "9x16", "4x5" or "1x1".
-  function ratioOf(fs, media) {
-    if (fs.getAttribute("data-platform") !== "instagram") return "9x16";
-    var kind = igType(fs);
-    if (kind === "reel" || kind === "story") return "9x16";
-    var first = media[0];
-    var box = first && firstBox();
-    if (box && box.getAttribute("data-width") && box.getAttribute("data-width") === box.getAttribute("data-height")) return "1x1";
-    return "4x5";
-  }
-
-  function firstBox() {
-    return form.querySelector('input[name="media"]:checked');
-  }
-
   // The chosen cover frame of a target (TikTok's cover or a reel's), 0 when none.
   function coverOf(fs) {
     var field = role(fs, "cover-ms") || role(fs, "ig-thumb");
@@ -357,75 +339,101 @@
     return isFinite(n) && n > 0 ? Math.floor(n / 100) * 100 : 0;
   }
 
-  // One preview per picked account: the media cropped as the platform shows it (the chosen
-  // video frame), the caption as it is cut, the hashtag and mention counts against the
-  // platform's limits, collaborators, people tagged and the disclosure labels.
+  // A target's field when it is shown (a part hidden for this media type is not sent).
+  function shownField(fs, name) {
+    var field = role(fs, name);
+    return field && !field.closest("[hidden]") ? field : null;
+  }
+
+  // A person tagged by clicking the preview: a line of the "People tagged" field, the one
+  // place the form keeps tags ("N: " first on a carousel, N counted from 1).
+  function addTag(fs, item, x, y, username) {
+    var field = role(fs, "ig-tags");
+    var line = (igType(fs) === "carousel" ? (item + 1) + ": " : "") + username + " " + x + " " + y;
+    var text = field.value.replace(/\s+$/, "");
+    field.value = text ? text + "\n" + line : line;
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+    renderPreview();
+  }
+
+  function removeTag(fs, tag) {
+    var field = role(fs, "ig-tags");
+    var lines = field.value.split("\n");
+    lines.splice(tag.line, 1);
+    field.value = lines.join("\n");
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+    renderPreview();
+  }
+
+  // What the shared preview (preview.js) draws for one picked account, read from the form.
+  function previewModel(fs, media) {
+    var platform = fs.getAttribute("data-platform");
+    var own = option(fs, "caption");
+    var model = {
+      platform: platform,
+      target: fs.getAttribute("data-target"),
+      name: fs.getAttribute("data-name"),
+      caption: own && own.value.trim() ? own.value.trim() : form.elements.caption.value.trim(),
+      media: media,
+      labels: [],
+      collaborators: [],
+      tags: [],
+    };
+    if (platform === "instagram") {
+      model.kind = igType(fs);
+      if (model.kind === "reel") {
+        model.cover_ms = coverOf(fs);
+        var coverUrl = role(fs, "ig-cover");
+        if (coverUrl && coverUrl.value.trim()) model.cover_url = coverUrl.value.trim();
+      }
+      var collab = shownField(fs, "ig-collaborators");
+      if (collab) model.collaborators = collab.value.split(/[\s,]+/).filter(Boolean);
+      var tagged = shownField(fs, "ig-tags");
+      if (tagged) {
+        model.tags = parseTagLines(tagged.value).map(function (t) {
+          t.tag.line = t.line;
+          return t.tag;
+        });
+        model.taggable = true;
+      }
+    } else {
+      model.kind = photoPost() ? "photo" : "video";
+      model.cover_ms = coverOf(fs);
+      if (on(fs, "disclose")) {
+        if (on(fs, "brand-organic")) model.labels.push("Promotional content");
+        if (on(fs, "brand-content")) model.labels.push("Paid partnership");
+      }
+      if (on(fs, "aigc")) model.labels.push("AI-generated");
+    }
+    return model;
+  }
+
+  var lastDrawn = "";
+
+  // One preview per picked account (preview.js draws it). While a tag's username is being
+  // typed in a preview, the previews wait, not to lose it.
   function renderPreview() {
+    var preview = window.TidepostPreview;
+    if (!preview || preview.typing()) return;
+    preview.settle();
+    var picked = targets();
+    var media = pickedMedia();
+    var models = picked.map(function (fs) { return previewModel(fs, media); });
+    // Drawn again only when something it shows changed: a redraw replaces the images and
+    // buttons under the pointer (a click on a marker's × would be lost).
+    var drawn = JSON.stringify(models) + "|" + preview.state();
+    if (drawn === lastDrawn) return;
+    lastDrawn = drawn;
     var list = document.getElementById("preview-list");
     var empty = document.getElementById("preview-empty");
     list.textContent = "";
-    var picked = targets();
     empty.hidden = picked.length > 0;
-    var media = pickedMedia();
-    var video = pickedVideo();
-    picked.forEach(function (fs) {
-      var platform = fs.getAttribute("data-platform");
-      var own = option(fs, "caption");
-      var caption = own && own.value.trim() ? own.value.trim() : form.elements.caption.value.trim();
-      var card = el("article", "preview preview-" + platform);
-      card.setAttribute("data-preview-for", fs.getAttribute("data-target"));
-      card.appendChild(el("p", "preview-head", (platform === "instagram" ? "Instagram · " : "TikTok · ") + fs.getAttribute("data-name")));
-      var frame = el("div", "preview-frame ratio-" + ratioOf(fs, media));
-      frame.setAttribute("data-role", "preview-media");
-      if (video) {
-        var img = el("img");
-        img.alt = "The video's frame at " + (coverOf(fs) / 1000).toFixed(1) + " s";
-        img.src = frameUrl(video.id, Math.min(coverOf(fs), Math.max(0, Math.floor((video.duration - 1) / 100) * 100)));
-        frame.appendChild(img);
-      } else {
-        frame.appendChild(el("span", "preview-names", media.length ? media.map(function (m) { return m.kind + ": " + m.name; }).join("\n") : "No media yet"));
-      }
-      if (platform === "tiktok" && on(fs, "disclose")) {
-        var labels = [];
-        if (on(fs, "brand-organic")) labels.push("Promotional content");
-        if (on(fs, "brand-content")) labels.push("Paid partnership");
-        if (labels.length) frame.appendChild(el("span", "preview-label", labels.join(" · ")));
-      }
-      if (platform === "tiktok" && on(fs, "aigc")) frame.appendChild(el("span", "preview-label aigc", "AI-generated"));
-      card.appendChild(frame);
-      var text = el("p", "preview-caption");
-      text.setAttribute("data-role", "preview-caption");
-      if (!caption) {
-        text.textContent = "(no caption)";
-      } else if (platform === "instagram" && caption.length > INSTAGRAM_MORE_AT) {
-        text.appendChild(document.createTextNode(caption.slice(0, INSTAGRAM_MORE_AT).replace(/\s+\S*$/, "") + "… "));
-        text.appendChild(el("span", "more", "more"));
-      } else {
-        text.textContent = caption;
-        if (platform === "tiktok") text.classList.add("clamped");
-      }
-      card.appendChild(text);
-      var limits = LIMITS[platform];
-      var tags = count(caption, /(^|\s)#[^\s#]+/g);
-      var mentions = count(caption, /(^|\s)@[\w.]+/g);
-      var counts = el("p", "preview-counts small");
-      counts.setAttribute("data-role", "preview-counts");
-      counts.textContent = tags + (limits.hashtags ? " of " + limits.hashtags : "") + " hashtags · " +
-        mentions + (limits.mentions ? " of " + limits.mentions : "") + " mentions";
-      if ((limits.hashtags && tags > limits.hashtags) || (limits.mentions && mentions > limits.mentions)) {
-        counts.classList.add("bad-text");
-        counts.textContent += ": over " + (platform === "instagram" ? "Instagram" : "TikTok") + "'s limit";
-      }
-      card.appendChild(counts);
-      if (platform === "instagram") {
-        var collab = role(fs, "ig-collaborators");
-        var who = collab && !collab.closest("[hidden]") ? collab.value.split(/[\s,]+/).filter(Boolean) : [];
-        if (who.length) card.appendChild(el("p", "preview-extra small", "With " + who.join(", ")));
-        var tagged = role(fs, "ig-tags");
-        var people = tagged && !tagged.closest("[hidden]") ? parseTags(tagged.value) : [];
-        if (people.length) card.appendChild(el("p", "preview-extra small", "Tagged: " + people.map(function (t) { return t.username; }).join(", ")));
-      }
-      list.appendChild(card);
+    picked.forEach(function (fs, i) {
+      list.appendChild(preview.card(models[i], {
+        redraw: renderPreview,
+        tag: function (item, x, y, username) { addTag(fs, item, x, y, username); },
+        untag: function (tag) { removeTag(fs, tag); },
+      }));
     });
   }
 
@@ -438,16 +446,12 @@
     return picker.parentNode.querySelector("[data-frame-input]");
   }
 
-  function frameUrl(mediaId, ms) {
-    return "/api/v1/media/" + encodeURIComponent(mediaId) + "/frame?at_ms=" + ms;
-  }
-
   function showFrame(picker, ms) {
     var img = role(picker, "frame-image");
     var time = role(picker, "frame-time");
     var id = picker.getAttribute("data-media");
     time.textContent = "Frame at " + (ms / 1000).toFixed(1) + " s";
-    var url = frameUrl(id, ms);
+    var url = window.TidepostPreview.frameUrl(id, ms);
     if (img.getAttribute("src") === url) return;
     img.onload = function () { img.hidden = false; };
     img.onerror = function () {
@@ -690,6 +694,9 @@
           if (!m) return;
           input.setAttribute("data-kind", m.kind);
           input.setAttribute("data-duration-ms", String(Math.round((m.duration_secs || 0) * 1000)));
+          if (m.width) input.setAttribute("data-width", String(m.width));
+          if (m.height) input.setAttribute("data-height", String(m.height));
+          renderPreview();
           syncPanels();
         }).catch(function () { /* the picker waits for a reload */ });
         syncPanels();
@@ -775,15 +782,20 @@
     if (problem.field && problem.field.focus) problem.field.focus();
   });
 
+  // The preview's own inputs (a tag's username) are not the post's.
+  function inPreview(target) {
+    return !!(target.closest && target.closest("#preview"));
+  }
+
   form.addEventListener("change", function (event) {
-    if (event.target === fileInput) return;
+    if (event.target === fileInput || inPreview(event.target)) return;
     syncTargets();
     syncPanels();
     syncWhen();
     validateSoon();
   });
   form.addEventListener("input", function (event) {
-    if (event.target === fileInput) return;
+    if (event.target === fileInput || inPreview(event.target)) return;
     frameInput(event.target);
     syncCount();
     validateSoon();

@@ -25,6 +25,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/tus_upload.js"),
     ),
     (
+        "preview.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/preview.js"),
+    ),
+    (
         "compose.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/compose.js"),

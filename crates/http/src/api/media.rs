@@ -10,6 +10,9 @@
 //! - `GET /media/{id}/frame?at_ms=N`: a video's frame at N ms as a JPEG (rendered by ffmpeg,
 //!   N rounded down to 100 ms steps, cached), for choosing a cover frame. Signed-in browsers
 //!   use it with their session, like every `GET` here.
+//! - `GET /media/{id}/content`: the stored bytes with their probed content type, for the
+//!   composer's and the post page's previews (a signed-in browser's session, or a key).
+//!   Platforms fetch media from the signed `/media/{id}/{token}` links instead.
 //! - `DELETE /media/{id}`: 409 while a post that has not finished uses it.
 
 use axum::body::Body;
@@ -40,6 +43,7 @@ pub fn router() -> Router<HttpState> {
         )
         .route("/media/{id}", get(show).delete(remove))
         .route("/media/{id}/frame", get(frame))
+        .route("/media/{id}/content", get(content))
 }
 
 /// A [`MediaError`] as problem+json.
@@ -338,6 +342,57 @@ async fn frame(
             ),
         ],
         frame.jpeg.as_ref().clone(),
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/media/{id}/content", tag = "media",
+    params(("id" = String, Path, description = "The media's id")),
+    responses(
+        (status = 200, description = "The stored file, with the content type probed from its bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such media in this workspace", body = Problem),
+        (status = 410, description = "The media is the workspace's but its file is missing from the storage", body = Problem),
+        (status = 503, description = "The stored file cannot be read now", body = Problem),
+    ),
+)]
+async fn content(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, Problem> {
+    caller.require_scope("api")?;
+    // Scoped by the caller's workspace: another workspace's id is a 404 like a missing one.
+    let m = repo::get(&state.app.db, &caller.workspace_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("media"))?;
+    let file = media::storage(&state.app)
+        .open(&m.sha256, None)
+        .await
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                // The item is the workspace's, its bytes are gone from the storage.
+                Problem::new(
+                    StatusCode::GONE,
+                    "media-file-missing",
+                    "Media file missing",
+                    "the stored file of this media is missing from the storage",
+                )
+            } else {
+                tracing::warn!(media_id = %m.id, error = %e, "a stored media file cannot be read");
+                Problem::unavailable("the media file cannot be read now")
+            }
+        })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, m.content_type.clone()),
+            (header::CONTENT_LENGTH, m.size_bytes.to_string()),
+            // A media id's bytes never change.
+            (header::CACHE_CONTROL, "private, max-age=86400".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (header::CONTENT_DISPOSITION, "inline".to_string()),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
     )
         .into_response())
 }

@@ -114,6 +114,7 @@ and replayed with `Idempotent-Replayed: true`.",
         crate::api::media::upload,
         crate::api::media::show,
         crate::api::media::frame,
+        crate::api::media::content,
         crate::api::media::remove,
         // api/uploads.rs
         crate::api::uploads::create,

@@ -13,6 +13,7 @@ pub mod flash;
 mod jobs;
 mod media;
 mod posts;
+mod preview;
 mod session;
 mod settings;
 mod webhooks;

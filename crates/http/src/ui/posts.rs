@@ -171,6 +171,9 @@ struct TargetRow {
     unknown: bool,
     cancellable: bool,
     published: bool,
+    /// The preview as the composer showed it (`assets/preview.js`'s model, JSON), with the
+    /// link to the post on the platform.
+    preview: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -217,6 +220,9 @@ async fn detail(
         let target_state = TargetState::parse(&t.state).unwrap_or(TargetState::Failed);
         if t.platform == Platform::Instagram {
             let recorded = tidepost_store::instagram::get(&state.app.db, ws, &t.id).await?;
+            let permalink = recorded.as_ref().and_then(|m| m.permalink.clone());
+            let preview =
+                super::preview::of(&state, &view.post, t, &account, permalink.clone()).await?;
             let comment = tidepost_store::instagram::first_comment(&state.app.db, ws, &t.id)
                 .await?
                 .map(|c| match (c.state.as_str(), c.comment_id, c.error) {
@@ -233,7 +239,8 @@ async fn detail(
                 id: t.id.clone(),
                 account,
                 platform: "Instagram",
-                permalink: recorded.as_ref().and_then(|m| m.permalink.clone()),
+                permalink,
+                preview,
                 media_id: recorded.and_then(|m| m.media_id),
                 mode: match t.mode.as_str() {
                     "reel" => "Reel".into(),
@@ -258,7 +265,13 @@ async fn detail(
             });
             continue;
         }
+        let link = t
+            .post_ids()
+            .first()
+            .map(|id| tidepost_app::tiktok::post_url(id));
+        let preview = super::preview::of(&state, &view.post, t, &account, link).await?;
         targets.push(TargetRow {
+            preview,
             id: t.id.clone(),
             account,
             platform: "TikTok",

@@ -49,9 +49,11 @@ pub struct TikTokOptions {
     /// The video frame used as the cover, in milliseconds from the start.
     #[schema(minimum = 0)]
     pub video_cover_timestamp_ms: Option<u32>,
-    /// Commercial content promoting the creator's own brand ("Your brand").
+    /// Commercial content promoting a third party ("Branded content", labelled "Paid
+    /// partnership"); not with `SELF_ONLY`.
     pub brand_content_toggle: bool,
-    /// Commercial content promoting a third party ("Branded content"); not with `SELF_ONLY`.
+    /// Commercial content promoting the creator's own brand ("Your brand", labelled
+    /// "Promotional content").
     pub brand_organic_toggle: bool,
     /// Label the post as AI-generated content.
     pub is_aigc: bool,
