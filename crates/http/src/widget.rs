@@ -2,16 +2,18 @@
 //! expiring URL ([`tidepost_app::widget`]); `GET /widget/{id}/{token}` renders the account's
 //! card (health, token lifetime, the day's limits, recent posts), read-only, sized for an
 //! iframe, light or dark, framable only by the workspace's allowed origins
-//! (`Content-Security-Policy: frame-ancestors`).
+//! (`Content-Security-Policy: frame-ancestors`). A link minted with a `return_url` offers
+//! Reconnect, the widget's only write: `POST /widget/{id}/{token}/reconnect` with the form token
+//! the card carries answers a 303 to a fresh connect link re-authorizing the account.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 use tidepost_app::widget::{self, WidgetError};
 use tidepost_domain::time::rfc3339;
@@ -21,10 +23,12 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::error::{PageError, Problem};
 use crate::state::HttpState;
-use crate::ui::accounts::AccountCard;
+use crate::ui::accounts::{AccountCard, WidgetReconnect};
 
 pub fn router() -> Router<HttpState> {
-    Router::new().route("/widget/{id}/{token}", get(show))
+    Router::new()
+        .route("/widget/{id}/{token}", get(show))
+        .route("/widget/{id}/{token}/reconnect", post(reconnect))
 }
 
 /// Routes under `/api/v1`.
@@ -43,6 +47,11 @@ pub struct CreateWidget {
     /// `light` (default) or `dark`.
     #[schema(example = "dark")]
     theme: Option<String>,
+    /// Where Reconnect sends the creator back to once the account is re-authorized: an
+    /// http(s) URL on one of the workspace's allowed origins (at most 2,048 characters, no
+    /// user name or password). Without it the card has no Reconnect button.
+    #[schema(example = "https://crm.example.com/creators/42")]
+    return_url: Option<String>,
 }
 
 /// A widget link: put `url` in an iframe on one of the workspace's allowed origins.
@@ -61,7 +70,7 @@ pub struct WidgetOut {
     responses(
         (status = 201, description = "The signed URL of the account's card", body = WidgetOut),
         (status = 404, description = "No such account in this workspace", body = Problem),
-        (status = 422, description = "`expires_in` out of range or `theme` not light or dark (named in `field`)", body = Problem),
+        (status = 422, description = "`expires_in` out of range, `theme` not light or dark, or `return_url` not on an allowed origin (named in `field`, the broken rule in `rule`)", body = Problem),
     ),
 )]
 async fn create_widget_link(
@@ -95,11 +104,20 @@ async fn create_widget_link(
             .with("field", "theme")
             .with("rule", "unknown_theme")
     })?;
+    let return_url = match &body.return_url {
+        Some(text) => Some(
+            tidepost_app::connect_links::check_return_url(&state.app, &caller.workspace_id, text)
+                .await
+                .map_err(crate::connect_links::link_problem)?
+                .to_string(),
+        ),
+        None => None,
+    };
     let expires = tidepost_domain::now_ms() / 1000 + expires_in;
     Ok((
         StatusCode::CREATED,
         Json(WidgetOut {
-            url: widget::url_until(&state.app, &account, expires, theme),
+            url: widget::url_until(&state.app, &account, expires, theme, return_url.as_deref()),
             expires_at: rfc3339(expires * 1000),
         }),
     ))
@@ -127,7 +145,7 @@ fn policy(origins: &[String]) -> String {
     };
     format!(
         "default-src 'self'; img-src 'self' data: http: https:; style-src 'self'; script-src 'self'; \
-         form-action 'none'; frame-ancestors {ancestors}"
+         form-action 'self'; frame-ancestors {ancestors}"
     )
 }
 
@@ -148,22 +166,38 @@ fn refused(status: StatusCode, err: &WidgetError) -> Response {
     response
 }
 
-/// `GET /widget/{id}/{token}`: the card, read-only.
+/// A refused widget request as its page (or the error page for a store failure).
+fn refusal(err: WidgetError) -> Response {
+    let status = match err {
+        WidgetError::Store(e) => return PageError::from(e).into_response(),
+        WidgetError::Invalid | WidgetError::Gone => StatusCode::NOT_FOUND,
+        WidgetError::Expired => StatusCode::GONE,
+        WidgetError::BadFormToken => StatusCode::FORBIDDEN,
+        WidgetError::NoReturnUrl | WidgetError::Link(_) => StatusCode::CONFLICT,
+    };
+    refused(status, &err)
+}
+
+/// `GET /widget/{id}/{token}`: the card, read-only but for Reconnect.
 async fn show(
     State(state): State<HttpState>,
     Path((id, token)): Path<(String, String)>,
 ) -> Response {
-    let (account, theme) = match widget::open(&state.app, &id, &token).await {
+    let widget::Opened {
+        account,
+        theme,
+        return_url,
+    } = match widget::open(&state.app, &id, &token).await {
         Ok(opened) => opened,
-        Err(err @ (WidgetError::Invalid | WidgetError::Gone)) => {
-            return refused(StatusCode::NOT_FOUND, &err);
-        }
-        Err(err @ WidgetError::Expired) => return refused(StatusCode::GONE, &err),
-        Err(WidgetError::Store(e)) => return PageError::from(e).into_response(),
+        Err(err) => return refusal(err),
     };
     let card = match AccountCard::with_stats(&state, &account).await {
         Ok(mut card) => {
             card.read_only = true;
+            card.widget_reconnect = return_url.map(|_| WidgetReconnect {
+                action: format!("/widget/{id}/{token}/reconnect"),
+                form_token: widget::reconnect_token(&state.app, &id, &token),
+            });
             card
         }
         Err(e) => return e.into_response(),
@@ -184,4 +218,40 @@ async fn show(
         HeaderValue::from_static("no-referrer"),
     );
     response
+}
+
+/// The Reconnect form.
+#[derive(Debug, Deserialize)]
+struct ReconnectForm {
+    #[serde(default)]
+    form_token: String,
+}
+
+/// `POST /widget/{id}/{token}/reconnect`: the widget's only write. Accepted only with the form
+/// token of this widget's own page and, when the browser says where the request came from
+/// (`Sec-Fetch-Site`), from tidepost's own page; answers a 303 to a new connect link that
+/// re-authorizes the account and returns to the link's `return_url`.
+async fn reconnect(
+    State(state): State<HttpState>,
+    Path((id, token)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<ReconnectForm>,
+) -> Response {
+    let site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("same-origin");
+    if !matches!(site, "same-origin" | "none") {
+        return refusal(WidgetError::BadFormToken);
+    }
+    match widget::reconnect(&state.app, &id, &token, &form.form_token).await {
+        Ok(url) => {
+            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(err) => refusal(err),
+    }
 }
