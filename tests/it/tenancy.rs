@@ -238,12 +238,13 @@ const ID_ROUTES: &[IdRoute] = &[
 /// `/connect/link/{token}` is a connect link's hosted page: the token is the link (only its hash
 /// is stored, bound to one workspace), for a creator who has no tidepost login.
 /// `/widget/{id}/{token}` is an account widget's signed URL, authorized by its token like
-/// signed media.
+/// signed media, and so is its Reconnect (`/widget/{id}/{token}/reconnect`).
 const NOT_TENANT_DATA: &[&str] = &[
     "/assets/{name}",
     "/media/{id}/{token}",
     "/connect/link/{token}",
     "/widget/{id}/{token}",
+    "/widget/{id}/{token}/reconnect",
 ];
 
 /// Makes an object of `kind` in `workspace_id`; returns the values of the template's
