@@ -375,3 +375,155 @@ async fn widget_reconnect(backend: Backend) {
 }
 
 both_backends!(widget_reconnect);
+
+/// `card.json` of a widget link (on this test server), asked from `origin`.
+async fn card_json(url: &str, origin: Option<&str>) -> reqwest::Response {
+    let mut request = bare_client().get(format!("{url}/card.json"));
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    request.send().await.unwrap()
+}
+
+/// The `<tidepost-account>` web component's data: the card as JSON, readable by a browser only
+/// from the workspace's allowed origins (others refused with a problem), refused when altered
+/// or expired; its Reconnect form accepted from an allowed origin's page, not from another.
+async fn widget_card_for_the_web_component(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, ws) = app.create_user("owner@host.example", "host").await;
+    let key = app.api_key(&ws.id, "crm", &[]).await;
+    let account = fixture_account(&app.db, &ws.id, "tiktok", "open-j1", "Ada Json").await;
+    let origins = bare_client()
+        .put(app.url("/api/v1/allowed-origins"))
+        .bearer_auth(&key)
+        .json(&json!({"origins": ["http://localhost:3000"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(origins.status(), StatusCode::OK);
+    let link: Value = widget_link(
+        &app,
+        &key,
+        &account,
+        json!({"theme": "dark", "return_url": BACK}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let url = local(&app, &link);
+
+    // No Origin (a server, or tidepost's own page): the data, no CORS header.
+    let plain = card_json(&url, None).await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get("access-control-allow-origin").is_none());
+    let card: Value = plain.json().await.unwrap();
+    assert_eq!(card["theme"], "dark");
+    assert_eq!(card["account"]["id"], account.as_str());
+    assert_eq!(card["account"]["display_name"], "Ada Json");
+    assert_eq!(card["account"]["platform"], "tiktok");
+    assert!(card["tiktok"]["direct_cap"].as_i64().unwrap() > 0, "{card}");
+    assert!(card["recent"].as_array().unwrap().is_empty(), "{card}");
+    let action = card["reconnect"]["action"].as_str().unwrap();
+    assert!(action.ends_with("/reconnect"), "{action}");
+    let form_token = card["reconnect"]["form_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // An allowed origin may read it.
+    let allowed = card_json(&url, Some("http://localhost:3000")).await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    assert_eq!(allowed.headers()["vary"], "Origin");
+    // Any other is refused, named.
+    for origin in ["https://evil.example", "null", "http://localhost:3001"] {
+        let refused = card_json(&url, Some(origin)).await;
+        assert!(
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+        );
+        let body = problem(refused, StatusCode::FORBIDDEN, "forbidden").await;
+        assert_eq!(body["rule"], "origin_not_allowed", "{body}");
+        assert!(body["detail"].as_str().unwrap().contains(origin), "{body}");
+    }
+
+    // Altered or expired links are problems too.
+    let mut altered = url.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    problem(
+        card_json(&altered, Some("http://localhost:3000")).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    let stored = tidepost_store::accounts::get(&app.db, &ws.id, &account)
+        .await
+        .unwrap()
+        .unwrap();
+    let expired = tidepost_app::widget::url_until(
+        &app.app,
+        &stored,
+        tidepost_domain::now_ms() / 1000 - 1,
+        "light",
+        None,
+    );
+    let expired = app.url(url::Url::parse(&expired).unwrap().path());
+    problem(card_json(&expired, None).await, StatusCode::GONE, "expired").await;
+
+    // Without a return_url: no Reconnect.
+    let plain_link: Value = widget_link(&app, &key, &account, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let card: Value = card_json(&local(&app, &plain_link), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(card["reconnect"].is_null(), "{card}");
+    assert_eq!(card["theme"], "light");
+
+    // The component's Reconnect posts from the host's page: accepted from an allowed origin,
+    // refused from another.
+    let reconnect = format!("{url}/reconnect");
+    let from = |origin: &'static str| {
+        bare_client()
+            .post(&reconnect)
+            .header("sec-fetch-site", "cross-site")
+            .header("origin", origin)
+            .form(&[("form_token", form_token.as_str())])
+            .send()
+    };
+    let foreign = from("https://evil.example").await.unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let started = from("http://localhost:3000").await.unwrap();
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    assert!(location(&started).contains("/connect/link/"));
+
+    // The component itself.
+    let script = bare_client()
+        .get(app.url("/assets/tidepost-account.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let text = script.text().await.unwrap();
+    assert!(text.contains("customElements.define(\"tidepost-account\""));
+    assert!(!text.contains("innerHTML"), "values are set as text only");
+}
+
+both_backends!(widget_card_for_the_web_component);

@@ -146,15 +146,25 @@ fn check_reconnect_token(app: &App, account_id: &str, widget_token: &str, sent: 
 /// The widget's Reconnect: checks the widget link and its form token, then makes a connect
 /// link re-authorizing the account that returns to the widget's `return_url` (checked again
 /// against the workspace's allowed origins as they are now). Answers the link's URL.
+/// `foreign_origin`: when the browser says the form came from another site (the
+/// `<tidepost-account>` component on a host's page), that page's `Origin` (empty when none
+/// was sent), which must be one of the workspace's allowed origins.
 pub async fn reconnect(
     app: &App,
     account_id: &str,
     widget_token: &str,
     form_token: &str,
+    foreign_origin: Option<&str>,
 ) -> Result<String, WidgetError> {
     let opened = open(app, account_id, widget_token).await?;
     if !check_reconnect_token(app, account_id, widget_token, form_token) {
         return Err(WidgetError::BadFormToken);
+    }
+    if let Some(origin) = foreign_origin {
+        let allowed = connect_links::origins(app, &opened.account.workspace_id).await?;
+        if !allowed.iter().any(|o| o == origin) {
+            return Err(WidgetError::BadFormToken);
+        }
     }
     let return_url = opened.return_url.ok_or(WidgetError::NoReturnUrl)?;
     let created = connect_links::create(
