@@ -5,7 +5,11 @@
 import type { Readable } from "node:stream";
 import { Upload } from "tus-js-client";
 
-/** What can be uploaded: a browser `File`/`Blob`, a Node `Buffer`/`Uint8Array` or a readable stream. */
+/**
+ * What can be uploaded: a browser `File`/`Blob`, a Node `Buffer`/`Uint8Array` or a readable
+ * stream. A stream is destroyed when the upload ends: to upload an incoming HTTP request's
+ * body and still answer it, pass `request.pipe(new PassThrough())`.
+ */
 export type UploadInput = Blob | Uint8Array | Readable;
 
 export interface UploadOptions {
