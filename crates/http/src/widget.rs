@@ -357,7 +357,11 @@ fn json_refusal(err: WidgetError) -> Response {
             "Expired",
             "this widget link expired: ask for a new one",
         ),
-        other => Problem::new(
+        other @ (WidgetError::Invalid
+        | WidgetError::Gone
+        | WidgetError::NoReturnUrl
+        | WidgetError::BadFormToken
+        | WidgetError::Link(_)) => Problem::new(
             StatusCode::NOT_FOUND,
             "not-found",
             "Not found",
