@@ -16,6 +16,7 @@ mod browser_instagram;
 mod browser_instagram_options;
 mod browser_pages;
 mod browser_tiktok;
+mod browser_widget;
 mod cli;
 mod client_addr;
 mod compose;

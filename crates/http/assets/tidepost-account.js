@@ -14,6 +14,7 @@
     .dark .card { background: #14232a; color: #e6eef0; border-color: #2b3f47; }
     .head { display: flex; align-items: center; gap: 10px; }
     .avatar { width: 40px; height: 40px; border-radius: 50%; object-fit: cover; background: #cfe3e8; }
+    .avatar.initial { display: grid; place-items: center; border-radius: 8px; background: #16262c; color: #fff; font-weight: 700; }
     .who { flex: 1; min-width: 0; }
     .muted { color: #5d7076; font-size: 12px; }
     .dark .muted { color: #9fb3b9; }
@@ -93,7 +94,13 @@
     render(card, tidepostOrigin) {
       const theme = this.getAttribute("theme") || card.theme || "light";
       const a = card.account;
-      const avatar = a.avatar_url ? el("img", { class: "avatar", src: a.avatar_url, alt: "" }) : el("span", { class: "avatar" });
+      const initial = () => el("span", { class: "avatar initial", text: (a.platform_name || "?").charAt(0) });
+      let avatar = initial();
+      if (a.avatar_url) {
+        avatar = el("img", { class: "avatar", src: a.avatar_url, alt: "" });
+        // An avatar the platform no longer serves: the platform's initial instead.
+        avatar.addEventListener("error", () => avatar.replaceWith(initial()), { once: true });
+      }
       const head = el(
         "div",
         { class: "head" },
