@@ -114,7 +114,7 @@ async function page() {
   body { font: 15px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; }
   .creator { border: 1px solid #ccd; border-radius: 8px; padding: 1rem; margin: 1rem 0; }
   .widgets { display: flex; flex-wrap: wrap; gap: 1rem; margin: 1rem 0; }
-  iframe.widget { width: 22rem; height: 22rem; border: 0; }
+  iframe.widget { width: 22rem; height: 27rem; border: 0; }
   progress { width: 20rem; }
 </style></head>
 <body>

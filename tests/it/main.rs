@@ -12,6 +12,7 @@ mod browser;
 mod browser_compose;
 mod browser_connect_links;
 mod browser_frame_picker;
+mod browser_host_app;
 mod browser_instagram;
 mod browser_instagram_options;
 mod browser_pages;
