@@ -202,6 +202,25 @@ async fn host_app_end_to_end(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     b.screenshot(test, "04-events").await;
+    // The widget lists the post, read-only: no link into tidepost's own pages.
+    let frame = b
+        .client
+        .find(Locator::Css("section[data-creator=crm-ada] iframe.widget"))
+        .await
+        .unwrap();
+    frame.enter_frame().await.unwrap();
+    assert!(
+        b.text_of(".account-card .recent")
+            .await
+            .contains("From the CRM")
+    );
+    let links = b
+        .client
+        .find_all(Locator::Css(".account-card a"))
+        .await
+        .unwrap();
+    assert!(links.is_empty(), "the widget links into tidepost");
+    b.client.enter_parent_frame().await.unwrap();
     b.close().await;
 }
 
