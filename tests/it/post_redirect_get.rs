@@ -96,6 +96,10 @@ const UI_POSTS: &[(&str, Scenario)] = &[
         DrivenElsewhere("tests/it/connect_links.rs", "/connect/link/"),
     ),
     (
+        "/widget/{id}/{token}/reconnect",
+        DrivenElsewhere("tests/it/widget.rs", "/reconnect"),
+    ),
+    (
         "/settings/allowed-origins",
         live(&[("origins", "https://crm.example.com")], None),
     ),

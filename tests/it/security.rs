@@ -69,6 +69,10 @@ const NOT_SESSION_FORMS: &[(&str, &str)] = &[
     // A connect link's hosted page: for a creator with no session; the link's secret,
     // single-use token in the path is what makes the form unforgeable.
     ("/connect/link/{token}", "connect link token"),
+    // The account widget's Reconnect, for a creator with no session inside a host's frame:
+    // its form token is bound to the widget's signed token (tests/it/widget.rs refuses a
+    // missing one, another widget's and a cross-site post).
+    ("/widget/{id}/{token}/reconnect", "widget form token"),
 ];
 
 #[test]

@@ -246,12 +246,14 @@ const ID_ROUTES: &[IdRoute] = &[
 /// `/connect/link/{token}` is a connect link's hosted page: the token is the link (only its hash
 /// is stored, bound to one workspace), for a creator who has no tidepost login.
 /// `/widget/{id}/{token}` is an account widget's signed URL, authorized by its token like
-/// signed media.
+/// signed media, and so are its Reconnect and its JSON for the web component.
 const NOT_TENANT_DATA: &[&str] = &[
     "/assets/{name}",
     "/media/{id}/{token}",
     "/connect/link/{token}",
     "/widget/{id}/{token}",
+    "/widget/{id}/{token}/reconnect",
+    "/widget/{id}/{token}/card.json",
 ];
 
 /// Makes an object of `kind` in `workspace_id`; returns the values of the template's

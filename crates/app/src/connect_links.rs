@@ -194,8 +194,9 @@ pub fn check_external_ref(field: &str, text: &str) -> Result<(), LinkError> {
     Ok(())
 }
 
-/// Checks `return_url` against the workspace's allowed origins; returns it parsed.
-async fn check_return_url(
+/// Checks `return_url` against the workspace's allowed origins; returns it parsed. The
+/// refusal names the field `return_url`.
+pub async fn check_return_url(
     app: &App,
     workspace_id: &str,
     text: &str,

@@ -35,6 +35,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/compose.js"),
     ),
     (
+        "tidepost-account.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/tidepost-account.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_str!("../assets/favicon.svg"),

@@ -2,16 +2,18 @@
 //! expiring URL ([`tidepost_app::widget`]); `GET /widget/{id}/{token}` renders the account's
 //! card (health, token lifetime, the day's limits, recent posts), read-only, sized for an
 //! iframe, light or dark, framable only by the workspace's allowed origins
-//! (`Content-Security-Policy: frame-ancestors`).
+//! (`Content-Security-Policy: frame-ancestors`). A link minted with a `return_url` offers
+//! Reconnect, the widget's only write: `POST /widget/{id}/{token}/reconnect` with the form token
+//! the card carries answers a 303 to a fresh connect link re-authorizing the account.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 use tidepost_app::widget::{self, WidgetError};
 use tidepost_domain::time::rfc3339;
@@ -21,10 +23,13 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::error::{PageError, Problem};
 use crate::state::HttpState;
-use crate::ui::accounts::AccountCard;
+use crate::ui::accounts::{AccountCard, RecentPost, WidgetReconnect};
 
 pub fn router() -> Router<HttpState> {
-    Router::new().route("/widget/{id}/{token}", get(show))
+    Router::new()
+        .route("/widget/{id}/{token}", get(show))
+        .route("/widget/{id}/{token}/reconnect", post(reconnect))
+        .route("/widget/{id}/{token}/card.json", get(card_json))
 }
 
 /// Routes under `/api/v1`.
@@ -43,6 +48,11 @@ pub struct CreateWidget {
     /// `light` (default) or `dark`.
     #[schema(example = "dark")]
     theme: Option<String>,
+    /// Where Reconnect sends the creator back to once the account is re-authorized: an
+    /// http(s) URL on one of the workspace's allowed origins (at most 2,048 characters, no
+    /// user name or password). Without it the card has no Reconnect button.
+    #[schema(example = "https://crm.example.com/creators/42")]
+    return_url: Option<String>,
 }
 
 /// A widget link: put `url` in an iframe on one of the workspace's allowed origins.
@@ -61,7 +71,7 @@ pub struct WidgetOut {
     responses(
         (status = 201, description = "The signed URL of the account's card", body = WidgetOut),
         (status = 404, description = "No such account in this workspace", body = Problem),
-        (status = 422, description = "`expires_in` out of range or `theme` not light or dark (named in `field`)", body = Problem),
+        (status = 422, description = "`expires_in` out of range, `theme` not light or dark, or `return_url` not on an allowed origin (named in `field`, the broken rule in `rule`)", body = Problem),
     ),
 )]
 async fn create_widget_link(
@@ -95,11 +105,20 @@ async fn create_widget_link(
             .with("field", "theme")
             .with("rule", "unknown_theme")
     })?;
+    let return_url = match &body.return_url {
+        Some(text) => Some(
+            tidepost_app::connect_links::check_return_url(&state.app, &caller.workspace_id, text)
+                .await
+                .map_err(crate::connect_links::link_problem)?
+                .to_string(),
+        ),
+        None => None,
+    };
     let expires = tidepost_domain::now_ms() / 1000 + expires_in;
     Ok((
         StatusCode::CREATED,
         Json(WidgetOut {
-            url: widget::url_until(&state.app, &account, expires, theme),
+            url: widget::url_until(&state.app, &account, expires, theme, return_url.as_deref()),
             expires_at: rfc3339(expires * 1000),
         }),
     ))
@@ -127,7 +146,7 @@ fn policy(origins: &[String]) -> String {
     };
     format!(
         "default-src 'self'; img-src 'self' data: http: https:; style-src 'self'; script-src 'self'; \
-         form-action 'none'; frame-ancestors {ancestors}"
+         form-action 'self'; frame-ancestors {ancestors}"
     )
 }
 
@@ -148,22 +167,38 @@ fn refused(status: StatusCode, err: &WidgetError) -> Response {
     response
 }
 
-/// `GET /widget/{id}/{token}`: the card, read-only.
+/// A refused widget request as its page (or the error page for a store failure).
+fn refusal(err: WidgetError) -> Response {
+    let status = match err {
+        WidgetError::Store(e) => return PageError::from(e).into_response(),
+        WidgetError::Invalid | WidgetError::Gone => StatusCode::NOT_FOUND,
+        WidgetError::Expired => StatusCode::GONE,
+        WidgetError::BadFormToken => StatusCode::FORBIDDEN,
+        WidgetError::NoReturnUrl | WidgetError::Link(_) => StatusCode::CONFLICT,
+    };
+    refused(status, &err)
+}
+
+/// `GET /widget/{id}/{token}`: the card, read-only but for Reconnect.
 async fn show(
     State(state): State<HttpState>,
     Path((id, token)): Path<(String, String)>,
 ) -> Response {
-    let (account, theme) = match widget::open(&state.app, &id, &token).await {
+    let widget::Opened {
+        account,
+        theme,
+        return_url,
+    } = match widget::open(&state.app, &id, &token).await {
         Ok(opened) => opened,
-        Err(err @ (WidgetError::Invalid | WidgetError::Gone)) => {
-            return refused(StatusCode::NOT_FOUND, &err);
-        }
-        Err(err @ WidgetError::Expired) => return refused(StatusCode::GONE, &err),
-        Err(WidgetError::Store(e)) => return PageError::from(e).into_response(),
+        Err(err) => return refusal(err),
     };
     let card = match AccountCard::with_stats(&state, &account).await {
         Ok(mut card) => {
             card.read_only = true;
+            card.widget_reconnect = return_url.map(|_| WidgetReconnect {
+                action: format!("/widget/{id}/{token}/reconnect"),
+                form_token: widget::reconnect_token(&state.app, &id, &token),
+            });
             card
         }
         Err(e) => return e.into_response(),
@@ -183,5 +218,266 @@ async fn show(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    response
+}
+
+/// The Reconnect form.
+#[derive(Debug, Deserialize)]
+struct ReconnectForm {
+    #[serde(default)]
+    form_token: String,
+}
+
+/// `POST /widget/{id}/{token}/reconnect`: the widget's only write. Accepted only with the form
+/// token of this widget's own page and, when the browser says where the request came from
+/// (`Sec-Fetch-Site`), from tidepost's own page or an allowed origin; answers a 303 to a new connect link that
+/// re-authorizes the account and returns to the link's `return_url`.
+async fn reconnect(
+    State(state): State<HttpState>,
+    Path((id, token)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<ReconnectForm>,
+) -> Response {
+    // Sent from tidepost's own widget page, or from a page the browser does not name (no
+    // `Sec-Fetch-Site`): the form token decides. From another site (the web component on a
+    // host's page): its `Origin` must also be one of the workspace's allowed origins.
+    let site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("same-origin");
+    let foreign_origin = (!matches!(site, "same-origin" | "none")).then(|| {
+        headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    });
+    match widget::reconnect(
+        &state.app,
+        &id,
+        &token,
+        &form.form_token,
+        foreign_origin.as_deref(),
+    )
+    .await
+    {
+        Ok(url) => {
+            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(err) => refusal(err),
+    }
+}
+
+/// The card as JSON, for the `<tidepost-account>` web component (`/assets/tidepost-account.js`).
+#[derive(Debug, Serialize)]
+struct CardJson {
+    theme: &'static str,
+    account: AccountJson,
+    tiktok: Option<TikTokJson>,
+    instagram: Option<InstagramJson>,
+    recent: Vec<RecentJson>,
+    /// Where the Reconnect form posts (an absolute URL) and its token; null without a
+    /// `return_url`.
+    reconnect: Option<ReconnectJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct AccountJson {
+    id: String,
+    platform: String,
+    platform_name: &'static str,
+    display_name: String,
+    username: Option<String>,
+    avatar_url: Option<String>,
+    health: &'static str,
+    health_class: &'static str,
+    needs_reauth: bool,
+    status_reason: Option<String>,
+    posting_block: Option<String>,
+    token_line: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TikTokJson {
+    direct_cap: i64,
+    direct_used: i64,
+    direct_left: i64,
+    next_slot: Option<String>,
+    inbox_cap: i64,
+    inbox_pending: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct InstagramJson {
+    token_days_left: Option<i64>,
+    limit_used: Option<i64>,
+    limit_total: Option<i64>,
+    limit_checked: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RecentJson {
+    caption: String,
+    mode: &'static str,
+    state: String,
+    state_class: String,
+    when: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ReconnectJson {
+    action: String,
+    form_token: String,
+}
+
+fn recent_json(recent: &[RecentPost]) -> Vec<RecentJson> {
+    recent
+        .iter()
+        .map(|p| RecentJson {
+            caption: p.caption.clone(),
+            mode: p.mode,
+            state: p.state.clone(),
+            state_class: p.state_class.clone(),
+            when: p.when.clone(),
+        })
+        .collect()
+}
+
+/// A refusal of the JSON route as problem+json, never cached.
+fn json_refusal(err: WidgetError) -> Response {
+    let problem = match err {
+        WidgetError::Store(e) => Problem::from(e),
+        WidgetError::Expired => Problem::new(
+            StatusCode::GONE,
+            "expired",
+            "Expired",
+            "this widget link expired: ask for a new one",
+        ),
+        other @ (WidgetError::Invalid
+        | WidgetError::Gone
+        | WidgetError::NoReturnUrl
+        | WidgetError::BadFormToken
+        | WidgetError::Link(_)) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            other.to_string(),
+        ),
+    };
+    let mut response = problem.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /widget/{id}/{token}/card.json`: the card's data. A browser on another origin may read
+/// it only from one of the workspace's allowed origins (`Access-Control-Allow-Origin` names
+/// it); a request from any other origin is refused with 403.
+async fn card_json(
+    State(state): State<HttpState>,
+    Path((id, token)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let opened = match widget::open(&state.app, &id, &token).await {
+        Ok(opened) => opened,
+        Err(err) => return json_refusal(err),
+    };
+    let origins = match tidepost_app::connect_links::origins(
+        &state.app,
+        &opened.account.workspace_id,
+    )
+    .await
+    {
+        Ok(origins) => origins,
+        Err(e) => return Problem::from(e).into_response(),
+    };
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    let own = url::Url::parse(&state.app.config.url("/"))
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let allowed_origin = match &origin {
+        Some(o) if *o == own => None,
+        Some(o) if origins.contains(o) => Some(o.clone()),
+        Some(o) => {
+            let mut response = Problem::forbidden(format!(
+                "the origin {o:?} is not among this workspace's allowed origins: add it under Settings → Allowed origins or with PUT /api/v1/allowed-origins"
+            ))
+            .with("rule", "origin_not_allowed")
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Origin"));
+            return response;
+        }
+        None => None,
+    };
+    let card = match AccountCard::with_stats(&state, &opened.account).await {
+        Ok(card) => card,
+        Err(e) => return e.into_response(),
+    };
+    let mut recent = Vec::new();
+    let tiktok = card.tiktok.as_ref().map(|t| {
+        recent = recent_json(&t.recent);
+        TikTokJson {
+            direct_cap: t.direct_cap,
+            direct_used: t.direct_used,
+            direct_left: t.direct_left,
+            next_slot: t.next_slot.clone(),
+            inbox_cap: t.inbox_cap,
+            inbox_pending: t.inbox_pending,
+        }
+    });
+    let instagram = card.instagram.as_ref().map(|i| {
+        recent = recent_json(&i.recent);
+        InstagramJson {
+            token_days_left: i.token_days_left,
+            limit_used: i.limit.as_ref().map(|l| l.0),
+            limit_total: i.limit.as_ref().map(|l| l.1),
+            limit_checked: i.limit.as_ref().map(|l| l.2.clone()),
+        }
+    });
+    let body = CardJson {
+        theme: opened.theme,
+        account: AccountJson {
+            id: card.id.clone(),
+            platform: card.platform.as_str().to_string(),
+            platform_name: card.platform_name,
+            display_name: card.display_name.clone(),
+            username: card.username.clone(),
+            avatar_url: card.avatar_url.clone(),
+            health: card.health,
+            health_class: card.health_class,
+            needs_reauth: card.needs_reauth,
+            status_reason: card.status_reason.clone(),
+            posting_block: card.posting_block.clone(),
+            token_line: card.token_line.clone(),
+        },
+        tiktok,
+        instagram,
+        recent,
+        reconnect: opened.return_url.map(|_| ReconnectJson {
+            action: state
+                .app
+                .config
+                .url(&format!("/widget/{id}/{token}/reconnect")),
+            form_token: widget::reconnect_token(&state.app, &id, &token),
+        }),
+    };
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = allowed_origin
+        && let Ok(value) = HeaderValue::from_str(&origin)
+    {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
     response
 }

@@ -52,10 +52,18 @@ pub struct AccountCard {
     pub on_own_page: bool,
     /// Shown in a host's widget: no links or buttons into tidepost.
     pub read_only: bool,
+    /// In a host's widget minted with a `return_url`: the Reconnect form.
+    pub widget_reconnect: Option<WidgetReconnect>,
     /// Quota left today and the latest posts (TikTok accounts, where the page asks for them).
     pub tiktok: Option<TikTokStats>,
     /// Token days left, publishing limit used and the latest posts (Instagram accounts).
     pub instagram: Option<InstagramStats>,
+}
+
+/// The widget's Reconnect button: where it posts and its form token.
+pub struct WidgetReconnect {
+    pub action: String,
+    pub form_token: String,
 }
 
 /// What a TikTok account's card adds on the dashboard and the account page: direct posts
@@ -222,6 +230,7 @@ impl AccountCard {
             reconnect_href: format!("/connect/{}", account.platform),
             on_own_page: false,
             read_only: false,
+            widget_reconnect: None,
             tiktok: None,
             instagram: None,
         }
