@@ -520,6 +520,46 @@ async fn host_flow(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(creator_ref.as_deref(), Some("crm-42"));
+    // The creators API shows it and finds the creator by it.
+    let creators: Value = app
+        .api_get(&key, "/api/v1/creators?external_ref=crm-42")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let data = creators["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{creators}");
+    assert_eq!(data[0]["external_ref"], "crm-42");
+    assert_eq!(data[0]["accounts"][0]["id"], account_id.as_str());
+    let none: Value = app
+        .api_get(&key, "/api/v1/creators?external_ref=crm-43")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["data"], json!([]));
+    // One widget link per account of the creator, for the host's page of that creator.
+    let creator_id = data[0]["id"].as_str().unwrap();
+    let links = bare_client()
+        .post(app.url(&format!("/api/v1/creators/{creator_id}/widget-links")))
+        .bearer_auth(&key)
+        .json(&json!({"theme": "dark"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(links.status(), StatusCode::CREATED);
+    let links: Value = links.json().await.unwrap();
+    let links = links["data"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0]["account_id"], account_id.as_str());
+    assert_eq!(links[0]["platform"], "tiktok");
+    let card = bare_client()
+        .get(links[0]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(card.status(), StatusCode::OK);
+    assert!(card.text().await.unwrap().contains("link_ada"));
 
     // The event reached the host's receiver with it.
     let got = receiver.wait_for(1, "account.connected").await;

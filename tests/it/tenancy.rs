@@ -213,6 +213,11 @@ const ID_ROUTES: &[IdRoute] = &[
         Object::Creator,
     ),
     row("GET", "/api/v1/creators/{id}/timeline", Object::Creator),
+    row(
+        "POST",
+        "/api/v1/creators/{id}/widget-links",
+        Object::Creator,
+    ),
     row("GET", "/creators/{id}", Object::Creator),
     row("POST", "/creators/{id}", Object::Creator),
     row("POST", "/creators/{id}/accounts", Object::Creator),

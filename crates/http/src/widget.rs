@@ -34,7 +34,12 @@ pub fn router() -> Router<HttpState> {
 
 /// Routes under `/api/v1`.
 pub fn api_router() -> Router<HttpState> {
-    Router::new().route("/accounts/{id}/widget-links", post(create_widget_link))
+    Router::new()
+        .route("/accounts/{id}/widget-links", post(create_widget_link))
+        .route(
+            "/creators/{id}/widget-links",
+            post(create_creator_widget_links),
+        )
 }
 
 /// What the widget link is for.
@@ -84,11 +89,28 @@ async fn create_widget_link(
     let account = accounts::get(&state.app.db, &caller.workspace_id, &id)
         .await?
         .ok_or_else(|| Problem::not_found("account"))?;
+    let (expires, theme, return_url) = settings_of(&state, &caller, &body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WidgetOut {
+            url: widget::url_until(&state.app, &account, expires, theme, return_url.as_deref()),
+            expires_at: rfc3339(expires * 1000),
+        }),
+    ))
+}
+
+/// A widget-links request's settings, checked: when the links expire (unix seconds), their
+/// theme and where Reconnect returns to.
+async fn settings_of(
+    state: &HttpState,
+    caller: &Caller,
+    body: &Bytes,
+) -> Result<(i64, &'static str, Option<String>), Problem> {
     // An empty body takes every default.
     let body: CreateWidget = if body.iter().all(u8::is_ascii_whitespace) {
         CreateWidget::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| Problem::invalid(format!("body: {e}")))?
+        serde_json::from_slice(body).map_err(|e| Problem::invalid(format!("body: {e}")))?
     };
     let expires_in = body.expires_in.unwrap_or(widget::DEFAULT_EXPIRES_IN_SECS);
     if !(widget::MIN_EXPIRES_IN_SECS..=widget::MAX_EXPIRES_IN_SECS).contains(&expires_in) {
@@ -114,14 +136,66 @@ async fn create_widget_link(
         ),
         None => None,
     };
-    let expires = tidepost_domain::now_ms() / 1000 + expires_in;
     Ok((
-        StatusCode::CREATED,
-        Json(WidgetOut {
+        tidepost_domain::now_ms() / 1000 + expires_in,
+        theme,
+        return_url,
+    ))
+}
+
+/// One account's widget link among a creator's.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CreatorWidgetLink)]
+pub struct CreatorWidgetOut {
+    account_id: String,
+    platform: tidepost_domain::Platform,
+    url: String,
+    expires_at: String,
+}
+
+/// The widget links of every account a creator owns.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CreatorWidgetLinks)]
+pub struct CreatorWidgetsOut {
+    data: Vec<CreatorWidgetOut>,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/creators/{id}/widget-links", tag = "crm",
+    params(("id" = String, Path, description = "The creator's id")),
+    request_body(content = CreateWidget, description = "Optional: an empty body takes the defaults"),
+    responses(
+        (status = 201, description = "A signed URL per account the creator owns (none when they own none yet)", body = CreatorWidgetsOut),
+        (status = 404, description = "No such creator in this workspace", body = Problem),
+        (status = 422, description = "`expires_in` out of range, `theme` not light or dark, or `return_url` not on an allowed origin", body = Problem),
+    ),
+)]
+async fn create_creator_widget_links(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<CreatorWidgetsOut>), Problem> {
+    caller.require_scope("api")?;
+    let ws = &caller.workspace_id;
+    tidepost_store::crm::creators::get(&state.app.db, ws, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("creator"))?;
+    let (expires, theme, return_url) = settings_of(&state, &caller, &body).await?;
+    let mut data = Vec::new();
+    for owned in tidepost_store::crm::creators::accounts_of(&state.app.db, ws, &id).await? {
+        // Read whole (the link is bound to the account as stored); one gone meanwhile is left out.
+        let Some(account) = accounts::get(&state.app.db, ws, &owned.id).await? else {
+            continue;
+        };
+        data.push(CreatorWidgetOut {
             url: widget::url_until(&state.app, &account, expires, theme, return_url.as_deref()),
             expires_at: rfc3339(expires * 1000),
-        }),
-    ))
+            account_id: account.id,
+            platform: account.platform,
+        });
+    }
+    Ok((StatusCode::CREATED, Json(CreatorWidgetsOut { data })))
 }
 
 #[derive(Template, WebTemplate)]

@@ -54,6 +54,8 @@ struct CreatorDoc {
     id: String,
     name: String,
     notes: String,
+    /// The host application's id for this creator, stamped by a connect link.
+    external_ref: Option<String>,
     /// The accounts this creator owns.
     accounts: Vec<OwnedAccountDoc>,
     created_at: String,
@@ -230,6 +232,8 @@ pub(crate) struct PageQuery {
 pub(crate) struct CreatorQuery {
     /// Only creators whose name contains this (any case).
     q: Option<String>,
+    /// Only the creators with this host id (what a connect link's `external_ref` stamped).
+    external_ref: Option<String>,
     /// The `next_cursor` of the previous page.
     after: Option<String>,
     /// At most this many items (1 to 200, default 50).
@@ -306,6 +310,7 @@ fn creator_json(c: &Creator, accounts: &[OwnedAccount]) -> Value {
         "id": c.id,
         "name": c.name,
         "notes": c.notes,
+        "external_ref": c.external_ref,
         "accounts": accounts.iter().map(account_json).collect::<Vec<_>>(),
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
@@ -387,6 +392,7 @@ async fn list_creators(
         &state.app.db,
         &caller.workspace_id,
         q.q.as_deref(),
+        q.external_ref.as_deref().filter(|r| !r.is_empty()),
         &after,
         limit,
     )

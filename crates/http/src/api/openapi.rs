@@ -92,6 +92,7 @@ and replayed with `Idempotent-Replayed: true`.",
         crate::connect_links::api_set_origins,
         // widget.rs
         crate::widget::create_widget_link,
+        crate::widget::create_creator_widget_links,
         // api/posts/
         crate::api::posts::create,
         crate::api::posts::list,

@@ -102,7 +102,7 @@ async fn render_creators(
 ) -> Result<CreatorsPage, PageError> {
     let ws = &viewer.workspace.id;
     let after = cursor(q.after.as_deref())?;
-    let page = creators::list(&state.app.db, ws, q.q.as_deref(), &after, PAGE).await?;
+    let page = creators::list(&state.app.db, ws, q.q.as_deref(), None, &after, PAGE).await?;
     let mut rows = Vec::new();
     for c in &page.items {
         let owned = creators::accounts_of(&state.app.db, ws, &c.id).await?;

@@ -17,6 +17,8 @@ pub struct Creator {
     pub notes: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The host application's id for this creator (stamped by a connect link).
+    pub external_ref: Option<String>,
 }
 
 /// The accounts of a creator, as lists show them (no tokens).
@@ -32,7 +34,7 @@ pub struct OwnedAccount {
     pub provider_user_id: String,
 }
 
-const COLUMNS: &str = "id, workspace_id, name, notes, created_at, updated_at";
+const COLUMNS: &str = "id, workspace_id, name, notes, created_at, updated_at, external_ref";
 const ACCOUNT_COLUMNS: &str =
     "id, creator_id, platform, display_name, username, avatar_url, status, provider_user_id";
 
@@ -68,9 +70,10 @@ pub async fn create_in(
         notes: notes.to_string(),
         created_at: now,
         updated_at: now,
+        external_ref: None,
     };
     sqlx::query(&format!(
-        "INSERT INTO creators ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        "INSERT INTO creators ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
     ))
     .bind(&creator.id)
     .bind(&creator.workspace_id)
@@ -78,6 +81,7 @@ pub async fn create_in(
     .bind(&creator.notes)
     .bind(creator.created_at)
     .bind(creator.updated_at)
+    .bind(&creator.external_ref)
     .execute(conn)
     .await?;
     Ok(creator)
@@ -105,11 +109,13 @@ pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Creator
     .await?)
 }
 
-/// Newest first (ids are UUIDv7), optionally only names containing `search`.
+/// Newest first (ids are UUIDv7), optionally only names containing `search`, or only the
+/// creators with the host's id `external_ref`.
 pub async fn list(
     db: &Db,
     workspace_id: &str,
     search: Option<&str>,
+    external_ref: Option<&str>,
     after: &Cursor,
     limit: i64,
 ) -> Result<Paged<Creator>> {
@@ -120,12 +126,14 @@ pub async fn list(
         "SELECT {COLUMNS} FROM creators WHERE workspace_id = $1 \
          AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
          AND ($4 IS NULL OR LOWER(name) LIKE $4 ESCAPE '\\') \
-         ORDER BY created_at DESC, id DESC LIMIT $5"
+         AND ($5 IS NULL OR external_ref = $5) \
+         ORDER BY created_at DESC, id DESC LIMIT $6"
     ))
     .bind(workspace_id)
     .bind(after.at)
     .bind(&after.id)
     .bind(pattern)
+    .bind(external_ref)
     .bind(limit + 1)
     .fetch_all(db.pool())
     .await?;

@@ -170,20 +170,20 @@ both_backends!(
                 .await
                 .unwrap();
         }
-        let first = creators::list(&db, &ws, None, &Cursor::start(), 4)
+        let first = creators::list(&db, &ws, None, None, &Cursor::start(), 4)
             .await
             .unwrap();
         assert_eq!(first.items.len(), 4);
-        let rest = creators::list(&db, &ws, None, first.next.as_ref().unwrap(), 4)
+        let rest = creators::list(&db, &ws, None, None, first.next.as_ref().unwrap(), 4)
             .await
             .unwrap();
         assert_eq!(rest.items.len(), 3);
         assert!(rest.next.is_none());
-        let found = creators::list(&db, &ws, Some("BRAND 3"), &Cursor::start(), 10)
+        let found = creators::list(&db, &ws, Some("BRAND 3"), None, &Cursor::start(), 10)
             .await
             .unwrap();
         assert_eq!(found.items.len(), 1);
-        let none = creators::list(&db, &ws, Some("%"), &Cursor::start(), 10)
+        let none = creators::list(&db, &ws, Some("%"), None, &Cursor::start(), 10)
             .await
             .unwrap();
         assert!(none.items.is_empty(), "a % is searched literally");
