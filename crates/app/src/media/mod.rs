@@ -48,8 +48,8 @@ use crate::config::{ConfigError, RawSettings};
 /// `max_upload_bytes`).
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
-    /// Where media files live (default `<data_dir>/media`); with S3 storage, only unfinished
-    /// resumable uploads.
+    /// Where media files and unfinished resumable uploads live on the local disk (default
+    /// `<data_dir>/media`); unused with S3 storage, which keeps both in the bucket.
     pub dir: PathBuf,
     /// The storage media lives in (`storage`: the local folder `dir`, or an S3 bucket).
     pub storage: Arc<dyn Storage>,
