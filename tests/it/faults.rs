@@ -875,3 +875,71 @@ async fn s3_outage_during_a_resumable_upload() {
     assert_eq!(media["size_bytes"], video.len(), "{media}");
     assert!(server.multipart_uploads(&bucket).await.is_empty());
 }
+
+/// The S3 server unreachable while a worker sends a video's chunks to TikTok (each chunk a
+/// ranged read of the bucket, TikTok slowed so the cut lands mid-send): the send fails, the
+/// job is retried once the bucket answers, and the post is published exactly once.
+#[tokio::test]
+async fn s3_outage_during_a_tiktok_chunk_send() {
+    let server = tokio::task::spawn_blocking(tidepost_app::media::s3_server::S3Server::start)
+        .await
+        .unwrap();
+    let bucket = server.bucket().await;
+    let moto_port: u16 = server.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let mut proxy = Proxy::start(moto_port).await;
+    let mut env = server.env_of(&bucket);
+    for (name, value) in &mut env {
+        if *name == "TIDEPOST_S3_ENDPOINT" {
+            *value = format!("http://127.0.0.1:{}", proxy.port);
+        }
+    }
+    let rig = Rig::start(
+        Backend::Sqlite,
+        Options {
+            env,
+            ..Options::default()
+        },
+    )
+    .await;
+    let account = rig.account("faults.s3chunks").await;
+    rig.faults(json!({"latency_ms": 1500})).await;
+    // Three chunks of the default 10 MB.
+    let answer = rig.post(&account, "s3 chunks", 25 * 1024 * 1024).await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let id = answer.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    loop {
+        let acked: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(chunks_acked), 0) FROM post_targets WHERE post_id = $1",
+        )
+        .bind(&id)
+        .fetch_one(rig.app.db.pool())
+        .await
+        .unwrap();
+        if acked >= 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no chunk was sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.resume().await;
+    rig.no_faults().await;
+    rig.all_published(std::slice::from_ref(&id), 180).await;
+    rig.published_once(&["s3 chunks".to_string()]).await;
+    // The outage cut a send: the publish job ran more than once.
+    let attempts: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(attempts), 0) FROM jobs WHERE kind = 'tiktok.publish'",
+    )
+    .fetch_one(rig.app.db.pool())
+    .await
+    .unwrap();
+    assert!(attempts >= 2, "the publish job ran {attempts} time(s)");
+}
