@@ -730,13 +730,40 @@ impl Proxy {
     }
 
     /// Refuses new connections and cuts the open ones.
-    fn stop(&mut self) {
+    async fn stop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
+            // Its listener and connections are closed once the task is.
+            let _ = task.await;
         }
     }
 
+    /// Answers every request as S3 does to credentials it no longer accepts (a revoked key).
+    async fn refuse(&mut self) {
+        self.stop().await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.task = Some(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let _ = inbound.read(&mut buf).await;
+                    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>";
+                    let answer = format!(
+                        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = inbound.write_all(answer.as_bytes()).await;
+                    let _ = inbound.shutdown().await;
+                });
+            }
+        }));
+    }
+
     async fn resume(&mut self) {
+        self.stop().await;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
             .unwrap();
@@ -838,7 +865,7 @@ async fn s3_outage_during_a_resumable_upload() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 
-    proxy.stop();
+    proxy.stop().await;
     let refused = patch(first).await.unwrap();
     let body = problem(refused, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     assert!(
@@ -928,7 +955,7 @@ async fn s3_outage_during_a_tiktok_chunk_send() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    proxy.stop();
+    proxy.stop().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.resume().await;
     rig.no_faults().await;
@@ -942,4 +969,61 @@ async fn s3_outage_during_a_tiktok_chunk_send() {
     .await
     .unwrap();
     assert!(attempts >= 2, "the publish job ran {attempts} time(s)");
+}
+
+/// The S3 credentials revoked (every request answered 403 `InvalidAccessKeyId`): `/readyz`
+/// reports the storage unavailable with S3's answer, and the media page says uploads fail and
+/// what to check; once the bucket accepts tidepost again both are clear.
+#[tokio::test]
+async fn revoked_s3_credentials_show_in_readyz_and_on_the_media_page() {
+    let server = tokio::task::spawn_blocking(tidepost_app::media::s3_server::S3Server::start)
+        .await
+        .unwrap();
+    let bucket = server.bucket().await;
+    let moto_port: u16 = server.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let mut proxy = Proxy::start(moto_port).await;
+    let mut env = server.env_of(&bucket);
+    for (name, value) in &mut env {
+        if *name == "TIDEPOST_S3_ENDPOINT" {
+            *value = format!("http://127.0.0.1:{}", proxy.port);
+        }
+    }
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        Options {
+            env,
+            ..Options::default()
+        },
+    )
+    .await;
+    let me = app.signed_in("s3-revoked").await;
+    let page = app.page_text(&me.client, "/media").await;
+    assert!(!page.contains("data-storage-down"), "{page}");
+
+    proxy.refuse().await;
+    let ready: Value = bare_client()
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["storage"]["available"], false, "{ready}");
+    let page = app.page_text(&me.client, "/media").await;
+    assert!(page.contains("data-storage-down"), "{page}");
+    assert!(
+        page.contains("media storage does not answer or refuses tidepost"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("s3://{bucket}")), "{page}");
+    assert!(
+        !page.contains(tidepost_app::media::s3_server::SECRET_ACCESS_KEY),
+        "no secret on the page"
+    );
+
+    proxy.resume().await;
+    let page = app.page_text(&me.client, "/media").await;
+    assert!(!page.contains("data-storage-down"), "{page}");
 }

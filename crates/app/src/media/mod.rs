@@ -225,6 +225,17 @@ pub fn storage(app: &App) -> &Arc<dyn Storage> {
     &app.config.media.storage
 }
 
+/// Why the media storage cannot be used right now (it does not answer, the bucket is gone, the
+/// credentials are refused), from a `HEAD` of an address no content has; `None` when it
+/// answers. The text names the storage and what it answered, never a credential.
+pub async fn storage_problem(app: &App) -> Option<String> {
+    let storage = storage(app);
+    match storage.exists(&"0".repeat(64)).await {
+        Ok(_) => None,
+        Err(err) => Some(format!("{}: {err}", storage.describe())),
+    }
+}
+
 /// The prober configured for this instance.
 pub fn prober(app: &App) -> Prober {
     Prober {
