@@ -708,3 +708,322 @@ async fn media_on_s3_publishes_and_survives_an_outage(backend: Backend) {
     rig.published_once(&["s3 0".to_string(), "s3 1".to_string()])
         .await;
 }
+
+/// A TCP proxy in front of the S3 server: stopping it is an outage that keeps the bucket's
+/// state (moto keeps everything in memory, so stopping moto itself would forget the multipart
+/// upload a resumed upload goes on with).
+struct Proxy {
+    port: u16,
+    target: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(target: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        Proxy {
+            port,
+            target,
+            task: Some(tokio::spawn(Self::serve(listener, target))),
+        }
+    }
+
+    /// Refuses new connections and cuts the open ones.
+    async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // Its listener and connections are closed once the task is.
+            let _ = task.await;
+        }
+    }
+
+    /// Answers every request as S3 does to credentials it no longer accepts (a revoked key).
+    async fn refuse(&mut self) {
+        self.stop().await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.task = Some(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let _ = inbound.read(&mut buf).await;
+                    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>";
+                    let answer = format!(
+                        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = inbound.write_all(answer.as_bytes()).await;
+                    let _ = inbound.shutdown().await;
+                });
+            }
+        }));
+    }
+
+    async fn resume(&mut self) {
+        self.stop().await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.task = Some(tokio::spawn(Self::serve(listener, self.target)));
+    }
+
+    async fn serve(listener: tokio::net::TcpListener, target: u16) {
+        // Dropped with the task: every connection is cut.
+        let mut open = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            open.spawn(async move {
+                if let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+            while open.try_join_next().is_some() {}
+        }
+    }
+}
+
+/// The S3 server unreachable in the middle of a resumable upload: the PATCH is a 503 problem
+/// that names the media storage (never a 500), the offset stays where the bucket has every
+/// byte (nothing half-kept), the server keeps serving; once the bucket answers again the
+/// client resumes from the offset `HEAD` tells and the upload becomes the media, byte for byte,
+/// with no multipart upload left behind.
+#[tokio::test]
+async fn s3_outage_during_a_resumable_upload() {
+    let server = tokio::task::spawn_blocking(tidepost_app::media::s3_server::S3Server::start)
+        .await
+        .unwrap();
+    let bucket = server.bucket().await;
+    let moto_port: u16 = server.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let mut proxy = Proxy::start(moto_port).await;
+    let mut env = server.env_of(&bucket);
+    for (name, value) in &mut env {
+        if *name == "TIDEPOST_S3_ENDPOINT" {
+            *value = format!("http://127.0.0.1:{}", proxy.port);
+        }
+    }
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        Options {
+            env,
+            ..Options::default()
+        },
+    )
+    .await;
+    let me = app.signed_in("s3-outage").await;
+    let key = app.api_key(&me.workspace.id, "tus", &[]).await;
+    let http = bare_client();
+    let part = tidepost_app::media::s3::PART;
+    let video = tidepost_app::media::testing::video(2 * part + 1000, "s3 outage");
+    let created = http
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", video.len().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let url = app.url(created.headers()["location"].to_str().unwrap());
+    let patch = |from: usize| {
+        http.patch(&url)
+            .bearer_auth(&key)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", from.to_string())
+            .body(video[from..].to_vec())
+            .send()
+    };
+    let head = || async {
+        let r = http
+            .head(&url)
+            .bearer_auth(&key)
+            .header("tus-resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.headers()["upload-offset"]
+            .to_str()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let first = part + 5000;
+    let r = http
+        .patch(&url)
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "0")
+        .body(video[..first].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    proxy.stop().await;
+    let refused = patch(first).await.unwrap();
+    let body = problem(refused, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("media storage"),
+        "{body}"
+    );
+    assert_eq!(head().await, first, "nothing half-kept");
+    let ready: Value = bare_client()
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["storage"]["available"], false, "{ready}");
+
+    proxy.resume().await;
+    let offset = head().await;
+    let r = patch(offset).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let media_id = r.headers()["tidepost-media-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let media: Value = app
+        .api_get(&key, &format!("/api/v1/media/{media_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&video));
+    assert_eq!(media["sha256"], sha.as_str(), "{media}");
+    assert_eq!(media["size_bytes"], video.len(), "{media}");
+    assert!(server.multipart_uploads(&bucket).await.is_empty());
+}
+
+/// The S3 server unreachable while a worker sends a video's chunks to TikTok (each chunk a
+/// ranged read of the bucket, TikTok slowed so the cut lands mid-send): the send fails, the
+/// job is retried once the bucket answers, and the post is published exactly once.
+#[tokio::test]
+async fn s3_outage_during_a_tiktok_chunk_send() {
+    let server = tokio::task::spawn_blocking(tidepost_app::media::s3_server::S3Server::start)
+        .await
+        .unwrap();
+    let bucket = server.bucket().await;
+    let moto_port: u16 = server.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let mut proxy = Proxy::start(moto_port).await;
+    let mut env = server.env_of(&bucket);
+    for (name, value) in &mut env {
+        if *name == "TIDEPOST_S3_ENDPOINT" {
+            *value = format!("http://127.0.0.1:{}", proxy.port);
+        }
+    }
+    let rig = Rig::start(
+        Backend::Sqlite,
+        Options {
+            env,
+            ..Options::default()
+        },
+    )
+    .await;
+    let account = rig.account("faults.s3chunks").await;
+    rig.faults(json!({"latency_ms": 1500})).await;
+    // Three chunks of the default 10 MB.
+    let answer = rig.post(&account, "s3 chunks", 25 * 1024 * 1024).await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let id = answer.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    loop {
+        let acked: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(chunks_acked), 0) FROM post_targets WHERE post_id = $1",
+        )
+        .bind(&id)
+        .fetch_one(rig.app.db.pool())
+        .await
+        .unwrap();
+        if acked >= 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no chunk was sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.stop().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.resume().await;
+    rig.no_faults().await;
+    rig.all_published(std::slice::from_ref(&id), 180).await;
+    rig.published_once(&["s3 chunks".to_string()]).await;
+    // The outage cut a send: the publish job ran more than once.
+    let attempts: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(attempts), 0) FROM jobs WHERE kind = 'tiktok.publish'",
+    )
+    .fetch_one(rig.app.db.pool())
+    .await
+    .unwrap();
+    assert!(attempts >= 2, "the publish job ran {attempts} time(s)");
+}
+
+/// The S3 credentials revoked (every request answered 403 `InvalidAccessKeyId`): `/readyz`
+/// reports the storage unavailable with S3's answer, and the media page says uploads fail and
+/// what to check; once the bucket accepts tidepost again both are clear.
+#[tokio::test]
+async fn revoked_s3_credentials_show_in_readyz_and_on_the_media_page() {
+    let server = tokio::task::spawn_blocking(tidepost_app::media::s3_server::S3Server::start)
+        .await
+        .unwrap();
+    let bucket = server.bucket().await;
+    let moto_port: u16 = server.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let mut proxy = Proxy::start(moto_port).await;
+    let mut env = server.env_of(&bucket);
+    for (name, value) in &mut env {
+        if *name == "TIDEPOST_S3_ENDPOINT" {
+            *value = format!("http://127.0.0.1:{}", proxy.port);
+        }
+    }
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        Options {
+            env,
+            ..Options::default()
+        },
+    )
+    .await;
+    let me = app.signed_in("s3-revoked").await;
+    let page = app.page_text(&me.client, "/media").await;
+    assert!(!page.contains("data-storage-down"), "{page}");
+
+    proxy.refuse().await;
+    let ready: Value = bare_client()
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["storage"]["available"], false, "{ready}");
+    let page = app.page_text(&me.client, "/media").await;
+    assert!(page.contains("data-storage-down"), "{page}");
+    assert!(
+        page.contains("media storage does not answer or refuses tidepost"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("s3://{bucket}")), "{page}");
+    assert!(
+        !page.contains(tidepost_app::media::s3_server::SECRET_ACCESS_KEY),
+        "no secret on the page"
+    );
+
+    proxy.resume().await;
+    let page = app.page_text(&me.client, "/media").await;
+    assert!(!page.contains("data-storage-down"), "{page}");
+}

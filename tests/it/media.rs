@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use crate::support::*;
 
@@ -99,8 +99,294 @@ fn header(r: &reqwest::Response, name: &str) -> String {
 
 every_storage!(
     media_api_and_resumable_uploads,
-    signed_media_urls_stream_from_the_storage
+    signed_media_urls_stream_from_the_storage,
+    tus_upload_across_instances
 );
+
+/// The bucket media lives in, on S3.
+fn bucket_of(app: &TestApp) -> Option<String> {
+    tidepost_app::media::storage(&app.app)
+        .as_s3()
+        .map(|s3| s3.settings().bucket.clone())
+}
+
+/// Files under `dir` (recursively), as paths relative to it.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).into_iter().flatten().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(
+                    entry
+                        .path()
+                        .strip_prefix(dir)
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A tus upload begun on one instance and finished on another, the two sharing the database:
+/// on S3 each has its own data directory (no shared disk), on the local disk they share the
+/// media folder (as docs/deploy.md requires for it). The first instance takes a whole S3 part
+/// and a bit, then a PATCH that breaks off midway (what arrived before the break is kept); the
+/// second learns the offset and sends the rest. The media is the file, byte for byte, and
+/// nothing of the upload is left: no object under `.uploads/`, no multipart upload in progress
+/// in the bucket, no file in either data directory. Then an upload that expires with a part and
+/// a tail: the sweep aborts its multipart upload (S3's own listing shows none) and deletes its
+/// tail.
+async fn tus_upload_across_instances(backend: Backend, storage: MediaStorage) {
+    let s3 = storage == MediaStorage::S3;
+    let shared = tempfile::tempdir().unwrap();
+    let own_b = tempfile::tempdir().unwrap();
+    let dir_a = shared.path().to_path_buf();
+    let dir_b = if s3 {
+        own_b.path().to_path_buf()
+    } else {
+        dir_a.clone()
+    };
+    let a = spawn_app_with(
+        backend,
+        Options {
+            s3,
+            env: vec![("TIDEPOST_DATA_DIR", dir_a.display().to_string())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let bucket = bucket_of(&a);
+    // Object keys as S3 lists them, under the storage's prefix.
+    let prefix = tidepost_app::media::storage(&a.app)
+        .as_s3()
+        .map(|s3| format!("{}/", s3.settings().prefix))
+        .unwrap_or_default();
+    let prefix = if prefix == "/" { String::new() } else { prefix };
+    let mut env_b = vec![("TIDEPOST_DATA_DIR", dir_b.display().to_string())];
+    if let (Some(server), Some(bucket)) = (&a.s3, &bucket) {
+        env_b.extend(server.env_of(bucket));
+    }
+    let b = spawn_app_with(
+        backend,
+        Options {
+            database_url: Some(a.database_url.clone()),
+            env: env_b,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        tidepost_app::media::storage(&b.app).describe(),
+        tidepost_app::media::storage(&a.app).describe()
+    );
+    let ws = a.signed_in("across").await;
+    let key = a.api_key(&ws.workspace.id, "tus", &[]).await;
+    let http = bare_client();
+    let part = tidepost_app::media::s3::PART;
+    let video = tidepost_app::media::testing::video(2 * part + 777_777, "across");
+    let r = http
+        .post(a.url("/api/v1/uploads"))
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", video.len().to_string())
+        .header("upload-metadata", "filename YWNyb3NzLm1wNA==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let path = header(&r, "location");
+    let id = path.rsplit('/').next().unwrap().to_string();
+    let patch = |app: &TestApp, path: &str, offset: usize, body: reqwest::Body| {
+        http.patch(app.url(path))
+            .bearer_auth(&key)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(body)
+            .send()
+    };
+    let first = part + 1_000_000;
+    let r = patch(&a, &path, 0, video[..first].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "upload-offset"), first.to_string());
+    let row = tidepost_store::uploads::get(&a.db, &ws.workspace.id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let parts = tidepost_store::uploads::parts(&a.db, &ws.workspace.id, &id)
+        .await
+        .unwrap();
+    if s3 {
+        assert_eq!(parts.len(), 1, "one whole part in the multipart upload");
+        assert_eq!(parts[0].size as usize, part);
+        let tail = row
+            .tail
+            .clone()
+            .expect("the bytes past the part are a tail");
+        let server = a.s3.as_ref().unwrap();
+        let objects = server.objects(bucket.as_deref().unwrap()).await;
+        assert_eq!(
+            objects,
+            vec![format!("{prefix}.uploads/{id}/{tail}")],
+            "{objects:?}"
+        );
+        assert_eq!(
+            server
+                .multipart_uploads(bucket.as_deref().unwrap())
+                .await
+                .len(),
+            1
+        );
+    } else {
+        assert!(parts.is_empty() && row.multipart_id.is_none() && row.tail.is_none());
+    }
+
+    // The connection to the first instance drops after 3 MB more.
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    let piece = video[first..first + 3_000_000].to_vec();
+    tokio::spawn(async move {
+        writer.write_all(&piece).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        drop(writer);
+    });
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(FailAtEnd(reader)));
+    assert!(
+        patch(&a, &path, first, body).await.is_err(),
+        "the PATCH broke off"
+    );
+    // The second instance tells what was kept; the rest goes to it.
+    let mut offset = 0;
+    for _ in 0..100 {
+        let r = http
+            .head(b.url(&path))
+            .bearer_auth(&key)
+            .header("tus-resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        offset = header(&r, "upload-offset").parse::<usize>().unwrap();
+        if offset == first + 3_000_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        offset,
+        first + 3_000_000,
+        "what arrived before the drop is kept"
+    );
+    // The first instance lets go of the upload a moment after it recorded the offset.
+    let mut r = patch(&b, &path, offset, video[offset..].to_vec().into())
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        if r.status() != StatusCode::CONFLICT {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        r = patch(&b, &path, offset, video[offset..].to_vec().into())
+            .await
+            .unwrap();
+    }
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "upload-offset"), video.len().to_string());
+    let media_id = header(&r, "tidepost-media-id");
+    let m: Value = a
+        .api_get(&key, &format!("/api/v1/media/{media_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["kind"], "video", "{m}");
+    assert_eq!(m["original_name"], "across.mp4");
+    assert_eq!(m["size_bytes"], video.len());
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&video));
+    assert_eq!(m["sha256"], sha.as_str(), "{m}");
+    let mut stored = Vec::new();
+    tidepost_app::media::storage(&a.app)
+        .open(&sha, None)
+        .await
+        .unwrap()
+        .read_to_end(&mut stored)
+        .await
+        .unwrap();
+    assert!(stored == video, "the stored media is the file");
+    // Nothing of the upload is left.
+    if let (Some(server), Some(bucket)) = (&a.s3, &bucket) {
+        assert_eq!(server.objects(bucket).await, vec![format!("{prefix}{sha}")]);
+        assert!(server.multipart_uploads(bucket).await.is_empty());
+        for dir in [&dir_a, &dir_b] {
+            let kept = files_under(dir);
+            assert!(
+                kept.iter().all(|f| !f.contains(".uploads")),
+                "{}: {kept:?}",
+                dir.display()
+            );
+        }
+    } else {
+        assert!(files_under(&dir_a.join("media/.uploads")).is_empty());
+    }
+
+    // An upload that expires with a part and a tail.
+    let r = http
+        .post(b.url("/api/v1/uploads"))
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", video.len().to_string())
+        .send()
+        .await
+        .unwrap();
+    let path = header(&r, "location");
+    let gone_id = path.rsplit('/').next().unwrap().to_string();
+    let r = patch(&b, &path, 0, video[..part + 4096].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    if let (Some(server), Some(bucket)) = (&a.s3, &bucket) {
+        assert_eq!(server.multipart_uploads(bucket).await.len(), 1);
+        assert_eq!(
+            server.objects(bucket).await.len(),
+            2,
+            "the media and a tail"
+        );
+    }
+    sqlx::query("UPDATE uploads SET expires_at = 0 WHERE id = $1")
+        .bind(&gone_id)
+        .execute(a.db.pool())
+        .await
+        .unwrap();
+    let report = tidepost_app::media::sweep::sweep(&a.app, tidepost_domain::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(report.uploads_expired, 1, "{report:?}");
+    assert_eq!(report.uploads_kept, 0, "{report:?}");
+    if let (Some(server), Some(bucket)) = (&a.s3, &bucket) {
+        assert!(
+            server.multipart_uploads(bucket).await.is_empty(),
+            "the sweep aborted the multipart upload"
+        );
+        assert_eq!(server.objects(bucket).await, vec![format!("{prefix}{sha}")]);
+    } else {
+        assert!(files_under(&dir_a.join("media/.uploads")).is_empty());
+    }
+    let r = http
+        .head(a.url(&path))
+        .bearer_auth(&key)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
 
 /// The signed, expiring `/media/{id}/{token}` URL Meta fetches stored media from streams the
 /// bytes from the storage (the folder or the bucket) with their type and length; once the

@@ -43,7 +43,8 @@ async fn two_servers_two_workers_publish_each_post_once() {
 /// The same run with media on S3 (moto) and each process given its own data directory (no
 /// shared disk): every uploaded video is received by a `serve` and sent to TikTok by a
 /// `worker` that never saw it on disk, so each post published once proves the bucket carries
-/// them.
+/// them. Then a tus upload begun on one `serve` and finished on the other becomes a media item,
+/// with no multipart upload left in the bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn media_on_s3_without_a_shared_disk_publishes_each_post_once() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -51,6 +52,7 @@ async fn media_on_s3_without_a_shared_disk_publishes_each_post_once() {
     let run = cluster.connect_and_publish().await;
     cluster.wait_until_final(&run).await;
     cluster.check(&run, false).await;
+    cluster.tus_across_servers().await;
     for i in 0..2 {
         let own = cluster
             .dir
@@ -271,6 +273,68 @@ impl Cluster {
             api_key,
             media,
             _s3: s3,
+        }
+    }
+
+    /// A tus upload of a video of two S3 parts and a bit: the first part and some more sent to
+    /// the first `serve`, the rest to the second. The second answers with the media, which both
+    /// list; the bucket holds no multipart upload in progress afterwards.
+    pub async fn tus_across_servers(&self) {
+        let http = bare_client();
+        let part = tidepost_app::media::s3::PART;
+        let video = tidepost_app::media::testing::video(2 * part + 4321, "scale-out tus");
+        let created = http
+            .post(format!("{}/api/v1/uploads", self.servers[0]))
+            .bearer_auth(&self.api_key)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", video.len().to_string())
+            .header("upload-metadata", "filename dHVzLm1wNA==")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let path = created.headers()["location"].to_str().unwrap().to_string();
+        let patch = |server: &str, from: usize, to: usize| {
+            http.patch(format!("{server}{path}"))
+                .bearer_auth(&self.api_key)
+                .header("tus-resumable", "1.0.0")
+                .header("content-type", "application/offset+octet-stream")
+                .header("upload-offset", from.to_string())
+                .body(video[from..to].to_vec())
+                .send()
+        };
+        let half = part + 1_000_000;
+        let first = patch(&self.servers[0], 0, half).await.unwrap();
+        assert_eq!(first.status(), StatusCode::NO_CONTENT);
+        assert_eq!(first.headers()["upload-offset"], half.to_string().as_str());
+        let last = patch(&self.servers[1], half, video.len()).await.unwrap();
+        assert_eq!(last.status(), StatusCode::NO_CONTENT);
+        let media_id = last.headers()["tidepost-media-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        for server in &self.servers {
+            let media: Value = http
+                .get(format!("{server}/api/v1/media/{media_id}"))
+                .bearer_auth(&self.api_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(media["kind"], "video", "{media}");
+            assert_eq!(media["size_bytes"], video.len(), "{media}");
+            assert_eq!(media["original_name"], "tus.mp4", "{media}");
+        }
+        if let Some(s3) = &self._s3 {
+            let bucket = self
+                .env
+                .iter()
+                .find(|(k, _)| k == "TIDEPOST_S3_BUCKET")
+                .map(|(_, v)| v.clone())
+                .expect("the bucket");
+            assert!(s3.multipart_uploads(&bucket).await.is_empty());
         }
     }
 

@@ -168,6 +168,8 @@ pub struct TestApp {
     pub emulator: Option<String>,
     /// The S3 server media lives on, with [`Options::s3`] (stop it for an outage).
     pub s3: Option<tidepost_app::media::s3_server::S3Server>,
+    /// The database's URL (another instance on the same database: [`Options::database_url`]).
+    pub database_url: String,
     shutdown: CancellationToken,
     _task: JoinHandle<()>,
     _workers: Option<JoinHandle<tidepost_jobs::ShutdownReport>>,
@@ -324,6 +326,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         setup,
         emulator: emulator_base,
         s3,
+        database_url: db_url,
         shutdown,
         _task: task,
         _workers: workers,

@@ -378,6 +378,8 @@ pub(crate) async fn make(
                 created_at: now,
                 updated_at: now,
                 expires_at: now + 3_600_000,
+                multipart_id: None,
+                tail: None,
             };
             tidepost_store::uploads::insert(&app.db, &upload)
                 .await

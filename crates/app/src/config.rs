@@ -137,7 +137,7 @@ pub const SETTINGS: &[Setting] = &[
         "How long a sign-in lasts, in hours."),
     // The media library.
     setting!("media_dir", flag: None, env: ["TIDEPOST_MEDIA_DIR"], default: None, secret: false,
-        "Folder for stored media files, each named by the SHA-256 of its bytes, and unfinished resumable uploads. Default: `media` in the data folder."),
+        "Folder for stored media files, each named by the SHA-256 of its bytes, and unfinished resumable uploads, when `storage` is local (S3 keeps both in the bucket). Default: `media` in the data folder."),
     setting!("storage", flag: None, env: ["TIDEPOST_STORAGE"], default: Some("local"), secret: false,
         "Where media files live: `local` (the folder `media_dir`) or `s3` (an S3-compatible bucket: AWS S3, R2, MinIO, Garage, Ceph; see the `s3_*` settings). With `s3`, every `serve` and `worker` reads and writes the bucket and needs no shared disk."),
     setting!("s3_bucket", flag: None, env: ["TIDEPOST_S3_BUCKET"], default: None, secret: false,

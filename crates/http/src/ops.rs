@@ -89,14 +89,13 @@ async fn storage_readiness(
     status: &'static str,
 ) -> (&'static str, serde_json::Value) {
     let storage = tidepost_app::media::storage(&state.app);
-    let nothing = "0".repeat(64);
-    match storage.exists(&nothing).await {
-        Ok(_) => (status, json!({"at": storage.describe(), "available": true})),
-        Err(err) => {
-            tracing::warn!(error = %err, at = %storage.describe(), "the media storage is unavailable");
+    match tidepost_app::media::storage_problem(&state.app).await {
+        None => (status, json!({"at": storage.describe(), "available": true})),
+        Some(err) => {
+            tracing::warn!(error = %err, "the media storage is unavailable");
             (
                 "degraded",
-                json!({"at": storage.describe(), "available": false, "error": err.to_string()}),
+                json!({"at": storage.describe(), "available": false, "error": err}),
             )
         }
     }

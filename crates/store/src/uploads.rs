@@ -7,6 +7,12 @@
 //! and no other writer may hold an unexpired lease), moves the offset with [`advance`], and
 //! lets go with [`release`], [`complete`] or [`fail`]; every one of these names the lease's
 //! token, so a writer whose lease ran out and was taken over cannot move the offset any more.
+//!
+//! On S3 storage the bytes are in the bucket, not a file: an S3 multipart upload
+//! (`multipart_id`) holds whole parts ([`parts`], recorded with [`advance_part`] once S3 has
+//! them), and the bytes past the last part are one object, the tail ([`advance_tail`]). Either
+//! moves `received` in the same statement as the part or tail it stands for, fenced by the
+//! lease, so any instance can take the upload over from the database alone.
 
 use serde::Serialize;
 
@@ -43,14 +49,29 @@ pub struct Upload {
     pub updated_at: i64,
     /// After this (ms) an unfinished upload and its bytes are deleted by the sweep.
     pub expires_at: i64,
+    /// On S3 storage: the multipart upload the parts go to, until it is completed.
+    #[serde(skip)]
+    pub multipart_id: Option<String>,
+    /// On S3 storage: the name of the object holding the bytes past the last part.
+    #[serde(skip)]
+    pub tail: Option<String>,
+}
+
+/// A part of an upload's S3 multipart upload: its number (from 1, contiguous), S3's ETag and
+/// its size.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Part {
+    pub number: i64,
+    pub etag: String,
+    pub size: i64,
 }
 
 const COLUMNS: &str = "id, workspace_id, length, received, file_name, content_type, metadata, state, media_id, \
-     error, lock_token, locked_until, created_by, created_at, updated_at, expires_at";
+     error, lock_token, locked_until, created_by, created_at, updated_at, expires_at, multipart_id, tail";
 
 pub async fn insert(db: &Db, u: &Upload) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO uploads ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        "INSERT INTO uploads ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     ))
     .bind(&u.id)
     .bind(&u.workspace_id)
@@ -68,6 +89,8 @@ pub async fn insert(db: &Db, u: &Upload) -> Result<()> {
     .bind(u.created_at)
     .bind(u.updated_at)
     .bind(u.expires_at)
+    .bind(&u.multipart_id)
+    .bind(&u.tail)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -99,8 +122,9 @@ pub enum Refused {
     },
 }
 
-/// Takes the append lease for `lease_ms` if the upload is receiving, its durable offset is
-/// `offset`, and nobody holds an unexpired lease.
+/// Takes the append lease for `lease_ms` if the upload is receiving and has not expired, its
+/// durable offset is `offset`, and nobody holds an unexpired lease. An expired upload is not
+/// found (the sweep is about to delete it and its bytes).
 pub async fn claim(
     db: &Db,
     workspace_id: &str,
@@ -113,7 +137,7 @@ pub async fn claim(
     let claimed = sqlx::query(
         "UPDATE uploads SET lock_token = $4, locked_until = $5, updated_at = $6 \
          WHERE workspace_id = $1 AND id = $2 AND received = $3 AND state = 'receiving' \
-         AND (lock_token IS NULL OR locked_until < $6)",
+         AND expires_at >= $6 AND (lock_token IS NULL OR locked_until < $6)",
     )
     .bind(workspace_id)
     .bind(id)
@@ -127,6 +151,9 @@ pub async fn claim(
     let Some(upload) = get(db, workspace_id, id).await? else {
         return Ok(Err(Refused::NotFound));
     };
+    if claimed == 0 && upload.state == RECEIVING && upload.expires_at < now {
+        return Ok(Err(Refused::NotFound));
+    }
     if claimed == 1 {
         return Ok(Ok(upload));
     }
@@ -231,17 +258,142 @@ pub async fn fail(
     Ok(())
 }
 
-/// Deletes the upload's row (tus termination). Returns whether there was one.
+/// Deletes the upload's row and its parts (tus termination). Returns whether there was one.
 pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<bool> {
-    Ok(
-        sqlx::query("DELETE FROM uploads WHERE workspace_id = $1 AND id = $2")
-            .bind(workspace_id)
-            .bind(id)
-            .execute(db.pool())
-            .await?
-            .rows_affected()
-            > 0,
+    let mut tx = db.begin_write().await?;
+    sqlx::query("DELETE FROM upload_parts WHERE workspace_id = $1 AND upload_id = $2")
+        .bind(workspace_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM uploads WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        > 0;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// The parts of the upload's multipart upload, by number.
+pub async fn parts(db: &Db, workspace_id: &str, id: &str) -> Result<Vec<Part>> {
+    Ok(sqlx::query_as(
+        "SELECT number, etag, size FROM upload_parts WHERE workspace_id = $1 AND upload_id = $2 \
+         ORDER BY number",
     )
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Records `part` (S3 has it) and moves the durable offset to `received`, the end of the
+/// part: the tail, whose bytes the part took in, is no longer named. Extends the lease. False
+/// (nothing recorded) when the lease is no longer this writer's.
+#[expect(clippy::too_many_arguments, reason = "one fenced write of a part")]
+pub async fn advance_part(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    token: &str,
+    part: &Part,
+    received: i64,
+    now: i64,
+    lease_ms: i64,
+) -> Result<bool> {
+    let mut tx = db.begin_write().await?;
+    let moved = sqlx::query(
+        "UPDATE uploads SET received = $4, tail = NULL, updated_at = $5, locked_until = $6 \
+         WHERE workspace_id = $1 AND id = $2 AND lock_token = $3 AND state = 'receiving'",
+    )
+    .bind(workspace_id)
+    .bind(id)
+    .bind(token)
+    .bind(received)
+    .bind(now)
+    .bind(now + lease_ms)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !moved {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO upload_parts (upload_id, workspace_id, number, etag, size) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(workspace_id)
+    .bind(part.number)
+    .bind(&part.etag)
+    .bind(part.size)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Names `tail` as the object holding the bytes past the last part and moves the durable
+/// offset to `received`. Extends the lease. False when the lease is no longer this writer's.
+#[expect(clippy::too_many_arguments, reason = "one fenced write of the tail")]
+pub async fn advance_tail(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    token: &str,
+    tail: &str,
+    received: i64,
+    now: i64,
+    lease_ms: i64,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE uploads SET received = $4, tail = $5, updated_at = $6, locked_until = $7 \
+         WHERE workspace_id = $1 AND id = $2 AND lock_token = $3 AND state = 'receiving'",
+    )
+    .bind(workspace_id)
+    .bind(id)
+    .bind(token)
+    .bind(received)
+    .bind(tail)
+    .bind(now)
+    .bind(now + lease_ms)
+    .execute(db.pool())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The multipart upload was completed into one object: forget its id (the parts stay listed
+/// until the upload's row goes). False when the lease is no longer this writer's.
+pub async fn assembled(db: &Db, workspace_id: &str, id: &str, token: &str) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE uploads SET multipart_id = NULL \
+         WHERE workspace_id = $1 AND id = $2 AND lock_token = $3 AND state = 'receiving'",
+    )
+    .bind(workspace_id)
+    .bind(id)
+    .bind(token)
+    .execute(db.pool())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Of `ids`, the ones that name an upload of any workspace (the sweep of stray objects keeps
+/// those).
+pub async fn existing(db: &Db, ids: &[String]) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for id in ids {
+        let hit: Option<String> = sqlx::query_scalar("SELECT id FROM uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?;
+        found.extend(hit);
+    }
+    Ok(found)
 }
 
 /// Uploads of every workspace that expired before `now` and that no writer holds: the sweep
@@ -280,6 +432,8 @@ mod tests {
             created_at: now,
             updated_at: now,
             expires_at: now + 1000,
+            multipart_id: None,
+            tail: None,
         }
     }
 
@@ -353,5 +507,73 @@ mod tests {
         assert!(expired(&db, 7000, 10).await.unwrap().is_empty());
         release(&db, &a, &later.id, "t4").await.unwrap();
         assert_eq!(expired(&db, 7000, 10).await.unwrap().len(), 1);
+        // An expired upload can no longer be appended to.
+        assert_eq!(
+            claim(&db, &a, &later.id, 0, "t5", 7000, 100)
+                .await
+                .unwrap()
+                .unwrap_err(),
+            Refused::NotFound
+        );
+    });
+
+    both_backends!(parts_and_tails, |db: Db| async move {
+        let a = workspaces::create(&db, "a", "A").await.unwrap().id;
+        let b = workspaces::create(&db, "b", "B").await.unwrap().id;
+        let mut u = upload(&a, 0);
+        u.multipart_id = Some("mp-1".into());
+        insert(&db, &u).await.unwrap();
+        claim(&db, &a, &u.id, 0, "t1", 10, 100)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            advance_tail(&db, &a, &u.id, "t1", "tail-x", 30, 20, 100)
+                .await
+                .unwrap()
+        );
+        let got = get(&db, &a, &u.id).await.unwrap().unwrap();
+        assert_eq!((got.received, got.tail.as_deref()), (30, Some("tail-x")));
+        assert_eq!(got.multipart_id.as_deref(), Some("mp-1"));
+        let part = Part {
+            number: 1,
+            etag: "\"e1\"".into(),
+            size: 60,
+        };
+        // Another writer's token records nothing.
+        assert!(
+            !advance_part(&db, &a, &u.id, "t2", &part, 60, 30, 100)
+                .await
+                .unwrap()
+        );
+        assert!(parts(&db, &a, &u.id).await.unwrap().is_empty());
+        assert!(
+            advance_part(&db, &a, &u.id, "t1", &part, 60, 30, 100)
+                .await
+                .unwrap()
+        );
+        let got = get(&db, &a, &u.id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.received, got.tail),
+            (60, None),
+            "the part took the tail in"
+        );
+        assert_eq!(parts(&db, &a, &u.id).await.unwrap(), vec![part]);
+        assert!(parts(&db, &b, &u.id).await.unwrap().is_empty(), "scoped");
+        assert!(assembled(&db, &a, &u.id, "t1").await.unwrap());
+        assert!(
+            get(&db, &a, &u.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .multipart_id
+                .is_none()
+        );
+        assert_eq!(
+            existing(&db, &[u.id.clone(), "nope".into()]).await.unwrap(),
+            vec![u.id.clone()]
+        );
+        assert!(delete(&db, &a, &u.id).await.unwrap());
+        assert!(parts(&db, &a, &u.id).await.unwrap().is_empty());
     });
 }

@@ -48,8 +48,8 @@ use crate::config::{ConfigError, RawSettings};
 /// `max_upload_bytes`).
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
-    /// Where media files live (default `<data_dir>/media`); with S3 storage, only unfinished
-    /// resumable uploads.
+    /// Where media files and unfinished resumable uploads live on the local disk (default
+    /// `<data_dir>/media`); unused with S3 storage, which keeps both in the bucket.
     pub dir: PathBuf,
     /// The storage media lives in (`storage`: the local folder `dir`, or an S3 bucket).
     pub storage: Arc<dyn Storage>,
@@ -223,6 +223,17 @@ impl From<MediaError> for crate::pipeline::PublishError {
 /// The storage media lives in.
 pub fn storage(app: &App) -> &Arc<dyn Storage> {
     &app.config.media.storage
+}
+
+/// Why the media storage cannot be used right now (it does not answer, the bucket is gone, the
+/// credentials are refused), from a `HEAD` of an address no content has; `None` when it
+/// answers. The text names the storage and what it answered, never a credential.
+pub async fn storage_problem(app: &App) -> Option<String> {
+    let storage = storage(app);
+    match storage.exists(&"0".repeat(64)).await {
+        Ok(_) => None,
+        Err(err) => Some(format!("{}: {err}", storage.describe())),
+    }
 }
 
 /// The prober configured for this instance.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as Key;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use secrecy::{ExposeSecret, SecretString};
@@ -25,8 +26,9 @@ use super::storage::{
 };
 use crate::config::{ConfigError, RawSettings};
 
-/// Bytes per multipart part (S3's minimum for all parts but the last is 5 MiB).
-const PART: usize = 8 * 1024 * 1024;
+/// Bytes per multipart part (S3's minimum for all parts but the last is 5 MiB). Resumable
+/// uploads use the same size for every part but the last, as R2 requires.
+pub const PART: usize = 8 * 1024 * 1024;
 /// Parts being sent at once: with the one being filled, the memory a put holds is about
 /// `PART × (PARTS_IN_FLIGHT + 1)`.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -314,6 +316,237 @@ impl S3Storage {
         result
     }
 
+    /// The object `name` of the unfinished resumable upload `id`: `<prefix>/.uploads/<id>/<name>`.
+    fn upload_key(&self, id: &str, name: &str) -> Key {
+        self.key_of(&format!(".uploads/{id}/{name}"))
+    }
+
+    /// Starts the multipart upload of the resumable upload `id` (its object `data`); returns
+    /// S3's upload id.
+    pub(crate) async fn begin_upload(&self, id: &str) -> std::io::Result<String> {
+        self.store
+            .create_multipart(&self.upload_key(id, "data"))
+            .await
+            .map_err(io_error)
+    }
+
+    /// Sends part `number` (from 1) of the upload's multipart upload; returns its ETag.
+    pub(crate) async fn put_upload_part(
+        &self,
+        id: &str,
+        multipart_id: &str,
+        number: usize,
+        bytes: bytes::Bytes,
+    ) -> std::io::Result<String> {
+        let part = self
+            .store
+            .put_part(
+                &self.upload_key(id, "data"),
+                &multipart_id.to_string(),
+                number.saturating_sub(1),
+                bytes.into(),
+            )
+            .await
+            .map_err(io_error)?;
+        Ok(part.content_id)
+    }
+
+    /// Writes the upload's object `name` (a tail) whole.
+    pub(crate) async fn put_upload_object(
+        &self,
+        id: &str,
+        name: &str,
+        bytes: bytes::Bytes,
+    ) -> std::io::Result<()> {
+        self.store
+            .put(&self.upload_key(id, name), bytes.into())
+            .await
+            .map(drop)
+            .map_err(io_error)
+    }
+
+    /// Reads the upload's object `name` (a tail, shorter than a part) whole.
+    pub(crate) async fn read_upload_object(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> std::io::Result<bytes::Bytes> {
+        self.store
+            .get(&self.upload_key(id, name))
+            .await
+            .map_err(io_error)?
+            .bytes()
+            .await
+            .map_err(io_error)
+    }
+
+    pub(crate) async fn delete_upload_object(&self, id: &str, name: &str) {
+        let key = self.upload_key(id, name);
+        if let Err(e) = self.store.delete(&key).await {
+            tracing::warn!(%key, error = %e, "could not delete an upload's object");
+        }
+    }
+
+    /// Completes the multipart upload from its parts' ETags (in part order) into the
+    /// upload's object `data`.
+    pub(crate) async fn complete_upload(
+        &self,
+        id: &str,
+        multipart_id: &str,
+        etags: Vec<String>,
+    ) -> std::io::Result<()> {
+        let parts = etags
+            .into_iter()
+            .map(|content_id| object_store::multipart::PartId { content_id })
+            .collect();
+        self.store
+            .complete_multipart(
+                &self.upload_key(id, "data"),
+                &multipart_id.to_string(),
+                parts,
+            )
+            .await
+            .map(drop)
+            .map_err(io_error)
+    }
+
+    /// The size of the upload's assembled object `data`; `None` when it is not there.
+    pub(crate) async fn upload_size(&self, id: &str) -> std::io::Result<Option<u64>> {
+        match self.store.head(&self.upload_key(id, "data")).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    /// Streams the upload's assembled object into the local file `to` while hashing it.
+    pub(crate) async fn download_upload(&self, id: &str, to: &Path) -> std::io::Result<Stored> {
+        let result = self
+            .store
+            .get(&self.upload_key(id, "data"))
+            .await
+            .map_err(io_error)?;
+        let mut reader = tokio_util::io::StreamReader::new(result.into_stream().map_err(io_error));
+        let mut file = tokio::fs::File::create(to).await?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; BUFFER];
+        loop {
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).await?;
+        }
+        file.flush().await?;
+        Ok(Stored {
+            sha256: hex::encode(hasher.finalize()),
+            size,
+        })
+    }
+
+    /// Copies the upload's assembled object to its content address `sha256` (server-side; kept
+    /// once when the address is already there). The upload's objects stay until
+    /// [`Self::discard_upload`].
+    pub(crate) async fn adopt_upload(&self, id: &str, sha256: &str) -> std::io::Result<()> {
+        let dest = self.key(sha256)?;
+        match self.store.head(&dest).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => self
+                .store
+                .copy(&self.upload_key(id, "data"), &dest)
+                .await
+                .map_err(io_error),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    /// Forgets the bytes of the upload `id`: aborts its multipart upload (S3 then drops the
+    /// parts; one already gone is fine) and deletes its objects (tails, the assembled object).
+    pub(crate) async fn discard_upload(
+        &self,
+        id: &str,
+        multipart_id: Option<&str>,
+    ) -> std::io::Result<()> {
+        if let Some(multipart_id) = multipart_id {
+            match self
+                .store
+                .abort_multipart(&self.upload_key(id, "data"), &multipart_id.to_string())
+                .await
+            {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        let prefix = self.key_of(&format!(".uploads/{id}"));
+        let keys: Vec<Key> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(io_error)?;
+        for key in keys {
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The objects of resumable uploads (`.uploads/<id>/<name>`) last written before `before`
+    /// (ms), as (upload id, name).
+    pub(crate) async fn upload_objects_before(
+        &self,
+        before: i64,
+    ) -> std::io::Result<Vec<(String, String)>> {
+        let prefix = self.key_of(".uploads");
+        let found: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_filter(|m| futures::future::ready(m.last_modified.timestamp_millis() < before))
+            .try_collect()
+            .await
+            .map_err(io_error)?;
+        Ok(found
+            .into_iter()
+            .filter_map(|m| {
+                let mut parts: Vec<String> =
+                    m.location.parts().map(|p| p.as_ref().to_string()).collect();
+                let name = parts.pop()?;
+                let id = parts.pop()?;
+                Some((id, name))
+            })
+            .collect())
+    }
+
+    /// Deletes the temporary objects of puts (`.put/`) last written before `before` (ms): left
+    /// by a process that stopped between sending an object and moving it to its address.
+    /// Returns how many went.
+    pub(crate) async fn delete_stray_puts(&self, before: i64) -> std::io::Result<u64> {
+        let prefix = self.key_of(".put");
+        let stale: Vec<Key> = self
+            .store
+            .list(Some(&prefix))
+            .try_filter(|m| futures::future::ready(m.last_modified.timestamp_millis() < before))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(io_error)?;
+        let mut deleted = 0;
+        for key in stale {
+            match self.store.delete(&key).await {
+                Ok(()) => deleted += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Whether the bucket answers and these credentials may list, write, read and delete in
     /// it: each permission tried, the first missing one named.
     pub async fn check(&self) -> Result<(), String> {
@@ -492,6 +725,10 @@ impl Storage for S3Storage {
 
     fn local_path(&self, _sha256: &str) -> Option<std::path::PathBuf> {
         None
+    }
+
+    fn as_s3(&self) -> Option<&S3Storage> {
+        Some(self)
     }
 
     fn describe(&self) -> String {
@@ -714,6 +951,38 @@ mod tests {
         std::fs::remove_file(dir.path().join(&liar)).unwrap();
         let again = migrate(dir.path(), &s3, |_, _| {}).await.unwrap();
         assert_eq!((again.copied, again.present, again.failed.len()), (0, 2, 0));
+    }
+
+    #[tokio::test]
+    async fn finds_stray_temporary_objects() {
+        let server = S3Server::start();
+        let s3 = server.storage("media").await;
+        let kept = s3.put(Box::pin(&b"kept"[..]), 1024).await.unwrap();
+        // A put that stopped between sending and moving, and an upload's tail.
+        let stray = s3.temp_key();
+        s3.store
+            .put(&stray, bytes::Bytes::from_static(b"half").into())
+            .await
+            .unwrap();
+        s3.put_upload_object("u1", "tail-1", bytes::Bytes::from_static(b"tail"))
+            .await
+            .unwrap();
+        let now = tidepost_domain::now_ms();
+        // Nothing is older than an hour ago.
+        assert_eq!(s3.delete_stray_puts(now - 3_600_000).await.unwrap(), 0);
+        assert!(
+            s3.upload_objects_before(now - 3_600_000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s3.upload_objects_before(now + 1000).await.unwrap(),
+            vec![("u1".to_string(), "tail-1".to_string())]
+        );
+        assert_eq!(s3.delete_stray_puts(now + 1000).await.unwrap(), 1);
+        s3.discard_upload("u1", None).await.unwrap();
+        assert_eq!(keys(&s3).await, vec![format!("media/{}", kept.sha256)]);
     }
 
     #[tokio::test]

@@ -163,6 +163,13 @@ impl S3Server {
     /// The settings (`TIDEPOST_…`, value) of a fresh bucket on this server.
     pub async fn env(&self) -> Vec<(&'static str, String)> {
         let bucket = self.bucket().await;
+        self.env_of(&bucket)
+    }
+
+    /// The settings (`TIDEPOST_…`, value) of `bucket` on this server (another instance on the
+    /// same bucket).
+    pub fn env_of(&self, bucket: &str) -> Vec<(&'static str, String)> {
+        let bucket = bucket.to_string();
         vec![
             ("TIDEPOST_STORAGE", "s3".into()),
             ("TIDEPOST_S3_BUCKET", bucket),
@@ -171,6 +178,36 @@ impl S3Server {
             ("TIDEPOST_S3_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
             ("TIDEPOST_S3_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
         ]
+    }
+
+    /// Asks the server directly (S3's REST API, unsigned: moto takes it) and returns the text
+    /// of every `<tag>` in its answer.
+    async fn list(&self, bucket: &str, query: &str, tag: &str) -> Vec<String> {
+        let answer = reqwest::Client::new()
+            .get(format!("{}/{bucket}?{query}", self.endpoint))
+            .send()
+            .await
+            .expect("moto answers");
+        assert!(answer.status().is_success(), "{}", answer.status());
+        let text = answer.text().await.expect("a listing");
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        text.split(&open)
+            .skip(1)
+            .filter_map(|rest| rest.split(&close).next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The keys of every object in `bucket` (S3's ListObjectsV2).
+    pub async fn objects(&self, bucket: &str) -> Vec<String> {
+        self.list(bucket, "list-type=2", "Key").await
+    }
+
+    /// The ids of the multipart uploads in progress in `bucket` (S3's ListMultipartUploads):
+    /// what an abandoned upload would leave, paid for until aborted.
+    pub async fn multipart_uploads(&self, bucket: &str) -> Vec<String> {
+        self.list(bucket, "uploads", "UploadId").await
     }
 
     /// A storage on a fresh bucket of this server, under `prefix`.

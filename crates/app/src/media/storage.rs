@@ -82,6 +82,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The path of the content's own file on this machine; `None` for a remote store.
     fn local_path(&self, sha256: &str) -> Option<PathBuf>;
 
+    /// The S3 bucket behind this storage, for what only S3 does (resumable uploads kept in the
+    /// bucket); `None` for the local disk.
+    fn as_s3(&self) -> Option<&super::S3Storage> {
+        None
+    }
+
     /// Where the content lives, for readiness and logs (`local:/srv/media`, `s3://bucket/prefix`).
     fn describe(&self) -> String;
 

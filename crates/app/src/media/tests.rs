@@ -521,6 +521,11 @@ async fn sweep_cleans_up(backend: Backend) {
     uploads::append(&app, &ws, &partial.id, 0, &b"0123456789"[..])
         .await
         .unwrap();
+    // Partial files a crash left: a put's temporary file and the file of an upload whose row
+    // is gone (both a week old by the time the sweep runs).
+    std::fs::write(d.join("media").join(".put-crashed"), b"half").unwrap();
+    let orphan = tidepost_domain::new_id();
+    std::fs::write(uploads::dir(&app).join(&orphan), b"half").unwrap();
     // Eight days later, with `recent` used yesterday.
     let later = tidepost_domain::now_ms() + 8 * 86_400_000;
     tidepost_store::media::touch(&app.db, &ws, &recent.id, later - 86_400_000)
@@ -532,9 +537,12 @@ async fn sweep_cleans_up(backend: Backend) {
         sweep::SweepReport {
             media_deleted: 1,
             media_kept: 1,
-            uploads_expired: 1
+            uploads_expired: 1,
+            uploads_kept: 0,
+            strays_deleted: 2,
         }
     );
+    assert!(!d.join("media").join(".put-crashed").exists());
     let left: Vec<String> = tidepost_store::media::list(&app.db, &ws, None, None, 10)
         .await
         .unwrap()

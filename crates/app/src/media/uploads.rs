@@ -3,21 +3,35 @@
 //! requests as it needs, each starting at the offset the server has durably; after a dropped
 //! connection it asks for that offset and goes on from there.
 //!
-//! Bytes go straight to a file under `<media_dir>/.uploads/<id>` (never whole in memory). The
-//! offset in the database moves only after the bytes up to it are synced, every few MiB and at
-//! the end of a request, so an interrupted request keeps what it had synced. One request at a
-//! time appends, under a lease in the database (see `tidepost_store::uploads`). When the last
-//! byte arrives the file is hashed, probed and taken into the library ([`super::import_file`]):
-//! the same bytes uploaded twice become one media item.
+//! On the local disk, bytes go straight to a file under `<media_dir>/.uploads/<id>` (never whole
+//! in memory). The offset in the database moves only after the bytes up to it are synced, every
+//! few MiB and at the end of a request, so an interrupted request keeps what it had synced.
+//!
+//! On S3 storage the bytes live in the bucket, so that an upload begun on one `serve` can be
+//! finished on any other without a shared disk: each upload has an S3 multipart upload (made
+//! when the upload is), and every [`s3::PART`] bytes (8 MiB, the same size for every part but
+//! the last, as R2 requires) become one part, recorded in the database with its ETag once S3
+//! has it. The bytes past the last part, fewer than a part, are the tail: one object, written
+//! whole when a request ends (or breaks off) and every few seconds while bytes flow, and read
+//! back by the request that goes on. The offset moves only once the part or tail holding the
+//! bytes is in the bucket. A request holds at most one part in memory. When the last byte
+//! arrives, the multipart upload is completed, the object is streamed down to a temporary file
+//! while hashed (for ffprobe), copied server-side to its content address and the upload's
+//! objects deleted; expiry and termination abort the multipart upload.
+//!
+//! One request at a time appends, under a lease in the database (see
+//! `tidepost_store::uploads`). When the last byte arrives the file is hashed, probed and taken
+//! into the library: the same bytes uploaded twice become one media item.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use tidepost_store::uploads::{self as repo, Refused, Upload};
+use tidepost_store::uploads::{self as repo, Part, Refused, Upload};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::MediaError;
+use super::s3::{self, S3Storage};
+use super::{MediaError, storage};
 use crate::App;
 
 /// How long one request holds the append lease without progress.
@@ -42,7 +56,7 @@ fn file_of(app: &App, id: &str) -> Result<PathBuf, MediaError> {
     }
 }
 
-fn uuid_like(id: &str) -> bool {
+pub(crate) fn uuid_like(id: &str) -> bool {
     id.len() == 36
         && id.bytes().enumerate().all(|(i, b)| match i {
             8 | 13 | 18 | 23 => b == b'-',
@@ -134,7 +148,20 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         expires_at: now + i64::from(app.config.media.upload_expiry_hours) * 3_600_000,
+        multipart_id: None,
+        tail: None,
     };
+    if let Some(s3) = storage(app).as_s3() {
+        let mut upload = upload;
+        upload.multipart_id = Some(s3.begin_upload(&upload.id).await?);
+        if let Err(e) = repo::insert(&app.db, &upload).await {
+            let _ = s3
+                .discard_upload(&upload.id, upload.multipart_id.as_deref())
+                .await;
+            return Err(e.into());
+        }
+        return Ok(upload);
+    }
     tokio::fs::create_dir_all(dir(app)).await?;
     tokio::fs::File::create(file_of(app, &upload.id)?).await?;
     if let Err(e) = repo::insert(&app.db, &upload).await {
@@ -191,6 +218,20 @@ pub async fn append<R: AsyncRead + Unpin>(
             });
         }
     };
+    if let Some(s3) = storage(app).as_s3() {
+        let result = write_s3(app, s3, &upload, &token, offset, &mut body).await;
+        return match result {
+            Ok(received) if received == upload.length => finish_s3(app, s3, &upload, &token).await,
+            Ok(_) => {
+                repo::release(&app.db, workspace_id, id, &token).await?;
+                get(app, workspace_id, id).await
+            }
+            Err(e) => {
+                let _ = repo::release(&app.db, workspace_id, id, &token).await;
+                Err(e)
+            }
+        };
+    }
     let path = file_of(app, id)?;
     let result = write(app, &upload, &token, &path, offset, &mut body).await;
     match result {
@@ -367,13 +408,355 @@ async fn finish(
     }
 }
 
-/// Deletes an upload and its bytes (tus termination). A finished upload's media stays.
+/// Deletes an upload and its bytes (tus termination). A finished upload's media stays. On S3
+/// the multipart upload is aborted first: when the bucket does not answer, the upload stays
+/// (the error says so) and can be terminated again.
 pub async fn terminate(app: &App, workspace_id: &str, id: &str) -> Result<(), MediaError> {
+    let upload = get(app, workspace_id, id).await?;
+    discard(app, &upload).await?;
     if !repo::delete(&app.db, workspace_id, id).await? {
         return Err(MediaError::NotFound("upload"));
     }
-    remove_file(app, id).await;
     Ok(())
+}
+
+/// Deletes the bytes of an upload (its file, or on S3 its multipart upload and objects).
+pub(crate) async fn discard(app: &App, upload: &Upload) -> Result<(), MediaError> {
+    match storage(app).as_s3() {
+        Some(s3) => Ok(s3
+            .discard_upload(&upload.id, upload.multipart_id.as_deref())
+            .await?),
+        None => {
+            remove_file(app, &upload.id).await;
+            Ok(())
+        }
+    }
+}
+
+/// An upload whose records and bucket disagree (a tail missing or of the wrong size).
+fn inconsistent(upload: &Upload, what: String) -> MediaError {
+    MediaError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("upload {}: {what}", upload.id),
+    ))
+}
+
+/// What one S3 request has sent: the parts recorded, where the bytes not yet in a part start,
+/// and the tail object the database names.
+struct S3Writer<'a> {
+    app: &'a App,
+    s3: &'a S3Storage,
+    upload: &'a Upload,
+    token: &'a str,
+    multipart_id: String,
+    /// The number the next part gets (parts are numbered from 1, without gaps).
+    next_part: usize,
+    /// Where `buf` starts in the file: the end of the last part.
+    base: u64,
+    /// The bytes past the last part (fewer than a part).
+    buf: Vec<u8>,
+    /// The durable offset (the database's `received`).
+    durable: u64,
+    tail: Option<String>,
+}
+
+impl S3Writer<'_> {
+    fn position(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    fn lost_lease() -> MediaError {
+        MediaError::Conflict {
+            message: "this request took too long and another one took the upload over".into(),
+            offset: None,
+        }
+    }
+
+    /// Sends `buf` as the next part and records it; `buf` is empty after.
+    async fn send_part(&mut self) -> Result<(), MediaError> {
+        let bytes = bytes::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(s3::PART),
+        ));
+        let size = bytes.len() as u64;
+        let number = self.next_part;
+        let sent = self
+            .s3
+            .put_upload_part(&self.upload.id, &self.multipart_id, number, bytes.clone())
+            .await;
+        let etag = match sent {
+            Ok(etag) => etag,
+            Err(e) => {
+                // Keep the bytes: they may still become the tail.
+                self.buf = bytes.to_vec();
+                return Err(e.into());
+            }
+        };
+        let part = Part {
+            number: number as i64,
+            etag,
+            size: size as i64,
+        };
+        let end = self.base + size;
+        let ok = repo::advance_part(
+            &self.app.db,
+            &self.upload.workspace_id,
+            &self.upload.id,
+            self.token,
+            &part,
+            i64::try_from(end).unwrap_or(i64::MAX),
+            tidepost_domain::now_ms(),
+            LEASE_MS,
+        )
+        .await?;
+        if !ok {
+            return Err(Self::lost_lease());
+        }
+        self.next_part += 1;
+        self.base = end;
+        self.durable = end;
+        if let Some(old) = self.tail.take() {
+            self.s3.delete_upload_object(&self.upload.id, &old).await;
+        }
+        Ok(())
+    }
+
+    /// Writes `buf` as the tail object and records it.
+    async fn save_tail(&mut self) -> Result<(), MediaError> {
+        let name = format!("tail-{}", tidepost_domain::new_id());
+        self.s3
+            .put_upload_object(
+                &self.upload.id,
+                &name,
+                bytes::Bytes::copy_from_slice(&self.buf),
+            )
+            .await?;
+        let at = self.position();
+        let ok = repo::advance_tail(
+            &self.app.db,
+            &self.upload.workspace_id,
+            &self.upload.id,
+            self.token,
+            &name,
+            i64::try_from(at).unwrap_or(i64::MAX),
+            tidepost_domain::now_ms(),
+            LEASE_MS,
+        )
+        .await?;
+        if !ok {
+            self.s3.delete_upload_object(&self.upload.id, &name).await;
+            return Err(Self::lost_lease());
+        }
+        self.durable = at;
+        if let Some(old) = self.tail.replace(name) {
+            self.s3.delete_upload_object(&self.upload.id, &old).await;
+        }
+        Ok(())
+    }
+}
+
+/// Appends the body from `offset` into the upload's multipart upload in the bucket: a part
+/// every [`s3::PART`] bytes, the rest as the tail when the request ends, breaks off, or has
+/// sent nothing durable for a while. Returns the durable offset reached.
+async fn write_s3<R: AsyncRead + Unpin>(
+    app: &App,
+    s3: &S3Storage,
+    upload: &Upload,
+    token: &str,
+    offset: u64,
+    body: &mut R,
+) -> Result<i64, MediaError> {
+    let length = u64::try_from(upload.length).unwrap_or(0);
+    if offset == length {
+        return Ok(upload.received);
+    }
+    let multipart_id = upload
+        .multipart_id
+        .clone()
+        .ok_or_else(|| inconsistent(upload, "it has no multipart upload".into()))?;
+    let parts = repo::parts(&app.db, &upload.workspace_id, &upload.id).await?;
+    let base: u64 = parts
+        .iter()
+        .map(|p| u64::try_from(p.size).unwrap_or(0))
+        .sum();
+    let mut buf = Vec::with_capacity(s3::PART);
+    if offset > base {
+        let name = upload.tail.as_deref().ok_or_else(|| {
+            inconsistent(
+                upload,
+                format!("{} bytes past the parts but no tail", offset - base),
+            )
+        })?;
+        let tail = s3.read_upload_object(&upload.id, name).await?;
+        if tail.len() as u64 != offset - base {
+            return Err(inconsistent(
+                upload,
+                format!("its tail holds {} bytes, not {}", tail.len(), offset - base),
+            ));
+        }
+        buf.extend_from_slice(&tail);
+    }
+    let mut w = S3Writer {
+        app,
+        s3,
+        upload,
+        token,
+        multipart_id,
+        next_part: parts.len() + 1,
+        base,
+        buf,
+        durable: offset,
+        tail: upload.tail.clone(),
+    };
+    let mut last_checkpoint = Instant::now();
+    let mut scratch = vec![0u8; BUFFER];
+    let outcome: Result<(), MediaError> = async {
+        loop {
+            let room = (s3::PART - w.buf.len()).min(BUFFER);
+            let n = body.read(&mut scratch[..room]).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            let position = w.position();
+            let over = position + n as u64 > length;
+            let fits = if over {
+                usize::try_from(length - position).unwrap_or(0)
+            } else {
+                n
+            };
+            w.buf.extend_from_slice(&scratch[..fits]);
+            if w.buf.len() == s3::PART {
+                w.send_part().await?;
+                last_checkpoint = Instant::now();
+            } else if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                w.save_tail().await?;
+                last_checkpoint = Instant::now();
+            }
+            if over {
+                // Keep what fits; the rest was never declared.
+                return Err(MediaError::Invalid {
+                    field: "body",
+                    message: format!("more bytes than the {length} declared in Upload-Length"),
+                });
+            }
+        }
+    }
+    .await;
+    // Whatever happened, what arrived is sent to the bucket and recorded (tus: "the server
+    // SHOULD store as much of the received data as possible"): the last part when every byte
+    // is there, else the tail.
+    let saved = if w.position() > w.durable {
+        let done = if w.position() == length {
+            w.send_part().await
+        } else {
+            w.save_tail().await
+        };
+        match (done, &outcome) {
+            (Ok(()), _) => w.durable,
+            // The request's own error says more than the failed save.
+            (Err(_), Err(_)) => w.durable,
+            (Err(e), Ok(())) => return Err(e),
+        }
+    } else {
+        w.durable
+    };
+    outcome.map(|()| i64::try_from(saved).unwrap_or(i64::MAX))
+}
+
+/// The last byte of an upload on S3 arrived: complete the multipart upload, stream the object
+/// down to a temporary file while hashing it, probe it, copy it to its content address and take
+/// it into the library.
+async fn finish_s3(
+    app: &App,
+    s3: &S3Storage,
+    upload: &Upload,
+    token: &str,
+) -> Result<Upload, MediaError> {
+    let ws = upload.workspace_id.as_str();
+    let result = assemble_and_import(app, s3, upload, token).await;
+    let now = tidepost_domain::now_ms();
+    match result {
+        Ok(media) => {
+            repo::complete(&app.db, ws, &upload.id, token, &media.id, now).await?;
+            discard_quietly(s3, upload).await;
+            get(app, ws, &upload.id).await
+        }
+        Err(e @ MediaError::Unreadable(_)) => {
+            repo::fail(&app.db, ws, &upload.id, token, &e.to_string(), now).await?;
+            discard_quietly(s3, upload).await;
+            Err(e)
+        }
+        Err(e) => {
+            // Not the file's fault (ffprobe, the bucket, the database): keep every byte, so the
+            // client can finish with an empty PATCH once it works again.
+            repo::release(&app.db, ws, &upload.id, token).await?;
+            Err(e)
+        }
+    }
+}
+
+async fn discard_quietly(s3: &S3Storage, upload: &Upload) {
+    if let Err(e) = s3.discard_upload(&upload.id, None).await {
+        tracing::warn!(upload = %upload.id, error = %e, "could not delete a finished upload's objects");
+    }
+}
+
+async fn assemble_and_import(
+    app: &App,
+    s3: &S3Storage,
+    upload: &Upload,
+    token: &str,
+) -> Result<tidepost_store::media::Media, MediaError> {
+    let ws = upload.workspace_id.as_str();
+    let length = u64::try_from(upload.length).unwrap_or(0);
+    if let Some(multipart_id) = &upload.multipart_id {
+        let parts = repo::parts(&app.db, ws, &upload.id).await?;
+        let etags = parts.into_iter().map(|p| p.etag).collect();
+        if let Err(e) = s3.complete_upload(&upload.id, multipart_id, etags).await {
+            // Completed by an earlier request whose answer was lost: the object is there.
+            if s3.upload_size(&upload.id).await? != Some(length) {
+                return Err(e.into());
+            }
+        }
+        if !repo::assembled(&app.db, ws, &upload.id, token).await? {
+            return Err(S3Writer::lost_lease());
+        }
+    }
+    let temp = tempfile::Builder::new()
+        .prefix(".tidepost-upload-")
+        .tempfile()?
+        .into_temp_path();
+    let stored = s3.download_upload(&upload.id, &temp).await?;
+    if stored.size != length {
+        return Err(inconsistent(
+            upload,
+            format!(
+                "the assembled object holds {} bytes, not {length}",
+                stored.size
+            ),
+        ));
+    }
+    let name = upload.file_name.as_deref();
+    let probed = super::prober(app)
+        .probe(&temp)
+        .await
+        .map_err(|e| super::named(e, name))?;
+    drop(temp);
+    s3.adopt_upload(&upload.id, &stored.sha256).await?;
+    let content_type = upload
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".into());
+    super::record_probed(
+        app,
+        ws,
+        stored,
+        &content_type,
+        name,
+        super::Strict::Strict,
+        Ok(probed),
+    )
+    .await
 }
 
 pub(crate) async fn remove_file(app: &App, id: &str) {

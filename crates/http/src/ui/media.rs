@@ -89,6 +89,8 @@ struct MediaPage {
     next: Option<String>,
     notice: Option<String>,
     error: Option<String>,
+    /// The media storage does not answer or refuses tidepost: uploads cannot work.
+    storage_down: Option<String>,
     max_upload: String,
 }
 
@@ -126,6 +128,11 @@ async fn page(
         next,
         notice: q.deleted.map(|_| "Deleted.".to_string()),
         error: q.error,
+        storage_down: media::storage_problem(&state.app).await.map(|why| {
+            format!(
+                "Uploads and sending stored media fail right now: the media storage does not answer or refuses tidepost ({why}). Check its settings and credentials (`tidepost storage check`)."
+            )
+        }),
         max_upload: rules::bytes(state.app.config.publish.max_upload_bytes),
     }
     .into_response())
