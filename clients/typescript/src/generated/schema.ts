@@ -190,6 +190,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/creators/{id}/widget-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["crm_create_creator_widget_links"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/posts": {
         parameters: {
             query?: never;
@@ -1037,6 +1053,8 @@ export interface components {
             id: string;
             name: string;
             notes: string;
+            /** @description The host application's id for this creator, stamped by a connect link. */
+            external_ref?: string | null;
             /** @description The accounts this creator owns. */
             accounts: components["schemas"]["CreatorAccount"][];
             created_at: string;
@@ -1058,6 +1076,17 @@ export interface components {
         CreatorList: {
             data: components["schemas"]["Creator"][];
             next_cursor?: string | null;
+        };
+        /** @description One account's widget link among a creator's. */
+        CreatorWidgetLink: {
+            account_id: string;
+            platform: components["schemas"]["Platform"];
+            url: string;
+            expires_at: string;
+        };
+        /** @description The widget links of every account a creator owns. */
+        CreatorWidgetLinks: {
+            data: components["schemas"]["CreatorWidgetLink"][];
         };
         /** @description A draft: a post saved without being sent or scheduled. */
         Draft: {
@@ -3236,6 +3265,118 @@ export interface operations {
                 };
             };
             /** @description `expires_in` out of range, `theme` not light or dark, or `return_url` not on an allowed origin (named in `field`, the broken rule in `rule`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something failed on the server (the log has the details) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    crm_create_creator_widget_links: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key of your choosing (1 to 255 visible ASCII characters) that makes this POST safe to retry: the first answer is stored for 24 hours and replayed, with `Idempotent-Replayed: true`, to any request with the same key, method, path and body. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The creator's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional: an empty body takes the defaults */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewWidgetLink"];
+            };
+        };
+        responses: {
+            /** @description A signed URL per account the creator owns (none when they own none yet) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatorWidgetLinks"];
+                };
+            };
+            /** @description The request is malformed (a query parameter, the JSON body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credential was sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential lacks the scope this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such creator in this workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A request with the same Idempotency-Key is still running, or the request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not in a media type this route takes (send `Content-Type: application/json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `expires_in` out of range, `theme` not light or dark, or `return_url` not on an allowed origin */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6228,6 +6369,8 @@ export interface operations {
             query?: {
                 /** @description Only creators whose name contains this (any case). */
                 q?: string;
+                /** @description Only the creators with this host id (what a connect link's `external_ref` stamped). */
+                external_ref?: string;
                 /** @description The `next_cursor` of the previous page. */
                 after?: string;
                 /** @description At most this many items (1 to 200, default 50). */
