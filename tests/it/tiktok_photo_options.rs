@@ -6,7 +6,9 @@
 //! on a video, music asked for a draft. The OpenAPI document types them. Photos uploaded to
 //! tidepost (media ids) go to TikTok as signed URLs under tidepost's `/media/` (made when the
 //! post is sent), beside photos given by URL, in the post's order; TikTok pulls them and the
-//! post is published. On SQLite and PostgreSQL.
+//! post is published. The composer's "Cover photo" field (counted from 1) is TikTok's
+//! `photo_cover_index` (from 0), kept in a draft and refused past the photos. On SQLite and
+//! PostgreSQL.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,7 @@ both_backends!(
     photo_options_reach_tiktok,
     photo_option_refusals_name_the_field,
     uploaded_photos_go_to_tiktok_from_signed_urls,
+    the_composer_sets_the_cover_photo,
 );
 
 /// Serves two JPEGs and the test clip on a free local port; returns the base URL.
@@ -377,5 +380,111 @@ async fn uploaded_photos_go_to_tiktok_from_signed_urls(backend: Backend) {
             .iter()
             .any(|e| e["field"] == "media" && e["account_id"] == s.account.as_str()),
         "{problem:#}"
+    );
+}
+
+/// The composer's "Cover photo" (1 for the first) becomes `photo_cover_index` (from 0); a
+/// number past the photos or not a number is refused naming it; a draft keeps it.
+async fn the_composer_sets_the_cover_photo(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            emulator: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let me = app.signed_in("cover-photo").await;
+    let key = app.api_key(&me.workspace.id, "cover-photo", &[]).await;
+    let account = connect_tiktok_via_api(&app, &key, "tidepost.sandbox").await;
+    let mut photos = Vec::new();
+    for (w, h) in [(1080, 1350), (1080, 1080)] {
+        let answer: Value = bare_client()
+            .post(app.url("/api/v1/media"))
+            .bearer_auth(&key)
+            .header("content-type", "image/jpeg")
+            .body(testing::jpeg(w, h))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        photos.push(answer["id"].as_str().unwrap().to_string());
+    }
+    let form = |cover: &str, intent: &str| {
+        vec![
+            ("csrf".to_string(), me.csrf.clone()),
+            ("caption".to_string(), "two photos".to_string()),
+            ("targets".to_string(), account.clone()),
+            ("media".to_string(), photos[0].clone()),
+            ("media".to_string(), photos[1].clone()),
+            ("when".to_string(), "now".to_string()),
+            (format!("mode:{account}"), "direct".to_string()),
+            (format!("privacy:{account}"), "SELF_ONLY".to_string()),
+            (format!("cover_photo:{account}"), cover.to_string()),
+            ("intent".to_string(), intent.to_string()),
+        ]
+    };
+    for bad in ["3", "0", "second"] {
+        let refused = me
+            .client
+            .post(app.url("/compose"))
+            .form(&form(bad, "publish"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        let html = refused.text().await.unwrap();
+        assert!(
+            html.contains("The cover index must point at one of the photos"),
+            "{bad}: {html}"
+        );
+    }
+    let posts: Value = app
+        .api_get(&key, "/api/v1/posts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posts["data"], json!([]), "nothing stored on a refusal");
+
+    // Kept in a draft, shown again as typed.
+    let saved = me
+        .client
+        .post(app.url("/compose"))
+        .form(&form("2", "draft"))
+        .send()
+        .await
+        .unwrap();
+    let reopen = location(&saved);
+    let html = app.page_text(&me.client, &reopen).await;
+    let field = html
+        .split('<')
+        .find(|t| t.contains(&format!(r#"name="cover_photo:{account}""#)))
+        .unwrap();
+    assert!(field.contains(r#"value="2""#), "{field}");
+
+    // Published: the second photo opens the post.
+    let published = me
+        .client
+        .post(app.url("/compose"))
+        .form(&form("2", "publish"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::SEE_OTHER);
+    let post_id = location(&published)
+        .trim_start_matches("/posts/")
+        .to_string();
+    let post: Value = app
+        .api_get(&key, &format!("/api/v1/posts/{post_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        post["options"]["targets"][0]["tiktok"]["photo_cover_index"], 1,
+        "{post:#}"
     );
 }

@@ -194,6 +194,9 @@
         if (photoText("photo-title")) spec.tiktok.title = photoText("photo-title");
         if (photoText("photo-description")) spec.tiktok.description = photoText("photo-description");
         if (on(fs, "auto-music")) spec.tiktok.auto_add_music = true;
+        // The cover photo, counted from 1 on the form, from 0 in the API.
+        var coverPhoto = photoText("photo-cover");
+        if (coverPhoto) spec.tiktok.photo_cover_index = /^\d+$/.test(coverPhoto) && Number(coverPhoto) >= 1 ? Number(coverPhoto) - 1 : coverPhoto;
         var cover = role(fs, "cover-ms");
         var coverText = cover && !cover.disabled ? cover.value.trim() : "";
         // Not a whole number: sent as typed, so the check names the field.
@@ -399,6 +402,10 @@
     } else {
       model.kind = photoPost() ? "photo" : "video";
       model.cover_ms = coverOf(fs);
+      var coverPhoto = role(fs, "photo-cover");
+      if (model.kind === "photo" && coverPhoto && /^\d+$/.test(coverPhoto.value.trim())) {
+        model.start = Math.max(0, Number(coverPhoto.value.trim()) - 1);
+      }
       if (on(fs, "disclose")) {
         if (on(fs, "brand-organic")) model.labels.push("Promotional content");
         if (on(fs, "brand-content")) model.labels.push("Paid partnership");

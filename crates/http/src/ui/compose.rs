@@ -131,6 +131,16 @@ impl TikTokPanel {
             .map(|t| t.to_string())
             .unwrap_or_default()
     }
+
+    /// A photo post's cover as its field shows it, counted from 1 (empty: the first photo).
+    fn cover_photo(&self) -> String {
+        match self.options.photo_cover_index {
+            0 => String::new(),
+            // Past what a field holds: left as typed would be, for the check to name.
+            u32::MAX => "0".into(),
+            n => (n + 1).to_string(),
+        }
+    }
 }
 
 /// Why a TikTok panel has no creator options, as its notice reads after "TikTok did not say
@@ -432,6 +442,17 @@ impl Typed {
             title: text("title"),
             description: text("description"),
             auto_add_music: self.flag(account, "auto_music"),
+            // Counted from 1 on the form; what is not such a number is left for the check to
+            // name (an index past the photos).
+            photo_cover_index: self
+                .field(account, "cover_photo")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| match t.parse::<u32>() {
+                    Ok(n) if n >= 1 => n - 1,
+                    _ => u32::MAX,
+                })
+                .unwrap_or(0),
             ..TikTokOptions::default()
         }
     }

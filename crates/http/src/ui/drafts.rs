@@ -106,6 +106,9 @@ pub(super) fn typed_of(draft: &Draft) -> Typed {
             fields.extend(t.title.clone().map(|v| ("title", v)));
             fields.extend(t.description.clone().map(|v| ("description", v)));
             fields.extend(on(t.auto_add_music).map(|v| ("auto_music", v)));
+            if t.photo_cover_index > 0 {
+                fields.push(("cover_photo", (t.photo_cover_index + 1).to_string()));
+            }
         }
         if let Some(ig) = &target.instagram {
             let kind = match ig.media_type {
