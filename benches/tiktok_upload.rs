@@ -25,6 +25,8 @@
 
 mod common;
 
+use common::{mb_per_s, median, mib, reset_peak, status_kib};
+
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,35 +52,6 @@ const SIZE: u64 = 1 << 30;
 const TARGET_RATIO: f64 = 0.9;
 const TARGET_PEAK_MIB: f64 = 64.0;
 const PRIVACY: &str = "SELF_ONLY";
-
-/// A field of `/proc/self/status`, in KiB.
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Resets VmHWM to the current RSS (Linux `clear_refs` 5); `false` when not allowed.
-fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn mb_per_s(bytes: u64, time: Duration) -> f64 {
-    bytes as f64 / time.as_secs_f64() / 1e6
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
 
 /// Flushes dirty pages so that neither side pays for the other's writes.
 fn sync() {

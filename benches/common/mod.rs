@@ -97,3 +97,34 @@ fn json_string(s: &str) -> String {
     out.push('"');
     out
 }
+
+/// A field of this process's `/proc/self/status` (`"VmHWM:"`, `"VmRSS:"`), in KiB; 0 when it
+/// cannot be read.
+pub fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets VmHWM to the current RSS (Linux `clear_refs` 5); `false` when not allowed.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+pub fn mb_per_s(bytes: u64, time: std::time::Duration) -> f64 {
+    bytes as f64 / time.as_secs_f64() / 1e6
+}
+
+/// The median of `xs` (not empty).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
