@@ -232,26 +232,28 @@ impl InstagramPanel {
         self.options.first_comment.as_deref().unwrap_or("")
     }
 
-    /// The tags as the field lists them: `[N: ]username[ x y]`, one per line, N counted
-    /// from 1.
     fn user_tags(&self) -> String {
-        self.options
-            .user_tags
-            .iter()
-            .map(|t| {
-                let mut line = String::new();
-                if let Some(item) = t.item {
-                    line.push_str(&format!("{}: ", item + 1));
-                }
-                line.push_str(&t.username);
-                if let (Some(x), Some(y)) = (t.x, t.y) {
-                    line.push_str(&format!(" {x} {y}"));
-                }
-                line
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        user_tags_text(&self.options.user_tags)
     }
+}
+
+/// Tags as the "People tagged" field lists them: `[N: ]username[ x y]`, one per line, N
+/// counted from 1 (what [`parse_user_tags`] reads back).
+pub(super) fn user_tags_text(tags: &[UserTag]) -> String {
+    tags.iter()
+        .map(|t| {
+            let mut line = String::new();
+            if let Some(item) = t.item {
+                line.push_str(&format!("{}: ", item + 1));
+            }
+            line.push_str(&t.username);
+            if let (Some(x), Some(y)) = (t.x, t.y) {
+                line.push_str(&format!(" {x} {y}"));
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The "People tagged" field: one tag a line, `[N: ]username[ x y]` with N the carousel item
@@ -395,7 +397,7 @@ impl Typed {
         typed
     }
 
-    fn field(&self, account: &str, field: &str) -> Option<&str> {
+    pub(super) fn field(&self, account: &str, field: &str) -> Option<&str> {
         self.per_account
             .get(account)
             .and_then(|m| m.get(field))
@@ -409,7 +411,7 @@ impl Typed {
     /// A TikTok account's options as its panel sets them. The interaction boxes read "Allow
     /// …": one left unchecked (or disabled, or absent) turns the interaction off. The brand
     /// boxes count only while "Disclose commercial content" is on.
-    fn tiktok_options(&self, account: &str) -> TikTokOptions {
+    pub(super) fn tiktok_options(&self, account: &str) -> TikTokOptions {
         let disclose = self.flag(account, "disclose");
         let text = |field: &str| {
             self.field(account, field)
@@ -459,7 +461,7 @@ impl Typed {
 
     /// An Instagram account's options as its panel sets them: the cover and "also in the
     /// feed" are a reel's only.
-    fn instagram_options(&self, account: &str) -> InstagramOptions {
+    pub(super) fn instagram_options(&self, account: &str) -> InstagramOptions {
         let media_type = match self.field(account, "ig_type") {
             Some("image") => Some(MediaType::Image),
             Some("reel") => Some(MediaType::Reel),

@@ -135,22 +135,7 @@ pub(super) fn typed_of(draft: &Draft) -> Typed {
                 fields.push(("ig_collaborators", ig.collaborators.join(", ")));
             }
             if !ig.user_tags.is_empty() {
-                let lines: Vec<String> = ig
-                    .user_tags
-                    .iter()
-                    .map(|tag| {
-                        let mut line = String::new();
-                        if let Some(item) = tag.item {
-                            line.push_str(&format!("{}: ", item + 1));
-                        }
-                        line.push_str(&tag.username);
-                        if let (Some(x), Some(y)) = (tag.x, tag.y) {
-                            line.push_str(&format!(" {x} {y}"));
-                        }
-                        line
-                    })
-                    .collect();
-                fields.push(("ig_tags", lines.join("\n")));
+                fields.push(("ig_tags", super::compose::user_tags_text(&ig.user_tags)));
             }
             fields.extend(ig.location_id.clone().map(|v| ("ig_location", v)));
             fields.extend(ig.first_comment.clone().map(|v| ("ig_comment", v)));
@@ -257,4 +242,108 @@ async fn delete(
         .await
         .map_err(page_error)?;
     Ok(Redirect::to("/drafts").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use tidepost_app::compose::drafts::DraftBody;
+    use tidepost_app::compose::{InstagramOptions, TargetSpec, TikTokOptions};
+    use tidepost_app::instagram::options::{TrialParams, UserTag};
+
+    use super::*;
+
+    fn draft(targets: Vec<TargetSpec>) -> Draft {
+        Draft {
+            id: "d".into(),
+            body: DraftBody {
+                caption: "c".into(),
+                targets,
+                scheduled_at: Some(1_900_000_000_000),
+                time_zone: Some("Asia/Tokyo".into()),
+                ..DraftBody::default()
+            },
+            created_by: None,
+            created_at: 0,
+            updated_at: 0,
+            version: 3,
+            post_id: None,
+            published_at: None,
+        }
+    }
+
+    /// Every option a draft holds comes back from the form it opens as: what the composer
+    /// would send again is what was saved.
+    #[test]
+    fn a_drafts_options_read_back_from_its_form() {
+        let tiktok = TikTokOptions {
+            mode: Some(Mode::Direct),
+            privacy_level: Some("MUTUAL_FOLLOW_FRIENDS".into()),
+            disable_comment: false,
+            disable_duet: true,
+            disable_stitch: true,
+            brand_organic_toggle: true,
+            brand_content_toggle: true,
+            is_aigc: true,
+            video_cover_timestamp_ms: Some(1500),
+            title: Some("t".into()),
+            description: Some("d".into()),
+            auto_add_music: true,
+            photo_cover_index: 2,
+            ..TikTokOptions::default()
+        };
+        let reel = InstagramOptions {
+            media_type: Some(MediaType::Reel),
+            cover_url: Some("https://cdn.example.com/c.jpg".into()),
+            share_to_feed: Some(true),
+            collaborators: vec!["ana".into(), "bo".into()],
+            user_tags: vec![UserTag {
+                item: None,
+                username: "cy".into(),
+                x: Some(0.25),
+                y: Some(0.5),
+            }],
+            location_id: Some("110843418940484".into()),
+            alt_text: None,
+            thumb_offset: Some(2500),
+            audio_name: Some("tide".into()),
+            trial_params: Some(TrialParams {
+                graduation_strategy: GraduationStrategy::SsPerformance,
+            }),
+            first_comment: Some("first".into()),
+        };
+        let image = InstagramOptions {
+            media_type: Some(MediaType::Image),
+            alt_text: Some("a bay".into()),
+            ..InstagramOptions::default()
+        };
+        let targets = vec![
+            TargetSpec {
+                account_id: "t".into(),
+                caption: Some("own".into()),
+                tiktok: Some(tiktok.clone()),
+                instagram: None,
+            },
+            TargetSpec {
+                account_id: "r".into(),
+                instagram: Some(reel.clone()),
+                ..TargetSpec::default()
+            },
+            TargetSpec {
+                account_id: "i".into(),
+                instagram: Some(image.clone()),
+                ..TargetSpec::default()
+            },
+        ];
+        let typed = typed_of(&draft(targets));
+        assert_eq!(typed.tiktok_options("t"), tiktok);
+        assert_eq!(typed.instagram_options("r"), reel);
+        assert_eq!(typed.instagram_options("i"), image);
+        assert_eq!(typed.field("t", "caption"), Some("own"));
+        assert_eq!(typed.targets, ["t", "r", "i"]);
+        assert_eq!(typed.when, "at");
+        assert_eq!(typed.time_zone, "Asia/Tokyo");
+        // 1_900_000_000_000 ms is 2030-03-17T17:46:40Z: 02:46 the next day in Tokyo.
+        assert_eq!(typed.scheduled_at, "2030-03-18T02:46");
+        assert_eq!(typed.draft_version, "3");
+    }
 }
