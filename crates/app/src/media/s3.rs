@@ -204,8 +204,13 @@ impl S3Storage {
             retry_timeout: std::time::Duration::from_secs(20),
             ..Default::default()
         };
+        // A request may take long once connected: S3 documents that completing a large
+        // multipart upload can take minutes (moto took over the default 30 s for 1 GiB, and
+        // the retried completion then found the upload gone). A store that is down is found
+        // by the connect timeout.
         let client = object_store::ClientOptions::new()
-            .with_connect_timeout(std::time::Duration::from_secs(5));
+            .with_connect_timeout(std::time::Duration::from_secs(5))
+            .with_timeout(std::time::Duration::from_secs(600));
         let mut builder = AmazonS3Builder::new()
             .with_retry(retry)
             .with_client_options(client)
@@ -622,7 +627,9 @@ fn answer(e: &object_store::Error) -> String {
         || text.contains("ExpiredToken")
     {
         "check s3_access_key_id and s3_secret_access_key: S3 refused the credentials"
-    } else if text.contains("AccessDenied") || text.contains("403") {
+    // The status as object_store words it ("403 Forbidden"): a bare "403" also matches the
+    // time a request took ("in 403.8ms"), which named permissions for an endpoint that was down.
+    } else if text.contains("AccessDenied") || text.contains("403 Forbidden") {
         "check the credentials' permissions on the bucket (s3_access_key_id)"
     } else if text.contains("error sending request")
         || text.contains("connect")
@@ -983,6 +990,28 @@ mod tests {
         assert_eq!(s3.delete_stray_puts(now + 1000).await.unwrap(), 1);
         s3.discard_upload("u1", None).await.unwrap();
         assert_eq!(keys(&s3).await, vec![format!("media/{}", kept.sha256)]);
+    }
+
+    #[test]
+    fn a_request_that_took_403_ms_is_no_refusal() {
+        let down = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing GET http://127.0.0.1:9/b in 403.855927ms, after 3 retries - HTTP error: error sending request".into(),
+        };
+        assert!(
+            answer(&down).starts_with("check s3_endpoint and s3_region"),
+            "{}",
+            answer(&down)
+        );
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: "Server returned non-2xx status code: 403 Forbidden: <Error><Code>AccessDenied</Code></Error>".into(),
+        };
+        assert!(
+            answer(&refused).starts_with("check the credentials' permissions"),
+            "{}",
+            answer(&refused)
+        );
     }
 
     #[tokio::test]

@@ -187,7 +187,8 @@ mod tests {
         let day = DAY_MS;
         let at = 100 * day;
         assert_eq!(decide(&[at - 1], at, 2, false), Ok(at));
-        assert_eq!(decide(&[at - 1, at], at, 2, false), Err(Some(at - 1 + day)));
+        // Refused: the slot named is the whole second at or after the one that frees.
+        assert_eq!(decide(&[at - 1, at], at, 2, false), Err(Some(at + day)));
         assert_eq!(decide(&[at - 1, at], at, 2, true), Ok(at - 1 + day));
         assert_eq!(decide(&[], at, 0, true), Err(None));
     }
