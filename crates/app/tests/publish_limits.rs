@@ -146,7 +146,11 @@ on_both!(quotas_refuse_with_the_next_slot, |backend| async move {
     let issue = only_issue(&err);
     assert_eq!(issue.rule, "quota", "{issue:?}");
     let (message, next_slot_ms) = (issue.message.clone(), issue.next_slot_ms.unwrap());
-    assert_eq!(next_slot_ms, first_init.unwrap() + 86_400_000);
+    // The slot a refusal names is the whole second at or after the one that frees.
+    assert_eq!(
+        next_slot_ms,
+        on_the_second(first_init.unwrap() + 86_400_000)
+    );
     assert!(message.contains("daily cap of 2 direct"), "{message}");
     assert!(message.contains("the next free slot is"), "{message}");
 
@@ -164,7 +168,7 @@ on_both!(quotas_refuse_with_the_next_slot, |backend| async move {
     let issue = only_issue(&err);
     assert_eq!(issue.rule, "quota", "{issue:?}");
     let (message, next_slot_ms) = (issue.message.clone(), issue.next_slot_ms.unwrap());
-    assert_eq!(next_slot_ms, t.init_at.unwrap() + 86_400_000);
+    assert_eq!(next_slot_ms, on_the_second(t.init_at.unwrap() + 86_400_000));
     assert!(message.contains("inbox"), "{message}");
 });
 
@@ -247,3 +251,8 @@ on_both!(unaudited_app_rules, |backend| async move {
     let message = &issue.message;
     assert!(message.contains("not audited"), "{message}");
 });
+
+/// `ms` moved up to a whole second, as a refusal names a slot.
+fn on_the_second(ms: i64) -> i64 {
+    (ms + 999).div_euclid(1000) * 1000
+}
