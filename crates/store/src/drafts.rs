@@ -70,29 +70,36 @@ pub async fn list_open(
     .await?)
 }
 
-/// Replaces the body of an unpublished draft at `version` (the one the change was made from)
-/// and moves it to the next version; `None` when the draft changed meanwhile, was published
-/// or is gone (read it again to say which).
+/// Replaces the body of an unpublished draft and moves it to the next version; with
+/// `version`, only when the draft is still at it (the one the change was made from). `None`
+/// when the draft changed meanwhile, was published or is gone (read it again to say which).
 pub async fn replace(
     db: &Db,
     workspace_id: &str,
     id: &str,
-    version: i64,
+    version: Option<i64>,
     body: &str,
     now: i64,
 ) -> Result<Option<Draft>> {
-    Ok(sqlx::query_as(&format!(
+    let at_version = if version.is_some() {
+        "AND version = $5"
+    } else {
+        ""
+    };
+    let query = format!(
         "UPDATE drafts SET body = $1, updated_at = $2, version = version + 1 \
-         WHERE workspace_id = $3 AND id = $4 AND version = $5 AND post_id IS NULL \
+         WHERE workspace_id = $3 AND id = $4 AND post_id IS NULL {at_version} \
          RETURNING {COLUMNS}"
-    ))
-    .bind(body)
-    .bind(now)
-    .bind(workspace_id)
-    .bind(id)
-    .bind(version)
-    .fetch_optional(db.pool())
-    .await?)
+    );
+    let mut update = sqlx::query_as(&query)
+        .bind(body)
+        .bind(now)
+        .bind(workspace_id)
+        .bind(id);
+    if let Some(version) = version {
+        update = update.bind(version);
+    }
+    Ok(update.fetch_optional(db.pool()).await?)
 }
 
 /// Deletes a draft; whether there was one.

@@ -159,8 +159,9 @@ pub fn settled(draft: &Draft) -> ComposeError {
     }
 }
 
-/// Replaces what the draft holds with `new`. `version`: the version the change was made on,
-/// when the client knows it; a draft changed since is refused rather than overwritten.
+/// Replaces what the draft holds with `new`, in one conditional write. `version`: the version
+/// the change was made on, when the client knows it; a draft changed since is refused rather
+/// than overwritten.
 pub async fn replace(
     app: &App,
     workspace_id: &str,
@@ -168,22 +169,11 @@ pub async fn replace(
     new: &NewComposite,
     version: Option<i64>,
 ) -> Result<Draft, ComposeError> {
-    let current = get(app, workspace_id, id).await?;
-    if current.post_id.is_some() || version.is_some_and(|v| v != current.version) {
-        return Err(settled(&current));
-    }
     let now = tidepost_domain::now_ms();
-    match repo::replace(
-        &app.db,
-        workspace_id,
-        id,
-        current.version,
-        &body_text(&DraftBody::of(new)),
-        now,
-    )
-    .await?
-    {
+    let body = body_text(&DraftBody::of(new));
+    match repo::replace(&app.db, workspace_id, id, version, &body, now).await? {
         Some(row) => Ok(Draft::of(row)),
+        // Published, changed since `version`, or not there: read it to say which.
         None => Err(settled(&get(app, workspace_id, id).await?)),
     }
 }
