@@ -843,112 +843,80 @@ async fn page(
     Ok(page.into_response())
 }
 
+/// The composer again, as typed, with what was refused: 503 with `Retry-After` when only a
+/// platform's passing trouble (its rate limit, a 5xx while the post was checked) stands in the
+/// way, as the API answers (each such issue says when to try again); else 422.
+async fn refused(
+    state: &HttpState,
+    viewer: &Viewer,
+    typed: &Typed,
+    issues: Vec<Issue>,
+    general: Vec<String>,
+) -> Result<Response, PageError> {
+    let wait = Issue::only_provider_trouble(&issues);
+    let page = render(state, viewer, typed, &issues, general).await?;
+    Ok(match wait {
+        Some(secs) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, secs.to_string())],
+            page,
+        )
+            .into_response(),
+        None => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
+    })
+}
+
 async fn submit(
     viewer: Viewer,
     State(state): State<HttpState>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let typed = Typed::parse(pairs);
+    let mut typed = Typed::parse(pairs);
     viewer.check_csrf(&typed.csrf)?;
     let ws = &viewer.workspace.id;
     let accounts = accounts::list(&state.app.db, ws).await?;
-    let refuse = |issues: Vec<Issue>, general: Vec<String>| {
-        let state = state.clone();
-        let viewer = &viewer;
-        let typed = &typed;
-        async move {
-            // Only a platform's passing trouble (its rate limit, a 5xx while the post was
-            // checked): 503 with `Retry-After`, as the API answers; the page keeps the form as
-            // typed and each such issue says when to try again.
-            let wait = Issue::only_provider_trouble(&issues);
-            let page = render(&state, viewer, typed, &issues, general).await?;
-            Ok::<_, PageError>(match wait {
-                Some(secs) => (
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
-                    page,
-                )
-                    .into_response(),
-                None => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
-            })
-        }
-    };
     let new = match typed.composite(&accounts, &viewer.user.id) {
         Ok(new) => new,
-        Err(problems) => return refuse(Vec::new(), problems).await,
+        Err(problems) => return refused(&state, &viewer, &typed, Vec::new(), problems).await,
     };
     // A draft is saved as it is; publishing one saves what was typed first, so a refusal
     // loses nothing of it.
-    let editing = (!typed.draft_id.is_empty()).then_some(typed.draft_id.as_str());
-    let saved = match editing {
-        Some(id) => {
-            let version = typed.draft_version.parse::<i64>().ok();
-            match compose::drafts::replace(&state.app, ws, id, &new, version).await {
-                Ok(draft) => Some(draft),
-                Err(ComposeError::Store(e)) => return Err(PageError::from(e)),
-                Err(ComposeError::NotFound(_)) => return Err(PageError::not_found()),
-                Err(other) => {
-                    return refuse(
-                        Vec::new(),
-                        vec![crate::error::capitalize(&other.to_string())],
-                    )
-                    .await;
-                }
+    let saved = if !typed.draft_id.is_empty() {
+        let version = typed.draft_version.parse::<i64>().ok();
+        match compose::drafts::replace(&state.app, ws, &typed.draft_id, &new, version).await {
+            Ok(draft) => Some(draft),
+            Err(ComposeError::Store(e)) => return Err(PageError::from(e)),
+            Err(ComposeError::NotFound(_)) => return Err(PageError::not_found()),
+            Err(other) => {
+                let general = vec![crate::error::capitalize(&other.to_string())];
+                return refused(&state, &viewer, &typed, Vec::new(), general).await;
             }
         }
-        None if typed.intent == "draft" => Some(
+    } else if typed.intent == "draft" {
+        Some(
             compose::drafts::save(&state.app, ws, &new)
                 .await
                 .map_err(super::drafts::page_error)?,
-        ),
-        None => None,
+        )
+    } else {
+        None
     };
     if typed.intent == "draft" {
         let id = saved.map(|d| d.id).unwrap_or_default();
         return Ok(Redirect::to(&format!("/compose?draft={id}&saved=1")).into_response());
     }
-    if let Some(draft) = saved {
+    if let Some(draft) = &saved {
         // The draft's new version counts from here: a refusal shows the form on it.
-        let typed = Typed {
-            draft_version: draft.version.to_string(),
-            ..typed
-        };
-        let typed = &typed;
-        let mut form_issues = typed.form_issues(&accounts);
-        let outcome = if form_issues.is_empty() {
-            compose::drafts::publish(
-                &state.app,
-                ws,
-                &draft.id,
-                None,
-                Some(viewer.user.id.clone()),
-            )
-            .await
-        } else {
-            Err(ComposeError::Invalid(Vec::new()))
-        };
-        return match outcome {
-            Ok(view) => Ok(Redirect::to(&format!("/posts/{}", view.post.id)).into_response()),
-            Err(ComposeError::Invalid(issues)) => {
-                form_issues.extend(issues);
-                let page = render(&state, &viewer, typed, &form_issues, Vec::new()).await?;
-                Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
-            }
-            Err(ComposeError::Store(e)) => Err(PageError::from(e)),
-            Err(other) => {
-                let general = vec![crate::error::capitalize(&other.to_string())];
-                let page = render(&state, &viewer, typed, &[], general).await?;
-                Ok((axum::http::StatusCode::CONFLICT, page).into_response())
-            }
-        };
+        typed.draft_version = draft.version.to_string();
     }
+    let typed = &typed;
     let mut form_issues = typed.form_issues(&accounts);
     if !form_issues.is_empty() {
         // Every problem at once: the form's own and the accounts' checks.
         return match compose::validate(&state.app, ws, &new).await {
             Err(ComposeError::Invalid(issues)) => {
                 form_issues.extend(issues);
-                refuse(form_issues, Vec::new()).await
+                refused(&state, &viewer, typed, form_issues, Vec::new()).await
             }
             Err(ComposeError::Store(e)) => Err(PageError::from(e)),
             Ok(_)
@@ -957,19 +925,25 @@ async fn submit(
                 | ComposeError::Conflict(_)
                 | ComposeError::Unavailable(_)
                 | ComposeError::Publish(_),
-            ) => refuse(form_issues, Vec::new()).await,
+            ) => refused(&state, &viewer, typed, form_issues, Vec::new()).await,
         };
     }
-    match compose::submit(&state.app, ws, new).await {
+    let outcome = match &saved {
+        Some(draft) => {
+            let by = Some(viewer.user.id.clone());
+            compose::drafts::publish(&state.app, ws, &draft.id, None, by).await
+        }
+        None => compose::submit(&state.app, ws, new).await,
+    };
+    match outcome {
         Ok(view) => Ok(Redirect::to(&format!("/posts/{}", view.post.id)).into_response()),
-        Err(ComposeError::Invalid(issues)) => refuse(issues, Vec::new()).await,
+        Err(ComposeError::Invalid(issues)) => {
+            refused(&state, &viewer, typed, issues, Vec::new()).await
+        }
         Err(ComposeError::Store(e)) => Err(PageError::from(e)),
         Err(other) => {
-            refuse(
-                Vec::new(),
-                vec![crate::error::capitalize(&other.to_string())],
-            )
-            .await
+            let general = vec![crate::error::capitalize(&other.to_string())];
+            refused(&state, &viewer, typed, Vec::new(), general).await
         }
     }
 }
