@@ -283,6 +283,40 @@ pub async fn set_state(
     Ok(done.rows_affected() == 1)
 }
 
+/// [`set_state`] and the error that goes with the new state, in one statement: no reader ever
+/// sees the state without its error.
+#[allow(clippy::too_many_arguments)]
+pub async fn set_state_with_error(
+    db: &Db,
+    workspace_id: &str,
+    id: &str,
+    from: &str,
+    to: &str,
+    finished: bool,
+    error: (&str, &str, bool),
+    now: i64,
+) -> Result<bool> {
+    let (code, message, retryable) = error;
+    let done = sqlx::query(
+        "UPDATE post_targets SET state = $1, updated_at = $2, \
+         finished_at = CASE WHEN $3 = 1 THEN $2 ELSE finished_at END, \
+         error_code = $4, error_message = $5, error_retryable = $6 \
+         WHERE workspace_id = $7 AND id = $8 AND state = $9",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(i64::from(finished))
+    .bind(code)
+    .bind(message)
+    .bind(i64::from(retryable))
+    .bind(workspace_id)
+    .bind(id)
+    .bind(from)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Records a failure's details (set together with the `failed` state, or as the last error of
 /// a target still retrying).
 pub async fn set_error(

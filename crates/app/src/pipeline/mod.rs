@@ -456,31 +456,38 @@ pub async fn advance(
             return Ok(None);
         }
         let now = tidepost_domain::now_ms();
-        if !posts::set_state(
-            &app.db,
-            workspace_id,
-            target_id,
-            from.as_str(),
-            to.as_str(),
-            to.is_final(),
-            now,
-        )
-        .await?
-        {
+        // The state and its error in one write: a reader never sees a failed target without
+        // its reason.
+        let moved = match error.filter(|_| to != TargetState::Published) {
+            Some(err) => {
+                let retryable = err.is_retryable() || err.kind == ErrorKind::OutcomeUnknown;
+                posts::set_state_with_error(
+                    &app.db,
+                    workspace_id,
+                    target_id,
+                    from.as_str(),
+                    to.as_str(),
+                    to.is_final(),
+                    (&err.code, &err.message, retryable),
+                    now,
+                )
+                .await?
+            }
+            None => {
+                posts::set_state(
+                    &app.db,
+                    workspace_id,
+                    target_id,
+                    from.as_str(),
+                    to.as_str(),
+                    to.is_final(),
+                    now,
+                )
+                .await?
+            }
+        };
+        if !moved {
             continue;
-        }
-        if let Some(err) = error.filter(|_| to != TargetState::Published) {
-            let retryable = err.is_retryable() || err.kind == ErrorKind::OutcomeUnknown;
-            posts::set_error(
-                &app.db,
-                workspace_id,
-                target_id,
-                Some(&err.code),
-                Some(&err.message),
-                retryable,
-                now,
-            )
-            .await?;
         }
         if from != to
             && let Some(kind) = final_event(to, error)
