@@ -76,4 +76,13 @@
       });
     }
   });
+  // The browser's time zone, for a person who has not chosen one in their settings: pages show
+  // times in it from the next request on (the tp_tz cookie; zone names need no escaping).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && /^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone) &&
+        document.cookie.split("; ").indexOf("tp_tz=" + zone) < 0) {
+      document.cookie = "tp_tz=" + zone + "; path=/; max-age=31536000; samesite=lax";
+    }
+  } catch (e) { /* no Intl: UTC */ }
 })();

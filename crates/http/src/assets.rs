@@ -35,6 +35,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/compose.js"),
     ),
     (
+        "calendar.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/calendar.js"),
+    ),
+    (
         "tidepost-account.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/tidepost-account.js"),

@@ -30,6 +30,8 @@ pub struct Viewer {
     pub session: Session,
     pub user: User,
     pub workspace: Workspace,
+    /// The zone every time on the viewer's pages is shown in.
+    pub zone: crate::zone::Zone,
 }
 
 impl Viewer {
@@ -66,6 +68,10 @@ async fn session_of(
     Ok(access::session_from_cookie(&state.app.db, &token)
         .await?
         .map(|(session, user, workspace)| Viewer {
+            zone: crate::zone::Zone::pick(
+                user.time_zone.as_deref(),
+                jar.get(crate::zone::BROWSER_ZONE_COOKIE).map(|c| c.value()),
+            ),
             session,
             user,
             workspace,

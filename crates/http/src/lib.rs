@@ -18,6 +18,7 @@ mod state;
 pub mod ui;
 pub mod webhooks;
 pub mod widget;
+pub mod zone;
 
 pub use server::{DEFAULT_BODY_LIMIT, Server, router};
 pub use state::{HttpState, SetupToken};

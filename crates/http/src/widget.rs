@@ -24,6 +24,7 @@ use crate::auth::Caller;
 use crate::error::{PageError, Problem};
 use crate::state::HttpState;
 use crate::ui::accounts::{AccountCard, RecentPost, WidgetReconnect};
+use crate::zone::Zone;
 
 pub fn router() -> Router<HttpState> {
     Router::new()
@@ -257,6 +258,7 @@ fn refusal(err: WidgetError) -> Response {
 async fn show(
     State(state): State<HttpState>,
     Path((id, token)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     let widget::Opened {
         account,
@@ -266,7 +268,7 @@ async fn show(
         Ok(opened) => opened,
         Err(err) => return refusal(err),
     };
-    let card = match AccountCard::with_stats(&state, &account).await {
+    let card = match AccountCard::with_stats(&state, &account, &Zone::of_browser(&headers)).await {
         Ok(mut card) => {
             card.read_only = true;
             card.widget_reconnect = return_url.map(|_| WidgetReconnect {
@@ -492,10 +494,11 @@ async fn card_json(
         }
         None => None,
     };
-    let card = match AccountCard::with_stats(&state, &opened.account).await {
-        Ok(card) => card,
-        Err(e) => return e.into_response(),
-    };
+    let card =
+        match AccountCard::with_stats(&state, &opened.account, &Zone::of_browser(&headers)).await {
+            Ok(card) => card,
+            Err(e) => return e.into_response(),
+        };
     let mut recent = Vec::new();
     let tiktok = card.tiktok.as_ref().map(|t| {
         recent = recent_json(&t.recent);

@@ -595,6 +595,11 @@ pub struct PostFilter {
     pub scheduled: Option<bool>,
     /// The id of the last post of the previous page.
     pub before: Option<String>,
+    /// Only posts with a target on an account of this creator.
+    pub creator_id: Option<String>,
+    /// Only posts planned in `[from, to)` (ms): their schedule, or their creation for a post
+    /// sent at once (the calendar's window).
+    pub planned_between: Option<(i64, i64)>,
 }
 
 /// Newest first (ids are UUIDv7), filtered; the filters are optional and combine with AND.
@@ -611,13 +616,20 @@ pub async fn list_filtered(
          AND ($4 IS NULL OR EXISTS (SELECT 1 FROM post_targets t WHERE t.post_id = p.id AND t.account_id = $4)) \
          AND ($5 IS NULL OR ($5 = 1) = EXISTS (SELECT 1 FROM post_targets t WHERE t.post_id = p.id \
               AND t.state = 'scheduled')) \
-         ORDER BY p.id DESC LIMIT $6"
+         AND ($6 IS NULL OR EXISTS (SELECT 1 FROM post_targets t JOIN accounts a ON a.id = t.account_id \
+              WHERE t.post_id = p.id AND a.workspace_id = p.workspace_id AND a.creator_id = $6)) \
+         AND ($7 IS NULL OR COALESCE(p.scheduled_at, p.created_at) >= $7) \
+         AND ($8 IS NULL OR COALESCE(p.scheduled_at, p.created_at) < $8) \
+         ORDER BY p.id DESC LIMIT $9"
     ))
     .bind(workspace_id)
     .bind(filter.before.as_deref())
     .bind(filter.target_state.as_deref())
     .bind(filter.account_id.as_deref())
     .bind(scheduled)
+    .bind(filter.creator_id.as_deref())
+    .bind(filter.planned_between.map(|(from, _)| from))
+    .bind(filter.planned_between.map(|(_, to)| to))
     .bind(limit)
     .fetch_all(db.pool())
     .await?)

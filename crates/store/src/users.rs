@@ -14,6 +14,8 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// The IANA zone the person chose to see times in; `None` until they choose one.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,6 +39,7 @@ pub async fn create(db: &Db, email: &str, password_hash: &str) -> Result<User> {
         email: email.trim().to_lowercase(),
         password_hash: password_hash.to_string(),
         created_at: now_ms(),
+        time_zone: None,
     };
     sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&user.id)
@@ -107,6 +110,7 @@ pub async fn create_first(
         email: email.trim().to_lowercase(),
         password_hash: password_hash.to_string(),
         created_at: now,
+        time_zone: None,
     };
     sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&user.id)
@@ -130,26 +134,37 @@ pub async fn create_first(
 }
 
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>> {
-    Ok(
-        sqlx::query_as("SELECT id, email, password_hash, created_at FROM users WHERE email = $1")
-            .bind(email.trim().to_lowercase())
-            .fetch_optional(db.pool())
-            .await?,
+    Ok(sqlx::query_as(
+        "SELECT id, email, password_hash, created_at, time_zone FROM users WHERE email = $1",
     )
+    .bind(email.trim().to_lowercase())
+    .fetch_optional(db.pool())
+    .await?)
 }
 
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<User>> {
-    Ok(
-        sqlx::query_as("SELECT id, email, password_hash, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db.pool())
-            .await?,
+    Ok(sqlx::query_as(
+        "SELECT id, email, password_hash, created_at, time_zone FROM users WHERE id = $1",
     )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?)
 }
 
 pub async fn set_password_hash(db: &Db, user_id: &str, password_hash: &str) -> Result<()> {
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(password_hash)
+        .bind(user_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Keeps the zone the person sees times in (an IANA name the caller has checked), or forgets
+/// it (`None`: the browser's zone again).
+pub async fn set_time_zone(db: &Db, user_id: &str, time_zone: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE users SET time_zone = $1 WHERE id = $2")
+        .bind(time_zone)
         .bind(user_id)
         .execute(db.pool())
         .await?;

@@ -46,7 +46,7 @@ pub use crate::platforms::tiktok::creator_cache::creator_info;
 pub use issues::{DEFAULT_RETRY_AFTER_SECS, Issue, ProviderRefusal};
 pub use schedule::When;
 pub use store::store;
-pub use update::{Update, update};
+pub use update::{Update, check_update, update};
 pub use validate::validate;
 
 /// The most accounts one post may go to.

@@ -25,21 +25,53 @@ pub struct ScheduleError {
     /// `scheduled_at` or `time_zone`.
     pub field: &'static str,
     pub message: String,
+    /// The local time happens twice in its zone (the clocks go back): a form can ask which
+    /// ([`Repeated`]).
+    pub repeated: bool,
 }
 
 fn bad(field: &'static str, message: impl Into<String>) -> ScheduleError {
     ScheduleError {
         field,
         message: message.into(),
+        repeated: false,
+    }
+}
+
+/// Which of a local time that happens twice (the hour repeated when the clocks go back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeated {
+    First,
+    Second,
+}
+
+impl Repeated {
+    /// A form's value: `first` or `second`; anything else is no choice.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "first" => Some(Self::First),
+            "second" => Some(Self::Second),
+            _ => None,
+        }
     }
 }
 
 /// Parses `scheduled_at`: an RFC 3339 instant with an offset (`2026-12-01T09:00:00+01:00`,
 /// `…Z`), or a local date and time without offset (`2026-12-01T09:00`) read in `time_zone`
 /// (an IANA name such as `Europe/Paris`). A local time that does not exist in the zone (the
-/// hour skipped when clocks go forward) is refused; one that happens twice (clocks go back)
-/// is the first.
+/// hour skipped when clocks go forward) is refused with the change named; one that happens
+/// twice (clocks go back) is refused with both instants named, to be given with an offset
+/// (or chosen with [`parse_choosing`]).
 pub fn parse(scheduled_at: &str, time_zone: Option<&str>) -> Result<When, ScheduleError> {
+    parse_choosing(scheduled_at, time_zone, None)
+}
+
+/// [`parse`], with the choice a form made of a local time that happens twice.
+pub fn parse_choosing(
+    scheduled_at: &str,
+    time_zone: Option<&str>,
+    repeated: Option<Repeated>,
+) -> Result<When, ScheduleError> {
     let text = scheduled_at.trim();
     let zone = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
         Some(name) => Some((
@@ -78,18 +110,33 @@ pub fn parse(scheduled_at: &str, time_zone: Option<&str>) -> Result<When, Schedu
         ));
     };
     let ambiguous = tz.to_ambiguous_zoned_datetime(civil);
-    if matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
-        return Err(bad(
-            "scheduled_at",
-            format!(
-                "{} does not exist in {name}: the clocks skip that hour; choose another time",
-                civil.strftime("%a %-d %b %Y, %H:%M")
-            ),
-        ));
+    let day_time = civil.strftime("%a %-d %b %Y, %H:%M");
+    let zoned = match ambiguous.offset() {
+        jiff::tz::AmbiguousOffset::Unambiguous { .. } => ambiguous.compatible(),
+        jiff::tz::AmbiguousOffset::Gap { before, after } => {
+            return Err(bad(
+                "scheduled_at",
+                format!(
+                    "{day_time} does not exist in {name}: that night the clocks go forward from UTC{before} to UTC{after}, skipping it; choose another time"
+                ),
+            ));
+        }
+        jiff::tz::AmbiguousOffset::Fold { before, after } => match repeated {
+            Some(Repeated::First) => ambiguous.earlier(),
+            Some(Repeated::Second) => ambiguous.later(),
+            None => {
+                let stamp = civil.strftime("%Y-%m-%dT%H:%M");
+                return Err(ScheduleError {
+                    field: "scheduled_at",
+                    message: format!(
+                        "{day_time} happens twice in {name}: that night the clocks go back from UTC{before} to UTC{after}; say which, {stamp}{before} (the first) or {stamp}{after} (the second)"
+                    ),
+                    repeated: true,
+                });
+            }
+        },
     }
-    let zoned = ambiguous
-        .earlier()
-        .map_err(|e| bad("scheduled_at", e.to_string()))?;
+    .map_err(|e| bad("scheduled_at", e.to_string()))?;
     Ok(When {
         at_ms: zoned.timestamp().as_millisecond(),
         time_zone: Some(name),
@@ -200,11 +247,68 @@ mod tests {
         let gap = parse("2026-03-29T02:30", Some("Europe/Paris")).unwrap_err();
         assert_eq!(gap.field, "scheduled_at");
         assert!(gap.message.contains("skip"), "{}", gap.message);
-        // 02:30 on the last Sunday of October happens twice: the first (summer time, UTC+2).
-        let fold = parse("2026-10-25T02:30", Some("Europe/Paris")).unwrap();
+        assert!(!gap.repeated);
+        // 02:30 on the last Sunday of October happens twice: the person says which.
+        let fold = parse("2026-10-25T02:30", Some("Europe/Paris")).unwrap_err();
+        assert_eq!(fold.field, "scheduled_at");
+        assert!(fold.repeated);
+        assert!(
+            fold.message.contains("happens twice in Europe/Paris"),
+            "{}",
+            fold.message
+        );
+        let first = parse_choosing(
+            "2026-10-25T02:30",
+            Some("Europe/Paris"),
+            Some(Repeated::First),
+        );
         assert_eq!(
-            tidepost_domain::time::rfc3339(fold.at_ms),
+            tidepost_domain::time::rfc3339(first.unwrap().at_ms),
             "2026-10-25T00:30:00Z"
+        );
+        let second = parse_choosing(
+            "2026-10-25T02:30",
+            Some("Europe/Paris"),
+            Some(Repeated::Second),
+        );
+        assert_eq!(
+            tidepost_domain::time::rfc3339(second.unwrap().at_ms),
+            "2026-10-25T01:30:00Z"
+        );
+        // Each of the two instants the refusal names is accepted as it is written there.
+        for (written, utc) in [
+            ("2026-10-25T02:30+02", "2026-10-25T00:30:00Z"),
+            ("2026-10-25T02:30+01", "2026-10-25T01:30:00Z"),
+        ] {
+            assert!(
+                fold.message.contains(written),
+                "{written} in {}",
+                fold.message
+            );
+            let w = parse(written, Some("Europe/Paris")).unwrap();
+            assert_eq!(tidepost_domain::time::rfc3339(w.at_ms), utc);
+        }
+    }
+
+    #[test]
+    fn new_york_skips_and_repeats_an_hour() {
+        // 8 March 2026: 02:00 EST becomes 03:00 EDT.
+        let gap = parse("2026-03-08T02:30", Some("America/New_York")).unwrap_err();
+        assert!(
+            gap.message.contains("does not exist in America/New_York")
+                && gap.message.contains("UTC-05")
+                && gap.message.contains("UTC-04"),
+            "{}",
+            gap.message
+        );
+        // 1 November 2026: 01:00–02:00 happens twice.
+        let fold = parse("2026-11-01T01:30", Some("America/New_York")).unwrap_err();
+        assert!(fold.repeated, "{}", fold.message);
+        // An hour away from either change is one instant.
+        let plain = parse("2026-11-01T03:30", Some("America/New_York")).unwrap();
+        assert_eq!(
+            tidepost_domain::time::rfc3339(plain.at_ms),
+            "2026-11-01T08:30:00Z"
         );
     }
 }

@@ -21,6 +21,17 @@ pub struct Update {
     pub schedule: Option<Schedule>,
 }
 
+/// Whether [`update`] would accept `change` now (the calendar asks while a post is dragged):
+/// every check of the change, limits included, and nothing written.
+pub async fn check_update(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+    change: Update,
+) -> Result<(), ComposeError> {
+    apply(app, workspace_id, post_id, change, false).await
+}
+
 /// Changes the caption or the time of a post none of whose targets has started (each is
 /// queued, scheduled or cancelled): the whole post is checked again as when it was created
 /// (its limits without its own targets), then the targets move to their new times with new
@@ -33,6 +44,19 @@ pub async fn update(
     post_id: &str,
     change: Update,
 ) -> Result<PostView, ComposeError> {
+    apply(app, workspace_id, post_id, change, true).await?;
+    Ok(crate::pipeline::get(app, workspace_id, post_id).await?)
+}
+
+/// [`update`]'s checks, then its writes when `write` (else the transaction is dropped
+/// unwritten).
+async fn apply(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+    change: Update,
+    write: bool,
+) -> Result<(), ComposeError> {
     let view = crate::pipeline::get(app, workspace_id, post_id).await?;
     let started = view.targets.iter().any(|t| {
         !matches!(
@@ -86,6 +110,9 @@ pub async fn update(
     let mut tx = app.db.begin_write().await?;
     let zone = plan.at.as_ref().and_then(|w| w.time_zone.as_deref());
     recheck_in(&mut tx, app, &mut plan.targets, Some(post_id), zone).await?;
+    if !write {
+        return Ok(());
+    }
     if change.caption.is_some() {
         // A single-account post keeps its options as its one target's, as it was made.
         let options = match plan.targets.first() {
@@ -167,7 +194,7 @@ pub async fn update(
             .map_err(|e| ComposeError::Unavailable(e.to_string()))?;
     }
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(crate::pipeline::get(app, workspace_id, post_id).await?)
+    Ok(())
 }
 
 /// A post made for one account (`POST /posts` without `targets` or a schedule, or the

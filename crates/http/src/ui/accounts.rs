@@ -15,10 +15,11 @@ use tidepost_domain::Platform;
 use tidepost_store::accounts::{self, Account};
 use tidepost_store::{StoreError, events, posts};
 
-use super::{Chrome, when};
+use super::Chrome;
 use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
+use crate::zone::Zone;
 
 pub fn router() -> Router<HttpState> {
     Router::new()
@@ -93,7 +94,12 @@ pub struct RecentPost {
 
 impl TikTokStats {
     /// Reads the stats of `account` (a TikTok account) at `now`.
-    pub async fn of(state: &HttpState, account: &Account, now: i64) -> Result<Self, PageError> {
+    pub async fn of(
+        state: &HttpState,
+        account: &Account,
+        now: i64,
+        zone: &Zone,
+    ) -> Result<Self, PageError> {
         let settings = &state.app.config.publish;
         let since = now - DAY_MS;
         let (direct, inbox) = {
@@ -115,13 +121,13 @@ impl TikTokStats {
         // the 24-hour window before one more fits.
         let next_slot = (direct_left == 0 && direct_cap > 0).then(|| {
             let at = direct[direct.len() - direct_cap as usize].1 + DAY_MS;
-            format!("{} (in {})", when(Some(at)), human_duration(at - now))
+            format!("{} (in {})", zone.when(Some(at)), human_duration(at - now))
         });
         let inbox_pending = inbox
             .iter()
             .filter(|(_, _, status)| status.as_deref() != Some("PUBLISH_COMPLETE"))
             .count() as i64;
-        let recent = recent_posts(state, account).await?;
+        let recent = recent_posts(state, account, zone).await?;
         Ok(Self {
             direct_cap,
             direct_used,
@@ -135,7 +141,11 @@ impl TikTokStats {
 }
 
 /// The account's 3 latest posts, as lines of a widget.
-async fn recent_posts(state: &HttpState, account: &Account) -> Result<Vec<RecentPost>, PageError> {
+async fn recent_posts(
+    state: &HttpState,
+    account: &Account,
+    zone: &Zone,
+) -> Result<Vec<RecentPost>, PageError> {
     Ok(
         posts::recent_for_account(&state.app.db, &account.workspace_id, &account.id, 3)
             .await?
@@ -149,7 +159,7 @@ async fn recent_posts(state: &HttpState, account: &Account) -> Result<Vec<Recent
                     t.caption
                 },
                 mode: if t.mode == "inbox" { "draft" } else { "direct" },
-                when: when(Some(t.created_at)),
+                when: zone.when(Some(t.created_at)),
                 id: t.post_id,
             })
             .collect(),
@@ -167,19 +177,24 @@ pub struct InstagramStats {
 }
 
 impl InstagramStats {
-    pub async fn of(state: &HttpState, account: &Account, now: i64) -> Result<Self, PageError> {
+    pub async fn of(
+        state: &HttpState,
+        account: &Account,
+        now: i64,
+        zone: &Zone,
+    ) -> Result<Self, PageError> {
         let details: serde_json::Value = serde_json::from_str(&account.details).unwrap_or_default();
         let reading = &details[tidepost_app::instagram::limits::PUBLISHING_LIMIT_DETAIL];
         let limit = reading["used"].as_i64().map(|used| {
             let total = reading["total"].as_i64().unwrap_or(100);
-            (used, total, when(reading["checked_at"].as_i64()))
+            (used, total, zone.when(reading["checked_at"].as_i64()))
         });
         Ok(Self {
             token_days_left: account
                 .access_expires_at
                 .map(|at| ((at - now) / 86_400_000).max(0)),
             limit,
-            recent: recent_posts(state, account).await?,
+            recent: recent_posts(state, account, zone).await?,
         })
     }
 }
@@ -244,14 +259,20 @@ impl AccountCard {
     }
 
     /// The card of `account`, with its [`TikTokStats`] when it is a TikTok account.
-    pub async fn with_stats(state: &HttpState, account: &Account) -> Result<Self, PageError> {
+    pub async fn with_stats(
+        state: &HttpState,
+        account: &Account,
+        zone: &Zone,
+    ) -> Result<Self, PageError> {
         let account = &with_fresh_reading(state, account).await?;
         let mut card = Self::of(account);
         let now = tidepost_domain::now_ms();
         match account.platform {
-            Platform::Tiktok => card.tiktok = Some(TikTokStats::of(state, account, now).await?),
+            Platform::Tiktok => {
+                card.tiktok = Some(TikTokStats::of(state, account, now, zone).await?)
+            }
             Platform::Instagram => {
-                card.instagram = Some(InstagramStats::of(state, account, now).await?);
+                card.instagram = Some(InstagramStats::of(state, account, now, zone).await?);
             }
         }
         Ok(card)
@@ -340,7 +361,7 @@ async fn connect_page(
     let mut cards = Vec::new();
     for account in accounts::list(&state.app.db, &viewer.workspace.id).await? {
         if account.platform == Platform::Tiktok {
-            cards.push(AccountCard::with_stats(state, &account).await?);
+            cards.push(AccountCard::with_stats(state, &account, &viewer.zone).await?);
         }
     }
     Ok(ConnectTikTokPage {
@@ -430,7 +451,7 @@ async fn detail(
         .into_iter()
         .map(|e| {
             (
-                when(Some(e.created_at)),
+                viewer.zone.when(Some(e.created_at)),
                 describe_event(&e.r#type, &e.payload),
             )
         })
@@ -438,14 +459,14 @@ async fn detail(
     Ok(AccountPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Accounts"),
         connected: query.connected.is_some(),
-        access_expires: when(account.access_expires_at),
-        refresh_expires: when(account.refresh_expires_at),
-        last_refresh: when(account.last_refreshed_at),
+        access_expires: viewer.zone.when(account.access_expires_at),
+        refresh_expires: viewer.zone.when(account.refresh_expires_at),
+        last_refresh: viewer.zone.when(account.last_refreshed_at),
         scopes: account.scopes.replace(',', ", "),
         history,
         card: AccountCard {
             on_own_page: true,
-            ..AccountCard::with_stats(&state, &account).await?
+            ..AccountCard::with_stats(&state, &account, &viewer.zone).await?
         },
     })
 }

@@ -31,6 +31,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
+use tidepost_app::compose::schedule::Repeated;
 use tidepost_app::compose::{
     self, ComposeError, InstagramOptions, Issue, NewComposite, Schedule, TargetSpec, TikTokOptions,
 };
@@ -47,6 +48,7 @@ use super::Chrome;
 use crate::auth::Viewer;
 use crate::error::PageError;
 use crate::state::HttpState;
+use crate::zone::{Zone, ZoneSource};
 
 pub fn router() -> Router<HttpState> {
     Router::new()
@@ -332,6 +334,8 @@ struct ComposePage {
     when: String,
     scheduled_at: String,
     time_zone: String,
+    /// The time typed happens twice in its zone: the two, to choose from.
+    repeated: Option<RepeatedChoice>,
     /// Problems of the post as a whole (media, time) and of no particular account.
     general: Vec<String>,
     max_upload: String,
@@ -341,6 +345,37 @@ struct ComposePage {
     draft_version: String,
     /// "Draft saved" after saving.
     saved: bool,
+}
+
+/// A local time that happens twice in its zone (the hour repeated when the clocks go back),
+/// as the composer asks which: each of the two with its offset.
+struct RepeatedChoice {
+    first: String,
+    second: String,
+    chosen: String,
+}
+
+impl RepeatedChoice {
+    fn of(typed: &Typed) -> Option<Self> {
+        if !matches!(typed.when.as_str(), "at" | "next") || typed.scheduled_at.is_empty() {
+            return None;
+        }
+        let zone = Some(typed.time_zone.as_str()).filter(|z| !z.is_empty());
+        match compose::schedule::parse(&typed.scheduled_at, zone) {
+            Err(e) if e.repeated => {}
+            Ok(_) | Err(_) => return None,
+        }
+        let one = |which| {
+            compose::schedule::parse_choosing(&typed.scheduled_at, zone, Some(which))
+                .map(|w| compose::schedule::show(w.at_ms, zone))
+                .ok()
+        };
+        Some(Self {
+            first: one(Repeated::First)?,
+            second: one(Repeated::Second)?,
+            chosen: typed.repeated_hour.clone(),
+        })
+    }
 }
 
 /// The form as typed: kept to render it again after a refusal (and read back from a draft,
@@ -356,6 +391,8 @@ pub(super) struct Typed {
     pub when: String,
     pub scheduled_at: String,
     pub time_zone: String,
+    /// Which of a local time that happens twice (`first`, `second`), once asked.
+    pub repeated_hour: String,
     /// Per account: field name → value (`caption`, `mode`, `privacy`, `disable_comment`, …).
     pub per_account: HashMap<String, HashMap<String, String>>,
     /// The button pressed: `draft` ("Save draft") or publish.
@@ -380,6 +417,7 @@ impl Typed {
                 "when" => typed.when = value,
                 "scheduled_at" => typed.scheduled_at = value.trim().to_string(),
                 "time_zone" => typed.time_zone = value.trim().to_string(),
+                "repeated_hour" => typed.repeated_hour = value.trim().to_string(),
                 "intent" => typed.intent = value,
                 "draft" => typed.draft_id = value.trim().to_string(),
                 "draft_version" => typed.draft_version = value.trim().to_string(),
@@ -558,9 +596,10 @@ impl Typed {
                 Schedule::default()
             }
             "at" | "next" if !self.scheduled_at.is_empty() => {
-                match compose::schedule::parse(
+                match compose::schedule::parse_choosing(
                     &self.scheduled_at,
                     Some(self.time_zone.as_str()).filter(|z| !z.is_empty()),
+                    Repeated::parse(&self.repeated_hour),
                 ) {
                     Ok(at) => Schedule {
                         at: Some(at),
@@ -790,8 +829,9 @@ async fn render(
             typed.when.clone()
         },
         scheduled_at: typed.scheduled_at.clone(),
+        repeated: RepeatedChoice::of(typed),
         time_zone: if typed.time_zone.is_empty() {
-            "UTC".into()
+            viewer.zone.name().to_string()
         } else {
             typed.time_zone.clone()
         },
@@ -988,25 +1028,24 @@ async fn scheduled(
     Query(q): Query<ScheduledQuery>,
 ) -> Result<Response, PageError> {
     let ws = &viewer.workspace.id;
+    // The viewer's own zone, unless the link asks for another (`?tz=`).
     let asked = q.tz.unwrap_or_default();
-    let (zone, zone_error) = if asked.is_empty() {
-        (jiff::tz::TimeZone::UTC, None)
+    let (shown, zone_error) = if asked.trim().is_empty() {
+        (viewer.zone.clone(), None)
     } else {
-        match jiff::tz::TimeZone::get(&asked) {
-            Ok(tz) => (tz, None),
-            Err(_) => (
-                jiff::tz::TimeZone::UTC,
+        match Zone::named(&asked, ZoneSource::Chosen) {
+            Some(zone) => (zone, None),
+            None => (
+                viewer.zone.clone(),
                 Some(format!(
-                    "{asked:?} is not a known time zone; times are shown in UTC."
+                    "{asked:?} is not a known time zone; times are shown in {}.",
+                    viewer.zone.name()
                 )),
             ),
         }
     };
-    let zone_name = if zone_error.is_none() && !asked.is_empty() {
-        asked.clone()
-    } else {
-        "UTC".to_string()
-    };
+    let zone = shown.tz().clone();
+    let zone_name = shown.name().to_string();
     let filter = PostFilter {
         scheduled: Some(true),
         ..PostFilter::default()
@@ -1105,6 +1144,9 @@ struct RescheduleForm {
     /// "Publish now instead".
     #[serde(default)]
     now: Option<String>,
+    /// The page to come back to (the calendar), a same-site path; the post's page otherwise.
+    #[serde(default)]
+    return_to: String,
 }
 
 /// Moves a scheduled post to another time (or to now) through `compose::update`: the whole
@@ -1123,13 +1165,19 @@ async fn reschedule(
     {
         return Err(PageError::not_found());
     }
+    let back = crate::auth::safe_next(form.return_to.trim())
+        .filter(|to| to.starts_with("/calendar"))
+        .map(str::to_string);
     let refused = |message: String| {
-        PageError::new(
+        let page = PageError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
             "The post was not moved",
             message,
-        )
-        .with_action(format!("/posts/{id}"), "Back to the post")
+        );
+        match &back {
+            Some(to) => page.with_action(to.clone(), "Back to the calendar"),
+            None => page.with_action(format!("/posts/{id}"), "Back to the post"),
+        }
     };
     let schedule = if form.now.is_some() {
         Schedule::default()
@@ -1149,7 +1197,9 @@ async fn reschedule(
         schedule: Some(schedule),
     };
     match compose::update(&state.app, &viewer.workspace.id, &id, change).await {
-        Ok(_) => Ok(Redirect::to(&format!("/posts/{id}")).into_response()),
+        Ok(_) => {
+            Ok(Redirect::to(back.as_deref().unwrap_or(&format!("/posts/{id}"))).into_response())
+        }
         Err(ComposeError::NotFound(_)) => Err(PageError::not_found()),
         Err(ComposeError::Store(e)) => Err(PageError::from(e)),
         Err(other) => Err(refused(crate::error::capitalize(&other.to_string()))),

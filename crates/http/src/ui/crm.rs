@@ -20,11 +20,12 @@ use tidepost_store::crm::metrics::{self, Sample};
 use tidepost_store::crm::timeline::{self, Entry};
 use tidepost_store::crm::{Cursor, Paged};
 
-use super::{Chrome, when};
+use super::Chrome;
 use crate::api::crm::crm_problem;
 use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
+use crate::zone::Zone;
 
 pub fn router() -> Router<HttpState> {
     Router::new()
@@ -101,6 +102,7 @@ async fn render_creators(
     error: Option<String>,
 ) -> Result<CreatorsPage, PageError> {
     let ws = &viewer.workspace.id;
+    let zone = &viewer.zone;
     let after = cursor(q.after.as_deref())?;
     let page = creators::list(&state.app.db, ws, q.q.as_deref(), None, &after, PAGE).await?;
     let mut rows = Vec::new();
@@ -110,7 +112,7 @@ async fn render_creators(
             id: c.id.clone(),
             name: c.name.clone(),
             accounts: accounts_line(&owned),
-            created: when(Some(c.created_at)),
+            created: zone.when(Some(c.created_at)),
         });
     }
     Ok(CreatorsPage {
@@ -192,7 +194,7 @@ struct Chart {
     height: u32,
 }
 
-fn chart(samples: &[Sample]) -> Option<Chart> {
+fn chart(samples: &[Sample], zone: &Zone) -> Option<Chart> {
     let points: Vec<(i64, i64)> = samples
         .iter()
         .filter_map(|s| s.views.or(s.reach).or(s.likes).map(|v| (s.sampled_at, v)))
@@ -219,8 +221,8 @@ fn chart(samples: &[Sample]) -> Option<Chart> {
         label: format!(
             "{} samples from {} to {}; now {last}",
             points.len(),
-            when(Some(t0)),
-            when(Some(t1))
+            zone.when(Some(t0)),
+            zone.when(Some(t1))
         ),
         width: width as u32,
         height: height as u32,
@@ -258,7 +260,7 @@ struct EntryRow {
     href: Option<String>,
 }
 
-fn entry_row(e: &Entry) -> EntryRow {
+fn entry_row(e: &Entry, zone: &Zone) -> EntryRow {
     let (icon, text, href) = match e.kind.as_str() {
         "post" => (
             "Post",
@@ -283,7 +285,7 @@ fn entry_row(e: &Entry) -> EntryRow {
         _ => ("Event", e.title.clone(), None),
     };
     EntryRow {
-        when: when(Some(e.at)),
+        when: zone.when(Some(e.at)),
         icon,
         text,
         href,
@@ -318,6 +320,7 @@ async fn creator_page(
     Query(q): Query<CreatorQuery>,
 ) -> Result<CreatorPage, PageError> {
     let ws = &viewer.workspace.id;
+    let zone = &viewer.zone;
     let db = &state.app.db;
     let creator = creators::get(db, ws, &id)
         .await?
@@ -344,7 +347,7 @@ async fn creator_page(
             None => String::new(),
             Some(t) => match (t.next_sample_at, &t.last_error) {
                 (_, Some(err)) => format!("last sync: {err}"),
-                (Some(next), None) => format!("next sample {}", when(Some(next))),
+                (Some(next), None) => format!("next sample {}", zone.when(Some(next))),
                 (None, None) => "sampling finished".to_string(),
             },
         };
@@ -358,7 +361,7 @@ async fn creator_page(
             platform: platform_name(&p.platform),
             state: p.state.clone(),
             latest: latest_line(&samples),
-            chart: chart(&samples),
+            chart: chart(&samples, zone),
             tracking,
         });
     }
@@ -379,7 +382,7 @@ async fn creator_page(
             .collect(),
         others,
         posts,
-        timeline: page.items.iter().map(entry_row).collect(),
+        timeline: page.items.iter().map(|e| entry_row(e, zone)).collect(),
         next: next_of(&page),
         notice: q.done.map(|d| match d.as_str() {
             "created" => "Creator created.".to_string(),
@@ -494,7 +497,7 @@ struct ContactRow {
     last_seen: String,
 }
 
-fn contact_row(c: &Contact) -> ContactRow {
+fn contact_row(c: &Contact, zone: &Zone) -> ContactRow {
     ContactRow {
         id: c.id.clone(),
         handle: c
@@ -505,7 +508,7 @@ fn contact_row(c: &Contact) -> ContactRow {
             .unwrap_or_else(|| c.platform_user_id.clone()),
         platform: platform_name(&c.platform),
         interactions: c.interactions,
-        last_seen: when(Some(c.last_seen_at)),
+        last_seen: zone.when(Some(c.last_seen_at)),
     }
 }
 
@@ -523,6 +526,7 @@ async fn contacts_page(
     viewer: Viewer,
     Query(q): Query<ListQuery>,
 ) -> Result<ContactsPage, PageError> {
+    let zone = &viewer.zone;
     let after = cursor(q.after.as_deref())?;
     let search =
         q.q.as_deref()
@@ -539,7 +543,7 @@ async fn contacts_page(
     Ok(ContactsPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Contacts"),
         q: search.unwrap_or_default(),
-        rows: page.items.iter().map(contact_row).collect(),
+        rows: page.items.iter().map(|c| contact_row(c, zone)).collect(),
         next: next_of(&page),
     })
 }
@@ -563,6 +567,7 @@ async fn contact_page(
     Query(q): Query<CreatorQuery>,
 ) -> Result<ContactPage, PageError> {
     let ws = &viewer.workspace.id;
+    let zone = &viewer.zone;
     let contact = contacts::get(&state.app.db, ws, &id)
         .await?
         .ok_or_else(PageError::not_found)?;
@@ -571,10 +576,10 @@ async fn contact_page(
     Ok(ContactPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Contacts"),
         id: contact.id.clone(),
-        contact: contact_row(&contact),
+        contact: contact_row(&contact, zone),
         platform_user_id: contact.platform_user_id.clone(),
-        first_seen: when(Some(contact.first_seen_at)),
-        timeline: page.items.iter().map(entry_row).collect(),
+        first_seen: zone.when(Some(contact.first_seen_at)),
+        timeline: page.items.iter().map(|e| entry_row(e, zone)).collect(),
         next: next_of(&page),
     })
 }
@@ -631,7 +636,7 @@ async fn inbox_page(
     let page = interactions::list(db, ws, &filter, &after, PAGE).await?;
     let mut rows = Vec::new();
     for i in &page.items {
-        rows.push(inbox_row(&state, ws, i).await?);
+        rows.push(inbox_row(&state, ws, i, &viewer.zone).await?);
     }
     Ok(InboxPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Inbox"),
@@ -645,12 +650,17 @@ async fn inbox_page(
     })
 }
 
-async fn inbox_row(state: &HttpState, ws: &str, i: &Interaction) -> Result<InboxRow, PageError> {
+async fn inbox_row(
+    state: &HttpState,
+    ws: &str,
+    i: &Interaction,
+    zone: &Zone,
+) -> Result<InboxRow, PageError> {
     let db = &state.app.db;
     let who = match &i.contact_id {
         Some(id) => contacts::get(db, ws, id)
             .await?
-            .map(|c| contact_row(&c).handle)
+            .map(|c| contact_row(&c, zone).handle)
             .unwrap_or_else(|| "someone".into()),
         None => "someone (the platform does not say who)".into(),
     };
@@ -658,7 +668,7 @@ async fn inbox_row(state: &HttpState, ws: &str, i: &Interaction) -> Result<Inbox
         .await?
         .into_iter()
         .filter(|r| r.direction == "outbound")
-        .map(|r| (when(Some(r.occurred_at)), r.text))
+        .map(|r| (zone.when(Some(r.occurred_at)), r.text))
         .collect();
     Ok(InboxRow {
         id: i.id.clone(),
@@ -671,7 +681,7 @@ async fn inbox_row(state: &HttpState, ws: &str, i: &Interaction) -> Result<Inbox
         who,
         contact_id: i.contact_id.clone(),
         platform: platform_name(&i.platform),
-        when: when(Some(i.occurred_at)),
+        when: zone.when(Some(i.occurred_at)),
         can_reply: match i.platform {
             Platform::Instagram => matches!(i.kind.as_str(), "comment" | "reply"),
             Platform::Tiktok => false,
@@ -721,8 +731,8 @@ mod tests {
             views: Some(v),
             ..Sample::default()
         };
-        assert!(chart(&[s(0, 5)]).is_none());
-        let c = chart(&[s(0, 0), s(50, 50), s(100, 100)]).unwrap();
+        assert!(chart(&[s(0, 5)], &Zone::utc()).is_none());
+        let c = chart(&[s(0, 0), s(50, 50), s(100, 100)], &Zone::utc()).unwrap();
         assert_eq!(c.points, "3.0,57.0 120.0,30.0 237.0,3.0");
     }
 }

@@ -33,7 +33,7 @@ async fn dashboard(
 ) -> Result<DashboardPage, PageError> {
     let mut cards = Vec::new();
     for account in accounts::list(&state.app.db, &viewer.workspace.id).await? {
-        cards.push(AccountCard::with_stats(&state, &account).await?);
+        cards.push(AccountCard::with_stats(&state, &account, &viewer.zone).await?);
     }
     Ok(DashboardPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Dashboard"),

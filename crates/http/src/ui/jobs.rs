@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tidepost_jobs::JobState;
 use tidepost_jobs::admin::{self, Filter, Page, Scope};
 
-use super::{Chrome, when};
+use super::Chrome;
 use crate::api::jobs::{Action, apply};
 use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
@@ -154,7 +154,7 @@ async fn page(
                     Some(e),
                 ) => e,
             },
-            when: when(Some(j.updated_at)),
+            when: viewer.zone.when(Some(j.updated_at)),
             kind: j.kind,
             id: j.id,
         })

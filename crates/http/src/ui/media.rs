@@ -13,10 +13,11 @@ use serde::Deserialize;
 use tidepost_app::media::{self, MediaError, rules};
 use tidepost_store::media::{self as repo, Media};
 
-use super::{Chrome, when};
+use super::Chrome;
 use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
+use crate::zone::Zone;
 
 const PAGE: i64 = 48;
 
@@ -40,7 +41,7 @@ struct Item {
 }
 
 impl Item {
-    fn of(m: &Media) -> Self {
+    fn of(m: &Media, zone: &Zone) -> Self {
         let info = media::info(m);
         let codecs = info
             .as_ref()
@@ -74,7 +75,7 @@ impl Item {
                 .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
                 .unwrap_or_default(),
             codecs,
-            added: when(Some(m.created_at)),
+            added: zone.when(Some(m.created_at)),
             problem: m.probe_error.clone().unwrap_or_default(),
         }
     }
@@ -120,7 +121,11 @@ async fn page(
     )
     .await?;
     let next = (rows.len() as i64 > PAGE).then(|| rows[PAGE as usize - 1].id.clone());
-    let items = rows.iter().take(PAGE as usize).map(Item::of).collect();
+    let items = rows
+        .iter()
+        .take(PAGE as usize)
+        .map(|m| Item::of(m, &viewer.zone))
+        .collect();
     Ok(MediaPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Media"),
         items,

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 mod api_docs;
+mod calendar;
 mod compose;
 mod crm;
 mod dashboard;
@@ -16,6 +17,7 @@ mod posts;
 mod preview;
 mod session;
 mod settings;
+mod time_zone;
 mod webhooks;
 
 use axum::Router;
@@ -31,6 +33,7 @@ pub fn router() -> Router<HttpState> {
         .merge(session::router())
         .merge(accounts::router())
         .merge(api_docs::router())
+        .merge(calendar::router())
         .merge(compose::router())
         .merge(drafts::router())
         .merge(crm::router())
@@ -39,6 +42,7 @@ pub fn router() -> Router<HttpState> {
         .merge(media::router())
         .merge(posts::router())
         .merge(settings::router())
+        .merge(time_zone::router())
         .merge(webhooks::router())
 }
 
@@ -60,6 +64,8 @@ pub struct Chrome {
     pub sandbox: bool,
     pub active: &'static str,
     pub version: &'static str,
+    /// The zone the viewer sees times in.
+    pub zone: String,
 }
 
 impl Chrome {
@@ -71,6 +77,7 @@ impl Chrome {
             sandbox: state.app.config.sandbox,
             active,
             version: env!("CARGO_PKG_VERSION"),
+            zone: viewer.zone.name().to_string(),
         }
     }
 
@@ -96,6 +103,7 @@ impl Chrome {
             sandbox: false,
             active: "",
             version: env!("CARGO_PKG_VERSION"),
+            zone: "UTC".into(),
         }
     }
 
@@ -107,6 +115,7 @@ impl Chrome {
             sandbox: state.app.config.sandbox,
             active: "",
             version: env!("CARGO_PKG_VERSION"),
+            zone: "UTC".into(),
         }
     }
 
@@ -117,6 +126,7 @@ impl Chrome {
             ("/compose", "Compose"),
             ("/drafts", "Drafts"),
             ("/posts", "Posts"),
+            ("/calendar", "Calendar"),
             ("/posts/scheduled", "Schedule"),
             ("/accounts", "Accounts"),
             ("/media", "Media"),
@@ -128,19 +138,5 @@ impl Chrome {
             ("/settings#keys", "API keys"),
             ("/settings", "Settings"),
         ]
-    }
-}
-
-/// Formats a stored timestamp for a table cell.
-pub fn when(ms: Option<i64>) -> String {
-    match ms {
-        Some(ms) => {
-            tidepost_domain::time::rfc3339(ms)
-                .replace('T', " ")
-                .trim_end_matches('Z')
-                .to_string()
-                + " UTC"
-        }
-        None => "never".to_string(),
     }
 }

@@ -22,7 +22,7 @@ use tidepost_domain::Platform;
 use tidepost_domain::{PostSummary, TargetState};
 use tidepost_store::{accounts, posts};
 
-use super::{Chrome, when};
+use super::Chrome;
 use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
@@ -135,7 +135,7 @@ async fn history(
                 .map(|t| format!("{} ({})", t.state, t.mode))
                 .collect::<Vec<_>>()
                 .join(", "),
-            created: when(Some(post.created_at)),
+            created: viewer.zone.when(Some(post.created_at)),
         });
     }
     let next = (list.len() == 25)
@@ -194,11 +194,15 @@ struct DetailPage {
 }
 
 struct ScheduleBox {
-    /// RFC 3339 in the post's zone.
+    /// RFC 3339 in the viewer's zone.
     at: String,
     /// `YYYY-MM-DDTHH:MM` in that zone, for the date-time field.
     local: String,
+    /// The viewer's zone.
     time_zone: String,
+    /// The time in the zone the post was scheduled in, when that is another zone
+    /// (`Tue 8 Dec 2026, 09:30 (America/New_York)`).
+    set_in: Option<String>,
     movable: bool,
 }
 
@@ -306,12 +310,18 @@ async fn detail(
         .collect();
     let live = states.iter().any(|s| !s.is_final());
     let schedule = view.post.scheduled_at.map(|at| {
-        let zone = view.post.time_zone.clone().unwrap_or_else(|| "UTC".into());
-        let shown = tidepost_app::compose::schedule::show(at, Some(&zone));
+        let zone = viewer.zone.name();
+        let shown = tidepost_app::compose::schedule::show(at, Some(zone));
         ScheduleBox {
             local: shown.get(..16).unwrap_or_default().to_string(),
             at: shown,
-            time_zone: zone,
+            time_zone: zone.to_string(),
+            set_in: view
+                .post
+                .time_zone
+                .as_deref()
+                .filter(|set| *set != zone)
+                .map(|set| tidepost_app::compose::schedule::spoken(at, Some(set))),
             movable: !states.is_empty()
                 && states
                     .iter()
@@ -325,7 +335,7 @@ async fn detail(
         kind: view.post.kind.clone(),
         summary: PostSummary::of(&states).as_str().replace('_', " "),
         summary_class: PostSummary::of(&states).as_str(),
-        created: when(Some(view.post.created_at)),
+        created: viewer.zone.when(Some(view.post.created_at)),
         targets,
         live,
         schedule,

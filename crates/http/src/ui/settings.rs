@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tidepost_app::access;
 use tidepost_store::api_keys;
 
-use super::{Chrome, flash, when};
+use super::{Chrome, flash};
 use crate::auth::{CsrfForm, Viewer};
 use crate::error::PageError;
 use crate::state::HttpState;
@@ -65,8 +65,8 @@ async fn page(
         .into_iter()
         .map(|k| KeyRow {
             revoked: k.revoked_at.is_some(),
-            created: when(Some(k.created_at)),
-            last_used: when(k.last_used_at),
+            created: viewer.zone.when(Some(k.created_at)),
+            last_used: viewer.zone.when(k.last_used_at),
             id: k.id,
             name: k.name,
             prefix: k.prefix,

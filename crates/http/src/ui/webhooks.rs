@@ -18,10 +18,11 @@ use tidepost_app::outbound::{EVENT_TYPES, deliver::SCHEDULE};
 use tidepost_store::webhook_deliveries::{self, Delivery};
 use tidepost_store::webhook_endpoints::{self, Endpoint};
 
-use super::{Chrome, flash, when};
+use super::{Chrome, flash};
 use crate::auth::{CsrfForm, Viewer};
 use crate::error::{PageError, capitalize};
 use crate::state::HttpState;
+use crate::zone::Zone;
 
 pub fn router() -> Router<HttpState> {
     Router::new()
@@ -51,7 +52,7 @@ struct EndpointView {
 }
 
 impl EndpointView {
-    fn of(e: &Endpoint) -> Self {
+    fn of(e: &Endpoint, zone: &Zone) -> Self {
         let types = e.types();
         Self {
             id: e.id.clone(),
@@ -64,19 +65,19 @@ impl EndpointView {
             },
             enabled: e.enabled(),
             disabled_reason: e.disabled_reason.clone().unwrap_or_default(),
-            disabled_when: when(e.disabled_at),
-            last_success: when(e.last_success_at),
+            disabled_when: zone.when(e.disabled_at),
+            last_success: zone.when(e.last_success_at),
             failure_streak: e.failure_streak,
             // Every rotated-out secret still signing, each until its own overlap ends.
             previous_until: Some(
                 e.retired_secrets_at(tidepost_domain::now_ms())
                     .iter()
-                    .map(|r| when(Some(r.until)))
+                    .map(|r| zone.when(Some(r.until)))
                     .collect::<Vec<_>>()
                     .join(", "),
             )
             .filter(|untils| !untils.is_empty()),
-            created: when(Some(e.created_at)),
+            created: zone.when(Some(e.created_at)),
         }
     }
 }
@@ -126,11 +127,14 @@ async fn index_page(
     checked: &[String],
 ) -> Result<IndexPage, PageError> {
     let rows = webhook_endpoints::list(&state.app.db, &viewer.workspace.id, None, 500).await?;
-    let endpoints: Vec<EndpointView> = rows.iter().map(EndpointView::of).collect();
+    let endpoints: Vec<EndpointView> = rows
+        .iter()
+        .map(|e| EndpointView::of(e, &viewer.zone))
+        .collect();
     let disabled = rows
         .iter()
         .filter(|e| !e.enabled())
-        .map(EndpointView::of)
+        .map(|e| EndpointView::of(e, &viewer.zone))
         .collect();
     Ok(IndexPage {
         chrome: Chrome::for_viewer(state, viewer, "Webhooks"),
@@ -188,7 +192,7 @@ async fn index(
         Some(shown) => {
             webhook_endpoints::get(&state.app.db, &viewer.workspace.id, &shown.endpoint_id)
                 .await?
-                .map(|e| (EndpointView::of(&e), shown.secret))
+                .map(|e| (EndpointView::of(&e, &viewer.zone), shown.secret))
         }
         None => None,
     };
@@ -265,7 +269,7 @@ struct DeliveryRow {
 }
 
 impl DeliveryRow {
-    fn of(d: &Delivery) -> Self {
+    fn of(d: &Delivery, zone: &Zone) -> Self {
         Self {
             id: d.id.clone(),
             event_type: d.event_type.clone(),
@@ -276,9 +280,9 @@ impl DeliveryRow {
                 (Some(status), None) => format!("HTTP {status}"),
                 (None, None) => "—".to_string(),
             },
-            created: when(Some(d.created_at)),
+            created: zone.when(Some(d.created_at)),
             next: if d.state == "pending" {
-                when(d.next_attempt_at)
+                zone.when(d.next_attempt_at)
             } else {
                 String::new()
             },
@@ -346,8 +350,11 @@ async fn endpoint_view(
     Ok(EndpointPage {
         chrome: Chrome::for_viewer(state, viewer, "Webhooks"),
         counts: webhook_deliveries::counts(&state.app.db, ws, id).await?,
-        endpoint: EndpointView::of(&endpoint),
-        deliveries: rows.iter().map(DeliveryRow::of).collect(),
+        endpoint: EndpointView::of(&endpoint, &viewer.zone),
+        deliveries: rows
+            .iter()
+            .map(|d| DeliveryRow::of(d, &viewer.zone))
+            .collect(),
         filter,
         next_page,
         secret,
@@ -506,7 +513,7 @@ async fn delivery_page(
             latency: format!("{} ms", a.latency_ms),
             excerpt: a.response_excerpt.unwrap_or_default(),
             error: a.error.unwrap_or_default(),
-            started: when(Some(a.started_at)),
+            started: viewer.zone.when(Some(a.started_at)),
         })
         .collect();
     let body = serde_json::from_str::<serde_json::Value>(&delivery.body)
@@ -520,9 +527,9 @@ async fn delivery_page(
         .join(", ");
     Ok(DeliveryPage {
         chrome: Chrome::for_viewer(&state, &viewer, "Webhooks"),
-        endpoint: EndpointView::of(&endpoint),
+        endpoint: EndpointView::of(&endpoint, &viewer.zone),
         event_id: delivery.event_id.clone(),
-        delivery: DeliveryRow::of(&delivery),
+        delivery: DeliveryRow::of(&delivery, &viewer.zone),
         body,
         attempts,
         schedule,

@@ -161,6 +161,7 @@ async fn list(
         account_id: q.account_id.filter(|s| !s.is_empty()),
         scheduled,
         before: q.after.filter(|s| !s.is_empty()),
+        ..Default::default()
     };
     let views = compose::list(&state.app, &caller.workspace_id, &filter, limit + 1)
         .await
