@@ -21,6 +21,7 @@ mod browser_pages;
 mod browser_post_preview;
 mod browser_tiktok;
 mod browser_widget;
+mod calendar;
 mod cli;
 mod client_addr;
 mod compose;

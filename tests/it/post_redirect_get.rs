@@ -104,6 +104,10 @@ const UI_POSTS: &[(&str, Scenario)] = &[
         live(&[("origins", "https://crm.example.com")], None),
     ),
     (
+        "/settings/time-zone",
+        live(&[("time_zone", "Asia/Tokyo")], None),
+    ),
+    (
         "/accounts/{id}/disconnect",
         live(&[], Some(Object::Account)),
     ),

@@ -671,6 +671,12 @@ const DYNAMIC_REDIRECTS: &[(&str, &str)] = &[
     // whose origin was checked against the workspace's allowed origins when the link was made.
     ("connect_links.rs", "&url"),
     ("connect_links.rs", "&connect_links::return_url(&link)"),
+    // A moved post goes back to the calendar page it was moved from: `return_to` through
+    // `safe_next` and only under `/calendar`, else the post's own page.
+    (
+        "ui/compose.rs",
+        "back.as_deref().unwrap_or(&format!(\"/posts/{id}\"))",
+    ),
 ];
 
 #[test]

@@ -479,26 +479,12 @@ async fn check(
                 },
                 Err(ComposeError::NotFound(_)) => return Err(PageError::not_found()),
                 Err(ComposeError::Store(e)) => return Err(PageError::from(e)),
-                Err(ComposeError::Invalid(issues)) => refused(
-                    issues
-                        .iter()
-                        .map(|issue| {
-                            let text = crate::error::capitalize(&issue.message);
-                            match issue.next_slot_ms {
-                                Some(ms) => {
-                                    format!("{text} (next free slot: {})", viewer.zone.spoken(ms))
-                                }
-                                None => text,
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ),
                 Err(
-                    other @ (ComposeError::Conflict(_)
+                    other @ (ComposeError::Invalid(_)
+                    | ComposeError::Conflict(_)
                     | ComposeError::Unavailable(_)
                     | ComposeError::Publish(_)),
-                ) => refused(crate::error::capitalize(&other.to_string())),
+                ) => refused(super::compose::refusal_words(&other)),
             }
         }
     };

@@ -1202,7 +1202,24 @@ async fn reschedule(
         }
         Err(ComposeError::NotFound(_)) => Err(PageError::not_found()),
         Err(ComposeError::Store(e)) => Err(PageError::from(e)),
-        Err(other) => Err(refused(crate::error::capitalize(&other.to_string()))),
+        Err(other) => Err(refused(refusal_words(&other))),
+    }
+}
+
+/// A refused change to a post in words: each problem (a limit's names its next free slot, in
+/// the zone the new time was given in).
+pub(super) fn refusal_words(err: &ComposeError) -> String {
+    match err {
+        ComposeError::Invalid(issues) => issues
+            .iter()
+            .map(|issue| crate::error::capitalize(&issue.message))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other @ (ComposeError::NotFound(_)
+        | ComposeError::Conflict(_)
+        | ComposeError::Unavailable(_)
+        | ComposeError::Publish(_)
+        | ComposeError::Store(_)) => crate::error::capitalize(&other.to_string()),
     }
 }
 
