@@ -62,12 +62,12 @@ pub(crate) fn video(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-async fn run(b: &Browser, script: &str) -> Value {
+pub async fn run(b: &Browser, script: &str) -> Value {
     b.client.execute(script, vec![]).await.unwrap()
 }
 
 /// Waits until `script` returns true in the page.
-async fn wait_until(b: &Browser, what: &str, script: &str, seconds: u64) {
+pub async fn wait_until(b: &Browser, what: &str, script: &str, seconds: u64) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
         if run(b, script).await == json!(true) {

@@ -9,6 +9,7 @@ mod api;
 mod api_lists;
 mod bad_bodies;
 mod browser;
+mod browser_calendar;
 mod browser_click_to_tag;
 mod browser_compose;
 mod browser_connect_links;
