@@ -210,7 +210,7 @@ async fn plan_the_week(width: u32, height: u32) {
     .await;
     assert_eq!(
         scheduled_at(&app, &key, &spring).await,
-        "2027-03-11T11:15:00Z"
+        "2027-03-11T12:15:00Z"
     );
 
     // The month.
