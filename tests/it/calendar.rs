@@ -385,6 +385,49 @@ async fn each_person_sees_the_calendar_in_their_zone(backend: Backend) {
         "2027-03-16T14:30:00Z"
     );
 
+    // The composer asks which 01:30, naming both; once chosen, the time is the one chosen.
+    let compose = |repeated: Option<&'static str>| {
+        let mut pairs: Vec<(String, String)> = [
+            ("csrf", ada.csrf.as_str()),
+            ("caption", "Fall back"),
+            ("targets", b.as_str()),
+            ("media_url", "https://media.tidepost.example/clip.mp4"),
+            ("media_url_kind", "video"),
+            ("when", "at"),
+            ("scheduled_at", "2027-11-07T01:30"),
+            ("time_zone", "America/New_York"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        pairs.push((format!("mode:{b}"), "inbox".into()));
+        if let Some(which) = repeated {
+            pairs.push(("repeated_hour".into(), which.into()));
+        }
+        ada.client.post(app.url("/compose")).form(&pairs).send()
+    };
+    let asked = compose(None).await.unwrap();
+    let asked = page_error(
+        asked,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "id=\"repeated-hour\"",
+    )
+    .await;
+    assert!(
+        asked.contains("2027-11-07T01:30:00-04:00") && asked.contains("2027-11-07T01:30:00-05:00"),
+        "{asked}"
+    );
+    let chosen = compose(Some("second")).await.unwrap();
+    assert_eq!(
+        chosen.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        chosen.text().await.unwrap()
+    );
+    let post = location(&chosen);
+    let post = post.trim_start_matches("/posts/");
+    assert_eq!(scheduled_at(&app, &key, post).await, "2027-11-07T06:30:00Z");
+
     // Another workspace's post is not there for the check nor the move.
     let other = app.signed_in("elsewhere").await;
     let response = other
