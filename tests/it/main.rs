@@ -46,6 +46,7 @@ mod one_time_secrets;
 mod openapi;
 mod ops;
 mod outbound_webhooks;
+mod post_comments;
 mod post_redirect_get;
 mod processes;
 mod provider_trouble;

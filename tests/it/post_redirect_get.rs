@@ -104,6 +104,10 @@ const UI_POSTS: &[(&str, Scenario)] = &[
         live(&[("origins", "https://crm.example.com")], None),
     ),
     (
+        "/posts/{id}/comments",
+        live(&[("body", "Looks good to me")], Some(Object::Post)),
+    ),
+    (
         "/settings/time-zone",
         live(&[("time_zone", "Asia/Tokyo")], None),
     ),

@@ -21,6 +21,7 @@
 //!
 //! These functions are what the API (`/api/v1/posts`) and the UI call.
 
+pub mod comments;
 pub mod drafts;
 mod issues;
 pub mod schedule;

@@ -110,6 +110,8 @@ and replayed with `Idempotent-Replayed: true`.",
         crate::api::posts::drafts::replace,
         crate::api::posts::drafts::remove,
         crate::api::posts::drafts::publish,
+        crate::api::posts::comments::list,
+        crate::api::posts::comments::create,
         // api/media.rs
         crate::api::media::list,
         crate::api::media::upload,

@@ -13,6 +13,7 @@ pub mod error_chrome;
 pub mod flash;
 mod jobs;
 mod media;
+mod post_comments;
 mod posts;
 mod preview;
 mod session;
@@ -41,6 +42,7 @@ pub fn router() -> Router<HttpState> {
         .merge(jobs::router())
         .merge(media::router())
         .merge(posts::router())
+        .merge(post_comments::router())
         .merge(settings::router())
         .merge(time_zone::router())
         .merge(webhooks::router())

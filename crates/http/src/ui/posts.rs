@@ -191,6 +191,8 @@ struct DetailPage {
     /// A scheduled post: when, shown in the zone it was scheduled in, and whether it can
     /// still be moved (no target has started).
     schedule: Option<ScheduleBox>,
+    /// What members said about the post.
+    comments: Vec<super::post_comments::CommentRow>,
 }
 
 struct ScheduleBox {
@@ -339,6 +341,7 @@ async fn detail(
         targets,
         live,
         schedule,
+        comments: super::post_comments::rows(&state, &viewer, &view.post.id).await?,
     }
     .into_response())
 }

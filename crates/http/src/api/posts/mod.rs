@@ -37,6 +37,7 @@
 //!   returns the same post.
 
 mod body;
+pub(crate) mod comments;
 mod create;
 mod docs;
 pub(crate) mod drafts;
@@ -81,6 +82,7 @@ pub fn router() -> Router<HttpState> {
         )
         .route("/posts/{id}/targets/{target}/send-again", post(send_again))
         .merge(drafts::router())
+        .merge(comments::router())
 }
 
 /// What an action on post `id` answers: the post, or the refusal naming its platform.
