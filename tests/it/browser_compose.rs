@@ -348,12 +348,15 @@ async fn compose_publish_and_schedule(backend: Backend, width: u32, height: u32)
     b.assert_layout_fits("/posts/scheduled").await;
     b.screenshot(test, "05-scheduled").await;
 
-    // Move it an hour later from its page; the page shows the new time in its zone.
+    // Move it an hour later from its page. The page speaks the viewer's zone (the browser's,
+    // UTC here: the person chose none), and names the time in the zone it was set in.
     b.goto(&app.url(&scheduled_path)).await;
-    assert!(b.text_of("#scheduled-at").await.contains(zone));
+    let shown = b.text_of("#scheduled-at").await;
+    assert!(shown.contains("(UTC)") && shown.contains(&format!("({zone})")), "{shown}");
     let later = local
         .checked_add(jiff::SignedDuration::from_hours(1))
-        .unwrap();
+        .unwrap()
+        .with_time_zone(jiff::tz::TimeZone::UTC);
     b.client
         .execute(
             "document.getElementById('re-at').value = arguments[0];",
