@@ -44,6 +44,7 @@ mod one_time_secrets;
 mod openapi;
 mod ops;
 mod outbound_webhooks;
+mod post_edit;
 mod post_redirect_get;
 mod processes;
 mod provider_trouble;

@@ -293,20 +293,41 @@ async fn fan_out_with_failures(backend: Backend) {
         .unwrap();
     assert_eq!(state_of(&retried, &tt[1]), "queued");
     assert_eq!(state_of(&retried, &tt[0]), "published");
-    // And the post can no longer be changed or cancelled as a whole.
+    // A change reaches the retried target, queued again, and not the published one, which
+    // is refused with its reason.
     let change = compose::update(
         &h.app,
         &h.ws,
         &view.post.id,
         Update {
-            caption: Some("too late".into()),
-            schedule: None,
+            caption: Some("late, for the one not sent".into()),
+            ..Update::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(change.refused.len(), 1, "{:?}", change.refused);
+    assert_eq!(change.refused[0].target_id, published.id);
+    assert!(
+        change.refused[0].reason.contains("already published"),
+        "{:?}",
+        change.refused
+    );
+    assert_eq!(state_of(&change.view, &tt[0]), "published");
+    // A change that only the published target could take is refused whole.
+    let only = compose::update(
+        &h.app,
+        &h.ws,
+        &view.post.id,
+        Update {
+            targets: vec![(tt[0].id.clone(), None)],
+            ..Update::default()
         },
     )
     .await;
     assert!(
-        matches!(change, Err(ComposeError::Conflict(_))),
-        "{change:?}"
+        matches!(&only, Err(ComposeError::Started(r)) if r.len() == 1),
+        "{only:?}"
     );
 }
 on_both!(fan_out_with_failures, fan_out_with_failures);
@@ -358,10 +379,12 @@ async fn scheduling(backend: Backend) {
                 }),
                 next_free_slot: false,
             }),
+            ..Update::default()
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .view;
     assert_eq!(moved.post.caption, "later, reworded");
     assert!(
         moved
@@ -527,10 +550,12 @@ async fn single_instagram_post_changed(backend: Backend) {
                 }),
                 next_free_slot: false,
             }),
+            ..Update::default()
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .view;
     assert_eq!(moved.post.caption, "reworded");
     assert_eq!(moved.targets[0].state, "scheduled");
     assert_eq!(moved.targets[0].scheduled_at, Some(at));

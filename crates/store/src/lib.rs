@@ -27,6 +27,7 @@ pub mod login_attempts;
 pub mod media;
 pub mod multi_row;
 pub mod oauth_states;
+pub mod post_history;
 pub mod posts;
 pub mod sessions;
 #[cfg(feature = "testing")]

@@ -924,7 +924,9 @@ async fn submit(
                 ComposeError::NotFound(_)
                 | ComposeError::Conflict(_)
                 | ComposeError::Unavailable(_)
-                | ComposeError::Publish(_),
+                | ComposeError::Publish(_)
+                | ComposeError::Stale(_)
+                | ComposeError::Started(_),
             ) => refused(&state, &viewer, typed, form_issues, Vec::new()).await,
         };
     }
@@ -1019,7 +1021,9 @@ async fn scheduled(
             | ComposeError::NotFound(_)
             | ComposeError::Conflict(_)
             | ComposeError::Unavailable(_)
-            | ComposeError::Publish(_)) => PageError::new(
+            | ComposeError::Publish(_)
+            | ComposeError::Stale(_)
+            | ComposeError::Started(_)) => PageError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "The schedule could not be read",
                 other.to_string(),
@@ -1145,8 +1149,9 @@ async fn reschedule(
         }
     };
     let change = compose::Update {
-        caption: None,
         schedule: Some(schedule),
+        by: Some(viewer.user.id.clone()),
+        ..compose::Update::default()
     };
     match compose::update(&state.app, &viewer.workspace.id, &id, change).await {
         Ok(_) => Ok(Redirect::to(&format!("/posts/{id}")).into_response()),

@@ -37,7 +37,9 @@ pub(super) fn page_error(err: ComposeError) -> PageError {
         other @ (ComposeError::Invalid(_)
         | ComposeError::Conflict(_)
         | ComposeError::Unavailable(_)
-        | ComposeError::Publish(_)) => PageError::new(
+        | ComposeError::Publish(_)
+        | ComposeError::Stale(_)
+        | ComposeError::Started(_)) => PageError::new(
             axum::http::StatusCode::CONFLICT,
             "The draft could not be changed",
             crate::error::capitalize(&other.to_string()),

@@ -340,7 +340,7 @@ async fn cancel(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
-    pipeline::cancel(&state.app, &viewer.workspace.id, &id)
+    pipeline::cancel_by(&state.app, &viewer.workspace.id, &id, Some(&viewer.user.id))
         .await
         .map_err(page_error)?;
     Ok(Redirect::to(&format!("/posts/{id}")).into_response())
