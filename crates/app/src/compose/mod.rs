@@ -49,7 +49,7 @@ pub use crate::platforms::tiktok::creator_cache::creator_info;
 pub use issues::{DEFAULT_RETRY_AFTER_SECS, Issue, ProviderRefusal};
 pub use schedule::When;
 pub use store::store;
-pub use update::{Edited, Refusal, Update, update};
+pub use update::{Edited, Refusal, Update, edit_form, open_accounts, update};
 pub use validate::validate;
 
 /// The most accounts one post may go to.

@@ -447,6 +447,57 @@ pub async fn update(
     })
 }
 
+/// A post as the composer's edit mode shows it: what its targets not yet started hold, as a
+/// draft holds a post (caption, media, those targets' specs, its time), the post's version, and
+/// the targets that have started or finished (shown, not edited). The composer reads it back
+/// with the drafts' reverse mapping and saves it through [`update`].
+pub fn edit_form(
+    view: &PostView,
+) -> Result<(super::drafts::DraftBody, i64, Vec<Target>), ComposeError> {
+    let stored = match serde_json::from_str::<StoredComposite>(&view.post.options)
+        .ok()
+        .filter(|s| s.composite)
+    {
+        Some(stored) => stored,
+        None => single_as_composite(view)?,
+    };
+    let open: Vec<&Target> = view.targets.iter().filter(|t| editable(t)).collect();
+    if open.is_empty() {
+        return Err(ComposeError::Conflict(
+            "every target of this post has started or finished: there is nothing left to edit"
+                .into(),
+        ));
+    }
+    let body = super::drafts::DraftBody {
+        caption: stored.caption,
+        media: stored.media,
+        targets: stored
+            .targets
+            .into_iter()
+            .filter(|s| open.iter().any(|t| t.account_id == s.account_id))
+            .collect(),
+        scheduled_at: view.post.scheduled_at,
+        time_zone: view.post.time_zone.clone(),
+        next_free_slot: false,
+    };
+    let started = view
+        .targets
+        .iter()
+        .filter(|t| !editable(t) && t.state != TargetState::Cancelled.as_str())
+        .cloned()
+        .collect();
+    Ok((body, view.post.version, started))
+}
+
+/// The accounts of the post's targets that have not started: what an edit may remove.
+pub fn open_accounts(view: &PostView) -> Vec<String> {
+    view.targets
+        .iter()
+        .filter(|t| editable(t))
+        .map(|t| t.account_id.clone())
+        .collect()
+}
+
 /// A post made for one account (`POST /posts` without `targets` or a schedule, or the
 /// single-account forms) as the composite post it is the same as: its media, its caption and
 /// its one target's options, read back from what it stored (`publish::PostOptions` for

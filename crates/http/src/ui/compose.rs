@@ -341,6 +341,18 @@ struct ComposePage {
     draft_version: String,
     /// "Draft saved" after saving.
     saved: bool,
+    /// The post being edited (empty: a new post or a draft) and its version.
+    post_id: String,
+    post_version: String,
+    /// The post's targets already sending or sent: shown, not edited.
+    sent: Vec<SentTarget>,
+}
+
+/// A target of the post being edited that has started or finished.
+struct SentTarget {
+    account: String,
+    platform: &'static str,
+    state: String,
 }
 
 /// The form as typed: kept to render it again after a refusal (and read back from a draft,
@@ -363,6 +375,9 @@ pub(super) struct Typed {
     /// The draft being edited, and the version the form was made from.
     pub draft_id: String,
     pub draft_version: String,
+    /// The post being edited, and the version the form was made from.
+    pub post_id: String,
+    pub post_version: String,
 }
 
 impl Typed {
@@ -383,6 +398,8 @@ impl Typed {
                 "intent" => typed.intent = value,
                 "draft" => typed.draft_id = value.trim().to_string(),
                 "draft_version" => typed.draft_version = value.trim().to_string(),
+                "post" => typed.post_id = value.trim().to_string(),
+                "post_version" => typed.post_version = value.trim().to_string(),
                 other => {
                     if let Some((field, account)) = other.split_once(':') {
                         typed
@@ -801,7 +818,41 @@ async fn render(
         draft_id: typed.draft_id.clone(),
         draft_version: typed.draft_version.clone(),
         saved: false,
+        sent: if typed.post_id.is_empty() {
+            Vec::new()
+        } else {
+            sent_targets(state, ws, &typed.post_id, &all).await?
+        },
+        post_id: typed.post_id.clone(),
+        post_version: typed.post_version.clone(),
     })
+}
+
+/// The targets of post `post_id` that have started or finished, named by account.
+async fn sent_targets(
+    state: &HttpState,
+    workspace_id: &str,
+    post_id: &str,
+    accounts: &[Account],
+) -> Result<Vec<SentTarget>, PageError> {
+    let view = tidepost_app::pipeline::get(&state.app, workspace_id, post_id)
+        .await
+        .map_err(|_| PageError::not_found())?;
+    let started = match compose::edit_form(&view) {
+        Ok((_, _, started)) => started,
+        Err(_) => Vec::new(),
+    };
+    Ok(started
+        .into_iter()
+        .map(|t| SentTarget {
+            account: accounts.iter().find(|a| a.id == t.account_id).map_or_else(
+                || "(disconnected account)".into(),
+                |a| a.display_name.clone(),
+            ),
+            platform: t.platform.display_name(),
+            state: t.state,
+        })
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -812,6 +863,8 @@ struct PageQuery {
     media: Option<String>,
     /// Opens this draft.
     draft: Option<String>,
+    /// Opens this post to edit what it has not sent yet.
+    post: Option<String>,
     /// Says the draft was just saved.
     saved: Option<String>,
 }
@@ -821,6 +874,30 @@ async fn page(
     State(state): State<HttpState>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, PageError> {
+    if let Some(id) = q.post.as_deref().filter(|p| !p.is_empty()) {
+        let view = tidepost_app::pipeline::get(&state.app, &viewer.workspace.id, id)
+            .await
+            .map_err(|e| match e {
+                tidepost_app::pipeline::PublishError::Store(e) => PageError::from(e),
+                _ => PageError::not_found(),
+            })?;
+        let (body, version, _) = compose::edit_form(&view).map_err(|e| {
+            PageError::new(
+                axum::http::StatusCode::CONFLICT,
+                "This post cannot be edited",
+                crate::error::capitalize(&e.to_string()),
+            )
+            .with_action(format!("/posts/{id}"), "Back to the post")
+        })?;
+        let typed = Typed {
+            post_id: view.post.id.clone(),
+            post_version: version.to_string(),
+            ..super::drafts::typed_of_body(&body)
+        };
+        return Ok(render(&state, &viewer, &typed, &[], Vec::new())
+            .await?
+            .into_response());
+    }
     let typed = match q.draft.as_deref().filter(|d| !d.is_empty()) {
         Some(id) => {
             let draft = compose::drafts::get(&state.app, &viewer.workspace.id, id)
@@ -879,6 +956,9 @@ async fn submit(
         Ok(new) => new,
         Err(problems) => return refused(&state, &viewer, &typed, Vec::new(), problems).await,
     };
+    if !typed.post_id.is_empty() {
+        return save_edit(&state, &viewer, &typed, new).await;
+    }
     // A draft is saved as it is; publishing one saves what was typed first, so a refusal
     // loses nothing of it.
     let saved = if !typed.draft_id.is_empty() {
@@ -946,6 +1026,55 @@ async fn submit(
         Err(other) => {
             let general = vec![crate::error::capitalize(&other.to_string())];
             refused(&state, &viewer, typed, Vec::new(), general).await
+        }
+    }
+}
+
+/// The composer's edit mode saved: the form as the post from now on, through
+/// `compose::update` (the checks of a new post; the targets already sent keep theirs). The
+/// accounts ticked are the targets (added or changed), the targets not yet sent that were
+/// unticked are removed.
+async fn save_edit(
+    state: &HttpState,
+    viewer: &Viewer,
+    typed: &Typed,
+    new: NewComposite,
+) -> Result<Response, PageError> {
+    let ws = &viewer.workspace.id;
+    let id = typed.post_id.clone();
+    let view = tidepost_app::pipeline::get(&state.app, ws, &id)
+        .await
+        .map_err(|e| match e {
+            tidepost_app::pipeline::PublishError::Store(e) => PageError::from(e),
+            _ => PageError::not_found(),
+        })?;
+    let mut targets: Vec<(String, Option<TargetSpec>)> = new
+        .targets
+        .iter()
+        .map(|spec| (spec.account_id.clone(), Some(spec.clone())))
+        .collect();
+    for account in compose::open_accounts(&view) {
+        if !new.targets.iter().any(|s| s.account_id == account) {
+            targets.push((account, None));
+        }
+    }
+    let change = compose::Update {
+        caption: Some(new.caption.clone()),
+        media: Some(new.media.clone()),
+        schedule: Some(new.schedule.clone()),
+        targets,
+        version: typed.post_version.parse::<i64>().ok(),
+        by: Some(viewer.user.id.clone()),
+    };
+    match compose::update(&state.app, ws, &id, change).await {
+        Ok(_) => Ok(Redirect::to(&format!("/posts/{id}")).into_response()),
+        Err(ComposeError::Invalid(issues)) => {
+            refused(state, viewer, typed, issues, Vec::new()).await
+        }
+        Err(ComposeError::Store(e)) => Err(PageError::from(e)),
+        Err(other) => {
+            let general = vec![crate::error::capitalize(&other.to_string())];
+            refused(state, viewer, typed, Vec::new(), general).await
         }
     }
 }

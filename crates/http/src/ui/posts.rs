@@ -191,6 +191,93 @@ struct DetailPage {
     /// A scheduled post: when, shown in the zone it was scheduled in, and whether it can
     /// still be moved (no target has started).
     schedule: Option<ScheduleBox>,
+    /// Some target has not started: the post can be edited (`/compose?post=`).
+    editable: bool,
+    /// Who changed what and when, newest first.
+    history: Vec<HistoryRow>,
+}
+
+/// One entry of a post's history as the post page shows it.
+struct HistoryRow {
+    at: String,
+    who: String,
+    action: &'static str,
+    lines: Vec<String>,
+}
+
+/// The most history entries the post page shows (the API pages through all of them).
+const HISTORY_SHOWN: i64 = 50;
+
+/// Who made a change, as a person reads it: a member's email, an API key's name.
+async fn actor_name(
+    state: &HttpState,
+    workspace_id: &str,
+    actor: Option<&str>,
+) -> Result<String, PageError> {
+    let Some(actor) = actor else {
+        return Ok("tidepost".into());
+    };
+    if let Some(id) = actor.strip_prefix("api_key:") {
+        return Ok(
+            match tidepost_store::api_keys::get(&state.app.db, workspace_id, id).await? {
+                Some(key) => format!("API key “{}”", key.name),
+                None => "a revoked API key".into(),
+            },
+        );
+    }
+    let id = actor.strip_prefix("user:").unwrap_or(actor);
+    if tidepost_store::users::is_member(&state.app.db, workspace_id, id).await?
+        && let Some(user) = tidepost_store::users::by_id(&state.app.db, id).await?
+    {
+        return Ok(user.email);
+    }
+    Ok("a former member".into())
+}
+
+/// A change as a line of text: what, for which account, before and after.
+fn change_line(
+    change: &tidepost_app::compose::history::Change,
+    names: &std::collections::HashMap<String, String>,
+    zone: Option<&str>,
+) -> String {
+    use serde_json::Value;
+    let account = change.account_id.as_ref().map(|a| {
+        names
+            .get(a)
+            .cloned()
+            .unwrap_or_else(|| "(disconnected account)".into())
+    });
+    let time = |v: &Value| match v.as_str() {
+        Some(text) => tidepost_app::compose::schedule::parse(text, None)
+            .map(|w| tidepost_app::compose::schedule::spoken(w.at_ms, zone))
+            .unwrap_or_else(|_| text.to_string()),
+        None => "now".into(),
+    };
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    match (change.field.as_str(), account) {
+        ("post", _) => "Created".into(),
+        ("caption", _) => format!(
+            "Caption: “{}” → “{}”",
+            text(&change.before),
+            text(&change.after)
+        ),
+        ("media", _) => format!(
+            "Media: {} item(s) → {} item(s)",
+            change.before.as_array().map_or(0, Vec::len),
+            change.after.as_array().map_or(0, Vec::len)
+        ),
+        ("scheduled_at", _) => format!("Time: {} → {}", time(&change.before), time(&change.after)),
+        ("target", Some(account)) if change.before.is_null() => format!("{account} added"),
+        ("target", Some(account)) => format!("{account} removed"),
+        ("options", Some(account)) => format!("{account}: its caption or options changed"),
+        ("state", Some(account)) => format!(
+            "{account}: {} → {}",
+            text(&change.before),
+            text(&change.after)
+        ),
+        (field, Some(account)) => format!("{account}: {field} changed"),
+        (field, None) => format!("{field} changed"),
+    }
 }
 
 struct ScheduleBox {
@@ -318,7 +405,33 @@ async fn detail(
                     .all(|s| matches!(s, TargetState::Queued | TargetState::Scheduled)),
         }
     });
+    let names: std::collections::HashMap<String, String> = accounts::list(&state.app.db, ws)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.display_name))
+        .collect();
+    let zone = view.post.time_zone.as_deref();
+    let mut history = Vec::new();
+    for entry in
+        tidepost_app::compose::history::list(&state.app, ws, &id, None, HISTORY_SHOWN).await?
+    {
+        history.push(HistoryRow {
+            at: when(Some(entry.at)),
+            who: actor_name(&state, ws, entry.actor.as_deref()).await?,
+            action: entry.action.as_str(),
+            lines: entry
+                .changes
+                .iter()
+                .map(|c| change_line(c, &names, zone))
+                .collect(),
+        });
+    }
+    let editable = states
+        .iter()
+        .any(|s| matches!(s, TargetState::Queued | TargetState::Scheduled));
     Ok(DetailPage {
+        editable,
+        history,
         chrome: Chrome::for_viewer(&state, &viewer, "Posts"),
         id: view.post.id.clone(),
         caption: view.post.caption.clone(),
