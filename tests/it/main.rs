@@ -18,6 +18,7 @@ mod browser_host_app;
 mod browser_instagram;
 mod browser_instagram_options;
 mod browser_pages;
+mod browser_post_edit;
 mod browser_post_preview;
 mod browser_tiktok;
 mod browser_widget;
