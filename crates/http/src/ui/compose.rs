@@ -877,10 +877,7 @@ async fn page(
     if let Some(id) = q.post.as_deref().filter(|p| !p.is_empty()) {
         let view = tidepost_app::pipeline::get(&state.app, &viewer.workspace.id, id)
             .await
-            .map_err(|e| match e {
-                tidepost_app::pipeline::PublishError::Store(e) => PageError::from(e),
-                _ => PageError::not_found(),
-            })?;
+            .map_err(super::posts::page_error)?;
         let (body, version, _) = compose::edit_form(&view).map_err(|e| {
             PageError::new(
                 axum::http::StatusCode::CONFLICT,
@@ -1044,10 +1041,7 @@ async fn save_edit(
     let id = typed.post_id.clone();
     let view = tidepost_app::pipeline::get(&state.app, ws, &id)
         .await
-        .map_err(|e| match e {
-            tidepost_app::pipeline::PublishError::Store(e) => PageError::from(e),
-            _ => PageError::not_found(),
-        })?;
+        .map_err(super::posts::page_error)?;
     let mut targets: Vec<(String, Option<TargetSpec>)> = new
         .targets
         .iter()

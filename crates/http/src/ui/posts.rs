@@ -41,7 +41,7 @@ pub fn router() -> Router<HttpState> {
         .route("/posts/{id}/targets/{target}/send-again", post(send_again))
 }
 
-fn page_error(err: PublishError) -> PageError {
+pub(super) fn page_error(err: PublishError) -> PageError {
     match err {
         PublishError::NotFound(_) => PageError::not_found(),
         PublishError::Store(e) => PageError::from(e),

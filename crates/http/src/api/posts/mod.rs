@@ -50,7 +50,7 @@ mod render;
 mod validate;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -213,36 +213,12 @@ fn with_etag(mut response: Response, version: i64) -> Response {
     response
 }
 
-/// 412: the post changed since the version in `If-Match`.
-fn post_changed(version: i64) -> Problem {
-    Problem::new(
-        StatusCode::PRECONDITION_FAILED,
-        "post-changed",
-        "The post changed",
-        format!(
-            "the post changed since the version in If-Match (it is at version {version}): load it again and make the change on that"
-        ),
-    )
-    .with("version", version)
-}
-
 /// An edit refused: 412 on a stale `If-Match`, 409 with `refused` (each target and why) when
 /// no target can take it; issues named by account (`targets.<account_id>.…`) rather than by
 /// their place in the post as it would have been.
 fn edit_problem(err: ComposeError) -> Problem {
     match err {
         ComposeError::Publish(PublishError::NotFound(what)) => Problem::not_found(what),
-        ComposeError::Stale(version) => post_changed(version),
-        ComposeError::Started(refused) => Problem::new(
-            StatusCode::CONFLICT,
-            "targets-started",
-            "Every target the change touches has started",
-            ComposeError::Started(refused.clone()).to_string(),
-        )
-        .with(
-            "refused",
-            serde_json::to_value(&refused).unwrap_or_default(),
-        ),
         ComposeError::Invalid(issues) => compose_problem(ComposeError::Invalid(
             issues
                 .into_iter()
@@ -263,7 +239,9 @@ fn edit_problem(err: ComposeError) -> Problem {
         | ComposeError::Conflict(_)
         | ComposeError::Unavailable(_)
         | ComposeError::Store(_)
-        | ComposeError::Publish(_)) => compose_problem(other),
+        | ComposeError::Publish(_)
+        | ComposeError::Stale(_)
+        | ComposeError::Started(_)) => compose_problem(other),
     }
 }
 
