@@ -224,7 +224,33 @@ pub(crate) struct UpdatePostDoc {
     schedule: Option<ScheduleDoc>,
     /// By account id: an object adds the account, or replaces its target's caption and
     /// options; `null` removes its target. Accounts left out are unchanged.
-    targets: Option<std::collections::HashMap<String, TargetChangeDoc>>,
+    #[schema(schema_with = target_changes)]
+    targets: Option<std::collections::HashMap<String, Option<TargetChangeDoc>>>,
+}
+
+/// `targets` of `PATCH /api/v1/posts/{id}`: an object whose values are a target's change or
+/// `null` (utoipa's derive cannot say "or null" of a map's values).
+fn target_changes() -> utoipa::openapi::Object {
+    use utoipa::PartialSchema;
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    let value = OneOfBuilder::new()
+        .item(TargetChangeDoc::schema())
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build();
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .description(Some(
+            "By account id: an object adds the account, or replaces its target's caption and \
+             options; `null` removes its target. Accounts left out are unchanged.",
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(
+            value,
+        )))))
+        .build()
 }
 
 /// A target in `PATCH /api/v1/posts/{id}`: what it holds from now on.
