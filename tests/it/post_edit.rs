@@ -585,6 +585,32 @@ async fn a_stale_version_and_another_workspace_are_refused(backend: Backend) {
     problem(history, StatusCode::NOT_FOUND, "not-found").await;
     let shown = call(&app, &key, Method::GET, &path, None, None).await;
     assert_eq!(json_of(shown, StatusCode::OK).await["caption"], "first");
+
+    // Nor through the composer's edit mode: opening it, or saving it with the post's id.
+    let post_id = post["id"].as_str().unwrap();
+    let opened = other
+        .client
+        .get(app.url(&format!("/compose?post={post_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), StatusCode::NOT_FOUND);
+    let saved = other
+        .client
+        .post(app.url("/compose"))
+        .form(&[
+            ("csrf", other.csrf.as_str()),
+            ("post", post_id),
+            ("post_version", "2"),
+            ("caption", "not mine either"),
+            ("media_url", "https://media.tidepost.example/clip.mp4"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::NOT_FOUND);
+    let shown = call(&app, &key, Method::GET, &path, None, None).await;
+    assert_eq!(json_of(shown, StatusCode::OK).await["caption"], "first");
 }
 
 both_backends!(bad_edits_are_clear_problems);
