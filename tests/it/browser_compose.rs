@@ -352,7 +352,10 @@ async fn compose_publish_and_schedule(backend: Backend, width: u32, height: u32)
     // UTC here: the person chose none), and names the time in the zone it was set in.
     b.goto(&app.url(&scheduled_path)).await;
     let shown = b.text_of("#scheduled-at").await;
-    assert!(shown.contains("(UTC)") && shown.contains(&format!("({zone})")), "{shown}");
+    assert!(
+        shown.contains("(UTC)") && shown.contains(&format!("({zone})")),
+        "{shown}"
+    );
     let later = local
         .checked_add(jiff::SignedDuration::from_hours(1))
         .unwrap()

@@ -6,7 +6,7 @@
 //!   limit with the next free slot (409) and that slot taken with `schedule: next_free_slot`,
 //!   time zones, PATCH before the start, DELETE (cancel) and its 409, the list's filters;
 //! - concurrent requests for an account's last free slot: exactly one is accepted;
-//! - PATCH of a post made for one account (caption, time, 409 once started);
+//! - PATCH of a post made for one account (caption, time, 409 naming the target once started);
 //! - the composer's `creator_info` kept a minute per account and token;
 //! - the composer as the one posting form: the old `/posts/new` address opens it with the
 //!   account chosen, and its TikTok panel's fields reach `compose::submit` as the one options
@@ -573,7 +573,8 @@ async fn single_account_post_can_be_changed(backend: Backend) {
         Some(json!({"caption": "too late"})),
     )
     .await;
-    problem(late, StatusCode::CONFLICT, "conflict").await;
+    let refused = problem(late, StatusCode::CONFLICT, "targets-started").await;
+    assert_eq!(refused["refused"][0]["target_id"], target_id.as_str());
 }
 
 both_backends!(composer_keeps_creator_info_a_minute);

@@ -97,6 +97,7 @@ const ID_ROUTES: &[IdRoute] = &[
     row("POST", "/posts/{id}/comments", Object::Post),
     row("POST", "/api/v1/posts/{id}/cancel", Object::Post),
     row("PATCH", "/api/v1/posts/{id}", Object::Post),
+    row("GET", "/api/v1/posts/{id}/history", Object::Post),
     row("DELETE", "/api/v1/posts/{id}", Object::Post),
     row(
         "POST",
@@ -431,6 +432,7 @@ pub(crate) async fn make(
                 updated_at: now,
                 scheduled_at: None,
                 time_zone: None,
+                version: 1,
             };
             let target = posts::Target {
                 id: tidepost_domain::new_id(),
@@ -461,6 +463,7 @@ pub(crate) async fn make(
                 updated_at: now,
                 options: None,
                 scheduled_at: None,
+                version: 1,
             };
             let mut conn = app.db.pool().acquire().await.unwrap();
             posts::insert_post_in(&mut conn, &post).await.unwrap();

@@ -293,20 +293,37 @@ async fn fan_out_with_failures(backend: Backend) {
         .unwrap();
     assert_eq!(state_of(&retried, &tt[1]), "queued");
     assert_eq!(state_of(&retried, &tt[0]), "published");
-    // And the post can no longer be changed or cancelled as a whole.
+    // A change reaches only the retried target, queued again, and is checked like a new post:
+    // its account must be connected again first.
     let change = compose::update(
         &h.app,
         &h.ws,
         &view.post.id,
         Update {
-            caption: Some("too late".into()),
-            schedule: None,
+            caption: Some("late, for the one not sent".into()),
+            ..Update::default()
         },
     )
     .await;
     assert!(
-        matches!(change, Err(ComposeError::Conflict(_))),
+        matches!(&change, Err(ComposeError::Invalid(issues))
+            if issues.iter().all(|i| i.rule == "needs_reauth" && i.account_id.as_deref() == Some(tt[1].id.as_str()))),
         "{change:?}"
+    );
+    // A change that only the published target could take is refused whole.
+    let only = compose::update(
+        &h.app,
+        &h.ws,
+        &view.post.id,
+        Update {
+            targets: vec![(tt[0].id.clone(), None)],
+            ..Update::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(&only, Err(ComposeError::Started(r)) if r.len() == 1),
+        "{only:?}"
     );
 }
 on_both!(fan_out_with_failures, fan_out_with_failures);
@@ -358,10 +375,12 @@ async fn scheduling(backend: Backend) {
                 }),
                 next_free_slot: false,
             }),
+            ..Update::default()
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .view;
     assert_eq!(moved.post.caption, "later, reworded");
     assert!(
         moved
@@ -527,10 +546,12 @@ async fn single_instagram_post_changed(backend: Backend) {
                 }),
                 next_free_slot: false,
             }),
+            ..Update::default()
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .view;
     assert_eq!(moved.post.caption, "reworded");
     assert_eq!(moved.targets[0].state, "scheduled");
     assert_eq!(moved.targets[0].scheduled_at, Some(at));

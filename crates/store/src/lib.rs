@@ -28,6 +28,7 @@ pub mod media;
 pub mod multi_row;
 pub mod oauth_states;
 pub mod post_comments;
+pub mod post_history;
 pub mod posts;
 pub mod sessions;
 #[cfg(feature = "testing")]

@@ -28,6 +28,8 @@ pub struct Post {
     pub scheduled_at: Option<i64>,
     /// The IANA zone the schedule was given in, to show it back in that zone.
     pub time_zone: Option<String>,
+    /// 1 when made, one more with every edit: the post's ETag.
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -70,6 +72,10 @@ pub struct Target {
     pub options: Option<String>,
     /// When this target's job is due (UTC ms); `None` when it was sent right away.
     pub scheduled_at: Option<i64>,
+    /// 1 when made, one more with every edit. An edit writes the target only at the version it
+    /// read ([`edit_target_in`]), and a publish job claims it only at the version it read its
+    /// options at ([`claim`]): of the two racing, exactly one wins.
+    pub version: i64,
 }
 
 impl Target {
@@ -89,6 +95,13 @@ const TARGET_COLUMNS: &str = "id, workspace_id, post_id, account_id, platform, m
      bytes_sent, chunk_size, chunks_total, chunks_acked, init_generation, publish_id, provider_status, \
      provider_post_ids, error_code, error_message, error_retryable, upload_url, upload_url_expires_at, init_at, \
      finished_at, created_at, updated_at, options, scheduled_at";
+/// What a read selects: the inserted columns and the version (1 on insert, by its default).
+const POST_SELECT: &str = "id, workspace_id, caption, kind, media_id, media_url, options, idempotency_key, \
+     created_by, created_at, updated_at, scheduled_at, time_zone, version";
+const TARGET_SELECT: &str = "id, workspace_id, post_id, account_id, platform, mode, source, state, bytes_total, \
+     bytes_sent, chunk_size, chunks_total, chunks_acked, init_generation, publish_id, provider_status, \
+     provider_post_ids, error_code, error_message, error_retryable, upload_url, upload_url_expires_at, init_at, \
+     finished_at, created_at, updated_at, options, scheduled_at, version";
 
 pub async fn insert_post_in(conn: &mut AnyConnection, p: &Post) -> Result<()> {
     sqlx::query(&format!(
@@ -155,7 +168,7 @@ pub async fn insert_target_in(conn: &mut AnyConnection, t: &Target) -> Result<()
 
 pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Post>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND id = $2"
+        "SELECT {POST_SELECT} FROM posts WHERE workspace_id = $1 AND id = $2"
     ))
     .bind(workspace_id)
     .bind(id)
@@ -165,7 +178,7 @@ pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Post>> 
 
 pub async fn by_idempotency_key(db: &Db, workspace_id: &str, key: &str) -> Result<Option<Post>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND idempotency_key = $2"
+        "SELECT {POST_SELECT} FROM posts WHERE workspace_id = $1 AND idempotency_key = $2"
     ))
     .bind(workspace_id)
     .bind(key)
@@ -182,7 +195,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Post>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {POST_COLUMNS} FROM posts WHERE workspace_id = $1 AND ($2 IS NULL OR id < $2) \
+        "SELECT {POST_SELECT} FROM posts WHERE workspace_id = $1 AND ($2 IS NULL OR id < $2) \
          ORDER BY id DESC LIMIT $3"
     ))
     .bind(workspace_id)
@@ -194,7 +207,7 @@ pub async fn list(
 
 pub async fn targets_of(db: &Db, workspace_id: &str, post_id: &str) -> Result<Vec<Target>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {TARGET_COLUMNS} FROM post_targets WHERE workspace_id = $1 AND post_id = $2 ORDER BY id"
+        "SELECT {TARGET_SELECT} FROM post_targets WHERE workspace_id = $1 AND post_id = $2 ORDER BY id"
     ))
     .bind(workspace_id)
     .bind(post_id)
@@ -216,7 +229,7 @@ pub async fn targets_of_posts(
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "SELECT {TARGET_COLUMNS} FROM post_targets WHERE workspace_id = $1 AND post_id IN ({placeholders}) \
+        "SELECT {TARGET_SELECT} FROM post_targets WHERE workspace_id = $1 AND post_id IN ({placeholders}) \
          ORDER BY post_id, id"
     );
     let mut query = sqlx::query_as(&sql).bind(workspace_id);
@@ -228,7 +241,7 @@ pub async fn targets_of_posts(
 
 pub async fn target(db: &Db, workspace_id: &str, id: &str) -> Result<Option<Target>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {TARGET_COLUMNS} FROM post_targets WHERE workspace_id = $1 AND id = $2"
+        "SELECT {TARGET_SELECT} FROM post_targets WHERE workspace_id = $1 AND id = $2"
     ))
     .bind(workspace_id)
     .bind(id)
@@ -244,7 +257,7 @@ pub async fn target_by_publish_id(
     publish_id: &str,
 ) -> Result<Option<Target>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {TARGET_COLUMNS} FROM post_targets WHERE platform = $1 AND publish_id = $2 ORDER BY id DESC LIMIT 1"
+        "SELECT {TARGET_SELECT} FROM post_targets WHERE platform = $1 AND publish_id = $2 ORDER BY id DESC LIMIT 1"
     ))
     .bind(platform.as_str())
     .bind(publish_id)
@@ -611,7 +624,7 @@ pub async fn list_filtered(
 ) -> Result<Vec<Post>> {
     let scheduled = filter.scheduled.map(i64::from);
     Ok(sqlx::query_as(&format!(
-        "SELECT {POST_COLUMNS} FROM posts p WHERE p.workspace_id = $1 AND ($2 IS NULL OR p.id < $2) \
+        "SELECT {POST_SELECT} FROM posts p WHERE p.workspace_id = $1 AND ($2 IS NULL OR p.id < $2) \
          AND ($3 IS NULL OR EXISTS (SELECT 1 FROM post_targets t WHERE t.post_id = p.id AND t.state = $3)) \
          AND ($4 IS NULL OR EXISTS (SELECT 1 FROM post_targets t WHERE t.post_id = p.id AND t.account_id = $4)) \
          AND ($5 IS NULL OR ($5 = 1) = EXISTS (SELECT 1 FROM post_targets t WHERE t.post_id = p.id \
@@ -757,6 +770,137 @@ pub async fn set_target_options_in(
     .bind(workspace_id)
     .bind(target_id)
     .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// What an edit writes on the post row.
+#[derive(Debug, Clone)]
+pub struct PostEdit<'a> {
+    pub caption: &'a str,
+    pub kind: &'a str,
+    pub media_id: Option<&'a str>,
+    pub media_url: Option<&'a str>,
+    pub options: &'a str,
+    pub scheduled_at: Option<i64>,
+    pub time_zone: Option<&'a str>,
+}
+
+/// Writes an edit of the post and moves it to the next version; with `version`, only at that
+/// version (false: it changed since, nothing written).
+pub async fn edit_post_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    post_id: &str,
+    version: Option<i64>,
+    edit: &PostEdit<'_>,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE posts SET caption = $1, kind = $2, media_id = $3, media_url = $4, options = $5, \
+         scheduled_at = $6, time_zone = $7, updated_at = $8, version = version + 1 \
+         WHERE workspace_id = $9 AND id = $10 AND ($11 IS NULL OR version = $11)",
+    )
+    .bind(edit.caption)
+    .bind(edit.kind)
+    .bind(edit.media_id)
+    .bind(edit.media_url)
+    .bind(edit.options)
+    .bind(edit.scheduled_at)
+    .bind(edit.time_zone)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(post_id)
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// What an edit writes on a target.
+#[derive(Debug, Clone)]
+pub struct TargetEdit<'a> {
+    pub mode: &'a str,
+    pub source: &'a str,
+    pub bytes_total: i64,
+    pub options: &'a str,
+    pub scheduled_at: Option<i64>,
+    /// `queued` or `scheduled`.
+    pub state: &'a str,
+}
+
+/// Writes an edit of a target that has not started, at the version the edit read; false when
+/// it started (a publish job claimed it, [`claim`]) or changed meanwhile: nothing written.
+pub async fn edit_target_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    target_id: &str,
+    version: i64,
+    edit: &TargetEdit<'_>,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE post_targets SET mode = $1, source = $2, bytes_total = $3, options = $4, \
+         scheduled_at = $5, state = $6, updated_at = $7, version = version + 1 \
+         WHERE workspace_id = $8 AND id = $9 AND version = $10 AND state IN ('queued', 'scheduled')",
+    )
+    .bind(edit.mode)
+    .bind(edit.source)
+    .bind(edit.bytes_total)
+    .bind(edit.options)
+    .bind(edit.scheduled_at)
+    .bind(edit.state)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(target_id)
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Cancels a target an edit removes, at the version the edit read; false when it started or
+/// changed meanwhile.
+pub async fn remove_target_in(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    target_id: &str,
+    version: i64,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE post_targets SET state = 'cancelled', finished_at = $1, updated_at = $1, \
+         version = version + 1 \
+         WHERE workspace_id = $2 AND id = $3 AND version = $4 AND state IN ('queued', 'scheduled')",
+    )
+    .bind(now)
+    .bind(workspace_id)
+    .bind(target_id)
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A publish job takes a target that has not started (queued or scheduled) to `uploading`,
+/// only at `version`, the version it read the target and its options at: false when an edit
+/// committed meanwhile (the job reads the post again) or the target moved on.
+pub async fn claim(
+    db: &Db,
+    workspace_id: &str,
+    target_id: &str,
+    version: i64,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE post_targets SET state = 'uploading', updated_at = $1 \
+         WHERE workspace_id = $2 AND id = $3 AND version = $4 AND state IN ('queued', 'scheduled')",
+    )
+    .bind(now)
+    .bind(workspace_id)
+    .bind(target_id)
+    .bind(version)
+    .execute(db.pool())
     .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -238,6 +238,22 @@ export interface paths {
         patch: operations["posts_update"];
         trace?: never;
     };
+    "/api/v1/posts/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["posts_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/posts/{id}/cancel": {
         parameters: {
             query?: never;
@@ -904,6 +920,11 @@ export interface components {
             refresh_expires_at?: string | null;
             last_refreshed_at?: string | null;
         };
+        /**
+         * @description What a change is.
+         * @enum {string}
+         */
+        Action: "created" | "edited" | "moved" | "cancelled";
         /** @description The workspace's allowed origins. */
         AllowedOrigins: {
             /**
@@ -1562,7 +1583,54 @@ export interface components {
             time_zone?: string | null;
             /** @description The schedule in that zone. */
             scheduled_at_local?: string | null;
+            /**
+             * Format: int64
+             * @description 1 when made, one more with every edit; also the response's `ETag` (`If-Match` on
+             *     `PATCH`).
+             */
+            version: number;
             targets: components["schemas"]["PostTarget"][];
+            /**
+             * @description Only in the answer of `PATCH`: the targets the change touched that had already started
+             *     (sending) or finished (sent, failed), each with its reason; they keep what they had.
+             *     Empty when every target changed.
+             */
+            refused?: components["schemas"]["PostEditRefusal"][] | null;
+        };
+        /** @description A target an edit could not change, and why. */
+        PostEditRefusal: {
+            target_id: string;
+            account_id: string;
+            platform: components["schemas"]["Platform"];
+            state: string;
+            reason: string;
+        };
+        /** @description A page of a post's history, newest first. */
+        PostHistory: {
+            data: components["schemas"]["PostHistoryEntry"][];
+            next_cursor?: string | null;
+        };
+        /** @description One field that changed. */
+        PostHistoryChange: {
+            /**
+             * @description `caption`, `media`, `scheduled_at`, `target` (added or removed), `options` (a
+             *     target's caption and platform options), `state` (a cancellation), `post` (creation).
+             */
+            field: string;
+            /** @description The account of the target the change concerns; none for the post as a whole. */
+            account_id?: string | null;
+            before: Record<string, never>;
+            after: Record<string, never>;
+        };
+        /** @description One change of a post. */
+        PostHistoryEntry: {
+            id: string;
+            /** @description RFC 3339 in UTC. */
+            at: string;
+            /** @description `user:<id>` or `api_key:<id>`; null: tidepost itself. */
+            actor?: string | null;
+            action: components["schemas"]["Action"];
+            changes: components["schemas"]["PostHistoryChange"][];
         };
         PostList: {
             data: components["schemas"]["Post"][];
@@ -1876,11 +1944,23 @@ export interface components {
         };
         /** @description The body of `PATCH /api/v1/posts/{id}`. */
         UpdatePost: {
+            /** @description The new shared caption (targets with their own keep it). */
             caption?: string | null;
+            /** @description The new media set, shared by every target. */
+            media?: components["schemas"]["PostMediaItem"][] | null;
             /** @description The new time; `null` for now. */
             scheduled_at?: string | null;
             time_zone?: string | null;
             schedule?: null | components["schemas"]["PostSchedule"];
+            /** @description By account id: an object adds the account, or replaces its target's caption and options; `null` removes its target. Accounts left out are unchanged. */
+            targets?: {
+                [key: string]: {
+                    /** @description This target's caption instead of the post's. */
+                    caption?: string | null;
+                    tiktok?: null | components["schemas"]["TikTokOptions"];
+                    instagram?: null | components["schemas"]["InstagramOptions"];
+                } | null;
+            } | null;
         };
         /** @description A resumable upload. */
         Upload: {
@@ -3611,7 +3691,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The post and each target's state and progress */
+            /** @description The post and each target's state and progress; its `version` is the `ETag` */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3765,7 +3845,10 @@ export interface operations {
     posts_update: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The version the change was made on (the post's ETag) */
+                "If-Match"?: string | null;
+            };
             path: {
                 /** @description The post's id */
                 id: string;
@@ -3778,13 +3861,140 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The changed post */
+            /** @description The edited post; `refused` lists the targets that kept what they had (already sending or sent), each with its reason */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Post"];
+                };
+            };
+            /** @description Not a JSON object of these fields, or a field of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credential was sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential lacks the scope this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such post in this workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Every target the change touches has started (`refused`), a target started while the edit was saved (nothing changed), or the new time would break a posting limit (`next_slot_at`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The post changed since the version in `If-Match` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not in a media type this route takes (send `Content-Type: application/json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Nothing to change, or what the post would be is invalid: `errors` lists every problem, as for a new post */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something failed on the server (the log has the details) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The platform is not answering right now: nothing was changed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    posts_history: {
+        parameters: {
+            query?: {
+                /** @description At most this many entries (1 to 200, default 25). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                after?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The post's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Who changed what and when (its creation, edits, moves, cancellations), newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostHistory"];
                 };
             };
             /** @description The request is malformed (a query parameter, the JSON body) */
@@ -3823,34 +4033,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A target has started, or the new time would break a posting limit */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The body is larger than this route accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The body is not in a media type this route takes (send `Content-Type: application/json`) */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Nothing to change, or an invalid field */
+            /** @description `limit` out of range */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -94,7 +94,9 @@ pub async fn list(
     Ok(post_comments::list(&app.db, workspace_id, post_id, after, limit).await?)
 }
 
-/// Who `author` is (a user id, or `api_key:<id>` of a key of the workspace).
+/// Who `author` is (a user id, also written `user:<id>`, or `api_key:<id>` of a key of the
+/// workspace): the one reading of who wrote or did something, for comments and a post's
+/// history.
 pub async fn author(app: &App, workspace_id: &str, author: &str) -> Result<Author, StoreError> {
     Ok(match author.strip_prefix("api_key:") {
         Some(id) => Author {
@@ -104,16 +106,19 @@ pub async fn author(app: &App, workspace_id: &str, author: &str) -> Result<Autho
                 .await?
                 .map_or_else(|| "(removed)".to_string(), |k| k.name),
         },
-        None => Author {
-            kind: "user",
-            id: author.to_string(),
-            name: match users::by_id(&app.db, author).await? {
-                Some(user) if users::is_member(&app.db, workspace_id, &user.id).await? => {
-                    user.email
-                }
-                Some(_) | None => "(removed)".to_string(),
-            },
-        },
+        None => {
+            let id = author.strip_prefix("user:").unwrap_or(author);
+            Author {
+                kind: "user",
+                id: id.to_string(),
+                name: match users::by_id(&app.db, id).await? {
+                    Some(user) if users::is_member(&app.db, workspace_id, &user.id).await? => {
+                        user.email
+                    }
+                    Some(_) | None => "(removed)".to_string(),
+                },
+            }
+        }
     })
 }
 

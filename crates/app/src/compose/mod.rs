@@ -16,13 +16,16 @@
 //!   slot instead. The limit is checked again under the account's lock in the transaction that
 //!   stores the post, so concurrent requests for an account's last slot get it once.
 //! - `drafts`: posts saved without being sent or scheduled, published later through [`validate`].
-//! - `update` changes the caption or the time of a post that has not started (409 after);
+//! - `update` edits what has not been sent: caption, media, targets, options, time (the
+//!   targets already sending or sent keep theirs, each refused with its reason); `history`
+//!   records who changed what and when;
 //!   cancelling and retrying one failed target are `pipeline::cancel` and `pipeline::retry`.
 //!
 //! These functions are what the API (`/api/v1/posts`) and the UI call.
 
 pub mod comments;
 pub mod drafts;
+pub mod history;
 mod issues;
 pub mod schedule;
 mod single;
@@ -47,7 +50,7 @@ pub use crate::platforms::tiktok::creator_cache::creator_info;
 pub use issues::{DEFAULT_RETRY_AFTER_SECS, Issue, ProviderRefusal};
 pub use schedule::When;
 pub use store::store;
-pub use update::{Update, check_update, update};
+pub use update::{Edited, Refusal, Update, check_update, edit_form, open_accounts, update};
 pub use validate::validate;
 
 /// The most accounts one post may go to.
@@ -96,9 +99,18 @@ pub enum ComposeError {
     Invalid(Vec<Issue>),
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// The post has started (or finished): it can no longer be changed.
+    /// The post has started (or finished), or changed meanwhile: it can no longer be changed.
     #[error("{0}")]
     Conflict(String),
+    /// The post changed since the version the change was made on (`If-Match`); it is at this
+    /// version now.
+    #[error(
+        "the post changed since the version the change was made on (it is at version {0}): load it again and make the change on that"
+    )]
+    Stale(i64),
+    /// No target can take the change: each has started or finished, for the reason given.
+    #[error("{}", .0.iter().map(|r| format!("{}: {}", r.account_id, r.reason)).collect::<Vec<_>>().join("; "))]
+    Started(Vec<Refusal>),
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]

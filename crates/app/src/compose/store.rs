@@ -66,6 +66,7 @@ pub(super) async fn store_from(
         updated_at: now,
         scheduled_at: plan.at.as_ref().map(|w| w.at_ms),
         time_zone: plan.at.as_ref().and_then(|w| w.time_zone.clone()),
+        version: 1,
     };
     let mut targets = Vec::with_capacity(plan.targets.len());
     let mut tx = app.db.begin_write().await?;
@@ -104,6 +105,26 @@ pub(super) async fn store_from(
             .map_err(|e| ComposeError::Unavailable(e.to_string()))?;
         targets.push(target);
     }
+    let created = serde_json::json!({
+        "caption": post.caption,
+        "media": new.media,
+        "targets": new.targets,
+        "scheduled_at": post.scheduled_at.map(tidepost_domain::time::rfc3339),
+    });
+    super::history::record_in(
+        &mut tx,
+        workspace_id,
+        &post.id,
+        new.created_by.as_deref(),
+        super::history::Action::Created,
+        &[super::history::Change::post(
+            "post",
+            serde_json::Value::Null,
+            created,
+        )],
+        now,
+    )
+    .await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(Some(PostView { post, targets }))
 }

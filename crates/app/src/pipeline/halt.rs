@@ -150,6 +150,51 @@ pub(crate) async fn due(app: &App, r: &TargetRef) -> Result<Target, Halt> {
     Ok(target)
 }
 
+/// Takes a target that has not started (queued or scheduled) for sending, at the version the
+/// run read it at (`target`, read before the post and its options): the last moment an edit
+/// can change it. Called right before the first request to the platform. An edit that
+/// committed since the run read the target wins: the run waits a moment and runs again, reading
+/// the edited post (or, moved to another time, finds its time changed and stops). A target that
+/// is already on its way (a later run of the same job) is this run's to go on with.
+pub(crate) async fn claim(app: &App, target: &Target) -> Result<(), Halt> {
+    if !matches!(
+        TargetState::parse(&target.state),
+        Some(TargetState::Queued | TargetState::Scheduled)
+    ) {
+        return Ok(());
+    }
+    let now = tidepost_domain::now_ms();
+    if posts::claim(
+        &app.db,
+        &target.workspace_id,
+        &target.id,
+        target.version,
+        now,
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    let fresh = posts::target(&app.db, &target.workspace_id, &target.id)
+        .await?
+        .ok_or(Halt::Stop)?;
+    match TargetState::parse(&fresh.state) {
+        Some(TargetState::Queued | TargetState::Scheduled) => Err(wait(
+            "the post was edited while it was about to be sent: reading it again",
+            Duration::from_millis(1),
+        )),
+        // Claimed by another run, or finished or cancelled meanwhile: nothing for this one.
+        Some(
+            TargetState::Uploading
+            | TargetState::Processing
+            | TargetState::Published
+            | TargetState::Failed
+            | TargetState::Cancelled,
+        )
+        | None => Err(Halt::Stop),
+    }
+}
+
 /// Settles a run of a publish job to `platform` that may run `max_attempts` times: a failure
 /// marks the target failed; a retry shows its provider error on the target and asks the engine
 /// to run again (after the provider's wait, when it gave one), or fails the target once the

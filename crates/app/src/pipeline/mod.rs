@@ -205,6 +205,7 @@ pub(crate) fn new_target(
         updated_at: post.created_at,
         options: None,
         scheduled_at: None,
+        version: 1,
     }
 }
 
@@ -216,14 +217,25 @@ pub async fn get(app: &App, workspace_id: &str, post_id: &str) -> Result<PostVie
     Ok(PostView { post, targets })
 }
 
-/// Cancels every target of the post that has not reached TikTok yet.
+/// Cancels every target of the post that has not reached its platform yet.
 pub async fn cancel(
     app: &App,
     workspace_id: &str,
     post_id: &str,
 ) -> Result<PostView, PublishError> {
+    cancel_by(app, workspace_id, post_id, None).await
+}
+
+/// [`cancel`], recorded in the post's history as done `by` (a user's id or `api_key:<id>`).
+pub async fn cancel_by(
+    app: &App,
+    workspace_id: &str,
+    post_id: &str,
+    by: Option<&str>,
+) -> Result<PostView, PublishError> {
+    use crate::compose::history::{self, Action, Change};
     let view = get(app, workspace_id, post_id).await?;
-    let mut cancelled = 0;
+    let mut cancelled = Vec::new();
     for target in &view.targets {
         let state = TargetState::parse(&target.state).unwrap_or(TargetState::Failed);
         if state.cancellable()
@@ -238,10 +250,29 @@ pub async fn cancel(
             )
             .await?
         {
-            cancelled += 1;
+            cancelled.push(Change::target(
+                "state",
+                &target.account_id,
+                json!(state.as_str()),
+                json!(TargetState::Cancelled.as_str()),
+            ));
         }
     }
-    if cancelled == 0 {
+    if !cancelled.is_empty() {
+        tidepost_store::post_history::insert(
+            &app.db,
+            &history::row(
+                workspace_id,
+                post_id,
+                by,
+                Action::Cancelled,
+                &cancelled,
+                tidepost_domain::now_ms(),
+            ),
+        )
+        .await?;
+    }
+    if cancelled.is_empty() {
         return Err(PublishError::Conflict(
             "nothing to cancel: every target has already reached its platform or finished".into(),
         ));

@@ -294,6 +294,8 @@ async fn page(
             other @ (ComposeError::Invalid(_)
             | ComposeError::NotFound(_)
             | ComposeError::Conflict(_)
+            | ComposeError::Stale(_)
+            | ComposeError::Started(_)
             | ComposeError::Unavailable(_)
             | ComposeError::Publish(_)) => PageError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -466,11 +468,11 @@ async fn check(
         Ok(at) => {
             let spoken = viewer.zone.spoken(at.at_ms);
             let change = compose::Update {
-                caption: None,
                 schedule: Some(compose::Schedule {
                     at: Some(at),
                     next_free_slot: false,
                 }),
+                ..compose::Update::default()
             };
             match compose::check_update(&state.app, ws, q.post.trim(), change).await {
                 Ok(()) => Verdict {
@@ -482,6 +484,8 @@ async fn check(
                 Err(
                     other @ (ComposeError::Invalid(_)
                     | ComposeError::Conflict(_)
+                    | ComposeError::Stale(_)
+                    | ComposeError::Started(_)
                     | ComposeError::Unavailable(_)
                     | ComposeError::Publish(_)),
                 ) => refused(super::compose::refusal_words(&other)),

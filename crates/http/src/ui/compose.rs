@@ -345,6 +345,18 @@ struct ComposePage {
     draft_version: String,
     /// "Draft saved" after saving.
     saved: bool,
+    /// The post being edited (empty: a new post or a draft) and its version.
+    post_id: String,
+    post_version: String,
+    /// The post's targets already sending or sent: shown, not edited.
+    sent: Vec<SentTarget>,
+}
+
+/// A target of the post being edited that has started or finished.
+struct SentTarget {
+    account: String,
+    platform: &'static str,
+    state: String,
 }
 
 /// A local time that happens twice in its zone (the hour repeated when the clocks go back),
@@ -400,6 +412,9 @@ pub(super) struct Typed {
     /// The draft being edited, and the version the form was made from.
     pub draft_id: String,
     pub draft_version: String,
+    /// The post being edited, and the version the form was made from.
+    pub post_id: String,
+    pub post_version: String,
 }
 
 impl Typed {
@@ -421,6 +436,8 @@ impl Typed {
                 "intent" => typed.intent = value,
                 "draft" => typed.draft_id = value.trim().to_string(),
                 "draft_version" => typed.draft_version = value.trim().to_string(),
+                "post" => typed.post_id = value.trim().to_string(),
+                "post_version" => typed.post_version = value.trim().to_string(),
                 other => {
                     if let Some((field, account)) = other.split_once(':') {
                         typed
@@ -841,7 +858,41 @@ async fn render(
         draft_id: typed.draft_id.clone(),
         draft_version: typed.draft_version.clone(),
         saved: false,
+        sent: if typed.post_id.is_empty() {
+            Vec::new()
+        } else {
+            sent_targets(state, ws, &typed.post_id, &all).await?
+        },
+        post_id: typed.post_id.clone(),
+        post_version: typed.post_version.clone(),
     })
+}
+
+/// The targets of post `post_id` that have started or finished, named by account.
+async fn sent_targets(
+    state: &HttpState,
+    workspace_id: &str,
+    post_id: &str,
+    accounts: &[Account],
+) -> Result<Vec<SentTarget>, PageError> {
+    let view = tidepost_app::pipeline::get(&state.app, workspace_id, post_id)
+        .await
+        .map_err(|_| PageError::not_found())?;
+    let started = match compose::edit_form(&view) {
+        Ok((_, _, started)) => started,
+        Err(_) => Vec::new(),
+    };
+    Ok(started
+        .into_iter()
+        .map(|t| SentTarget {
+            account: accounts.iter().find(|a| a.id == t.account_id).map_or_else(
+                || "(disconnected account)".into(),
+                |a| a.display_name.clone(),
+            ),
+            platform: t.platform.display_name(),
+            state: t.state,
+        })
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -852,6 +903,8 @@ struct PageQuery {
     media: Option<String>,
     /// Opens this draft.
     draft: Option<String>,
+    /// Opens this post to edit what it has not sent yet.
+    post: Option<String>,
     /// Says the draft was just saved.
     saved: Option<String>,
 }
@@ -861,6 +914,27 @@ async fn page(
     State(state): State<HttpState>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, PageError> {
+    if let Some(id) = q.post.as_deref().filter(|p| !p.is_empty()) {
+        let view = tidepost_app::pipeline::get(&state.app, &viewer.workspace.id, id)
+            .await
+            .map_err(super::posts::page_error)?;
+        let (body, version, _) = compose::edit_form(&view).map_err(|e| {
+            PageError::new(
+                axum::http::StatusCode::CONFLICT,
+                "This post cannot be edited",
+                crate::error::capitalize(&e.to_string()),
+            )
+            .with_action(format!("/posts/{id}"), "Back to the post")
+        })?;
+        let typed = Typed {
+            post_id: view.post.id.clone(),
+            post_version: version.to_string(),
+            ..super::drafts::typed_of_body(&body)
+        };
+        return Ok(render(&state, &viewer, &typed, &[], Vec::new())
+            .await?
+            .into_response());
+    }
     let typed = match q.draft.as_deref().filter(|d| !d.is_empty()) {
         Some(id) => {
             let draft = compose::drafts::get(&state.app, &viewer.workspace.id, id)
@@ -919,6 +993,9 @@ async fn submit(
         Ok(new) => new,
         Err(problems) => return refused(&state, &viewer, &typed, Vec::new(), problems).await,
     };
+    if !typed.post_id.is_empty() {
+        return save_edit(&state, &viewer, &typed, new).await;
+    }
     // A draft is saved as it is; publishing one saves what was typed first, so a refusal
     // loses nothing of it.
     let saved = if !typed.draft_id.is_empty() {
@@ -964,7 +1041,9 @@ async fn submit(
                 ComposeError::NotFound(_)
                 | ComposeError::Conflict(_)
                 | ComposeError::Unavailable(_)
-                | ComposeError::Publish(_),
+                | ComposeError::Publish(_)
+                | ComposeError::Stale(_)
+                | ComposeError::Started(_),
             ) => refused(&state, &viewer, typed, form_issues, Vec::new()).await,
         };
     }
@@ -984,6 +1063,52 @@ async fn submit(
         Err(other) => {
             let general = vec![crate::error::capitalize(&other.to_string())];
             refused(&state, &viewer, typed, Vec::new(), general).await
+        }
+    }
+}
+
+/// The composer's edit mode saved: the form as the post from now on, through
+/// `compose::update` (the checks of a new post; the targets already sent keep theirs). The
+/// accounts ticked are the targets (added or changed), the targets not yet sent that were
+/// unticked are removed.
+async fn save_edit(
+    state: &HttpState,
+    viewer: &Viewer,
+    typed: &Typed,
+    new: NewComposite,
+) -> Result<Response, PageError> {
+    let ws = &viewer.workspace.id;
+    let id = typed.post_id.clone();
+    let view = tidepost_app::pipeline::get(&state.app, ws, &id)
+        .await
+        .map_err(super::posts::page_error)?;
+    let mut targets: Vec<(String, Option<TargetSpec>)> = new
+        .targets
+        .iter()
+        .map(|spec| (spec.account_id.clone(), Some(spec.clone())))
+        .collect();
+    for account in compose::open_accounts(&view) {
+        if !new.targets.iter().any(|s| s.account_id == account) {
+            targets.push((account, None));
+        }
+    }
+    let change = compose::Update {
+        caption: Some(new.caption.clone()),
+        media: Some(new.media.clone()),
+        schedule: Some(new.schedule.clone()),
+        targets,
+        version: typed.post_version.parse::<i64>().ok(),
+        by: Some(viewer.user.id.clone()),
+    };
+    match compose::update(&state.app, ws, &id, change).await {
+        Ok(_) => Ok(Redirect::to(&format!("/posts/{id}")).into_response()),
+        Err(ComposeError::Invalid(issues)) => {
+            refused(state, viewer, typed, issues, Vec::new()).await
+        }
+        Err(ComposeError::Store(e)) => Err(PageError::from(e)),
+        Err(other) => {
+            let general = vec![crate::error::capitalize(&other.to_string())];
+            refused(state, viewer, typed, Vec::new(), general).await
         }
     }
 }
@@ -1058,7 +1183,9 @@ async fn scheduled(
             | ComposeError::NotFound(_)
             | ComposeError::Conflict(_)
             | ComposeError::Unavailable(_)
-            | ComposeError::Publish(_)) => PageError::new(
+            | ComposeError::Publish(_)
+            | ComposeError::Stale(_)
+            | ComposeError::Started(_)) => PageError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "The schedule could not be read",
                 other.to_string(),
@@ -1193,8 +1320,9 @@ async fn reschedule(
         }
     };
     let change = compose::Update {
-        caption: None,
         schedule: Some(schedule),
+        by: Some(viewer.user.id.clone()),
+        ..compose::Update::default()
     };
     match compose::update(&state.app, &viewer.workspace.id, &id, change).await {
         Ok(_) => {
@@ -1215,8 +1343,14 @@ pub(super) fn refusal_words(err: &ComposeError) -> String {
             .map(|issue| crate::error::capitalize(&issue.message))
             .collect::<Vec<_>>()
             .join(" "),
+        ComposeError::Started(refused) => refused
+            .iter()
+            .map(|r| crate::error::capitalize(&r.reason))
+            .collect::<Vec<_>>()
+            .join(" "),
         other @ (ComposeError::NotFound(_)
         | ComposeError::Conflict(_)
+        | ComposeError::Stale(_)
         | ComposeError::Unavailable(_)
         | ComposeError::Publish(_)
         | ComposeError::Store(_)) => crate::error::capitalize(&other.to_string()),

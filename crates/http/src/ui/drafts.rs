@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
-use tidepost_app::compose::drafts::{self, Draft};
+use tidepost_app::compose::drafts::{self, Draft, DraftBody};
 use tidepost_app::compose::{self, ComposeError};
 use tidepost_app::instagram::options::{GraduationStrategy, MediaType};
 use tidepost_app::pipeline::media::ItemKind;
@@ -37,7 +37,9 @@ pub(super) fn page_error(err: ComposeError) -> PageError {
         other @ (ComposeError::Invalid(_)
         | ComposeError::Conflict(_)
         | ComposeError::Unavailable(_)
-        | ComposeError::Publish(_)) => PageError::new(
+        | ComposeError::Publish(_)
+        | ComposeError::Stale(_)
+        | ComposeError::Started(_)) => PageError::new(
             axum::http::StatusCode::CONFLICT,
             "The draft could not be changed",
             crate::error::capitalize(&other.to_string()),
@@ -48,7 +50,16 @@ pub(super) fn page_error(err: ComposeError) -> PageError {
 /// The composer's form as it was when the draft was saved: the inverse of the form's reading
 /// (`Typed::composite`), field by field.
 pub(super) fn typed_of(draft: &Draft) -> Typed {
-    let body = &draft.body;
+    Typed {
+        draft_id: draft.id.clone(),
+        draft_version: draft.version.to_string(),
+        ..typed_of_body(&draft.body)
+    }
+}
+
+/// The composer's form for a post as a draft holds it (a draft's body, or the part of a post
+/// still to send, `compose::editable`).
+pub(super) fn typed_of_body(body: &DraftBody) -> Typed {
     let mut typed = Typed {
         caption: body.caption.clone(),
         targets: body.targets.iter().map(|t| t.account_id.clone()).collect(),
@@ -67,8 +78,6 @@ pub(super) fn typed_of(draft: &Draft) -> Typed {
             .map(|ms| compose::schedule::local_input(ms, body.time_zone.as_deref()))
             .unwrap_or_default(),
         time_zone: body.time_zone.clone().unwrap_or_default(),
-        draft_id: draft.id.clone(),
-        draft_version: draft.version.to_string(),
         ..Typed::default()
     };
     if let Some(item) = body.media.iter().find(|i| i.url.is_some()) {

@@ -41,7 +41,7 @@ pub fn router() -> Router<HttpState> {
         .route("/posts/{id}/targets/{target}/send-again", post(send_again))
 }
 
-fn page_error(err: PublishError) -> PageError {
+pub(super) fn page_error(err: PublishError) -> PageError {
     match err {
         PublishError::NotFound(_) => PageError::not_found(),
         PublishError::Store(e) => PageError::from(e),
@@ -193,6 +193,83 @@ struct DetailPage {
     schedule: Option<ScheduleBox>,
     /// What members said about the post.
     comments: Vec<super::post_comments::CommentRow>,
+    /// Some target has not started: the post can be edited (`/compose?post=`).
+    editable: bool,
+    /// Who changed what and when, newest first.
+    history: Vec<HistoryRow>,
+}
+
+/// One entry of a post's history as the post page shows it.
+struct HistoryRow {
+    at: String,
+    who: String,
+    action: &'static str,
+    lines: Vec<String>,
+}
+
+/// The most history entries the post page shows (the API pages through all of them).
+const HISTORY_SHOWN: i64 = 50;
+
+/// Who made a change, as a person reads it: a member's email, an API key's name.
+async fn actor_name(
+    state: &HttpState,
+    workspace_id: &str,
+    actor: Option<&str>,
+) -> Result<String, PageError> {
+    let Some(actor) = actor else {
+        return Ok("tidepost".into());
+    };
+    let author = tidepost_app::compose::comments::author(&state.app, workspace_id, actor).await?;
+    Ok(match author.kind {
+        "api_key" => format!("API key “{}”", author.name),
+        _ => author.name,
+    })
+}
+
+/// A change as a line of text: what, for which account, before and after.
+fn change_line(
+    change: &tidepost_app::compose::history::Change,
+    names: &std::collections::HashMap<String, String>,
+    zone: Option<&str>,
+) -> String {
+    use serde_json::Value;
+    let account = change.account_id.as_ref().map(|a| {
+        names
+            .get(a)
+            .cloned()
+            .unwrap_or_else(|| "(disconnected account)".into())
+    });
+    let time = |v: &Value| match v.as_str() {
+        Some(text) => tidepost_app::compose::schedule::parse(text, None)
+            .map(|w| tidepost_app::compose::schedule::spoken(w.at_ms, zone))
+            .unwrap_or_else(|_| text.to_string()),
+        None => "now".into(),
+    };
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    match (change.field.as_str(), account) {
+        ("post", _) => "Created".into(),
+        ("caption", _) => format!(
+            "Caption: “{}” → “{}”",
+            text(&change.before),
+            text(&change.after)
+        ),
+        ("media", _) => format!(
+            "Media: {} item(s) → {} item(s)",
+            change.before.as_array().map_or(0, Vec::len),
+            change.after.as_array().map_or(0, Vec::len)
+        ),
+        ("scheduled_at", _) => format!("Time: {} → {}", time(&change.before), time(&change.after)),
+        ("target", Some(account)) if change.before.is_null() => format!("{account} added"),
+        ("target", Some(account)) => format!("{account} removed"),
+        ("options", Some(account)) => format!("{account}: its caption or options changed"),
+        ("state", Some(account)) => format!(
+            "{account}: {} → {}",
+            text(&change.before),
+            text(&change.after)
+        ),
+        (field, Some(account)) => format!("{account}: {field} changed"),
+        (field, None) => format!("{field} changed"),
+    }
 }
 
 struct ScheduleBox {
@@ -330,7 +407,33 @@ async fn detail(
                     .all(|s| matches!(s, TargetState::Queued | TargetState::Scheduled)),
         }
     });
+    let names: std::collections::HashMap<String, String> = accounts::list(&state.app.db, ws)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.display_name))
+        .collect();
+    let zone = Some(viewer.zone.name());
+    let mut history = Vec::new();
+    for entry in
+        tidepost_app::compose::history::list(&state.app, ws, &id, None, HISTORY_SHOWN).await?
+    {
+        history.push(HistoryRow {
+            at: viewer.zone.when(Some(entry.at)),
+            who: actor_name(&state, ws, entry.actor.as_deref()).await?,
+            action: entry.action.as_str(),
+            lines: entry
+                .changes
+                .iter()
+                .map(|c| change_line(c, &names, zone))
+                .collect(),
+        });
+    }
+    let editable = states
+        .iter()
+        .any(|s| matches!(s, TargetState::Queued | TargetState::Scheduled));
     Ok(DetailPage {
+        editable,
+        history,
         chrome: Chrome::for_viewer(&state, &viewer, "Posts"),
         id: view.post.id.clone(),
         caption: view.post.caption.clone(),
@@ -353,7 +456,7 @@ async fn cancel(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
-    pipeline::cancel(&state.app, &viewer.workspace.id, &id)
+    pipeline::cancel_by(&state.app, &viewer.workspace.id, &id, Some(&viewer.user.id))
         .await
         .map_err(page_error)?;
     Ok(Redirect::to(&format!("/posts/{id}")).into_response())

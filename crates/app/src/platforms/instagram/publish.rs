@@ -330,6 +330,9 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     let container_id = match &target.publish_id {
         Some(id) => id.clone(),
         None => {
+            // The target is this run's from here on: an edit committed since it was read wins,
+            // and this run reads the post again.
+            halt::claim(app, &target).await?;
             advance(
                 app,
                 &r.workspace_id,

@@ -198,6 +198,21 @@ async fn init(
         None
     };
 
+    // The target is this run's from here on (an edit committed since it was read wins, and
+    // this run reads the post again); the quota reservation is released when it is not.
+    if prepared.is_some()
+        && let Err(halt) = halt::claim(app, target).await
+    {
+        posts::restart_publish(
+            &app.db,
+            &target.workspace_id,
+            &target.id,
+            target.init_generation,
+            now,
+        )
+        .await?;
+        return Err(halt);
+    }
     let step = ctx.step(&step_name).await?;
     let intent = match step {
         StepState::Done(outcome) => {

@@ -168,7 +168,37 @@ pub(crate) struct PostDoc {
     time_zone: Option<String>,
     /// The schedule in that zone.
     scheduled_at_local: Option<String>,
+    /// 1 when made, one more with every edit; also the response's `ETag` (`If-Match` on
+    /// `PATCH`).
+    version: i64,
     targets: Vec<TargetDoc>,
+    /// Only in the answer of `PATCH`: the targets the change touched that had already started
+    /// (sending) or finished (sent, failed), each with its reason; they keep what they had.
+    /// Empty when every target changed.
+    refused: Option<Vec<tidepost_app::compose::Refusal>>,
+}
+
+/// A page of a post's history, newest first.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostHistory)]
+#[allow(dead_code)]
+pub(crate) struct PostHistoryDoc {
+    data: Vec<PostHistoryEntryDoc>,
+    next_cursor: Option<String>,
+}
+
+/// One change of a post.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostHistoryEntry)]
+#[allow(dead_code)]
+pub(crate) struct PostHistoryEntryDoc {
+    id: String,
+    /// RFC 3339 in UTC.
+    at: String,
+    /// `user:<id>` or `api_key:<id>`; null: tidepost itself.
+    actor: Option<String>,
+    action: tidepost_app::compose::history::Action,
+    changes: Vec<tidepost_app::compose::history::Change>,
 }
 
 #[derive(utoipa::ToSchema)]
@@ -184,11 +214,56 @@ pub(crate) struct PostListDoc {
 #[schema(as = UpdatePost)]
 #[allow(dead_code)]
 pub(crate) struct UpdatePostDoc {
+    /// The new shared caption (targets with their own keep it).
     caption: Option<String>,
+    /// The new media set, shared by every target.
+    media: Option<Vec<Item>>,
     /// The new time; `null` for now.
     scheduled_at: Option<String>,
     time_zone: Option<String>,
     schedule: Option<ScheduleDoc>,
+    /// By account id: an object adds the account, or replaces its target's caption and
+    /// options; `null` removes its target. Accounts left out are unchanged.
+    #[schema(schema_with = target_changes)]
+    targets: Option<std::collections::HashMap<String, Option<TargetChangeDoc>>>,
+}
+
+/// `targets` of `PATCH /api/v1/posts/{id}`: an object whose values are a target's change or
+/// `null` (utoipa's derive cannot say "or null" of a map's values).
+fn target_changes() -> utoipa::openapi::Object {
+    use utoipa::PartialSchema;
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    let value = OneOfBuilder::new()
+        .item(TargetChangeDoc::schema())
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build();
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .description(Some(
+            "By account id: an object adds the account, or replaces its target's caption and \
+             options; `null` removes its target. Accounts left out are unchanged.",
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(
+            value,
+        )))))
+        .build()
+}
+
+/// A target in `PATCH /api/v1/posts/{id}`: what it holds from now on.
+#[derive(utoipa::ToSchema)]
+#[schema(as = PostTargetChange)]
+#[allow(dead_code)]
+pub(crate) struct TargetChangeDoc {
+    /// This target's caption instead of the post's.
+    caption: Option<String>,
+    /// TikTok accounts only.
+    tiktok: Option<TikTokOptions>,
+    /// Instagram accounts only.
+    instagram: Option<tidepost_app::compose::InstagramOptions>,
 }
 
 /// A draft: a post saved without being sent or scheduled.

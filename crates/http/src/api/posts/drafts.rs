@@ -191,8 +191,9 @@ pub(crate) async fn show(
     answer(&state, &caller.workspace_id, &draft, StatusCode::OK).await
 }
 
-/// The version `If-Match` names (`"3"`, `W/"3"` or `3`); `*` or none: any.
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
+/// The version `If-Match` names (`"3"`, `W/"3"` or `3`); `*` or none: any. `what`: the
+/// object whose ETag it is (`draft`, `post`).
+pub(super) fn if_match(headers: &HeaderMap, what: &str) -> Result<Option<i64>, Problem> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -206,7 +207,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
         .map(Some)
         .map_err(|_| {
             Problem::bad_request(format!(
-                "If-Match: expected a draft's version as its ETag gives it (\"3\"), got {text:?}"
+                "If-Match: expected a {what}'s version as its ETag gives it (\"3\"), got {text:?}"
             ))
         })
 }
@@ -237,7 +238,7 @@ pub(crate) async fn replace(
     let current = drafts::get(&state.app, &caller.workspace_id, &id)
         .await
         .map_err(compose_problem)?;
-    let version = if_match(request.headers())?;
+    let version = if_match(request.headers(), "draft")?;
     if current.post_id.is_some() {
         return Err(compose_problem(drafts::settled(&current)));
     }

@@ -24,9 +24,14 @@
 //!   pagination (`next_cursor`).
 //! - `GET /posts/{id}`: the post and its targets (state, progress, bytes, error, provider ids
 //!   as strings, scheduled time).
-//! - `PATCH /posts/{id}` (`caption`, `scheduled_at` — null for now —, `time_zone`,
-//!   `schedule`): any post, to one account or several, before any target has started; 409
-//!   after.
+//! - `PATCH /posts/{id}` (merge-style: `caption`, `media`, `scheduled_at` — null for now —,
+//!   `time_zone`, `schedule`, `targets: {"<account_id>": {caption?, tiktok?, instagram?} |
+//!   null}`): edits what has not been sent, through the checks of a new post. Targets already
+//!   sending or sent keep theirs and are listed in `refused` with the reason, while the others
+//!   change (409 `targets-started` when none can); a target that starts while the edit is
+//!   saved makes it a 409 with nothing changed. `If-Match` with the post's `ETag` (its
+//!   `version`): 412 when it changed since.
+//! - `GET /posts/{id}/history`: who changed what and when, newest first, cursor paging.
 //! - `DELETE /posts/{id}` and `POST /posts/{id}/cancel`: cancels the targets not started yet
 //!   (409 when none is left); `POST /posts/{id}/targets/{target}/retry`: one failed target.
 //! - A target whose outcome is unknown (`error.code` `init_outcome_unknown`: TikTok may have
@@ -46,6 +51,8 @@ mod render;
 mod validate;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -56,7 +63,7 @@ use tidepost_app::tiktok;
 use tidepost_domain::{Platform, TargetState};
 
 pub(crate) use create::{__path_create, create};
-use docs::{PostDoc, PostListDoc, UpdatePostDoc};
+use docs::{PostDoc, PostHistoryDoc, PostListDoc, UpdatePostDoc};
 use problems::{changed_schedule, field_problem};
 pub use problems::{compose_problem, problem, problem_on};
 pub use render::render;
@@ -74,6 +81,7 @@ pub fn router() -> Router<HttpState> {
         )
         .route("/posts/validate", post(validate))
         .route("/posts/{id}", get(show).patch(update).delete(remove))
+        .route("/posts/{id}/history", get(history))
         .route("/posts/{id}/cancel", post(cancel))
         .route("/posts/{id}/targets/{target}/retry", post(retry))
         .route(
@@ -176,34 +184,94 @@ async fn list(
     Ok(Json(json!({"data": data, "next_cursor": next})))
 }
 
-/// The body of `PATCH /posts/{id}`: any of the fields; `scheduled_at: null` means now.
+/// The body of `PATCH /posts/{id}`, merge-style: a field left out is unchanged;
+/// `scheduled_at: null` means now; in `targets`, an account id with `null` removes its target
+/// and with an object adds the account or replaces its target's caption and options.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct UpdatePost {
     caption: Option<String>,
+    media: Option<Vec<tidepost_app::pipeline::media::Item>>,
     #[serde(deserialize_with = "problems::present")]
     scheduled_at: Option<Option<String>>,
     time_zone: Option<String>,
     schedule: Option<String>,
+    targets: Option<std::collections::BTreeMap<String, Option<TargetChange>>>,
+}
+
+/// A target's part of `PATCH /posts/{id}`: what it holds from now on (its account is the key).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct TargetChange {
+    caption: Option<String>,
+    tiktok: Option<compose::TikTokOptions>,
+    instagram: Option<compose::InstagramOptions>,
+}
+
+/// The post's version as its ETag.
+fn with_etag(mut response: Response, version: i64) -> Response {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+/// An edit refused: 412 on a stale `If-Match`, 409 with `refused` (each target and why) when
+/// no target can take it; issues named by account (`targets.<account_id>.…`) rather than by
+/// their place in the post as it would have been.
+fn edit_problem(err: ComposeError) -> Problem {
+    match err {
+        ComposeError::Publish(PublishError::NotFound(what)) => Problem::not_found(what),
+        ComposeError::Invalid(issues) => compose_problem(ComposeError::Invalid(
+            issues
+                .into_iter()
+                .map(|i| match (i.target, &i.account_id) {
+                    (Some(index), Some(account)) => compose::Issue {
+                        field: i.field.replacen(
+                            &format!("targets[{index}]"),
+                            &format!("targets.{account}"),
+                            1,
+                        ),
+                        ..i
+                    },
+                    _ => i,
+                })
+                .collect(),
+        )),
+        other @ (ComposeError::NotFound(_)
+        | ComposeError::Conflict(_)
+        | ComposeError::Unavailable(_)
+        | ComposeError::Store(_)
+        | ComposeError::Publish(_)
+        | ComposeError::Stale(_)
+        | ComposeError::Started(_)) => compose_problem(other),
+    }
 }
 
 #[utoipa::path(
     patch, path = "/api/v1/posts/{id}", tag = "posts",
-    params(("id" = String, Path, description = "The post's id")),
+    params(
+        ("id" = String, Path, description = "The post's id"),
+        ("If-Match" = Option<String>, Header, description = "The version the change was made on (the post's ETag)"),
+    ),
     request_body = UpdatePostDoc,
     responses(
-        (status = 200, description = "The changed post", body = PostDoc),
+        (status = 200, description = "The edited post; `refused` lists the targets that kept what they had (already sending or sent), each with its reason", body = PostDoc),
+        (status = 400, description = "Not a JSON object of these fields, or a field of the wrong type", body = Problem),
         (status = 404, description = "No such post in this workspace", body = Problem),
-        (status = 409, description = "A target has started, or the new time would break a posting limit", body = Problem),
-        (status = 422, description = "Nothing to change, or an invalid field", body = Problem),
+        (status = 409, description = "Every target the change touches has started (`refused`), a target started while the edit was saved (nothing changed), or the new time would break a posting limit (`next_slot_at`)", body = Problem),
+        (status = 412, description = "The post changed since the version in `If-Match`", body = Problem),
+        (status = 422, description = "Nothing to change, or what the post would be is invalid: `errors` lists every problem, as for a new post", body = Problem),
+        (status = 503, description = "The platform is not answering right now: nothing was changed", body = Problem),
     ),
 )]
 async fn update(
     caller: Caller,
     State(state): State<HttpState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     raw: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     caller.require_scope("api")?;
     // Another workspace's post is not found, whatever the body.
     if tidepost_store::posts::get(&state.app.db, &caller.workspace_id, &id)
@@ -212,45 +280,134 @@ async fn update(
     {
         return Err(Problem::not_found("post"));
     }
-    let body: UpdatePost = serde_json::from_slice(&raw)
+    let version = drafts::if_match(&headers, "post")?;
+    // Not JSON, or not an object: 400. A field of the wrong type or unknown: 422 naming it,
+    // as a new post's body.
+    let fields: serde_json::Map<String, Value> = serde_json::from_slice(&raw)
         .map_err(|e| Problem::bad_request(format!("the body must be a JSON object: {e}")))?;
-    if body.caption.is_none() && body.scheduled_at.is_none() {
-        return Err(Problem::invalid(
-            "nothing to change: give a caption or a scheduled_at (null for now)",
-        ));
-    }
+    let body: UpdatePost =
+        serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            if path == "." {
+                Problem::invalid(message)
+            } else {
+                field_problem(&path, message)
+            }
+        })?;
     let schedule = changed_schedule(
         body.scheduled_at.as_ref().map(Option::as_deref),
         body.time_zone.as_deref(),
         body.schedule.as_deref(),
     )?;
-    let view = compose::update(
+    if body.caption.is_none()
+        && schedule.is_none()
+        && body.media.is_none()
+        && body.targets.as_ref().is_none_or(|t| t.is_empty())
+    {
+        return Err(Problem::invalid(
+            "nothing to change: give a caption, media, targets or a scheduled_at (null for now)",
+        ));
+    }
+    let targets = body
+        .targets
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(account_id, change)| {
+            let spec = change.map(|c| compose::TargetSpec {
+                account_id: account_id.clone(),
+                caption: c.caption,
+                tiktok: c.tiktok,
+                instagram: c.instagram,
+            });
+            (account_id, spec)
+        })
+        .collect();
+    let edited = compose::update(
         &state.app,
         &caller.workspace_id,
         &id,
         compose::Update {
             caption: body.caption,
+            media: body.media,
             schedule,
+            targets,
+            version,
+            by: create::created_by(&caller),
         },
     )
     .await
-    .map_err(|err| match err {
-        ComposeError::Publish(PublishError::NotFound(what)) => Problem::not_found(what),
-        other @ (ComposeError::Invalid(_)
-        | ComposeError::NotFound(_)
-        | ComposeError::Conflict(_)
-        | ComposeError::Unavailable(_)
-        | ComposeError::Store(_)
-        | ComposeError::Publish(_)) => compose_problem(other),
-    })?;
-    Ok(Json(render(&state, &view).await?))
+    .map_err(edit_problem)?;
+    let mut json = render(&state, &edited.view).await?;
+    json["refused"] = serde_json::to_value(&edited.refused).unwrap_or_default();
+    Ok(with_etag(
+        Json(json).into_response(),
+        edited.view.post.version,
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HistoryQuery {
+    /// At most this many entries (1 to 200, default 25).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    after: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/posts/{id}/history", tag = "posts",
+    params(("id" = String, Path, description = "The post's id"), HistoryQuery),
+    responses(
+        (status = 200, description = "Who changed what and when (its creation, edits, moves, cancellations), newest first", body = PostHistoryDoc),
+        (status = 404, description = "No such post in this workspace", body = Problem),
+        (status = 422, description = "`limit` out of range", body = Problem),
+    ),
+)]
+async fn history(
+    caller: Caller,
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_scope("api")?;
+    let limit = super::paging::limit(q.limit, 25)?;
+    if tidepost_store::posts::get(&state.app.db, &caller.workspace_id, &id)
+        .await?
+        .is_none()
+    {
+        return Err(Problem::not_found("post"));
+    }
+    let entries = compose::history::list(
+        &state.app,
+        &caller.workspace_id,
+        &id,
+        super::paging::after(q.after.as_deref()),
+        limit + 1,
+    )
+    .await?;
+    let (entries, next) = super::paging::page(entries, limit, |e| &e.id);
+    let data: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "at": tidepost_domain::time::rfc3339(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "changes": e.changes,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"data": data, "next_cursor": next})))
 }
 
 #[utoipa::path(
     get, path = "/api/v1/posts/{id}", tag = "posts",
     params(("id" = String, Path, description = "The post's id")),
     responses(
-        (status = 200, description = "The post and each target's state and progress", body = PostDoc),
+        (status = 200, description = "The post and each target's state and progress; its `version` is the `ETag`", body = PostDoc),
         (status = 404, description = "No such post in this workspace", body = Problem),
     ),
 )]
@@ -258,10 +415,14 @@ async fn show(
     caller: Caller,
     State(state): State<HttpState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     caller.require_scope("api")?;
-    let done = pipeline::get(&state.app, &caller.workspace_id, &id).await;
-    answer(&state, &caller.workspace_id, &id, done).await
+    let view = pipeline::get(&state.app, &caller.workspace_id, &id)
+        .await
+        .map_err(problem)?;
+    let version = view.post.version;
+    let json = answer(&state, &caller.workspace_id, &id, Ok(view)).await?;
+    Ok(with_etag(json.into_response(), version))
 }
 
 #[utoipa::path(
@@ -279,7 +440,8 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_scope("api")?;
-    let done = pipeline::cancel(&state.app, &caller.workspace_id, &id).await;
+    let by = create::created_by(&caller);
+    let done = pipeline::cancel_by(&state.app, &caller.workspace_id, &id, by.as_deref()).await;
     answer(&state, &caller.workspace_id, &id, done).await
 }
 

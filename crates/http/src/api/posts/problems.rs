@@ -184,7 +184,24 @@ pub fn compose_problem(err: ComposeError) -> Problem {
         ComposeError::Conflict(message) => Problem::conflict(message),
         ComposeError::Unavailable(message) => Problem::unavailable(message),
         ComposeError::Publish(e) => problem(e),
-        other => Problem::internal(other),
+        ComposeError::Stale(version) => Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "post-changed",
+            "The post changed",
+            ComposeError::Stale(version).to_string(),
+        )
+        .with("version", version),
+        ComposeError::Started(refused) => Problem::new(
+            StatusCode::CONFLICT,
+            "targets-started",
+            "Every target the change touches has started",
+            ComposeError::Started(refused.clone()).to_string(),
+        )
+        .with(
+            "refused",
+            serde_json::to_value(&refused).unwrap_or_default(),
+        ),
+        ComposeError::Store(e) => e.into(),
     }
 }
 

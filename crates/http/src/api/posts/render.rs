@@ -72,6 +72,7 @@ pub fn post_json(view: &PostView, instagram: &HashMap<String, InstagramMedia>) -
         "created_at": tidepost_domain::time::rfc3339(view.post.created_at),
         "scheduled_at": view.post.scheduled_at.map(tidepost_domain::time::rfc3339),
         "time_zone": view.post.time_zone,
+        "version": view.post.version,
         "scheduled_at_local": view.post.scheduled_at.map(|at| {
             compose::schedule::show(at, view.post.time_zone.as_deref())
         }),
