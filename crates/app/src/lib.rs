@@ -12,6 +12,8 @@ pub mod connect;
 pub mod connect_links;
 pub mod crm;
 pub mod keys;
+pub mod mail;
+pub mod members;
 pub mod media;
 pub mod net_guard;
 pub mod outbound;

@@ -10,7 +10,7 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use tidepost_app::access::{self, secrets_equal};
 use tidepost_store::sessions::Session;
-use tidepost_store::users::User;
+use tidepost_store::users::{Role, User};
 use tidepost_store::workspaces::Workspace;
 
 use crate::error::{PageError, Problem};
@@ -30,6 +30,8 @@ pub struct Viewer {
     pub session: Session,
     pub user: User,
     pub workspace: Workspace,
+    /// The viewer's role in the workspace (the route layer in `roles.rs` checks it).
+    pub role: Role,
 }
 
 impl Viewer {
@@ -55,20 +57,25 @@ pub fn csrf_refused() -> PageError {
     )
 }
 
-async fn session_of(
+pub(crate) async fn session_of(
     parts: &Parts,
     state: &HttpState,
 ) -> Result<Option<Viewer>, access::AccessError> {
+    // The role layer (`roles.rs`) looked the session up already.
+    if let Some(viewer) = parts.extensions.get::<Viewer>() {
+        return Ok(Some(viewer.clone()));
+    }
     let jar = CookieJar::from_headers(&parts.headers);
     let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
         return Ok(None);
     };
     Ok(access::session_from_cookie(&state.app.db, &token)
         .await?
-        .map(|(session, user, workspace)| Viewer {
+        .map(|(session, user, workspace, role)| Viewer {
             session,
             user,
             workspace,
+            role,
         }))
 }
 
@@ -157,6 +164,8 @@ pub enum Credential {
 pub struct Caller {
     pub workspace_id: String,
     pub credential: Credential,
+    /// The role the caller acts with: a member's own, or an API key's (capped by its creator's).
+    pub role: Role,
 }
 
 impl Caller {
@@ -195,7 +204,7 @@ impl FromRequestParts<HttpState> for Caller {
                     "use `Authorization: Bearer <API key>`",
                 ));
             };
-            let key = access::authenticate_api_key(&state.app.db, secret)
+            let (key, role) = access::authenticate_api_key(&state.app.db, secret)
                 .await?
                 .map_err(|refusal| Problem::unauthorized(refusal.to_string()))?;
             let scopes = key.scopes.clone();
@@ -205,6 +214,7 @@ impl FromRequestParts<HttpState> for Caller {
             return Ok(Caller {
                 workspace_id: key.workspace_id,
                 credential: Credential::ApiKey { id: key.id, scopes },
+                role,
             });
         }
         let Some(viewer) = session_of(parts, state).await? else {
@@ -229,6 +239,7 @@ impl FromRequestParts<HttpState> for Caller {
             credential: Credential::Session {
                 user_id: viewer.user.id,
             },
+            role: viewer.role,
         })
     }
 }

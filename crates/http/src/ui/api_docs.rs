@@ -481,6 +481,7 @@ mod tests {
             sandbox: false,
             active: "",
             version: "test",
+            role: None,
         };
         let doc = serde_json::to_value(crate::api::openapi::document()).unwrap();
         render(chrome, &doc)

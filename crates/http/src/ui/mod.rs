@@ -12,6 +12,7 @@ pub mod error_chrome;
 pub mod flash;
 mod jobs;
 mod media;
+mod members;
 mod posts;
 mod preview;
 mod session;
@@ -37,6 +38,7 @@ pub fn router() -> Router<HttpState> {
         .merge(dashboard::router())
         .merge(jobs::router())
         .merge(media::router())
+        .merge(members::router())
         .merge(posts::router())
         .merge(settings::router())
         .merge(webhooks::router())
@@ -60,6 +62,8 @@ pub struct Chrome {
     pub sandbox: bool,
     pub active: &'static str,
     pub version: &'static str,
+    /// The viewer's role: the navigation shows only the pages it opens.
+    pub role: Option<tidepost_domain::Role>,
 }
 
 impl Chrome {
@@ -71,6 +75,7 @@ impl Chrome {
             sandbox: state.app.config.sandbox,
             active,
             version: env!("CARGO_PKG_VERSION"),
+            role: Some(viewer.role),
         }
     }
 
@@ -96,6 +101,7 @@ impl Chrome {
             sandbox: false,
             active: "",
             version: env!("CARGO_PKG_VERSION"),
+            role: None,
         }
     }
 
@@ -107,12 +113,25 @@ impl Chrome {
             sandbox: state.app.config.sandbox,
             active: "",
             version: env!("CARGO_PKG_VERSION"),
+            role: None,
         }
     }
 
     /// The main navigation, in order.
-    pub fn nav_items(&self) -> &'static [(&'static str, &'static str)] {
-        &[
+    /// The navigation's links the viewer's role opens (every one's rule in `roles.rs`).
+    pub fn nav_items(&self) -> Vec<(&'static str, &'static str)> {
+        let opens = |href: &str| {
+            let path = href.split('#').next().unwrap_or(href);
+            match (crate::roles::rule_for(&axum::http::Method::GET, path), self.role) {
+                (Some(crate::roles::Rule::Public), _) => true,
+                (Some(crate::roles::Rule::Needs(p)), Some(role)) => role.allows(p),
+                (Some(crate::roles::Rule::Needs(_)), None) | (None, _) => false,
+            }
+        };
+        Self::NAV.iter().copied().filter(|(href, _)| opens(href)).collect()
+    }
+
+    const NAV: &'static [(&'static str, &'static str)] = &[
             ("/", "Dashboard"),
             ("/compose", "Compose"),
             ("/drafts", "Drafts"),
@@ -126,9 +145,9 @@ impl Chrome {
             ("/jobs", "Jobs"),
             ("/settings/webhooks", "Webhooks"),
             ("/settings#keys", "API keys"),
-            ("/settings", "Settings"),
-        ]
-    }
+            ("/settings/members", "Members"),
+        ("/settings", "Settings"),
+    ];
 }
 
 /// Formats a stored timestamp for a table cell.
