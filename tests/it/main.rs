@@ -47,6 +47,7 @@ mod outbound_webhooks;
 mod post_redirect_get;
 mod processes;
 mod provider_trouble;
+mod roles;
 mod scale_out;
 mod security;
 mod sessions;

@@ -14,7 +14,7 @@ use tidepost_store::{Db, StoreError};
 
 use crate::access::{self, AccessError};
 use crate::mail::{self, Delivery};
-use crate::state::App;
+use crate::config::Config;
 
 /// How long an invite link stays good: 7 days.
 pub const INVITE_TTL_MS: i64 = 7 * 24 * 3_600_000;
@@ -88,7 +88,8 @@ pub struct NewInvite {
 
 /// Invites `email` to `workspace` with `role`: an actor may invite to the roles they manage.
 pub async fn invite(
-    app: &App,
+    db: &Db,
+    config: &Config,
     workspace: &Workspace,
     actor: Actor<'_>,
     email: &str,
@@ -103,8 +104,8 @@ pub async fn invite(
         });
     }
     let email = access::validate_email(email)?;
-    if let Some(user) = users::by_email(&app.db, &email).await?
-        && users::role_of(&app.db, &workspace.id, &user.id)
+    if let Some(user) = users::by_email(db, &email).await?
+        && users::role_of(db, &workspace.id, &user.id)
             .await?
             .is_some()
     {
@@ -125,10 +126,10 @@ pub async fn invite(
         accepted_by: None,
         revoked_at: None,
     };
-    invites::insert(&app.db, &invite).await?;
-    let link = invite_link(app, &token);
+    invites::insert(db, &invite).await?;
+    let link = invite_link(config, &token);
     let mail = mail::send(
-        app.config.mail.as_ref(),
+        config.mail.as_ref(),
         mail::Mail {
             to: &invite.email,
             subject: &format!("You are invited to {} on tidepost", workspace.name),
@@ -148,10 +149,10 @@ pub async fn invite(
 }
 
 /// The link of an invite token.
-pub fn invite_link(app: &App, token: &str) -> String {
+pub fn invite_link(config: &Config, token: &str) -> String {
     format!(
         "{}/invite/{token}",
-        app.config.public_url.as_str().trim_end_matches('/')
+        config.public_url.as_str().trim_end_matches('/')
     )
 }
 

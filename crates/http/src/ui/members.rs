@@ -192,7 +192,7 @@ async fn invite(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    match members::invite(&state.app, &viewer.workspace, actor(&viewer), &form.email, role).await {
+    match members::invite(&state.app.db, &state.app.config, &viewer.workspace, actor(&viewer), &form.email, role).await {
         Ok(made) => {
             let mail = match made.mail {
                 Delivery::Sent => format!("It was also mailed to {}.", made.invite.email),
