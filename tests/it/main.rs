@@ -35,6 +35,7 @@ mod event_sequences;
 mod faults;
 mod faults_pg_restart;
 mod instagram_options;
+mod invites;
 mod jobs;
 mod media;
 mod media_content;
