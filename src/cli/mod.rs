@@ -262,7 +262,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             email,
             role,
             db,
-        }) => ops::user_invite(load(&db.flags(), file.as_deref())?, &workspace, &email, &role).await,
+        }) => {
+            ops::user_invite(
+                load(&db.flags(), file.as_deref())?,
+                &workspace,
+                &email,
+                &role,
+            )
+            .await
+        }
         Command::User(UserCommand::Unlock { email, db }) => {
             ops::user_unlock(load(&db.flags(), file.as_deref())?, &email).await
         }

@@ -249,7 +249,13 @@ async fn user_invite_prints_the_link_once(backend: Backend) {
     let invited = run(
         dir.path(),
         &with_db(&[
-            "user", "invite", "--workspace", "acme", "--email", "New@Example.com", "--role",
+            "user",
+            "invite",
+            "--workspace",
+            "acme",
+            "--email",
+            "New@Example.com",
+            "--role",
             "editor",
         ]),
     )
@@ -262,8 +268,12 @@ async fn user_invite_prints_the_link_once(backend: Backend) {
         .unwrap_or_else(|| panic!("a link to the invite page: {link}"));
     assert_eq!(token.len(), 43, "{link}");
     assert!(
-        invited.stderr.contains("Invited new@example.com to acme as editor")
-            && invited.stderr.contains("not mailed: no SMTP server is configured"),
+        invited
+            .stderr
+            .contains("Invited new@example.com to acme as editor")
+            && invited
+                .stderr
+                .contains("not mailed: no SMTP server is configured"),
         "{}",
         invited.stderr
     );
@@ -289,19 +299,47 @@ async fn user_invite_prints_the_link_once(backend: Backend) {
 
     for (args, needle) in [
         (
-            ["--workspace", "acme", "--email", "x@example.com", "--role", "boss"],
+            [
+                "--workspace",
+                "acme",
+                "--email",
+                "x@example.com",
+                "--role",
+                "boss",
+            ],
             "\"boss\" is not a role: use owner, admin, editor or viewer",
         ),
         (
-            ["--workspace", "nope", "--email", "x@example.com", "--role", "viewer"],
+            [
+                "--workspace",
+                "nope",
+                "--email",
+                "x@example.com",
+                "--role",
+                "viewer",
+            ],
             "unknown workspace \"nope\"",
         ),
         (
-            ["--workspace", "acme", "--email", "not-an-email", "--role", "viewer"],
+            [
+                "--workspace",
+                "acme",
+                "--email",
+                "not-an-email",
+                "--role",
+                "viewer",
+            ],
             "\"not-an-email\" is not a valid email address",
         ),
         (
-            ["--workspace", "acme", "--email", "owner@example.com", "--role", "viewer"],
+            [
+                "--workspace",
+                "acme",
+                "--email",
+                "owner@example.com",
+                "--role",
+                "viewer",
+            ],
             "owner@example.com is already a member of this workspace",
         ),
     ] {

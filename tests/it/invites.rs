@@ -49,7 +49,11 @@ async fn invite(app: &TestApp, owner: &SignedIn, email: &str, role: &str) -> Str
 }
 
 /// Opens the invite page with a browser that is not signed in and accepts it with `password`.
-async fn accept_as_new(app: &TestApp, path: &str, password: &str) -> (reqwest::Client, reqwest::Response) {
+async fn accept_as_new(
+    app: &TestApp,
+    path: &str,
+    password: &str,
+) -> (reqwest::Client, reqwest::Response) {
     let browser = client();
     let page = browser.get(app.url(path)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -72,7 +76,10 @@ async fn a_new_person_joins_as_editor(backend: Backend) {
     let link = invite(&app, &owner, "New.Editor@Example.com", "editor").await;
     let path = path_of(&link);
     let members = app.page_text(&owner.client, "/settings/members").await;
-    assert!(members.contains("new.editor@example.com"), "pending invite listed");
+    assert!(
+        members.contains("new.editor@example.com"),
+        "pending invite listed"
+    );
 
     let anonymous = client();
     let html = app.page_text(&anonymous, &path).await;
@@ -95,13 +102,25 @@ async fn a_new_person_joins_as_editor(backend: Backend) {
     let dashboard = browser.get(app.url("/")).send().await.unwrap();
     assert_eq!(dashboard.status(), StatusCode::OK);
     let html = dashboard.text().await.unwrap();
-    assert!(!html.contains("href=\"/settings/members\""), "no link it cannot open");
+    assert!(
+        !html.contains("href=\"/settings/members\""),
+        "no link it cannot open"
+    );
     assert_eq!(
-        browser.get(app.url("/compose")).send().await.unwrap().status(),
+        browser
+            .get(app.url("/compose"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         StatusCode::OK
     );
     page_error(
-        browser.get(app.url("/settings/members")).send().await.unwrap(),
+        browser
+            .get(app.url("/settings/members"))
+            .send()
+            .await
+            .unwrap(),
         StatusCode::FORBIDDEN,
         "You need the admin role",
     )
@@ -119,7 +138,12 @@ async fn a_new_person_joins_as_editor(backend: Backend) {
     // The same password signs in again later.
     let again = client();
     let response = app
-        .sign_in(&again, "new.editor@example.com", "a long enough password", "/")
+        .sign_in(
+            &again,
+            "new.editor@example.com",
+            "a long enough password",
+            "/",
+        )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
@@ -130,7 +154,10 @@ async fn a_new_person_joins_as_editor(backend: Backend) {
     let csrf = app.login_csrf(&late).await;
     let response = late
         .post(app.url(&path))
-        .form(&[("csrf", csrf.as_str()), ("password", "another long password")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("password", "another long password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -159,8 +186,19 @@ async fn an_existing_user_joins_signed_in(backend: Backend) {
     let html = app.page_text(&client(), &path).await;
     assert!(html.contains("already has an account"), "{html}");
     // Signed in as someone else, they are told whom the invite is for.
-    let response = owner.client.post(app.url(&path)).form(&[("csrf", owner.csrf.as_str())]).send().await.unwrap();
-    page_error(response, StatusCode::CONFLICT, "This invite is for owner@freelance.example, and you are signed in as owner@agency.example").await;
+    let response = owner
+        .client
+        .post(app.url(&path))
+        .form(&[("csrf", owner.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    page_error(
+        response,
+        StatusCode::CONFLICT,
+        "This invite is for owner@freelance.example, and you are signed in as owner@agency.example",
+    )
+    .await;
     // Signed in as the invited email: Join.
     let html = app.page_text(&other.client, &path).await;
     assert!(html.contains("id=\"join\""), "{html}");
@@ -210,7 +248,12 @@ async fn an_existing_user_joins_signed_in(backend: Backend) {
         .send()
         .await
         .unwrap();
-    page_error(response, StatusCode::CONFLICT, "is already a member of this workspace").await;
+    page_error(
+        response,
+        StatusCode::CONFLICT,
+        "is already a member of this workspace",
+    )
+    .await;
 }
 
 both_backends!(expired_and_withdrawn_links_are_clear_pages);
@@ -226,19 +269,24 @@ async fn expired_and_withdrawn_links_are_clear_pages(backend: Backend) {
         .await
         .unwrap();
     page_error(
-        client().get(app.url(&path_of(&expired))).send().await.unwrap(),
+        client()
+            .get(app.url(&path_of(&expired)))
+            .send()
+            .await
+            .unwrap(),
         StatusCode::GONE,
         "This invite link has expired",
     )
     .await;
 
     let withdrawn = invite(&app, &owner, "maybe@example.com", "editor").await;
-    let invite = tidepost_store::invites::pending(&app.db, &owner.workspace.id, tidepost_domain::now_ms())
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.email == "maybe@example.com")
-        .unwrap();
+    let invite =
+        tidepost_store::invites::pending(&app.db, &owner.workspace.id, tidepost_domain::now_ms())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.email == "maybe@example.com")
+            .unwrap();
     let response = owner
         .client
         .post(app.url(&format!("/settings/members/invites/{}/revoke", invite.id)))
@@ -251,7 +299,11 @@ async fn expired_and_withdrawn_links_are_clear_pages(backend: Backend) {
     assert!(!members.contains("maybe@example.com"), "no longer pending");
     let browser = client();
     page_error(
-        browser.get(app.url(&path_of(&withdrawn))).send().await.unwrap(),
+        browser
+            .get(app.url(&path_of(&withdrawn)))
+            .send()
+            .await
+            .unwrap(),
         StatusCode::GONE,
         "This invite was withdrawn",
     )
@@ -260,7 +312,10 @@ async fn expired_and_withdrawn_links_are_clear_pages(backend: Backend) {
     let csrf = app.login_csrf(&browser).await;
     let response = browser
         .post(app.url(&path_of(&withdrawn)))
-        .form(&[("csrf", csrf.as_str()), ("password", "a long enough password")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("password", "a long enough password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -289,7 +344,12 @@ async fn the_last_owner_is_protected(backend: Backend) {
         .send()
         .await
         .unwrap();
-    page_error(response, StatusCode::CONFLICT, "This is the workspace&#39;s last owner: make another member owner first").await;
+    page_error(
+        response,
+        StatusCode::CONFLICT,
+        "This is the workspace&#39;s last owner: make another member owner first",
+    )
+    .await;
     let response = owner
         .client
         .post(app.url(&format!("/settings/members/{}/remove", me.id)))
@@ -300,7 +360,11 @@ async fn the_last_owner_is_protected(backend: Backend) {
     page_error(response, StatusCode::CONFLICT, "last owner").await;
     // An admin can neither demote nor remove an owner, nor make one.
     let admin = app
-        .member(&owner.workspace, "admin@solo.example", tidepost_domain::Role::Admin)
+        .member(
+            &owner.workspace,
+            "admin@solo.example",
+            tidepost_domain::Role::Admin,
+        )
         .await;
     let response = admin
         .client
@@ -309,7 +373,12 @@ async fn the_last_owner_is_protected(backend: Backend) {
         .send()
         .await
         .unwrap();
-    page_error(response, StatusCode::FORBIDDEN, "Only an owner can make or unmake an owner").await;
+    page_error(
+        response,
+        StatusCode::FORBIDDEN,
+        "Only an owner can make or unmake an owner",
+    )
+    .await;
     let response = admin
         .client
         .post(app.url("/settings/members/invite"))
@@ -321,7 +390,12 @@ async fn the_last_owner_is_protected(backend: Backend) {
         .send()
         .await
         .unwrap();
-    page_error(response, StatusCode::FORBIDDEN, "Only an owner can invite an owner").await;
+    page_error(
+        response,
+        StatusCode::FORBIDDEN,
+        "Only an owner can invite an owner",
+    )
+    .await;
     // With a second owner, the first may step down; then the second is the last.
     let response = owner
         .client
@@ -381,7 +455,11 @@ async fn smtp_sink() -> (u16, mpsc::UnboundedReceiver<String>) {
                 let mut lines = BufReader::new(read).lines();
                 write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
                     let reply: &[u8] = match verb.as_str() {
                         "EHLO" | "HELO" => b"250 sink\r\n",
                         "DATA" => {
@@ -420,7 +498,10 @@ async fn invites_are_mailed_when_smtp_is_configured(backend: Backend) {
         Options {
             env: vec![
                 ("TIDEPOST_SMTP_URL", format!("smtp://127.0.0.1:{port}")),
-                ("TIDEPOST_SMTP_FROM", "tidepost <noreply@example.com>".into()),
+                (
+                    "TIDEPOST_SMTP_FROM",
+                    "tidepost <noreply@example.com>".into(),
+                ),
             ],
             ..Options::default()
         },
@@ -435,8 +516,14 @@ async fn invites_are_mailed_when_smtp_is_configured(backend: Backend) {
     // Quoted-printable soft breaks joined again.
     let text = mail.replace("=\n", "");
     assert!(text.contains("To: friend@example.com"), "{mail}");
-    assert!(text.contains("From: tidepost <noreply@example.com>"), "{mail}");
-    assert!(text.contains("You are invited to mailed on tidepost"), "{mail}");
+    assert!(
+        text.contains("From: tidepost <noreply@example.com>"),
+        "{mail}"
+    );
+    assert!(
+        text.contains("You are invited to mailed on tidepost"),
+        "{mail}"
+    );
     assert!(text.contains(&link), "the mail carries the link: {mail}");
     let html = app.page_text(&owner.client, "/settings/members").await;
     assert!(!html.contains(&link));
@@ -454,5 +541,8 @@ async fn invites_are_mailed_when_smtp_is_configured(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let html = app.page_text(&owner.client, "/settings/members").await;
-    assert!(html.contains("It was also mailed to second@example.com."), "{html}");
+    assert!(
+        html.contains("It was also mailed to second@example.com."),
+        "{html}"
+    );
 }

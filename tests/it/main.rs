@@ -17,6 +17,7 @@ mod browser_frame_picker;
 mod browser_host_app;
 mod browser_instagram;
 mod browser_instagram_options;
+mod browser_members;
 mod browser_pages;
 mod browser_post_preview;
 mod browser_tiktok;

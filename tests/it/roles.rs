@@ -95,18 +95,42 @@ const ROUTES: &[(&str, &str, Expect)] = &[
     ("GET", "/posts/new", Least(Role::Editor)),
     ("POST", "/posts/{id}/cancel", Least(Role::Editor)),
     ("POST", "/posts/{id}/reschedule", Least(Role::Editor)),
-    ("POST", "/posts/{id}/targets/{target}/retry", Least(Role::Editor)),
-    ("POST", "/posts/{id}/targets/{target}/mark-published", Least(Role::Editor)),
-    ("POST", "/posts/{id}/targets/{target}/send-again", Least(Role::Editor)),
+    (
+        "POST",
+        "/posts/{id}/targets/{target}/retry",
+        Least(Role::Editor),
+    ),
+    (
+        "POST",
+        "/posts/{id}/targets/{target}/mark-published",
+        Least(Role::Editor),
+    ),
+    (
+        "POST",
+        "/posts/{id}/targets/{target}/send-again",
+        Least(Role::Editor),
+    ),
     ("POST", "/drafts/{id}/delete", Least(Role::Editor)),
     ("POST", "/api/v1/posts", Least(Role::Editor)),
     ("POST", "/api/v1/posts/validate", Least(Role::Editor)),
     ("PATCH", "/api/v1/posts/{id}", Least(Role::Editor)),
     ("DELETE", "/api/v1/posts/{id}", Least(Role::Editor)),
     ("POST", "/api/v1/posts/{id}/cancel", Least(Role::Editor)),
-    ("POST", "/api/v1/posts/{id}/targets/{target}/retry", Least(Role::Editor)),
-    ("POST", "/api/v1/posts/{id}/targets/{target}/mark-published", Least(Role::Editor)),
-    ("POST", "/api/v1/posts/{id}/targets/{target}/send-again", Least(Role::Editor)),
+    (
+        "POST",
+        "/api/v1/posts/{id}/targets/{target}/retry",
+        Least(Role::Editor),
+    ),
+    (
+        "POST",
+        "/api/v1/posts/{id}/targets/{target}/mark-published",
+        Least(Role::Editor),
+    ),
+    (
+        "POST",
+        "/api/v1/posts/{id}/targets/{target}/send-again",
+        Least(Role::Editor),
+    ),
     ("POST", "/api/v1/drafts", Least(Role::Editor)),
     ("PUT", "/api/v1/drafts/{id}", Least(Role::Editor)),
     ("DELETE", "/api/v1/drafts/{id}", Least(Role::Editor)),
@@ -120,15 +144,31 @@ const ROUTES: &[(&str, &str, Expect)] = &[
     ("POST", "/creators", Least(Role::Editor)),
     ("POST", "/creators/{id}", Least(Role::Editor)),
     ("POST", "/creators/{id}/accounts", Least(Role::Editor)),
-    ("POST", "/creators/{id}/accounts/{account_id}/detach", Least(Role::Editor)),
+    (
+        "POST",
+        "/creators/{id}/accounts/{account_id}/detach",
+        Least(Role::Editor),
+    ),
     ("POST", "/creators/{id}/delete", Least(Role::Editor)),
     ("POST", "/inbox/{id}/reply", Least(Role::Editor)),
     ("POST", "/api/v1/creators", Least(Role::Editor)),
     ("PATCH", "/api/v1/creators/{id}", Least(Role::Editor)),
     ("DELETE", "/api/v1/creators/{id}", Least(Role::Editor)),
-    ("POST", "/api/v1/creators/{id}/accounts", Least(Role::Editor)),
-    ("DELETE", "/api/v1/creators/{id}/accounts/{account_id}", Least(Role::Editor)),
-    ("POST", "/api/v1/interactions/{id}/reply", Least(Role::Editor)),
+    (
+        "POST",
+        "/api/v1/creators/{id}/accounts",
+        Least(Role::Editor),
+    ),
+    (
+        "DELETE",
+        "/api/v1/creators/{id}/accounts/{account_id}",
+        Least(Role::Editor),
+    ),
+    (
+        "POST",
+        "/api/v1/interactions/{id}/reply",
+        Least(Role::Editor),
+    ),
     ("GET", "/connect/tiktok", Least(Role::Admin)),
     ("POST", "/connect/tiktok", Least(Role::Admin)),
     ("GET", "/connect/instagram", Least(Role::Admin)),
@@ -142,26 +182,66 @@ const ROUTES: &[(&str, &str, Expect)] = &[
     ("POST", "/api/v1/connect-links", Least(Role::Admin)),
     ("GET", "/api/v1/allowed-origins", Least(Role::Admin)),
     ("PUT", "/api/v1/allowed-origins", Least(Role::Admin)),
-    ("POST", "/api/v1/accounts/{id}/widget-links", Least(Role::Admin)),
-    ("POST", "/api/v1/creators/{id}/widget-links", Least(Role::Admin)),
+    (
+        "POST",
+        "/api/v1/accounts/{id}/widget-links",
+        Least(Role::Admin),
+    ),
+    (
+        "POST",
+        "/api/v1/creators/{id}/widget-links",
+        Least(Role::Admin),
+    ),
     ("GET", "/settings/webhooks", Least(Role::Admin)),
     ("POST", "/settings/webhooks", Least(Role::Admin)),
     ("GET", "/settings/webhooks/{id}", Least(Role::Admin)),
     ("POST", "/settings/webhooks/{id}/rotate", Least(Role::Admin)),
     ("POST", "/settings/webhooks/{id}/enable", Least(Role::Admin)),
-    ("POST", "/settings/webhooks/{id}/disable", Least(Role::Admin)),
+    (
+        "POST",
+        "/settings/webhooks/{id}/disable",
+        Least(Role::Admin),
+    ),
     ("POST", "/settings/webhooks/{id}/delete", Least(Role::Admin)),
-    ("GET", "/settings/webhooks/deliveries/{id}", Least(Role::Admin)),
-    ("POST", "/settings/webhooks/deliveries/{id}/resend", Least(Role::Admin)),
+    (
+        "GET",
+        "/settings/webhooks/deliveries/{id}",
+        Least(Role::Admin),
+    ),
+    (
+        "POST",
+        "/settings/webhooks/deliveries/{id}/resend",
+        Least(Role::Admin),
+    ),
     ("GET", "/api/v1/webhook-endpoints", Least(Role::Admin)),
     ("POST", "/api/v1/webhook-endpoints", Least(Role::Admin)),
     ("GET", "/api/v1/webhook-endpoints/{id}", Least(Role::Admin)),
-    ("PATCH", "/api/v1/webhook-endpoints/{id}", Least(Role::Admin)),
-    ("DELETE", "/api/v1/webhook-endpoints/{id}", Least(Role::Admin)),
-    ("POST", "/api/v1/webhook-endpoints/{id}/rotate-secret", Least(Role::Admin)),
-    ("GET", "/api/v1/webhook-endpoints/{id}/deliveries", Least(Role::Admin)),
+    (
+        "PATCH",
+        "/api/v1/webhook-endpoints/{id}",
+        Least(Role::Admin),
+    ),
+    (
+        "DELETE",
+        "/api/v1/webhook-endpoints/{id}",
+        Least(Role::Admin),
+    ),
+    (
+        "POST",
+        "/api/v1/webhook-endpoints/{id}/rotate-secret",
+        Least(Role::Admin),
+    ),
+    (
+        "GET",
+        "/api/v1/webhook-endpoints/{id}/deliveries",
+        Least(Role::Admin),
+    ),
     ("GET", "/api/v1/webhook-deliveries/{id}", Least(Role::Admin)),
-    ("POST", "/api/v1/webhook-deliveries/{id}/resend", Least(Role::Admin)),
+    (
+        "POST",
+        "/api/v1/webhook-deliveries/{id}/resend",
+        Least(Role::Admin),
+    ),
     ("POST", "/jobs/{id}/retry", Least(Role::Admin)),
     ("POST", "/jobs/{id}/cancel", Least(Role::Admin)),
     ("POST", "/api/v1/jobs/{id}/retry", Least(Role::Admin)),
@@ -176,7 +256,11 @@ const ROUTES: &[(&str, &str, Expect)] = &[
     ("DELETE", "/api/v1/api-keys/{id}", Least(Role::Admin)),
     ("GET", "/settings/members", Least(Role::Admin)),
     ("POST", "/settings/members/invite", Least(Role::Admin)),
-    ("POST", "/settings/members/invites/{id}/revoke", Least(Role::Admin)),
+    (
+        "POST",
+        "/settings/members/invites/{id}/revoke",
+        Least(Role::Admin),
+    ),
     ("POST", "/settings/members/{id}/role", Least(Role::Admin)),
     ("POST", "/settings/members/{id}/remove", Least(Role::Admin)),
 ];
@@ -323,7 +407,9 @@ async fn every_role_against_every_route(backend: Backend) {
             let what = format!("{method} {template} as {role}");
             if role < least {
                 if let Err(got) = refusal(response, api, least).await {
-                    wrong.push(format!("{what}: expected the refusal naming {least}, got {got}"));
+                    wrong.push(format!(
+                        "{what}: expected the refusal naming {least}, got {got}"
+                    ));
                 }
             } else {
                 let status = response.status();
@@ -353,10 +439,9 @@ async fn every_role_against_every_route(backend: Backend) {
     assert_eq!(problem["required_role"], "editor");
     assert_eq!(problem["role"], "viewer");
     assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("to create and edit posts you need the editor role or higher; you are a viewer"),
+        problem["detail"].as_str().unwrap().contains(
+            "to create and edit posts you need the editor role or higher; you are a viewer"
+        ),
         "{problem}"
     );
 }
@@ -387,9 +472,17 @@ async fn a_key_never_does_more_than_its_creator(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let p = problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid-request").await;
+    let p = problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-request",
+    )
+    .await;
     assert!(
-        p["detail"].as_str().unwrap().contains("you are an admin, and asked for an owner"),
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("you are an admin, and asked for an owner"),
         "{p}"
     );
     // The admin's own key acts as admin while the admin is one…
@@ -405,9 +498,17 @@ async fn a_key_never_does_more_than_its_creator(backend: Backend) {
     let created: Value = response.json().await.unwrap();
     assert_eq!(created["role"], "admin");
     let secret = created["secret"].as_str().unwrap().to_string();
-    let me: Value = app.api_get(&secret, "/api/v1/me").await.json().await.unwrap();
+    let me: Value = app
+        .api_get(&secret, "/api/v1/me")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["credential"]["role"], "admin");
-    assert_eq!(app.api_get(&secret, "/api/v1/api-keys").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.api_get(&secret, "/api/v1/api-keys").await.status(),
+        StatusCode::OK
+    );
     // …and as viewer once the admin is made a viewer.
     let admin_user = tidepost_store::users::by_email(&app.db, "admin@keys.example")
         .await
@@ -416,7 +517,12 @@ async fn a_key_never_does_more_than_its_creator(backend: Backend) {
     tidepost_store::users::set_role(&app.db, &ws.id, &admin_user.id, Role::Viewer)
         .await
         .unwrap();
-    let me: Value = app.api_get(&secret, "/api/v1/me").await.json().await.unwrap();
+    let me: Value = app
+        .api_get(&secret, "/api/v1/me")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["credential"]["role"], "viewer");
     let p = problem(
         app.api_get(&secret, "/api/v1/api-keys").await,
@@ -425,7 +531,13 @@ async fn a_key_never_does_more_than_its_creator(backend: Backend) {
     )
     .await;
     assert_eq!(p["required_role"], "admin");
-    assert!(p["detail"].as_str().unwrap().contains("this API key acts as a viewer"), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("this API key acts as a viewer"),
+        "{p}"
+    );
     // Removing the member revokes the keys they made.
     tidepost_app::members::remove(
         &app.db,

@@ -425,7 +425,11 @@ impl TestApp {
         );
         let client = client();
         let response = self.sign_in(&client, email, PASSWORD, "/").await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "sign-in redirects");
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "sign-in redirects"
+        );
         let html = self.page_text(&client, "/").await;
         let csrf = hidden_input(&html, "csrf").expect("the sign-out form carries the CSRF token");
         SignedIn {

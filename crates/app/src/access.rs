@@ -821,7 +821,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!((key.workspace_id.as_str(), role), (ws.id.as_str(), Role::Admin));
+        assert_eq!(
+            (key.workspace_id.as_str(), role),
+            (ws.id.as_str(), Role::Admin)
+        );
         assert_eq!(
             authenticate_api_key(&db, "tp_short")
                 .await

@@ -49,7 +49,9 @@ impl MailSettings {
         let Some((from, from_origin)) = from.filter(|(f, _)| !f.is_empty()) else {
             return Err(ConfigError::Missing {
                 setting: "smtp_from",
-                message: "smtp_url is set: give the sender too, e.g. `tidepost <noreply@example.com>`".into(),
+                message:
+                    "smtp_url is set: give the sender too, e.g. `tidepost <noreply@example.com>`"
+                        .into(),
             });
         };
         let from = from.parse::<Mailbox>().map_err(|e| ConfigError::Invalid {
@@ -100,15 +102,18 @@ pub async fn send(settings: Option<&MailSettings>, mail: Mail<'_>) -> Delivery {
         Ok(message) => message,
         Err(e) => return Delivery::Failed(format!("the mail could not be built: {e}")),
     };
-    let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.url.expose_secret()) {
-        Ok(builder) => builder.timeout(Some(SEND_TIMEOUT)).build(),
-        Err(_) => return Delivery::Failed("smtp_url is not a valid SMTP URL".into()),
-    };
+    let transport =
+        match AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.url.expose_secret()) {
+            Ok(builder) => builder.timeout(Some(SEND_TIMEOUT)).build(),
+            Err(_) => return Delivery::Failed("smtp_url is not a valid SMTP URL".into()),
+        };
     match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
         Ok(Ok(_)) => Delivery::Sent,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "an invite mail could not be sent");
-            Delivery::Failed(format!("the mail server refused or could not be reached: {e}"))
+            Delivery::Failed(format!(
+                "the mail server refused or could not be reached: {e}"
+            ))
         }
         Err(_) => Delivery::Failed(format!(
             "the mail server did not answer within {} seconds",

@@ -13,8 +13,8 @@ use tidepost_store::workspaces::{self, Workspace};
 use tidepost_store::{Db, StoreError};
 
 use crate::access::{self, AccessError};
-use crate::mail::{self, Delivery};
 use crate::config::Config;
+use crate::mail::{self, Delivery};
 
 /// How long an invite link stays good: 7 days.
 pub const INVITE_TTL_MS: i64 = 7 * 24 * 3_600_000;
@@ -98,16 +98,12 @@ pub async fn invite(
     if !actor.may_manage(role) {
         return Err(match role {
             Role::Owner => MemberError::OwnersOnly("invite an owner"),
-            Role::Admin | Role::Editor | Role::Viewer => {
-                MemberError::NotAllowed("invite members")
-            }
+            Role::Admin | Role::Editor | Role::Viewer => MemberError::NotAllowed("invite members"),
         });
     }
     let email = access::validate_email(email)?;
     if let Some(user) = users::by_email(db, &email).await?
-        && users::role_of(db, &workspace.id, &user.id)
-            .await?
-            .is_some()
+        && users::role_of(db, &workspace.id, &user.id).await?.is_some()
     {
         return Err(MemberError::AlreadyMember(email));
     }
@@ -157,9 +153,16 @@ pub fn invite_link(config: &Config, token: &str) -> String {
 }
 
 /// The invite behind a link, if it can still be accepted, with its workspace.
-pub async fn open(db: &Db, token: &str) -> Result<Result<(Invite, Workspace), InviteRefusal>, StoreError> {
+pub async fn open(
+    db: &Db,
+    token: &str,
+) -> Result<Result<(Invite, Workspace), InviteRefusal>, StoreError> {
     // A token is 43 base64url characters; anything else is not one of ours.
-    if token.len() != 43 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if token.len() != 43
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Ok(Err(InviteRefusal::Unknown));
     }
     let Some(invite) = invites::by_token_hash(db, &access::sha256_hex(token)).await? else {

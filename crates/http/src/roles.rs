@@ -40,7 +40,11 @@ use Permission::{
 };
 use Rule::{Needs, Public};
 
-const fn r(method: &'static str, path: &'static str, rule: Rule) -> (&'static str, &'static str, Rule) {
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    rule: Rule,
+) -> (&'static str, &'static str, Rule) {
     (method, path, rule)
 }
 
@@ -117,18 +121,42 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     r("GET", "/posts/new", Needs(EditPosts)),
     r("POST", "/posts/{id}/cancel", Needs(EditPosts)),
     r("POST", "/posts/{id}/reschedule", Needs(EditPosts)),
-    r("POST", "/posts/{id}/targets/{target}/retry", Needs(EditPosts)),
-    r("POST", "/posts/{id}/targets/{target}/mark-published", Needs(EditPosts)),
-    r("POST", "/posts/{id}/targets/{target}/send-again", Needs(EditPosts)),
+    r(
+        "POST",
+        "/posts/{id}/targets/{target}/retry",
+        Needs(EditPosts),
+    ),
+    r(
+        "POST",
+        "/posts/{id}/targets/{target}/mark-published",
+        Needs(EditPosts),
+    ),
+    r(
+        "POST",
+        "/posts/{id}/targets/{target}/send-again",
+        Needs(EditPosts),
+    ),
     r("POST", "/drafts/{id}/delete", Needs(EditPosts)),
     r("POST", "/api/v1/posts", Needs(EditPosts)),
     r("POST", "/api/v1/posts/validate", Needs(EditPosts)),
     r("PATCH", "/api/v1/posts/{id}", Needs(EditPosts)),
     r("DELETE", "/api/v1/posts/{id}", Needs(EditPosts)),
     r("POST", "/api/v1/posts/{id}/cancel", Needs(EditPosts)),
-    r("POST", "/api/v1/posts/{id}/targets/{target}/retry", Needs(EditPosts)),
-    r("POST", "/api/v1/posts/{id}/targets/{target}/mark-published", Needs(EditPosts)),
-    r("POST", "/api/v1/posts/{id}/targets/{target}/send-again", Needs(EditPosts)),
+    r(
+        "POST",
+        "/api/v1/posts/{id}/targets/{target}/retry",
+        Needs(EditPosts),
+    ),
+    r(
+        "POST",
+        "/api/v1/posts/{id}/targets/{target}/mark-published",
+        Needs(EditPosts),
+    ),
+    r(
+        "POST",
+        "/api/v1/posts/{id}/targets/{target}/send-again",
+        Needs(EditPosts),
+    ),
     r("POST", "/api/v1/drafts", Needs(EditPosts)),
     r("PUT", "/api/v1/drafts/{id}", Needs(EditPosts)),
     r("DELETE", "/api/v1/drafts/{id}", Needs(EditPosts)),
@@ -144,14 +172,22 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     r("POST", "/creators", Needs(EditCrm)),
     r("POST", "/creators/{id}", Needs(EditCrm)),
     r("POST", "/creators/{id}/accounts", Needs(EditCrm)),
-    r("POST", "/creators/{id}/accounts/{account_id}/detach", Needs(EditCrm)),
+    r(
+        "POST",
+        "/creators/{id}/accounts/{account_id}/detach",
+        Needs(EditCrm),
+    ),
     r("POST", "/creators/{id}/delete", Needs(EditCrm)),
     r("POST", "/inbox/{id}/reply", Needs(EditCrm)),
     r("POST", "/api/v1/creators", Needs(EditCrm)),
     r("PATCH", "/api/v1/creators/{id}", Needs(EditCrm)),
     r("DELETE", "/api/v1/creators/{id}", Needs(EditCrm)),
     r("POST", "/api/v1/creators/{id}/accounts", Needs(EditCrm)),
-    r("DELETE", "/api/v1/creators/{id}/accounts/{account_id}", Needs(EditCrm)),
+    r(
+        "DELETE",
+        "/api/v1/creators/{id}/accounts/{account_id}",
+        Needs(EditCrm),
+    ),
     r("POST", "/api/v1/interactions/{id}/reply", Needs(EditCrm)),
     // Accounts: connecting, links to connect, widgets, the origins they may return to.
     r("GET", "/connect/tiktok", Needs(ManageAccounts)),
@@ -167,27 +203,87 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     r("POST", "/api/v1/connect-links", Needs(ManageAccounts)),
     r("GET", "/api/v1/allowed-origins", Needs(ManageAccounts)),
     r("PUT", "/api/v1/allowed-origins", Needs(ManageAccounts)),
-    r("POST", "/api/v1/accounts/{id}/widget-links", Needs(ManageAccounts)),
-    r("POST", "/api/v1/creators/{id}/widget-links", Needs(ManageAccounts)),
+    r(
+        "POST",
+        "/api/v1/accounts/{id}/widget-links",
+        Needs(ManageAccounts),
+    ),
+    r(
+        "POST",
+        "/api/v1/creators/{id}/widget-links",
+        Needs(ManageAccounts),
+    ),
     // Webhooks.
     r("GET", "/settings/webhooks", Needs(ManageWebhooks)),
     r("POST", "/settings/webhooks", Needs(ManageWebhooks)),
     r("GET", "/settings/webhooks/{id}", Needs(ManageWebhooks)),
-    r("POST", "/settings/webhooks/{id}/rotate", Needs(ManageWebhooks)),
-    r("POST", "/settings/webhooks/{id}/enable", Needs(ManageWebhooks)),
-    r("POST", "/settings/webhooks/{id}/disable", Needs(ManageWebhooks)),
-    r("POST", "/settings/webhooks/{id}/delete", Needs(ManageWebhooks)),
-    r("GET", "/settings/webhooks/deliveries/{id}", Needs(ManageWebhooks)),
-    r("POST", "/settings/webhooks/deliveries/{id}/resend", Needs(ManageWebhooks)),
+    r(
+        "POST",
+        "/settings/webhooks/{id}/rotate",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "POST",
+        "/settings/webhooks/{id}/enable",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "POST",
+        "/settings/webhooks/{id}/disable",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "POST",
+        "/settings/webhooks/{id}/delete",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "GET",
+        "/settings/webhooks/deliveries/{id}",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "POST",
+        "/settings/webhooks/deliveries/{id}/resend",
+        Needs(ManageWebhooks),
+    ),
     r("GET", "/api/v1/webhook-endpoints", Needs(ManageWebhooks)),
     r("POST", "/api/v1/webhook-endpoints", Needs(ManageWebhooks)),
-    r("GET", "/api/v1/webhook-endpoints/{id}", Needs(ManageWebhooks)),
-    r("PATCH", "/api/v1/webhook-endpoints/{id}", Needs(ManageWebhooks)),
-    r("DELETE", "/api/v1/webhook-endpoints/{id}", Needs(ManageWebhooks)),
-    r("POST", "/api/v1/webhook-endpoints/{id}/rotate-secret", Needs(ManageWebhooks)),
-    r("GET", "/api/v1/webhook-endpoints/{id}/deliveries", Needs(ManageWebhooks)),
-    r("GET", "/api/v1/webhook-deliveries/{id}", Needs(ManageWebhooks)),
-    r("POST", "/api/v1/webhook-deliveries/{id}/resend", Needs(ManageWebhooks)),
+    r(
+        "GET",
+        "/api/v1/webhook-endpoints/{id}",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "PATCH",
+        "/api/v1/webhook-endpoints/{id}",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "DELETE",
+        "/api/v1/webhook-endpoints/{id}",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "POST",
+        "/api/v1/webhook-endpoints/{id}/rotate-secret",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "GET",
+        "/api/v1/webhook-endpoints/{id}/deliveries",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "GET",
+        "/api/v1/webhook-deliveries/{id}",
+        Needs(ManageWebhooks),
+    ),
+    r(
+        "POST",
+        "/api/v1/webhook-deliveries/{id}/resend",
+        Needs(ManageWebhooks),
+    ),
     // Background jobs.
     r("POST", "/jobs/{id}/retry", Needs(ManageJobs)),
     r("POST", "/jobs/{id}/cancel", Needs(ManageJobs)),
@@ -197,7 +293,11 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     // API keys and settings.
     r("GET", "/settings", Needs(ManageApiKeys)),
     r("POST", "/settings/api-keys", Needs(ManageApiKeys)),
-    r("POST", "/settings/api-keys/{id}/revoke", Needs(ManageApiKeys)),
+    r(
+        "POST",
+        "/settings/api-keys/{id}/revoke",
+        Needs(ManageApiKeys),
+    ),
     r("GET", "/api/v1/api-keys", Needs(ManageApiKeys)),
     r("POST", "/api/v1/api-keys", Needs(ManageApiKeys)),
     r("GET", "/api/v1/api-keys/{id}", Needs(ManageApiKeys)),
@@ -205,9 +305,17 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     // Members and invites.
     r("GET", "/settings/members", Needs(ManageMembers)),
     r("POST", "/settings/members/invite", Needs(ManageMembers)),
-    r("POST", "/settings/members/invites/{id}/revoke", Needs(ManageMembers)),
+    r(
+        "POST",
+        "/settings/members/invites/{id}/revoke",
+        Needs(ManageMembers),
+    ),
     r("POST", "/settings/members/{id}/role", Needs(ManageMembers)),
-    r("POST", "/settings/members/{id}/remove", Needs(ManageMembers)),
+    r(
+        "POST",
+        "/settings/members/{id}/remove",
+        Needs(ManageMembers),
+    ),
 ];
 
 /// The rule of a route, by its method and registered path template.
@@ -271,8 +379,12 @@ pub async fn layer(State(state): State<HttpState>, request: Request, next: Next)
                 )
                 .into_response()
             } else {
-                PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "Route without a role rule", detail)
-                    .into_response()
+                PageError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Route without a role rule",
+                    detail,
+                )
+                .into_response()
             };
         }
     };
@@ -357,10 +469,15 @@ fn refusal(permission: Permission, role: Role, kind: AskerKind, api: bool) -> Re
         role.with_article(),
     );
     if api {
-        Problem::new(StatusCode::FORBIDDEN, "role-required", "Role required", detail)
-            .with("required_role", needed.as_str())
-            .with("role", role.as_str())
-            .into_response()
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "role-required",
+            "Role required",
+            detail,
+        )
+        .with("required_role", needed.as_str())
+        .with("role", role.as_str())
+        .into_response()
     } else {
         PageError::new(
             StatusCode::FORBIDDEN,

@@ -192,7 +192,16 @@ async fn invite(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    match members::invite(&state.app.db, &state.app.config, &viewer.workspace, actor(&viewer), &form.email, role).await {
+    match members::invite(
+        &state.app.db,
+        &state.app.config,
+        &viewer.workspace,
+        actor(&viewer),
+        &form.email,
+        role,
+    )
+    .await
+    {
         Ok(made) => {
             let mail = match made.mail {
                 Delivery::Sent => format!("It was also mailed to {}.", made.invite.email),
@@ -258,8 +267,14 @@ async fn change_role(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    match members::change_role(&state.app.db, &viewer.workspace.id, actor(&viewer), &id, role)
-        .await
+    match members::change_role(
+        &state.app.db,
+        &viewer.workspace.id,
+        actor(&viewer),
+        &id,
+        role,
+    )
+    .await
     {
         Ok(()) => {
             tracing::info!(member = %id, role = %role, workspace = %viewer.workspace.slug, "member role changed");
@@ -432,8 +447,12 @@ async fn accept(
     match viewer {
         Some(v) => {
             // The session moves to the workspace just joined.
-            tidepost_store::sessions::switch_workspace(db, &v.session.token_hash, &joined.workspace.id)
-                .await?;
+            tidepost_store::sessions::switch_workspace(
+                db,
+                &v.session.token_hash,
+                &joined.workspace.id,
+            )
+            .await?;
             Ok(Redirect::to("/").into_response())
         }
         None => {

@@ -122,30 +122,37 @@ impl Chrome {
     pub fn nav_items(&self) -> Vec<(&'static str, &'static str)> {
         let opens = |href: &str| {
             let path = href.split('#').next().unwrap_or(href);
-            match (crate::roles::rule_for(&axum::http::Method::GET, path), self.role) {
+            match (
+                crate::roles::rule_for(&axum::http::Method::GET, path),
+                self.role,
+            ) {
                 (Some(crate::roles::Rule::Public), _) => true,
                 (Some(crate::roles::Rule::Needs(p)), Some(role)) => role.allows(p),
                 (Some(crate::roles::Rule::Needs(_)), None) | (None, _) => false,
             }
         };
-        Self::NAV.iter().copied().filter(|(href, _)| opens(href)).collect()
+        Self::NAV
+            .iter()
+            .copied()
+            .filter(|(href, _)| opens(href))
+            .collect()
     }
 
     const NAV: &'static [(&'static str, &'static str)] = &[
-            ("/", "Dashboard"),
-            ("/compose", "Compose"),
-            ("/drafts", "Drafts"),
-            ("/posts", "Posts"),
-            ("/posts/scheduled", "Schedule"),
-            ("/accounts", "Accounts"),
-            ("/media", "Media"),
-            ("/creators", "Creators"),
-            ("/contacts", "Contacts"),
-            ("/inbox", "Inbox"),
-            ("/jobs", "Jobs"),
-            ("/settings/webhooks", "Webhooks"),
-            ("/settings#keys", "API keys"),
-            ("/settings/members", "Members"),
+        ("/", "Dashboard"),
+        ("/compose", "Compose"),
+        ("/drafts", "Drafts"),
+        ("/posts", "Posts"),
+        ("/posts/scheduled", "Schedule"),
+        ("/accounts", "Accounts"),
+        ("/media", "Media"),
+        ("/creators", "Creators"),
+        ("/contacts", "Contacts"),
+        ("/inbox", "Inbox"),
+        ("/jobs", "Jobs"),
+        ("/settings/webhooks", "Webhooks"),
+        ("/settings#keys", "API keys"),
+        ("/settings/members", "Members"),
         ("/settings", "Settings"),
     ];
 }

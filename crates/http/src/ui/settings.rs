@@ -122,8 +122,14 @@ async fn create_key(
         role: viewer.role,
         created_by: Some((&viewer.user.id, viewer.role)),
     };
-    match access::create_api_key_as(&state.app.db, &viewer.workspace.id, &form.name, scopes, grant)
-        .await
+    match access::create_api_key_as(
+        &state.app.db,
+        &viewer.workspace.id,
+        &form.name,
+        scopes,
+        grant,
+    )
+    .await
     {
         Ok(created) => {
             tracing::info!(key_id = %created.key.id, workspace = %viewer.workspace.slug, "API key created");
