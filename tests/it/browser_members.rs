@@ -98,7 +98,9 @@ async fn owner_invites_an_editor(width: u32, height: u32) {
         .await
         .unwrap()
         .unwrap();
-    let members = tidepost_store::users::members(&app.db, &ws.id).await.unwrap();
+    let members = tidepost_store::users::members(&app.db, &ws.id)
+        .await
+        .unwrap();
     assert!(
         members
             .iter()
