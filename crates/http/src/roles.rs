@@ -336,6 +336,11 @@ pub async fn layer(State(state): State<HttpState>, request: Request, next: Next)
         return next.run(request).await;
     };
     let api = template.starts_with("/api/");
+    // OPTIONS answers what a route takes (tus discovery on `/api/v1/uploads`) and changes
+    // nothing: anyone may ask.
+    if request.method() == Method::OPTIONS {
+        return next.run(request).await;
+    }
     // HEAD is answered by the GET handler.
     let method = if request.method() == Method::HEAD {
         Method::GET
