@@ -120,6 +120,19 @@ enum UserCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Invite someone to a workspace with a role: prints the one-time invite link (mailed too
+    /// when SMTP is configured).
+    Invite {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, editor or viewer.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Lift the sign-in lock of a user's account (after too many failed sign-ins) and the
     /// slowdown of every address that tried it.
     Unlock {
@@ -241,6 +254,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 &email,
                 &workspace,
                 password_stdin,
+            )
+            .await
+        }
+        Command::User(UserCommand::Invite {
+            workspace,
+            email,
+            role,
+            db,
+        }) => {
+            ops::user_invite(
+                load(&db.flags(), file.as_deref())?,
+                &workspace,
+                &email,
+                &role,
             )
             .await
         }

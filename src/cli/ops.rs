@@ -71,6 +71,44 @@ pub async fn user_create(
     }
 }
 
+/// `tidepost user invite --workspace W --email E --role R`: prints the invite link once (on
+/// standard output, alone, so a script can take it), what became of the mail on standard error.
+pub async fn user_invite(
+    config: Config,
+    workspace: &str,
+    email: &str,
+    role: &str,
+) -> Result<(), Failure> {
+    use tidepost_app::members::{self, Actor, MemberError};
+    let role = role
+        .parse::<tidepost_domain::Role>()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let db = connect(&config).await?;
+    db.migrate().await?;
+    let ws = workspaces::by_slug(&db, workspace)
+        .await?
+        .ok_or_else(|| Failure::Usage(format!("unknown workspace {workspace:?}")))?;
+    match members::invite(&db, &config, &ws, Actor::Operator, email, role).await {
+        Ok(made) => {
+            let mail = match made.mail {
+                tidepost_app::mail::Delivery::Sent => format!("mailed to {}", made.invite.email),
+                tidepost_app::mail::Delivery::NotConfigured => {
+                    "not mailed: no SMTP server is configured (smtp_url)".to_string()
+                }
+                tidepost_app::mail::Delivery::Failed(why) => format!("not mailed: {why}"),
+            };
+            eprintln!(
+                "Invited {} to {} as {} ({mail}). The link works once, for 7 days, and is shown only now:",
+                made.invite.email, ws.slug, made.invite.role
+            );
+            println!("{}", made.link);
+            Ok(())
+        }
+        Err(MemberError::Store(e)) => Err(e.into()),
+        Err(other) => Err(Failure::Usage(other.to_string())),
+    }
+}
+
 /// `tidepost user unlock --email E`: lifts the account's sign-in lock and the slowdown of every
 /// address that tried it.
 pub async fn user_unlock(config: Config, email: &str) -> Result<(), Failure> {

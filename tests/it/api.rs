@@ -65,7 +65,7 @@ async fn refuses_missing_malformed_unknown_and_revoked_keys(backend: Backend) {
     assert_eq!(me["workspace"]["slug"], "acme");
     assert_eq!(
         me["credential"],
-        json!({"kind": "api_key", "scopes": ["api"]})
+        json!({"kind": "api_key", "scopes": ["api"], "role": "admin"})
     );
 
     let id = app.key_id(&key).await;

@@ -115,6 +115,7 @@ both_backends!(
     user_unlock_lifts_a_sign_in_lock,
     user_create_on_a_fresh_database,
     migrate_user_create_and_apikey_create,
+    user_invite_prints_the_link_once,
     commands_refuse_a_database_from_a_newer_tidepost,
     serve_sandbox_prints_a_setup_link_and_stops_on_sigterm,
 );
@@ -220,6 +221,131 @@ async fn user_create_on_a_fresh_database(backend: Backend) {
         .sign_in(&app.client, "ada@example.com", PASSWORD, "/")
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+/// `user invite` prints the one-time link alone on standard output (only its hash is stored),
+/// says on standard error that no mail went, and refuses bad input with one line and exit 2.
+async fn user_invite_prints_the_link_once(backend: Backend) {
+    let dir = TempDir::new().unwrap();
+    let (url, _db_dir) = unmigrated_db(backend).await;
+    let url = url.as_str();
+    let with_db = |args: &[&'static str]| with_database(args, url);
+    run_with(
+        dir.path(),
+        &with_db(&[
+            "user",
+            "create",
+            "--email",
+            "owner@example.com",
+            "--workspace",
+            "acme",
+            "--password-stdin",
+        ]),
+        &[],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .await
+    .ok();
+    let invited = run(
+        dir.path(),
+        &with_db(&[
+            "user",
+            "invite",
+            "--workspace",
+            "acme",
+            "--email",
+            "New@Example.com",
+            "--role",
+            "editor",
+        ]),
+    )
+    .await;
+    invited.ok();
+    let link = invited.stdout.trim();
+    assert_eq!(invited.stdout.lines().count(), 1, "{}", invited.stdout);
+    let token = link
+        .strip_prefix("http://127.0.0.1:8080/invite/")
+        .unwrap_or_else(|| panic!("a link to the invite page: {link}"));
+    assert_eq!(token.len(), 43, "{link}");
+    assert!(
+        invited
+            .stderr
+            .contains("Invited new@example.com to acme as editor")
+            && invited
+                .stderr
+                .contains("not mailed: no SMTP server is configured"),
+        "{}",
+        invited.stderr
+    );
+    let db = tidepost_store::Db::connect(url).await.unwrap();
+    let ws = tidepost_store::workspaces::by_slug(&db, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let pending = tidepost_store::invites::pending(&db, &ws.id, tidepost_domain::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].email.as_str(), pending[0].role),
+        ("new@example.com", tidepost_domain::Role::Editor)
+    );
+    assert_eq!(
+        pending[0].token_hash,
+        tidepost_app::access::sha256_hex(token),
+        "only the token's hash is kept"
+    );
+    assert!(!format!("{pending:?}").contains(token));
+
+    for (args, needle) in [
+        (
+            [
+                "--workspace",
+                "acme",
+                "--email",
+                "x@example.com",
+                "--role",
+                "boss",
+            ],
+            "\"boss\" is not a role: use owner, admin, editor or viewer",
+        ),
+        (
+            [
+                "--workspace",
+                "nope",
+                "--email",
+                "x@example.com",
+                "--role",
+                "viewer",
+            ],
+            "unknown workspace \"nope\"",
+        ),
+        (
+            [
+                "--workspace",
+                "acme",
+                "--email",
+                "not-an-email",
+                "--role",
+                "viewer",
+            ],
+            "\"not-an-email\" is not a valid email address",
+        ),
+        (
+            [
+                "--workspace",
+                "acme",
+                "--email",
+                "owner@example.com",
+                "--role",
+                "viewer",
+            ],
+            "owner@example.com is already a member of this workspace",
+        ),
+    ] {
+        let all = with_db(&[&["user", "invite"][..], &args[..]].concat());
+        run(dir.path(), &all).await.fails(2, needle);
+    }
 }
 
 async fn migrate_user_create_and_apikey_create(backend: Backend) {

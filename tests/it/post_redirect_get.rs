@@ -196,6 +196,29 @@ const UI_POSTS: &[(&str, Scenario)] = &[
         "/settings/webhooks/deliveries/{id}/resend",
         live(&[], Some(Object::WebhookDelivery)),
     ),
+    (
+        "/settings/members/invite",
+        live(
+            &[("email", "invited@example.com"), ("role", "editor")],
+            None,
+        ),
+    ),
+    (
+        "/settings/members/invites/{id}/revoke",
+        live(&[], Some(Object::Invite)),
+    ),
+    (
+        "/settings/members/{id}/role",
+        live(&[("role", "viewer")], Some(Object::Member)),
+    ),
+    (
+        "/settings/members/{id}/remove",
+        live(&[], Some(Object::Member)),
+    ),
+    (
+        "/invite/{token}",
+        DrivenElsewhere("tests/it/invites.rs", "/invite/"),
+    ),
 ];
 
 /// POST routes that are not forms a person submits: providers' webhooks, verified by their

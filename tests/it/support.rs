@@ -409,6 +409,48 @@ impl TestApp {
         }
     }
 
+    /// Signs in a new member of `workspace` with `role` (`EMAIL` made for it).
+    pub async fn member(
+        &self,
+        workspace: &Workspace,
+        email: &str,
+        role: tidepost_domain::Role,
+    ) -> SignedIn {
+        let (user, _) = self.create_user(email, &workspace.slug).await;
+        assert_eq!(
+            tidepost_store::users::set_role(&self.db, &workspace.id, &user.id, role)
+                .await
+                .unwrap(),
+            tidepost_store::users::MembershipChange::Done
+        );
+        let client = client();
+        let response = self.sign_in(&client, email, PASSWORD, "/").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "sign-in redirects"
+        );
+        let html = self.page_text(&client, "/").await;
+        let csrf = hidden_input(&html, "csrf").expect("the sign-out form carries the CSRF token");
+        SignedIn {
+            client,
+            csrf,
+            workspace: workspace.clone(),
+        }
+    }
+
+    /// An API key of `workspace_id` acting with `role` (made by the operator).
+    pub async fn role_key(&self, workspace_id: &str, role: tidepost_domain::Role) -> String {
+        let grant = access::KeyGrant {
+            role,
+            created_by: None,
+        };
+        access::create_api_key_as(&self.db, workspace_id, &format!("{role} key"), &[], grant)
+            .await
+            .expect("create a test API key")
+            .secret
+    }
+
     /// The body of `GET path` as `client` sees it (a page, whatever its status).
     pub async fn page_text(&self, client: &reqwest::Client, path: &str) -> String {
         client

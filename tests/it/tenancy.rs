@@ -45,6 +45,10 @@ pub(crate) enum Object {
     Target,
     /// A draft (a post saved without being sent).
     Draft,
+    /// A pending invite to join the workspace.
+    Invite,
+    /// A member of the workspace (`{id}` is their user id; an editor besides the owner).
+    Member,
 }
 
 /// Who calls a route: an API key (`/api/v1`) or a signed-in browser (UI pages, CSRF field sent).
@@ -247,6 +251,13 @@ const ID_ROUTES: &[IdRoute] = &[
     row("DELETE", "/api/v1/drafts/{id}", Object::Draft),
     row("POST", "/api/v1/drafts/{id}/publish", Object::Draft),
     row("POST", "/drafts/{id}/delete", Object::Draft),
+    row(
+        "POST",
+        "/settings/members/invites/{id}/revoke",
+        Object::Invite,
+    ),
+    row("POST", "/settings/members/{id}/role", Object::Member),
+    row("POST", "/settings/members/{id}/remove", Object::Member),
 ];
 
 /// Routes with a path parameter that is not a workspace object's id.
@@ -256,6 +267,8 @@ const ID_ROUTES: &[IdRoute] = &[
 /// is stored, bound to one workspace), for a creator who has no tidepost login.
 /// `/widget/{id}/{token}` is an account widget's signed URL, authorized by its token like
 /// signed media, and so are its Reconnect and its JSON for the web component.
+/// `/invite/{token}` is an invite link: the token is the invite (only its hash is stored), for
+/// a person who may not have a login yet.
 const NOT_TENANT_DATA: &[&str] = &[
     "/assets/{name}",
     "/media/{id}/{token}",
@@ -263,6 +276,7 @@ const NOT_TENANT_DATA: &[&str] = &[
     "/widget/{id}/{token}",
     "/widget/{id}/{token}/reconnect",
     "/widget/{id}/{token}/card.json",
+    "/invite/{token}",
 ];
 
 /// Makes an object of `kind` in `workspace_id`; returns the values of the template's
@@ -273,6 +287,41 @@ pub(crate) async fn make(
     workspace_id: &str,
 ) -> Vec<(&'static str, String)> {
     match kind {
+        Object::Invite => {
+            let ws = tidepost_store::workspaces::by_id(&app.db, workspace_id)
+                .await
+                .unwrap()
+                .unwrap();
+            let email = format!("invited-{}@example.com", &tidepost_domain::new_id()[24..]);
+            let made = tidepost_app::members::invite(
+                &app.db,
+                &app.app.config,
+                &ws,
+                tidepost_app::members::Actor::Operator,
+                &email,
+                tidepost_domain::Role::Viewer,
+            )
+            .await
+            .unwrap();
+            vec![("id", made.invite.id)]
+        }
+        Object::Member => {
+            let ws = tidepost_store::workspaces::by_id(&app.db, workspace_id)
+                .await
+                .unwrap()
+                .unwrap();
+            let email = format!("member-{}@example.com", &tidepost_domain::new_id()[24..]);
+            let (user, _) = app.create_user(&email, &ws.slug).await;
+            tidepost_store::users::set_role(
+                &app.db,
+                workspace_id,
+                &user.id,
+                tidepost_domain::Role::Editor,
+            )
+            .await
+            .unwrap();
+            vec![("id", user.id)]
+        }
         Object::Creator => {
             let account_id = make_account(app, workspace_id).await;
             let creator = tidepost_store::crm::creators::create(
@@ -560,6 +609,20 @@ async fn make_account(app: &TestApp, workspace_id: &str) -> String {
 /// What identifies the object in a response, to prove it never leaks to the other workspace.
 async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> String {
     match kind {
+        Object::Invite => {
+            tidepost_store::invites::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists")
+                .email
+        }
+        Object::Member => {
+            tidepost_store::users::by_id(&app.db, id)
+                .await
+                .unwrap()
+                .expect("the user exists")
+                .email
+        }
         Object::Creator => {
             tidepost_store::crm::creators::get(&app.db, workspace_id, id)
                 .await
@@ -656,6 +719,19 @@ async fn fingerprint(app: &TestApp, kind: Object, workspace_id: &str, id: &str) 
 /// The object's state, to prove the other workspace's call changed nothing.
 async fn state_of(app: &TestApp, kind: Object, workspace_id: &str, id: &str) -> String {
     match kind {
+        Object::Invite => {
+            let i = tidepost_store::invites::get(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+                .expect("the object exists");
+            format!("{:?} {:?} {}", i.revoked_at, i.accepted_at, i.role)
+        }
+        Object::Member => format!(
+            "{:?}",
+            tidepost_store::users::role_of(&app.db, workspace_id, id)
+                .await
+                .unwrap()
+        ),
         Object::Creator => match tidepost_store::crm::creators::get(&app.db, workspace_id, id)
             .await
             .unwrap()

@@ -62,6 +62,8 @@ pub enum AccessError {
     UnknownScope(String),
     #[error("an API key name must be 1 to 80 characters")]
     InvalidKeyName,
+    #[error("an API key cannot do more than the member who makes it: you are {}, and asked for {}", .yours.with_article(), .asked.with_article())]
+    KeyAboveCreator { asked: Role, yours: Role },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -361,6 +363,19 @@ pub async fn sign_in(
         .ok_or_else(|| {
             AccessError::UnknownWorkspace("(none: this user belongs to no workspace)".into())
         })?;
+    Ok(open_session(db, keyring, user, workspace, request.session_hours).await?)
+}
+
+/// Opens a browser session for `user` in `workspace` (after a sign-in, or when someone who
+/// just set their password by accepting an invite joins).
+pub async fn open_session(
+    db: &Db,
+    keyring: &Keyring,
+    user: User,
+    workspace: Workspace,
+    session_hours: u32,
+) -> Result<NewSession, StoreError> {
+    let now = now_ms();
     let token = random_token();
     let session = sessions::Session {
         token_hash: sha256_hex(&token),
@@ -368,7 +383,7 @@ pub async fn sign_in(
         user_id: user.id.clone(),
         csrf_token: random_token(),
         created_at: now,
-        expires_at: now + i64::from(request.session_hours) * 3_600_000,
+        expires_at: now + i64::from(session_hours) * 3_600_000,
     };
     sessions::create(db, &session).await?;
     Ok(NewSession {
@@ -388,21 +403,24 @@ pub async fn unlock(db: &Db, email: &str) -> Result<u64, AccessError> {
     Ok(login_attempts::unlock(db, &email, now_ms()).await?)
 }
 
-/// The live session behind a cookie value, with its user and workspace.
+/// The live session behind a cookie value, with its user, workspace and the user's role there.
+/// `None` when the session is unknown or expired, or its user is no longer a member of its
+/// workspace.
 pub async fn session_from_cookie(
     db: &Db,
     token: &str,
-) -> Result<Option<(sessions::Session, User, Workspace)>, AccessError> {
+) -> Result<Option<(sessions::Session, User, Workspace, Role)>, AccessError> {
     let Some(session) = sessions::find_live(db, &sha256_hex(token), now_ms()).await? else {
         return Ok(None);
     };
-    let (Some(user), Some(ws)) = (
+    let (Some(user), Some(ws), Some(role)) = (
         users::by_id(db, &session.user_id).await?,
         workspaces::by_id(db, &session.workspace_id).await?,
+        users::role_of(db, &session.workspace_id, &session.user_id).await?,
     ) else {
         return Ok(None);
     };
-    Ok(Some((session, user, ws)))
+    Ok(Some((session, user, ws, role)))
 }
 
 pub async fn sign_out(db: &Db, token: &str) -> Result<(), AccessError> {
@@ -417,17 +435,49 @@ pub struct CreatedKey {
     pub secret: String,
 }
 
+/// Who a new API key acts as: its role, and the member making it (with their role now), whose
+/// role caps the key's for as long as the key lives ([`authenticate_api_key`]).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyGrant<'a> {
+    pub role: Role,
+    /// `None`: made by the operator (the command line), not tied to a member.
+    pub created_by: Option<(&'a str, Role)>,
+}
+
 /// API keys look like `tp_` + 43 base64url characters; the first 12 characters are kept as a
-/// visible prefix.
+/// visible prefix. Made by the operator, with the admin role (what a key could do before roles).
 pub async fn create_api_key(
     db: &Db,
     workspace_id: &str,
     name: &str,
     scopes: &[&str],
 ) -> Result<CreatedKey, AccessError> {
+    let grant = KeyGrant {
+        role: Role::Admin,
+        created_by: None,
+    };
+    create_api_key_as(db, workspace_id, name, scopes, grant).await
+}
+
+/// An API key with the role `grant` gives it: never above its creator's role.
+pub async fn create_api_key_as(
+    db: &Db,
+    workspace_id: &str,
+    name: &str,
+    scopes: &[&str],
+    grant: KeyGrant<'_>,
+) -> Result<CreatedKey, AccessError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 80 {
         return Err(AccessError::InvalidKeyName);
+    }
+    if let Some((_, creator)) = grant.created_by
+        && grant.role > creator
+    {
+        return Err(AccessError::KeyAboveCreator {
+            asked: grant.role,
+            yours: creator,
+        });
     }
     for scope in scopes {
         if !SCOPES.contains(scope) {
@@ -451,6 +501,8 @@ pub async fn create_api_key(
         created_at: now_ms(),
         last_used_at: None,
         revoked_at: None,
+        role: grant.role,
+        created_by: grant.created_by.map(|(id, _)| id.to_string()),
     };
     api_keys::insert(db, &key).await?;
     Ok(CreatedKey { key, secret })
@@ -465,13 +517,16 @@ pub enum KeyRefusal {
     Unknown,
     #[error("the API key was revoked")]
     Revoked,
+    #[error("the member who made this API key is no longer in its workspace")]
+    CreatorGone,
 }
 
-/// Resolves a bearer token to its live API key.
+/// Resolves a bearer token to its live API key and the role it acts with now: its own, capped
+/// by its creator's role today (a demoted member's keys are demoted with them).
 pub async fn authenticate_api_key(
     db: &Db,
     secret: &str,
-) -> Result<Result<ApiKey, KeyRefusal>, AccessError> {
+) -> Result<Result<(ApiKey, Role), KeyRefusal>, AccessError> {
     let well_formed = secret.len() == 46
         && secret.starts_with("tp_")
         && secret[3..]
@@ -486,8 +541,30 @@ pub async fn authenticate_api_key(
     if key.revoked_at.is_some() {
         return Ok(Err(KeyRefusal::Revoked));
     }
+    let role = match &key.created_by {
+        None => key.role,
+        Some(user_id) => match users::role_of(db, &key.workspace_id, user_id).await? {
+            Some(creator) => key.role.capped_by(creator),
+            None => return Ok(Err(KeyRefusal::CreatorGone)),
+        },
+    };
     api_keys::touch(db, &key.id, now_ms()).await?;
-    Ok(Ok(key))
+    Ok(Ok((key, role)))
+}
+
+/// A new user (not stored yet): the email checked, the password long enough and hashed.
+pub async fn new_user(email: &str, password: &str) -> Result<User, AccessError> {
+    let email = validate_email(email)?;
+    if password.chars().count() < 10 {
+        return Err(AccessError::WeakPassword);
+    }
+    Ok(User {
+        id: new_id(),
+        email,
+        password_hash: hash_off_the_workers(password).await,
+        created_at: now_ms(),
+        time_zone: None,
+    })
 }
 
 #[cfg(test)]
@@ -592,13 +669,13 @@ mod tests {
             &session.device,
             now_ms()
         ));
-        let (_, found_user, found_ws) = session_from_cookie(&db, &session.token)
+        let (_, found_user, found_ws, role) = session_from_cookie(&db, &session.token)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(
-            (found_user.id, found_ws.id),
-            (user.id.clone(), ws.id.clone())
+            (found_user.id, found_ws.id, role),
+            (user.id.clone(), ws.id.clone(), Role::Owner)
         );
         sign_out(&db, &session.token).await.unwrap();
         assert!(
@@ -741,11 +818,14 @@ mod tests {
             .unwrap();
         assert_eq!(created.secret.len(), 46);
         assert_eq!(created.key.scopes, "api worker");
-        let key = authenticate_api_key(&db, &created.secret)
+        let (key, role) = authenticate_api_key(&db, &created.secret)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(key.workspace_id, ws.id);
+        assert_eq!(
+            (key.workspace_id.as_str(), role),
+            (ws.id.as_str(), Role::Admin)
+        );
         assert_eq!(
             authenticate_api_key(&db, "tp_short")
                 .await

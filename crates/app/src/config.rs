@@ -175,6 +175,11 @@ pub const SETTINGS: &[Setting] = &[
         "A webhook endpoint is disabled when this many deliveries in a row failed after every retry (about 27.5 hours of retries each)."),
     setting!("webhooks_dispatch_interval_ms", flag: None, env: ["TIDEPOST_WEBHOOKS_DISPATCH_INTERVAL_MS"], default: Some("1000"), secret: false,
         "How often new events are turned into webhook deliveries, in milliseconds."),
+    // Mail (invites).
+    setting!("smtp_url", flag: None, env: ["TIDEPOST_SMTP_URL"], default: None, secret: true,
+        "The SMTP server invites are sent through: `smtps://USER:PASSWORD@HOST:465` (TLS), `smtp://USER:PASSWORD@HOST:587?tls=required` (STARTTLS) or `smtp://HOST:25` (plain, a local relay only). Unset: no mail is sent; the invite link is shown to copy."),
+    setting!("smtp_from", flag: None, env: ["TIDEPOST_SMTP_FROM"], default: None, secret: false,
+        "The sender of invite mails (`tidepost <noreply@example.com>`). Needed with `smtp_url`."),
 ];
 
 /// Looks a setting up by name.
@@ -439,6 +444,8 @@ pub struct Config {
     pub publish: PublishSettings,
     pub media: crate::media::MediaSettings,
     pub outbound: crate::outbound::OutboundSettings,
+    /// Where invites are mailed from (`smtp_url`, `smtp_from`); `None`: no mail is sent.
+    pub mail: Option<crate::mail::MailSettings>,
 }
 
 /// Publishing limits (see the `tiktok_*` and `max_upload_bytes` settings).
@@ -715,7 +722,9 @@ impl Config {
             })?
             .unwrap_or(3600);
         let meta = MetaSettings::from_raw(raw, &public_url)?;
+        let mail = crate::mail::MailSettings::from_raw(raw)?;
         Ok(Self {
+            mail,
             outbound: crate::outbound::OutboundSettings::from_raw(
                 raw,
                 raw.bool("sandbox")?.unwrap_or(false),

@@ -10,7 +10,7 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use tidepost_app::access::{self, secrets_equal};
 use tidepost_store::sessions::Session;
-use tidepost_store::users::User;
+use tidepost_store::users::{Role, User};
 use tidepost_store::workspaces::Workspace;
 
 use crate::error::{PageError, Problem};
@@ -32,6 +32,8 @@ pub struct Viewer {
     pub workspace: Workspace,
     /// The zone every time on the viewer's pages is shown in.
     pub zone: crate::zone::Zone,
+    /// The viewer's role in the workspace (the route layer in `roles.rs` checks it).
+    pub role: Role,
 }
 
 impl Viewer {
@@ -57,17 +59,21 @@ pub fn csrf_refused() -> PageError {
     )
 }
 
-async fn session_of(
+pub(crate) async fn session_of(
     parts: &Parts,
     state: &HttpState,
 ) -> Result<Option<Viewer>, access::AccessError> {
+    // The role layer (`roles.rs`) looked the session up already.
+    if let Some(viewer) = parts.extensions.get::<Viewer>() {
+        return Ok(Some(viewer.clone()));
+    }
     let jar = CookieJar::from_headers(&parts.headers);
     let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
         return Ok(None);
     };
     Ok(access::session_from_cookie(&state.app.db, &token)
         .await?
-        .map(|(session, user, workspace)| Viewer {
+        .map(|(session, user, workspace, role)| Viewer {
             zone: crate::zone::Zone::pick(
                 user.time_zone.as_deref(),
                 jar.get(crate::zone::BROWSER_ZONE_COOKIE).map(|c| c.value()),
@@ -75,6 +81,7 @@ async fn session_of(
             session,
             user,
             workspace,
+            role,
         }))
 }
 
@@ -163,6 +170,8 @@ pub enum Credential {
 pub struct Caller {
     pub workspace_id: String,
     pub credential: Credential,
+    /// The role the caller acts with: a member's own, or an API key's (capped by its creator's).
+    pub role: Role,
 }
 
 impl Caller {
@@ -201,7 +210,7 @@ impl FromRequestParts<HttpState> for Caller {
                     "use `Authorization: Bearer <API key>`",
                 ));
             };
-            let key = access::authenticate_api_key(&state.app.db, secret)
+            let (key, role) = access::authenticate_api_key(&state.app.db, secret)
                 .await?
                 .map_err(|refusal| Problem::unauthorized(refusal.to_string()))?;
             let scopes = key.scopes.clone();
@@ -211,6 +220,7 @@ impl FromRequestParts<HttpState> for Caller {
             return Ok(Caller {
                 workspace_id: key.workspace_id,
                 credential: Credential::ApiKey { id: key.id, scopes },
+                role,
             });
         }
         let Some(viewer) = session_of(parts, state).await? else {
@@ -235,6 +245,7 @@ impl FromRequestParts<HttpState> for Caller {
             credential: Credential::Session {
                 user_id: viewer.user.id,
             },
+            role: viewer.role,
         })
     }
 }

@@ -264,6 +264,7 @@ impl From<AccessError> for Problem {
             | AccessError::InvalidEmail(_)
             | AccessError::InvalidWorkspace(_)
             | AccessError::UnknownScope(_)
+            | AccessError::KeyAboveCreator { .. }
             | AccessError::InvalidKeyName) => Problem::invalid(other.to_string()),
         }
     }
@@ -426,6 +427,7 @@ impl From<AccessError> for PageError {
             | AccessError::InvalidWorkspace(_)
             | AccessError::UnknownWorkspace(_)
             | AccessError::UnknownScope(_)
+            | AccessError::KeyAboveCreator { .. }
             | AccessError::InvalidKeyName) => PageError::new(
                 StatusCode::BAD_REQUEST,
                 "That did not work",

@@ -13,6 +13,7 @@ pub mod error;
 pub mod instagram;
 pub mod oauth;
 mod ops;
+pub mod roles;
 mod server;
 mod state;
 pub mod ui;

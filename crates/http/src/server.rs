@@ -50,6 +50,11 @@ pub fn router(state: HttpState) -> Router {
         .merge(ops::router())
         .merge(crate::webhooks::router())
         .merge(assets::router())
+        // After every route is in: each route's role rule (`roles.rs`), once the route is known.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::roles::layer,
+        ))
         .fallback(ui::not_found)
         .layer(axum::middleware::from_fn(crate::bodies::refuse_nul))
         // Outside the body check, so that its refusals of a page's form keep the layout too.

@@ -18,6 +18,10 @@ pub struct ApiKey {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The role the key acts with (never above its creator's, see [`find_by_hash`]).
+    pub role: tidepost_domain::Role,
+    /// The member who made it; `None` for keys made on the command line or before roles.
+    pub created_by: Option<String>,
 }
 
 impl ApiKey {
@@ -30,7 +34,7 @@ impl ApiKey {
 macro_rules! select {
     ($rest:literal) => {
         concat!(
-            "SELECT id, workspace_id, name, prefix, key_hash, scopes, created_at, last_used_at, revoked_at FROM api_keys ",
+            "SELECT id, workspace_id, name, prefix, key_hash, scopes, created_at, last_used_at, revoked_at, role, created_by FROM api_keys ",
             $rest
         )
     };
@@ -38,8 +42,8 @@ macro_rules! select {
 
 pub async fn insert(db: &Db, key: &ApiKey) -> Result<()> {
     sqlx::query(
-        "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, scopes, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, scopes, created_at, role, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&key.id)
     .bind(&key.workspace_id)
@@ -48,6 +52,8 @@ pub async fn insert(db: &Db, key: &ApiKey) -> Result<()> {
     .bind(&key.key_hash)
     .bind(&key.scopes)
     .bind(key.created_at)
+    .bind(key.role.as_str())
+    .bind(&key.created_by)
     .execute(db.pool())
     .await?;
     Ok(())

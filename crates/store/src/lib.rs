@@ -22,6 +22,7 @@ pub mod events;
 pub mod idempotency;
 pub mod inbound_events;
 pub mod instagram;
+pub mod invites;
 pub mod limits;
 pub mod login_attempts;
 pub mod media;

@@ -2,6 +2,7 @@
 //! by the app layer); emails are stored lower-cased.
 
 use serde::Serialize;
+use sqlx::Row;
 use tidepost_domain::{new_id, now_ms};
 
 use crate::error::conflict_as;
@@ -18,19 +19,21 @@ pub struct User {
     pub time_zone: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Role {
-    Owner,
-    Member,
+pub use tidepost_domain::Role;
+
+/// A role as stored (its name): an unknown name is a decode error naming it, never a default.
+pub(crate) fn decode_role(name: &str) -> Result<Role> {
+    name.parse::<Role>()
+        .map_err(|e| crate::StoreError::Sqlx(sqlx::Error::Decode(Box::new(e))))
 }
 
-impl Role {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Member => "member",
-        }
-    }
+/// A member of a workspace, as the members page lists them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub role: Role,
+    pub joined_at: i64,
 }
 
 pub async fn create(db: &Db, email: &str, password_hash: &str) -> Result<User> {
@@ -212,6 +215,152 @@ pub async fn is_member(db: &Db, workspace_id: &str, user_id: &str) -> Result<boo
     .fetch_one(db.pool())
     .await?;
     Ok(n > 0)
+}
+
+/// The user's role in the workspace; `None` when they are not a member.
+pub async fn role_of(db: &Db, workspace_id: &str, user_id: &str) -> Result<Option<Role>> {
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+            .bind(workspace_id)
+            .bind(user_id)
+            .fetch_optional(db.pool())
+            .await?;
+    name.as_deref().map(decode_role).transpose()
+}
+
+/// The workspace's members, owners first, then by email.
+pub async fn members(db: &Db, workspace_id: &str) -> Result<Vec<Member>> {
+    let rows = sqlx::query(
+        "SELECT m.user_id, u.email, m.role, m.created_at FROM memberships m \
+         JOIN users u ON u.id = m.user_id WHERE m.workspace_id = $1 ORDER BY u.email",
+    )
+    .bind(workspace_id)
+    .fetch_all(db.pool())
+    .await?;
+    let mut members = rows
+        .iter()
+        .map(|row| {
+            Ok(Member {
+                user_id: row.try_get("user_id")?,
+                email: row.try_get("email")?,
+                role: decode_role(&row.try_get::<String, _>("role")?)?,
+                joined_at: row.try_get("created_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    members.sort_by(|a, b| b.role.cmp(&a.role).then_with(|| a.email.cmp(&b.email)));
+    Ok(members)
+}
+
+/// What became of a change to a membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    Done,
+    /// The user is not a member of the workspace.
+    NotMember,
+    /// The change would leave the workspace without an owner.
+    LastOwner,
+}
+
+/// Locks the workspace's owner rows and counts them, in `tx`: two owners demoting each other
+/// at once cannot both see the other still there (PostgreSQL: `FOR UPDATE`, which waits for
+/// the other's change and reads the rows again; SQLite: the transaction holds the write lock).
+async fn owners_locked(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    workspace_id: &str,
+) -> Result<usize> {
+    let sql = match db.dialect() {
+        crate::Dialect::Postgres => {
+            "SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'owner' FOR UPDATE"
+        }
+        crate::Dialect::Sqlite => {
+            "SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'owner'"
+        }
+    };
+    let owners: Vec<String> = sqlx::query_scalar(sql)
+        .bind(workspace_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(owners.len())
+}
+
+/// The member's role, read in `tx`.
+async fn role_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<Option<Role>> {
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+            .bind(workspace_id)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    name.as_deref().map(decode_role).transpose()
+}
+
+/// Gives the member `role`, unless that leaves the workspace without an owner.
+pub async fn set_role(
+    db: &Db,
+    workspace_id: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<MembershipChange> {
+    let mut tx = db.begin_write().await?;
+    let owners = owners_locked(db, &mut tx, workspace_id).await?;
+    let Some(current) = role_in(&mut tx, workspace_id, user_id).await? else {
+        return Ok(MembershipChange::NotMember);
+    };
+    if current == Role::Owner && role != Role::Owner && owners <= 1 {
+        return Ok(MembershipChange::LastOwner);
+    }
+    sqlx::query("UPDATE memberships SET role = $1 WHERE workspace_id = $2 AND user_id = $3")
+        .bind(role.as_str())
+        .bind(workspace_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(MembershipChange::Done)
+}
+
+/// Removes the member from the workspace, unless they are its last owner: their sessions in
+/// it end and the API keys they made for it are revoked, in the same transaction.
+pub async fn remove_member(
+    db: &Db,
+    workspace_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<MembershipChange> {
+    let mut tx = db.begin_write().await?;
+    let owners = owners_locked(db, &mut tx, workspace_id).await?;
+    let Some(current) = role_in(&mut tx, workspace_id, user_id).await? else {
+        return Ok(MembershipChange::NotMember);
+    };
+    if current == Role::Owner && owners <= 1 {
+        return Ok(MembershipChange::LastOwner);
+    }
+    sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+        .bind(workspace_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE workspace_id = $1 AND user_id = $2")
+        .bind(workspace_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1 WHERE workspace_id = $2 AND created_by = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(workspace_id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(MembershipChange::Done)
 }
 
 #[cfg(test)]

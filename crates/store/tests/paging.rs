@@ -14,6 +14,8 @@ fn key(workspace_id: &str, n: usize) -> api_keys::ApiKey {
         created_at: 5,
         last_used_at: None,
         revoked_at: None,
+        role: tidepost_domain::Role::Admin,
+        created_by: None,
     }
 }
 

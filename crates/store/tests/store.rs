@@ -117,6 +117,8 @@ both_backends!(api_keys_are_workspace_scoped, |db: Db| async move {
         created_at: 5,
         last_used_at: None,
         revoked_at: None,
+        role: tidepost_domain::Role::Admin,
+        created_by: None,
     };
     api_keys::insert(&db, &key).await.unwrap();
     assert_eq!(api_keys::list(&db, &a.id).await.unwrap().len(), 1);

@@ -955,6 +955,8 @@ export interface components {
             prefix: string;
             /** @description `api` and/or `worker`. */
             scopes: string[];
+            /** @description The role the key acts with (capped by its creator's role, if a member made it). */
+            role: components["schemas"]["Role"];
             /** @description RFC 3339. */
             created_at: string;
             last_used_at?: string | null;
@@ -1034,6 +1036,7 @@ export interface components {
              *     ]
              */
             scopes?: string[];
+            role?: null | components["schemas"]["Role"];
         };
         /**
          * @description The body of `POST /api/v1/posts` and `POST /api/v1/posts/validate` (or the same fields as
@@ -1470,6 +1473,8 @@ export interface components {
             prefix: string;
             /** @description `api` and/or `worker`. */
             scopes: string[];
+            /** @description The role the key acts with (capped by its creator's role, if a member made it). */
+            role: components["schemas"]["Role"];
             /** @description RFC 3339. */
             created_at: string;
             last_used_at?: string | null;
@@ -1773,6 +1778,11 @@ export interface components {
             /** @description Up to 2,200 characters. */
             text: string;
         };
+        /**
+         * @description A member's role in a workspace, lowest first (the derived order is the rank).
+         * @enum {string}
+         */
+        Role: "viewer" | "editor" | "admin" | "owner";
         RunDue: {
             /** @description Only jobs of these kinds (default: every kind). */
             kinds?: string[];

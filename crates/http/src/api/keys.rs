@@ -32,6 +32,8 @@ struct KeyDoc {
     prefix: String,
     /// `api` and/or `worker`.
     scopes: Vec<String>,
+    /// The role the key acts with (capped by its creator's role, if a member made it).
+    role: tidepost_domain::Role,
     /// RFC 3339.
     created_at: String,
     last_used_at: Option<String>,
@@ -85,6 +87,7 @@ fn key_json(key: &ApiKey) -> Value {
         "name": key.name,
         "prefix": key.prefix,
         "scopes": key.scopes.split_whitespace().collect::<Vec<_>>(),
+        "role": key.role,
         "created_at": tidepost_domain::time::rfc3339(key.created_at),
         "last_used_at": key.last_used_at.map(tidepost_domain::time::rfc3339),
         "revoked_at": key.revoked_at.map(tidepost_domain::time::rfc3339),
@@ -150,6 +153,9 @@ struct CreateKey {
     #[serde(default)]
     #[schema(example = json!(["api"]))]
     scopes: Vec<String>,
+    /// The role the key acts with (default: the caller's own). Never above the caller's: a key
+    /// made by a member is capped by that member's role for as long as it lives.
+    role: Option<tidepost_domain::Role>,
 }
 
 #[utoipa::path(
@@ -167,8 +173,36 @@ async fn create(
 ) -> Result<(StatusCode, Extension<OneTimeSecret>, Json<Value>), Problem> {
     caller.require_scope("api")?;
     let scopes: Vec<&str> = body.scopes.iter().map(String::as_str).collect();
-    let created =
-        access::create_api_key(&state.app.db, &caller.workspace_id, &body.name, &scopes).await?;
+    // A key made by a key is tied to the same member as its parent, if any.
+    let creator_id = match &caller.credential {
+        crate::auth::Credential::Session { user_id } => Some(user_id.clone()),
+        crate::auth::Credential::ApiKey { id, .. } => {
+            api_keys::get(&state.app.db, &caller.workspace_id, id)
+                .await?
+                .and_then(|parent| parent.created_by)
+        }
+    };
+    let creator = creator_id.as_deref().map(|id| (id, caller.role));
+    let role = body.role.unwrap_or(caller.role);
+    if role > caller.role {
+        return Err(access::AccessError::KeyAboveCreator {
+            asked: role,
+            yours: caller.role,
+        }
+        .into());
+    }
+    let grant = access::KeyGrant {
+        role,
+        created_by: creator,
+    };
+    let created = access::create_api_key_as(
+        &state.app.db,
+        &caller.workspace_id,
+        &body.name,
+        &scopes,
+        grant,
+    )
+    .await?;
     let mut out = key_json(&created.key);
     out["secret"] = Value::String(created.secret);
     Ok((StatusCode::CREATED, Extension(SECRET_SHOWN_ONCE), Json(out)))

@@ -81,7 +81,7 @@ async fn me(
     };
     Ok(Json(json!({
         "workspace": {"id": ws.id, "slug": ws.slug, "name": ws.name},
-        "credential": {"kind": kind, "scopes": scopes.split_whitespace().collect::<Vec<_>>()},
+        "credential": {"kind": kind, "scopes": scopes.split_whitespace().collect::<Vec<_>>(), "role": caller.role},
     })))
 }
 

@@ -482,6 +482,7 @@ mod tests {
             active: "",
             version: "test",
             zone: "UTC".into(),
+            role: None,
         };
         let doc = serde_json::to_value(crate::api::openapi::document()).unwrap();
         render(chrome, &doc)

@@ -32,6 +32,11 @@ pub const API_KEY: Kind = Kind {
     cookie: "tidepost_flash_key",
     path: "/settings",
 };
+/// A new invite and its link, for the members page.
+pub const INVITE: Kind = Kind {
+    cookie: "tidepost_flash_invite",
+    path: "/settings/members",
+};
 /// A webhook endpoint's new signing secret, for the webhook pages.
 pub const WEBHOOK_SECRET: Kind = Kind {
     cookie: "tidepost_flash_webhook",

@@ -13,6 +13,7 @@ pub mod error_chrome;
 pub mod flash;
 mod jobs;
 mod media;
+mod members;
 mod post_comments;
 mod posts;
 mod preview;
@@ -41,6 +42,7 @@ pub fn router() -> Router<HttpState> {
         .merge(dashboard::router())
         .merge(jobs::router())
         .merge(media::router())
+        .merge(members::router())
         .merge(posts::router())
         .merge(post_comments::router())
         .merge(settings::router())
@@ -68,6 +70,8 @@ pub struct Chrome {
     pub version: &'static str,
     /// The zone the viewer sees times in.
     pub zone: String,
+    /// The viewer's role: the navigation shows only the pages it opens.
+    pub role: Option<tidepost_domain::Role>,
 }
 
 impl Chrome {
@@ -80,6 +84,7 @@ impl Chrome {
             active,
             version: env!("CARGO_PKG_VERSION"),
             zone: viewer.zone.name().to_string(),
+            role: Some(viewer.role),
         }
     }
 
@@ -106,6 +111,7 @@ impl Chrome {
             active: "",
             version: env!("CARGO_PKG_VERSION"),
             zone: "UTC".into(),
+            role: None,
         }
     }
 
@@ -118,27 +124,47 @@ impl Chrome {
             active: "",
             version: env!("CARGO_PKG_VERSION"),
             zone: "UTC".into(),
+            role: None,
         }
     }
 
     /// The main navigation, in order.
-    pub fn nav_items(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            ("/", "Dashboard"),
-            ("/compose", "Compose"),
-            ("/drafts", "Drafts"),
-            ("/posts", "Posts"),
-            ("/calendar", "Calendar"),
-            ("/posts/scheduled", "Schedule"),
-            ("/accounts", "Accounts"),
-            ("/media", "Media"),
-            ("/creators", "Creators"),
-            ("/contacts", "Contacts"),
-            ("/inbox", "Inbox"),
-            ("/jobs", "Jobs"),
-            ("/settings/webhooks", "Webhooks"),
-            ("/settings#keys", "API keys"),
-            ("/settings", "Settings"),
-        ]
+    /// The navigation's links the viewer's role opens (every one's rule in `roles.rs`).
+    pub fn nav_items(&self) -> Vec<(&'static str, &'static str)> {
+        let opens = |href: &str| {
+            let path = href.split('#').next().unwrap_or(href);
+            match (
+                crate::roles::rule_for(&axum::http::Method::GET, path),
+                self.role,
+            ) {
+                (Some(crate::roles::Rule::Public), _) => true,
+                (Some(crate::roles::Rule::Needs(p)), Some(role)) => role.allows(p),
+                (Some(crate::roles::Rule::Needs(_)), None) | (None, _) => false,
+            }
+        };
+        Self::NAV
+            .iter()
+            .copied()
+            .filter(|(href, _)| opens(href))
+            .collect()
     }
+
+    const NAV: &'static [(&'static str, &'static str)] = &[
+        ("/", "Dashboard"),
+        ("/compose", "Compose"),
+        ("/drafts", "Drafts"),
+        ("/posts", "Posts"),
+        ("/calendar", "Calendar"),
+        ("/posts/scheduled", "Schedule"),
+        ("/accounts", "Accounts"),
+        ("/media", "Media"),
+        ("/creators", "Creators"),
+        ("/contacts", "Contacts"),
+        ("/inbox", "Inbox"),
+        ("/jobs", "Jobs"),
+        ("/settings/webhooks", "Webhooks"),
+        ("/settings#keys", "API keys"),
+        ("/settings/members", "Members"),
+        ("/settings", "Settings"),
+    ];
 }

@@ -179,6 +179,7 @@ async fn login(
                 | AccessError::UnknownWorkspace(_)
                 | AccessError::UnknownScope(_)
                 | AccessError::InvalidKeyName
+                | AccessError::KeyAboveCreator { .. }
                 | AccessError::Store(_) => None,
             };
             let setup_pending = match setup_live(&state).await {

@@ -118,7 +118,19 @@ async fn create_key(
     } else {
         &["api"]
     };
-    match access::create_api_key(&state.app.db, &viewer.workspace.id, &form.name, scopes).await {
+    let grant = access::KeyGrant {
+        role: viewer.role,
+        created_by: Some((&viewer.user.id, viewer.role)),
+    };
+    match access::create_api_key_as(
+        &state.app.db,
+        &viewer.workspace.id,
+        &form.name,
+        scopes,
+        grant,
+    )
+    .await
+    {
         Ok(created) => {
             tracing::info!(key_id = %created.key.id, workspace = %viewer.workspace.slug, "API key created");
             let created = CreatedKey {
