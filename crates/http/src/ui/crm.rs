@@ -674,7 +674,7 @@ async fn inbox_row(state: &HttpState, ws: &str, i: &Interaction) -> Result<Inbox
         when: when(Some(i.occurred_at)),
         can_reply: match i.platform {
             Platform::Instagram => matches!(i.kind.as_str(), "comment" | "reply"),
-            Platform::Tiktok => false,
+            Platform::Tiktok | Platform::Threads => false,
         },
         replies,
     })
