@@ -55,6 +55,7 @@ mod sign_in_throttle;
 mod ssrf;
 mod target_errors;
 mod tenancy;
+mod threads;
 mod tiktok_photo_options;
 mod unknown_outcome;
 mod validate_matches_posts;

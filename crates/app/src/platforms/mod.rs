@@ -237,6 +237,14 @@ pub async fn sample_metrics(
     }
 }
 
+/// Whether `platform` publishes a post of text alone, without media (Threads' text posts).
+pub fn publishes_text_alone(platform: Platform) -> bool {
+    match platform {
+        Platform::Tiktok | Platform::Instagram => false,
+        Platform::Threads => true,
+    }
+}
+
 /// Whether tidepost pulls the comments of `platform`'s media into the CRM (TikTok has no
 /// comments API for third-party apps; Threads' replies are not pulled yet).
 pub fn pulls_comments(platform: Platform) -> bool {
