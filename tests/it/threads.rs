@@ -32,7 +32,10 @@ struct Scene {
 /// Connects the emulator's Threads profile over HTTP as a person does: `/connect/threads`,
 /// "Allow" on the emulator's dialog, back to the callback.
 async fn connect_threads_via_http(app: &TestApp, me: &SignedIn) -> String {
-    let emulator = app.emulator.clone().expect("the app runs with the emulator");
+    let emulator = app
+        .emulator
+        .clone()
+        .expect("the app runs with the emulator");
     let page = app.page_text(&me.client, "/connect/threads").await;
     assert!(page.contains("threads_content_publish"), "{page}");
     let csrf = hidden_input(&page, "csrf").expect("the connect form has a csrf field");
@@ -45,9 +48,15 @@ async fn connect_threads_via_http(app: &TestApp, me: &SignedIn) -> String {
         .unwrap();
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
     let dialog = location(&started);
-    assert!(dialog.contains("/threads/www/oauth/authorize?client_id="), "{dialog}");
+    assert!(
+        dialog.contains("/threads/www/oauth/authorize?client_id="),
+        "{dialog}"
+    );
     let callback = approve_facebook_dialog(&emulator, &dialog).await;
-    assert!(callback.contains("/oauth/threads/callback?code="), "{callback}");
+    assert!(
+        callback.contains("/oauth/threads/callback?code="),
+        "{callback}"
+    );
     assert!(callback.ends_with("#_"), "Meta's fragment: {callback}");
     let landed = me.client.get(&callback).send().await.unwrap();
     assert_eq!(landed.status(), StatusCode::SEE_OTHER, "the callback");
@@ -180,9 +189,7 @@ async fn connect_and_publish_every_kind(backend: Backend) {
     for (i, (kind, body, read_type)) in cases.into_iter().enumerate() {
         let (status, post) = s.post(&body).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{kind}: {post}");
-        let target = s
-            .target_when(post["id"].as_str().unwrap(), settled)
-            .await;
+        let target = s.target_when(post["id"].as_str().unwrap(), settled).await;
         assert_eq!(target["state"], "published", "{kind}: {target}");
         assert_eq!(target["platform"], "threads");
         let media_id = target["post_ids"][0].as_str().unwrap().to_string();
@@ -208,7 +215,10 @@ async fn connect_and_publish_every_kind(backend: Backend) {
     }
     // The composer offers the account with its Threads panel.
     let page = s.app.page_text(&s.me.client, "/compose").await;
-    assert!(page.contains("Threads post type") && page.contains("Who can reply"), "the panel");
+    assert!(
+        page.contains("Threads post type") && page.contains("Who can reply"),
+        "the panel"
+    );
 }
 
 async fn bad_media_is_refused_before_any_call(backend: Backend) {
@@ -219,11 +229,19 @@ async fn bad_media_is_refused_before_any_call(backend: Backend) {
     let (status, problem) = s.post(&s.body("too long", vec![long], json!({}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     let text = problem.to_string();
-    assert!(text.contains("Threads videos last at most 5 minutes"), "{text}");
+    assert!(
+        text.contains("Threads videos last at most 5 minutes"),
+        "{text}"
+    );
     let webp = json!({"url": "https://media.tidepost.example/a.webp", "kind": "image"});
     let (status, problem) = s.post(&s.body("webp", vec![webp], json!({}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(problem.to_string().contains("Threads takes JPEG or PNG images"), "{problem}");
+    assert!(
+        problem
+            .to_string()
+            .contains("Threads takes JPEG or PNG images"),
+        "{problem}"
+    );
     let many: Vec<Value> = (0..21)
         .map(|i| json!({"url": format!("https://media.tidepost.example/{i}.jpg"), "kind": "image"}))
         .collect();
@@ -233,7 +251,10 @@ async fn bad_media_is_refused_before_any_call(backend: Backend) {
     let over = "a".repeat(497) + "😀";
     let (status, problem) = s.post(&s.body(&over, vec![], json!({}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(problem.to_string().contains("at most 500 characters"), "{problem}");
+    assert!(
+        problem.to_string().contains("at most 500 characters"),
+        "{problem}"
+    );
     let (status, problem) = s
         .post(&s.body("x", vec![], json!({"reply_control": "friends"})))
         .await;
@@ -275,24 +296,30 @@ async fn the_limit_reached_waits_not_fails(backend: Backend) {
     assert_ne!(target["state"], "failed", "{target}");
     let message = target["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("Threads' publishing limit is reached") && message.contains("at the latest"),
+        message.contains("Threads' publishing limit is reached")
+            && message.contains("at the latest"),
         "{message}"
     );
     assert_eq!(target["error"]["retryable"], true);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let again = s.get(&format!("/api/v1/posts/{}", post["id"].as_str().unwrap())).await;
+    let again = s
+        .get(&format!("/api/v1/posts/{}", post["id"].as_str().unwrap()))
+        .await;
     assert_ne!(again["targets"][0]["state"], "failed", "still waiting");
     assert!(s.threads_posts().await.is_empty());
 }
 
 async fn a_lost_publish_answer_is_one_post(backend: Backend) {
     let s = scene(backend).await;
-    set_emulator(&s.app, "threads", json!({"lose_publish_answers": 1, "media_not_found": 1})).await;
+    set_emulator(
+        &s.app,
+        "threads",
+        json!({"lose_publish_answers": 1, "media_not_found": 1}),
+    )
+    .await;
     let (status, post) = s.post(&s.body("once", vec![], json!({}))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{post}");
-    let target = s
-        .target_when(post["id"].as_str().unwrap(), settled)
-        .await;
+    let target = s.target_when(post["id"].as_str().unwrap(), settled).await;
     assert_eq!(target["state"], "published", "{target}");
     assert_eq!(s.threads_posts().await.len(), 1, "exactly one post");
 }

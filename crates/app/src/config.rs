@@ -848,7 +848,11 @@ impl Config {
         let uris = [
             ("tiktok_redirect_uri", &self.tiktok.redirect_uri, "TikTok"),
             ("instagram_redirect_uri", &self.meta.redirect_uri, "Meta"),
-            ("threads_redirect_uri", &self.threads.redirect_uri, "Threads"),
+            (
+                "threads_redirect_uri",
+                &self.threads.redirect_uri,
+                "Threads",
+            ),
         ];
         for (setting, redirect, provider) in uris {
             if !self.sandbox && !self.allow_http && !redirect.starts_with("https://") {

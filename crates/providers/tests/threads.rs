@@ -46,14 +46,20 @@ async fn oauth_short_to_long_lived_and_refresh_after_a_day() {
     assert_eq!(short.user_id, USER);
     // The code is single use.
     let again = c.exchange_code(code, REDIRECT).await.unwrap_err();
-    assert_eq!((again.code.as_str(), again.kind), ("100", ErrorKind::Permanent));
+    assert_eq!(
+        (again.code.as_str(), again.kind),
+        ("100", ErrorKind::Permanent)
+    );
     let long = c.exchange_long_lived(&short.access_token).await.unwrap();
     assert_eq!(long.expires_in, Some(5_183_944));
     // A long-lived token cannot be exchanged again (452 / 4279019).
     let twice = c.exchange_long_lived(&long.access_token).await.unwrap_err();
     assert_eq!(twice.subcode, Some(4279019));
     let me = c.me(&long.access_token).await.unwrap();
-    assert_eq!((me.id.as_str(), me.username.as_deref()), (USER, Some("threads_tester")));
+    assert_eq!(
+        (me.id.as_str(), me.username.as_deref()),
+        (USER, Some("threads_tester"))
+    );
     // Too young to refresh: refused, and the token stays valid (Permanent, not Reauth).
     let young = c.refresh(&long.access_token).await.unwrap_err();
     assert_eq!(young.kind, ErrorKind::Permanent, "{young}");
@@ -116,7 +122,12 @@ async fn text_image_video_and_carousel_publish_with_permalinks() {
     let mut published = Vec::new();
     for container in [text, image, video] {
         let id = c
-            .create_container(&token, USER, &container, Some(ReplyControl::AccountsYouFollow))
+            .create_container(
+                &token,
+                USER,
+                &container,
+                Some(ReplyControl::AccountsYouFollow),
+            )
             .await
             .unwrap();
         let status = c.container_status(&token, &id).await.unwrap();
@@ -201,7 +212,10 @@ async fn containers_in_progress_errors_and_media_not_found() {
         text: None,
         alt_text: None,
     };
-    let id = c.create_container(&token, USER, &video, None).await.unwrap();
+    let id = c
+        .create_container(&token, USER, &video, None)
+        .await
+        .unwrap();
     assert_eq!(
         c.container_status(&token, &id).await.unwrap().status,
         ContainerState::InProgress
@@ -235,14 +249,26 @@ async fn containers_in_progress_errors_and_media_not_found() {
         text: "a".repeat(497) + "😀",
         link_attachment: None,
     };
-    let err = c.create_container(&token, USER, &long, None).await.unwrap_err();
+    let err = c
+        .create_container(&token, USER, &long, None)
+        .await
+        .unwrap_err();
     assert!(err.message.contains("500"), "{err}");
     let links = Container::Text {
-        text: (1..=6).map(|i| format!("https://l{i}.example")).collect::<Vec<_>>().join(" "),
+        text: (1..=6)
+            .map(|i| format!("https://l{i}.example"))
+            .collect::<Vec<_>>()
+            .join(" "),
         link_attachment: None,
     };
-    let err = c.create_container(&token, USER, &links, None).await.unwrap_err();
-    assert!(err.message.contains("THREADS_API__LINK_LIMIT_EXCEEDED"), "{err}");
+    let err = c
+        .create_container(&token, USER, &links, None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("THREADS_API__LINK_LIMIT_EXCEEDED"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -259,7 +285,10 @@ async fn the_publishing_limit_and_a_lost_answer() {
         text: t.into(),
         link_attachment: None,
     };
-    let first = c.create_container(&token, USER, &text("one"), None).await.unwrap();
+    let first = c
+        .create_container(&token, USER, &text("one"), None)
+        .await
+        .unwrap();
     // The post is made, the answer lost: not retryable blindly.
     let lost = c.publish(&token, USER, &first).await.unwrap_err();
     assert_eq!(lost.kind, ErrorKind::OutcomeUnknown);
@@ -267,7 +296,10 @@ async fn the_publishing_limit_and_a_lost_answer() {
         c.container_status(&token, &first).await.unwrap().status,
         ContainerState::Published
     );
-    let second = c.create_container(&token, USER, &text("two"), None).await.unwrap();
+    let second = c
+        .create_container(&token, USER, &text("two"), None)
+        .await
+        .unwrap();
     let limit = c.publishing_limit(&token, USER).await.unwrap();
     assert_eq!(limit.remaining(), 0);
     let err = c.publish(&token, USER, &second).await.unwrap_err();

@@ -325,7 +325,9 @@ fn threads_video(info: &MediaInfo, out: &mut Vec<Violation>) {
     {
         out.push(Violation::new(
             "threads.video.aspect_ratio",
-            format!("Threads videos have an aspect ratio from 0.01:1 to 10:1 (this one is {ratio:.2}:1)"),
+            format!(
+                "Threads videos have an aspect ratio from 0.01:1 to 10:1 (this one is {ratio:.2}:1)"
+            ),
         ));
     }
 }

@@ -70,11 +70,13 @@ pub async fn post_url(
                     .and_then(|m| m.permalink),
             )
         }
-        Platform::Threads => Ok(
-            tidepost_store::threads::get(&app.db, &target.workspace_id, &target.id)
-                .await?
-                .and_then(|m| m.permalink),
-        ),
+        Platform::Threads => {
+            Ok(
+                tidepost_store::threads::get(&app.db, &target.workspace_id, &target.id)
+                    .await?
+                    .and_then(|m| m.permalink),
+            )
+        }
     }
 }
 

@@ -26,12 +26,19 @@ pub fn routes() -> Router<Threads> {
         .route("/_emulator/threads/token", post(mint_token))
         .route("/_emulator/threads/posts", get(posts))
         .route("/_emulator/threads/containers", get(containers))
-        .route("/_emulator/threads/settings", get(settings).put(put_settings))
+        .route(
+            "/_emulator/threads/settings",
+            get(settings).put(put_settings),
+        )
         .route("/_emulator/threads/tokens/{action}", post(change_token))
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": message.into()}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize, Default)]

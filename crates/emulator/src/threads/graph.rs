@@ -59,9 +59,7 @@ fn dispatch(threads: &Threads, incoming: &Incoming) -> GraphResult<Answer> {
     match segments.as_slice() {
         ["oauth", "access_token"] if get || post => json(oauth::access_token(threads, params)),
         ["access_token"] if get || post => json(oauth::exchange(threads, params, token.as_deref())),
-        ["refresh_access_token"] if get => {
-            json(oauth::refresh(threads, params, token.as_deref()))
-        }
+        ["refresh_access_token"] if get => json(oauth::refresh(threads, params, token.as_deref())),
         ["debug_token"] if get => json(debug_token(threads, params)),
         [id] => {
             let token = auth(threads, token.as_deref())?;
@@ -215,7 +213,9 @@ fn create(threads: &Threads, params: &Params, token: &Token) -> GraphResult {
         ]
         .contains(&control)
     {
-        return Err(invalid(format!("Param reply_control must be one of everyone, accounts_you_follow, mentioned_only, parent_post_author_only, followers_only (got {control:?})")));
+        return Err(invalid(format!(
+            "Param reply_control must be one of everyone, accounts_you_follow, mentioned_only, parent_post_author_only, followers_only (got {control:?})"
+        )));
     }
     let text = params.get("text").unwrap_or("");
     if weighted_len(text) > TEXT_LIMIT {
@@ -240,7 +240,9 @@ fn create(threads: &Threads, params: &Params, token: &Token) -> GraphResult {
     if let Some(alt) = params.get("alt_text")
         && alt.chars().count() > 1000
     {
-        return Err(invalid("Param alt_text must be at most 1000 characters long."));
+        return Err(invalid(
+            "Param alt_text must be at most 1000 characters long.",
+        ));
     }
     let mut children = Vec::new();
     let (ready_ms, error_message) = match media_type.as_str() {
@@ -286,9 +288,10 @@ fn create(threads: &Threads, params: &Params, token: &Token) -> GraphResult {
             }
             threads.store(|s| {
                 for child in &children {
-                    let c = s.containers.get(child).ok_or_else(|| {
-                        invalid(format!("Child {child} does not exist"))
-                    })?;
+                    let c = s
+                        .containers
+                        .get(child)
+                        .ok_or_else(|| invalid(format!("Child {child} does not exist")))?;
                     if c.user_id != token.user_id || !c.is_carousel_item {
                         return Err(invalid(format!(
                             "Child {child} is not a carousel item of this user"
@@ -361,9 +364,14 @@ fn create(threads: &Threads, params: &Params, token: &Token) -> GraphResult {
 fn check_url(url: &str) -> GraphResult<()> {
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        _ => Err(GraphError::new(1, "The media could not be fetched from this URI")
-            .subcode(2207052)
-            .user("Media download has failed", format!("The media could not be fetched from this URI: {url}"))),
+        _ => Err(
+            GraphError::new(1, "The media could not be fetched from this URI")
+                .subcode(2207052)
+                .user(
+                    "Media download has failed",
+                    format!("The media could not be fetched from this URI: {url}"),
+                ),
+        ),
     }
 }
 
@@ -547,11 +555,15 @@ fn insights(threads: &Threads, params: &Params, id: &str) -> GraphResult {
     let now = threads.now_ms();
     let post = threads
         .store(|s| s.posts.iter().find(|p| p.id == id).cloned())
-        .ok_or_else(|| GraphError::new(100, format!("Object with ID '{id}' does not exist")).subcode(33))?;
+        .ok_or_else(|| {
+            GraphError::new(100, format!("Object with ID '{id}' does not exist")).subcode(33)
+        })?;
     // Grows with the post's age, so samples taken over time differ.
     let minutes = (now - post.published_ms).max(0) / 60_000;
     let views = 10 + minutes * 3;
-    let metrics = params.get("metric").unwrap_or("views,likes,replies,reposts,quotes");
+    let metrics = params
+        .get("metric")
+        .unwrap_or("views,likes,replies,reposts,quotes");
     let data: Vec<Value> = metrics
         .split(',')
         .map(str::trim)

@@ -45,7 +45,9 @@ fn dialog_request(threads: &Threads, params: &Params) -> Result<DialogRequest, S
     }
     let allowed = &threads.config.redirect_uris;
     if !allowed.is_empty() && !allowed.iter().any(|u| u == redirect_uri) {
-        return Err("Invalid redirect_uri: it is not one of the app's redirect callback URLs.".into());
+        return Err(
+            "Invalid redirect_uri: it is not one of the app's redirect callback URLs.".into(),
+        );
     }
     if params.get("response_type") != Some("code") {
         return Err("Invalid response_type: it must be code.".into());
@@ -257,9 +259,8 @@ pub fn exchange(threads: &Threads, params: &Params, token: Option<&str>) -> Grap
         ));
     }
     secret_ok(threads, params)?;
-    let token = token.ok_or_else(|| {
-        GraphError::new(100, "The parameter access_token is required")
-    })?;
+    let token =
+        token.ok_or_else(|| GraphError::new(100, "The parameter access_token is required"))?;
     let found = super::graph::valid_token(threads, token)?;
     if found.kind == TokenKind::Long {
         return Err(GraphError::new(
@@ -289,9 +290,8 @@ pub fn refresh(threads: &Threads, params: &Params, token: Option<&str>) -> Graph
         )
         .subcode(458));
     }
-    let token = token.ok_or_else(|| {
-        GraphError::new(100, "The parameter access_token is required")
-    })?;
+    let token =
+        token.ok_or_else(|| GraphError::new(100, "The parameter access_token is required"))?;
     let found = super::graph::valid_token(threads, token)?;
     let now = threads.now_ms();
     if found.kind != TokenKind::Long || now - found.issued_ms < DAY_MS {

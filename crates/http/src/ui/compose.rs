@@ -35,12 +35,12 @@ use tidepost_app::compose::{
     self, ComposeError, InstagramOptions, Issue, NewComposite, Schedule, TargetSpec, TikTokOptions,
 };
 use tidepost_app::instagram::options::{GraduationStrategy, MediaType, TrialParams, UserTag};
-use tidepost_app::threads::options::{
-    MediaType as ThreadsMediaType, ReplyControl as ThreadsReplyControl, ThreadsOptions,
-};
 use tidepost_app::media::rules::bytes;
 use tidepost_app::pipeline::PublishError;
 use tidepost_app::pipeline::media::{Item, ItemKind};
+use tidepost_app::threads::options::{
+    MediaType as ThreadsMediaType, ReplyControl as ThreadsReplyControl, ThreadsOptions,
+};
 use tidepost_app::tiktok::Mode;
 use tidepost_domain::{Platform, PostSummary, TargetState};
 use tidepost_store::accounts::{self, Account};
@@ -260,7 +260,11 @@ impl ThreadsPanel {
     }
 
     fn reply_is(&self, value: &str) -> bool {
-        self.options.reply_control.map(ThreadsReplyControl::as_str).unwrap_or("") == value
+        self.options
+            .reply_control
+            .map(ThreadsReplyControl::as_str)
+            .unwrap_or("")
+            == value
     }
 
     fn replies(&self) -> [(&'static str, &'static str); 3] {

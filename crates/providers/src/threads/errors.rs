@@ -121,17 +121,23 @@ fn classify(e: &GraphError) -> ProviderError {
         ),
         (452, _) | (_, Some(4279019)) => (
             Permanent,
-            format!("Threads refused to exchange the token (it is already long-lived or revoked){said}"),
+            format!(
+                "Threads refused to exchange the token (it is already long-lived or revoked){said}"
+            ),
             None,
         ),
         (_, Some(2207052)) => (
             Retryable,
-            format!("Threads could not fetch the media from its URL; check it is public and reachable{said}"),
+            format!(
+                "Threads could not fetch the media from its URL; check it is public and reachable{said}"
+            ),
             None,
         ),
         (_, Some(2207051 | 4279013)) => (
             Permanent,
-            format!("Threads restricted this account's activity; the owner must resolve it in the Threads app{said}"),
+            format!(
+                "Threads restricted this account's activity; the owner must resolve it in the Threads app{said}"
+            ),
             None,
         ),
         (1 | 2, _) => (
@@ -141,7 +147,9 @@ fn classify(e: &GraphError) -> ProviderError {
         ),
         (10 | 200..=299, _) => (
             Permanent,
-            format!("A permission is missing on the Threads connection; reconnect the account granting it{said}"),
+            format!(
+                "A permission is missing on the Threads connection; reconnect the account granting it{said}"
+            ),
             None,
         ),
         _ if e.is_transient == Some(true) => (
@@ -154,7 +162,11 @@ fn classify(e: &GraphError) -> ProviderError {
             format!("A Threads limit was reached{said}"),
             Some(RATE_LIMIT_WAIT),
         ),
-        _ => (Permanent, format!("Threads refused the request{said}"), None),
+        _ => (
+            Permanent,
+            format!("Threads refused the request{said}"),
+            None,
+        ),
     };
     let code_text = e
         .code
@@ -190,11 +202,19 @@ pub(super) fn container_error(reason: &str) -> (ErrorKind, String) {
         "FAILED_DOWNLOADING_VIDEO" => {
             "Threads could not download the video from its URL (it fetches the file itself; check the URL is public and reachable)"
         }
-        "FAILED_PROCESSING_AUDIO" => "Threads could not process the video's audio (AAC, up to 48 kHz, mono or stereo)",
-        "FAILED_PROCESSING_VIDEO" => "Threads could not process the video (H.264 or HEVC, MP4 or MOV)",
-        "INVALID_ASPEC_RATIO" => "Threads refused the video's aspect ratio (between 0.01:1 and 10:1)",
+        "FAILED_PROCESSING_AUDIO" => {
+            "Threads could not process the video's audio (AAC, up to 48 kHz, mono or stereo)"
+        }
+        "FAILED_PROCESSING_VIDEO" => {
+            "Threads could not process the video (H.264 or HEVC, MP4 or MOV)"
+        }
+        "INVALID_ASPEC_RATIO" => {
+            "Threads refused the video's aspect ratio (between 0.01:1 and 10:1)"
+        }
         "INVALID_BIT_RATE" => "Threads refused the video's bit rate (at most 100 Mbps)",
-        "INVALID_DURATION" => "Threads refused the video's length (longer than 0 s and at most 5 minutes)",
+        "INVALID_DURATION" => {
+            "Threads refused the video's length (longer than 0 s and at most 5 minutes)"
+        }
         "INVALID_FRAME_RATE" => "Threads refused the video's frame rate (23 to 60 FPS)",
         "INVALID_AUDIO_CHANNELS" | "INVALID_AUDIO_CHANNEL_LAYOUT" => {
             "Threads refused the video's audio channels (mono or stereo)"
@@ -228,7 +248,12 @@ mod tests {
         let cases = [
             (190, Some(463), "m", Reauth),
             (190, None, "m", Reauth),
-            (24, Some(4279009), "The requested resource does not exist", Retryable),
+            (
+                24,
+                Some(4279009),
+                "The requested resource does not exist",
+                Retryable,
+            ),
             (9, None, "m", RateLimited),
             (4, None, "m", RateLimited),
             (452, Some(4279019), "m", Permanent),
@@ -248,13 +273,19 @@ mod tests {
             );
         }
         // The rate-limit row wins over the restriction's subcode only where the table says.
-        assert_eq!(classify(&error(4, None, "m")).retry_after, Some(RATE_LIMIT_WAIT));
+        assert_eq!(
+            classify(&error(4, None, "m")).retry_after,
+            Some(RATE_LIMIT_WAIT)
+        );
         assert!(is_publishing_limit(&classify(&error(9, None, "m"))));
     }
 
     #[test]
     fn container_reasons() {
-        assert_eq!(container_error("FAILED_DOWNLOADING_VIDEO").0, ErrorKind::Retryable);
+        assert_eq!(
+            container_error("FAILED_DOWNLOADING_VIDEO").0,
+            ErrorKind::Retryable
+        );
         let (kind, words) = container_error("INVALID_DURATION");
         assert_eq!(kind, ErrorKind::Permanent);
         assert!(words.contains("5 minutes") && words.contains("[INVALID_DURATION]"));

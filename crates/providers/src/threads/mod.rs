@@ -451,7 +451,10 @@ impl ThreadsClient {
 
     /// The authorize dialog URL (no PKCE: Threads has none).
     pub fn authorize_url(&self, redirect_uri: &str, state: &str) -> String {
-        let base = format!("{}/oauth/authorize", self.endpoints.www.trim_end_matches('/'));
+        let base = format!(
+            "{}/oauth/authorize",
+            self.endpoints.www.trim_end_matches('/')
+        );
         let mut url = url::Url::parse(&base).expect("the Threads base URL is a URL");
         url.query_pairs_mut()
             .append_pair("client_id", &self.app_id)
@@ -604,9 +607,10 @@ impl ThreadsClient {
         let answer: LimitAnswer = self
             .json(Call::idempotent("threads.publishing_limit"), request)
             .await?;
-        let entry = answer.data.into_iter().next().ok_or_else(|| {
-            ProviderError::unexpected(PLATFORM, 200, "an empty publishing limit")
-        })?;
+        let entry =
+            answer.data.into_iter().next().ok_or_else(|| {
+                ProviderError::unexpected(PLATFORM, 200, "an empty publishing limit")
+            })?;
         let config = entry.config.unwrap_or(LimitConfig {
             quota_total: 250,
             quota_duration: Some(86_400),
@@ -619,7 +623,11 @@ impl ThreadsClient {
     }
 
     /// A published post: its permalink and media type.
-    pub async fn media(&self, token: &SecretString, media_id: &str) -> Result<Media, ProviderError> {
+    pub async fn media(
+        &self,
+        token: &SecretString,
+        media_id: &str,
+    ) -> Result<Media, ProviderError> {
         let request = self
             .data(Method::GET, media_id, token)
             .query(&[("fields", "id,permalink,media_type,shortcode,text")]);

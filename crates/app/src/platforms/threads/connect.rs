@@ -23,14 +23,20 @@ const REQUIRED: &[&str] = &["threads_basic", "threads_content_publish"];
 
 /// What each scope lets tidepost do, for the connect page.
 pub const SCOPE_REASONS: &[(&str, &str)] = &[
-    ("threads_basic", "see the profile's name, username and picture"),
+    (
+        "threads_basic",
+        "see the profile's name, username and picture",
+    ),
     (
         "threads_content_publish",
         "publish text, image, video and carousel posts",
     ),
     ("threads_manage_replies", "set who may reply to a post"),
     ("threads_read_replies", "read replies for the timeline"),
-    ("threads_manage_insights", "read views, likes and replies of posts"),
+    (
+        "threads_manage_insights",
+        "read views, likes and replies of posts",
+    ),
 ];
 
 /// Starts connecting a Threads profile; returns the URL to send the person to.
@@ -100,10 +106,22 @@ pub async fn finish(
         .map(|u| format!("@{u}"))
         .unwrap_or_else(|| profile.id.clone());
     let link = link_of(app, &claimed).await?;
-    check_reconnect(app, link.as_ref(), Platform::Threads, &profile.id, &signed_in).await?;
+    check_reconnect(
+        app,
+        link.as_ref(),
+        Platform::Threads,
+        &profile.id,
+        &signed_in,
+    )
+    .await?;
     let now = now_ms();
-    let existing = accounts::find(&app.db, &claimed.workspace_id, Platform::Threads, &profile.id)
-        .await?;
+    let existing = accounts::find(
+        &app.db,
+        &claimed.workspace_id,
+        Platform::Threads,
+        &profile.id,
+    )
+    .await?;
     let existed = existing.is_some();
     let id = existing.map(|a| a.id).unwrap_or_else(new_id);
     // Threads does not echo the granted permissions; those asked for are what the dialog
@@ -138,11 +156,16 @@ pub async fn finish(
         updated_at: now,
     };
     accounts::upsert(&app.db, &account).await?;
-    let stored = accounts::find(&app.db, &claimed.workspace_id, Platform::Threads, &profile.id)
-        .await?
-        .ok_or(StoreError::Conflict {
-            what: "the account vanished while connecting; it",
-        })?;
+    let stored = accounts::find(
+        &app.db,
+        &claimed.workspace_id,
+        Platform::Threads,
+        &profile.id,
+    )
+    .await?
+    .ok_or(StoreError::Conflict {
+        what: "the account vanished while connecting; it",
+    })?;
     announce_connected(
         app,
         &stored,

@@ -121,6 +121,8 @@ pub async fn daily_limit(app: &App, prepared: &Prepared) -> DailyLimit {
     DailyLimit {
         modes: None,
         cap: total,
-        message: format!("{name} would exceed Threads' publishing limit of {total} posts in 24 hours"),
+        message: format!(
+            "{name} would exceed Threads' publishing limit of {total} posts in 24 hours"
+        ),
     }
 }

@@ -167,14 +167,19 @@ mod tests {
         .unwrap();
         assert_eq!(o.reply_control, Some(ReplyControl::MentionedOnly));
         let post = ThreadsPost::from_options(MediaType::Text, "hi".into(), vec![], o);
-        assert_eq!(post.link_attachment.as_deref(), Some("https://example.com/a"));
+        assert_eq!(
+            post.link_attachment.as_deref(),
+            Some("https://example.com/a")
+        );
         let back: ThreadsPost =
             serde_json::from_str(&serde_json::to_string(&post).unwrap()).unwrap();
         assert_eq!(back, post);
         assert_eq!(back.options().media_type, Some(MediaType::Text));
         assert!(
-            serde_json::from_value::<ThreadsOptions>(serde_json::json!({"reply_control": "friends"}))
-                .is_err()
+            serde_json::from_value::<ThreadsOptions>(
+                serde_json::json!({"reply_control": "friends"})
+            )
+            .is_err()
         );
         assert!(
             serde_json::from_value::<ThreadsOptions>(serde_json::json!({"topic": "x"})).is_err()

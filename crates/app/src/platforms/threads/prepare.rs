@@ -134,7 +134,9 @@ fn check_media(post: &ThreadsPost, items: &[Resolved]) -> Result<(), PublishErro
         MediaType::Carousel if !(lo..=hi).contains(&count) => {
             return Err(invalid(
                 "items",
-                format!("a Threads carousel has {lo} to {hi} images or videos (this one has {count})"),
+                format!(
+                    "a Threads carousel has {lo} to {hi} images or videos (this one has {count})"
+                ),
             ));
         }
         MediaType::Text | MediaType::Image | MediaType::Video | MediaType::Carousel => {}
@@ -144,10 +146,14 @@ fn check_media(post: &ThreadsPost, items: &[Resolved]) -> Result<(), PublishErro
         let what = |rule: String| invalid("items", format!("item {n}: {rule}"));
         match (post.media_type, item.kind) {
             (MediaType::Image, ItemKind::Video) => {
-                return Err(what("a video cannot be a Threads image post: publish it as a video".into()));
+                return Err(what(
+                    "a video cannot be a Threads image post: publish it as a video".into(),
+                ));
             }
             (MediaType::Video, ItemKind::Image) => {
-                return Err(what("an image cannot be a Threads video post: publish it as an image".into()));
+                return Err(what(
+                    "an image cannot be a Threads video post: publish it as an image".into(),
+                ));
             }
             _ => {}
         }
@@ -186,7 +192,9 @@ fn check_media(post: &ThreadsPost, items: &[Resolved]) -> Result<(), PublishErro
                 if let (Some(container), Some(format)) = (&item.container, &item.format)
                     && !rules::THREADS_VIDEO_CONTAINERS.contains(&container.as_str())
                 {
-                    return Err(what(format!("Threads takes MP4 or MOV videos, not {format}")));
+                    return Err(what(format!(
+                        "Threads takes MP4 or MOV videos, not {format}"
+                    )));
                 }
                 if let Some(size) = item.size
                     && size > rules::THREADS_VIDEO_MAX_BYTES
@@ -339,54 +347,95 @@ mod tests {
         let ok = "a".repeat(496) + "😀";
         assert!(check_text(&post(MediaType::Text, &ok)).is_ok());
         let over = "a".repeat(497) + "😀";
-        let err = check_text(&post(MediaType::Text, &over)).unwrap_err().to_string();
-        assert!(err.contains("at most 500 characters") && err.contains("counts 501"), "{err}");
+        let err = check_text(&post(MediaType::Text, &over))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("at most 500 characters") && err.contains("counts 501"),
+            "{err}"
+        );
         let five = "https://a.example https://b.example https://c.example https://d.example https://a.example";
         let mut p = post(MediaType::Text, five);
         p.link_attachment = Some("https://e.example".into());
         assert!(check_text(&p).is_ok(), "duplicates count once");
         p.text.push_str(" https://f.example");
-        assert!(check_text(&p).unwrap_err().to_string().contains("at most 5 links"));
+        assert!(
+            check_text(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 5 links")
+        );
         let mut image = post(MediaType::Image, "");
         image.link_attachment = Some("https://e.example".into());
-        assert!(check_text(&image).unwrap_err().to_string().contains("text posts only"));
+        assert!(
+            check_text(&image)
+                .unwrap_err()
+                .to_string()
+                .contains("text posts only")
+        );
         assert!(check_text(&post(MediaType::Text, "  ")).is_err());
     }
 
     #[test]
     fn media_rules_name_threads_limits() {
         use ItemKind::{Image, Video};
-        let outcome = |t, items: Vec<Resolved>| {
-            check_media(&post(t, "x"), &items).map_err(|e| e.to_string())
-        };
-        assert_eq!(outcome(MediaType::Image, vec![by_url("png", Image, None, None)]), Ok(()));
+        let outcome =
+            |t, items: Vec<Resolved>| check_media(&post(t, "x"), &items).map_err(|e| e.to_string());
+        assert_eq!(
+            outcome(MediaType::Image, vec![by_url("png", Image, None, None)]),
+            Ok(())
+        );
         assert_eq!(
             outcome(MediaType::Image, vec![by_url("webp", Image, None, None)]).unwrap_err(),
             "items: item 1: Threads takes JPEG or PNG images, not a .webp file"
         );
         assert!(
-            outcome(MediaType::Image, vec![by_url("jpg", Image, Some(9 * MIB), None)])
-                .unwrap_err()
-                .contains("at most 8 MiB")
+            outcome(
+                MediaType::Image,
+                vec![by_url("jpg", Image, Some(9 * MIB), None)]
+            )
+            .unwrap_err()
+            .contains("at most 8 MiB")
         );
         assert_eq!(
-            outcome(MediaType::Video, vec![by_url("mp4", Video, None, Some(300.0))]),
+            outcome(
+                MediaType::Video,
+                vec![by_url("mp4", Video, None, Some(300.0))]
+            ),
             Ok(())
         );
         assert_eq!(
-            outcome(MediaType::Video, vec![by_url("mp4", Video, None, Some(301.0))]).unwrap_err(),
+            outcome(
+                MediaType::Video,
+                vec![by_url("mp4", Video, None, Some(301.0))]
+            )
+            .unwrap_err(),
             "items: item 1: Threads videos last at most 5 minutes (this one lasts 301.0 s)"
         );
         assert!(
-            outcome(MediaType::Video, vec![by_url("mp4", Video, Some(1025 * MIB), None)])
-                .unwrap_err()
-                .contains("at most 1 GiB")
+            outcome(
+                MediaType::Video,
+                vec![by_url("mp4", Video, Some(1025 * MIB), None)]
+            )
+            .unwrap_err()
+            .contains("at most 1 GiB")
         );
         let one = vec![by_url("jpg", Image, None, None)];
-        assert!(outcome(MediaType::Carousel, one).unwrap_err().contains("2 to 20"));
+        assert!(
+            outcome(MediaType::Carousel, one)
+                .unwrap_err()
+                .contains("2 to 20")
+        );
         let many: Vec<Resolved> = (0..21).map(|_| by_url("jpg", Image, None, None)).collect();
-        assert!(outcome(MediaType::Carousel, many).unwrap_err().contains("this one has 21"));
-        let mixed = vec![by_url("jpg", Image, None, None), by_url("mov", Video, None, Some(10.0))];
+        assert!(
+            outcome(MediaType::Carousel, many)
+                .unwrap_err()
+                .contains("this one has 21")
+        );
+        let mixed = vec![
+            by_url("jpg", Image, None, None),
+            by_url("mov", Video, None, Some(10.0)),
+        ];
         assert_eq!(outcome(MediaType::Carousel, mixed), Ok(()));
     }
 }

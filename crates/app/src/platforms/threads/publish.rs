@@ -215,7 +215,11 @@ impl Run<'_> {
             now,
         )
         .await;
-        retry(err.message.clone(), Some(Duration::from_secs(30)), Some(err))
+        retry(
+            err.message.clone(),
+            Some(Duration::from_secs(30)),
+            Some(err),
+        )
     }
 
     /// The publishing limit spent: the reason shown on the target, and a wait until the next
@@ -233,7 +237,10 @@ impl Run<'_> {
         )
         .await;
         let until = Duration::from_millis(u64::try_from(frees - now).unwrap_or(0));
-        halt::wait(message, until.min(LIMIT_RECHECK).max(Duration::from_secs(1)))
+        halt::wait(
+            message,
+            until.min(LIMIT_RECHECK).max(Duration::from_secs(1)),
+        )
     }
 }
 
@@ -277,7 +284,14 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     let container_id = match &target.publish_id {
         Some(id) => id.clone(),
         None => {
-            advance(app, &r.workspace_id, &r.target_id, TargetState::Uploading, None).await?;
+            advance(
+                app,
+                &r.workspace_id,
+                &r.target_id,
+                TargetState::Uploading,
+                None,
+            )
+            .await?;
             let id = create_container(&run, &target).await?;
             let stored = posts::set_publish(
                 &app.db,
@@ -294,7 +308,14 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
                 // Another generation started meanwhile: this container expires unpublished.
                 return Ok(());
             }
-            advance(app, &r.workspace_id, &r.target_id, TargetState::Processing, None).await?;
+            advance(
+                app,
+                &r.workspace_id,
+                &r.target_id,
+                TargetState::Processing,
+                None,
+            )
+            .await?;
             id
         }
     };
@@ -331,7 +352,9 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     let mut limit_checked = false;
     if !published_already && ctx.peek_step(&step_name).await?.is_absent() {
         run.account = tokens::ready(app, &run.account).await.map_err(halt_for)?;
-        let limit = publishing_limit(app, &run.account).await.map_err(halt_for)?;
+        let limit = publishing_limit(app, &run.account)
+            .await
+            .map_err(halt_for)?;
         if let Some((message, frees)) = limit_refusal(&limit, now) {
             return Err(run.limit_wait(&target, message, frees).await);
         }
@@ -350,7 +373,9 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
         StepState::OutcomeUnknown(intent) | StepState::New(intent) => {
             // The container is FINISHED, not published: publishing now cannot post twice.
             if !limit_checked {
-                let limit = publishing_limit(app, &run.account).await.map_err(halt_for)?;
+                let limit = publishing_limit(app, &run.account)
+                    .await
+                    .map_err(halt_for)?;
                 if let Some((message, frees)) = limit_refusal(&limit, now) {
                     return Err(run.limit_wait(&target, message, frees).await);
                 }
@@ -376,7 +401,9 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
                         return Err(match err {
                             // Not visible yet: publish again shortly (the intent stays open;
                             // the next run reads the status before calling).
-                            TokenError::Provider(e) if e.subcode == Some(MEDIA_NOT_FOUND_SUBCODE) => {
+                            TokenError::Provider(e)
+                                if e.subcode == Some(MEDIA_NOT_FOUND_SUBCODE) =>
+                            {
                                 retry(e.message.clone(), Some(NOT_VISIBLE_WAIT), Some(e))
                             }
                             TokenError::Provider(e) if is_publishing_limit(&e) => {
@@ -430,7 +457,14 @@ async fn publish(app: &App, ctx: &JobContext, r: &TargetRef) -> Result<(), Halt>
     )
     .await?;
     posts::clear_error(&app.db, &r.workspace_id, &r.target_id, ctx.clock().now_ms()).await?;
-    advance(app, &r.workspace_id, &r.target_id, TargetState::Published, None).await?;
+    advance(
+        app,
+        &r.workspace_id,
+        &r.target_id,
+        TargetState::Published,
+        None,
+    )
+    .await?;
     tracing::info!(target_id = %target.id, media_id = ?media_id, "Threads post published");
     Ok(())
 }
@@ -504,7 +538,10 @@ async fn carousel_items(run: &Run<'_>, target: &Target) -> Result<Vec<String>, H
             }
             ContainerState::InProgress | ContainerState::Published | ContainerState::Unknown(_) => {
                 return Err(halt::wait(
-                    format!("Threads is still processing media {} of the carousel", i + 1),
+                    format!(
+                        "Threads is still processing media {} of the carousel",
+                        i + 1
+                    ),
                     backoff(run.ctx.attempt()),
                 ));
             }
