@@ -940,10 +940,13 @@ its bare root (the bare root answers only an index; `GET /` on the emulator list
 | `TIDEPOST_INSTAGRAM_WWW_BASE_URL` | `https://www.instagram.com` | `http://127.0.0.1:9000/meta/instagram` |
 | `TIDEPOST_INSTAGRAM_API_BASE_URL` | `https://api.instagram.com` | `http://127.0.0.1:9000/meta/ig-api` |
 | `TIDEPOST_INSTAGRAM_GRAPH_BASE_URL` | `https://graph.instagram.com` | `http://127.0.0.1:9000/meta/ig-graph` |
+| `TIDEPOST_THREADS_WWW_BASE_URL` | `https://threads.net` | `http://127.0.0.1:9000/threads/www` |
+| `TIDEPOST_THREADS_GRAPH_BASE_URL` | `https://graph.threads.net` | `http://127.0.0.1:9000/threads/graph` |
 
 The upload hosts need no setting: their URLs come in the providers' answers. The emulator's app
 credentials go in `TIDEPOST_TIKTOK_CLIENT_KEY` / `_SECRET`, `TIDEPOST_FACEBOOK_APP_ID` /
-`_SECRET`, `TIDEPOST_INSTAGRAM_APP_ID` / `_SECRET` and `TIDEPOST_INSTAGRAM_VERIFY_TOKEN`.
+`_SECRET`, `TIDEPOST_INSTAGRAM_APP_ID` / `_SECRET`, `TIDEPOST_INSTAGRAM_VERIFY_TOKEN` and
+`TIDEPOST_THREADS_APP_ID` / `_SECRET`.
 `tidepost emulator` prints every one of these lines, with its real address, when it starts,
 ready to paste into the environment of `serve`. For webhooks, tell the emulator where tidepost
 receives them: `PUT /_emulator/tiktok/settings` and `PUT /_emulator/meta/settings` with
