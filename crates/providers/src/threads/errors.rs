@@ -114,6 +114,13 @@ fn classify(e: &GraphError) -> ProviderError {
             format!("This Threads account reached its limit of 250 posts in 24 hours{said}"),
             Some(crate::error::MAX_RETRY_AFTER),
         ),
+        (_, Some(2207051 | 4279013)) => (
+            Permanent,
+            format!(
+                "Threads restricted this account's activity; the owner must resolve it in the Threads app{said}"
+            ),
+            None,
+        ),
         (4 | 17 | 32 | 613, _) => (
             RateLimited,
             format!("Meta's rate limit for Threads was reached; stop calling for a while{said}"),
@@ -130,13 +137,6 @@ fn classify(e: &GraphError) -> ProviderError {
             Retryable,
             format!(
                 "Threads could not fetch the media from its URL; check it is public and reachable{said}"
-            ),
-            None,
-        ),
-        (_, Some(2207051 | 4279013)) => (
-            Permanent,
-            format!(
-                "Threads restricted this account's activity; the owner must resolve it in the Threads app{said}"
             ),
             None,
         ),
@@ -272,7 +272,7 @@ mod tests {
                 "{code}/{subcode:?}"
             );
         }
-        // The rate-limit row wins over the restriction's subcode only where the table says.
+        // A rate limit says how long to stop.
         assert_eq!(
             classify(&error(4, None, "m")).retry_after,
             Some(RATE_LIMIT_WAIT)
