@@ -782,7 +782,9 @@
     var big = tooLarge();
     if (big) return { message: big, field: fileInput };
     if (uploading) return { message: "Wait for the upload to finish before publishing.", field: fileInput };
-    if (!pickedMedia().length) {
+    // Threads publishes text alone; every other platform needs media.
+    var textOnly = picked.every(function (fs) { return fs.getAttribute("data-platform") === "threads"; });
+    if (!pickedMedia().length && !textOnly) {
       return { message: "Choose the media first: upload a file, pick one from the library, or give a public URL.", field: fileInput || picker };
     }
     for (var i = 0; i < picked.length; i++) {
