@@ -19,6 +19,7 @@ mod browser_instagram;
 mod browser_instagram_options;
 mod browser_pages;
 mod browser_post_preview;
+mod browser_threads;
 mod browser_tiktok;
 mod browser_widget;
 mod cli;
