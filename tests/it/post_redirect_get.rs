@@ -89,6 +89,7 @@ const UI_POSTS: &[(&str, Scenario)] = &[
         live(&[], Some(Object::ApiKey)),
     ),
     ("/connect/tiktok", live(&[], None)),
+    ("/connect/threads", live(&[], None)),
     ("/connect/instagram", live(&[("login", "facebook")], None)),
     ("/connect/instagram/choose", Emulator),
     (

@@ -524,7 +524,11 @@ async fn oauth_callbacks_refuse_any_query_and_connect_nothing() {
     let queries = callback_queries();
     for case in 0..FUZZ_CASES * 2 {
         let query = queries.new_tree(&mut runner).unwrap().current();
-        for path in ["/oauth/tiktok/callback", "/oauth/instagram/callback"] {
+        for path in [
+            "/oauth/tiktok/callback",
+            "/oauth/instagram/callback",
+            "/oauth/threads/callback",
+        ] {
             let target = format!("{}{path}?{query}", app.base);
             let Ok(target) = reqwest::Url::parse(&target) else {
                 continue;

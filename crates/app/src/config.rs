@@ -114,6 +114,19 @@ pub const SETTINGS: &[Setting] = &[
         "The Graph API version tidepost pins (`vXX.X`)."),
     setting!("instagram_refresh_window_secs", flag: None, env: ["TIDEPOST_INSTAGRAM_REFRESH_WINDOW_SECS"], default: Some("864000"), secret: false,
         "Instagram long-lived tokens (60 days) expiring within this many seconds are extended by the background sweep (default 10 days)."),
+    // Threads: its own app id and secret (the Meta app's "Access the Threads API" use case).
+    setting!("threads_app_id", flag: None, env: ["TIDEPOST_THREADS_APP_ID", "THREADS_APP_ID"], default: None, secret: false,
+        "Threads App ID (App settings > Basic > Threads App ID; not the Facebook App ID). In sandbox mode the emulator's app is used when unset."),
+    setting!("threads_app_secret", flag: None, env: ["TIDEPOST_THREADS_APP_SECRET", "THREADS_APP_SECRET"], default: None, secret: true,
+        "Threads App secret (not the Facebook App secret)."),
+    setting!("threads_redirect_uri", flag: None, env: ["TIDEPOST_THREADS_REDIRECT_URI", "THREADS_REDIRECT_URI"], default: None, secret: false,
+        "OAuth redirect URI registered in the Threads use case's settings. Default: the public URL + `/oauth/threads/callback`."),
+    setting!("threads_www_base_url", flag: None, env: ["TIDEPOST_THREADS_WWW_BASE_URL"], default: Some("https://threads.net"), secret: false,
+        "Where the Threads authorize dialog lives (sandbox mode points it at the emulator)."),
+    setting!("threads_graph_base_url", flag: None, env: ["TIDEPOST_THREADS_GRAPH_BASE_URL"], default: Some("https://graph.threads.net"), secret: false,
+        "The Threads API host (tokens and data)."),
+    setting!("threads_refresh_window_secs", flag: None, env: ["TIDEPOST_THREADS_REFRESH_WINDOW_SECS"], default: Some("604800"), secret: false,
+        "Threads long-lived tokens (60 days) expiring within this many seconds are refreshed by the background sweep (default 7 days; Threads refreshes a token only once it is 24 hours old)."),
     setting!("media_url_ttl_secs", flag: None, env: ["TIDEPOST_MEDIA_URL_TTL_SECS"], default: Some("86400"), secret: false,
         "How long the signed URLs tidepost gives Meta to fetch uploaded media stay valid, in seconds."),
     setting!("token_refresh_window_secs", flag: None, env: ["TIDEPOST_TOKEN_REFRESH_WINDOW_SECS"], default: Some("3600"), secret: false,
@@ -440,6 +453,7 @@ pub struct Config {
     pub session_hours: u32,
     pub tiktok: TikTokSettings,
     pub meta: MetaSettings,
+    pub threads: ThreadsSettings,
     pub token_refresh_window_secs: u64,
     pub publish: PublishSettings,
     pub media: crate::media::MediaSettings,
@@ -584,6 +598,58 @@ impl MetaSettings {
     }
 }
 
+/// The Threads app tidepost acts as and its hosts.
+#[derive(Debug, Clone)]
+pub struct ThreadsSettings {
+    pub app_id: Option<String>,
+    pub app_secret: Option<SecretString>,
+    pub redirect_uri: String,
+    pub www_base_url: String,
+    pub graph_base_url: String,
+    pub refresh_window_secs: u64,
+}
+
+impl ThreadsSettings {
+    fn from_raw(raw: &RawSettings, public_url: &Url) -> Result<Self, ConfigError> {
+        let text = |name: &'static str| raw.get(name).map(|(v, _)| v.trim().to_string());
+        let url = |name: &'static str| -> Result<String, ConfigError> {
+            Ok(raw
+                .parse(name, |v| {
+                    absolute_http_url(v).map(|u| u.as_str().trim_end_matches('/').to_string())
+                })?
+                .unwrap_or_default())
+        };
+        let redirect_uri = raw
+            .parse("threads_redirect_uri", |v| {
+                absolute_http_url(v).map(|u| u.to_string())
+            })?
+            .unwrap_or_else(|| {
+                format!(
+                    "{}/oauth/threads/callback",
+                    public_url.as_str().trim_end_matches('/')
+                )
+            });
+        let refresh_window_secs = raw
+            .parse("threads_refresh_window_secs", |v| match v.parse::<u64>() {
+                // Within 59 days of expiry at most: a token is refreshed only once it is a day old.
+                Ok(n) if (3600..=59 * 86_400).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "expected seconds from 3600 to {}, got {v:?}",
+                    59 * 86_400
+                )),
+            })?
+            .unwrap_or(604_800);
+        Ok(Self {
+            app_id: text("threads_app_id"),
+            app_secret: text("threads_app_secret").map(SecretString::from),
+            redirect_uri,
+            www_base_url: url("threads_www_base_url")?,
+            graph_base_url: url("threads_graph_base_url")?,
+            refresh_window_secs,
+        })
+    }
+}
+
 impl Config {
     pub fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
         let listen: SocketAddr = raw
@@ -723,6 +789,7 @@ impl Config {
             .unwrap_or(3600);
         let meta = MetaSettings::from_raw(raw, &public_url)?;
         let mail = crate::mail::MailSettings::from_raw(raw)?;
+        let threads = ThreadsSettings::from_raw(raw, &public_url)?;
         Ok(Self {
             mail,
             outbound: crate::outbound::OutboundSettings::from_raw(
@@ -733,6 +800,7 @@ impl Config {
             media: crate::media::MediaSettings::from_raw(raw)?,
             tiktok,
             meta,
+            threads,
             token_refresh_window_secs,
             listen,
             database_url,
@@ -789,6 +857,11 @@ impl Config {
         let uris = [
             ("tiktok_redirect_uri", &self.tiktok.redirect_uri, "TikTok"),
             ("instagram_redirect_uri", &self.meta.redirect_uri, "Meta"),
+            (
+                "threads_redirect_uri",
+                &self.threads.redirect_uri,
+                "Threads",
+            ),
         ];
         for (setting, redirect, provider) in uris {
             if !self.sandbox && !self.allow_http && !redirect.starts_with("https://") {
@@ -876,10 +949,13 @@ its bare root (the bare root answers only an index; `GET /` on the emulator list
 | `TIDEPOST_INSTAGRAM_WWW_BASE_URL` | `https://www.instagram.com` | `http://127.0.0.1:9000/meta/instagram` |
 | `TIDEPOST_INSTAGRAM_API_BASE_URL` | `https://api.instagram.com` | `http://127.0.0.1:9000/meta/ig-api` |
 | `TIDEPOST_INSTAGRAM_GRAPH_BASE_URL` | `https://graph.instagram.com` | `http://127.0.0.1:9000/meta/ig-graph` |
+| `TIDEPOST_THREADS_WWW_BASE_URL` | `https://threads.net` | `http://127.0.0.1:9000/threads/www` |
+| `TIDEPOST_THREADS_GRAPH_BASE_URL` | `https://graph.threads.net` | `http://127.0.0.1:9000/threads/graph` |
 
 The upload hosts need no setting: their URLs come in the providers' answers. The emulator's app
 credentials go in `TIDEPOST_TIKTOK_CLIENT_KEY` / `_SECRET`, `TIDEPOST_FACEBOOK_APP_ID` /
-`_SECRET`, `TIDEPOST_INSTAGRAM_APP_ID` / `_SECRET` and `TIDEPOST_INSTAGRAM_VERIFY_TOKEN`.
+`_SECRET`, `TIDEPOST_INSTAGRAM_APP_ID` / `_SECRET`, `TIDEPOST_INSTAGRAM_VERIFY_TOKEN` and
+`TIDEPOST_THREADS_APP_ID` / `_SECRET`.
 `tidepost emulator` prints every one of these lines, with its real address, when it starts,
 ready to paste into the environment of `serve`. For webhooks, tell the emulator where tidepost
 receives them: `PUT /_emulator/tiktok/settings` and `PUT /_emulator/meta/settings` with

@@ -28,5 +28,5 @@ pub mod widget;
 pub mod work;
 
 pub use config::Config;
-pub use platforms::{instagram, tiktok};
+pub use platforms::{instagram, threads, tiktok};
 pub use state::App;

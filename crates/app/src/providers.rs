@@ -4,6 +4,7 @@
 
 use secrecy::SecretString;
 use tidepost_providers::meta::{MetaClient, MetaEndpoints};
+use tidepost_providers::threads::{ThreadsClient, ThreadsEndpoints};
 use tidepost_providers::tiktok::{TikTokClient, TikTokEndpoints};
 
 use crate::Config;
@@ -19,10 +20,15 @@ const SANDBOX_INSTAGRAM_APP_ID: &str = "9876543210987654";
 const SANDBOX_INSTAGRAM_APP_SECRET: &str = "emulator-instagram-app-secret";
 const SANDBOX_VERIFY_TOKEN: &str = "emulator-verify-token";
 
+/// The emulator's default Threads app (see the emulator's `threads::Config`).
+const SANDBOX_THREADS_APP_ID: &str = "1122334455667788";
+const SANDBOX_THREADS_APP_SECRET: &str = "emulator-threads-app-secret";
+
 #[derive(Clone, Debug)]
 pub struct Providers {
     tiktok: Option<TikTokClient>,
     meta: Option<MetaClient>,
+    threads: Option<ThreadsClient>,
     /// Keys `X-Hub-Signature-256` may be made with (the configured webhook secret or the
     /// Facebook app secret, and the Instagram app secret for Instagram Login deliveries).
     meta_webhook_secrets: Vec<SecretString>,
@@ -65,10 +71,37 @@ impl Providers {
         let meta_usage = crate::usage::UsageBoard::default();
         let (meta, meta_webhook_secrets, meta_verify_token) = meta_from_config(config, emulator);
         let meta = meta.map(|client| client.with_usage_sink(meta_usage.sink()));
+        let th = &config.threads;
+        let threads = match (emulator, &th.app_id, &th.app_secret) {
+            (Some(base), Some(id), Some(secret)) => Some(ThreadsClient::new(
+                http.clone(),
+                ThreadsEndpoints::emulator(base),
+                id.clone(),
+                secret.clone(),
+            )),
+            (Some(base), _, _) => Some(ThreadsClient::new(
+                http.clone(),
+                ThreadsEndpoints::emulator(base),
+                SANDBOX_THREADS_APP_ID,
+                SecretString::from(SANDBOX_THREADS_APP_SECRET),
+            )),
+            (None, Some(id), Some(secret)) => Some(ThreadsClient::new(
+                http.clone(),
+                ThreadsEndpoints {
+                    www: th.www_base_url.clone(),
+                    graph: th.graph_base_url.clone(),
+                    version: "v1.0".into(),
+                },
+                id.clone(),
+                secret.clone(),
+            )),
+            (None, _, _) => None,
+        };
         Self {
             meta_usage,
             tiktok,
             meta,
+            threads,
             meta_webhook_secrets,
             meta_verify_token,
         }
@@ -93,6 +126,12 @@ impl Providers {
     /// The token Meta must echo in the webhook handshake, when configured.
     pub fn meta_verify_token(&self) -> Option<&SecretString> {
         self.meta_verify_token.as_ref()
+    }
+
+    pub fn threads(&self) -> Result<&ThreadsClient, NotConfigured> {
+        self.threads.as_ref().ok_or(NotConfigured(
+            "Threads is not configured: set TIDEPOST_THREADS_APP_ID and TIDEPOST_THREADS_APP_SECRET (or run with --sandbox)",
+        ))
     }
 
     pub fn tiktok(&self) -> Result<&TikTokClient, NotConfigured> {

@@ -26,17 +26,19 @@ use serde::{Deserialize, Serialize};
 pub enum Platform {
     Tiktok,
     Instagram,
+    Threads,
 }
 
 impl Platform {
     /// Every platform, in the order the UI lists them.
-    pub const ALL: [Platform; 2] = [Platform::Tiktok, Platform::Instagram];
+    pub const ALL: [Platform; 3] = [Platform::Tiktok, Platform::Instagram, Platform::Threads];
 
     /// The value stored in `platform` columns and used in the API and URLs.
     pub fn as_str(self) -> &'static str {
         match self {
             Platform::Tiktok => "tiktok",
             Platform::Instagram => "instagram",
+            Platform::Threads => "threads",
         }
     }
 
@@ -45,6 +47,7 @@ impl Platform {
         match self {
             Platform::Tiktok => "TikTok",
             Platform::Instagram => "Instagram",
+            Platform::Threads => "Threads",
         }
     }
 }
@@ -133,7 +136,7 @@ mod tests {
         let err = "youtube".parse::<Platform>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown platform \"youtube\": expected one of \"tiktok\", \"instagram\""
+            "unknown platform \"youtube\": expected one of \"tiktok\", \"instagram\", \"threads\""
         );
         assert!("TikTok".parse::<Platform>().is_err());
         assert!(serde_json::from_value::<Platform>(serde_json::json!("")).is_err());

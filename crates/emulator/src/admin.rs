@@ -34,6 +34,7 @@ fn parse_provider(name: &str) -> Result<Provider, Box<Response>> {
     match name {
         "tiktok" => Ok(Provider::Tiktok),
         "meta" | "instagram" => Ok(Provider::Meta),
+        "threads" => Ok(Provider::Threads),
         other => Err(Box::new(
             (
                 StatusCode::NOT_FOUND,

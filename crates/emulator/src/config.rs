@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{meta, tiktok};
+use crate::{meta, threads, tiktok};
 
 #[derive(Debug, Clone, Default)]
 pub struct EmulatorConfig {
@@ -12,4 +12,5 @@ pub struct EmulatorConfig {
     pub auto_approve: bool,
     pub tiktok: tiktok::Config,
     pub meta: meta::Config,
+    pub threads: threads::Config,
 }

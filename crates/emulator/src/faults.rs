@@ -38,6 +38,7 @@ pub struct FaultSet {
 pub struct Faults {
     pub tiktok: Mutex<FaultSet>,
     pub meta: Mutex<FaultSet>,
+    pub threads: Mutex<FaultSet>,
 }
 
 /// Which provider a knob or a request belongs to.
@@ -46,6 +47,7 @@ pub struct Faults {
 pub enum Provider {
     Tiktok,
     Meta,
+    Threads,
 }
 
 impl Faults {
@@ -61,6 +63,7 @@ impl Faults {
         match provider {
             Provider::Tiktok => &self.tiktok,
             Provider::Meta => &self.meta,
+            Provider::Threads => &self.threads,
         }
     }
 }

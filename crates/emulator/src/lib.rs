@@ -1,5 +1,5 @@
-//! A stateful emulator of the documented TikTok and Meta (Facebook Login, Instagram Login and
-//! Graph) APIs.
+//! A stateful emulator of the documented TikTok, Meta (Facebook Login, Instagram Login and
+//! Graph) and Threads APIs.
 //!
 //! One HTTP server stands in for every provider host. Each real host maps to a path prefix, so a
 //! client configured with base URLs talks to the emulator unchanged:
@@ -15,6 +15,8 @@
 //! | `https://api.instagram.com`   | `/meta/ig-api`         |
 //! | `https://graph.instagram.com` | `/meta/ig-graph`       |
 //! | `https://rupload.facebook.com`| `/meta/rupload`        |
+//! | `https://threads.net`         | `/threads/www`         |
+//! | `https://graph.threads.net`   | `/threads/graph`       |
 //!
 //! The admin API under `/_emulator` sets fault knobs, moves the clock, mints credentials and
 //! shows what was received. The bare root (`GET /`) answers an index of the hosts, their base
@@ -27,6 +29,7 @@ pub mod config;
 pub mod ctx;
 pub mod faults;
 pub mod meta;
+pub mod threads;
 pub mod tiktok;
 pub mod webhook;
 
@@ -112,7 +115,7 @@ pub struct Host {
 
 /// The hosts a client is configured with. (TikTok's and Meta's upload hosts are not configured:
 /// their URLs come in the API's answers.)
-pub const HOSTS: [Host; 7] = [
+pub const HOSTS: [Host; 9] = [
     Host {
         setting: "TIDEPOST_TIKTOK_AUTH_BASE_URL",
         real: "https://www.tiktok.com",
@@ -155,6 +158,18 @@ pub const HOSTS: [Host; 7] = [
         prefix: "/meta/ig-graph",
         probe: ("GET", "/v22.0/me"),
     },
+    Host {
+        setting: "TIDEPOST_THREADS_WWW_BASE_URL",
+        real: "https://threads.net",
+        prefix: "/threads/www",
+        probe: ("GET", "/oauth/authorize"),
+    },
+    Host {
+        setting: "TIDEPOST_THREADS_GRAPH_BASE_URL",
+        real: "https://graph.threads.net",
+        prefix: "/threads/graph",
+        probe: ("GET", "/v1.0/me"),
+    },
 ];
 
 /// The settings (environment variable, value) that point a tidepost `serve` run without
@@ -193,6 +208,11 @@ pub fn settings(base: &str, config: &EmulatorConfig) -> Vec<(&'static str, Strin
             "TIDEPOST_INSTAGRAM_VERIFY_TOKEN",
             config.meta.webhook_verify_token.clone(),
         ),
+        ("TIDEPOST_THREADS_APP_ID", config.threads.app_id.clone()),
+        (
+            "TIDEPOST_THREADS_APP_SECRET",
+            config.threads.app_secret.clone(),
+        ),
     ]);
     lines
 }
@@ -212,7 +232,7 @@ async fn index(
     let base = ctx.base_url.clone();
     let config = &ctx.config;
     axum::Json(serde_json::json!({
-        "emulator": "tidepost provider emulator (TikTok and Meta)",
+        "emulator": "tidepost provider emulator (TikTok, Meta and Threads)",
         "hosts": HOSTS.iter().map(|h| serde_json::json!({
             "real": h.real,
             "base_url": format!("{base}{}", h.prefix),
@@ -233,6 +253,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/", axum::routing::get(index).with_state(ctx.clone()))
         .merge(tiktok::router(ctx.clone()))
         .merge(meta::router(ctx.clone()))
+        .merge(threads::router(ctx.clone()))
         .merge(admin::router(ctx.clone()))
         .layer(axum::middleware::from_fn_with_state(
             ctx,

@@ -96,6 +96,16 @@
 
   // An Instagram panel's media type: the one chosen, or what the media make it (one image,
   // one video a reel, several a carousel).
+  // A Threads panel's post type: chosen, or what the media make it (none: text).
+  function thType(fs) {
+    var type = role(fs, "th-type");
+    if (type && type.value) return type.value;
+    var media = pickedMedia();
+    if (media.length > 1) return "carousel";
+    if (media.length === 1) return media[0].kind === "image" ? "image" : "video";
+    return "text";
+  }
+
   function igType(fs) {
     var type = role(fs, "ig-type");
     if (type && type.value) return type.value;
@@ -144,6 +154,18 @@
       var spec = { account_id: fs.getAttribute("data-target") };
       var caption = option(fs, "caption");
       if (caption && caption.value.trim()) spec.caption = caption.value.trim();
+      if (fs.getAttribute("data-platform") === "threads") {
+        spec.threads = {};
+        var thType0 = role(fs, "th-type");
+        if (thType0 && thType0.value) spec.threads.media_type = thType0.value;
+        var reply = role(fs, "th-reply");
+        if (reply && reply.value) spec.threads.reply_control = reply.value;
+        var link = shownField(fs, "th-link");
+        if (link && link.value.trim()) spec.threads.link_attachment = link.value.trim();
+        var alt = shownField(fs, "th-alt");
+        if (alt && alt.value.trim()) spec.threads.alt_text = alt.value.trim();
+        return spec;
+      }
       if (fs.getAttribute("data-platform") === "instagram") {
         var type = role(fs, "ig-type");
         spec.instagram = {};
@@ -382,7 +404,11 @@
       collaborators: [],
       tags: [],
     };
-    if (platform === "instagram") {
+    if (platform === "threads") {
+      model.kind = thType(fs);
+      var thLink = shownField(fs, "th-link");
+      if (thLink && thLink.value.trim()) model.link_attachment = thLink.value.trim();
+    } else if (platform === "instagram") {
       model.kind = igType(fs);
       if (model.kind === "reel") {
         model.cover_ms = coverOf(fs);
@@ -530,6 +556,13 @@
   function syncPanels() {
     var photos = photoPost();
     $all("fieldset.target").forEach(function (fs) {
+      if (fs.getAttribute("data-platform") === "threads") {
+        var thKind = thType(fs);
+        $all("[data-types]", fs).forEach(function (box) {
+          box.hidden = box.getAttribute("data-types").split(" ").indexOf(thKind) < 0;
+        });
+        return;
+      }
       if (fs.getAttribute("data-platform") === "instagram") {
         var type = role(fs, "ig-type");
         var reel = role(fs, "reel-options");
@@ -749,7 +782,9 @@
     var big = tooLarge();
     if (big) return { message: big, field: fileInput };
     if (uploading) return { message: "Wait for the upload to finish before publishing.", field: fileInput };
-    if (!pickedMedia().length) {
+    // Threads publishes text alone; every other platform needs media.
+    var textOnly = picked.every(function (fs) { return fs.getAttribute("data-platform") === "threads"; });
+    if (!pickedMedia().length && !textOnly) {
       return { message: "Choose the media first: upload a file, pick one from the library, or give a public URL.", field: fileInput || picker };
     }
     for (var i = 0; i < picked.length; i++) {

@@ -22,6 +22,25 @@
   // The platforms' caption limits (Instagram: 30 hashtags, 20 @ tags; TikTok documents none)
   // and where Instagram's feed cuts a caption ("… more").
   var LIMITS = { instagram: { hashtags: 30, mentions: 20 }, tiktok: { hashtags: 0, mentions: 0 } };
+  var NAMES = { instagram: "Instagram", tiktok: "TikTok", threads: "Threads" };
+  // Threads counts 500, every non-ASCII character as its UTF-8 bytes (an emoji is 4), and at
+  // most 5 distinct links (the link attachment included).
+  var THREADS_TEXT = 500, THREADS_LINKS = 5;
+
+  function threadsLength(text) {
+    var n = 0;
+    for (var ch of text) {
+      var c = ch.codePointAt(0);
+      n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    }
+    return n;
+  }
+
+  function threadsLinks(text, attachment) {
+    var links = (text.match(/https?:\/\/\S+/g) || []).map(function (l) { return l.replace(/[.,)!?]+$/, ""); });
+    if (attachment) links.push(attachment);
+    return links.filter(function (l, i) { return links.indexOf(l) === i; }).length;
+  }
   var INSTAGRAM_MORE_AT = 125;
 
   // The item shown of each target's carousel or photo post, kept across redraws.
@@ -43,6 +62,7 @@
 
   // How the platform shows the media: "9x16", "4x5" or "1x1" (a square first image).
   function ratio(platform, kind, first) {
+    if (platform === "threads") return kind === "video" ? "9x16" : "4x5";
     if (platform !== "instagram" || kind === "reel" || kind === "story") return "9x16";
     if (first && first.width && Number(first.width) === Number(first.height)) return "1x1";
     return "4x5";
@@ -196,7 +216,7 @@
     var caption = model.caption || "";
     var node = el("article", "preview preview-" + platform);
     node.setAttribute("data-preview-for", model.target || "");
-    node.appendChild(el("p", "preview-head", (platform === "instagram" ? "Instagram · " : "TikTok · ") + (model.name || "")));
+    node.appendChild(el("p", "preview-head", (NAMES[platform] || platform) + " · " + (model.name || "")));
 
     var several = media.length > 1;
     // The item shown first: the one last chosen here, else the post's cover (TikTok photos).
@@ -248,7 +268,7 @@
         if (pending && pending.target === model.target && pending.item === index) tagInput(frame, model, hooks, redraw);
       }
     }
-    node.appendChild(frame);
+    if (platform !== "threads" || media.length) node.appendChild(frame);
     if (taggable) node.appendChild(el("p", "preview-extra preview-hint small muted", "Click the picture to tag someone there."));
 
     if (several) {
@@ -293,6 +313,16 @@
     if ((limits.hashtags && hashtags > limits.hashtags) || (limits.mentions && mentions > limits.mentions)) {
       counts.classList.add("bad-text");
       counts.textContent += ": over " + (platform === "instagram" ? "Instagram" : "TikTok") + "'s limit";
+    }
+    if (platform === "threads") {
+      var length = threadsLength(caption);
+      var links = threadsLinks(caption, model.link_attachment);
+      counts.textContent = length + " of " + THREADS_TEXT + " characters (an emoji counts 4) · " + links + " of " + THREADS_LINKS + " links";
+      if (length > THREADS_TEXT || links > THREADS_LINKS) {
+        counts.classList.add("bad-text");
+        counts.textContent += ": over Threads' limit";
+      }
+      if (model.link_attachment) node.appendChild(el("p", "preview-extra small", "Link card: " + model.link_attachment));
     }
     node.appendChild(counts);
     if ((model.collaborators || []).length) node.appendChild(el("p", "preview-extra small", "With " + model.collaborators.join(", ")));

@@ -170,6 +170,9 @@ impl ProviderError {
                 Platform::Instagram => {
                     self.code == "190" && matches!(self.subcode, None | Some(463))
                 }
+                // Threads refreshes only a token that is still valid: a token it refused
+                // (expired, revoked) cannot be refreshed, the person must connect again.
+                Platform::Threads => false,
             }
     }
 

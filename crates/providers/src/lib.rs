@@ -9,6 +9,8 @@
 //!   tells the caller what to do next (retry, back off, re-authenticate, give up, reconcile).
 //! - [`tiktok`]: Login Kit v2 OAuth, user and creator info, the Content Posting API (init,
 //!   chunked uploads streamed from disk, status, cancel) and webhook verification.
+//! - [`threads`]: Threads' own OAuth (short → long-lived tokens, refresh), the profile,
+//!   containers, `threads_publish`, the publishing limit, media and insights.
 //! - [`meta`]: Facebook Login and Instagram Login, Pages, IG users, content publishing
 //!   (containers, publish, publishing limit), media, insights, comments, usage headers and
 //!   webhook verification.
@@ -23,6 +25,7 @@ pub mod error;
 mod http;
 mod ids;
 pub mod meta;
+pub mod threads;
 pub mod tiktok;
 
 use std::time::Duration;

@@ -34,6 +34,7 @@ pub mod posts;
 pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod threads;
 pub mod uploads;
 pub mod users;
 pub mod webhook_deliveries;

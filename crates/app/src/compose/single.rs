@@ -29,6 +29,7 @@ impl From<tiktok::NewPost> for NewComposite {
                     ..options.options
                 }),
                 instagram: None,
+                threads: None,
             }],
             schedule: Schedule::default(),
             idempotency_key,
@@ -49,6 +50,7 @@ impl From<NewInstagramPost> for NewComposite {
                 caption: None,
                 tiktok: None,
                 instagram,
+                threads: None,
             }],
             schedule: Schedule::default(),
             idempotency_key: new.idempotency_key,

@@ -159,6 +159,25 @@ async fn place(
     }
 }
 
+/// Whether the post may go without media: every target an account of a platform that
+/// publishes text alone (Threads).
+async fn text_only(
+    app: &App,
+    workspace_id: &str,
+    new: &NewComposite,
+) -> Result<bool, ComposeError> {
+    if new.targets.is_empty() {
+        return Ok(false);
+    }
+    for spec in &new.targets {
+        match accounts::get(&app.db, workspace_id, &spec.account_id).await? {
+            Some(account) if crate::platforms::publishes_text_alone(account.platform) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
 /// Checks a composite post before anything is stored: the post (targets, media, time), then
 /// each target with its platform's checks and its daily limit at its time. Returns every
 /// problem at once (`ComposeError::Invalid`), or the plan [`store`] writes.
@@ -201,7 +220,7 @@ pub(super) async fn validate_except(
             ),
         ));
     }
-    if new.media.is_empty() {
+    if new.media.is_empty() && !text_only(app, workspace_id, new).await? {
         issues.push(issue(
             None,
             "media",
@@ -275,7 +294,7 @@ pub(super) async fn validate_except(
             ));
             continue;
         }
-        if new.media.is_empty() {
+        if new.media.is_empty() && !crate::platforms::publishes_text_alone(platform) {
             continue;
         }
         let prepared =
@@ -337,7 +356,9 @@ pub(super) async fn validate_except(
 
 /// A post's kind as people read it: its media, not the first platform's name for them.
 fn post_kind(kinds: &[Option<ItemKind>]) -> &'static str {
-    if kinds.contains(&Some(ItemKind::Video)) {
+    if kinds.is_empty() {
+        "text"
+    } else if kinds.contains(&Some(ItemKind::Video)) {
         "video"
     } else {
         "photo"

@@ -86,6 +86,33 @@ pub const INSTAGRAM_STORY_VIDEO_MAX_BYTES: u64 = 100 * MIB;
 /// "Carousel video items: same codec rules, 3–60 s"; the size limit is the reel's.
 pub const INSTAGRAM_CAROUSEL_VIDEO_SECS: (f64, f64) = (3.0, 60.0);
 
+// threads.md §4 "Media specs".
+/// "formats JPEG and PNG (officially supported; unlike Instagram which is JPEG-only)".
+pub const THREADS_IMAGE_FORMATS: &[&str] = &["jpeg", "png"];
+/// "max 8 MB".
+pub const THREADS_IMAGE_MAX_BYTES: u64 = 8 * MIB;
+/// "aspect ratio limit 10:1" (either way).
+pub const THREADS_IMAGE_ASPECT: (f64, f64) = (0.1, 10.0);
+/// "container MOV or MP4".
+pub const THREADS_VIDEO_CONTAINERS: &[&str] = &["mp4", "mov"];
+/// "video HEVC or H.264".
+pub const THREADS_VIDEO_CODECS: &[&str] = &["h264", "hevc"];
+/// "audio AAC, ≤48 kHz".
+pub const THREADS_AUDIO_CODECS: &[&str] = &["aac"];
+pub const THREADS_AUDIO_MAX_HZ: u32 = 48_000;
+/// "23–60 FPS".
+pub const THREADS_VIDEO_FPS: (f64, f64) = (23.0, 60.0);
+/// "max 1920 px wide".
+pub const THREADS_VIDEO_MAX_WIDTH_PX: u32 = 1920;
+/// "aspect ratio between 0.01:1 and 10:1".
+pub const THREADS_VIDEO_ASPECT: (f64, f64) = (0.01, 10.0);
+/// "duration > 0 s and ≤ 300 s (5 min)".
+pub const THREADS_VIDEO_MAX_SECS: f64 = 300.0;
+/// "file ≤ 1 GB".
+pub const THREADS_VIDEO_MAX_BYTES: u64 = GIB;
+/// "Carousel 2–20 children".
+pub const THREADS_CAROUSEL_ITEMS: (usize, usize) = (2, 20);
+
 /// The container a media type names, as the rules name them: `image/jpeg` → `jpeg`,
 /// `video/mp4` → `mp4`, `video/quicktime` → `mov`; any other type → its subtype
 /// (`image/png` → `png`), which the rules then accept or not.
@@ -124,6 +151,12 @@ pub enum Target {
     InstagramStory,
     /// One item of an Instagram carousel: an image or a video.
     InstagramCarouselItem,
+    /// A Threads image post.
+    ThreadsImage,
+    /// A Threads video post.
+    ThreadsVideo,
+    /// One item of a Threads carousel: an image or a video.
+    ThreadsCarouselItem,
 }
 
 impl Target {
@@ -136,6 +169,9 @@ impl Target {
             Target::InstagramReel => "an Instagram reel",
             Target::InstagramStory => "an Instagram story",
             Target::InstagramCarouselItem => "an Instagram carousel item",
+            Target::ThreadsImage => "a Threads image",
+            Target::ThreadsVideo => "a Threads video",
+            Target::ThreadsCarouselItem => "a Threads carousel item",
         }
     }
 }
@@ -182,8 +218,118 @@ pub fn check(target: Target, info: &MediaInfo, limits: &CreatorLimits) -> Vec<Vi
             MediaKind::Image => instagram_image(info, "instagram.carousel", true, &mut out),
             MediaKind::Video => instagram_video(info, VideoUse::CarouselItem, &mut out),
         },
+        Target::ThreadsImage => threads_image(info, &mut out),
+        Target::ThreadsVideo => threads_video(info, &mut out),
+        Target::ThreadsCarouselItem => match info.kind {
+            MediaKind::Image => threads_image(info, &mut out),
+            MediaKind::Video => threads_video(info, &mut out),
+        },
     }
     out
+}
+
+/// Threads images: JPEG or PNG, up to 8 MiB, an aspect ratio within 10:1 either way.
+fn threads_image(info: &MediaInfo, out: &mut Vec<Violation>) {
+    if info.kind != MediaKind::Image {
+        out.push(not_a(Target::ThreadsImage, "threads.image.kind", info));
+        return;
+    }
+    if !THREADS_IMAGE_FORMATS.contains(&info.container.as_str()) {
+        out.push(Violation::new(
+            "threads.image.format",
+            format!(
+                "Threads takes JPEG or PNG images (this one is {})",
+                info.container.to_ascii_uppercase()
+            ),
+        ));
+    }
+    max_size("threads.image.size", THREADS_IMAGE_MAX_BYTES, info, out);
+    if let Some(r) = info.aspect_ratio() {
+        let (lo, hi) = THREADS_IMAGE_ASPECT;
+        if r < lo - 1e-3 || r > hi + 1e-3 {
+            out.push(Violation::new(
+                "threads.image.aspect_ratio",
+                format!(
+                    "Threads images have an aspect ratio within 10:1 either way (this one is {}x{}, {r:.2})",
+                    info.width.unwrap_or(0),
+                    info.height.unwrap_or(0)
+                ),
+            ));
+        }
+    }
+}
+
+/// Threads videos: MP4 or MOV, H.264 or HEVC, AAC audio, up to 5 minutes and 1 GiB, 23–60 FPS,
+/// at most 1920 px wide, an aspect ratio from 0.01:1 to 10:1.
+fn threads_video(info: &MediaInfo, out: &mut Vec<Violation>) {
+    if info.kind != MediaKind::Video {
+        out.push(not_a(Target::ThreadsVideo, "threads.video.kind", info));
+        return;
+    }
+    container(
+        "threads.video.container",
+        "Threads takes MP4 or MOV videos",
+        THREADS_VIDEO_CONTAINERS,
+        info,
+        out,
+    );
+    codec(
+        "threads.video.codec",
+        "Threads takes H.264 or HEVC video",
+        THREADS_VIDEO_CODECS,
+        info,
+        out,
+    );
+    if let Some(a) = &info.audio_codec
+        && !THREADS_AUDIO_CODECS.contains(&a.as_str())
+    {
+        out.push(Violation::new(
+            "threads.video.audio",
+            format!("Threads takes AAC audio (this video's audio is {a})"),
+        ));
+    } else if let Some(hz) = info.audio_sample_rate
+        && hz > THREADS_AUDIO_MAX_HZ
+    {
+        out.push(Violation::new(
+            "threads.video.audio",
+            format!("Threads takes audio up to 48 kHz (this video's is {hz} Hz)"),
+        ));
+    }
+    max_size("threads.video.size", THREADS_VIDEO_MAX_BYTES, info, out);
+    match info.duration_secs {
+        None => out.push(Violation::new(
+            "threads.video.duration",
+            "the video's duration could not be read",
+        )),
+        Some(d) if d <= 0.0 || d > THREADS_VIDEO_MAX_SECS + 0.5 => out.push(Violation::new(
+            "threads.video.duration",
+            format!(
+                "Threads videos last at most {} (this one lasts {})",
+                clock(THREADS_VIDEO_MAX_SECS),
+                clock(d)
+            ),
+        )),
+        Some(_) => {}
+    }
+    frame_rate("threads.video.frame_rate", THREADS_VIDEO_FPS, info, out);
+    if let Some(w) = info.width
+        && w > THREADS_VIDEO_MAX_WIDTH_PX
+    {
+        out.push(Violation::new(
+            "threads.video.width",
+            format!("Threads videos are at most 1920 px wide (this one is {w} px)"),
+        ));
+    }
+    if let Some(ratio) = info.aspect_ratio()
+        && !(THREADS_VIDEO_ASPECT.0..=THREADS_VIDEO_ASPECT.1).contains(&ratio)
+    {
+        out.push(Violation::new(
+            "threads.video.aspect_ratio",
+            format!(
+                "Threads videos have an aspect ratio from 0.01:1 to 10:1 (this one is {ratio:.2}:1)"
+            ),
+        ));
+    }
 }
 
 /// The recommendations of `target` that `info` misses: shown beside the file, never blocking.
@@ -539,11 +685,13 @@ fn instagram_video(info: &MediaInfo, usage: VideoUse, out: &mut Vec<Violation>) 
 
 fn not_a(target: Target, rule: &'static str, info: &MediaInfo) -> Violation {
     let wanted = match target {
-        Target::TikTokVideo | Target::InstagramReel => "a video",
+        Target::TikTokVideo | Target::InstagramReel | Target::ThreadsVideo => "a video",
+        Target::ThreadsCarouselItem => "an image or a video",
         Target::TikTokPhoto
         | Target::InstagramImage
         | Target::InstagramStory
-        | Target::InstagramCarouselItem => "an image",
+        | Target::InstagramCarouselItem
+        | Target::ThreadsImage => "an image",
     };
     Violation::new(
         rule,

@@ -6,6 +6,7 @@ use tidepost_domain::Platform;
 
 use super::media::{Item, ItemKind};
 use crate::platforms::instagram::options::InstagramOptions;
+use crate::platforms::threads::options::ThreadsOptions;
 use crate::platforms::tiktok::TikTokOptions;
 
 /// One account of a composite post and its overrides.
@@ -23,6 +24,9 @@ pub struct TargetSpec {
     /// Instagram accounts only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instagram: Option<InstagramOptions>,
+    /// Threads accounts only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<ThreadsOptions>,
 }
 
 impl TargetSpec {
@@ -33,6 +37,7 @@ impl TargetSpec {
             .filter(|p| match p {
                 Platform::Tiktok => self.tiktok.is_some(),
                 Platform::Instagram => self.instagram.is_some(),
+                Platform::Threads => self.threads.is_some(),
             })
             .collect()
     }

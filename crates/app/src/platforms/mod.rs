@@ -1,10 +1,12 @@
-//! The platforms tidepost publishes to, each one adapter folder (`tiktok`, `instagram`), and
+//! The platforms tidepost publishes to, each one adapter folder (`tiktok`, `instagram`,
+//! `threads`), and
 //! the one place that dispatches to them: every function here is an exhaustive `match` over
 //! [`Platform`] (no wildcard arm: clippy's `wildcard_enum_match_arm` is denied in this crate),
 //! so a new platform is added by a new folder and the arms the compiler asks for. Why a closed
 //! enum and not a trait object: `docs/architecture.md`, "The platform seam".
 
 pub mod instagram;
+pub mod threads;
 pub mod tiktok;
 
 use tidepost_domain::Platform;
@@ -22,6 +24,7 @@ pub fn register(registry: Registry, app: &App) -> Registry {
         .fold(registry, |registry, platform| match platform {
             Platform::Tiktok => tiktok::register(registry, app),
             Platform::Instagram => instagram::register(registry, app),
+            Platform::Threads => threads::register(registry, app),
         })
 }
 
@@ -30,6 +33,7 @@ pub fn publish_job(target: &Target, run_at: i64) -> NewJob {
     match target.platform {
         Platform::Tiktok => tiktok::publish_job(target, run_at),
         Platform::Instagram => instagram::publish::publish_job(target, run_at),
+        Platform::Threads => threads::publish::publish_job(target, run_at),
     }
 }
 
@@ -38,6 +42,7 @@ pub fn publish_job_kind(platform: Platform) -> &'static str {
     match platform {
         Platform::Tiktok => tiktok::PUBLISH_JOB,
         Platform::Instagram => instagram::publish::PUBLISH_JOB,
+        Platform::Threads => threads::publish::PUBLISH_JOB,
     }
 }
 
@@ -46,6 +51,7 @@ pub async fn daily_limit(app: &App, prepared: &Prepared) -> DailyLimit {
     match prepared.account.platform {
         Platform::Tiktok => tiktok::limits::daily_limit(app, prepared),
         Platform::Instagram => instagram::limits::daily_limit(app, prepared).await,
+        Platform::Threads => threads::limits::daily_limit(app, prepared).await,
     }
 }
 
@@ -64,6 +70,13 @@ pub async fn post_url(
                     .and_then(|m| m.permalink),
             )
         }
+        Platform::Threads => {
+            Ok(
+                tidepost_store::threads::get(&app.db, &target.workspace_id, &target.id)
+                    .await?
+                    .and_then(|m| m.permalink),
+            )
+        }
     }
 }
 
@@ -74,6 +87,7 @@ pub fn posting_block(account: &tidepost_store::accounts::Account, now: i64) -> O
     match account.platform {
         Platform::Tiktok => tiktok::limits::posting_block(account),
         Platform::Instagram => instagram::limits::posting_block(account, now),
+        Platform::Threads => threads::limits::posting_block(account, now),
     }
 }
 
@@ -82,6 +96,7 @@ pub fn provider_name(platform: Platform) -> &'static str {
     match platform {
         Platform::Tiktok => "TikTok",
         Platform::Instagram => "Meta",
+        Platform::Threads => "Threads",
     }
 }
 
@@ -91,6 +106,11 @@ pub async fn revoke(app: &App, account: &tidepost_store::accounts::Account) {
     match account.platform {
         Platform::Tiktok => tiktok::connect::revoke(app, account).await,
         Platform::Instagram => instagram::connect::revoke_at_meta(app, account).await,
+        // Threads has no revoke call: the tokens are deleted, and the person removes the app
+        // in Threads' own settings.
+        Platform::Threads => {
+            tracing::info!(account_id = %account.id, "Threads has no revoke call; deleting the tokens");
+        }
     }
 }
 
@@ -106,15 +126,17 @@ pub(crate) async fn refresh(
     match account.platform {
         Platform::Tiktok => tiktok::tokens::refresh(app, account).await,
         Platform::Instagram => instagram::refresh(app, account).await,
+        Platform::Threads => threads::refresh(app, account).await,
     }
 }
 
-/// Whether a refused refresh leaves the token valid: Instagram refuses to extend a token
-/// younger than 24 hours, which stays usable; TikTok's refusal means the access is gone.
+/// Whether a refused refresh leaves the token valid: Instagram and Threads refuse to extend a
+/// token younger than 24 hours, which stays usable (their refusals of a dead token are
+/// `Reauth`, never kept); TikTok's refusal means the access is gone.
 pub fn refusal_keeps_token(platform: Platform) -> bool {
     match platform {
         Platform::Tiktok => false,
-        Platform::Instagram => true,
+        Platform::Instagram | Platform::Threads => true,
     }
 }
 
@@ -124,6 +146,9 @@ pub fn refresh_window_ms(app: &App, platform: Platform) -> Option<i64> {
     match platform {
         Platform::Tiktok => None,
         Platform::Instagram => Some(crate::tokens::secs_ms(app.config.meta.refresh_window_secs)),
+        Platform::Threads => Some(crate::tokens::secs_ms(
+            app.config.threads.refresh_window_secs,
+        )),
     }
 }
 
@@ -142,6 +167,9 @@ pub async fn prepare_target(
         Platform::Instagram => {
             instagram::prepare::prepare_target(app, workspace_id, account, input).await
         }
+        Platform::Threads => {
+            threads::prepare::prepare_target(app, workspace_id, account, input).await
+        }
     }
 }
 
@@ -156,6 +184,7 @@ pub async fn admit_now(
     match prepared.account.platform {
         Platform::Tiktok => tiktok::limits::admit_now(app, prepared, now).await,
         Platform::Instagram => instagram::limits::admit_now(app, &prepared.account, now).await,
+        Platform::Threads => threads::limits::admit_now(app, &prepared.account, now).await,
     }
 }
 
@@ -164,6 +193,7 @@ pub fn media_target(prepared: &Prepared) -> Option<crate::media::rules::Target> 
     match prepared.account.platform {
         Platform::Tiktok => tiktok::prepare::media_target(prepared),
         Platform::Instagram => instagram::prepare::media_target(prepared),
+        Platform::Threads => threads::prepare::media_target(prepared),
     }
 }
 
@@ -180,6 +210,7 @@ pub fn single_as_spec(
     match target.platform {
         Platform::Tiktok => tiktok::prepare::single_as_spec(post, target),
         Platform::Instagram => instagram::prepare::single_as_spec(post, target),
+        Platform::Threads => threads::prepare::single_as_spec(post, target),
     }
 }
 
@@ -189,6 +220,7 @@ pub fn metrics_media_id(platform: Platform, stored: &str) -> Option<String> {
     match platform {
         Platform::Tiktok => tiktok::metrics::media_id(stored),
         Platform::Instagram => instagram::metrics::media_id(stored),
+        Platform::Threads => threads::metrics::media_id(stored),
     }
 }
 
@@ -203,14 +235,23 @@ pub async fn sample_metrics(
     match account.platform {
         Platform::Tiktok => tiktok::metrics::sample(app, account, due, now).await,
         Platform::Instagram => instagram::metrics::sample(app, account, due, now).await,
+        Platform::Threads => threads::metrics::sample(app, account, due, now).await,
+    }
+}
+
+/// Whether `platform` publishes a post of text alone, without media (Threads' text posts).
+pub fn publishes_text_alone(platform: Platform) -> bool {
+    match platform {
+        Platform::Tiktok | Platform::Instagram => false,
+        Platform::Threads => true,
     }
 }
 
 /// Whether tidepost pulls the comments of `platform`'s media into the CRM (TikTok has no
-/// comments API for third-party apps).
+/// comments API for third-party apps; Threads' replies are not pulled yet).
 pub fn pulls_comments(platform: Platform) -> bool {
     match platform {
-        Platform::Tiktok => false,
+        Platform::Tiktok | Platform::Threads => false,
         Platform::Instagram => true,
     }
 }
@@ -222,7 +263,7 @@ pub async fn pull_comments(
     now: i64,
 ) -> Result<(), tidepost_jobs::JobError> {
     match account.platform {
-        Platform::Tiktok => Ok(()),
+        Platform::Tiktok | Platform::Threads => Ok(()),
         Platform::Instagram => instagram::comments::pull(app, account, now).await,
     }
 }
@@ -230,7 +271,7 @@ pub async fn pull_comments(
 /// Whether an interaction of `kind` on `platform` can be answered from tidepost.
 pub fn can_answer(platform: Platform, kind: &str) -> bool {
     match platform {
-        Platform::Tiktok => false,
+        Platform::Tiktok | Platform::Threads => false,
         Platform::Instagram => instagram::comments::can_answer(kind),
     }
 }
@@ -238,11 +279,12 @@ pub fn can_answer(platform: Platform, kind: &str) -> bool {
 /// Whether `target` failed with an outcome its platform could not tell (the request may have
 /// reached the platform, its answer was lost): such a target is not retried blindly but
 /// looked for, then marked published or sent again on purpose (TikTok's `tiktok.reconcile`;
-/// Instagram looks for its media itself before publishing again, so none stays unknown).
+/// Instagram and Threads read their container's status before publishing again, so none
+/// stays unknown).
 pub fn outcome_unknown(target: &Target) -> bool {
     match target.platform {
         Platform::Tiktok => tiktok::reconcile::is_unknown(target),
-        Platform::Instagram => false,
+        Platform::Instagram | Platform::Threads => false,
     }
 }
 
@@ -285,6 +327,13 @@ pub fn connect_choices(platform: Platform) -> &'static [ConnectChoice] {
                 login: instagram::Login::Instagram,
             },
         ],
+        Platform::Threads => &[ConnectChoice {
+            platform: Platform::Threads,
+            value: "threads",
+            label: "Continue with Threads",
+            needs: "Sign in to Threads and allow posting. Any Threads profile can be connected; while the app is in development, only profiles invited as Threads testers.",
+            login: instagram::Login::Facebook,
+        }],
     }
 }
 
@@ -297,6 +346,7 @@ pub async fn start_connect(
     match choice.platform {
         Platform::Tiktok => tiktok::connect::start(app, who).await,
         Platform::Instagram => instagram::connect::start(app, who, choice.login).await,
+        Platform::Threads => threads::connect::start(app, who).await,
     }
 }
 
@@ -305,5 +355,6 @@ pub fn connect_configured(app: &App, platform: Platform) -> bool {
     match platform {
         Platform::Tiktok => app.tiktok().is_ok(),
         Platform::Instagram => app.providers.meta().is_ok(),
+        Platform::Threads => app.providers.threads().is_ok(),
     }
 }

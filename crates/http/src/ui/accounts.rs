@@ -27,6 +27,10 @@ pub fn router() -> Router<HttpState> {
             "/connect/tiktok",
             get(connect_tiktok_page).post(connect_tiktok_start),
         )
+        .route(
+            "/connect/threads",
+            get(connect_threads_page).post(connect_threads_start),
+        )
         .route("/accounts", get(list))
         .route("/accounts/{id}", get(detail))
         .route("/accounts/{id}/disconnect", post(disconnect))
@@ -205,6 +209,7 @@ impl AccountCard {
         let platform_initial = match account.platform {
             Platform::Tiktok => "T",
             Platform::Instagram => "I",
+            Platform::Threads => "@",
         };
         let now = tidepost_domain::now_ms();
         let posting_block = tidepost_app::platforms::posting_block(account, now);
@@ -274,6 +279,8 @@ impl AccountCard {
             Platform::Instagram => {
                 card.instagram = Some(InstagramStats::of(state, account, now, zone).await?);
             }
+            // The publishing limit shows on the card's health; Threads has no stats card yet.
+            Platform::Threads => {}
         }
         Ok(card)
     }
@@ -314,6 +321,21 @@ async fn with_fresh_reading(state: &HttpState, account: &Account) -> Result<Acco
                     .as_i64();
             if blocked || checked_at.is_none_or(|at| now - at >= INSTAGRAM_READING_FRESH_MS) {
                 tidepost_app::instagram::limits::publishing_limit(&state.app, account)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            } else {
+                return Ok(account.clone());
+            }
+        }
+        Platform::Threads => {
+            let details: serde_json::Value =
+                serde_json::from_str(&account.details).unwrap_or_default();
+            let checked_at =
+                details[tidepost_app::threads::limits::PUBLISHING_LIMIT_DETAIL]["checked_at"]
+                    .as_i64();
+            if blocked || checked_at.is_none_or(|at| now - at >= INSTAGRAM_READING_FRESH_MS) {
+                tidepost_app::threads::limits::publishing_limit(&state.app, account)
                     .await
                     .map(drop)
                     .map_err(|e| e.to_string())
@@ -395,6 +417,64 @@ async fn connect_tiktok_start(
         Ok(url) => Ok(Redirect::to(&url).into_response()),
         Err(err @ ConnectError::NotConfigured(_)) => {
             let page = connect_page(&state, &viewer, Some(err.to_string())).await?;
+            Ok((axum::http::StatusCode::SERVICE_UNAVAILABLE, page).into_response())
+        }
+        Err(err) => Err(PageError::internal(err)),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "connect_threads.html")]
+struct ConnectThreadsPage {
+    chrome: Chrome,
+    scopes: &'static [(&'static str, &'static str)],
+    configured: bool,
+    cards: Vec<AccountCard>,
+    error: Option<String>,
+}
+
+async fn threads_page(
+    state: &HttpState,
+    viewer: &Viewer,
+    error: Option<String>,
+) -> Result<ConnectThreadsPage, PageError> {
+    let mut cards = Vec::new();
+    for account in accounts::list(&state.app.db, &viewer.workspace.id).await? {
+        if account.platform == Platform::Threads {
+            cards.push(AccountCard::fresh(state, &account).await?);
+        }
+    }
+    Ok(ConnectThreadsPage {
+        chrome: Chrome::for_viewer(state, viewer, "Accounts"),
+        scopes: tidepost_app::threads::connect::SCOPE_REASONS,
+        configured: state.app.providers.threads().is_ok(),
+        cards,
+        error,
+    })
+}
+
+async fn connect_threads_page(
+    State(state): State<HttpState>,
+    viewer: Viewer,
+) -> Result<ConnectThreadsPage, PageError> {
+    threads_page(&state, &viewer, None).await
+}
+
+async fn connect_threads_start(
+    State(state): State<HttpState>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    let who = Initiator {
+        workspace_id: &viewer.workspace.id,
+        user_id: Some(&viewer.user.id),
+        connect_link: None,
+    };
+    match tidepost_app::threads::connect::start(&state.app, who).await {
+        Ok(url) => Ok(Redirect::to(&url).into_response()),
+        Err(err @ ConnectError::NotConfigured(_)) => {
+            let page = threads_page(&state, &viewer, Some(err.to_string())).await?;
             Ok((axum::http::StatusCode::SERVICE_UNAVAILABLE, page).into_response())
         }
         Err(err) => Err(PageError::internal(err)),

@@ -39,6 +39,9 @@ use tidepost_app::instagram::options::{GraduationStrategy, MediaType, TrialParam
 use tidepost_app::media::rules::bytes;
 use tidepost_app::pipeline::PublishError;
 use tidepost_app::pipeline::media::{Item, ItemKind};
+use tidepost_app::threads::options::{
+    MediaType as ThreadsMediaType, ReplyControl as ThreadsReplyControl, ThreadsOptions,
+};
 use tidepost_app::tiktok::Mode;
 use tidepost_domain::{Platform, PostSummary, TargetState};
 use tidepost_store::accounts::{self, Account};
@@ -239,6 +242,46 @@ impl InstagramPanel {
     }
 }
 
+/// A Threads account's panel (`compose_panel_threads.html`): its [`ThreadsOptions`].
+struct ThreadsPanel {
+    options: ThreadsOptions,
+}
+
+impl ThreadsPanel {
+    fn is(&self, media_type: &str) -> bool {
+        self.options.media_type.map(ThreadsMediaType::as_str) == Some(media_type)
+    }
+
+    /// Whether a part for `media_types` (space-separated) shows before the script runs: for
+    /// one of them, or while the type comes from the media.
+    fn shows(&self, media_types: &str) -> bool {
+        match self.options.media_type {
+            None => true,
+            Some(t) => media_types.split(' ').any(|m| m == t.as_str()),
+        }
+    }
+
+    fn reply_is(&self, value: &str) -> bool {
+        self.options
+            .reply_control
+            .map(ThreadsReplyControl::as_str)
+            .unwrap_or("")
+            == value
+    }
+
+    fn replies(&self) -> [(&'static str, &'static str); 3] {
+        ThreadsReplyControl::ALL.map(|r| (r.as_str(), r.label()))
+    }
+
+    fn link_attachment(&self) -> &str {
+        self.options.link_attachment.as_deref().unwrap_or("")
+    }
+
+    fn alt_text(&self) -> &str {
+        self.options.alt_text.as_deref().unwrap_or("")
+    }
+}
+
 /// Tags as the "People tagged" field lists them: `[N: ]username[ x y]`, one per line, N
 /// counted from 1 (what [`parse_user_tags`] reads back).
 pub(super) fn user_tags_text(tags: &[UserTag]) -> String {
@@ -304,6 +347,7 @@ struct TargetOption {
     caption: String,
     tiktok: Option<TikTokPanel>,
     instagram: Option<InstagramPanel>,
+    threads: Option<ThreadsPanel>,
     issues: Vec<String>,
 }
 
@@ -514,6 +558,30 @@ impl Typed {
         }
     }
 
+    /// A Threads account's options as its panel sets them: the link attachment is a text
+    /// post's, the alt text an image's or a video's (as the panel shows them).
+    pub(super) fn threads_options(&self, account: &str) -> ThreadsOptions {
+        let media_type = self
+            .field(account, "th_type")
+            .and_then(ThreadsMediaType::parse);
+        let text = |field: &str| {
+            self.field(account, field)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+        };
+        let text_post = matches!(media_type, None | Some(ThreadsMediaType::Text));
+        let media_post = media_type != Some(ThreadsMediaType::Text);
+        ThreadsOptions {
+            media_type,
+            reply_control: self
+                .field(account, "th_reply")
+                .and_then(ThreadsReplyControl::parse),
+            link_attachment: text("th_link").filter(|_| text_post),
+            alt_text: text("th_alt").filter(|_| media_post),
+        }
+    }
+
     /// An Instagram account's options as its panel sets them: the cover and "also in the
     /// feed" are a reel's only.
     pub(super) fn instagram_options(&self, account: &str) -> InstagramOptions {
@@ -672,6 +740,7 @@ impl Typed {
                 match platform {
                     Some(Platform::Instagram) => spec.instagram = Some(self.instagram_options(id)),
                     Some(Platform::Tiktok) => spec.tiktok = Some(self.tiktok_options(id)),
+                    Some(Platform::Threads) => spec.threads = Some(self.threads_options(id)),
                     // Not an account of this workspace: the composer says so.
                     None => {}
                 }
@@ -780,6 +849,9 @@ async fn render(
             options: typed.instagram_options(&account.id),
             page_name: tidepost_app::instagram::Details::of(account).page_name,
         });
+        let threads = (account.platform == Platform::Threads).then(|| ThreadsPanel {
+            options: typed.threads_options(&account.id),
+        });
         targets.push(TargetOption {
             id: account.id.clone(),
             name: account.display_name.clone(),
@@ -789,6 +861,7 @@ async fn render(
             initial: match account.platform {
                 Platform::Tiktok => "T",
                 Platform::Instagram => "I",
+                Platform::Threads => "@",
             },
             avatar_url: account.avatar_url.clone(),
             health: if usable {
@@ -805,6 +878,7 @@ async fn render(
                 .to_string(),
             tiktok,
             instagram,
+            threads,
             issues: by_account.remove(account.id.as_str()).unwrap_or_default(),
         });
     }

@@ -684,7 +684,7 @@ async fn inbox_row(
         when: zone.when(Some(i.occurred_at)),
         can_reply: match i.platform {
             Platform::Instagram => matches!(i.kind.as_str(), "comment" | "reply"),
-            Platform::Tiktok => false,
+            Platform::Tiktok | Platform::Threads => false,
         },
         replies,
     })

@@ -331,6 +331,7 @@ mod tests {
                 caption: Some("own".into()),
                 tiktok: Some(tiktok.clone()),
                 instagram: None,
+                threads: None,
             },
             TargetSpec {
                 account_id: "r".into(),

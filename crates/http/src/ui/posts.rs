@@ -348,6 +348,44 @@ async fn detail(
             });
             continue;
         }
+        if t.platform == Platform::Threads {
+            let recorded = tidepost_store::threads::get(&state.app.db, ws, &t.id).await?;
+            let permalink = recorded.as_ref().and_then(|m| m.permalink.clone());
+            let preview =
+                super::preview::of(&state, &view.post, t, &account, permalink.clone()).await?;
+            targets.push(TargetRow {
+                first_comment: None,
+                id: t.id.clone(),
+                account,
+                platform: "Threads",
+                permalink,
+                preview,
+                media_id: recorded.and_then(|m| m.media_id),
+                mode: match t.mode.as_str() {
+                    "image" => "Image".into(),
+                    "video" => "Video".into(),
+                    "carousel" => "Carousel".into(),
+                    _ => "Text".into(),
+                },
+                state: t.state.clone(),
+                progress: match t.source.as_str() {
+                    "upload" => {
+                        "Threads fetches the files from tidepost's signed, expiring links".into()
+                    }
+                    _ if t.mode == "text" => "Text only: nothing to upload".into(),
+                    _ => "Threads downloads the media from its URL".into(),
+                },
+                provider_status: t.provider_status.clone().unwrap_or_default(),
+                publish_id: t.publish_id.clone().unwrap_or_default(),
+                post_ids: t.post_ids(),
+                error: t.error_message.clone(),
+                retryable: target_state == TargetState::Failed,
+                unknown: false,
+                cancellable: target_state.cancellable(),
+                published: target_state == TargetState::Published,
+            });
+            continue;
+        }
         let link = t
             .post_ids()
             .first()

@@ -186,6 +186,36 @@ pub(super) async fn of(
                 }),
             }
         }
+        Platform::Threads => {
+            let th: tidepost_app::threads::options::ThreadsPost =
+                serde_json::from_str(options).unwrap_or_default();
+            let mut media = Vec::new();
+            for i in &th.items {
+                let kind = match i.kind {
+                    Some(ItemKind::Video) => "video",
+                    _ => "image",
+                };
+                media.push(item(state, ws, i.media_id.as_deref(), i.url.as_deref(), kind).await?);
+            }
+            Model {
+                platform: "threads",
+                target: &target.id,
+                name,
+                kind: th.media_type.as_str(),
+                caption: th.text,
+                media,
+                cover_ms: 0,
+                cover_url: None,
+                start: 0,
+                labels: Vec::new(),
+                collaborators: Vec::new(),
+                tags: Vec::new(),
+                link: link.map(|href| Link {
+                    href,
+                    text: "View on Threads",
+                }),
+            }
+        }
     };
     serde_json::to_string(&model).map_err(PageError::internal)
 }

@@ -311,7 +311,7 @@ pub async fn target_of_media(
     // Only Instagram records its media outside the tracks (`instagram_media`).
     let recorded_apart = match platform {
         Platform::Instagram => true,
-        Platform::Tiktok => false,
+        Platform::Tiktok | Platform::Threads => false,
     };
     if tracked.is_some() || !recorded_apart {
         return Ok(tracked);

@@ -52,23 +52,23 @@ pub fn jpeg_size(bytes: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// An item with what is known of it.
-struct Resolved {
-    kind: ItemKind,
-    stored: Option<Media>,
+pub(crate) struct Resolved {
+    pub(crate) kind: ItemKind,
+    pub(crate) stored: Option<Media>,
     /// How the format reads in a message: the stored media's type (`image/jpeg`), or the
     /// URL's extension (`a .png file`).
-    format: Option<String>,
+    pub(crate) format: Option<String>,
     /// The container as `media::rules` names them (`jpeg`, `mp4`, `mov`, …), when anything
     /// says it (a URL without an extension says nothing).
-    container: Option<String>,
-    size: Option<u64>,
-    dims: Option<(u32, u32)>,
-    duration: Option<f64>,
+    pub(crate) container: Option<String>,
+    pub(crate) size: Option<u64>,
+    pub(crate) dims: Option<(u32, u32)>,
+    pub(crate) duration: Option<f64>,
     /// A stored video's probed length, in milliseconds.
-    probed_ms: Option<i64>,
+    pub(crate) probed_ms: Option<i64>,
 }
 
-async fn resolve(
+pub(crate) async fn resolve(
     app: &App,
     workspace_id: &str,
     item: &Item,

@@ -517,6 +517,12 @@ async fn submission(
         .await?
         .map(|a| a.platform);
     let single = match (platform, body.instagram.take()) {
+        (Some(Platform::Threads), _) => {
+            return Err(field_problem(
+                "targets",
+                "this is a Threads account: describe the post with `targets` ([{\"account_id\": …, \"threads\": {…}}]) and `caption` / `media`",
+            ));
+        }
         (Some(Platform::Instagram), None) => {
             return Err(field_problem(
                 "instagram",

@@ -264,6 +264,8 @@ pub(crate) struct TargetChangeDoc {
     tiktok: Option<TikTokOptions>,
     /// Instagram accounts only.
     instagram: Option<tidepost_app::compose::InstagramOptions>,
+    /// Threads accounts only.
+    threads: Option<tidepost_app::platforms::threads::options::ThreadsOptions>,
 }
 
 /// A draft: a post saved without being sent or scheduled.

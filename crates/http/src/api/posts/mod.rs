@@ -206,6 +206,7 @@ struct TargetChange {
     caption: Option<String>,
     tiktok: Option<compose::TikTokOptions>,
     instagram: Option<compose::InstagramOptions>,
+    threads: Option<tidepost_app::platforms::threads::options::ThreadsOptions>,
 }
 
 /// The post's version as its ETag.
@@ -319,6 +320,7 @@ async fn update(
                 caption: c.caption,
                 tiktok: c.tiktok,
                 instagram: c.instagram,
+                threads: c.threads,
             });
             (account_id, spec)
         })

@@ -300,6 +300,7 @@ fn refused_by(platform: Option<Platform>, message: String) -> Problem {
     let title = match platform {
         Some(Platform::Tiktok) => "TikTok refused",
         Some(Platform::Instagram) => "Instagram refused",
+        Some(Platform::Threads) => "Threads refused",
         None => "The platform refused",
     };
     Problem::new(StatusCode::BAD_GATEWAY, "provider-error", title, message)

@@ -8,6 +8,7 @@ use tidepost_app::compose;
 use tidepost_app::pipeline::PostView;
 use tidepost_domain::{Platform, PostSummary, TargetState};
 use tidepost_store::instagram::InstagramMedia;
+use tidepost_store::threads::ThreadsMedia;
 
 use crate::error::Problem;
 use crate::state::HttpState;
@@ -16,7 +17,14 @@ use crate::state::HttpState;
 pub async fn render(state: &HttpState, view: &PostView) -> Result<Value, Problem> {
     let mut instagram = HashMap::new();
     let mut comments = HashMap::new();
+    let mut threads = HashMap::new();
     for t in &view.targets {
+        if t.platform == Platform::Threads
+            && let Some(m) =
+                tidepost_store::threads::get(&state.app.db, &t.workspace_id, &t.id).await?
+        {
+            threads.insert(t.id.clone(), m);
+        }
         if t.platform == Platform::Instagram {
             if let Some(m) =
                 tidepost_store::instagram::get(&state.app.db, &t.workspace_id, &t.id).await?
@@ -31,7 +39,7 @@ pub async fn render(state: &HttpState, view: &PostView) -> Result<Value, Problem
             }
         }
     }
-    let mut json = post_json(view, &instagram);
+    let mut json = post_json(view, &instagram, &threads);
     // Each Instagram target's first comment: its own state (pending, posted, failed), the
     // comment's id once posted, the last error.
     let first_comments = view.targets.iter().map(|t| {
@@ -52,9 +60,14 @@ pub async fn render(state: &HttpState, view: &PostView) -> Result<Value, Problem
     Ok(json)
 }
 
-/// One post as the API shows it; `instagram` holds the recorded media of its Instagram
+/// One post as the API shows it; `threads` holds the recorded posts of its Threads targets;
+/// `instagram` holds the recorded media of its Instagram
 /// targets, by target id.
-pub fn post_json(view: &PostView, instagram: &HashMap<String, InstagramMedia>) -> Value {
+pub fn post_json(
+    view: &PostView,
+    instagram: &HashMap<String, InstagramMedia>,
+    threads: &HashMap<String, ThreadsMedia>,
+) -> Value {
     let states: Vec<TargetState> = view
         .targets
         .iter()
@@ -82,6 +95,7 @@ pub fn post_json(view: &PostView, instagram: &HashMap<String, InstagramMedia>) -
             let post_url = match t.platform {
                 Platform::Tiktok => post_ids.first().map(|id| tidepost_app::tiktok::post_url(id)),
                 Platform::Instagram => ig.and_then(|m| m.permalink.clone()),
+                Platform::Threads => threads.get(&t.id).and_then(|m| m.permalink.clone()),
             };
             json!({
                 "id": t.id,
@@ -101,6 +115,11 @@ pub fn post_json(view: &PostView, instagram: &HashMap<String, InstagramMedia>) -
                 "post_ids": post_ids,
                 "post_url": post_url,
                 "instagram": ig.map(|m| json!({
+                    "media_id": m.media_id,
+                    "permalink": m.permalink,
+                    "media_type": m.media_type,
+                })),
+                "threads": threads.get(&t.id).map(|m| json!({
                     "media_id": m.media_id,
                     "permalink": m.permalink,
                     "media_type": m.media_type,
