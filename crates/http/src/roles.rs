@@ -70,6 +70,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     r("GET", "/widget/{id}/{token}/card.json", Public),
     r("POST", "/widget/{id}/{token}/reconnect", Public),
     r("GET", "/oauth/tiktok/callback", Public),
+    r("GET", "/oauth/threads/callback", Public),
     r("GET", "/oauth/instagram/callback", Public),
     r("POST", "/webhooks/tiktok", Public),
     r("GET", "/webhooks/instagram", Public),
@@ -202,6 +203,8 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     // Accounts: connecting, links to connect, widgets, the origins they may return to.
     r("GET", "/connect/tiktok", Needs(ManageAccounts)),
     r("POST", "/connect/tiktok", Needs(ManageAccounts)),
+    r("GET", "/connect/threads", Needs(ManageAccounts)),
+    r("POST", "/connect/threads", Needs(ManageAccounts)),
     r("GET", "/connect/instagram", Needs(ManageAccounts)),
     r("POST", "/connect/instagram", Needs(ManageAccounts)),
     r("POST", "/connect/instagram/choose", Needs(ManageAccounts)),
