@@ -383,6 +383,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/posts/{id}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["posts_list_post_comments"];
+        put?: never;
+        post: operations["posts_create_post_comment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/media": {
         parameters: {
             query?: never;
@@ -971,6 +987,17 @@ export interface components {
             /** @description A connected account of this workspace; it moves from its current creator. */
             account_id: string;
         };
+        /** @description Who wrote a comment. */
+        CommentAuthor: {
+            /**
+             * @description `user` (a member, signed in) or `api_key`.
+             * @example user
+             */
+            kind: string;
+            id: string;
+            /** @description The member's email or the key's name; `(removed)` once gone. */
+            name: string;
+        };
         /** @description A connect link: send the creator to `url` (it holds the link's only copy of its token). */
         ConnectLink: {
             id: string;
@@ -1537,6 +1564,14 @@ export interface components {
             name: string;
             notes?: string;
         };
+        /** @description A new comment. */
+        NewPostComment: {
+            /**
+             * @description 1 to 2000 characters (trimmed).
+             * @example Can we move this to Friday?
+             */
+            body: string;
+        };
         /** @description What the widget link is for. */
         NewWidgetLink: {
             /**
@@ -1569,7 +1604,7 @@ export interface components {
             run_at?: string | null;
         };
         /** @enum {string} */
-        Platform: "tiktok" | "instagram";
+        Platform: "tiktok" | "instagram" | "threads";
         /** @description A post as the API shows it. */
         Post: {
             id: string;
@@ -1601,6 +1636,21 @@ export interface components {
              *     Empty when every target changed.
              */
             refused?: components["schemas"]["PostEditRefusal"][] | null;
+        };
+        /** @description A comment on a post. */
+        PostComment: {
+            id: string;
+            post_id: string;
+            author: components["schemas"]["CommentAuthor"];
+            /** @description The text, as written (trimmed). */
+            body: string;
+            /** @description RFC 3339, UTC. */
+            created_at: string;
+        };
+        PostCommentList: {
+            data: components["schemas"]["PostComment"][];
+            /** @description Pass as `after` for the next (older) page; null on the last. */
+            next_cursor?: string | null;
         };
         /** @description A target an edit could not change, and why. */
         PostEditRefusal: {
@@ -1741,6 +1791,8 @@ export interface components {
             tiktok?: null | components["schemas"]["TikTokOptions"];
             /** @default null */
             instagram?: null | components["schemas"]["InstagramOptions"];
+            /** @default null */
+            threads?: null | components["schemas"]["ThreadsOptions"];
         };
         /** @description An error (RFC 9457). `type` is stable per kind of problem (`urn:tidepost:problem:<code>`); `detail` says what to change. Some problems add members, such as `field` for the invalid field. */
         Problem: {
@@ -1838,6 +1890,39 @@ export interface components {
             samples: components["schemas"]["MetricSample"][];
             milestones: unknown[];
         };
+        /**
+         * @description What is published: inferred from the media when not given (none → text, one image →
+         *     image, one video → video, several → carousel).
+         * @enum {string}
+         */
+        ThreadsMediaType: "text" | "image" | "video" | "carousel";
+        /**
+         * @description A Threads target's options, as a person or a client chooses them (`targets[].threads`).
+         *     Which media type takes which, and the limits, are checked by [`prepare`](super::prepare).
+         */
+        ThreadsOptions: {
+            /** @default null */
+            media_type?: null | components["schemas"]["ThreadsMediaType"];
+            /** @default null */
+            reply_control?: null | components["schemas"]["ThreadsReplyControl"];
+            /**
+             * @description Text posts only: a link shown as a preview card (counts toward the 5 links a post may
+             *     have).
+             * @default null
+             */
+            link_attachment?: string | null;
+            /**
+             * @description Image and video posts (and each carousel item): the text a screen reader says (up to
+             *     1000 characters).
+             * @default null
+             */
+            alt_text?: string | null;
+        };
+        /**
+         * @description Who may reply to the post (`reply_control`).
+         * @enum {string}
+         */
+        ThreadsReplyControl: "everyone" | "accounts_you_follow" | "mentioned_only";
         /**
          * @description How a TikTok post is made.
          * @enum {string}
@@ -1969,6 +2054,7 @@ export interface components {
                     caption?: string | null;
                     tiktok?: null | components["schemas"]["TikTokOptions"];
                     instagram?: null | components["schemas"]["InstagramOptions"];
+                    threads?: null | components["schemas"]["ThreadsOptions"];
                 } | null;
             } | null;
         };
@@ -5135,6 +5221,199 @@ export interface operations {
             };
             /** @description The platform is not answering right now: nothing was stored */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    posts_list_post_comments: {
+        parameters: {
+            query?: {
+                /** @description At most this many comments (1 to 200, default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                after?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The post's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The post's comments, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostCommentList"];
+                };
+            };
+            /** @description The request is malformed (a query parameter, the JSON body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credential was sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential lacks the scope this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such post in this workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `limit` out of range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something failed on the server (the log has the details) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    posts_create_post_comment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A key of your choosing (1 to 255 visible ASCII characters) that makes this POST safe to retry: the first answer is stored for 24 hours and replayed, with `Idempotent-Replayed: true`, to any request with the same key, method, path and body. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The post's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPostComment"];
+            };
+        };
+        responses: {
+            /** @description The comment, written by the caller */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostComment"];
+                };
+            };
+            /** @description The body is not JSON of this shape */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credential was sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential lacks the scope this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such post in this workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A request with the same Idempotency-Key is still running, or the request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not in a media type this route takes (send `Content-Type: application/json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `body` empty or longer than 2000 characters (`field: body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something failed on the server (the log has the details) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
