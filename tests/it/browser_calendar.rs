@@ -4,11 +4,12 @@
 //! the creator's limit is reached says why, with the next free slot), and moves one without
 //! dragging through its Move form. Screenshots under `target/screenshots/calendar_<width>/`.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tidepost_store::testing::Backend;
 
 use crate::browser::Browser;
 use crate::browser_compose::wait_until;
+use crate::calendar::{post_at, scheduled_at};
 use crate::support::*;
 
 #[tokio::test]
@@ -19,34 +20,6 @@ async fn plan_the_week_in_the_calendar_at_390() {
 #[tokio::test]
 async fn plan_the_week_in_the_calendar_at_1280() {
     plan_the_week(1280, 800).await;
-}
-
-async fn post_at(app: &TestApp, key: &str, account: &str, caption: &str, at: &str) -> String {
-    let response = bare_client()
-        .post(app.url("/api/v1/posts"))
-        .bearer_auth(key)
-        .json(&json!({
-            "caption": caption,
-            "media": [{"url": "https://media.tidepost.example/clip.mp4"}],
-            "targets": [{"account_id": account, "tiktok": {"mode": "inbox"}}],
-            "scheduled_at": at,
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
-    let post: Value = response.json().await.unwrap();
-    post["id"].as_str().unwrap().to_string()
-}
-
-async fn scheduled_at(app: &TestApp, key: &str, post: &str) -> String {
-    let post: Value = app
-        .api_get(key, &format!("/api/v1/posts/{post}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    post["scheduled_at"].as_str().unwrap().to_string()
 }
 
 /// Drags the calendar entry of `post` over the day `date` the way a mouse does (the browser's

@@ -22,7 +22,13 @@ const P1_AT: &str = "2027-03-10T14:30:00Z";
 /// 11 March 2027, 14:30 UTC.
 const P2_AT: &str = "2027-03-11T14:30:00Z";
 
-async fn post_at(app: &TestApp, key: &str, account: &str, caption: &str, at: &str) -> String {
+pub(crate) async fn post_at(
+    app: &TestApp,
+    key: &str,
+    account: &str,
+    caption: &str,
+    at: &str,
+) -> String {
     let response = bare_client()
         .post(app.url("/api/v1/posts"))
         .bearer_auth(key)
@@ -116,7 +122,7 @@ async fn move_post(
         .unwrap()
 }
 
-async fn scheduled_at(app: &TestApp, key: &str, post: &str) -> String {
+pub(crate) async fn scheduled_at(app: &TestApp, key: &str, post: &str) -> String {
     let post: Value = app
         .api_get(key, &format!("/api/v1/posts/{post}"))
         .await

@@ -289,20 +289,7 @@ async fn page(
     };
     let views = compose::list(&state.app, ws, &filter, CALENDAR_LIMIT)
         .await
-        .map_err(|e| match e {
-            ComposeError::Store(e) => PageError::from(e),
-            other @ (ComposeError::Invalid(_)
-            | ComposeError::NotFound(_)
-            | ComposeError::Conflict(_)
-            | ComposeError::Stale(_)
-            | ComposeError::Started(_)
-            | ComposeError::Unavailable(_)
-            | ComposeError::Publish(_)) => PageError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "The calendar could not be read",
-                other.to_string(),
-            ),
-        })?;
+        .map_err(|e| super::compose::list_refused(e, "The calendar could not be read"))?;
     let truncated = views.len() as i64 == CALENDAR_LIMIT;
     let names: HashMap<&str, (&'static str, &str)> = all_accounts
         .iter()

@@ -1251,20 +1251,7 @@ async fn scheduled(
     };
     let views = compose::list(&state.app, ws, &filter, SCHEDULE_LIMIT)
         .await
-        .map_err(|e| match e {
-            ComposeError::Store(e) => PageError::from(e),
-            other @ (ComposeError::Invalid(_)
-            | ComposeError::NotFound(_)
-            | ComposeError::Conflict(_)
-            | ComposeError::Unavailable(_)
-            | ComposeError::Publish(_)
-            | ComposeError::Stale(_)
-            | ComposeError::Started(_)) => PageError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "The schedule could not be read",
-                other.to_string(),
-            ),
-        })?;
+        .map_err(|e| list_refused(e, "The schedule could not be read"))?;
     let truncated = views.len() as i64 == SCHEDULE_LIMIT;
     let names: HashMap<String, String> = accounts::list(&state.app.db, ws)
         .await?
@@ -1405,6 +1392,24 @@ async fn reschedule(
         Err(ComposeError::NotFound(_)) => Err(PageError::not_found()),
         Err(ComposeError::Store(e)) => Err(PageError::from(e)),
         Err(other) => Err(refused(refusal_words(&other))),
+    }
+}
+
+/// A list of posts that could not be read (the schedule, the calendar), as a page.
+pub(super) fn list_refused(err: ComposeError, title: &'static str) -> PageError {
+    match err {
+        ComposeError::Store(e) => PageError::from(e),
+        other @ (ComposeError::Invalid(_)
+        | ComposeError::NotFound(_)
+        | ComposeError::Conflict(_)
+        | ComposeError::Unavailable(_)
+        | ComposeError::Publish(_)
+        | ComposeError::Stale(_)
+        | ComposeError::Started(_)) => PageError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            title,
+            other.to_string(),
+        ),
     }
 }
 
