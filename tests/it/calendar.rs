@@ -244,6 +244,28 @@ async fn each_person_sees_the_calendar_in_their_zone(backend: Backend) {
         Some("10:30")
     );
 
+    // A viewer sees the calendar but nothing to drag or move.
+    let (cy, _) = app.create_user("cy@tide.example", "tide").await;
+    tidepost_store::users::set_role(&app.db, &ws, &cy.id, tidepost_domain::Role::Viewer)
+        .await
+        .unwrap();
+    let cy_client = client();
+    assert_eq!(
+        app.sign_in(&cy_client, "cy@tide.example", PASSWORD, "/")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let cy_week = app
+        .page_text(&cy_client, "/calendar?view=week&date=2027-03-10")
+        .await;
+    assert!(cy_week.contains(&format!("data-post=\"{p1}\"")));
+    assert!(!cy_week.contains("draggable") && !cy_week.contains("class=\"move\""));
+    let ada_week = app
+        .page_text(&ada.client, "/calendar?view=week&date=2027-03-10")
+        .await;
+    assert!(ada_week.contains("draggable=\"true\"") && ada_week.contains("class=\"move\""));
+
     // The post page and the schedule say it in the viewer's zone too.
     let ada_post = app.page_text(&ada.client, &format!("/posts/{p1}")).await;
     assert!(

@@ -300,6 +300,7 @@ async fn page(
             )
         })
         .collect();
+    let may_move = viewer.role.allows(tidepost_domain::Permission::EditPosts);
     let mut by_day: BTreeMap<Date, Vec<(i64, Entry)>> = BTreeMap::new();
     for view in &views {
         let at = view.post.scheduled_at.unwrap_or(view.post.created_at);
@@ -327,7 +328,8 @@ async fn page(
             summary: summary.as_str().replace('_', " "),
             summary_class: summary.as_str(),
             thumb: thumbnail(&view.post),
-            movable: states.contains(&TargetState::Scheduled),
+            // Still waiting for its time, and the viewer's role may move posts.
+            movable: may_move && states.contains(&TargetState::Scheduled),
             local: local.strftime("%Y-%m-%dT%H:%M").to_string(),
             time_of_day: local.strftime("%H:%M").to_string(),
         };
