@@ -122,6 +122,22 @@ pub async fn author(app: &App, workspace_id: &str, author: &str) -> Result<Autho
     })
 }
 
+/// [`author`] of each of `names`, each looked up once: a page of comments or of a post's
+/// history names the same few people many times.
+pub async fn authors(
+    app: &App,
+    workspace_id: &str,
+    names: &[&str],
+) -> Result<std::collections::HashMap<String, Author>, StoreError> {
+    let mut found = std::collections::HashMap::new();
+    for &name in names {
+        if !found.contains_key(name) {
+            found.insert(name.to_string(), author(app, workspace_id, name).await?);
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,19 +48,24 @@ pub async fn rows(
         }
     };
     found.reverse();
-    let mut rows = Vec::with_capacity(found.len());
-    for c in found {
-        let author = comments::author(&state.app, ws, &c.author).await?;
-        rows.push(CommentRow {
-            author: match author.kind {
-                "api_key" => format!("{} (API key)", author.name),
-                _ => author.name,
+    let authors = comments::authors(
+        &state.app,
+        ws,
+        &found.iter().map(|c| c.author.as_str()).collect::<Vec<_>>(),
+    )
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|c| CommentRow {
+            author: match authors.get(&c.author) {
+                Some(a) if a.kind == "api_key" => format!("{} (API key)", a.name),
+                Some(a) => a.name.clone(),
+                None => "(removed)".into(),
             },
             when: viewer.zone.when(Some(c.created_at)),
             body: c.body,
-        });
-    }
-    Ok(rows)
+        })
+        .collect())
 }
 
 #[derive(Deserialize)]

@@ -210,20 +210,18 @@ struct HistoryRow {
 /// The most history entries the post page shows (the API pages through all of them).
 const HISTORY_SHOWN: i64 = 50;
 
-/// Who made a change, as a person reads it: a member's email, an API key's name.
-async fn actor_name(
-    state: &HttpState,
-    workspace_id: &str,
+/// Who made a change, as a person reads it: a member's email, an API key's name (looked up
+/// once for the page, [`tidepost_app::compose::comments::authors`]).
+fn actor_name(
+    authors: &std::collections::HashMap<String, tidepost_app::compose::comments::Author>,
     actor: Option<&str>,
-) -> Result<String, PageError> {
-    let Some(actor) = actor else {
-        return Ok("tidepost".into());
-    };
-    let author = tidepost_app::compose::comments::author(&state.app, workspace_id, actor).await?;
-    Ok(match author.kind {
-        "api_key" => format!("API key “{}”", author.name),
-        _ => author.name,
-    })
+) -> String {
+    match actor.map(|a| authors.get(a)) {
+        None => "tidepost".into(),
+        Some(Some(a)) if a.kind == "api_key" => format!("API key “{}”", a.name),
+        Some(Some(a)) => a.name.clone(),
+        Some(None) => "(removed)".into(),
+    }
 }
 
 /// A change as a line of text: what, for which account, before and after.
@@ -451,13 +449,22 @@ async fn detail(
         .map(|a| (a.id, a.display_name))
         .collect();
     let zone = Some(viewer.zone.name());
+    let entries =
+        tidepost_app::compose::history::list(&state.app, ws, &id, None, HISTORY_SHOWN).await?;
+    let authors = tidepost_app::compose::comments::authors(
+        &state.app,
+        ws,
+        &entries
+            .iter()
+            .filter_map(|e| e.actor.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .await?;
     let mut history = Vec::new();
-    for entry in
-        tidepost_app::compose::history::list(&state.app, ws, &id, None, HISTORY_SHOWN).await?
-    {
+    for entry in entries {
         history.push(HistoryRow {
             at: viewer.zone.when(Some(entry.at)),
-            who: actor_name(&state, ws, entry.actor.as_deref()).await?,
+            who: actor_name(&authors, entry.actor.as_deref()),
             action: entry.action.as_str(),
             lines: entry
                 .changes

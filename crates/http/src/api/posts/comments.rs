@@ -80,19 +80,18 @@ fn problem(err: CommentError) -> Problem {
     }
 }
 
-async fn shown(state: &HttpState, workspace_id: &str, c: Comment) -> Result<PostComment, Problem> {
-    let author = comments::author(&state.app, workspace_id, &c.author).await?;
-    Ok(PostComment {
+fn shown(c: Comment, author: &comments::Author) -> PostComment {
+    PostComment {
         id: c.id,
         post_id: c.post_id,
         author: CommentAuthor {
             kind: author.kind,
-            id: author.id,
-            name: author.name,
+            id: author.id.clone(),
+            name: author.name.clone(),
         },
         body: c.body,
         created_at: rfc3339(c.created_at),
-    })
+    }
 }
 
 #[utoipa::path(
@@ -122,10 +121,19 @@ pub(crate) async fn list(
     .await
     .map_err(problem)?;
     let (page, next_cursor) = paging::page(found, limit, |c| &c.id);
-    let mut data = Vec::with_capacity(page.len());
-    for c in page {
-        data.push(shown(&state, &caller.workspace_id, c).await?);
-    }
+    let authors = comments::authors(
+        &state.app,
+        &caller.workspace_id,
+        &page.iter().map(|c| c.author.as_str()).collect::<Vec<_>>(),
+    )
+    .await?;
+    let data = page
+        .into_iter()
+        .filter_map(|c| {
+            let author = authors.get(&c.author)?.clone();
+            Some(shown(c, &author))
+        })
+        .collect();
     Ok(Json(PostCommentList { data, next_cursor }))
 }
 
@@ -162,6 +170,10 @@ pub(crate) async fn create(
         .map_err(problem)?;
     Ok((
         StatusCode::CREATED,
-        Json(shown(&state, &caller.workspace_id, comment).await?),
+        Json({
+            let author =
+                comments::author(&state.app, &caller.workspace_id, &comment.author).await?;
+            shown(comment, &author)
+        }),
     ))
 }
